@@ -1,0 +1,158 @@
+//! Disk sectors from `/proc/diskstats` (Documentation/admin-guide/iostats.rst).
+//!
+//! Only whole devices are counted: a partition's I/O is already in its disk's line, and
+//! loop, ram, zram, dm- and md devices sit on top of (or beside) real disks, so counting them
+//! too would count the same bytes twice. Sectors are 512 bytes ([`broker::SECTOR_BYTES`]).
+
+use std::collections::BTreeMap;
+
+use broker::{Disk, DiskDevice};
+
+use super::{parse_u64, read_parsed, CollectError, ParseError, Roots};
+
+/// One line of `/proc/diskstats`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DiskLine {
+    pub name: String,
+    /// Field 6: sectors read.
+    pub read_sectors: u64,
+    /// Field 10: sectors written.
+    pub write_sectors: u64,
+}
+
+/// Parses every line. Lines have 14 (Linux ≥ 2.6.25), 18 (≥ 4.18, discards) or
+/// 20 (≥ 5.5, flushes) fields; fields 6 and 10 are in the same place in all of them.
+pub fn parse_diskstats(text: &str) -> Result<Vec<DiskLine>, ParseError> {
+    let mut lines = Vec::new();
+    for (index, line) in text.lines().enumerate() {
+        let fields: Vec<&str> = line.split_ascii_whitespace().collect();
+        if fields.is_empty() {
+            continue;
+        }
+        let bad = |reason: String| ParseError::Line {
+            line: index + 1,
+            reason,
+        };
+        if fields.len() < 14 {
+            return Err(bad(format!(
+                "{} fields, expected at least 14",
+                fields.len()
+            )));
+        }
+        let number = |i: usize| parse_u64(fields[i]).map_err(|e| bad(e.to_string()));
+        lines.push(DiskLine {
+            name: fields[2].to_owned(),
+            read_sectors: number(5)?,
+            write_sectors: number(9)?,
+        });
+    }
+    Ok(lines)
+}
+
+/// Whether `name` is a whole, real device (not a partition, nor a virtual device layered on
+/// others). Decided by the kernel's naming schemes, which are stable.
+pub fn is_whole_device(name: &str) -> bool {
+    const LAYERED: [&str; 6] = ["loop", "ram", "zram", "dm-", "md", "fd"];
+    if LAYERED.iter().any(|p| name.starts_with(p)) {
+        return false;
+    }
+    // sda1, vdb2, hda3, xvda1: letters then a partition number.
+    for prefix in ["sd", "hd", "vd", "xvd"] {
+        if let Some(rest) = name.strip_prefix(prefix) {
+            let letters = rest.trim_end_matches(|c: char| c.is_ascii_digit());
+            return letters.len() == rest.len();
+        }
+    }
+    // nvme0n1p2, mmcblk0p1, mmcblk0boot0, mmcblk0rpmb.
+    if let Some(rest) = name.strip_prefix("nvme") {
+        return !rest.contains('p');
+    }
+    if let Some(rest) = name.strip_prefix("mmcblk") {
+        return rest.chars().all(|c| c.is_ascii_digit());
+    }
+    true
+}
+
+/// Sums the whole devices into the snapshot's `disk` section.
+pub fn summarize(lines: &[DiskLine]) -> Disk {
+    let devices: BTreeMap<String, DiskDevice> = lines
+        .iter()
+        .filter(|l| is_whole_device(&l.name))
+        .map(|l| {
+            (
+                l.name.clone(),
+                DiskDevice {
+                    read_sectors: l.read_sectors,
+                    write_sectors: l.write_sectors,
+                },
+            )
+        })
+        .collect();
+    Disk {
+        read_sectors: devices.values().map(|d| d.read_sectors).sum(),
+        write_sectors: devices.values().map(|d| d.write_sectors).sum(),
+        devices,
+    }
+}
+
+/// Reads `<proc>/diskstats`.
+pub fn read(roots: &Roots) -> Result<Disk, CollectError> {
+    read_parsed(&roots.proc.join("diskstats"), parse_diskstats).map(|l| summarize(&l))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn whole_devices_only() {
+        for whole in ["sda", "sdaa", "vda", "xvdb", "hda", "nvme0n1", "nvme1n2", "mmcblk0", "sr0", "mmcblk1"] {
+            assert!(is_whole_device(whole), "{whole} should count");
+        }
+        for part in [
+            "sda1", "sdaa12", "vda2", "xvdb1", "hda3", "nvme0n1p1", "mmcblk0p2", "mmcblk0boot0",
+            "mmcblk0rpmb", "loop0", "ram15", "zram0", "dm-0", "md0", "md127", "fd0",
+        ] {
+            assert!(!is_whole_device(part), "{part} should not count");
+        }
+    }
+
+    #[test]
+    fn fields_six_and_ten_of_14_18_and_20_column_lines() {
+        let text = "   8       0 sda 25354637 34367663 1003346126 18492372 28444756 11134226 505697032 63877960 0 9653880 82621804\n\
+                    8      1 sda1 250 0 2000 36 0 0 0 0 0 36 36\n\
+                    8      16 sdb 326552 841 9657779 84 41822 2895 1972905 5007 0 60730 67070 68851 0 1925173784 11130\n\
+                    8      32 sdc 126552 141 1657779 14 11822 1895 172905 1007 0 10730 17070 18851 0 125173784 11130 1555 1944\n\
+                    252    0 dm-0 59910002 0 1003337218 46229572 39231014 0 505696880 1158557800 0 11325968 1206301256\n";
+        let disk = summarize(&parse_diskstats(text).unwrap());
+        assert_eq!(disk.devices.len(), 3);
+        assert_eq!(
+            disk.devices["sda"],
+            DiskDevice {
+                read_sectors: 1003346126,
+                write_sectors: 505697032
+            }
+        );
+        assert_eq!(disk.devices["sdb"].write_sectors, 1972905);
+        assert_eq!(disk.devices["sdc"].read_sectors, 1657779);
+        assert_eq!(disk.read_sectors, 1003346126 + 9657779 + 1657779);
+        assert_eq!(disk.write_sectors, 505697032 + 1972905 + 172905);
+    }
+
+    #[test]
+    fn truncated_line_is_an_error_naming_the_line() {
+        let text = "8 0 sda 1 2 3 4 5 6 7 8 9 10 11\n8 1 sda1 1 2 3";
+        assert_eq!(
+            parse_diskstats(text),
+            Err(ParseError::Line {
+                line: 2,
+                reason: "6 fields, expected at least 14".into()
+            })
+        );
+        assert!(matches!(
+            parse_diskstats("8 0 sda 1 2 x 4 5 6 7 8 9 10 11\n"),
+            Err(ParseError::Line { line: 1, .. })
+        ));
+        assert_eq!(parse_diskstats(""), Ok(vec![]));
+    }
+}

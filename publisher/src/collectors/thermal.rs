@@ -1,0 +1,307 @@
+//! Temperatures from `/sys/class/thermal` and `/sys/class/hwmon`
+//! (Documentation/hwmon/sysfs-interface.rst: `tempN_input` in millidegrees Celsius).
+//!
+//! The CPU's temperature is picked by [`cpu_temperature`]; every sensor found goes into
+//! `sensors`. A machine with no sensors (a VM, this CI machine) gets `null`, never `0`.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use broker::Thermal;
+
+use super::{CollectError, ParseError, Roots};
+
+/// One `/sys/class/thermal/thermal_zoneN`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Zone {
+    pub index: u32,
+    pub kind: String,
+    pub celsius: f64,
+}
+
+/// One `/sys/class/hwmon/hwmonN` chip and its temperature inputs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Chip {
+    /// `hwmonN`, used when the chip has no `name` file.
+    pub dir: String,
+    pub name: Option<String>,
+    /// `(label or "tempN", °C)` in input order.
+    pub temps: Vec<(String, f64)>,
+}
+
+impl Chip {
+    fn display_name(&self) -> &str {
+        self.name.as_deref().unwrap_or(&self.dir)
+    }
+
+    fn labelled(&self, label: &str) -> Option<f64> {
+        self.temps.iter().find(|(l, _)| l == label).map(|(_, t)| *t)
+    }
+}
+
+/// Everything found under `/sys`.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct ThermalReading {
+    pub zones: Vec<Zone>,
+    pub chips: Vec<Chip>,
+}
+
+/// Parses a millidegree value (`48686` → 48.686 °C).
+pub fn parse_millidegrees(text: &str) -> Result<f64, ParseError> {
+    let t = text.trim();
+    let milli: i64 = t.parse().map_err(|_| ParseError::NotANumber(t.to_owned()))?;
+    Ok(milli as f64 / 1000.0)
+}
+
+fn max(values: impl Iterator<Item = f64>) -> Option<f64> {
+    values.fold(None, |m, v| Some(m.map_or(v, |m: f64| m.max(v))))
+}
+
+/// Picks the CPU temperature, most specific source first:
+/// 1. the `x86_pkg_temp` thermal zone (Intel package sensor),
+/// 2. hwmon `coretemp`: its `Package id N` / `Physical id N` sensors, else its hottest core,
+/// 3. hwmon `k10temp` (AMD): `Tdie`, else `Tctl`, else its first input,
+/// 4. the `cpu-thermal` / `cpu_thermal` zone or hwmon chip (Raspberry Pi and other ARM boards).
+///
+/// With several packages the hottest one is reported.
+pub fn cpu_temperature(reading: &ThermalReading) -> Option<f64> {
+    let zones = |kinds: &[&str]| {
+        max(reading
+            .zones
+            .iter()
+            .filter(|z| kinds.contains(&z.kind.as_str()))
+            .map(|z| z.celsius))
+    };
+    let chips = |name: &'static str| {
+        reading
+            .chips
+            .iter()
+            .filter(move |c| c.name.as_deref() == Some(name))
+    };
+    zones(&["x86_pkg_temp"])
+        .or_else(|| {
+            let package = max(chips("coretemp").flat_map(|c| {
+                c.temps
+                    .iter()
+                    .filter(|(l, _)| l.starts_with("Package id") || l.starts_with("Physical id"))
+                    .map(|(_, t)| *t)
+            }));
+            package.or_else(|| max(chips("coretemp").flat_map(|c| c.temps.iter().map(|(_, t)| *t))))
+        })
+        .or_else(|| {
+            max(chips("k10temp").filter_map(|c| {
+                c.labelled("Tdie")
+                    .or_else(|| c.labelled("Tctl"))
+                    .or_else(|| c.temps.first().map(|(_, t)| *t))
+            }))
+        })
+        .or_else(|| zones(&["cpu-thermal", "cpu_thermal"]))
+        .or_else(|| max(chips("cpu_thermal").flat_map(|c| c.temps.iter().map(|(_, t)| *t))))
+}
+
+/// Builds the snapshot's `thermal` section: zones keyed by type, hwmon inputs keyed
+/// `chip/label`; a repeated key gets ` (thermal_zoneN)` or ` (hwmonN)` added.
+pub fn summarize(reading: &ThermalReading) -> Thermal {
+    let mut sensors = BTreeMap::new();
+    for zone in &reading.zones {
+        let key = if sensors.contains_key(&zone.kind) {
+            format!("{} (thermal_zone{})", zone.kind, zone.index)
+        } else {
+            zone.kind.clone()
+        };
+        sensors.insert(key, zone.celsius);
+    }
+    for chip in &reading.chips {
+        for (label, celsius) in &chip.temps {
+            let mut key = format!("{}/{}", chip.display_name(), label);
+            if sensors.contains_key(&key) {
+                key = format!("{key} ({})", chip.dir);
+            }
+            sensors.insert(key, *celsius);
+        }
+    }
+    Thermal {
+        cpu_temp_c: cpu_temperature(reading),
+        sensors,
+    }
+}
+
+/// `prefixN` entries of a directory, sorted by N. A missing directory is an empty list:
+/// a machine without sensors is normal.
+fn numbered_entries(dir: &Path, prefix: &str) -> Result<Vec<(u32, PathBuf)>, CollectError> {
+    let entries = match fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(source) => {
+            return Err(CollectError::Read {
+                path: dir.to_owned(),
+                source,
+            })
+        }
+    };
+    let mut found: Vec<(u32, PathBuf)> = entries
+        .filter_map(|e| e.ok())
+        .filter_map(|e| {
+            let name = e.file_name();
+            let n = name.to_str()?.strip_prefix(prefix)?.parse().ok()?;
+            Some((n, e.path()))
+        })
+        .collect();
+    found.sort_by_key(|(n, _)| *n);
+    Ok(found)
+}
+
+fn read_trimmed(path: &Path) -> Option<String> {
+    fs::read_to_string(path)
+        .ok()
+        .map(|s| s.trim().to_owned())
+        .filter(|s| !s.is_empty())
+}
+
+/// Reads the temperature inputs of one hwmon directory. A sensor that cannot be read
+/// (a dangling link, a driver returning EIO) is skipped: the others still count.
+fn read_chip(dir_name: String, dir: &Path) -> Chip {
+    // Older kernels keep the attributes in `hwmonN/device/` instead of `hwmonN/`.
+    let base = if dir.join("name").exists() || !dir.join("device/name").exists() {
+        dir.to_owned()
+    } else {
+        dir.join("device")
+    };
+    let name = read_trimmed(&base.join("name"));
+    let mut inputs: Vec<(u32, String, f64)> = fs::read_dir(&base)
+        .map(|entries| {
+            entries
+                .filter_map(|e| e.ok())
+                .filter_map(|e| {
+                    let file = e.file_name();
+                    let file = file.to_str()?;
+                    let n: u32 = file.strip_prefix("temp")?.strip_suffix("_input")?.parse().ok()?;
+                    let celsius = parse_millidegrees(&fs::read_to_string(e.path()).ok()?).ok()?;
+                    let label = read_trimmed(&base.join(format!("temp{n}_label")))
+                        .unwrap_or_else(|| format!("temp{n}"));
+                    Some((n, label, celsius))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    inputs.sort_by_key(|(n, _, _)| *n);
+    Chip {
+        dir: dir_name,
+        name,
+        temps: inputs.into_iter().map(|(_, l, t)| (l, t)).collect(),
+    }
+}
+
+/// Reads every thermal zone and hwmon chip under `<sys>/class`.
+pub fn read_sensors(roots: &Roots) -> Result<ThermalReading, CollectError> {
+    let mut reading = ThermalReading::default();
+    for (index, dir) in numbered_entries(&roots.sys.join("class/thermal"), "thermal_zone")? {
+        let kind = read_trimmed(&dir.join("type")).unwrap_or_else(|| format!("thermal_zone{index}"));
+        // A zone whose temp cannot be read (some ACPI zones return EINVAL) is skipped.
+        let Some(celsius) = read_trimmed(&dir.join("temp")).and_then(|t| parse_millidegrees(&t).ok())
+        else {
+            continue;
+        };
+        reading.zones.push(Zone {
+            index,
+            kind,
+            celsius,
+        });
+    }
+    for (index, dir) in numbered_entries(&roots.sys.join("class/hwmon"), "hwmon")? {
+        let chip = read_chip(format!("hwmon{index}"), &dir);
+        if !chip.temps.is_empty() {
+            reading.chips.push(chip);
+        }
+    }
+    Ok(reading)
+}
+
+/// Reads the sensors and builds the `thermal` section.
+pub fn read(roots: &Roots) -> Result<Thermal, CollectError> {
+    read_sensors(roots).map(|r| summarize(&r))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn chip(name: &str, temps: &[(&str, f64)]) -> Chip {
+        Chip {
+            dir: "hwmon9".into(),
+            name: Some(name.into()),
+            temps: temps.iter().map(|(l, t)| (l.to_string(), *t)).collect(),
+        }
+    }
+
+    fn zone(kind: &str, celsius: f64) -> Zone {
+        Zone {
+            index: 0,
+            kind: kind.into(),
+            celsius,
+        }
+    }
+
+    #[test]
+    fn millidegrees_keep_decimals() {
+        assert_eq!(parse_millidegrees("48686\n"), Ok(48.686));
+        assert_eq!(parse_millidegrees("-5000"), Ok(-5.0));
+        assert!(parse_millidegrees("").is_err());
+    }
+
+    #[test]
+    fn cpu_sensor_priority() {
+        let mut r = ThermalReading {
+            zones: vec![zone("acpitz", 27.8)],
+            chips: vec![
+                chip("coretemp", &[("Core 0", 60.0), ("Package id 0", 55.0), ("Core 1", 61.0)]),
+                chip("k10temp", &[("Tctl", 70.0)]),
+            ],
+        };
+        assert_eq!(cpu_temperature(&r), Some(55.0), "coretemp package beats cores");
+        r.zones.push(zone("x86_pkg_temp", 56.5));
+        assert_eq!(cpu_temperature(&r), Some(56.5), "x86_pkg_temp zone first");
+        r.zones.clear();
+        r.chips[0] = chip("coretemp", &[("Core 0", 60.0), ("Core 1", 61.0)]);
+        assert_eq!(cpu_temperature(&r), Some(61.0), "hottest core without a package");
+        r.chips.remove(0);
+        assert_eq!(cpu_temperature(&r), Some(70.0), "k10temp Tctl");
+        r.chips[0].temps.push(("Tdie".into(), 60.0));
+        assert_eq!(cpu_temperature(&r), Some(60.0), "k10temp Tdie over Tctl");
+        let pi = ThermalReading {
+            zones: vec![zone("cpu-thermal", 48.686)],
+            chips: vec![],
+        };
+        assert_eq!(cpu_temperature(&pi), Some(48.686));
+        let vm = ThermalReading {
+            zones: vec![zone("acpitz", 27.8)],
+            chips: vec![chip("nvme", &[("Composite", 40.0)])],
+        };
+        assert_eq!(cpu_temperature(&vm), None, "no CPU sensor → null, not another sensor");
+    }
+
+    #[test]
+    fn sensors_map_keys_and_duplicates() {
+        let r = ThermalReading {
+            zones: vec![
+                zone("acpitz", 27.8),
+                Zone {
+                    index: 3,
+                    kind: "acpitz".into(),
+                    celsius: 30.0,
+                },
+            ],
+            chips: vec![Chip {
+                dir: "hwmon3".into(),
+                name: None,
+                temps: vec![("temp1".into(), 41.0)],
+            }],
+        };
+        let t = summarize(&r);
+        assert_eq!(t.sensors["acpitz"], 27.8);
+        assert_eq!(t.sensors["acpitz (thermal_zone3)"], 30.0);
+        assert_eq!(t.sensors["hwmon3/temp1"], 41.0);
+        assert_eq!(t.cpu_temp_c, None);
+    }
+}

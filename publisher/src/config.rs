@@ -1,0 +1,381 @@
+//! Settings: built-in defaults → TOML file → `PUBLISHER_*` environment → command-line flags,
+//! layered with the `config` crate. Unknown keys and bad values stop start-up with a message
+//! that names the key.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Deserializer, Serialize};
+
+use crate::collectors::{self, InterfaceFilter, Roots};
+
+/// Environment variables `PUBLISHER_<SECTION>__<KEY>` override the file, e.g.
+/// `PUBLISHER_HTTP__BIND=0.0.0.0:9000` or `PUBLISHER_HOST=tower`.
+pub const ENV_PREFIX: &str = "PUBLISHER";
+
+#[derive(Debug, thiserror::Error)]
+pub enum SettingsError {
+    #[error("configuration: {0}")]
+    Load(#[from] config::ConfigError),
+    #[error("configuration key `{key}`: {reason}")]
+    Invalid { key: &'static str, reason: String },
+}
+
+fn invalid(key: &'static str, reason: impl ToString) -> SettingsError {
+    SettingsError::Invalid {
+        key,
+        reason: reason.to_string(),
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Settings {
+    /// Host id in snapshots and topics (`[A-Za-z0-9_-]+`); empty means the machine's host name.
+    pub host: String,
+    /// Where the ring and the event log live; empty means `$STATE_DIRECTORY` (systemd),
+    /// else `$XDG_STATE_HOME/server-analytics`, else `~/.local/state/server-analytics`.
+    pub data_dir: PathBuf,
+    pub sampler: SamplerSettings,
+    pub ring: RingSettings,
+    pub http: HttpSettings,
+    pub network: NetworkSettings,
+    pub jobs: JobSettings,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SamplerSettings {
+    /// Time between samples: `"15s"`, `"500ms"`, or a number of seconds.
+    #[serde(with = "duration")]
+    pub interval: Duration,
+    /// Where procfs is mounted (node_exporter's `--path.procfs`); fixture trees in tests.
+    pub proc_root: PathBuf,
+    /// Where sysfs is mounted (node_exporter's `--path.sysfs`).
+    pub sys_root: PathBuf,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RingSettings {
+    /// Snapshots kept at least: 5760 is 24 h at 15 s (the original kept 100).
+    pub capacity: usize,
+    /// `fdatasync` every snapshot. Turning it off saves a disk flush per sample on an SD card
+    /// at the cost of the last samples before a power cut.
+    pub fsync: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpSettings {
+    /// Loopback by default (mosquitto 2.0's rule); set the VPN address to serve the Pi.
+    pub bind: SocketAddr,
+    /// Requests taking longer than this get a 408.
+    #[serde(with = "duration")]
+    pub request_timeout: Duration,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct NetworkSettings {
+    /// Only interfaces matching one of these globs are counted; empty means all.
+    pub include: Vec<String>,
+    /// Interfaces matching one of these globs are never counted. Setting this replaces the
+    /// default list.
+    pub exclude: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct JobSettings {
+    /// Bytes of a job's combined output kept in its `job_end` event.
+    pub output_tail_bytes: usize,
+    /// Events kept in the log (it is compacted past twice this).
+    pub keep_events: usize,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            host: String::new(),
+            data_dir: PathBuf::new(),
+            sampler: SamplerSettings::default(),
+            ring: RingSettings::default(),
+            http: HttpSettings::default(),
+            network: NetworkSettings::default(),
+            jobs: JobSettings::default(),
+        }
+    }
+}
+
+impl Default for SamplerSettings {
+    fn default() -> Self {
+        let roots = Roots::default();
+        Self {
+            interval: Duration::from_secs(15),
+            proc_root: roots.proc,
+            sys_root: roots.sys,
+        }
+    }
+}
+
+impl Default for RingSettings {
+    fn default() -> Self {
+        Self {
+            capacity: 5760,
+            fsync: true,
+        }
+    }
+}
+
+impl Default for HttpSettings {
+    fn default() -> Self {
+        Self {
+            bind: SocketAddr::from(([127, 0, 0, 1], 9000)),
+            request_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+impl Default for NetworkSettings {
+    fn default() -> Self {
+        Self {
+            include: Vec::new(),
+            exclude: collectors::network::DEFAULT_EXCLUDE
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
+        }
+    }
+}
+
+impl Default for JobSettings {
+    fn default() -> Self {
+        Self {
+            output_tail_bytes: 4096,
+            keep_events: 1000,
+        }
+    }
+}
+
+/// Values given on the command line; each one set overrides every other layer.
+#[derive(Debug, Default, Clone)]
+pub struct Overrides {
+    pub host: Option<String>,
+    pub data_dir: Option<PathBuf>,
+    pub interval: Option<String>,
+    pub http_bind: Option<String>,
+    pub proc_root: Option<PathBuf>,
+    pub sys_root: Option<PathBuf>,
+}
+
+impl Settings {
+    /// Loads the layers. `file` must exist when given; without it `configs/publisher.toml`
+    /// is not read implicitly, so what runs is what the command line says.
+    pub fn load(file: Option<&Path>, overrides: &Overrides) -> Result<Settings, SettingsError> {
+        let mut builder = config::Config::builder()
+            .add_source(config::Config::try_from(&Settings::default())?);
+        if let Some(file) = file {
+            builder = builder.add_source(
+                config::File::from(file)
+                    .format(config::FileFormat::Toml)
+                    .required(true),
+            );
+        }
+        builder = builder.add_source(
+            config::Environment::with_prefix(ENV_PREFIX)
+                .prefix_separator("_")
+                .separator("__")
+                .list_separator(",")
+                .with_list_parse_key("network.include")
+                .with_list_parse_key("network.exclude")
+                .try_parsing(true),
+        );
+        let path = |p: &Option<PathBuf>| p.as_ref().map(|p| p.to_string_lossy().into_owned());
+        builder = builder
+            .set_override_option("host", overrides.host.clone())?
+            .set_override_option("data_dir", path(&overrides.data_dir))?
+            .set_override_option("sampler.interval", overrides.interval.clone())?
+            .set_override_option("http.bind", overrides.http_bind.clone())?
+            .set_override_option("sampler.proc_root", path(&overrides.proc_root))?
+            .set_override_option("sampler.sys_root", path(&overrides.sys_root))?;
+        let mut settings: Settings = builder.build()?.try_deserialize()?;
+        settings.resolve()?;
+        Ok(settings)
+    }
+
+    /// Fills the derived defaults (host id, data dir) and checks every value.
+    fn resolve(&mut self) -> Result<(), SettingsError> {
+        if self.host.is_empty() {
+            self.host = collectors::host::read_host_id(&self.roots())
+                .unwrap_or_else(|_| "localhost".to_owned());
+        }
+        broker::validate_host_id(&self.host).map_err(|e| invalid("host", e))?;
+        if self.data_dir.as_os_str().is_empty() {
+            self.data_dir = default_data_dir();
+        }
+        if self.sampler.interval < Duration::from_millis(10) {
+            return Err(invalid("sampler.interval", "must be at least 10ms"));
+        }
+        if self.ring.capacity == 0 {
+            return Err(invalid("ring.capacity", "must be at least 1"));
+        }
+        if self.jobs.keep_events == 0 {
+            return Err(invalid("jobs.keep_events", "must be at least 1"));
+        }
+        if let Err(e) = InterfaceFilter::new(&self.network.include, &[]) {
+            return Err(invalid("network.include", e));
+        }
+        if let Err(e) = InterfaceFilter::new(&[], &self.network.exclude) {
+            return Err(invalid("network.exclude", e));
+        }
+        Ok(())
+    }
+
+    pub fn roots(&self) -> Roots {
+        Roots::new(&self.sampler.proc_root, &self.sampler.sys_root)
+    }
+
+    pub fn interface_filter(&self) -> InterfaceFilter {
+        InterfaceFilter::new(&self.network.include, &self.network.exclude).unwrap_or_default()
+    }
+
+    pub fn ring_dir(&self) -> PathBuf {
+        self.data_dir.join("ring")
+    }
+
+    /// The effective settings as TOML, for `publisher check-config`.
+    pub fn to_toml(&self) -> String {
+        toml::to_string_pretty(self).unwrap_or_else(|e| format!("# cannot print settings: {e}"))
+    }
+}
+
+fn default_data_dir() -> PathBuf {
+    let env = |k: &str| std::env::var_os(k).filter(|v| !v.is_empty()).map(PathBuf::from);
+    if let Some(dir) = env("STATE_DIRECTORY") {
+        // systemd's StateDirectory= may list several, separated by ':'.
+        let first = dir.to_string_lossy().split(':').next().unwrap_or("").to_owned();
+        return PathBuf::from(first);
+    }
+    if let Some(state) = env("XDG_STATE_HOME") {
+        return state.join("server-analytics");
+    }
+    if let Some(home) = env("HOME") {
+        return home.join(".local/state/server-analytics");
+    }
+    PathBuf::from("server-analytics-data")
+}
+
+/// Durations as humantime strings (`"15s"`, `"250ms"`) or plain numbers of seconds.
+mod duration {
+    use super::*;
+
+    pub fn serialize<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&humantime::format_duration(*d).to_string())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Seconds(f64),
+            Text(String),
+        }
+        match Raw::deserialize(d)? {
+            Raw::Seconds(s) if s.is_finite() && s >= 0.0 => Ok(Duration::from_secs_f64(s)),
+            Raw::Seconds(s) => Err(serde::de::Error::custom(format!("{s} is not a duration"))),
+            Raw::Text(t) => humantime::parse_duration(&t).map_err(|e| {
+                serde::de::Error::custom(format!("{t:?} is not a duration like \"15s\": {e}"))
+            }),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load_toml(text: &str) -> Result<Settings, SettingsError> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("p.toml");
+        std::fs::write(&path, text).unwrap();
+        Settings::load(
+            Some(&path),
+            &Overrides {
+                host: None,
+                data_dir: Some(dir.path().to_owned()),
+                ..Overrides::default()
+            },
+        )
+    }
+
+    #[test]
+    fn defaults_match_the_spec() {
+        let s = load_toml("").unwrap();
+        assert_eq!(s.sampler.interval, Duration::from_secs(15));
+        assert_eq!(s.ring.capacity, 5760);
+        assert_eq!(s.http.bind.to_string(), "127.0.0.1:9000");
+        assert!(s.network.exclude.contains(&"veth*".to_string()));
+        assert!(broker::validate_host_id(&s.host).is_ok());
+    }
+
+    #[test]
+    fn file_values_and_number_durations() {
+        let s = load_toml(
+            "host = \"tower\"\n[sampler]\ninterval = 5\n[http]\nbind = \"10.8.0.1:9000\"\n[network]\nexclude = [\"lo\"]\n",
+        )
+        .unwrap();
+        assert_eq!(s.host, "tower");
+        assert_eq!(s.sampler.interval, Duration::from_secs(5));
+        assert_eq!(s.http.bind.to_string(), "10.8.0.1:9000");
+        assert_eq!(s.network.exclude, vec!["lo".to_string()]);
+        let s = load_toml("[sampler]\ninterval = \"250ms\"\n").unwrap();
+        assert_eq!(s.sampler.interval, Duration::from_millis(250));
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_values_name_the_key() {
+        let msg = |t: &str| load_toml(t).unwrap_err().to_string();
+        let e = msg("[sampler]\nintervall = \"15s\"\n");
+        assert!(e.contains("intervall"), "{e}");
+        let e = msg("colour = 1\n");
+        assert!(e.contains("colour"), "{e}");
+        let e = msg("[http]\nbind = \"not an address\"\n");
+        assert!(e.contains("bind"), "{e}");
+        let e = msg("[sampler]\ninterval = \"fast\"\n");
+        assert!(e.contains("interval"), "{e}");
+        let e = msg("host = \"my/host\"\n");
+        assert!(e.contains("`host`"), "{e}");
+        let e = msg("[ring]\ncapacity = 0\n");
+        assert!(e.contains("ring.capacity"), "{e}");
+        let e = msg("[network]\ninclude = [\"[\"]\n");
+        assert!(e.contains("network.include"), "{e}");
+    }
+
+    #[test]
+    fn command_line_beats_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("p.toml");
+        std::fs::write(&path, "host = \"fromfile\"\n[sampler]\ninterval = \"30s\"\n").unwrap();
+        let s = Settings::load(
+            Some(&path),
+            &Overrides {
+                host: Some("fromflag".into()),
+                interval: Some("1s".into()),
+                data_dir: Some(dir.path().to_owned()),
+                ..Overrides::default()
+            },
+        )
+        .unwrap();
+        assert_eq!(s.host, "fromflag");
+        assert_eq!(s.sampler.interval, Duration::from_secs(1));
+        assert!(s.to_toml().contains("host = \"fromflag\""));
+    }
+
+    #[test]
+    fn missing_file_is_an_error() {
+        let e = Settings::load(Some(Path::new("/nonexistent/p.toml")), &Overrides::default());
+        assert!(e.is_err());
+    }
+}

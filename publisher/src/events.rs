@@ -1,0 +1,228 @@
+//! The job event log: `events.log` in the data directory, one [`crate::record`] line per event.
+//!
+//! `publisher job` appends to it directly, so events are stored whether or not the daemon is
+//! running; the daemon reads it to serve `/events` (and to publish them). Writers and the
+//! compaction that bounds the file take `events.lock` with `flock`, so concurrent jobs and the
+//! daemon never interleave or lose a line.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+use broker::JobEvent;
+
+use crate::record;
+
+#[derive(Debug, thiserror::Error)]
+pub enum EventLogError {
+    #[error("event log {}: {source}", path.display())]
+    Io { path: PathBuf, source: io::Error },
+    #[error("cannot serialize event: {0}")]
+    Serialize(#[from] serde_json::Error),
+}
+
+/// What reading the log found.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct EventRead {
+    /// Oldest first.
+    pub events: Vec<JobEvent>,
+    /// Lines that were torn, corrupt, or not an event this version understands.
+    pub skipped: usize,
+}
+
+#[derive(Debug, Clone)]
+pub struct EventLog {
+    dir: PathBuf,
+}
+
+impl EventLog {
+    pub fn new(data_dir: &Path) -> Self {
+        Self {
+            dir: data_dir.to_owned(),
+        }
+    }
+
+    pub fn path(&self) -> PathBuf {
+        self.dir.join("events.log")
+    }
+
+    fn io_err(path: &Path) -> impl FnOnce(io::Error) -> EventLogError + '_ {
+        move |source| EventLogError::Io {
+            path: path.to_owned(),
+            source,
+        }
+    }
+
+    /// Takes the log's lock (exclusive for writers); released when the file is dropped.
+    fn lock(&self, exclusive: bool) -> Result<File, EventLogError> {
+        fs::create_dir_all(&self.dir).map_err(Self::io_err(&self.dir))?;
+        let path = self.dir.join("events.lock");
+        let file = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(Self::io_err(&path))?;
+        if exclusive {
+            file.lock().map_err(Self::io_err(&path))?;
+        } else {
+            file.lock_shared().map_err(Self::io_err(&path))?;
+        }
+        Ok(file)
+    }
+
+    /// Appends one event durably.
+    pub fn append(&self, event: &JobEvent) -> Result<(), EventLogError> {
+        let line = record::encode(&serde_json::to_vec(event)?);
+        let _lock = self.lock(true)?;
+        let path = self.path();
+        let mut file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .map_err(Self::io_err(&path))?;
+        let before = file.metadata().map_err(Self::io_err(&path))?.len();
+        if let Err(source) = file.write_all(&line).and_then(|_| file.sync_data()) {
+            // Leave no torn line behind (a full disk writes part of it).
+            let _ = file.set_len(before);
+            return Err(EventLogError::Io { path, source });
+        }
+        Ok(())
+    }
+
+    /// Reads every stored event, oldest first.
+    pub fn read(&self) -> Result<EventRead, EventLogError> {
+        let path = self.path();
+        let bytes = {
+            let _lock = self.lock(false)?;
+            match fs::read(&path) {
+                Ok(bytes) => bytes,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(EventRead::default()),
+                Err(source) => return Err(EventLogError::Io { path, source }),
+            }
+        };
+        let found = record::scan(&bytes);
+        let mut read = EventRead {
+            skipped: found.corrupt,
+            ..EventRead::default()
+        };
+        if found.valid_len < bytes.len() as u64 {
+            read.skipped += 1;
+        }
+        for (_, json) in found.records {
+            match serde_json::from_slice(json) {
+                Ok(event) => read.events.push(event),
+                Err(_) => read.skipped += 1,
+            }
+        }
+        Ok(read)
+    }
+
+    /// Keeps only the newest `keep` events once the log holds more than twice that, by
+    /// writing them to a temporary file and renaming it over the log.
+    pub fn compact(&self, keep: usize) -> Result<bool, EventLogError> {
+        let _lock = self.lock(true)?;
+        let path = self.path();
+        let bytes = match fs::read(&path) {
+            Ok(bytes) => bytes,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
+            Err(source) => return Err(EventLogError::Io { path, source }),
+        };
+        let found = record::scan(&bytes);
+        if found.records.len() <= keep.saturating_mul(2) {
+            return Ok(false);
+        }
+        let tmp = self.dir.join("events.log.tmp");
+        let mut out = Vec::new();
+        for (_, json) in &found.records[found.records.len() - keep..] {
+            out.extend(record::encode(json));
+        }
+        let write = || -> io::Result<()> {
+            let mut file = File::create(&tmp)?;
+            file.write_all(&out)?;
+            file.sync_all()?;
+            fs::rename(&tmp, &path)?;
+            File::open(&self.dir)?.sync_all()
+        };
+        write().map_err(Self::io_err(&path))?;
+        Ok(true)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use broker::{JobEnd, JobStart};
+
+    fn start(run: &str) -> JobEvent {
+        JobEvent::JobStart(JobStart {
+            v: 1,
+            run_id: run.into(),
+            name: "simA".into(),
+            host: "tower".into(),
+            start_ts_ms: 1,
+            command: vec!["sh".into(), "-c".into(), "echo 'a b'".into()],
+        })
+    }
+
+    #[test]
+    fn append_read_and_torn_tail() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = EventLog::new(dir.path());
+        assert_eq!(log.read().unwrap(), EventRead::default());
+        log.append(&start("r1")).unwrap();
+        log.append(&JobEvent::JobEnd(JobEnd {
+            run_id: "r1".into(),
+            exit_code: Some(3),
+            ..JobEnd::default()
+        }))
+        .unwrap();
+        let read = log.read().unwrap();
+        assert_eq!(read.events.len(), 2);
+        assert_eq!(read.events[0], start("r1"));
+        assert_eq!(read.skipped, 0);
+        // A torn line at the end (a job killed mid-write) is skipped, not fatal.
+        let mut f = OpenOptions::new().append(true).open(log.path()).unwrap();
+        f.write_all(b"1234abcd {\"type\":\"job_st").unwrap();
+        let read = log.read().unwrap();
+        assert_eq!(read.events.len(), 2);
+        assert_eq!(read.skipped, 1);
+    }
+
+    #[test]
+    fn concurrent_writers_never_interleave() {
+        let dir = tempfile::tempdir().unwrap();
+        let threads: Vec<_> = (0..8)
+            .map(|t| {
+                let log = EventLog::new(dir.path());
+                std::thread::spawn(move || {
+                    for i in 0..25 {
+                        log.append(&start(&format!("{t}-{i}"))).unwrap();
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        let read = EventLog::new(dir.path()).read().unwrap();
+        assert_eq!(read.events.len(), 200);
+        assert_eq!(read.skipped, 0);
+    }
+
+    #[test]
+    fn compaction_keeps_the_newest() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = EventLog::new(dir.path());
+        for i in 0..10 {
+            log.append(&start(&i.to_string())).unwrap();
+        }
+        assert!(!log.compact(5).unwrap(), "10 ≤ 2 × 5: nothing to do");
+        log.append(&start("10")).unwrap();
+        assert!(log.compact(5).unwrap());
+        let read = log.read().unwrap();
+        let ids: Vec<_> = read.events.iter().map(|e| e.run_id().to_owned()).collect();
+        assert_eq!(ids, ["6", "7", "8", "9", "10"]);
+        assert!(!dir.path().join("events.log.tmp").exists());
+    }
+}

@@ -1,0 +1,254 @@
+//! HTTP :9000: `/latest`, `/history`, `/events`, `/health`.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Query, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use broker::JobEvent;
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+use tokio::time::Instant;
+use tower_http::timeout::TimeoutLayer;
+
+use crate::events::EventLog;
+use crate::ring::Ring;
+use crate::sampler::{Latest, SamplerStats};
+
+/// Largest `limit` accepted by `/history` (a day at 15 s fits in one request).
+pub const MAX_HISTORY_LIMIT: usize = 10_000;
+pub const DEFAULT_HISTORY_LIMIT: usize = 1_000;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub host: Arc<str>,
+    pub interval: Duration,
+    pub latest: Latest,
+    pub ring: Arc<Mutex<Ring>>,
+    pub events: EventLog,
+    pub stats: Arc<Mutex<SamplerStats>>,
+    /// When the daemon started: it is healthy, not stale, while its first samples come in.
+    pub started: Instant,
+    pub request_timeout: Duration,
+}
+
+/// Every error a handler returns: the client gets `{"error": "..."}` with the right status;
+/// server-side causes are logged.
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("{0}")]
+    NotReady(String),
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl From<QueryRejection> for AppError {
+    fn from(rejection: QueryRejection) -> Self {
+        AppError::BadRequest(rejection.body_text())
+    }
+}
+
+impl IntoResponse for AppError {
+    fn into_response(self) -> Response {
+        let status = match &self {
+            AppError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            AppError::NotReady(_) => StatusCode::SERVICE_UNAVAILABLE,
+            AppError::Internal(cause) => {
+                tracing::error!(%cause, "request failed");
+                StatusCode::INTERNAL_SERVER_ERROR
+            }
+        };
+        (status, Json(serde_json::json!({ "error": self.to_string() }))).into_response()
+    }
+}
+
+pub fn router(state: AppState) -> Router {
+    let timeout = state.request_timeout;
+    Router::new()
+        .route("/latest", get(latest))
+        .route("/history", get(history))
+        .route("/events", get(events))
+        .route("/health", get(health))
+        .fallback(|| async { AppError::BadRequest("no such endpoint; try /latest, /history, /events or /health".into()) })
+        .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, timeout))
+        .with_state(state)
+}
+
+async fn latest(State(state): State<AppState>) -> Result<Response, AppError> {
+    let snapshot = state.latest.borrow().clone();
+    match snapshot {
+        Some(s) => Ok(Json(s.as_ref()).into_response()),
+        None => Err(AppError::NotReady(
+            "no sample yet: the first one is taken within a second of start".into(),
+        )),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct HistoryQuery {
+    /// Snapshots with `seq` above this one (exclusive): "I have up to N".
+    since_seq: Option<u64>,
+    limit: Option<usize>,
+}
+
+#[derive(Serialize)]
+struct HistoryResponse {
+    host: Arc<str>,
+    /// Oldest and newest seq in the ring: a client whose `since_seq` is below `oldest_seq - 1`
+    /// knows the gap is longer than the ring.
+    oldest_seq: Option<u64>,
+    newest_seq: Option<u64>,
+    count: usize,
+    /// Oldest first.
+    snapshots: Vec<Box<RawValue>>,
+}
+
+async fn history(
+    State(state): State<AppState>,
+    query: Result<Query<HistoryQuery>, QueryRejection>,
+) -> Result<Json<HistoryResponse>, AppError> {
+    let Query(query) = query?;
+    let limit = query.limit.unwrap_or(DEFAULT_HISTORY_LIMIT);
+    if limit == 0 || limit > MAX_HISTORY_LIMIT {
+        return Err(AppError::BadRequest(format!(
+            "limit must be between 1 and {MAX_HISTORY_LIMIT}, got {limit}"
+        )));
+    }
+    let since = query.since_seq.unwrap_or(0);
+    let ring = Arc::clone(&state.ring);
+    let (oldest_seq, newest_seq, snapshots) = tokio::task::spawn_blocking(move || {
+        let ring = ring.lock().map_err(|_| "ring lock poisoned".to_owned())?;
+        let snapshots = ring.after(since, limit).map_err(|e| e.to_string())?;
+        Ok::<_, String>((ring.oldest_seq(), ring.newest_seq(), snapshots))
+    })
+    .await
+    .map_err(|e| AppError::Internal(e.to_string()))?
+    .map_err(AppError::Internal)?;
+    Ok(Json(HistoryResponse {
+        host: Arc::clone(&state.host),
+        oldest_seq,
+        newest_seq,
+        count: snapshots.len(),
+        snapshots,
+    }))
+}
+
+#[derive(Debug, Deserialize)]
+struct EventsQuery {
+    /// `json` (default) or `text` (the seed's line format).
+    format: Option<String>,
+    /// Only the newest N events.
+    limit: Option<usize>,
+}
+
+/// One event in the seed's text format, in the server's local time:
+/// `2026-01-13 21:04 job=simA start`, `2026-01-13 21:05 job=simA end rc=0`.
+pub fn event_line<Tz: chrono::TimeZone>(event: &JobEvent, tz: &Tz) -> String
+where
+    Tz::Offset: std::fmt::Display,
+{
+    let when = chrono::DateTime::from_timestamp_millis(event.ts_ms())
+        .map(|t| t.with_timezone(tz).format("%Y-%m-%d %H:%M").to_string())
+        .unwrap_or_else(|| "????-??-?? ??:??".into());
+    let what = match event {
+        JobEvent::JobStart(_) => "start".to_owned(),
+        JobEvent::JobEnd(end) => match (end.exit_code, end.signal) {
+            (Some(rc), _) => format!("end rc={rc}"),
+            (None, Some(signal)) => format!("end signal={signal}"),
+            (None, None) => "end rc=?".to_owned(),
+        },
+    };
+    format!("{when} job={} {what}", event.name())
+}
+
+async fn events(
+    State(state): State<AppState>,
+    query: Result<Query<EventsQuery>, QueryRejection>,
+) -> Result<Response, AppError> {
+    let Query(query) = query?;
+    let text = match query.format.as_deref() {
+        None | Some("json") => false,
+        Some("text") => true,
+        Some(other) => {
+            return Err(AppError::BadRequest(format!(
+                "format must be json or text, got {other:?}"
+            )))
+        }
+    };
+    let log = state.events.clone();
+    let read = tokio::task::spawn_blocking(move || log.read())
+        .await
+        .map_err(|e| AppError::Internal(e.to_string()))?
+        .map_err(|e| AppError::Internal(e.to_string()))?;
+    let mut events = read.events;
+    if let Some(limit) = query.limit {
+        events.drain(..events.len().saturating_sub(limit));
+    }
+    if text {
+        let mut body = String::new();
+        for event in &events {
+            body.push_str(&event_line(event, &chrono::Local));
+            body.push('\n');
+        }
+        Ok(([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], body).into_response())
+    } else {
+        Ok(Json(events).into_response())
+    }
+}
+
+#[derive(Serialize)]
+struct Health {
+    /// `ok`, or `stale` when no sample was taken for three intervals.
+    status: &'static str,
+    host: Arc<str>,
+    last_seq: Option<u64>,
+    last_sample_ts: Option<i64>,
+    /// Seconds since the last sample, on the publisher's monotonic clock.
+    last_sample_age_s: Option<f64>,
+    interval_s: f64,
+    uptime_s: f64,
+    ring_len: Option<usize>,
+    ring_capacity: Option<usize>,
+    #[serde(flatten)]
+    stats: SamplerStats,
+}
+
+async fn health(State(state): State<AppState>) -> Response {
+    let now = Instant::now();
+    let stats = state.stats.lock().map(|s| s.clone()).unwrap_or_default();
+    let age = stats.last_sample_at.map(|t| now.duration_since(t));
+    let max_age = state.interval * 3;
+    let fresh = match age {
+        Some(age) => age <= max_age,
+        None => now.duration_since(state.started) <= max_age,
+    };
+    let latest = state.latest.borrow().clone();
+    let (ring_len, ring_capacity) = match state.ring.try_lock() {
+        Ok(ring) => (Some(ring.len()), Some(ring.capacity())),
+        Err(_) => (None, None), // busy writing: not worth waiting for in a liveness check
+    };
+    let body = Health {
+        status: if fresh { "ok" } else { "stale" },
+        host: Arc::clone(&state.host),
+        last_seq: latest.as_ref().map(|s| s.seq),
+        last_sample_ts: latest.as_ref().map(|s| s.ts),
+        last_sample_age_s: age.map(|a| a.as_secs_f64()),
+        interval_s: state.interval.as_secs_f64(),
+        uptime_s: now.duration_since(state.started).as_secs_f64(),
+        ring_len,
+        ring_capacity,
+        stats,
+    };
+    let status = if fresh {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (status, Json(body)).into_response()
+}

@@ -1,0 +1,109 @@
+//! The publisher daemon: samples the machine, keeps a durable ring of snapshots, serves them
+//! over HTTP and records batch jobs. `main.rs` parses arguments and binds; [`run`] does the rest.
+
+pub mod collectors;
+pub mod config;
+pub mod events;
+pub mod http;
+pub mod job;
+pub mod record;
+pub mod ring;
+pub mod sampler;
+
+use std::sync::{Arc, Mutex};
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
+use crate::collectors::Collectors;
+use crate::config::Settings;
+use crate::events::EventLog;
+use crate::ring::Ring;
+use crate::sampler::{Sampler, SamplerStats};
+
+/// Runs the daemon until `shutdown` is cancelled, then stops sampling, lets HTTP requests in
+/// flight finish, and returns. Every snapshot is already durable when it is served, so there
+/// is nothing left to flush.
+pub async fn run(
+    settings: Settings,
+    listener: TcpListener,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let ring_dir = settings.ring_dir();
+    let (capacity, fsync) = (settings.ring.capacity, settings.ring.fsync);
+    let (ring, recovery) =
+        tokio::task::spawn_blocking(move || Ring::open(&ring_dir, capacity, fsync))
+            .await?
+            .context("cannot open the snapshot ring")?;
+    tracing::info!(
+        records = recovery.records,
+        truncated_bytes = recovery.truncated_bytes,
+        corrupt_records = recovery.corrupt_records,
+        newest_seq = ?ring.newest_seq(),
+        dir = %settings.ring_dir().display(),
+        "ring opened"
+    );
+    let next_seq = ring.newest_seq().map_or(1, |s| s + 1);
+    let ring = Arc::new(Mutex::new(ring));
+    let (latest_tx, latest_rx) = watch::channel(None);
+    let stats = Arc::new(Mutex::new(SamplerStats::default()));
+    let events = EventLog::new(&settings.data_dir);
+
+    let sampler = Sampler {
+        host: settings.host.clone(),
+        interval: settings.sampler.interval,
+        collectors: Some(Collectors::new(settings.roots(), settings.interface_filter())),
+        ring: Arc::clone(&ring),
+        latest: latest_tx,
+        stats: Arc::clone(&stats),
+        next_seq,
+        events: events.clone(),
+        keep_events: settings.jobs.keep_events,
+    };
+    let sampler = tokio::spawn(sampler.run(shutdown.clone()));
+
+    let state = http::AppState {
+        host: settings.host.as_str().into(),
+        interval: settings.sampler.interval,
+        latest: latest_rx,
+        ring,
+        events,
+        stats,
+        started: tokio::time::Instant::now(),
+        request_timeout: settings.http.request_timeout,
+    };
+    tracing::info!(
+        addr = %listener.local_addr()?,
+        host = %settings.host,
+        interval = ?settings.sampler.interval,
+        "publisher serving HTTP"
+    );
+    let server_shutdown = shutdown.clone();
+    axum::serve(listener, http::router(state))
+        .with_graceful_shutdown(async move { server_shutdown.cancelled().await })
+        .await
+        .context("HTTP server failed")?;
+    // The server only returns on shutdown; make sure the sampler sees it too.
+    shutdown.cancel();
+    sampler.await.context("sampler task failed")?;
+    tracing::info!("publisher stopped cleanly");
+    Ok(())
+}
+
+/// Completes on the first SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        tracing::error!("cannot install signal handlers; stop with SIGKILL");
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = term.recv() => tracing::info!("SIGTERM received, shutting down"),
+        _ = int.recv() => tracing::info!("SIGINT received, shutting down"),
+    }
+}

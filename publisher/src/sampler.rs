@@ -1,0 +1,152 @@
+//! The sampling loop: every interval, run the collectors off the async workers, stamp the
+//! reading with host, seq and time, append it to the ring and make it the latest snapshot.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use broker::{Snapshot, SNAPSHOT_VERSION};
+use serde::Serialize;
+use tokio::sync::watch;
+use tokio::time::{Instant, MissedTickBehavior};
+use tokio_util::sync::CancellationToken;
+
+use crate::collectors::{CollectorErrors, Collectors};
+use crate::events::EventLog;
+use crate::ring::Ring;
+
+/// The newest snapshot, shared with the HTTP handlers (and whoever else publishes it).
+pub type Latest = watch::Receiver<Option<Arc<Snapshot>>>;
+
+/// Counters for `/health`.
+#[derive(Debug, Default, Clone, Serialize)]
+pub struct SamplerStats {
+    pub samples_total: u64,
+    pub ring_write_errors: u64,
+    pub collector_errors: CollectorErrors,
+    /// When the newest sample was taken, on the monotonic clock (not serialized).
+    #[serde(skip)]
+    pub last_sample_at: Option<Instant>,
+}
+
+pub fn unix_ms(t: SystemTime) -> i64 {
+    t.duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+#[derive(Debug)]
+pub struct Sampler {
+    pub host: String,
+    pub interval: Duration,
+    pub collectors: Option<Collectors>,
+    pub ring: Arc<Mutex<Ring>>,
+    pub latest: watch::Sender<Option<Arc<Snapshot>>>,
+    pub stats: Arc<Mutex<SamplerStats>>,
+    /// The seq the next snapshot gets: one past the ring's newest, so it survives restarts.
+    pub next_seq: u64,
+    /// Compacted now and then so a busy job schedule cannot fill the disk.
+    pub events: EventLog,
+    pub keep_events: usize,
+}
+
+impl Sampler {
+    /// Samples until `shutdown` is cancelled. The first sample comes after at most a second
+    /// (so `/latest` has real values right away, with CPU % over that second), then one every
+    /// `interval` on a fixed schedule that does not drift with the time a sample takes.
+    /// After a stall (suspend, an overloaded machine), missed ticks are skipped, not replayed.
+    pub async fn run(mut self, shutdown: CancellationToken) {
+        self.prime().await;
+        let first = Instant::now() + self.interval.min(Duration::from_secs(1));
+        let mut ticker = tokio::time::interval_at(first, self.interval);
+        ticker.set_missed_tick_behavior(MissedTickBehavior::Skip);
+        let mut ticks: u64 = 0;
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => break,
+                _ = ticker.tick() => {}
+            }
+            self.sample_once().await;
+            ticks += 1;
+            if ticks % 240 == 1 {
+                self.compact_events().await;
+            }
+        }
+        tracing::info!(next_seq = self.next_seq, "sampler stopped");
+    }
+
+    /// Reads `/proc/stat` once so that the first snapshot has a CPU %.
+    pub async fn prime(&mut self) {
+        if let Some(mut collectors) = self.collectors.take() {
+            self.collectors = tokio::task::spawn_blocking(move || {
+                collectors.prime();
+                collectors
+            })
+            .await
+            .ok();
+        }
+    }
+
+    /// Takes, stores and publishes one snapshot.
+    pub async fn sample_once(&mut self) -> Option<Arc<Snapshot>> {
+        let mut collectors = self.collectors.take()?;
+        let joined = tokio::task::spawn_blocking(move || {
+            let reading = collectors.sample();
+            (collectors, reading)
+        })
+        .await;
+        let (collectors, reading) = match joined {
+            Ok(done) => done,
+            Err(error) => {
+                // Only a bug could get here: the collectors return errors, they do not panic.
+                tracing::error!(%error, "sampling task failed; sampling stops");
+                return None;
+            }
+        };
+        let now = SystemTime::now();
+        let ts_ms = unix_ms(now);
+        let snapshot = Arc::new(reading.into_snapshot(Snapshot {
+            v: SNAPSHOT_VERSION,
+            host: self.host.clone(),
+            seq: self.next_seq,
+            ts: ts_ms.div_euclid(1000),
+            ts_ms,
+            interval_s: self.interval.as_secs_f64(),
+            ..Snapshot::default()
+        }));
+        self.next_seq += 1;
+
+        let ring = Arc::clone(&self.ring);
+        let stored = Arc::clone(&snapshot);
+        let written = tokio::task::spawn_blocking(move || match ring.lock() {
+            Ok(mut ring) => ring.append(&stored).map_err(|e| e.to_string()),
+            Err(_) => Err("ring lock poisoned".to_owned()),
+        })
+        .await
+        .unwrap_or_else(|e| Err(e.to_string()));
+
+        if let Ok(mut stats) = self.stats.lock() {
+            stats.samples_total += 1;
+            stats.last_sample_at = Some(Instant::now());
+            stats.collector_errors = collectors.errors().clone();
+            if let Err(error) = &written {
+                stats.ring_write_errors += 1;
+                // Logged every time: a full disk is worth hearing about until it is fixed.
+                tracing::error!(seq = snapshot.seq, %error, "cannot store snapshot in the ring; it is still served as /latest");
+            }
+        }
+        self.collectors = Some(collectors);
+        self.latest.send_replace(Some(Arc::clone(&snapshot)));
+        Some(snapshot)
+    }
+
+    async fn compact_events(&self) {
+        let events = self.events.clone();
+        let keep = self.keep_events;
+        match tokio::task::spawn_blocking(move || events.compact(keep)).await {
+            Ok(Ok(true)) => tracing::info!(keep, "event log compacted"),
+            Ok(Ok(false)) => {}
+            Ok(Err(error)) => tracing::warn!(%error, "cannot compact the event log"),
+            Err(error) => tracing::warn!(%error, "event log compaction task failed"),
+        }
+    }
+}
