@@ -1,0 +1,190 @@
+//! The built `publisher` binary against this machine's real /proc, over real HTTP.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::time::Duration;
+
+use common::{get, Publisher};
+use serde_json::Value;
+
+fn meminfo_kb(key: &str) -> u64 {
+    let text = std::fs::read_to_string("/proc/meminfo").unwrap();
+    text.lines()
+        .find_map(|l| l.strip_prefix(&format!("{key}:")))
+        .and_then(|v| v.split_whitespace().next())
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+fn seqs(history: &Value) -> Vec<u64> {
+    history["snapshots"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["seq"].as_u64().unwrap())
+        .collect()
+}
+
+#[test]
+fn live_machine_latest_history_health_and_clean_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut p = Publisher::start(dir.path(), &["--interval", "200ms"]);
+
+    let latest = p.wait_for("/latest", |v| v["seq"].as_u64() >= Some(2));
+    assert_eq!(latest["v"], 1);
+    assert_eq!(latest["host"], "testhost");
+    assert_eq!(latest["interval_s"], 0.2);
+    let usage = latest["cpu"]["usage_percent"].as_f64().unwrap();
+    assert!((0.0..=100.0).contains(&usage), "{usage}");
+    for core in latest["cpu"]["per_core_percent"].as_array().unwrap() {
+        let c = core.as_f64().unwrap();
+        assert!((0.0..=100.0).contains(&c), "{c}");
+    }
+    let cores = std::fs::read_to_string("/proc/stat")
+        .unwrap()
+        .lines()
+        .filter(|l| l.starts_with("cpu") && !l.starts_with("cpu "))
+        .count();
+    assert_eq!(latest["cpu"]["cores"], cores as u64);
+    assert_eq!(latest["memory"]["total_mb"], meminfo_kb("MemTotal") / 1024);
+    assert_eq!(latest["memory"]["swap_total_mb"], meminfo_kb("SwapTotal") / 1024);
+    assert!(latest["memory"]["available_mb"].as_u64().unwrap() <= meminfo_kb("MemTotal") / 1024);
+    let boot_id = std::fs::read_to_string("/proc/sys/kernel/random/boot_id").unwrap();
+    assert_eq!(latest["boot_id"], boot_id.trim());
+    assert!(latest["disk"]["read_sectors"].is_u64());
+    assert!(latest["network"]["interfaces"].get("lo").is_none());
+    let ts_ms = latest["ts_ms"].as_i64().unwrap();
+    assert_eq!(latest["ts"].as_i64().unwrap(), ts_ms / 1000);
+
+    let history = p.wait_for("/history", |v| v["count"].as_u64() >= Some(4));
+    let first = seqs(&history);
+    assert_eq!(first, (1..=first.len() as u64).collect::<Vec<_>>(), "contiguous from 1");
+    let later = p.wait_for("/history", |v| v["count"].as_u64() > Some(first.len() as u64));
+    assert!(seqs(&later).len() > first.len(), "history grows");
+    let since = p.json("/history?since_seq=2&limit=2");
+    assert_eq!(seqs(&since), vec![3, 4]);
+    assert_eq!(since["oldest_seq"], 1);
+
+    let (status, body) = p.get("/health");
+    assert_eq!(status, 200, "{body}");
+    let health: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(health["status"], "ok");
+    assert_eq!(health["ring_write_errors"], 0);
+    assert!(health["samples_total"].as_u64().unwrap() >= 4);
+
+    // SIGTERM: a clean exit, and the next start carries on from the ring's newest seq.
+    p.signal("TERM");
+    let status = p.wait_exit(Duration::from_secs(10));
+    assert!(status.success(), "{status:?}");
+    let newest = {
+        let (ring, recovery) =
+            publisher::ring::Ring::open(&dir.path().join("ring"), 5760, false).unwrap();
+        assert_eq!(recovery.truncated_bytes, 0, "nothing half-written after SIGTERM");
+        ring.newest_seq().unwrap()
+    };
+    let p = Publisher::start(dir.path(), &["--interval", "200ms"]);
+    let latest = p.wait_for("/latest", |_| true);
+    assert_eq!(latest["seq"].as_u64(), Some(newest + 1), "seq survives restarts");
+    let all = p.json("/history?limit=10000");
+    let s = seqs(&all);
+    assert_eq!(s, (1..=s.len() as u64).collect::<Vec<_>>());
+}
+
+#[test]
+fn sigint_also_stops_cleanly() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut p = Publisher::start(dir.path(), &["--interval", "50ms"]);
+    p.wait_for("/latest", |_| true);
+    p.signal("INT");
+    assert!(p.wait_exit(Duration::from_secs(10)).success());
+    let stopped = p.log.try_iter().any(|l| l.contains("publisher stopped cleanly"));
+    assert!(stopped);
+}
+
+#[test]
+fn bad_requests_get_400_with_a_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = Publisher::start(dir.path(), &["--interval", "1s"]);
+    for path in [
+        "/history?since_seq=abc",
+        "/history?limit=0",
+        "/history?limit=99999999",
+        "/events?format=xml",
+        "/nope",
+    ] {
+        let (status, body) = p.get(path);
+        assert_eq!(status, 400, "{path}");
+        let v: Value = serde_json::from_str(&body).unwrap();
+        assert!(!v["error"].as_str().unwrap().is_empty(), "{path}: {body}");
+    }
+    let (_, body) = p.get("/history?since_seq=abc");
+    assert!(body.contains("since_seq"), "{body}");
+}
+
+#[test]
+fn fixture_tree_roots_are_honoured() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = common::fixture("rpi4");
+    let p = Publisher::start(
+        dir.path(),
+        &[
+            "--interval",
+            "100ms",
+            "--proc-root",
+            root.join("proc").to_str().unwrap(),
+            "--sys-root",
+            root.join("sys").to_str().unwrap(),
+        ],
+    );
+    let latest = p.wait_for("/latest", |_| true);
+    assert_eq!(latest["thermal"]["cpu_temp_c"], 48.686);
+    assert_eq!(latest["memory"]["total_mb"], 3791);
+    assert_eq!(latest["cpu"]["cores"], 4);
+    assert_eq!(latest["disk"]["read_sectors"], 55149058u64);
+    // The same file twice: no time passed, so no CPU % rather than a made-up one.
+    assert!(latest["cpu"]["usage_percent"].is_null());
+}
+
+#[test]
+fn bad_config_stops_start_up_naming_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("p.toml");
+    std::fs::write(&cfg, "[ring]\ncapacity = \"lots\"\n").unwrap();
+    let out = common::command(dir.path())
+        .arg("--config")
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("ring.capacity"), "{err}");
+    let out = common::command(dir.path())
+        .env("PUBLISHER_SAMPLER__PERIOD", "5s")
+        .arg("check-config")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("period"));
+}
+
+#[test]
+fn failing_collectors_leave_nulls_and_sampling_goes_on() {
+    // A proc root with no files: every collector fails, yet samples go on with nulls.
+    let dir = tempfile::tempdir().unwrap();
+    let empty = tempfile::tempdir().unwrap();
+    let p = Publisher::start(
+        dir.path(),
+        &["--interval", "100ms", "--proc-root", empty.path().to_str().unwrap()],
+    );
+    let latest = p.wait_for("/latest", |v| v["seq"].as_u64() >= Some(2));
+    assert!(latest["cpu"].is_null());
+    assert!(latest["memory"].is_null());
+    assert!(latest["disk"].is_null());
+    let health = p.json("/health");
+    assert_eq!(health["status"], "ok");
+    assert!(health["collector_errors"]["memory"].as_u64().unwrap() >= 2);
+    let (status, _) = get(&p.url("/latest"));
+    assert_eq!(status, 200);
+}
