@@ -61,7 +61,9 @@ impl Topics {
 
     /// Splits a topic into `(host, kind)` when it is `<prefix>/<host>/<kind>`.
     pub fn parse<'a>(prefix: &str, topic: &'a str) -> Option<(&'a str, &'a str)> {
-        let rest = topic.strip_prefix(prefix.trim_end_matches('/'))?.strip_prefix('/')?;
+        let rest = topic
+            .strip_prefix(prefix.trim_end_matches('/'))?
+            .strip_prefix('/')?;
         let (host, kind) = rest.split_once('/')?;
         if kind.contains('/') || validate_host_id(host).is_err() {
             return None;
@@ -99,8 +101,17 @@ mod tests {
             Topics::parse("server-analytics", "server-analytics/tower/snapshot"),
             Some(("tower", "snapshot"))
         );
-        assert_eq!(Topics::parse("server-analytics", "other/tower/snapshot"), None);
-        assert_eq!(Topics::parse("server-analytics", "server-analytics/a/b/c"), None);
-        assert_eq!(Topics::parse("server-analytics", "server-analytics/a b/status"), None);
+        assert_eq!(
+            Topics::parse("server-analytics", "other/tower/snapshot"),
+            None
+        );
+        assert_eq!(
+            Topics::parse("server-analytics", "server-analytics/a/b/c"),
+            None
+        );
+        assert_eq!(
+            Topics::parse("server-analytics", "server-analytics/a b/status"),
+            None
+        );
     }
 }

@@ -174,8 +174,8 @@ impl Settings {
     /// Loads the layers. `file` must exist when given; without it `configs/publisher.toml`
     /// is not read implicitly, so what runs is what the command line says.
     pub fn load(file: Option<&Path>, overrides: &Overrides) -> Result<Settings, SettingsError> {
-        let mut builder = config::Config::builder()
-            .add_source(config::Config::try_from(&Settings::default())?);
+        let mut builder =
+            config::Config::builder().add_source(config::Config::try_from(&Settings::default())?);
         if let Some(file) = file {
             builder = builder.add_source(
                 config::File::from(file)
@@ -252,10 +252,19 @@ impl Settings {
 }
 
 fn default_data_dir() -> PathBuf {
-    let env = |k: &str| std::env::var_os(k).filter(|v| !v.is_empty()).map(PathBuf::from);
+    let env = |k: &str| {
+        std::env::var_os(k)
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+    };
     if let Some(dir) = env("STATE_DIRECTORY") {
         // systemd's StateDirectory= may list several, separated by ':'.
-        let first = dir.to_string_lossy().split(':').next().unwrap_or("").to_owned();
+        let first = dir
+            .to_string_lossy()
+            .split(':')
+            .next()
+            .unwrap_or("")
+            .to_owned();
         return PathBuf::from(first);
     }
     if let Some(state) = env("XDG_STATE_HOME") {
@@ -357,7 +366,11 @@ mod tests {
     fn command_line_beats_file() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("p.toml");
-        std::fs::write(&path, "host = \"fromfile\"\n[sampler]\ninterval = \"30s\"\n").unwrap();
+        std::fs::write(
+            &path,
+            "host = \"fromfile\"\n[sampler]\ninterval = \"30s\"\n",
+        )
+        .unwrap();
         let s = Settings::load(
             Some(&path),
             &Overrides {
@@ -375,7 +388,10 @@ mod tests {
 
     #[test]
     fn missing_file_is_an_error() {
-        let e = Settings::load(Some(Path::new("/nonexistent/p.toml")), &Overrides::default());
+        let e = Settings::load(
+            Some(Path::new("/nonexistent/p.toml")),
+            &Overrides::default(),
+        );
         assert!(e.is_err());
     }
 }

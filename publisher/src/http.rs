@@ -64,7 +64,11 @@ impl IntoResponse for AppError {
                 StatusCode::INTERNAL_SERVER_ERROR
             }
         };
-        (status, Json(serde_json::json!({ "error": self.to_string() }))).into_response()
+        (
+            status,
+            Json(serde_json::json!({ "error": self.to_string() })),
+        )
+            .into_response()
     }
 }
 
@@ -75,8 +79,15 @@ pub fn router(state: AppState) -> Router {
         .route("/history", get(history))
         .route("/events", get(events))
         .route("/health", get(health))
-        .fallback(|| async { AppError::BadRequest("no such endpoint; try /latest, /history, /events or /health".into()) })
-        .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, timeout))
+        .fallback(|| async {
+            AppError::BadRequest(
+                "no such endpoint; try /latest, /history, /events or /health".into(),
+            )
+        })
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            timeout,
+        ))
         .with_state(state)
 }
 

@@ -82,7 +82,9 @@ fn record(log: &EventLog, event: &JobEvent) {
 pub async fn run_job(settings: &Settings, name: Option<String>, command: Vec<String>) -> i32 {
     let log = EventLog::new(&settings.data_dir);
     let Some(program) = command.first().cloned() else {
-        eprintln!("publisher job: no command given (usage: publisher job [--name NAME] -- CMD ARGS…)");
+        eprintln!(
+            "publisher job: no command given (usage: publisher job [--name NAME] -- CMD ARGS…)"
+        );
         return 2;
     };
     let name = name.unwrap_or_else(|| {
@@ -124,12 +126,14 @@ pub async fn run_job(settings: &Settings, name: Option<String>, command: Vec<Str
             (None, None, Some(e.to_string()), code)
         }
         Ok(mut child) => {
-            let out = child.stdout.take().map(|o| {
-                tokio::spawn(pass_through(o, tokio::io::stdout(), Arc::clone(&tail)))
-            });
-            let err = child.stderr.take().map(|e| {
-                tokio::spawn(pass_through(e, tokio::io::stderr(), Arc::clone(&tail)))
-            });
+            let out = child
+                .stdout
+                .take()
+                .map(|o| tokio::spawn(pass_through(o, tokio::io::stdout(), Arc::clone(&tail))));
+            let err = child
+                .stderr
+                .take()
+                .map(|e| tokio::spawn(pass_through(e, tokio::io::stderr(), Arc::clone(&tail))));
             let status = wait_forwarding_signals(&mut child).await;
             for task in [out, err].into_iter().flatten() {
                 let _ = task.await;

@@ -147,12 +147,13 @@ impl Ring {
                     "ring segment had a torn or corrupt tail; cutting it off"
                 );
                 recovery.truncated_bytes += bytes.len() as u64 - valid;
-                let file = OpenOptions::new().write(true).open(&path).map_err(|source| {
-                    RingError::Io {
+                let file = OpenOptions::new()
+                    .write(true)
+                    .open(&path)
+                    .map_err(|source| RingError::Io {
                         path: path.clone(),
                         source,
-                    }
-                })?;
+                    })?;
                 file.set_len(valid)
                     .and_then(|_| file.sync_all())
                     .map_err(|source| RingError::Io {
@@ -212,9 +213,7 @@ impl Ring {
             return Ok(None);
         };
         let raw = self.after(seq.saturating_sub(1), 1)?;
-        Ok(raw
-            .first()
-            .and_then(|r| serde_json::from_str(r.get()).ok()))
+        Ok(raw.first().and_then(|r| serde_json::from_str(r.get()).ok()))
     }
 
     /// Appends one snapshot. Its `seq` must be above every stored one.
@@ -250,9 +249,12 @@ impl Ring {
         };
         let writer = match &mut self.writer {
             Some(w) => w,
-            None => self
-                .writer
-                .insert(OpenOptions::new().append(true).open(&path).map_err(io_err)?),
+            None => self.writer.insert(
+                OpenOptions::new()
+                    .append(true)
+                    .open(&path)
+                    .map_err(io_err)?,
+            ),
         };
         if let Some(len) = self.pending_truncate {
             writer.set_len(len).map_err(io_err)?;
@@ -335,7 +337,8 @@ impl Ring {
                 continue;
             }
             let start = segment.entries.partition_point(|e| e.seq <= since_seq);
-            let wanted = &segment.entries[start..segment.entries.len().min(start + limit - out.len())];
+            let wanted =
+                &segment.entries[start..segment.entries.len().min(start + limit - out.len())];
             let (Some(first), Some(last)) = (wanted.first(), wanted.last()) else {
                 continue;
             };
@@ -403,7 +406,10 @@ mod tests {
         let got = ring.after(190, 100).unwrap();
         assert_eq!(seqs(&got), (191..=200).collect::<Vec<_>>());
         let got = ring.after(0, 5).unwrap();
-        assert_eq!(seqs(&got), (ring.oldest_seq().unwrap()..).take(5).collect::<Vec<_>>());
+        assert_eq!(
+            seqs(&got),
+            (ring.oldest_seq().unwrap()..).take(5).collect::<Vec<_>>()
+        );
         assert!(ring.after(200, 10).unwrap().is_empty());
     }
 
@@ -423,7 +429,10 @@ mod tests {
         assert_eq!(ring.newest().unwrap().unwrap().seq, 50);
         assert!(matches!(
             ring.append(&snap(50)),
-            Err(RingError::OutOfOrder { seq: 50, newest: 50 })
+            Err(RingError::OutOfOrder {
+                seq: 50,
+                newest: 50
+            })
         ));
         ring.append(&snap(51)).unwrap();
         assert_eq!(seqs(&ring.after(48, 10).unwrap()), vec![49, 50, 51]);
@@ -438,9 +447,21 @@ mod tests {
                 ring.append(&snap(seq)).unwrap();
             }
         }
-        let path = fs::read_dir(dir.path()).unwrap().next().unwrap().unwrap().path();
+        let path = fs::read_dir(dir.path())
+            .unwrap()
+            .next()
+            .unwrap()
+            .unwrap()
+            .path();
         let full = fs::read(&path).unwrap();
-        let two = full.iter().enumerate().filter(|(_, b)| **b == b'\n').nth(1).unwrap().0 + 1;
+        let two = full
+            .iter()
+            .enumerate()
+            .filter(|(_, b)| **b == b'\n')
+            .nth(1)
+            .unwrap()
+            .0
+            + 1;
         for cut in two..full.len() {
             fs::write(&path, &full[..cut]).unwrap();
             let (mut ring, rec) = Ring::open(dir.path(), 100, false).unwrap();

@@ -49,7 +49,10 @@ fn live_machine_latest_history_health_and_clean_restart() {
         .count();
     assert_eq!(latest["cpu"]["cores"], cores as u64);
     assert_eq!(latest["memory"]["total_mb"], meminfo_kb("MemTotal") / 1024);
-    assert_eq!(latest["memory"]["swap_total_mb"], meminfo_kb("SwapTotal") / 1024);
+    assert_eq!(
+        latest["memory"]["swap_total_mb"],
+        meminfo_kb("SwapTotal") / 1024
+    );
     assert!(latest["memory"]["available_mb"].as_u64().unwrap() <= meminfo_kb("MemTotal") / 1024);
     let boot_id = std::fs::read_to_string("/proc/sys/kernel/random/boot_id").unwrap();
     assert_eq!(latest["boot_id"], boot_id.trim());
@@ -60,8 +63,14 @@ fn live_machine_latest_history_health_and_clean_restart() {
 
     let history = p.wait_for("/history", |v| v["count"].as_u64() >= Some(4));
     let first = seqs(&history);
-    assert_eq!(first, (1..=first.len() as u64).collect::<Vec<_>>(), "contiguous from 1");
-    let later = p.wait_for("/history", |v| v["count"].as_u64() > Some(first.len() as u64));
+    assert_eq!(
+        first,
+        (1..=first.len() as u64).collect::<Vec<_>>(),
+        "contiguous from 1"
+    );
+    let later = p.wait_for("/history", |v| {
+        v["count"].as_u64() > Some(first.len() as u64)
+    });
     assert!(seqs(&later).len() > first.len(), "history grows");
     let since = p.json("/history?since_seq=2&limit=2");
     assert_eq!(seqs(&since), vec![3, 4]);
@@ -81,12 +90,19 @@ fn live_machine_latest_history_health_and_clean_restart() {
     let newest = {
         let (ring, recovery) =
             publisher::ring::Ring::open(&dir.path().join("ring"), 5760, false).unwrap();
-        assert_eq!(recovery.truncated_bytes, 0, "nothing half-written after SIGTERM");
+        assert_eq!(
+            recovery.truncated_bytes, 0,
+            "nothing half-written after SIGTERM"
+        );
         ring.newest_seq().unwrap()
     };
     let p = Publisher::start(dir.path(), &["--interval", "200ms"]);
     let latest = p.wait_for("/latest", |_| true);
-    assert_eq!(latest["seq"].as_u64(), Some(newest + 1), "seq survives restarts");
+    assert_eq!(
+        latest["seq"].as_u64(),
+        Some(newest + 1),
+        "seq survives restarts"
+    );
     let all = p.json("/history?limit=10000");
     let s = seqs(&all);
     assert_eq!(s, (1..=s.len() as u64).collect::<Vec<_>>());
@@ -99,7 +115,10 @@ fn sigint_also_stops_cleanly() {
     p.wait_for("/latest", |_| true);
     p.signal("INT");
     assert!(p.wait_exit(Duration::from_secs(10)).success());
-    let stopped = p.log.try_iter().any(|l| l.contains("publisher stopped cleanly"));
+    let stopped = p
+        .log
+        .try_iter()
+        .any(|l| l.contains("publisher stopped cleanly"));
     assert!(stopped);
 }
 
@@ -176,7 +195,12 @@ fn failing_collectors_leave_nulls_and_sampling_goes_on() {
     let empty = tempfile::tempdir().unwrap();
     let p = Publisher::start(
         dir.path(),
-        &["--interval", "100ms", "--proc-root", empty.path().to_str().unwrap()],
+        &[
+            "--interval",
+            "100ms",
+            "--proc-root",
+            empty.path().to_str().unwrap(),
+        ],
     );
     let latest = p.wait_for("/latest", |v| v["seq"].as_u64() >= Some(2));
     assert!(latest["cpu"].is_null());

@@ -6,10 +6,14 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use broker::{DiskDevice, NetworkInterface, Snapshot};
-use publisher::collectors::{cpu, disk, network, thermal, CollectorName, Collectors, InterfaceFilter, Roots};
+use publisher::collectors::{
+    cpu, disk, network, thermal, CollectorName, Collectors, InterfaceFilter, Roots,
+};
 
 fn fixture(machine: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(machine)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(machine)
 }
 
 fn text(machine: &str, file: &str) -> String {
@@ -38,7 +42,11 @@ fn sample(machine: &str) -> Snapshot {
     copy_tree(&fixture(machine), dir.path());
     let mut collectors = Collectors::new(Roots::under(dir.path()), InterfaceFilter::default());
     collectors.prime();
-    fs::copy(dir.path().join("proc_t1/stat"), dir.path().join("proc/stat")).unwrap();
+    fs::copy(
+        dir.path().join("proc_t1/stat"),
+        dir.path().join("proc/stat"),
+    )
+    .unwrap();
     let reading = collectors.sample();
     assert!(collectors.errors().is_empty(), "{:?}", collectors.errors());
     reading.into_snapshot(Snapshot::default())
@@ -60,7 +68,10 @@ fn copy_tree(from: &Path, to: &Path) {
 #[test]
 fn tower_cpu_counts_guest_time_once() {
     let (all, cores) = usage("tower");
-    assert_eq!(all, 32.4092, "the original, adding guest again, said 39.2206");
+    assert_eq!(
+        all, 32.4092,
+        "the original, adding guest again, said 39.2206"
+    );
     assert_eq!(cores.len(), 12);
     assert_eq!(cores[0], 37.9747);
     assert_eq!(cores[6], 25.2);
@@ -74,22 +85,57 @@ fn tower_full_sample() {
     assert_eq!(cpu.usage_percent, Some(32.41));
     assert_eq!(cpu.cores, Some(12));
     assert_eq!(cpu.per_core_percent[9], Some(41.33));
-    assert_eq!((cpu.load_1m, cpu.load_5m, cpu.load_15m), (Some(1.42), Some(1.18), Some(0.97)));
+    assert_eq!(
+        (cpu.load_1m, cpu.load_5m, cpu.load_15m),
+        (Some(1.42), Some(1.18), Some(0.97))
+    );
     let mem = s.memory.unwrap();
-    assert_eq!((mem.total_mb, mem.available_mb, mem.swap_used_mb, mem.swap_total_mb), (31951, 20952, 1159, 8191));
+    assert_eq!(
+        (
+            mem.total_mb,
+            mem.available_mb,
+            mem.swap_used_mb,
+            mem.swap_total_mb
+        ),
+        (31951, 20952, 1159, 8191)
+    );
     assert_eq!(s.uptime_s, Some(274512.83));
-    assert_eq!(s.boot_id.as_deref(), Some("7c1e4a9d-52b8-4f0e-9d36-a1f07c3e8b25"));
+    assert_eq!(
+        s.boot_id.as_deref(),
+        Some("7c1e4a9d-52b8-4f0e-9d36-a1f07c3e8b25")
+    );
 
     // Partitions, dm-0 (LUKS), md0 (RAID1), loop and zram are not counted again.
     let disk = s.disk.unwrap();
-    assert_eq!(disk.devices.keys().collect::<Vec<_>>(), ["nvme0n1", "sda", "sdb", "sr0"]);
-    assert_eq!(disk.devices["nvme0n1"], DiskDevice { read_sectors: 181626888, write_sectors: 312664544 });
-    assert_eq!((disk.read_sectors, disk.write_sectors), (248141916, 418102760));
+    assert_eq!(
+        disk.devices.keys().collect::<Vec<_>>(),
+        ["nvme0n1", "sda", "sdb", "sr0"]
+    );
+    assert_eq!(
+        disk.devices["nvme0n1"],
+        DiskDevice {
+            read_sectors: 181626888,
+            write_sectors: 312664544
+        }
+    );
+    assert_eq!(
+        (disk.read_sectors, disk.write_sectors),
+        (248141916, 418102760)
+    );
 
     // Bridge, veth, docker, libvirt and VPN traffic is already in enp3s0.
     let net = s.network.unwrap();
-    assert_eq!(net.interfaces.keys().collect::<Vec<_>>(), ["enp3s0", "wlp4s0"]);
-    assert_eq!(net.interfaces["enp3s0"], NetworkInterface { rx_bytes: 184467302911, tx_bytes: 23118440127 });
+    assert_eq!(
+        net.interfaces.keys().collect::<Vec<_>>(),
+        ["enp3s0", "wlp4s0"]
+    );
+    assert_eq!(
+        net.interfaces["enp3s0"],
+        NetworkInterface {
+            rx_bytes: 184467302911,
+            tx_bytes: 23118440127
+        }
+    );
     assert_eq!((net.rx_bytes, net.tx_bytes), (184515514814, 23128324247));
 
     // x86_pkg_temp (52.5) wins over coretemp's package sensor (53.375): rule 1.
@@ -128,14 +174,26 @@ fn rpi4_full_sample() {
     let cpu = s.cpu.unwrap();
     assert_eq!(cpu.usage_percent, Some(9.32));
     assert_eq!(cpu.cores, Some(4));
-    assert_eq!((cpu.load_1m, cpu.load_5m, cpu.load_15m), (Some(0.31), Some(0.42), Some(0.38)));
+    assert_eq!(
+        (cpu.load_1m, cpu.load_5m, cpu.load_15m),
+        (Some(0.31), Some(0.42), Some(0.38))
+    );
     let mem = s.memory.unwrap();
-    assert_eq!((mem.total_mb, mem.available_mb, mem.swap_used_mb), (3791, 3030, 3));
+    assert_eq!(
+        (mem.total_mb, mem.available_mb, mem.swap_used_mb),
+        (3791, 3030, 3)
+    );
     assert_eq!(s.uptime_s, Some(1043127.41));
-    assert_eq!(s.boot_id.as_deref(), Some("e4b0d2f1-9a37-4c6e-b851-3d2a6f90c7aa"));
+    assert_eq!(
+        s.boot_id.as_deref(),
+        Some("e4b0d2f1-9a37-4c6e-b851-3d2a6f90c7aa")
+    );
     let disk = s.disk.unwrap();
     assert_eq!(disk.devices.keys().collect::<Vec<_>>(), ["mmcblk0", "sda"]);
-    assert_eq!((disk.read_sectors, disk.write_sectors), (55149058, 127633240));
+    assert_eq!(
+        (disk.read_sectors, disk.write_sectors),
+        (55149058, 127633240)
+    );
     let net = s.network.unwrap();
     assert_eq!(net.interfaces.keys().collect::<Vec<_>>(), ["eth0", "wlan0"]);
     assert_eq!((net.rx_bytes, net.tx_bytes), (9876329934, 41221321318));
@@ -158,7 +216,11 @@ fn ci_vm_has_no_sensor_and_says_null() {
     assert_eq!(disk.devices.keys().collect::<Vec<_>>(), ["vda"]);
     assert_eq!((disk.read_sectors, disk.write_sectors), (3957090, 3403256));
     let net = s.network.unwrap();
-    assert_eq!(net.interfaces.keys().collect::<Vec<_>>(), ["eth0"], "ifb0/ifb1 are shapers");
+    assert_eq!(
+        net.interfaces.keys().collect::<Vec<_>>(),
+        ["eth0"],
+        "ifb0/ifb1 are shapers"
+    );
     assert_eq!((net.rx_bytes, net.tx_bytes), (115703932, 231241));
     assert_eq!(s.thermal.cpu_temp_c, None);
     assert!(s.thermal.sensors.is_empty());
@@ -178,7 +240,10 @@ fn missing_and_truncated_files_null_one_section_only() {
     let s = collectors.sample().into_snapshot(Snapshot::default());
     assert_eq!(s.memory, None);
     assert_eq!(s.disk, None);
-    assert_eq!(s.thermal.cpu_temp_c, None, "no /sys at all is no sensor, not an error");
+    assert_eq!(
+        s.thermal.cpu_temp_c, None,
+        "no /sys at all is no sensor, not an error"
+    );
     assert_eq!(s.network.unwrap().rx_bytes, 9876329934);
     assert_eq!(s.cpu.unwrap().cores, Some(4));
     let errors = collectors.errors();
@@ -204,6 +269,9 @@ fn hwmon_attributes_under_device_and_unreadable_inputs() {
     std::os::unix::fs::symlink("/nonexistent", chip.join("temp3_input")).unwrap();
     let reading = thermal::read_sensors(&Roots::under(dir.path())).unwrap();
     assert_eq!(reading.chips.len(), 1);
-    assert_eq!(reading.chips[0].temps, vec![("Physical id 0".to_string(), 55.0)]);
+    assert_eq!(
+        reading.chips[0].temps,
+        vec![("Physical id 0".to_string(), 55.0)]
+    );
     assert_eq!(thermal::cpu_temperature(&reading), Some(55.0));
 }

@@ -236,8 +236,14 @@ mod tests {
             parse_stat("cpu 1 2 x 4\n"),
             Err(ParseError::Line { line: 1, .. })
         ));
-        assert_eq!(parse_stat(""), Err(ParseError::Missing("aggregate \"cpu\" line")));
-        assert_eq!(parse_stat("intr 5\n"), Err(ParseError::Missing("aggregate \"cpu\" line")));
+        assert_eq!(
+            parse_stat(""),
+            Err(ParseError::Missing("aggregate \"cpu\" line"))
+        );
+        assert_eq!(
+            parse_stat("intr 5\n"),
+            Err(ParseError::Missing("aggregate \"cpu\" line"))
+        );
     }
 
     #[test]

@@ -106,12 +106,28 @@ mod tests {
 
     #[test]
     fn whole_devices_only() {
-        for whole in ["sda", "sdaa", "vda", "xvdb", "hda", "nvme0n1", "nvme1n2", "mmcblk0", "sr0", "mmcblk1"] {
+        for whole in [
+            "sda", "sdaa", "vda", "xvdb", "hda", "nvme0n1", "nvme1n2", "mmcblk0", "sr0", "mmcblk1",
+        ] {
             assert!(is_whole_device(whole), "{whole} should count");
         }
         for part in [
-            "sda1", "sdaa12", "vda2", "xvdb1", "hda3", "nvme0n1p1", "mmcblk0p2", "mmcblk0boot0",
-            "mmcblk0rpmb", "loop0", "ram15", "zram0", "dm-0", "md0", "md127", "fd0",
+            "sda1",
+            "sdaa12",
+            "vda2",
+            "xvdb1",
+            "hda3",
+            "nvme0n1p1",
+            "mmcblk0p2",
+            "mmcblk0boot0",
+            "mmcblk0rpmb",
+            "loop0",
+            "ram15",
+            "zram0",
+            "dm-0",
+            "md0",
+            "md127",
+            "fd0",
         ] {
             assert!(!is_whole_device(part), "{part} should not count");
         }

@@ -28,10 +28,7 @@ pub fn read_uptime(roots: &Roots) -> Result<f64, CollectError> {
 }
 
 pub fn read_boot_id(roots: &Roots) -> Result<String, CollectError> {
-    read_parsed(
-        &roots.proc.join("sys/kernel/random/boot_id"),
-        parse_boot_id,
-    )
+    read_parsed(&roots.proc.join("sys/kernel/random/boot_id"), parse_boot_id)
 }
 
 /// The kernel's host name turned into a valid host id: characters outside `[A-Za-z0-9_-]`

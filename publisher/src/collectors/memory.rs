@@ -84,8 +84,9 @@ mod tests {
 
     #[test]
     fn old_kernel_without_memavailable_is_estimated() {
-        let m = parse_meminfo("MemTotal: 2048 kB\nMemFree: 1024 kB\nBuffers: 512 kB\nCached: 512 kB\n")
-            .unwrap();
+        let m =
+            parse_meminfo("MemTotal: 2048 kB\nMemFree: 1024 kB\nBuffers: 512 kB\nCached: 512 kB\n")
+                .unwrap();
         assert_eq!(m.available_mb, 2);
         assert_eq!(m.swap_used_mb, 0);
     }

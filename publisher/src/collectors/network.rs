@@ -34,7 +34,10 @@ pub struct InterfaceFilter {
 
 impl Default for InterfaceFilter {
     fn default() -> Self {
-        let exclude = DEFAULT_EXCLUDE.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let exclude = DEFAULT_EXCLUDE
+            .iter()
+            .map(|s| s.to_string())
+            .collect::<Vec<_>>();
         // The defaults are valid globs, checked by a test.
         Self::new(&[], &exclude).unwrap_or(Self {
             include: Vec::new(),
@@ -141,7 +144,10 @@ veth12ab: 700 1 0 0 0 0 0 0 800 1 0 0 0 0 0 0
 
     #[test]
     fn default_filter_counts_physical_interfaces_once() {
-        let net = summarize(&parse_net_dev(NET_DEV).unwrap(), &InterfaceFilter::default());
+        let net = summarize(
+            &parse_net_dev(NET_DEV).unwrap(),
+            &InterfaceFilter::default(),
+        );
         assert_eq!(net.interfaces.keys().collect::<Vec<_>>(), ["eth0", "wlan0"]);
         assert_eq!(net.rx_bytes, 9013149 + 100);
         assert_eq!(net.tx_bytes, 14913 + 200);
@@ -161,7 +167,17 @@ veth12ab: 700 1 0 0 0 0 0 0 800 1 0 0 0 0 0 0
     fn default_excludes_are_valid_globs() {
         let f = InterfaceFilter::default();
         assert_eq!(f.exclude.len(), DEFAULT_EXCLUDE.len());
-        for name in ["lo", "veth0", "docker0", "br-abc", "virbr0", "wg0", "tun0", "tailscale0", "ifb1"] {
+        for name in [
+            "lo",
+            "veth0",
+            "docker0",
+            "br-abc",
+            "virbr0",
+            "wg0",
+            "tun0",
+            "tailscale0",
+            "ifb1",
+        ] {
             assert!(!f.counts(name), "{name}");
         }
         assert!(f.counts("enp3s0"));

@@ -50,7 +50,9 @@ pub struct ThermalReading {
 /// Parses a millidegree value (`48686` → 48.686 °C).
 pub fn parse_millidegrees(text: &str) -> Result<f64, ParseError> {
     let t = text.trim();
-    let milli: i64 = t.parse().map_err(|_| ParseError::NotANumber(t.to_owned()))?;
+    let milli: i64 = t
+        .parse()
+        .map_err(|_| ParseError::NotANumber(t.to_owned()))?;
     Ok(milli as f64 / 1000.0)
 }
 
@@ -176,7 +178,11 @@ fn read_chip(dir_name: String, dir: &Path) -> Chip {
                 .filter_map(|e| {
                     let file = e.file_name();
                     let file = file.to_str()?;
-                    let n: u32 = file.strip_prefix("temp")?.strip_suffix("_input")?.parse().ok()?;
+                    let n: u32 = file
+                        .strip_prefix("temp")?
+                        .strip_suffix("_input")?
+                        .parse()
+                        .ok()?;
                     let celsius = parse_millidegrees(&fs::read_to_string(e.path()).ok()?).ok()?;
                     let label = read_trimmed(&base.join(format!("temp{n}_label")))
                         .unwrap_or_else(|| format!("temp{n}"));
@@ -197,9 +203,11 @@ fn read_chip(dir_name: String, dir: &Path) -> Chip {
 pub fn read_sensors(roots: &Roots) -> Result<ThermalReading, CollectError> {
     let mut reading = ThermalReading::default();
     for (index, dir) in numbered_entries(&roots.sys.join("class/thermal"), "thermal_zone")? {
-        let kind = read_trimmed(&dir.join("type")).unwrap_or_else(|| format!("thermal_zone{index}"));
+        let kind =
+            read_trimmed(&dir.join("type")).unwrap_or_else(|| format!("thermal_zone{index}"));
         // A zone whose temp cannot be read (some ACPI zones return EINVAL) is skipped.
-        let Some(celsius) = read_trimmed(&dir.join("temp")).and_then(|t| parse_millidegrees(&t).ok())
+        let Some(celsius) =
+            read_trimmed(&dir.join("temp")).and_then(|t| parse_millidegrees(&t).ok())
         else {
             continue;
         };
@@ -255,16 +263,27 @@ mod tests {
         let mut r = ThermalReading {
             zones: vec![zone("acpitz", 27.8)],
             chips: vec![
-                chip("coretemp", &[("Core 0", 60.0), ("Package id 0", 55.0), ("Core 1", 61.0)]),
+                chip(
+                    "coretemp",
+                    &[("Core 0", 60.0), ("Package id 0", 55.0), ("Core 1", 61.0)],
+                ),
                 chip("k10temp", &[("Tctl", 70.0)]),
             ],
         };
-        assert_eq!(cpu_temperature(&r), Some(55.0), "coretemp package beats cores");
+        assert_eq!(
+            cpu_temperature(&r),
+            Some(55.0),
+            "coretemp package beats cores"
+        );
         r.zones.push(zone("x86_pkg_temp", 56.5));
         assert_eq!(cpu_temperature(&r), Some(56.5), "x86_pkg_temp zone first");
         r.zones.clear();
         r.chips[0] = chip("coretemp", &[("Core 0", 60.0), ("Core 1", 61.0)]);
-        assert_eq!(cpu_temperature(&r), Some(61.0), "hottest core without a package");
+        assert_eq!(
+            cpu_temperature(&r),
+            Some(61.0),
+            "hottest core without a package"
+        );
         r.chips.remove(0);
         assert_eq!(cpu_temperature(&r), Some(70.0), "k10temp Tctl");
         r.chips[0].temps.push(("Tdie".into(), 60.0));
@@ -278,7 +297,11 @@ mod tests {
             zones: vec![zone("acpitz", 27.8)],
             chips: vec![chip("nvme", &[("Composite", 40.0)])],
         };
-        assert_eq!(cpu_temperature(&vm), None, "no CPU sensor → null, not another sensor");
+        assert_eq!(
+            cpu_temperature(&vm),
+            None,
+            "no CPU sensor → null, not another sensor"
+        );
     }
 
     #[test]

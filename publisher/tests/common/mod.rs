@@ -9,13 +9,6 @@ use std::time::{Duration, Instant};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_publisher");
 
-/// A running publisher; killed when dropped.
-pub struct Publisher {
-    pub child: Child,
-    pub base: String,
-    pub log: mpsc::Receiver<String>,
-}
-
 /// The environment every child gets: no stray `PUBLISHER_*` from the caller, no colours.
 pub fn command(data_dir: &Path) -> Command {
     let mut cmd = Command::new(BIN);
@@ -33,16 +26,15 @@ pub fn command(data_dir: &Path) -> Command {
     cmd
 }
 
-impl Publisher {
-    /// Starts `publisher --bind 127.0.0.1:0 ARGS` and waits until it says where it listens.
-    pub fn start(data_dir: &Path, args: &[&str]) -> Publisher {
-        let mut child = command(data_dir)
-            .args(["--bind", "127.0.0.1:0"])
-            .args(args)
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn publisher");
+/// HTTP access to a running publisher, plus its log lines.
+pub struct Client {
+    pub base: String,
+    pub log: mpsc::Receiver<String>,
+}
+
+impl Client {
+    /// Reads `child`'s stderr (echoing it) until the publisher says where it listens.
+    pub fn attach(child: &mut Child) -> Client {
         let stderr = child.stderr.take().unwrap();
         let (tx, rx) = mpsc::channel();
         std::thread::spawn(move || {
@@ -62,8 +54,7 @@ impl Publisher {
                 .expect("publisher did not report its address in time");
             if let Some(rest) = line.split("addr=").nth(1) {
                 let addr = rest.split_whitespace().next().unwrap();
-                return Publisher {
-                    child,
+                return Client {
                     base: format!("http://{addr}"),
                     log: rx,
                 };
@@ -86,7 +77,11 @@ impl Publisher {
     }
 
     /// Polls `path` until `check` accepts the JSON body.
-    pub fn wait_for(&self, path: &str, check: impl Fn(&serde_json::Value) -> bool) -> serde_json::Value {
+    pub fn wait_for(
+        &self,
+        path: &str,
+        check: impl Fn(&serde_json::Value) -> bool,
+    ) -> serde_json::Value {
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
             let (status, body) = self.get(path);
@@ -96,9 +91,40 @@ impl Publisher {
                     return v;
                 }
             }
-            assert!(Instant::now() < deadline, "timed out waiting on {path}: {status} {body}");
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting on {path}: {status} {body}"
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
+    }
+}
+
+/// A running publisher; killed when dropped.
+pub struct Publisher {
+    pub child: Child,
+    pub client: Client,
+}
+
+impl std::ops::Deref for Publisher {
+    type Target = Client;
+    fn deref(&self) -> &Client {
+        &self.client
+    }
+}
+
+impl Publisher {
+    /// Starts `publisher --bind 127.0.0.1:0 ARGS` and waits until it says where it listens.
+    pub fn start(data_dir: &Path, args: &[&str]) -> Publisher {
+        let mut child = command(data_dir)
+            .args(["--bind", "127.0.0.1:0"])
+            .args(args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn publisher");
+        let client = Client::attach(&mut child);
+        Publisher { child, client }
     }
 
     pub fn signal(&self, signal: &str) {
@@ -116,7 +142,10 @@ impl Publisher {
             if let Some(status) = self.child.try_wait().unwrap() {
                 return status;
             }
-            assert!(Instant::now() < deadline, "publisher did not exit in {within:?}");
+            assert!(
+                Instant::now() < deadline,
+                "publisher did not exit in {within:?}"
+            );
             std::thread::sleep(Duration::from_millis(10));
         }
     }
@@ -140,5 +169,7 @@ pub fn get(url: &str) -> (u16, String) {
 }
 
 pub fn fixture(machine: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(machine)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(machine)
 }
