@@ -23,7 +23,10 @@ fn cpu_time(who: libc::c_int) -> Duration {
 }
 
 fn env_usize(key: &str, default: usize) -> usize {
-    std::env::var(key).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+    std::env::var(key)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
 }
 
 fn main() {
@@ -66,14 +69,23 @@ fn main() {
     let shell_cpu = (cpu_time(libc::RUSAGE_CHILDREN) - cpu0) / shell_runs as u32;
     let _ = std::fs::remove_file(&out);
 
-    println!("sample_cost: proc={} sys={}", roots.proc.display(), roots.sys.display());
+    println!(
+        "sample_cost: proc={} sys={}",
+        roots.proc.display(),
+        roots.sys.display()
+    );
     println!("  rust   : {:>10.1} µs CPU/sample, {:>10.1} µs wall/sample ({iterations} samples, {bytes} B JSON)",
         rust_cpu.as_secs_f64() * 1e6, rust_wall.as_secs_f64() * 1e6);
-    println!("  seed sh: {:>10.1} µs CPU/sample, {:>10.1} µs wall/sample ({shell_runs} runs)",
-        shell_cpu.as_secs_f64() * 1e6, shell_wall.as_secs_f64() * 1e6);
-    println!("  ratio  : {:.0}x less CPU, {:.0}x less wall time",
+    println!(
+        "  seed sh: {:>10.1} µs CPU/sample, {:>10.1} µs wall/sample ({shell_runs} runs)",
+        shell_cpu.as_secs_f64() * 1e6,
+        shell_wall.as_secs_f64() * 1e6
+    );
+    println!(
+        "  ratio  : {:.0}x less CPU, {:.0}x less wall time",
         shell_cpu.as_secs_f64() / rust_cpu.as_secs_f64().max(1e-9),
-        shell_wall.as_secs_f64() / rust_wall.as_secs_f64().max(1e-9));
+        shell_wall.as_secs_f64() / rust_wall.as_secs_f64().max(1e-9)
+    );
 }
 
 fn one_sample(collectors: &mut Collectors) -> usize {
