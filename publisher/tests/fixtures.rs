@@ -271,7 +271,11 @@ fn hwmon_attributes_under_device_and_unreadable_inputs() {
     assert_eq!(reading.chips.len(), 1);
     assert_eq!(
         reading.chips[0].temps,
-        vec![("Physical id 0".to_string(), 55.0)]
+        vec![thermal::Temp {
+            input: 1,
+            label: "Physical id 0".into(),
+            celsius: 55.0
+        }]
     );
     assert_eq!(thermal::cpu_temperature(&reading), Some(55.0));
 }

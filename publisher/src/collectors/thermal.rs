@@ -26,8 +26,18 @@ pub struct Chip {
     /// `hwmonN`, used when the chip has no `name` file.
     pub dir: String,
     pub name: Option<String>,
-    /// `(label or "tempN", °C)` in input order.
-    pub temps: Vec<(String, f64)>,
+    /// Temperature inputs in input order.
+    pub temps: Vec<Temp>,
+}
+
+/// One `tempN_input` of a chip.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Temp {
+    /// The N of `tempN_input`.
+    pub input: u32,
+    /// `tempN_label`, or `tempN` when there is none.
+    pub label: String,
+    pub celsius: f64,
 }
 
 impl Chip {
@@ -36,7 +46,10 @@ impl Chip {
     }
 
     fn labelled(&self, label: &str) -> Option<f64> {
-        self.temps.iter().find(|(l, _)| l == label).map(|(_, t)| *t)
+        self.temps
+            .iter()
+            .find(|t| t.label == label)
+            .map(|t| t.celsius)
     }
 }
 
@@ -86,24 +99,27 @@ pub fn cpu_temperature(reading: &ThermalReading) -> Option<f64> {
             let package = max(chips("coretemp").flat_map(|c| {
                 c.temps
                     .iter()
-                    .filter(|(l, _)| l.starts_with("Package id") || l.starts_with("Physical id"))
-                    .map(|(_, t)| *t)
+                    .filter(|t| {
+                        t.label.starts_with("Package id") || t.label.starts_with("Physical id")
+                    })
+                    .map(|t| t.celsius)
             }));
-            package.or_else(|| max(chips("coretemp").flat_map(|c| c.temps.iter().map(|(_, t)| *t))))
+            package
+                .or_else(|| max(chips("coretemp").flat_map(|c| c.temps.iter().map(|t| t.celsius))))
         })
         .or_else(|| {
             max(chips("k10temp").filter_map(|c| {
                 c.labelled("Tdie")
                     .or_else(|| c.labelled("Tctl"))
-                    .or_else(|| c.temps.first().map(|(_, t)| *t))
+                    .or_else(|| c.temps.first().map(|t| t.celsius))
             }))
         })
         .or_else(|| zones(&["cpu-thermal", "cpu_thermal"]))
-        .or_else(|| max(chips("cpu_thermal").flat_map(|c| c.temps.iter().map(|(_, t)| *t))))
+        .or_else(|| max(chips("cpu_thermal").flat_map(|c| c.temps.iter().map(|t| t.celsius))))
 }
 
 /// Builds the snapshot's `thermal` section: zones keyed by type, hwmon inputs keyed
-/// `chip/label`; a repeated key gets ` (thermal_zoneN)` or ` (hwmonN)` added.
+/// `chip/label`; a repeated key gets ` (thermal_zoneN)`, or ` (hwmonN/tempN)` added.
 pub fn summarize(reading: &ThermalReading) -> Thermal {
     let mut sensors = BTreeMap::new();
     for zone in &reading.zones {
@@ -115,12 +131,12 @@ pub fn summarize(reading: &ThermalReading) -> Thermal {
         sensors.insert(key, zone.celsius);
     }
     for chip in &reading.chips {
-        for (label, celsius) in &chip.temps {
-            let mut key = format!("{}/{}", chip.display_name(), label);
+        for temp in &chip.temps {
+            let mut key = format!("{}/{}", chip.display_name(), temp.label);
             if sensors.contains_key(&key) {
-                key = format!("{key} ({})", chip.dir);
+                key = format!("{key} ({}/temp{})", chip.dir, temp.input);
             }
-            sensors.insert(key, *celsius);
+            sensors.insert(key, temp.celsius);
         }
     }
     Thermal {
@@ -171,31 +187,35 @@ fn read_chip(dir_name: String, dir: &Path) -> Chip {
         dir.join("device")
     };
     let name = read_trimmed(&base.join("name"));
-    let mut inputs: Vec<(u32, String, f64)> = fs::read_dir(&base)
+    let mut temps: Vec<Temp> = fs::read_dir(&base)
         .map(|entries| {
             entries
                 .filter_map(|e| e.ok())
                 .filter_map(|e| {
                     let file = e.file_name();
                     let file = file.to_str()?;
-                    let n: u32 = file
+                    let input: u32 = file
                         .strip_prefix("temp")?
                         .strip_suffix("_input")?
                         .parse()
                         .ok()?;
                     let celsius = parse_millidegrees(&fs::read_to_string(e.path()).ok()?).ok()?;
-                    let label = read_trimmed(&base.join(format!("temp{n}_label")))
-                        .unwrap_or_else(|| format!("temp{n}"));
-                    Some((n, label, celsius))
+                    let label = read_trimmed(&base.join(format!("temp{input}_label")))
+                        .unwrap_or_else(|| format!("temp{input}"));
+                    Some(Temp {
+                        input,
+                        label,
+                        celsius,
+                    })
                 })
                 .collect()
         })
         .unwrap_or_default();
-    inputs.sort_by_key(|(n, _, _)| *n);
+    temps.sort_by_key(|t| t.input);
     Chip {
         dir: dir_name,
         name,
-        temps: inputs.into_iter().map(|(_, l, t)| (l, t)).collect(),
+        temps,
     }
 }
 
@@ -239,7 +259,15 @@ mod tests {
         Chip {
             dir: "hwmon9".into(),
             name: Some(name.into()),
-            temps: temps.iter().map(|(l, t)| (l.to_string(), *t)).collect(),
+            temps: temps
+                .iter()
+                .zip(1..)
+                .map(|((label, celsius), input)| Temp {
+                    input,
+                    label: label.to_string(),
+                    celsius: *celsius,
+                })
+                .collect(),
         }
     }
 
@@ -286,7 +314,11 @@ mod tests {
         );
         r.chips.remove(0);
         assert_eq!(cpu_temperature(&r), Some(70.0), "k10temp Tctl");
-        r.chips[0].temps.push(("Tdie".into(), 60.0));
+        r.chips[0].temps.push(Temp {
+            input: 2,
+            label: "Tdie".into(),
+            celsius: 60.0,
+        });
         assert_eq!(cpu_temperature(&r), Some(60.0), "k10temp Tdie over Tctl");
         let pi = ThermalReading {
             zones: vec![zone("cpu-thermal", 48.686)],
@@ -315,16 +347,25 @@ mod tests {
                     celsius: 30.0,
                 },
             ],
-            chips: vec![Chip {
-                dir: "hwmon3".into(),
-                name: None,
-                temps: vec![("temp1".into(), 41.0)],
-            }],
+            chips: vec![
+                Chip {
+                    dir: "hwmon3".into(),
+                    name: None,
+                    temps: vec![Temp {
+                        input: 1,
+                        label: "temp1".into(),
+                        celsius: 41.0,
+                    }],
+                },
+                chip("nct", &[("fan", 30.0), ("fan", 31.0)]),
+            ],
         };
         let t = summarize(&r);
         assert_eq!(t.sensors["acpitz"], 27.8);
         assert_eq!(t.sensors["acpitz (thermal_zone3)"], 30.0);
         assert_eq!(t.sensors["hwmon3/temp1"], 41.0);
+        assert_eq!(t.sensors["nct/fan"], 30.0);
+        assert_eq!(t.sensors["nct/fan (hwmon9/temp2)"], 31.0);
         assert_eq!(t.cpu_temp_c, None);
     }
 }
