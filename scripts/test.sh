@@ -3,9 +3,13 @@
 # packages, as root), then formatting, lints and the whole test suite.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+export PATH="$PATH:/usr/sbin"   # mosquitto lives in /usr/sbin on Debian
 
 need=()
 command -v unshare >/dev/null || need+=(util-linux)
+command -v mosquitto_sub >/dev/null || need+=(mosquitto-clients)
+command -v mosquitto >/dev/null || [ -x /usr/sbin/mosquitto ] || need+=(mosquitto)
+command -v openssl >/dev/null || need+=(openssl)
 if ((${#need[@]})); then
   if [ "$(id -u)" = 0 ]; then
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}"

@@ -1,12 +1,19 @@
-//! The wire contract between the publisher and the Pi subscriber.
+//! The wire contract between the publisher and the Pi subscriber, and the embedded broker.
 //!
 //! Everything that crosses the broker lives here: the snapshot and job-event payload types
-//! ([`wire`]) and the MQTT topic layout ([`topics`]). This module depends on neither side, so
-//! `pi-subscriber` can use it with `default-features = false` and get no broker code.
+//! ([`wire`]), the MQTT topic layout ([`topics`]) and the `[broker]` settings ([`settings`]).
+//! These depend on neither side, so `pi-subscriber` uses this crate with
+//! `default-features = false` and gets no broker code. The rumqttd launcher ([`embedded`]) is
+//! behind the default `embedded` feature.
 
+pub mod duration;
+#[cfg(feature = "embedded")]
+pub mod embedded;
+pub mod settings;
 pub mod topics;
 pub mod wire;
 
+pub use settings::{BrokerConfigError, BrokerMode, BrokerSettings};
 pub use topics::{validate_host_id, HostIdError, Topics, DEFAULT_PREFIX};
 pub use wire::{
     Cpu, Disk, DiskDevice, JobEnd, JobEvent, JobStart, Memory, Network, NetworkInterface, Snapshot,

@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use serde::{Deserialize, Deserializer, Serialize};
+use serde::{Deserialize, Serialize};
 
 use crate::collectors::{self, InterfaceFilter, Roots};
 
@@ -20,6 +20,8 @@ pub enum SettingsError {
     Load(#[from] config::ConfigError),
     #[error("configuration key `{key}`: {reason}")]
     Invalid { key: &'static str, reason: String },
+    #[error(transparent)]
+    Broker(#[from] broker::BrokerConfigError),
 }
 
 fn invalid(key: &'static str, reason: impl ToString) -> SettingsError {
@@ -42,13 +44,15 @@ pub struct Settings {
     pub http: HttpSettings,
     pub network: NetworkSettings,
     pub jobs: JobSettings,
+    /// MQTT: the embedded broker, or the external one to publish to.
+    pub broker: broker::BrokerSettings,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct SamplerSettings {
     /// Time between samples: `"15s"`, `"500ms"`, or a number of seconds.
-    #[serde(with = "duration")]
+    #[serde(with = "broker::duration")]
     pub interval: Duration,
     /// Where procfs is mounted (node_exporter's `--path.procfs`); fixture trees in tests.
     pub proc_root: PathBuf,
@@ -72,7 +76,7 @@ pub struct HttpSettings {
     /// Loopback by default (mosquitto 2.0's rule); set the VPN address to serve the Pi.
     pub bind: SocketAddr,
     /// Requests taking longer than this get a 408.
-    #[serde(with = "duration")]
+    #[serde(with = "broker::duration")]
     pub request_timeout: Duration,
 }
 
@@ -105,6 +109,7 @@ impl Default for Settings {
             http: HttpSettings::default(),
             network: NetworkSettings::default(),
             jobs: JobSettings::default(),
+            broker: broker::BrokerSettings::default(),
         }
     }
 }
@@ -168,6 +173,8 @@ pub struct Overrides {
     pub http_bind: Option<String>,
     pub proc_root: Option<PathBuf>,
     pub sys_root: Option<PathBuf>,
+    pub broker_mode: Option<String>,
+    pub broker_listen: Option<String>,
 }
 
 impl Settings {
@@ -199,7 +206,9 @@ impl Settings {
             .set_override_option("sampler.interval", overrides.interval.clone())?
             .set_override_option("http.bind", overrides.http_bind.clone())?
             .set_override_option("sampler.proc_root", path(&overrides.proc_root))?
-            .set_override_option("sampler.sys_root", path(&overrides.sys_root))?;
+            .set_override_option("sampler.sys_root", path(&overrides.sys_root))?
+            .set_override_option("broker.mode", overrides.broker_mode.clone())?
+            .set_override_option("broker.listen", overrides.broker_listen.clone())?;
         let mut settings: Settings = builder.build()?.try_deserialize()?;
         settings.resolve()?;
         Ok(settings)
@@ -224,6 +233,7 @@ impl Settings {
         if self.jobs.keep_events == 0 {
             return Err(invalid("jobs.keep_events", "must be at least 1"));
         }
+        self.broker.validate()?;
         if let Err(e) = InterfaceFilter::new(&self.network.include, &[]) {
             return Err(invalid("network.include", e));
         }
@@ -274,31 +284,6 @@ fn default_data_dir() -> PathBuf {
         return home.join(".local/state/server-analytics");
     }
     PathBuf::from("server-analytics-data")
-}
-
-/// Durations as humantime strings (`"15s"`, `"250ms"`) or plain numbers of seconds.
-mod duration {
-    use super::*;
-
-    pub fn serialize<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&humantime::format_duration(*d).to_string())
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-        #[derive(Deserialize)]
-        #[serde(untagged)]
-        enum Raw {
-            Seconds(f64),
-            Text(String),
-        }
-        match Raw::deserialize(d)? {
-            Raw::Seconds(s) if s.is_finite() && s >= 0.0 => Ok(Duration::from_secs_f64(s)),
-            Raw::Seconds(s) => Err(serde::de::Error::custom(format!("{s} is not a duration"))),
-            Raw::Text(t) => humantime::parse_duration(&t).map_err(|e| {
-                serde::de::Error::custom(format!("{t:?} is not a duration like \"15s\": {e}"))
-            }),
-        }
-    }
 }
 
 #[cfg(test)]
@@ -360,6 +345,12 @@ mod tests {
         assert!(e.contains("ring.capacity"), "{e}");
         let e = msg("[network]\ninclude = [\"[\"]\n");
         assert!(e.contains("network.include"), "{e}");
+        let e = msg("[broker]\nlisten = \"0.0.0.0:1883\"\n");
+        assert!(e.contains("broker.listen"), "{e}");
+        let e = msg("[broker]\nmode = \"carrier-pigeon\"\n");
+        assert!(e.contains("broker.mode"), "{e}");
+        let e = msg("[broker]\npasword = \"x\"\n");
+        assert!(e.contains("pasword"), "{e}");
     }
 
     #[test]

@@ -16,6 +16,7 @@ use tokio::time::Instant;
 use tower_http::timeout::TimeoutLayer;
 
 use crate::events::EventLog;
+use crate::mqtt::MqttStats;
 use crate::ring::Ring;
 use crate::sampler::{Latest, SamplerStats};
 
@@ -31,6 +32,8 @@ pub struct AppState {
     pub ring: Arc<Mutex<Ring>>,
     pub events: EventLog,
     pub stats: Arc<Mutex<SamplerStats>>,
+    /// MQTT publishing counters; `None` when MQTT is off.
+    pub mqtt: Option<Arc<Mutex<MqttStats>>>,
     /// When the daemon started: it is healthy, not stale, while its first samples come in.
     pub started: Instant,
     pub request_timeout: Duration,
@@ -228,6 +231,7 @@ struct Health {
     ring_capacity: Option<usize>,
     #[serde(flatten)]
     stats: SamplerStats,
+    mqtt: Option<MqttStats>,
 }
 
 async fn health(State(state): State<AppState>) -> Response {
@@ -255,6 +259,10 @@ async fn health(State(state): State<AppState>) -> Response {
         ring_len,
         ring_capacity,
         stats,
+        mqtt: state
+            .mqtt
+            .as_ref()
+            .and_then(|m| m.lock().ok().map(|m| m.clone())),
     };
     let status = if fresh {
         StatusCode::OK

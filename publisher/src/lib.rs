@@ -6,6 +6,7 @@ pub mod config;
 pub mod events;
 pub mod http;
 pub mod job;
+pub mod mqtt;
 pub mod record;
 pub mod ring;
 pub mod sampler;
@@ -16,6 +17,8 @@ use anyhow::Context;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
+
+use broker::BrokerMode;
 
 use crate::collectors::Collectors;
 use crate::config::Settings;
@@ -50,6 +53,32 @@ pub async fn run(
     let (latest_tx, latest_rx) = watch::channel(None);
     let stats = Arc::new(Mutex::new(SamplerStats::default()));
     let events = EventLog::new(&settings.data_dir);
+    let mqtt_stats = Arc::new(Mutex::new(mqtt::MqttStats::default()));
+
+    // The broker first: a publisher told to run one that cannot (port taken) should not start
+    // half-way. rumqttd cannot be stopped; it ends with the process.
+    let embedded = match settings.broker.mode {
+        BrokerMode::Embedded => {
+            let broker_settings = settings.broker.clone();
+            let running =
+                tokio::task::spawn_blocking(move || broker::embedded::spawn(&broker_settings))
+                    .await?
+                    .context("cannot start the embedded MQTT broker")?;
+            Some(running.local_addr())
+        }
+        BrokerMode::External | BrokerMode::Off => None,
+    };
+    let mqtt_task = match settings.broker.mode {
+        BrokerMode::Off => None,
+        _ => Some(tokio::spawn(mqtt::run(
+            mqtt::ClientSettings::new(&settings.broker, &settings.host, embedded),
+            latest_rx.clone(),
+            events.clone(),
+            settings.data_dir.clone(),
+            Arc::clone(&mqtt_stats),
+            shutdown.clone(),
+        ))),
+    };
 
     let sampler = Sampler {
         host: settings.host.clone(),
@@ -74,11 +103,12 @@ pub async fn run(
         ring,
         events,
         stats,
+        mqtt: (settings.broker.mode != BrokerMode::Off).then_some(mqtt_stats),
         started: tokio::time::Instant::now(),
         request_timeout: settings.http.request_timeout,
     };
     tracing::info!(
-        addr = %listener.local_addr()?,
+        http = %listener.local_addr()?,
         host = %settings.host,
         interval = ?settings.sampler.interval,
         "publisher serving HTTP"
@@ -91,6 +121,10 @@ pub async fn run(
     // The server only returns on shutdown; make sure the sampler sees it too.
     shutdown.cancel();
     sampler.await.context("sampler task failed")?;
+    if let Some(task) = mqtt_task {
+        // Says `offline` and disconnects before the process (and with it the broker) ends.
+        task.await.context("MQTT task failed")??;
+    }
     tracing::info!("publisher stopped cleanly");
     Ok(())
 }

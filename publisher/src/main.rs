@@ -36,6 +36,12 @@ struct Cli {
     /// Where sysfs is mounted.
     #[arg(long, value_name = "DIR")]
     sys_root: Option<PathBuf>,
+    /// MQTT: embedded (run rumqttd here), external (publish to [broker] host:port) or off.
+    #[arg(long, value_name = "MODE")]
+    broker_mode: Option<String>,
+    /// Embedded broker's listen address, e.g. 127.0.0.1:1883 (port 0 picks a free port).
+    #[arg(long, value_name = "ADDR")]
+    broker_listen: Option<String>,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -61,8 +67,9 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+                tracing_subscriber::EnvFilter::new(broker::embedded::DEFAULT_LOG_FILTER)
+            }),
         )
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal())
@@ -74,6 +81,8 @@ fn main() -> ExitCode {
         http_bind: cli.bind.clone(),
         proc_root: cli.proc_root.clone(),
         sys_root: cli.sys_root.clone(),
+        broker_mode: cli.broker_mode.clone(),
+        broker_listen: cli.broker_listen.clone(),
     };
     let settings = match Settings::load(cli.config.as_deref(), &overrides) {
         Ok(s) => s,

@@ -67,7 +67,7 @@ fn full_disk_is_counted_and_logged_and_leaves_no_torn_record() {
     std::fs::create_dir_all(&small).unwrap();
     let script = r#"
         mount -t tmpfs -o size=64k tmpfs "$1" || exit 99
-        "$2" --data-dir "$1" --host testhost --bind 127.0.0.1:0 --interval 10ms &
+        "$2" --data-dir "$1" --host testhost --bind 127.0.0.1:0 --broker-listen 127.0.0.1:0 --interval 10ms &
         pid=$!
         trap 'kill -TERM $pid' TERM
         wait $pid

@@ -37,6 +37,7 @@ fn fixture(interval: Duration) -> Fixture {
         ring: Arc::new(Mutex::new(ring)),
         events: EventLog::new(dir.path()),
         stats: Arc::new(Mutex::new(SamplerStats::default())),
+        mqtt: None,
         started: Instant::now(),
         request_timeout: Duration::from_secs(5),
     };

@@ -29,6 +29,8 @@ pub fn command(data_dir: &Path) -> Command {
 /// HTTP access to a running publisher, plus its log lines.
 pub struct Client {
     pub base: String,
+    /// Port of the embedded MQTT broker, when it runs one.
+    pub mqtt_port: Option<u16>,
     pub log: mpsc::Receiver<String>,
 }
 
@@ -47,15 +49,27 @@ impl Client {
             }
         });
         let deadline = Instant::now() + Duration::from_secs(20);
+        let field = |line: &str, name: &str| {
+            line.split(&format!(" {name}="))
+                .nth(1)
+                .and_then(|rest| rest.split_whitespace().next())
+                .map(str::to_owned)
+        };
+        let mut mqtt_port = None;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
             let line = rx
                 .recv_timeout(left)
                 .expect("publisher did not report its address in time");
-            if let Some(rest) = line.split("addr=").nth(1) {
-                let addr = rest.split_whitespace().next().unwrap();
+            if line.contains("MQTT broker listening") {
+                mqtt_port = field(&line, "mqtt")
+                    .and_then(|a| a.parse::<std::net::SocketAddr>().ok())
+                    .map(|a| a.port());
+            }
+            if let Some(addr) = field(&line, "http") {
                 return Client {
                     base: format!("http://{addr}"),
+                    mqtt_port,
                     log: rx,
                 };
             }
@@ -114,11 +128,17 @@ impl std::ops::Deref for Publisher {
 }
 
 impl Publisher {
-    /// Starts `publisher --bind 127.0.0.1:0 ARGS` and waits until it says where it listens.
+    /// Starts `publisher --bind 127.0.0.1:0 --broker-listen 127.0.0.1:0 ARGS` and waits until
+    /// it says where it listens.
     pub fn start(data_dir: &Path, args: &[&str]) -> Publisher {
+        Self::start_with_env(data_dir, args, &[])
+    }
+
+    pub fn start_with_env(data_dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Publisher {
         let mut child = command(data_dir)
-            .args(["--bind", "127.0.0.1:0"])
+            .args(["--bind", "127.0.0.1:0", "--broker-listen", "127.0.0.1:0"])
             .args(args)
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()

@@ -1,0 +1,53 @@
+//! Durations in config files: humantime strings (`"15s"`, `"250ms"`) or numbers of seconds.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Deserializer, Serializer};
+
+pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&humantime::format_duration(*d).to_string())
+}
+
+pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Raw {
+        Seconds(f64),
+        Text(String),
+    }
+    match Raw::deserialize(d)? {
+        Raw::Seconds(s) if s.is_finite() && s >= 0.0 => Ok(Duration::from_secs_f64(s)),
+        Raw::Seconds(s) => Err(serde::de::Error::custom(format!("{s} is not a duration"))),
+        Raw::Text(t) => humantime::parse_duration(&t).map_err(|e| {
+            serde::de::Error::custom(format!("{t:?} is not a duration like \"15s\": {e}"))
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Deserialize, serde::Serialize, Debug, PartialEq)]
+    struct T {
+        #[serde(with = "super")]
+        d: Duration,
+    }
+
+    #[test]
+    fn strings_and_numbers() {
+        let t: T = serde_json::from_str(r#"{"d":"250ms"}"#).unwrap();
+        assert_eq!(t.d, Duration::from_millis(250));
+        let t: T = serde_json::from_str(r#"{"d":1.5}"#).unwrap();
+        assert_eq!(t.d, Duration::from_millis(1500));
+        assert!(serde_json::from_str::<T>(r#"{"d":"fast"}"#).is_err());
+        assert!(serde_json::from_str::<T>(r#"{"d":-1}"#).is_err());
+        assert_eq!(
+            serde_json::to_string(&T {
+                d: Duration::from_secs(15)
+            })
+            .unwrap(),
+            r#"{"d":"15s"}"#
+        );
+    }
+}

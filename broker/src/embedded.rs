@@ -1,0 +1,160 @@
+//! The embedded rumqttd broker: one MQTT 3.1.1 listener with bounded memory.
+//!
+//! rumqttd has no stop API, so the broker runs on its own named thread (with its own
+//! single-threaded runtime, so a burst of MQTT traffic cannot starve the host's tasks) until
+//! the process exits. [`spawn`] returns once the listener accepts connections, or with the
+//! reason it cannot.
+
+use std::collections::HashMap;
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::sync::mpsc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use rumqttd::{Config, ConnectionSettings, LinkType, Router, RouterConfig, Server, ServerSettings};
+
+use crate::settings::BrokerSettings;
+
+/// The log filter the binaries use when `RUST_LOG` is not set. rumqttd logs ordinary client
+/// disconnects at ERROR level, so it is silenced unless asked for (`RUST_LOG=rumqttd=debug`);
+/// a broker that cannot listen is reported by [`spawn`] itself.
+pub const DEFAULT_LOG_FILTER: &str = "info,rumqttd=off";
+
+#[derive(Debug, thiserror::Error)]
+pub enum EmbeddedError {
+    #[error("cannot listen on {addr} (broker.listen): {source}")]
+    Listen {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("cannot start the broker thread: {0}")]
+    Thread(std::io::Error),
+    #[error("the broker on {addr} stopped at start-up: {reason}")]
+    Stopped { addr: SocketAddr, reason: String },
+    #[error("the broker on {addr} did not accept connections within {waited:?}")]
+    NotReady { addr: SocketAddr, waited: Duration },
+}
+
+/// A running embedded broker.
+#[derive(Debug, Clone, Copy)]
+pub struct EmbeddedBroker {
+    /// Where it listens (port 0 resolved).
+    pub addr: SocketAddr,
+}
+
+impl EmbeddedBroker {
+    /// The address a local client connects to: loopback when listening on all addresses.
+    pub fn local_addr(&self) -> SocketAddr {
+        let mut addr = self.addr;
+        if addr.ip().is_unspecified() {
+            addr.set_ip(if addr.is_ipv4() {
+                std::net::Ipv4Addr::LOCALHOST.into()
+            } else {
+                std::net::Ipv6Addr::LOCALHOST.into()
+            });
+        }
+        addr
+    }
+}
+
+/// rumqttd's configuration for one v4 listener on `addr`.
+pub fn rumqttd_config(settings: &BrokerSettings, addr: SocketAddr) -> Config {
+    let auth = settings
+        .credentials()
+        .map(|(user, pass)| HashMap::from([(user.to_owned(), pass.to_owned())]));
+    let server = ServerSettings {
+        name: "mqtt-v4".to_owned(),
+        listen: addr,
+        tls: None,
+        next_connection_delay_ms: 1,
+        connections: ConnectionSettings {
+            connection_timeout_ms: 5_000,
+            max_payload_size: settings.max_payload_size,
+            max_inflight_count: 100,
+            auth,
+            external_auth: None,
+            // `false`: a publish nobody subscribed to is not given its own replay log.
+            dynamic_filters: false,
+        },
+    };
+    Config {
+        id: 0,
+        router: RouterConfig {
+            max_connections: settings.max_connections,
+            max_outgoing_packet_count: 200,
+            max_segment_size: settings.max_segment_size,
+            max_segment_count: settings.max_segment_count,
+            custom_segment: None,
+            initialized_filters: None,
+            shared_subscriptions_strategy: Default::default(),
+        },
+        v4: Some(HashMap::from([("v4".to_owned(), server)])),
+        ..Config::default()
+    }
+}
+
+/// Starts the broker and waits (up to 5 s) until it accepts connections.
+///
+/// Port 0 is resolved first by binding it ourselves (rumqttd does not report the port it
+/// got); the same bind gives a clear error when the address is taken.
+pub fn spawn(settings: &BrokerSettings) -> Result<EmbeddedBroker, EmbeddedError> {
+    let addr = {
+        let probe = TcpListener::bind(settings.listen).map_err(|source| EmbeddedError::Listen {
+            addr: settings.listen,
+            source,
+        })?;
+        probe.local_addr().map_err(|source| EmbeddedError::Listen {
+            addr: settings.listen,
+            source,
+        })?
+    };
+    let config = rumqttd_config(settings, addr);
+    let (done_tx, done_rx) = mpsc::channel::<String>();
+    thread::Builder::new()
+        .name("mqtt-broker".to_owned())
+        .spawn(move || {
+            let Some(v4) = config.v4.as_ref().and_then(|m| m.values().next().cloned()) else {
+                let _ = done_tx.send("no listener configured".to_owned());
+                return;
+            };
+            // The router runs on its own thread (`router-0`) for the life of the process.
+            let router_tx = Router::new(config.id, config.router.clone()).spawn();
+            let mut server = Server::new(v4, router_tx, rumqttd::protocol::v4::V4);
+            let runtime = match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(rt) => rt,
+                Err(e) => {
+                    let _ = done_tx.send(format!("cannot build its runtime: {e}"));
+                    return;
+                }
+            };
+            // Only returns on failure.
+            let result = runtime.block_on(server.start(LinkType::Remote));
+            let reason = match result {
+                Ok(()) => "listener ended".to_owned(),
+                Err(e) => e.to_string(),
+            };
+            tracing::error!(%addr, %reason, "embedded MQTT broker stopped");
+            let _ = done_tx.send(reason);
+        })
+        .map_err(EmbeddedError::Thread)?;
+
+    let broker = EmbeddedBroker { addr };
+    let waited = Duration::from_secs(5);
+    let deadline = Instant::now() + waited;
+    loop {
+        if let Ok(reason) = done_rx.try_recv() {
+            return Err(EmbeddedError::Stopped { addr, reason });
+        }
+        if TcpStream::connect_timeout(&broker.local_addr(), Duration::from_millis(200)).is_ok() {
+            tracing::info!(mqtt = %addr, "embedded MQTT broker listening");
+            return Ok(broker);
+        }
+        if Instant::now() >= deadline {
+            return Err(EmbeddedError::NotReady { addr, waited });
+        }
+        thread::sleep(Duration::from_millis(10));
+    }
+}

@@ -1,0 +1,106 @@
+//! `broker`: the publisher's embedded MQTT broker, standalone. Reads the `[broker]` table of the
+//! same config file as the publisher (and `PUBLISHER_BROKER__*` environment variables), runs
+//! until SIGINT/SIGTERM, then exits (rumqttd has no stop: the process ending is the stop).
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use broker::BrokerSettings;
+use clap::Parser;
+
+/// Standalone MQTT 3.1.1 broker (rumqttd) with the publisher's bounded-memory settings.
+#[derive(Debug, Parser)]
+#[command(version, about, long_about = None)]
+struct Cli {
+    /// TOML config file; only its [broker] table is read (see configs/publisher.toml).
+    #[arg(short, long, value_name = "PATH")]
+    config: Option<PathBuf>,
+    /// Listen address, e.g. 127.0.0.1:1883 (overrides broker.listen).
+    #[arg(long, value_name = "ADDR")]
+    listen: Option<String>,
+    /// Validate the settings, print them, and exit.
+    #[arg(long)]
+    check_config: bool,
+}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Defaults {
+    broker: BrokerSettings,
+}
+
+fn load(cli: &Cli) -> anyhow::Result<BrokerSettings> {
+    let mut builder = config::Config::builder().add_source(config::Config::try_from(&Defaults {
+        broker: BrokerSettings::default(),
+    })?);
+    if let Some(path) = &cli.config {
+        builder = builder.add_source(
+            config::File::from(path.as_path())
+                .format(config::FileFormat::Toml)
+                .required(true),
+        );
+    }
+    builder = builder
+        .add_source(
+            config::Environment::with_prefix("PUBLISHER")
+                .prefix_separator("_")
+                .separator("__")
+                .try_parsing(true),
+        )
+        .set_override_option("broker.listen", cli.listen.clone())?;
+    let settings: BrokerSettings = builder
+        .build()?
+        .get("broker")
+        .context("configuration table [broker]")?;
+    settings.validate()?;
+    Ok(settings)
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+                tracing_subscriber::EnvFilter::new(broker::embedded::DEFAULT_LOG_FILTER)
+            }),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .init();
+    let settings = match load(&cli) {
+        Ok(s) => s,
+        Err(error) => {
+            eprintln!("broker: {error:#}");
+            return ExitCode::from(2);
+        }
+    };
+    if cli.check_config {
+        println!("{settings:#?}");
+        return ExitCode::SUCCESS;
+    }
+    if let Err(error) = serve(&settings) {
+        eprintln!("broker: {error:#}");
+        return ExitCode::FAILURE;
+    }
+    ExitCode::SUCCESS
+}
+
+fn serve(settings: &BrokerSettings) -> anyhow::Result<()> {
+    let running = broker::embedded::spawn(settings)?;
+    tracing::info!(mqtt = %running.addr, auth = settings.credentials().is_some(), "broker running; stop with SIGTERM or Ctrl-C");
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut term = signal(SignalKind::terminate())?;
+        let mut int = signal(SignalKind::interrupt())?;
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
+        }
+        tracing::info!("broker stopping");
+        anyhow::Ok(())
+    })
+}

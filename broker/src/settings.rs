@@ -1,0 +1,258 @@
+//! The `[broker]` settings: the embedded broker's listener and limits, or the external broker
+//! to publish to, and what both sides share (credentials, topic prefix).
+//!
+//! Plain serde types with no broker code, so both the publisher and the standalone `broker`
+//! binary read the same `[broker]` table.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::topics::DEFAULT_PREFIX;
+
+/// Whether the publisher runs its own broker or publishes to someone else's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum BrokerMode {
+    /// rumqttd inside the publisher process (the default: nothing else to install).
+    #[default]
+    Embedded,
+    /// Any MQTT 3.1.1 broker (mosquitto, EMQX, HiveMQ): how a fleet outgrows one machine.
+    External,
+    /// No MQTT at all: HTTP only.
+    Off,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BrokerSettings {
+    pub mode: BrokerMode,
+    /// Embedded: where the MQTT 3.1.1 listener binds. Loopback by default (mosquitto 2.0's
+    /// rule); bind the VPN address to serve the Pi. Port 0 picks a free port (tests).
+    pub listen: SocketAddr,
+    /// Embedded: a non-loopback listener without credentials is refused unless this is set,
+    /// as in mosquitto 2.0.
+    pub allow_anonymous: bool,
+    /// Embedded: most clients connected at once.
+    pub max_connections: usize,
+    /// Embedded: largest MQTT packet accepted (a snapshot of a big machine is ~20 KB).
+    pub max_payload_size: usize,
+    /// Embedded: rumqttd keeps a replay log per subscription filter of at most
+    /// `max_segment_size × max_segment_count` bytes. Its sample config allows 100 MB × 10
+    /// (1 GB per filter); snapshots need a few hundred KB.
+    pub max_segment_size: usize,
+    pub max_segment_count: usize,
+    /// External: the broker's host name or address.
+    pub host: String,
+    /// External: the broker's port (8883 is usual with TLS).
+    pub port: u16,
+    /// External: connect with TLS.
+    pub tls: bool,
+    /// External, with TLS: a PEM file of CA certificates to trust instead of the system's.
+    pub ca_file: Option<PathBuf>,
+    /// Credentials: required of clients by the embedded broker, presented to an external one.
+    pub username: Option<String>,
+    pub password: Option<String>,
+    /// Topics are `<topic_prefix>/<host>/{snapshot,status,events}`.
+    pub topic_prefix: String,
+    /// MQTT client id of the publisher; empty means `publisher-<host>`.
+    pub client_id: String,
+    /// MQTT keep-alive of the publisher's connection.
+    #[serde(with = "crate::duration")]
+    pub keep_alive: Duration,
+}
+
+impl Default for BrokerSettings {
+    fn default() -> Self {
+        Self {
+            mode: BrokerMode::Embedded,
+            listen: SocketAddr::from(([127, 0, 0, 1], 1883)),
+            allow_anonymous: false,
+            max_connections: 64,
+            max_payload_size: 256 * 1024,
+            max_segment_size: 256 * 1024,
+            max_segment_count: 4,
+            host: "127.0.0.1".to_owned(),
+            port: 1883,
+            tls: false,
+            ca_file: None,
+            username: None,
+            password: None,
+            topic_prefix: DEFAULT_PREFIX.to_owned(),
+            client_id: String::new(),
+            keep_alive: Duration::from_secs(30),
+        }
+    }
+}
+
+/// A `[broker]` value that cannot work, with the key it concerns.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("configuration key `broker.{key}`: {reason}")]
+pub struct BrokerConfigError {
+    pub key: &'static str,
+    pub reason: String,
+}
+
+fn invalid(key: &'static str, reason: impl Into<String>) -> BrokerConfigError {
+    BrokerConfigError {
+        key,
+        reason: reason.into(),
+    }
+}
+
+impl BrokerSettings {
+    /// Username and password, when both are set.
+    pub fn credentials(&self) -> Option<(&str, &str)> {
+        match (&self.username, &self.password) {
+            (Some(u), Some(p)) if !u.is_empty() => Some((u, p)),
+            _ => None,
+        }
+    }
+
+    /// Checks the values against each other.
+    pub fn validate(&self) -> Result<(), BrokerConfigError> {
+        if self.username.is_some() != self.password.is_some() {
+            return Err(invalid(
+                if self.username.is_some() {
+                    "password"
+                } else {
+                    "username"
+                },
+                "username and password go together",
+            ));
+        }
+        if self.username.as_deref() == Some("") {
+            return Err(invalid("username", "must not be empty"));
+        }
+        let prefix = &self.topic_prefix;
+        if prefix.is_empty()
+            || prefix.contains(['+', '#', '\0'])
+            || prefix.starts_with('/')
+            || prefix.ends_with('/')
+            || prefix.contains("//")
+        {
+            return Err(invalid(
+                "topic_prefix",
+                format!(
+                    "{prefix:?} must be non-empty topic levels without '+', '#', or empty levels"
+                ),
+            ));
+        }
+        if self.keep_alive < Duration::from_secs(1) {
+            return Err(invalid(
+                "keep_alive",
+                "must be at least 1s (rumqttd refuses 0)",
+            ));
+        }
+        match self.mode {
+            BrokerMode::Embedded => {
+                if !self.listen.ip().is_loopback()
+                    && self.credentials().is_none()
+                    && !self.allow_anonymous
+                {
+                    return Err(invalid(
+                        "listen",
+                        format!(
+                            "{} is reachable from other machines: set broker.username and broker.password, \
+                             or allow_anonymous = true to accept anyone (as mosquitto 2.0 requires)",
+                            self.listen
+                        ),
+                    ));
+                }
+                if self.max_connections == 0 {
+                    return Err(invalid("max_connections", "must be at least 1"));
+                }
+                if self.max_payload_size < 1024 {
+                    return Err(invalid("max_payload_size", "must be at least 1024 bytes"));
+                }
+                // rumqttd panics below these.
+                if self.max_segment_size < 1024 {
+                    return Err(invalid("max_segment_size", "must be at least 1024 bytes"));
+                }
+                if self.max_segment_count == 0 {
+                    return Err(invalid("max_segment_count", "must be at least 1"));
+                }
+            }
+            BrokerMode::External => {
+                if self.host.is_empty() {
+                    return Err(invalid("host", "must be set in external mode"));
+                }
+                if self.port == 0 {
+                    return Err(invalid("port", "must be set in external mode"));
+                }
+                if self.ca_file.is_some() && !self.tls {
+                    return Err(invalid("ca_file", "is only used with tls = true"));
+                }
+            }
+            BrokerMode::Off => {}
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid_and_loopback() {
+        let s = BrokerSettings::default();
+        assert_eq!(s.validate(), Ok(()));
+        assert!(s.listen.ip().is_loopback());
+        assert_eq!(s.listen.port(), 1883);
+    }
+
+    #[test]
+    fn open_listener_needs_credentials_or_allow_anonymous() {
+        let mut s = BrokerSettings {
+            listen: "0.0.0.0:1883".parse().unwrap(),
+            ..BrokerSettings::default()
+        };
+        let e = s.validate().unwrap_err();
+        assert_eq!(e.key, "listen");
+        assert!(e.to_string().contains("broker.listen"));
+        s.allow_anonymous = true;
+        assert_eq!(s.validate(), Ok(()));
+        s.allow_anonymous = false;
+        s.username = Some("pi".into());
+        assert_eq!(s.validate().unwrap_err().key, "password");
+        s.password = Some("secret".into());
+        assert_eq!(s.validate(), Ok(()));
+    }
+
+    #[test]
+    fn bad_values_name_their_key() {
+        let key = |s: BrokerSettings| s.validate().unwrap_err().key;
+        for prefix in ["", "a/#", "/a", "a/", "a//b", "a+b"] {
+            let s = BrokerSettings {
+                topic_prefix: prefix.into(),
+                ..BrokerSettings::default()
+            };
+            assert_eq!(key(s), "topic_prefix", "{prefix:?}");
+        }
+        assert_eq!(
+            key(BrokerSettings {
+                max_segment_size: 10,
+                ..BrokerSettings::default()
+            }),
+            "max_segment_size"
+        );
+        assert_eq!(
+            key(BrokerSettings {
+                mode: BrokerMode::External,
+                host: String::new(),
+                ..BrokerSettings::default()
+            }),
+            "host"
+        );
+        assert_eq!(
+            key(BrokerSettings {
+                keep_alive: Duration::ZERO,
+                ..BrokerSettings::default()
+            }),
+            "keep_alive"
+        );
+    }
+}

@@ -1,0 +1,94 @@
+//! The standalone `broker` binary with the real mosquitto clients.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_broker");
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn wait_listening(port: u16) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "broker did not listen");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn retained_roundtrip_with_credentials_from_the_publishers_config_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let cfg = dir.path().join("publisher.toml");
+    // The publisher's whole file: the broker reads only [broker].
+    std::fs::write(
+        &cfg,
+        format!("host = \"tower\"\n[http]\nbind = \"127.0.0.1:9000\"\n[broker]\nlisten = \"127.0.0.1:{port}\"\nusername = \"pi\"\npassword = \"pw\"\n"),
+    )
+    .unwrap();
+    let mut broker = Command::new(BIN)
+        .arg("--config")
+        .arg(&cfg)
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_listening(port);
+    let p = port.to_string();
+    let ok = Command::new("mosquitto_pub")
+        .args([
+            "-p", &p, "-u", "pi", "-P", "pw", "-t", "a/b", "-r", "-q", "1", "-m", "hello",
+        ])
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok);
+    let out = Command::new("mosquitto_sub")
+        .args([
+            "-p", &p, "-u", "pi", "-P", "pw", "-t", "a/#", "-v", "-C", "1", "-W", "5",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "a/b hello\n");
+    let refused = Command::new("mosquitto_sub")
+        .args([
+            "-p", &p, "-u", "pi", "-P", "nope", "-t", "a/#", "-C", "1", "-W", "2",
+        ])
+        .stderr(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(refused.stdout.is_empty());
+
+    Command::new("kill")
+        .args(["-TERM", &broker.id().to_string()])
+        .status()
+        .unwrap();
+    let status = broker.wait().unwrap();
+    assert!(status.success(), "{status:?}");
+}
+
+#[test]
+fn bad_broker_keys_are_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("b.toml");
+    std::fs::write(&cfg, "[broker]\nmax_segment_sise = 5\n").unwrap();
+    let out = Command::new(BIN)
+        .arg("--config")
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("max_segment_sise"));
+    let out = Command::new(BIN)
+        .args(["--listen", "0.0.0.0:1883", "--check-config"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("allow_anonymous"));
+}
