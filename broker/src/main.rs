@@ -76,7 +76,10 @@ fn main() -> ExitCode {
         }
     };
     if cli.check_config {
-        println!("{settings:#?}");
+        match serde_json::to_string_pretty(&settings.redacted()) {
+            Ok(text) => println!("{text}"),
+            Err(error) => eprintln!("broker: {error}"),
+        }
         return ExitCode::SUCCESS;
     }
     if let Err(error) = serve(&settings) {

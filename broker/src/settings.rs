@@ -111,6 +111,15 @@ impl BrokerSettings {
         }
     }
 
+    /// A copy safe to print: the password replaced by `"<redacted>"`.
+    pub fn redacted(&self) -> Self {
+        let mut copy = self.clone();
+        if copy.password.is_some() {
+            copy.password = Some("<redacted>".to_owned());
+        }
+        copy
+    }
+
     /// Checks the values against each other.
     pub fn validate(&self) -> Result<(), BrokerConfigError> {
         if self.username.is_some() != self.password.is_some() {

@@ -255,9 +255,13 @@ impl Settings {
         self.data_dir.join("ring")
     }
 
-    /// The effective settings as TOML, for `publisher check-config`.
+    /// The effective settings as TOML, for `publisher check-config`; the broker password
+    /// is redacted.
     pub fn to_toml(&self) -> String {
-        toml::to_string_pretty(self).unwrap_or_else(|e| format!("# cannot print settings: {e}"))
+        let mut printable = self.clone();
+        printable.broker = self.broker.redacted();
+        toml::to_string_pretty(&printable)
+            .unwrap_or_else(|e| format!("# cannot print settings: {e}"))
     }
 }
 
@@ -375,6 +379,19 @@ mod tests {
         assert_eq!(s.host, "fromflag");
         assert_eq!(s.sampler.interval, Duration::from_secs(1));
         assert!(s.to_toml().contains("host = \"fromflag\""));
+    }
+
+    #[test]
+    fn the_shipped_example_config_is_valid() {
+        let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../configs/publisher.toml");
+        let s = Settings::load(Some(&example), &Overrides::default()).unwrap();
+        assert_eq!(s.host, "tower");
+        assert_eq!(s.http.bind.to_string(), "10.8.0.1:9000");
+        assert_eq!(s.broker.listen.to_string(), "10.8.0.1:1883");
+        assert_eq!(s.broker.credentials(), Some(("pi", "change-me")));
+        let printed = s.to_toml();
+        assert!(printed.contains("password = \"<redacted>\""), "{printed}");
+        assert!(!printed.contains("change-me"));
     }
 
     #[test]
