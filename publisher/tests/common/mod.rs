@@ -90,13 +90,22 @@ impl Client {
         serde_json::from_str(&body).unwrap()
     }
 
-    /// Polls `path` until `check` accepts the JSON body.
+    /// Polls `path` until `check` accepts the JSON body (for up to 20 s).
     pub fn wait_for(
         &self,
         path: &str,
         check: impl Fn(&serde_json::Value) -> bool,
     ) -> serde_json::Value {
-        let deadline = Instant::now() + Duration::from_secs(20);
+        self.wait_for_within(path, Duration::from_secs(20), check)
+    }
+
+    pub fn wait_for_within(
+        &self,
+        path: &str,
+        within: Duration,
+        check: impl Fn(&serde_json::Value) -> bool,
+    ) -> serde_json::Value {
+        let deadline = Instant::now() + within;
         loop {
             let (status, body) = self.get(path);
             if status == 200 {
