@@ -1,14 +1,18 @@
 //! The wire contract between the publisher and the Pi subscriber, and the embedded broker.
 //!
 //! Everything that crosses the broker lives here: the snapshot and job-event payload types
-//! ([`wire`]), the MQTT topic layout ([`topics`]) and the `[broker]` settings ([`settings`]).
+//! ([`wire`]), the MQTT topic layout ([`topics`]) and the `[broker]` settings ([`settings`]);
+//! also what both daemons share without depending on each other: reconnect pacing
+//! ([`backoff`]) and the checksummed line format of their local logs ([`record`]).
 //! These depend on neither side, so `pi-subscriber` uses this crate with
 //! `default-features = false` and gets no broker code. The rumqttd launcher ([`embedded`]) is
 //! behind the default `embedded` feature.
 
+pub mod backoff;
 pub mod duration;
 #[cfg(feature = "embedded")]
 pub mod embedded;
+pub mod record;
 pub mod settings;
 pub mod topics;
 pub mod wire;

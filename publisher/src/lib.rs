@@ -7,7 +7,6 @@ pub mod events;
 pub mod http;
 pub mod job;
 pub mod mqtt;
-pub mod record;
 pub mod ring;
 pub mod sampler;
 

@@ -13,6 +13,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use broker::backoff::Backoff;
 use broker::{BrokerMode, BrokerSettings, JobEvent, Topics};
 use rumqttc::{AsyncClient, ConnectionError, Event, LastWill, MqttOptions, Outgoing, Packet, QoS};
 use serde::{Deserialize, Serialize};
@@ -163,36 +164,6 @@ fn tls_config(ca_file: Option<&PathBuf>) -> Result<rustls::ClientConfig, MqttErr
         .map(|b| b.with_root_certificates(roots).with_no_client_auth())
 }
 
-/// Exponential backoff with jitter: 0.5 s doubling to 30 s, each wait drawn from 50–100 % of
-/// the step so many publishers do not reconnect in lockstep.
-#[derive(Debug, Clone)]
-pub struct Backoff {
-    step: Duration,
-    min: Duration,
-    max: Duration,
-}
-
-impl Backoff {
-    pub fn new(min: Duration, max: Duration) -> Self {
-        Self {
-            step: min,
-            min,
-            max,
-        }
-    }
-
-    pub fn reset(&mut self) {
-        self.step = self.min;
-    }
-
-    /// The next wait; `jitter` in `0.0..1.0`.
-    pub fn next(&mut self, jitter: f64) -> Duration {
-        let wait = self.step.mul_f64(0.5 + 0.5 * jitter.clamp(0.0, 1.0));
-        self.step = (self.step * 2).min(self.max);
-        wait
-    }
-}
-
 /// What the event-loop task tells the publishing task.
 #[derive(Debug)]
 enum Link {
@@ -232,7 +203,7 @@ async fn drive(
                     other => other.to_string(),
                 };
                 let _ = link.send(Link::Down(reason));
-                let wait = backoff.next(fastrand::f64());
+                let wait = backoff.next_jittered();
                 tokio::select! {
                     _ = stop.cancelled() => return,
                     _ = tokio::time::sleep(wait) => {}
@@ -496,23 +467,6 @@ pub async fn run(
 mod tests {
     use super::*;
     use broker::{JobEnd, JobStart};
-
-    #[test]
-    fn backoff_doubles_to_a_cap_with_jitter_and_resets() {
-        let mut b = Backoff::new(Duration::from_millis(500), Duration::from_secs(30));
-        let waits: Vec<_> = (0..9).map(|_| b.next(1.0)).collect();
-        assert_eq!(waits[0], Duration::from_millis(500));
-        assert_eq!(waits[1], Duration::from_secs(1));
-        assert_eq!(waits[6], Duration::from_secs(30));
-        assert_eq!(waits[8], Duration::from_secs(30));
-        assert_eq!(
-            b.next(0.0),
-            Duration::from_secs(15),
-            "jitter draws from 50-100 %"
-        );
-        b.reset();
-        assert_eq!(b.next(1.0), Duration::from_millis(500));
-    }
 
     fn start(run: &str, ts: i64) -> JobEvent {
         JobEvent::JobStart(JobStart {

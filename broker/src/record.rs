@@ -1,5 +1,5 @@
-//! The on-disk record format shared by the ring and the event log: one line per record,
-//! `<crc32 of json, 8 hex digits> <json>\n`.
+//! The on-disk record format of the local logs on both sides (the publisher's ring and event
+//! log, the subscriber's history): one line per record, `<crc32 of json, 8 hex digits> <json>\n`.
 //!
 //! A line is only valid with its newline and a matching checksum, so a write torn by `kill -9`
 //! or a full disk is recognised on the next start and cut off, never misread.
