@@ -18,9 +18,13 @@ pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error
     match Raw::deserialize(d)? {
         Raw::Seconds(s) if s.is_finite() && s >= 0.0 => Ok(Duration::from_secs_f64(s)),
         Raw::Seconds(s) => Err(serde::de::Error::custom(format!("{s} is not a duration"))),
-        Raw::Text(t) => humantime::parse_duration(&t).map_err(|e| {
-            serde::de::Error::custom(format!("{t:?} is not a duration like \"15s\": {e}"))
-        }),
+        // A bare number in a string (an environment variable, a seed-style flag) is seconds.
+        Raw::Text(t) => match t.trim().parse::<f64>() {
+            Ok(s) if s.is_finite() && s >= 0.0 => Ok(Duration::from_secs_f64(s)),
+            _ => humantime::parse_duration(&t).map_err(|e| {
+                serde::de::Error::custom(format!("{t:?} is not a duration like \"15s\": {e}"))
+            }),
+        },
     }
 }
 
@@ -40,6 +44,8 @@ mod tests {
         assert_eq!(t.d, Duration::from_millis(250));
         let t: T = serde_json::from_str(r#"{"d":1.5}"#).unwrap();
         assert_eq!(t.d, Duration::from_millis(1500));
+        let t: T = serde_json::from_str(r#"{"d":"30"}"#).unwrap();
+        assert_eq!(t.d, Duration::from_secs(30));
         assert!(serde_json::from_str::<T>(r#"{"d":"fast"}"#).is_err());
         assert!(serde_json::from_str::<T>(r#"{"d":-1}"#).is_err());
         assert_eq!(

@@ -1,0 +1,433 @@
+//! Settings: built-in defaults → TOML file → `PI_SUBSCRIBER_*` environment → flags (the
+//! seed's `--port --bind --metrics-endpoint --poll-interval --timeout --max-age` among them).
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+/// `PI_SUBSCRIBER_<SECTION>__<KEY>`, e.g. `PI_SUBSCRIBER_MQTT__HOST=10.8.0.1`.
+pub const ENV_PREFIX: &str = "PI_SUBSCRIBER";
+
+#[derive(Debug, thiserror::Error)]
+pub enum SettingsError {
+    #[error("configuration: {0}")]
+    Load(#[from] config::ConfigError),
+    #[error("configuration key `{key}`: {reason}")]
+    Invalid { key: &'static str, reason: String },
+}
+
+fn invalid(key: &'static str, reason: impl ToString) -> SettingsError {
+    SettingsError::Invalid {
+        key,
+        reason: reason.to_string(),
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Settings {
+    /// Host shown by `/metrics` without `?host=`; empty means the one heard from last.
+    pub default_host: String,
+    /// Where the history is persisted; empty means `$STATE_DIRECTORY`, else
+    /// `$XDG_STATE_HOME/server-analytics-pi`, else `~/.local/state/server-analytics-pi`.
+    pub data_dir: PathBuf,
+    pub http: HttpSettings,
+    pub mqtt: MqttSettings,
+    pub poll: PollSettings,
+    pub history: HistorySettings,
+    pub health: HealthSettings,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpSettings {
+    /// Loopback by default; `0.0.0.0:9100` to serve the LAN.
+    pub bind: SocketAddr,
+    #[serde(with = "broker::duration")]
+    pub request_timeout: Duration,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MqttSettings {
+    /// Consume over MQTT (the HTTP poller still covers outages and backfill).
+    pub enabled: bool,
+    pub host: String,
+    pub port: u16,
+    pub username: Option<String>,
+    pub password: Option<String>,
+    pub topic_prefix: String,
+    /// Empty means `pi-subscriber-<this machine's host name>`: unique per Pi and stable
+    /// across restarts (two clients with one id would keep kicking each other off).
+    pub client_id: String,
+    #[serde(with = "broker::duration")]
+    pub keep_alive: Duration,
+    /// Largest payload accepted; bigger ones are rejected and counted.
+    pub max_payload_size: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PollSettings {
+    /// Publishers' `/latest` URLs (the seed's `--metrics-endpoint`); their `/history` and
+    /// `/events` are next to it.
+    pub endpoints: Vec<String>,
+    /// Time between polls while polling (the seed's `--poll-interval`).
+    #[serde(with = "broker::duration")]
+    pub interval: Duration,
+    /// Per-request timeout (the seed's `--timeout`).
+    #[serde(with = "broker::duration")]
+    pub timeout: Duration,
+    /// Poll when MQTT has delivered no snapshot for this long (or MQTT is disabled).
+    #[serde(with = "broker::duration")]
+    pub fallback_after: Duration,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HistorySettings {
+    /// Rows kept per host: 5760 is 24 h at 15 s (~550 KB of RAM per host).
+    pub capacity: usize,
+    /// Hosts tracked at most; snapshots from more are refused and counted.
+    pub max_hosts: usize,
+    /// Persist the history so it survives a restart.
+    pub persist: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HealthSettings {
+    /// A host is stale when nothing new arrived for this long, on the Pi's clock (the seed's
+    /// `--max-age`; 3 × the 15 s interval).
+    #[serde(with = "broker::duration")]
+    pub max_age: Duration,
+    /// A snapshot whose server clock is further than this from the Pi's is kept but flagged.
+    #[serde(with = "broker::duration")]
+    pub max_clock_skew: Duration,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            default_host: String::new(),
+            data_dir: PathBuf::new(),
+            http: HttpSettings::default(),
+            mqtt: MqttSettings::default(),
+            poll: PollSettings::default(),
+            history: HistorySettings::default(),
+            health: HealthSettings::default(),
+        }
+    }
+}
+
+impl Default for HttpSettings {
+    fn default() -> Self {
+        Self {
+            bind: SocketAddr::from(([127, 0, 0, 1], 9100)),
+            request_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+impl Default for MqttSettings {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            host: "127.0.0.1".into(),
+            port: 1883,
+            username: None,
+            password: None,
+            topic_prefix: broker::DEFAULT_PREFIX.into(),
+            client_id: String::new(),
+            keep_alive: Duration::from_secs(30),
+            max_payload_size: 256 * 1024,
+        }
+    }
+}
+
+impl Default for PollSettings {
+    fn default() -> Self {
+        Self {
+            endpoints: vec!["http://127.0.0.1:9000/latest".into()],
+            interval: Duration::from_secs(15),
+            timeout: Duration::from_secs(5),
+            fallback_after: Duration::from_secs(45),
+        }
+    }
+}
+
+impl Default for HistorySettings {
+    fn default() -> Self {
+        Self {
+            capacity: 5760,
+            max_hosts: 64,
+            persist: true,
+        }
+    }
+}
+
+impl Default for HealthSettings {
+    fn default() -> Self {
+        Self {
+            max_age: Duration::from_secs(45),
+            max_clock_skew: Duration::from_secs(120),
+        }
+    }
+}
+
+/// Command-line values; each one set beats every other layer.
+#[derive(Debug, Default, Clone)]
+pub struct Overrides {
+    /// `--bind`: an address, or an address with a port.
+    pub bind: Option<String>,
+    pub port: Option<u16>,
+    pub metrics_endpoint: Option<String>,
+    pub poll_interval: Option<String>,
+    pub timeout: Option<String>,
+    pub max_age: Option<String>,
+    pub data_dir: Option<PathBuf>,
+    pub mqtt_host: Option<String>,
+    pub mqtt_port: Option<u16>,
+    pub no_mqtt: bool,
+}
+
+impl Settings {
+    pub fn load(file: Option<&Path>, o: &Overrides) -> Result<Settings, SettingsError> {
+        let mut builder =
+            config::Config::builder().add_source(config::Config::try_from(&Settings::default())?);
+        if let Some(file) = file {
+            builder = builder.add_source(
+                config::File::from(file)
+                    .format(config::FileFormat::Toml)
+                    .required(true),
+            );
+        }
+        builder = builder.add_source(
+            config::Environment::with_prefix(ENV_PREFIX)
+                .prefix_separator("_")
+                .separator("__")
+                .list_separator(",")
+                .with_list_parse_key("poll.endpoints")
+                .try_parsing(true),
+        );
+        builder = builder
+            .set_override_option("poll.interval", o.poll_interval.clone())?
+            .set_override_option("poll.timeout", o.timeout.clone())?
+            .set_override_option("health.max_age", o.max_age.clone())?
+            .set_override_option(
+                "data_dir",
+                o.data_dir
+                    .as_ref()
+                    .map(|p| p.to_string_lossy().into_owned()),
+            )?
+            .set_override_option("mqtt.host", o.mqtt_host.clone())?
+            .set_override_option("mqtt.port", o.mqtt_port.map(i64::from))?;
+        if let Some(endpoint) = &o.metrics_endpoint {
+            builder = builder.set_override("poll.endpoints", vec![endpoint.clone()])?;
+        }
+        if o.no_mqtt {
+            builder = builder.set_override("mqtt.enabled", false)?;
+        }
+        let mut settings: Settings = builder.build()?.try_deserialize()?;
+        settings.apply_bind(o)?;
+        settings.resolve()?;
+        Ok(settings)
+    }
+
+    /// The seed's `--bind ADDR --port N`, or `--bind ADDR:PORT`.
+    fn apply_bind(&mut self, o: &Overrides) -> Result<(), SettingsError> {
+        if let Some(bind) = &o.bind {
+            if let Ok(addr) = bind.parse::<SocketAddr>() {
+                self.http.bind = addr;
+            } else {
+                let ip: IpAddr = bind.parse().map_err(|_| {
+                    invalid("http.bind", format!("--bind {bind:?} is not an address"))
+                })?;
+                self.http.bind.set_ip(ip);
+            }
+        }
+        if let Some(port) = o.port {
+            self.http.bind.set_port(port);
+        }
+        Ok(())
+    }
+
+    fn resolve(&mut self) -> Result<(), SettingsError> {
+        if self.data_dir.as_os_str().is_empty() {
+            self.data_dir = default_data_dir();
+        }
+        if self.mqtt.client_id.is_empty() {
+            let name = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+            let name: String = name
+                .trim()
+                .chars()
+                .map(|c| {
+                    if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                        c
+                    } else {
+                        '-'
+                    }
+                })
+                .collect();
+            self.mqtt.client_id = format!(
+                "pi-subscriber-{}",
+                if name.is_empty() { "pi" } else { &name }
+            );
+        }
+        if self.mqtt.enabled && self.mqtt.host.is_empty() {
+            return Err(invalid("mqtt.host", "must be set when mqtt.enabled"));
+        }
+        if self.mqtt.username.is_some() != self.mqtt.password.is_some() {
+            return Err(invalid(
+                "mqtt.password",
+                "username and password go together",
+            ));
+        }
+        if self.mqtt.keep_alive < Duration::from_secs(1) {
+            return Err(invalid("mqtt.keep_alive", "must be at least 1s"));
+        }
+        let p = &self.mqtt.topic_prefix;
+        if p.is_empty() || p.contains(['+', '#']) || p.starts_with('/') || p.ends_with('/') {
+            return Err(invalid(
+                "mqtt.topic_prefix",
+                format!("{p:?} is not a topic prefix"),
+            ));
+        }
+        for endpoint in &self.poll.endpoints {
+            match reqwest::Url::parse(endpoint) {
+                Ok(url) if url.scheme() == "http" || url.scheme() == "https" => {}
+                _ => {
+                    return Err(invalid(
+                        "poll.endpoints",
+                        format!("{endpoint:?} is not an http:// URL"),
+                    ))
+                }
+            }
+        }
+        if self.poll.interval < Duration::from_millis(10) {
+            return Err(invalid("poll.interval", "must be at least 10ms"));
+        }
+        if self.poll.timeout.is_zero() {
+            return Err(invalid("poll.timeout", "must be more than 0"));
+        }
+        if self.history.capacity < 2 {
+            return Err(invalid("history.capacity", "must be at least 2"));
+        }
+        if self.history.max_hosts == 0 {
+            return Err(invalid("history.max_hosts", "must be at least 1"));
+        }
+        if self.health.max_age.is_zero() {
+            return Err(invalid("health.max_age", "must be more than 0"));
+        }
+        if !self.default_host.is_empty() {
+            broker::validate_host_id(&self.default_host).map_err(|e| invalid("default_host", e))?;
+        }
+        Ok(())
+    }
+
+    /// The effective settings as TOML, password redacted.
+    pub fn to_toml(&self) -> String {
+        let mut printable = self.clone();
+        if printable.mqtt.password.is_some() {
+            printable.mqtt.password = Some("<redacted>".into());
+        }
+        toml::to_string_pretty(&printable)
+            .unwrap_or_else(|e| format!("# cannot print settings: {e}"))
+    }
+}
+
+fn default_data_dir() -> PathBuf {
+    let env = |k: &str| {
+        std::env::var_os(k)
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+    };
+    if let Some(dir) = env("STATE_DIRECTORY") {
+        let first = dir
+            .to_string_lossy()
+            .split(':')
+            .next()
+            .unwrap_or("")
+            .to_owned();
+        return PathBuf::from(first);
+    }
+    if let Some(state) = env("XDG_STATE_HOME") {
+        return state.join("server-analytics-pi");
+    }
+    if let Some(home) = env("HOME") {
+        return home.join(".local/state/server-analytics-pi");
+    }
+    PathBuf::from("server-analytics-pi-data")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(text: &str, o: Overrides) -> Result<Settings, SettingsError> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.toml");
+        std::fs::write(&path, text).unwrap();
+        Settings::load(Some(&path), &o)
+    }
+
+    #[test]
+    fn defaults_point_at_one_machine() {
+        let s = load("", Overrides::default()).unwrap();
+        assert_eq!(s.http.bind.to_string(), "127.0.0.1:9100");
+        assert_eq!((s.mqtt.host.as_str(), s.mqtt.port), ("127.0.0.1", 1883));
+        assert_eq!(s.poll.endpoints, ["http://127.0.0.1:9000/latest"]);
+        assert_eq!(s.health.max_age, Duration::from_secs(45));
+        assert!(s.mqtt.client_id.starts_with("pi-subscriber-"));
+    }
+
+    #[test]
+    fn the_seeds_flags_work() {
+        let s = load(
+            "",
+            Overrides {
+                bind: Some("0.0.0.0".into()),
+                port: Some(9200),
+                metrics_endpoint: Some("http://10.8.0.1:9000/latest".into()),
+                poll_interval: Some("30".into()),
+                timeout: Some("3".into()),
+                max_age: Some("90".into()),
+                ..Overrides::default()
+            },
+        )
+        .unwrap();
+        assert_eq!(s.http.bind.to_string(), "0.0.0.0:9200");
+        assert_eq!(s.poll.endpoints, ["http://10.8.0.1:9000/latest"]);
+        assert_eq!(s.poll.interval, Duration::from_secs(30));
+        assert_eq!(s.poll.timeout, Duration::from_secs(3));
+        assert_eq!(s.health.max_age, Duration::from_secs(90));
+    }
+
+    #[test]
+    fn bad_keys_and_values_are_named() {
+        let e = |t: &str| load(t, Overrides::default()).unwrap_err().to_string();
+        assert!(e("[mqtt]\nhots = \"x\"\n").contains("hots"));
+        assert!(e("[poll]\nendpoints = [\"ftp://x\"]\n").contains("poll.endpoints"));
+        assert!(e("[history]\ncapacity = 1\n").contains("history.capacity"));
+        assert!(e("[health]\nmax_age = \"soon\"\n").contains("health.max_age"));
+        assert!(e("[mqtt]\nport = 99999\n").contains("port"));
+        let bad_bind = load(
+            "",
+            Overrides {
+                bind: Some("everywhere".into()),
+                ..Overrides::default()
+            },
+        );
+        assert!(bad_bind.unwrap_err().to_string().contains("http.bind"));
+    }
+
+    #[test]
+    fn the_shipped_example_config_is_valid() {
+        let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../configs/pi-subscriber.toml");
+        let s = Settings::load(Some(&example), &Overrides::default()).unwrap();
+        assert_eq!(s.mqtt.host, "10.8.0.1");
+        assert!(s.to_toml().contains("<redacted>"));
+    }
+}

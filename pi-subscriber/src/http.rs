@@ -1,0 +1,306 @@
+//! HTTP :9100: `/metrics`, `/hosts`, `/history`, `/health`, `/events`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use tokio::time::Instant;
+use tower_http::timeout::TimeoutLayer;
+
+use crate::mqtt::{MqttState, SharedMqtt};
+use crate::rates;
+use crate::store::{HostState, IngestStats, SharedStore};
+
+#[derive(Clone)]
+pub struct AppState {
+    pub store: SharedStore,
+    pub mqtt: SharedMqtt,
+    pub default_host: Arc<str>,
+    pub max_age: Duration,
+    pub request_timeout: Duration,
+}
+
+/// Every handler error: `{"error": "..."}` with the right status.
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    NoData(String),
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl From<QueryRejection> for AppError {
+    fn from(r: QueryRejection) -> Self {
+        AppError::BadRequest(r.body_text())
+    }
+}
+
+impl IntoResponse for AppError {
+    fn into_response(self) -> Response {
+        let status = match &self {
+            AppError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            AppError::NotFound(_) => StatusCode::NOT_FOUND,
+            AppError::NoData(_) => StatusCode::SERVICE_UNAVAILABLE,
+            AppError::Internal(cause) => {
+                tracing::error!(%cause, "request failed");
+                StatusCode::INTERNAL_SERVER_ERROR
+            }
+        };
+        (status, Json(json!({ "error": self.to_string() }))).into_response()
+    }
+}
+
+pub fn router(state: AppState) -> Router {
+    let timeout = state.request_timeout;
+    Router::new()
+        .route("/metrics", get(metrics))
+        .route("/hosts", get(hosts))
+        .route("/history", get(history))
+        .route("/health", get(health))
+        .route("/events", get(events))
+        .fallback(|| async {
+            AppError::NotFound(
+                "no such endpoint; try /metrics, /hosts, /history, /health or /events".into(),
+            )
+        })
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            timeout,
+        ))
+        .with_state(state)
+}
+
+fn lock(store: &SharedStore) -> Result<std::sync::MutexGuard<'_, crate::store::Store>, AppError> {
+    store
+        .lock()
+        .map_err(|_| AppError::Internal("store lock poisoned".into()))
+}
+
+fn is_stale(host: &HostState, now: Instant, max_age: Duration) -> bool {
+    host.last_received
+        .is_none_or(|t| now.duration_since(t) > max_age)
+}
+
+#[derive(Debug, Deserialize)]
+struct HostQuery {
+    host: Option<String>,
+}
+
+/// The seed's `/metrics`: the latest snapshot with rate fields added beside the counters.
+async fn metrics(
+    State(state): State<AppState>,
+    query: Result<Query<HostQuery>, QueryRejection>,
+) -> Result<Json<Value>, AppError> {
+    let Query(query) = query?;
+    let now = Instant::now();
+    let store = lock(&state.store)?;
+    let host = match query.host {
+        Some(h) => h,
+        None => store
+            .default_host(&state.default_host)
+            .ok_or_else(|| AppError::NoData("no data yet from any host".into()))?,
+    };
+    let Some(hs) = store.hosts.get(&host) else {
+        return Err(AppError::NotFound(format!("unknown host {host:?}")));
+    };
+    let Some(latest) = &hs.latest else {
+        return Err(AppError::NoData(format!(
+            "no snapshot from {host:?} since start-up"
+        )));
+    };
+    let mut body =
+        serde_json::to_value(latest.as_ref()).map_err(|e| AppError::Internal(e.to_string()))?;
+    let r = hs
+        .previous
+        .as_ref()
+        .and_then(|p| rates::rates(p, latest))
+        .unwrap_or_default();
+    if let Some(disk) = body.get_mut("disk").and_then(Value::as_object_mut) {
+        disk.insert("read_sectors_rate".into(), json!(r.disk.read_sectors_rate));
+        disk.insert(
+            "write_sectors_rate".into(),
+            json!(r.disk.write_sectors_rate),
+        );
+        disk.insert("read_bytes_rate".into(), json!(r.disk.read_bytes_rate));
+        disk.insert("write_bytes_rate".into(), json!(r.disk.write_bytes_rate));
+        if let Some(devices) = disk.get_mut("devices").and_then(Value::as_object_mut) {
+            for (name, dev) in devices.iter_mut() {
+                let d = r.disk_devices.get(name).copied().unwrap_or_default();
+                if let Some(dev) = dev.as_object_mut() {
+                    dev.insert("read_sectors_rate".into(), json!(d.read_sectors_rate));
+                    dev.insert("write_sectors_rate".into(), json!(d.write_sectors_rate));
+                    dev.insert("read_bytes_rate".into(), json!(d.read_bytes_rate));
+                    dev.insert("write_bytes_rate".into(), json!(d.write_bytes_rate));
+                }
+            }
+        }
+    }
+    if let Some(net) = body.get_mut("network").and_then(Value::as_object_mut) {
+        net.insert("rx_bytes_rate".into(), json!(r.network.rx_bytes_rate));
+        net.insert("tx_bytes_rate".into(), json!(r.network.tx_bytes_rate));
+        if let Some(ifaces) = net.get_mut("interfaces").and_then(Value::as_object_mut) {
+            for (name, iface) in ifaces.iter_mut() {
+                let i = r.interfaces.get(name).copied().unwrap_or_default();
+                if let Some(iface) = iface.as_object_mut() {
+                    iface.insert("rx_bytes_rate".into(), json!(i.rx_bytes_rate));
+                    iface.insert("tx_bytes_rate".into(), json!(i.tx_bytes_rate));
+                }
+            }
+        }
+    }
+    if let Some(obj) = body.as_object_mut() {
+        obj.insert("stale".into(), json!(is_stale(hs, now, state.max_age)));
+        obj.insert(
+            "received_ts".into(),
+            json!(hs.last_received_ms.map(|ms| ms / 1000)),
+        );
+        obj.insert("clock_skew_s".into(), json!(hs.clock_skew_s));
+        obj.insert("status".into(), json!(hs.status));
+    }
+    Ok(Json(body))
+}
+
+#[derive(Serialize)]
+struct HostSummary {
+    host: String,
+    last_seq: Option<u64>,
+    /// When the newest sample arrived, Pi clock, Unix seconds.
+    last_seen_ts: Option<i64>,
+    stale: bool,
+    /// `online` / `offline` from MQTT.
+    status: Option<String>,
+    history_rows: usize,
+    clock_skew_s: Option<f64>,
+}
+
+fn summaries(store: &crate::store::Store, now: Instant, max_age: Duration) -> Vec<HostSummary> {
+    store
+        .hosts
+        .iter()
+        .map(|(name, hs)| HostSummary {
+            host: name.clone(),
+            last_seq: hs.latest.as_ref().map(|s| s.seq),
+            last_seen_ts: hs.last_received_ms.map(|ms| ms / 1000),
+            stale: is_stale(hs, now, max_age),
+            status: hs.status.clone(),
+            history_rows: hs.rows.len(),
+            clock_skew_s: hs.clock_skew_s,
+        })
+        .collect()
+}
+
+async fn hosts(State(state): State<AppState>) -> Result<Json<Vec<HostSummary>>, AppError> {
+    let store = lock(&state.store)?;
+    Ok(Json(summaries(&store, Instant::now(), state.max_age)))
+}
+
+#[derive(Debug, Deserialize)]
+struct HistoryQuery {
+    host: Option<String>,
+    /// Epoch milliseconds or seconds (values below 10^11 are taken as seconds).
+    from: Option<i64>,
+    to: Option<i64>,
+}
+
+/// Epoch seconds or milliseconds → milliseconds.
+pub fn to_ms(t: i64) -> i64 {
+    if t.abs() < 100_000_000_000 {
+        t.saturating_mul(1000)
+    } else {
+        t
+    }
+}
+
+async fn history(
+    State(state): State<AppState>,
+    query: Result<Query<HistoryQuery>, QueryRejection>,
+) -> Result<Json<Vec<crate::store::HistoryRow>>, AppError> {
+    let Query(q) = query?;
+    let from = q.from.map_or(i64::MIN, to_ms);
+    let to = q.to.map_or(i64::MAX, to_ms);
+    if from > to {
+        return Err(AppError::BadRequest(format!(
+            "from ({from}) is after to ({to})"
+        )));
+    }
+    let store = lock(&state.store)?;
+    let host = match q.host {
+        Some(h) => h,
+        None => store
+            .default_host(&state.default_host)
+            .ok_or_else(|| AppError::NoData("no data yet from any host".into()))?,
+    };
+    if !store.hosts.contains_key(&host) {
+        return Err(AppError::NotFound(format!("unknown host {host:?}")));
+    }
+    Ok(Json(store.history(&host, from, to)))
+}
+
+#[derive(Serialize)]
+struct Health {
+    /// `ok` when every known host sent something new within `max_age_s`; `stale` otherwise,
+    /// and before the first snapshot.
+    status: &'static str,
+    /// Newest receipt over all hosts (Pi clock, Unix seconds).
+    last_seen_ts: Option<i64>,
+    max_age_s: f64,
+    hosts: Vec<HostSummary>,
+    ingest: IngestStats,
+    mqtt: MqttState,
+}
+
+async fn health(State(state): State<AppState>) -> Result<Response, AppError> {
+    let now = Instant::now();
+    let store = lock(&state.store)?;
+    let hosts = summaries(&store, now, state.max_age);
+    let ok = !hosts.is_empty() && hosts.iter().all(|h| !h.stale);
+    let body = Health {
+        status: if ok { "ok" } else { "stale" },
+        last_seen_ts: hosts.iter().filter_map(|h| h.last_seen_ts).max(),
+        max_age_s: state.max_age.as_secs_f64(),
+        hosts,
+        ingest: store.stats.clone(),
+        mqtt: state.mqtt.lock().map(|m| m.clone()).unwrap_or_default(),
+    };
+    let code = if ok {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    Ok((code, Json(body)).into_response())
+}
+
+#[derive(Debug, Deserialize)]
+struct EventsQuery {
+    host: Option<String>,
+    limit: Option<usize>,
+}
+
+async fn events(
+    State(state): State<AppState>,
+    query: Result<Query<EventsQuery>, QueryRejection>,
+) -> Result<Json<Vec<broker::JobEvent>>, AppError> {
+    let Query(q) = query?;
+    let store = lock(&state.store)?;
+    let mut out: Vec<_> = store
+        .events
+        .iter()
+        .filter(|e| q.host.as_deref().is_none_or(|h| e.host() == h))
+        .cloned()
+        .collect();
+    if let Some(limit) = q.limit {
+        out.drain(..out.len().saturating_sub(limit));
+    }
+    Ok(Json(out))
+}

@@ -1,0 +1,90 @@
+//! The one path every payload takes: validate, store, persist, and ask for a backfill when a
+//! gap shows. Shared by the MQTT consumer and the HTTP poller.
+
+use std::time::SystemTime;
+
+use broker::Snapshot;
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+
+use crate::persist::Persister;
+use crate::store::{Gap, Outcome, SharedStore, Source};
+use crate::validate::{self, Rejection};
+
+#[derive(Debug, Clone)]
+pub struct Ingestor {
+    pub store: SharedStore,
+    pub persister: Persister,
+    /// Gaps for the backfill task; never waited on (a full queue drops the request, and the
+    /// next snapshot's gap check asks again).
+    pub gaps: mpsc::Sender<Gap>,
+    pub max_payload: usize,
+}
+
+pub fn unix_ms_now() -> i64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+impl Ingestor {
+    /// Validates and stores a snapshot payload.
+    pub fn snapshot_payload(
+        &self,
+        payload: &[u8],
+        topic_host: Option<&str>,
+        source: Source,
+    ) -> Result<Outcome, Rejection> {
+        match validate::snapshot(payload, topic_host, self.max_payload) {
+            Ok(s) => Ok(self.snapshot(s, source)),
+            Err(why) => {
+                if let Ok(mut store) = self.store.lock() {
+                    store.reject(why);
+                }
+                tracing::debug!(reason = %why, ?topic_host, "snapshot rejected");
+                Err(why)
+            }
+        }
+    }
+
+    /// Stores an already validated snapshot.
+    pub fn snapshot(&self, snapshot: Snapshot, source: Source) -> Outcome {
+        let host = snapshot.host.clone();
+        let outcome = match self.store.lock() {
+            Ok(mut store) => store.ingest(snapshot, source, Instant::now(), unix_ms_now()),
+            Err(_) => return Outcome::Duplicate,
+        };
+        if let Outcome::Stored { row, gap } = &outcome {
+            if !self.persister.save(&host, *row) {
+                if let Ok(mut store) = self.store.lock() {
+                    store.stats.persist_dropped_total += 1;
+                }
+            }
+            if let Some(gap) = gap {
+                tracing::info!(host = %gap.host, after = gap.after_seq, before = gap.before_seq, "gap in seq; backfilling");
+                let _ = self.gaps.try_send(gap.clone());
+            }
+        }
+        outcome
+    }
+
+    /// Validates and stores a job event payload.
+    pub fn event_payload(
+        &self,
+        payload: &[u8],
+        topic_host: Option<&str>,
+    ) -> Result<bool, Rejection> {
+        let parsed = validate::event(payload, topic_host, self.max_payload);
+        let Ok(mut store) = self.store.lock() else {
+            return Ok(false);
+        };
+        match parsed {
+            Ok(event) => Ok(store.add_event(event)),
+            Err(why) => {
+                store.reject(why);
+                Err(why)
+            }
+        }
+    }
+}

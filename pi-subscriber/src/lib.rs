@@ -1,0 +1,126 @@
+//! The Raspberry Pi subscriber: consumes snapshots over MQTT (HTTP polling as the fallback and
+//! for backfill), computes rates, keeps per-host history and serves it on :9100.
+//! `main.rs` parses arguments and binds; [`run`] does the rest.
+
+pub mod config;
+pub mod http;
+pub mod ingest;
+pub mod mqtt;
+pub mod persist;
+pub mod poller;
+pub mod rates;
+pub mod store;
+pub mod validate;
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::Settings;
+use crate::ingest::Ingestor;
+use crate::persist::Persister;
+use crate::store::Store;
+
+/// Runs until `shutdown` is cancelled; then stops the consumers, lets requests in flight
+/// finish, and flushes the history to disk.
+pub async fn run(
+    settings: Settings,
+    listener: TcpListener,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let mut store = Store::new(settings.history.capacity, settings.history.max_hosts);
+    store.max_clock_skew = settings.health.max_clock_skew;
+    let history_dir = persist::history_dir(&settings.data_dir);
+    if settings.history.persist {
+        let dir = history_dir.clone();
+        let loaded = tokio::task::spawn_blocking(move || persist::load(&dir)).await?;
+        for (host, rows) in loaded {
+            tracing::info!(%host, rows = rows.len(), "history restored");
+            store.restore(&host, rows);
+        }
+    }
+    let store = Arc::new(Mutex::new(store));
+    let (persister, writer) = if settings.history.persist {
+        let (p, h) = persist::start(
+            history_dir.clone(),
+            Arc::clone(&store),
+            settings.history.capacity,
+        )
+        .with_context(|| format!("cannot write the history in {}", history_dir.display()))?;
+        (p, Some(h))
+    } else {
+        (Persister::disabled(), None)
+    };
+    let (gap_tx, gap_rx) = mpsc::channel(256);
+    let ingestor = Ingestor {
+        store: Arc::clone(&store),
+        persister,
+        gaps: gap_tx,
+        max_payload: settings.mqtt.max_payload_size,
+    };
+    let mqtt_state = Arc::new(Mutex::new(mqtt::MqttState::default()));
+
+    let mut tasks = Vec::new();
+    if settings.mqtt.enabled {
+        tasks.push(tokio::spawn(mqtt::run(
+            settings.mqtt.clone(),
+            ingestor.clone(),
+            Arc::clone(&mqtt_state),
+            shutdown.clone(),
+        )));
+    }
+    let poller = poller::Poller::new(
+        settings.poll.clone(),
+        settings.mqtt.enabled,
+        ingestor,
+        Arc::clone(&mqtt_state),
+    )
+    .context("cannot build the HTTP client")?;
+    tasks.push(tokio::spawn(poller.run(gap_rx, shutdown.clone())));
+
+    let state = http::AppState {
+        store,
+        mqtt: mqtt_state,
+        default_host: settings.default_host.as_str().into(),
+        max_age: settings.health.max_age,
+        request_timeout: settings.http.request_timeout,
+    };
+    tracing::info!(http = %listener.local_addr()?, mqtt = settings.mqtt.enabled, "pi-subscriber serving HTTP");
+    let server_shutdown = shutdown.clone();
+    axum::serve(listener, http::router(state))
+        .with_graceful_shutdown(async move { server_shutdown.cancelled().await })
+        .await
+        .context("HTTP server failed")?;
+    shutdown.cancel();
+    for task in tasks {
+        let _ = tokio::time::timeout(Duration::from_secs(5), task).await;
+    }
+    // The last Persister clones went with the tasks: the writer drains, syncs and ends.
+    if let Some(writer) = writer {
+        tokio::task::spawn_blocking(move || writer.join())
+            .await?
+            .map_err(|_| anyhow::anyhow!("history writer panicked"))?;
+    }
+    tracing::info!("pi-subscriber stopped cleanly");
+    Ok(())
+}
+
+/// Completes on the first SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        tracing::error!("cannot install signal handlers; stop with SIGKILL");
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = term.recv() => tracing::info!("SIGTERM received, shutting down"),
+        _ = int.recv() => tracing::info!("SIGINT received, shutting down"),
+    }
+}

@@ -1,0 +1,153 @@
+//! The MQTT consumer: subscribes to `<prefix>/+/{snapshot,status,events}` at QoS 1 on every
+//! ConnAck (clean session: the only way rumqttd replays retained snapshots), reconnects
+//! forever with backoff and jitter, and feeds every payload through the [`Ingestor`].
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use broker::backoff::Backoff;
+use broker::Topics;
+use rumqttc::{AsyncClient, ConnectionError, Event, MqttOptions, Packet, QoS};
+use serde::Serialize;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::MqttSettings;
+use crate::ingest::Ingestor;
+use crate::store::Source;
+
+/// Counters for `/health`, and when MQTT last delivered a snapshot (the poller's cue).
+#[derive(Debug, Default, Clone, Serialize)]
+pub struct MqttState {
+    pub enabled: bool,
+    pub broker: String,
+    pub connected: bool,
+    pub connects_total: u64,
+    pub connect_errors_total: u64,
+    pub messages_total: u64,
+    pub last_error: Option<String>,
+    #[serde(skip)]
+    pub last_snapshot_at: Option<Instant>,
+}
+
+pub type SharedMqtt = Arc<Mutex<MqttState>>;
+
+fn options(settings: &MqttSettings) -> MqttOptions {
+    let mut o = MqttOptions::new(&settings.client_id, &settings.host, settings.port);
+    let max = settings.max_payload_size + 1024;
+    o.set_keep_alive(settings.keep_alive)
+        .set_clean_session(true)
+        .set_max_packet_size(max, max);
+    if let (Some(u), Some(p)) = (&settings.username, &settings.password) {
+        o.set_credentials(u, p);
+    }
+    o
+}
+
+pub async fn run(
+    settings: MqttSettings,
+    ingestor: Ingestor,
+    state: SharedMqtt,
+    shutdown: CancellationToken,
+) {
+    let (client, mut eventloop) = AsyncClient::new(options(&settings), 16);
+    let filters = Topics::all_hosts(&settings.topic_prefix);
+    let prefix = settings.topic_prefix.clone();
+    let mut backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(30));
+    let mut outage_logged = false;
+    if let Ok(mut s) = state.lock() {
+        s.enabled = true;
+        s.broker = format!("{}:{}", settings.host, settings.port);
+    }
+    tracing::info!(broker = %format!("{}:{}", settings.host, settings.port), client_id = %settings.client_id, "MQTT subscribing");
+    loop {
+        let polled = tokio::select! {
+            _ = shutdown.cancelled() => break,
+            polled = eventloop.poll() => polled,
+        };
+        match polled {
+            Ok(Event::Incoming(Packet::ConnAck(ack))) => {
+                backoff.reset();
+                outage_logged = false;
+                // rumqttc does not resubscribe by itself; with a clean session nothing is kept.
+                let subscribed = client.try_subscribe_many(
+                    filters
+                        .iter()
+                        .map(|f| rumqttc::SubscribeFilter::new(f.clone(), QoS::AtLeastOnce)),
+                );
+                if let Err(error) = subscribed {
+                    tracing::warn!(%error, "cannot queue the subscription");
+                }
+                tracing::info!(session_present = ack.session_present, "MQTT connected");
+                if let Ok(mut s) = state.lock() {
+                    s.connected = true;
+                    s.connects_total += 1;
+                    s.last_error = None;
+                }
+            }
+            Ok(Event::Incoming(Packet::Publish(publish))) => {
+                if let Ok(mut s) = state.lock() {
+                    s.messages_total += 1;
+                }
+                handle(&ingestor, &prefix, &publish.topic, &publish.payload, &state);
+            }
+            Ok(_) => {}
+            Err(ConnectionError::RequestsDone) => break,
+            Err(error) => {
+                let reason = match &error {
+                    ConnectionError::MqttState(rumqttc::StateError::ConnectionAborted) => {
+                        "connection closed by the broker (wrong credentials?)".to_owned()
+                    }
+                    other => other.to_string(),
+                };
+                if !outage_logged {
+                    tracing::warn!(%reason, "MQTT unreachable; retrying with backoff (HTTP polling covers the gap)");
+                    outage_logged = true;
+                }
+                if let Ok(mut s) = state.lock() {
+                    s.connected = false;
+                    s.connect_errors_total += 1;
+                    s.last_error = Some(reason);
+                }
+                tokio::select! {
+                    _ = shutdown.cancelled() => break,
+                    _ = tokio::time::sleep(backoff.next_jittered()) => {}
+                }
+            }
+        }
+    }
+    let _ = client.try_disconnect();
+    tracing::info!("MQTT consumer stopped");
+}
+
+/// One incoming message, by the kind its topic names.
+pub fn handle(ingestor: &Ingestor, prefix: &str, topic: &str, payload: &[u8], state: &SharedMqtt) {
+    let Some((host, kind)) = Topics::parse(prefix, topic) else {
+        return;
+    };
+    match kind {
+        "snapshot" => {
+            if ingestor
+                .snapshot_payload(payload, Some(host), Source::Mqtt)
+                .is_ok()
+            {
+                if let Ok(mut s) = state.lock() {
+                    s.last_snapshot_at = Some(Instant::now());
+                }
+            }
+        }
+        "status" => {
+            if let Ok(text) = std::str::from_utf8(payload) {
+                if text == "online" || text == "offline" {
+                    if let Ok(mut store) = ingestor.store.lock() {
+                        store.set_status(host, text);
+                    }
+                }
+            }
+        }
+        "events" => {
+            let _ = ingestor.event_payload(payload, Some(host));
+        }
+        _ => {}
+    }
+}

@@ -1,0 +1,264 @@
+//! HTTP: polling the publishers' `/latest` while MQTT is silent (or off), and backfilling
+//! gaps from their `/history`. The poller never runs while MQTT delivers, so a healthy
+//! pipeline costs no HTTP at all.
+
+use std::collections::HashMap;
+
+use serde::Deserialize;
+use serde_json::value::RawValue;
+use tokio::sync::mpsc;
+use tokio::time::{Instant, MissedTickBehavior};
+use tokio_util::sync::CancellationToken;
+
+use crate::config::PollSettings;
+use crate::ingest::Ingestor;
+use crate::mqtt::SharedMqtt;
+use crate::store::{Gap, Outcome, Source};
+
+/// Most snapshots asked for in one `/history` request.
+const PAGE: u64 = 1000;
+
+/// A publisher's base URL from its `/latest` URL: `http://h:9000/latest` → `http://h:9000`.
+pub fn base_url(endpoint: &str) -> String {
+    endpoint
+        .trim_end_matches('/')
+        .strip_suffix("/latest")
+        .unwrap_or(endpoint.trim_end_matches('/'))
+        .to_owned()
+}
+
+#[derive(Deserialize)]
+struct HistoryPage {
+    host: String,
+    newest_seq: Option<u64>,
+    snapshots: Vec<Box<RawValue>>,
+}
+
+pub struct Poller {
+    pub settings: PollSettings,
+    pub mqtt_enabled: bool,
+    pub ingestor: Ingestor,
+    pub mqtt: SharedMqtt,
+    pub client: reqwest::Client,
+    /// Which publisher serves which host, learned from their answers.
+    pub bases: HashMap<String, String>,
+    pub started: Instant,
+}
+
+impl Poller {
+    pub fn new(
+        settings: PollSettings,
+        mqtt_enabled: bool,
+        ingestor: Ingestor,
+        mqtt: SharedMqtt,
+    ) -> reqwest::Result<Self> {
+        let client = reqwest::Client::builder()
+            .timeout(settings.timeout)
+            .connect_timeout(settings.timeout)
+            .build()?;
+        Ok(Self {
+            settings,
+            mqtt_enabled,
+            ingestor,
+            mqtt,
+            client,
+            bases: HashMap::new(),
+            started: Instant::now(),
+        })
+    }
+
+    /// Poll now? Yes when MQTT is off, or has delivered no snapshot for `fallback_after`
+    /// (counting from start-up when it never has).
+    fn should_poll(&self) -> bool {
+        if !self.mqtt_enabled {
+            return true;
+        }
+        let last = self.mqtt.lock().ok().and_then(|m| m.last_snapshot_at);
+        last.unwrap_or(self.started).elapsed() >= self.settings.fallback_after
+    }
+
+    pub async fn run(mut self, mut gaps: mpsc::Receiver<Gap>, shutdown: CancellationToken) {
+        let mut ticker = tokio::time::interval(self.settings.interval);
+        ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        let mut polling = false;
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => break,
+                _ = ticker.tick() => {
+                    let poll = self.should_poll();
+                    if poll != polling {
+                        tracing::info!(polling = poll, "HTTP fallback polling {}", if poll { "started: MQTT is silent or off" } else { "stopped: MQTT delivers" });
+                        polling = poll;
+                    }
+                    if poll {
+                        self.poll_all().await;
+                    }
+                }
+                Some(gap) = gaps.recv() => self.backfill(gap).await,
+            }
+        }
+    }
+
+    async fn get(&self, url: &str) -> Result<Vec<u8>, String> {
+        let response = self
+            .client
+            .get(url)
+            .send()
+            .await
+            .map_err(|e| e.to_string())?;
+        if !response.status().is_success() {
+            return Err(format!("{url}: HTTP {}", response.status()));
+        }
+        if response
+            .content_length()
+            .is_some_and(|n| n as usize > self.ingestor.max_payload.saturating_mul(PAGE as usize))
+        {
+            return Err(format!("{url}: response too large"));
+        }
+        response
+            .bytes()
+            .await
+            .map(|b| b.to_vec())
+            .map_err(|e| e.to_string())
+    }
+
+    async fn poll_all(&mut self) {
+        for endpoint in self.settings.endpoints.clone() {
+            match self.get(&endpoint).await {
+                Ok(body) => match self.ingestor.snapshot_payload(&body, None, Source::Http) {
+                    Ok(outcome) => {
+                        if let Some(host) = host_of(&body) {
+                            self.bases.insert(host, base_url(&endpoint));
+                        }
+                        if matches!(outcome, Outcome::Stored { .. }) {
+                            tracing::debug!(%endpoint, "polled a new snapshot");
+                        }
+                    }
+                    Err(why) => tracing::warn!(%endpoint, reason = %why, "polled payload rejected"),
+                },
+                Err(error) => tracing::debug!(%endpoint, %error, "poll failed"),
+            }
+            self.poll_events(&base_url(&endpoint)).await;
+        }
+    }
+
+    /// Job events, so they are not missed while MQTT is down.
+    async fn poll_events(&self, base: &str) {
+        let Ok(body) = self.get(&format!("{base}/events?limit=100")).await else {
+            return;
+        };
+        let Ok(events) = serde_json::from_slice::<Vec<Box<RawValue>>>(&body) else {
+            return;
+        };
+        for event in events {
+            let _ = self.ingestor.event_payload(event.get().as_bytes(), None);
+        }
+    }
+
+    /// Fetches the snapshots between `gap.after_seq` and `gap.before_seq` from the publisher
+    /// that serves the host, page by page.
+    async fn backfill(&mut self, gap: Gap) {
+        let bases: Vec<String> = match self.bases.get(&gap.host) {
+            Some(base) => vec![base.clone()],
+            None => self
+                .settings
+                .endpoints
+                .iter()
+                .map(|e| base_url(e))
+                .collect(),
+        };
+        for base in bases {
+            let mut since = gap.after_seq;
+            let mut stored = 0u64;
+            while since + 1 < gap.before_seq {
+                let limit = (gap.before_seq - since - 1).min(PAGE);
+                let url = format!("{base}/history?since_seq={since}&limit={limit}");
+                let page: HistoryPage =
+                    match self.get(&url).await.map(|b| serde_json::from_slice(&b)) {
+                        Ok(Ok(page)) => page,
+                        Ok(Err(error)) => {
+                            tracing::warn!(%url, %error, "backfill answer is not a history page");
+                            break;
+                        }
+                        Err(error) => {
+                            tracing::warn!(%url, %error, "backfill request failed");
+                            break;
+                        }
+                    };
+                if page.host != gap.host {
+                    break; // another publisher's history
+                }
+                self.bases.insert(gap.host.clone(), base.clone());
+                let mut last = since;
+                for raw in &page.snapshots {
+                    if let Ok(outcome) = self.ingestor.snapshot_payload(
+                        raw.get().as_bytes(),
+                        Some(&gap.host),
+                        Source::Backfill,
+                    ) {
+                        if matches!(outcome, Outcome::Stored { .. }) {
+                            stored += 1;
+                        }
+                    }
+                    if let Some(seq) = seq_of(raw.get()) {
+                        last = last.max(seq);
+                    }
+                }
+                if page.snapshots.is_empty()
+                    || last <= since
+                    || page.newest_seq.is_some_and(|n| n <= last)
+                {
+                    break;
+                }
+                since = last;
+            }
+            if self.bases.get(&gap.host) == Some(&base) {
+                tracing::info!(host = %gap.host, stored, "backfill done");
+                return;
+            }
+        }
+        tracing::warn!(host = %gap.host, "no publisher could backfill the gap");
+    }
+}
+
+fn host_of(body: &[u8]) -> Option<String> {
+    #[derive(Deserialize)]
+    struct H {
+        host: String,
+    }
+    serde_json::from_slice::<H>(body).ok().map(|h| h.host)
+}
+
+fn seq_of(json: &str) -> Option<u64> {
+    #[derive(Deserialize)]
+    struct S {
+        seq: u64,
+    }
+    serde_json::from_str::<S>(json).ok().map(|s| s.seq)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base_urls() {
+        assert_eq!(
+            base_url("http://10.8.0.1:9000/latest"),
+            "http://10.8.0.1:9000"
+        );
+        assert_eq!(base_url("http://h:9000/latest/"), "http://h:9000");
+        assert_eq!(base_url("http://h:9000"), "http://h:9000");
+        assert_eq!(
+            base_url("http://h:9000/proxy/tower/latest"),
+            "http://h:9000/proxy/tower"
+        );
+    }
+
+    #[test]
+    fn seq_and_host_are_read_without_the_whole_snapshot() {
+        assert_eq!(seq_of(r#"{"seq":7,"cpu":{}}"#), Some(7));
+        assert_eq!(host_of(br#"{"host":"tower"}"#).as_deref(), Some("tower"));
+        assert_eq!(seq_of("nope"), None);
+    }
+}

@@ -1,0 +1,194 @@
+//! Checks every payload before it is stored: a bad one is rejected with a reason and counted,
+//! never stored and never a panic.
+
+use broker::{JobEvent, Snapshot};
+use serde::Serialize;
+
+/// Why a payload was refused; counted per reason in `/health`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, thiserror::Error)]
+#[serde(rename_all = "snake_case")]
+pub enum Rejection {
+    #[error("payload larger than the limit")]
+    TooLarge,
+    #[error("payload is not JSON")]
+    NotJson,
+    #[error("JSON with wrong types or missing fields")]
+    WrongTypes,
+    #[error("host id missing or not [A-Za-z0-9_-]+")]
+    BadHost,
+    #[error("host in the payload does not match the topic")]
+    HostMismatch,
+    #[error("a number is not finite or out of range")]
+    BadNumber,
+}
+
+fn classify(e: &serde_json::Error) -> Rejection {
+    match e.classify() {
+        serde_json::error::Category::Data => Rejection::WrongTypes,
+        _ => Rejection::NotJson,
+    }
+}
+
+fn check_host(host: &str, topic_host: Option<&str>) -> Result<(), Rejection> {
+    broker::validate_host_id(host).map_err(|_| Rejection::BadHost)?;
+    match topic_host {
+        Some(t) if t != host => Err(Rejection::HostMismatch),
+        _ => Ok(()),
+    }
+}
+
+/// Every float in the snapshot is finite, and percentages and temperatures are physical.
+fn numbers_ok(s: &Snapshot) -> bool {
+    let finite = |x: Option<f64>| x.is_none_or(f64::is_finite);
+    let percent = |x: Option<f64>| x.is_none_or(|v| v.is_finite() && (0.0..=100.0).contains(&v));
+    if !s.interval_s.is_finite() || !finite(s.uptime_s) {
+        return false;
+    }
+    if let Some(cpu) = &s.cpu {
+        if !percent(cpu.usage_percent)
+            || !cpu.per_core_percent.iter().all(|c| percent(*c))
+            || ![cpu.load_1m, cpu.load_5m, cpu.load_15m]
+                .into_iter()
+                .all(finite)
+        {
+            return false;
+        }
+    }
+    let temp_ok = |t: f64| t.is_finite() && (-100.0..=250.0).contains(&t);
+    s.thermal.cpu_temp_c.is_none_or(temp_ok) && s.thermal.sensors.values().all(|t| temp_ok(*t))
+}
+
+/// Parses and checks a snapshot. `topic_host` is the host level of the MQTT topic it came on.
+pub fn snapshot(
+    payload: &[u8],
+    topic_host: Option<&str>,
+    max_bytes: usize,
+) -> Result<Snapshot, Rejection> {
+    if payload.len() > max_bytes {
+        return Err(Rejection::TooLarge);
+    }
+    let mut s: Snapshot = serde_json::from_slice(payload).map_err(|e| classify(&e))?;
+    check_host(&s.host, topic_host)?;
+    if s.seq == 0 || (s.ts == 0 && s.ts_ms == 0) {
+        return Err(Rejection::WrongTypes);
+    }
+    // The seed's snapshots carry only `ts` (seconds).
+    if s.ts_ms == 0 {
+        s.ts_ms = s.ts.saturating_mul(1000);
+    }
+    if !numbers_ok(&s) {
+        return Err(Rejection::BadNumber);
+    }
+    Ok(s)
+}
+
+/// Parses and checks a job event.
+pub fn event(
+    payload: &[u8],
+    topic_host: Option<&str>,
+    max_bytes: usize,
+) -> Result<JobEvent, Rejection> {
+    if payload.len() > max_bytes {
+        return Err(Rejection::TooLarge);
+    }
+    let e: JobEvent = serde_json::from_slice(payload).map_err(|e| classify(&e))?;
+    check_host(e.host(), topic_host)?;
+    if e.run_id().is_empty() {
+        return Err(Rejection::WrongTypes);
+    }
+    Ok(e)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"{"v":1,"host":"tower","seq":5,"ts":1705180800,"ts_ms":1705180800123,"interval_s":15,
+        "cpu":{"usage_percent":45.23,"load_1m":1.25,"load_5m":1.1,"load_15m":0.9,"cores":8},
+        "thermal":{"cpu_temp_c":65.5,"sensors":{}}}"#;
+
+    #[test]
+    fn good_snapshot_passes() {
+        let s = snapshot(GOOD.as_bytes(), Some("tower"), 4096).unwrap();
+        assert_eq!(s.seq, 5);
+        assert_eq!(s.cpu.unwrap().usage_percent, Some(45.23));
+    }
+
+    #[test]
+    fn each_kind_of_bad_payload_has_its_reason() {
+        let check = |p: &str, topic: Option<&str>| snapshot(p.as_bytes(), topic, 4096).unwrap_err();
+        assert_eq!(check("not json", None), Rejection::NotJson);
+        assert_eq!(check("{\"host\":\"a\"", None), Rejection::NotJson);
+        assert_eq!(check("", None), Rejection::NotJson);
+        assert_eq!(
+            check(r#"{"host":"tower","seq":"five","ts":1}"#, None),
+            Rejection::WrongTypes
+        );
+        assert_eq!(check(r#"[1,2]"#, None), Rejection::WrongTypes);
+        assert_eq!(
+            check(r#"{"host":"tower","ts":1}"#, None),
+            Rejection::WrongTypes,
+            "no seq"
+        );
+        assert_eq!(
+            check(
+                r#"{"host":"tower","seq":1,"ts":1,"cpu":{"usage_percent":1e999}}"#,
+                None
+            ),
+            Rejection::NotJson
+        );
+        assert_eq!(
+            check(
+                r#"{"host":"tower","seq":1,"ts":1,"cpu":{"usage_percent":-3}}"#,
+                None
+            ),
+            Rejection::BadNumber
+        );
+        assert_eq!(
+            check(
+                r#"{"host":"tower","seq":1,"ts":1,"thermal":{"cpu_temp_c":9999}}"#,
+                None
+            ),
+            Rejection::BadNumber
+        );
+        assert_eq!(
+            check(r#"{"host":"a/b","seq":1,"ts":1}"#, None),
+            Rejection::BadHost
+        );
+        assert_eq!(check(r#"{"seq":1,"ts":1}"#, None), Rejection::BadHost);
+        assert_eq!(check(GOOD, Some("other")), Rejection::HostMismatch);
+        assert_eq!(
+            snapshot(GOOD.as_bytes(), None, 100).unwrap_err(),
+            Rejection::TooLarge
+        );
+    }
+
+    #[test]
+    fn seed_payload_without_ts_ms_gets_one() {
+        let s = snapshot(br#"{"host":"tower","seq":1,"ts":1705180800}"#, None, 4096).unwrap();
+        assert_eq!(s.ts_ms, 1705180800000);
+    }
+
+    #[test]
+    fn events_are_checked_too() {
+        let e = br#"{"type":"job_end","run_id":"r","name":"n","host":"tower","exit_code":3}"#;
+        assert!(event(e, Some("tower"), 4096).is_ok());
+        assert_eq!(
+            event(e, Some("x"), 4096).unwrap_err(),
+            Rejection::HostMismatch
+        );
+        assert_eq!(
+            event(
+                br#"{"type":"job_party","run_id":"r","host":"tower"}"#,
+                None,
+                4096
+            )
+            .unwrap_err(),
+            Rejection::WrongTypes
+        );
+        assert_eq!(
+            event(br#"{"type":"job_end","host":"tower"}"#, None, 4096).unwrap_err(),
+            Rejection::WrongTypes
+        );
+    }
+}
