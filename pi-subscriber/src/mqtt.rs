@@ -34,10 +34,13 @@ pub type SharedMqtt = Arc<Mutex<MqttState>>;
 
 fn options(settings: &MqttSettings) -> MqttOptions {
     let mut o = MqttOptions::new(&settings.client_id, &settings.host, settings.port);
-    let max = settings.max_payload_size + 1024;
+    // Accept packets well over our own payload limit, so an oversize payload is read, refused
+    // and counted: over rumqttc's limit it would drop the connection instead (and a retained
+    // one would do so on every reconnect).
+    let incoming = (settings.max_payload_size * 4).max(1024 * 1024);
     o.set_keep_alive(settings.keep_alive)
         .set_clean_session(true)
-        .set_max_packet_size(max, max);
+        .set_max_packet_size(incoming, 64 * 1024);
     if let (Some(u), Some(p)) = (&settings.username, &settings.password) {
         o.set_credentials(u, p);
     }
@@ -126,22 +129,19 @@ pub fn handle(ingestor: &Ingestor, prefix: &str, topic: &str, payload: &[u8], st
         return;
     };
     match kind {
-        "snapshot" => {
+        "snapshot"
             if ingestor
                 .snapshot_payload(payload, Some(host), Source::Mqtt)
-                .is_ok()
-            {
-                if let Ok(mut s) = state.lock() {
-                    s.last_snapshot_at = Some(Instant::now());
-                }
+                .is_ok() =>
+        {
+            if let Ok(mut s) = state.lock() {
+                s.last_snapshot_at = Some(Instant::now());
             }
         }
         "status" => {
-            if let Ok(text) = std::str::from_utf8(payload) {
-                if text == "online" || text == "offline" {
-                    if let Ok(mut store) = ingestor.store.lock() {
-                        store.set_status(host, text);
-                    }
+            if let Ok(text @ ("online" | "offline")) = std::str::from_utf8(payload) {
+                if let Ok(mut store) = ingestor.store.lock() {
+                    store.set_status(host, text);
                 }
             }
         }

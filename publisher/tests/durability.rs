@@ -79,7 +79,7 @@ fn full_disk_is_counted_and_logged_and_leaves_no_torn_record() {
     let mut child = Command::new("unshare")
         .args(["-rm", "sh", "-c", script, "sh"])
         .arg(&small)
-        .arg(common::BIN)
+        .arg(common::publisher_bin())
         .arg(&copy)
         .env("RUST_LOG", "info")
         .stdout(Stdio::null())

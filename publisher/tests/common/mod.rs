@@ -1,4 +1,6 @@
-//! Runs the built `publisher` binary as a child process on a free loopback port.
+//! Runs the built `publisher` binary as a child process on a free loopback port, and talks to
+//! it (or to a `pi-subscriber`, which logs its address the same way) over real HTTP.
+//! `pi-subscriber`'s tests include this file too (`#[path]`).
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 use std::io::{BufRead, BufReader};
@@ -7,11 +9,26 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-pub const BIN: &str = env!("CARGO_BIN_EXE_publisher");
+/// The `publisher` binary: Cargo's own path inside this package; from another package's tests,
+/// the one `cargo test --workspace` built next to them in the same target directory.
+pub fn publisher_bin() -> PathBuf {
+    if let Some(bin) = option_env!("CARGO_BIN_EXE_publisher") {
+        return PathBuf::from(bin);
+    }
+    let exe = std::env::current_exe().unwrap();
+    let profile_dir = exe.parent().and_then(Path::parent).unwrap();
+    let bin = profile_dir.join("publisher");
+    assert!(
+        bin.exists(),
+        "{} not built: run `cargo test --workspace`",
+        bin.display()
+    );
+    bin
+}
 
 /// The environment every child gets: no stray `PUBLISHER_*` from the caller, no colours.
 pub fn command(data_dir: &Path) -> Command {
-    let mut cmd = Command::new(BIN);
+    let mut cmd = Command::new(publisher_bin());
     for (key, _) in std::env::vars() {
         if key.starts_with("PUBLISHER_") {
             cmd.env_remove(key);
@@ -35,14 +52,14 @@ pub struct Client {
 }
 
 impl Client {
-    /// Reads `child`'s stderr (echoing it) until the publisher says where it listens.
+    /// Reads `child`'s stderr (echoing it) until the daemon says where it listens.
     pub fn attach(child: &mut Child) -> Client {
         let stderr = child.stderr.take().unwrap();
         let (tx, rx) = mpsc::channel();
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines() {
                 let Ok(line) = line else { break };
-                eprintln!("[publisher] {line}");
+                eprintln!("[child] {line}");
                 if tx.send(line).is_err() {
                     break;
                 }
@@ -137,15 +154,20 @@ impl std::ops::Deref for Publisher {
 }
 
 impl Publisher {
-    /// Starts `publisher --bind 127.0.0.1:0 --broker-listen 127.0.0.1:0 ARGS` and waits until
-    /// it says where it listens.
+    /// Starts `publisher ARGS`, on free ports unless `ARGS` name `--bind`/`--broker-listen`,
+    /// and waits until it says where it listens.
     pub fn start(data_dir: &Path, args: &[&str]) -> Publisher {
         Self::start_with_env(data_dir, args, &[])
     }
 
     pub fn start_with_env(data_dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Publisher {
-        let mut child = command(data_dir)
-            .args(["--bind", "127.0.0.1:0", "--broker-listen", "127.0.0.1:0"])
+        let mut cmd = command(data_dir);
+        for flag in ["--bind", "--broker-listen"] {
+            if !args.contains(&flag) {
+                cmd.args([flag, "127.0.0.1:0"]);
+            }
+        }
+        let mut child = cmd
             .args(args)
             .envs(env.iter().copied())
             .stdout(Stdio::null())

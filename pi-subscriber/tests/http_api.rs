@@ -1,0 +1,146 @@
+//! Handlers through `tower::ServiceExt::oneshot` (no socket), on paused time.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use broker::{Disk, Snapshot};
+use http_body_util::BodyExt;
+use pi_subscriber::http::{router, AppState};
+use pi_subscriber::mqtt::MqttState;
+use pi_subscriber::store::{Source, Store};
+use serde_json::Value;
+use tokio::time::Instant;
+use tower::ServiceExt;
+
+fn state() -> AppState {
+    AppState {
+        store: Arc::new(Mutex::new(Store::new(100, 10))),
+        mqtt: Arc::new(Mutex::new(MqttState::default())),
+        default_host: "".into(),
+        max_age: Duration::from_secs(45),
+        request_timeout: Duration::from_secs(5),
+    }
+}
+
+async fn call(state: &AppState, uri: &str) -> (StatusCode, Value) {
+    let response = router(state.clone())
+        .oneshot(Request::get(uri).body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    let status = response.status();
+    let bytes = response.into_body().collect().await.unwrap().to_bytes();
+    (
+        status,
+        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+    )
+}
+
+fn snap(host: &str, seq: u64, ts_s: i64, read: u64) -> Snapshot {
+    Snapshot {
+        v: 1,
+        host: host.into(),
+        seq,
+        ts: ts_s,
+        ts_ms: ts_s * 1000,
+        boot_id: Some("b".into()),
+        disk: Some(Disk {
+            read_sectors: read,
+            write_sectors: 0,
+            ..Disk::default()
+        }),
+        ..Snapshot::default()
+    }
+}
+
+fn ingest(state: &AppState, s: Snapshot) {
+    let now_ms = s.ts_ms;
+    state
+        .store
+        .lock()
+        .unwrap()
+        .ingest(s, Source::Mqtt, Instant::now(), now_ms);
+}
+
+#[tokio::test(start_paused = true)]
+async fn before_any_data_metrics_is_503_and_health_stale() {
+    let st = state();
+    let (code, body) = call(&st, "/metrics").await;
+    assert_eq!(code, StatusCode::SERVICE_UNAVAILABLE);
+    assert!(body["error"].as_str().unwrap().contains("no data"));
+    let (code, body) = call(&st, "/health").await;
+    assert_eq!(code, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(body["status"], "stale");
+    assert_eq!(call(&st, "/metrics?host=x").await.0, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test(start_paused = true)]
+async fn metrics_rates_and_staleness_on_the_pis_clock() {
+    let st = state();
+    ingest(&st, snap("tower", 1, 1_700_000_000, 1000));
+    ingest(&st, snap("tower", 2, 1_700_000_015, 1300));
+    let (code, m) = call(&st, "/metrics").await;
+    assert_eq!(code, StatusCode::OK);
+    assert_eq!(m["seq"], 2);
+    assert_eq!(m["disk"]["read_sectors_rate"], 20.0);
+    assert_eq!(m["disk"]["read_bytes_rate"], 10240.0);
+    assert!(m["network"].is_null());
+    assert_eq!(m["stale"], false);
+    assert_eq!(call(&st, "/health").await.0, StatusCode::OK);
+    tokio::time::advance(Duration::from_secs(46)).await;
+    let (code, h) = call(&st, "/health").await;
+    assert_eq!(code, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(h["hosts"][0]["stale"], true);
+    assert_eq!(call(&st, "/metrics").await.1["stale"], true);
+    // New data: fresh again.
+    ingest(&st, snap("tower", 3, 1_700_000_030, 1300));
+    assert_eq!(call(&st, "/health").await.0, StatusCode::OK);
+}
+
+#[tokio::test(start_paused = true)]
+async fn history_rows_by_time_in_seconds_or_milliseconds() {
+    let st = state();
+    for i in 0..10 {
+        ingest(
+            &st,
+            snap("tower", i + 1, 1_700_000_000 + 15 * i as i64, 100 * i),
+        );
+    }
+    let (code, rows) = call(&st, "/history?host=tower&from=1700000030&to=1700000060").await;
+    assert_eq!(code, StatusCode::OK);
+    let seqs: Vec<u64> = rows
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["seq"].as_u64().unwrap())
+        .collect();
+    assert_eq!(seqs, [3, 4, 5]);
+    let (_, ms) = call(
+        &st,
+        "/history?host=tower&from=1700000030000&to=1700000060000",
+    )
+    .await;
+    assert_eq!(ms, rows);
+    assert_eq!(rows[0]["time"], 1_700_000_030_000i64);
+    assert_eq!(
+        rows[0]["disk_read_sectors_rate"], 6.667,
+        "100 sectors in 15 s, 3 decimals"
+    );
+    // Every key present, null where there is no value.
+    assert!(rows[0].as_object().unwrap().contains_key("cpu_temp_c"));
+    assert!(rows[0]["cpu_temp_c"].is_null());
+    assert_eq!(
+        call(&st, "/history?host=tower&from=5&to=1").await.0,
+        StatusCode::BAD_REQUEST
+    );
+    assert_eq!(
+        call(&st, "/history?host=tower&from=soon").await.0,
+        StatusCode::BAD_REQUEST
+    );
+    assert_eq!(
+        call(&st, "/history?host=ghost").await.0,
+        StatusCode::NOT_FOUND
+    );
+}
