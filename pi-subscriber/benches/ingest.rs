@@ -1,1 +1,193 @@
-fn main() {}
+//! Subscriber benchmarks (issue targets in parentheses):
+//! 1. ingest throughput, one core: validate + store (+ the rates `/metrics` computes) of
+//!    realistic snapshots (≥ 20 000/s);
+//! 2. RSS of the real `pi-subscriber` holding 24 h at 15 s for 10 hosts (< 12 MB): history
+//!    files are generated, the release binary loads them, VmRSS is read.
+//!
+//! Run: `cargo bench -p pi-subscriber --bench ingest`
+//! (the `/metrics` latency under load is `bench/subscriber-load.sh`, with `hey`).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use broker::{Cpu, Disk, DiskDevice, Memory, Network, NetworkInterface, Snapshot, Thermal};
+use pi_subscriber::ingest::Ingestor;
+use pi_subscriber::persist::{self, Persister};
+use pi_subscriber::rates;
+use pi_subscriber::store::{Row, Source, Store};
+
+/// A tower-sized snapshot (12 cores, 4 disks, 2 interfaces, 17 sensors): ~1.3 KB of JSON.
+fn snapshot(host: &str, seq: u64) -> Snapshot {
+    let ts_ms = 1_700_000_000_000 + seq as i64 * 15_000;
+    Snapshot {
+        v: 1,
+        host: host.into(),
+        seq,
+        ts: ts_ms / 1000,
+        ts_ms,
+        interval_s: 15.0,
+        boot_id: Some("7c1e4a9d-52b8-4f0e-9d36-a1f07c3e8b25".into()),
+        uptime_s: Some(274512.83 + seq as f64 * 15.0),
+        cpu: Some(Cpu {
+            usage_percent: Some(32.41),
+            load_1m: Some(1.42),
+            load_5m: Some(1.18),
+            load_15m: Some(0.97),
+            cores: Some(12),
+            per_core_percent: vec![Some(37.97); 12],
+        }),
+        memory: Some(Memory {
+            available_mb: 20952,
+            total_mb: 31951,
+            swap_used_mb: 1159,
+            swap_total_mb: 8191,
+        }),
+        thermal: Thermal {
+            cpu_temp_c: Some(52.5),
+            sensors: (0..17)
+                .map(|i| (format!("coretemp/Core {i}"), 40.0 + i as f64))
+                .collect(),
+        },
+        disk: Some(Disk {
+            read_sectors: 248141916 + seq * 1000,
+            write_sectors: 418102760 + seq * 2000,
+            devices: ["nvme0n1", "sda", "sdb", "sr0"]
+                .iter()
+                .map(|d| {
+                    (
+                        d.to_string(),
+                        DiskDevice {
+                            read_sectors: seq * 250,
+                            write_sectors: seq * 500,
+                        },
+                    )
+                })
+                .collect(),
+        }),
+        network: Some(Network {
+            rx_bytes: 184515514814 + seq * 1_000_000,
+            tx_bytes: 23128324247 + seq * 100_000,
+            interfaces: ["enp3s0", "wlp4s0"]
+                .iter()
+                .map(|i| {
+                    (
+                        i.to_string(),
+                        NetworkInterface {
+                            rx_bytes: seq * 500_000,
+                            tx_bytes: seq * 50_000,
+                        },
+                    )
+                })
+                .collect(),
+        }),
+    }
+}
+
+fn throughput() {
+    let n: u64 = 200_000;
+    let hosts = 10;
+    let payloads: Vec<(String, Vec<u8>)> = (1..=n)
+        .map(|seq| {
+            let host = format!("host{}", seq % hosts);
+            let bytes = serde_json::to_vec(&snapshot(&host, seq / hosts + 1)).unwrap();
+            (host, bytes)
+        })
+        .collect();
+    let size = payloads[0].1.len();
+    let (gaps, _keep) = tokio::sync::mpsc::channel(1 << 20);
+    let ingestor = Ingestor {
+        store: Arc::new(Mutex::new(Store::new(5760, 64))),
+        persister: Persister::disabled(),
+        gaps,
+        max_payload: 256 * 1024,
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let _guard = runtime.enter();
+    let start = Instant::now();
+    let mut previous: std::collections::HashMap<&str, Snapshot> = Default::default();
+    for (host, bytes) in &payloads {
+        ingestor
+            .snapshot_payload(bytes, Some(host), Source::Mqtt)
+            .unwrap();
+        // What /metrics adds per snapshot: the rates from the previous one.
+        let store = ingestor.store.lock().unwrap();
+        let latest = store.hosts[host].latest.clone().unwrap();
+        drop(store);
+        if let Some(p) = previous.get(host.as_str()) {
+            std::hint::black_box(rates::rates(p, &latest));
+        }
+        previous.insert(host, (*latest).clone());
+    }
+    let elapsed = start.elapsed();
+    println!(
+        "ingest: {n} snapshots of {size} B (10 hosts) in {:.3} s = {:.0} snapshots/s on one core ({:.1} µs each)",
+        elapsed.as_secs_f64(),
+        n as f64 / elapsed.as_secs_f64(),
+        elapsed.as_secs_f64() * 1e6 / n as f64
+    );
+}
+
+fn rss_for_a_day_of_ten_hosts() {
+    let dir = tempfile::tempdir().unwrap();
+    let history = persist::history_dir(dir.path());
+    std::fs::create_dir_all(&history).unwrap();
+    for h in 0..10 {
+        let host = format!("host{h}");
+        let rows: Vec<Row> = (1..=5760)
+            .map(|seq| Row::of(&snapshot(&host, seq)))
+            .collect();
+        persist::write_rows(&history, &host, &rows).unwrap();
+    }
+    let file_bytes: u64 = std::fs::read_dir(&history)
+        .unwrap()
+        .map(|e| e.unwrap().metadata().unwrap().len())
+        .sum();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_pi-subscriber"))
+        .args([
+            "--no-mqtt",
+            "--bind",
+            "127.0.0.1:0",
+            "--metrics-endpoint",
+            "http://127.0.0.1:9/latest",
+            "--data-dir",
+        ])
+        .arg(dir.path())
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // Loading 57 600 rows takes well under a second; give it time to settle.
+    std::thread::sleep(Duration::from_secs(3));
+    let status = std::fs::read_to_string(format!("/proc/{}/status", child.id())).unwrap();
+    let rss = status
+        .lines()
+        .find(|l| l.starts_with("VmRSS"))
+        .unwrap_or("VmRSS: ?")
+        .to_owned();
+    let hwm = status
+        .lines()
+        .find(|l| l.starts_with("VmHWM"))
+        .unwrap_or("VmHWM: ?")
+        .to_owned();
+    if std::env::var_os("INGEST_BENCH_KEEP").is_some() {
+        let kept = dir.keep();
+        println!("kept {}", kept.display());
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    println!(
+        "memory: 10 hosts × 5760 rows (24 h at 15 s) loaded from {:.1} MB of history files: {rss}, {hwm}",
+        file_bytes as f64 / 1e6
+    );
+}
+
+fn main() {
+    throughput();
+    rss_for_a_day_of_ten_hosts();
+}

@@ -37,11 +37,14 @@ pub async fn run(
     let history_dir = persist::history_dir(&settings.data_dir);
     if settings.history.persist {
         let dir = history_dir.clone();
-        let loaded = tokio::task::spawn_blocking(move || persist::load(&dir)).await?;
-        for (host, rows) in loaded {
-            tracing::info!(%host, rows = rows.len(), "history restored");
-            store.restore(&host, rows);
-        }
+        store = tokio::task::spawn_blocking(move || {
+            persist::load(&dir, |host, rows| {
+                tracing::info!(%host, rows = rows.len(), "history restored");
+                store.restore(host, rows);
+            });
+            store
+        })
+        .await?;
     }
     let store = Arc::new(Mutex::new(store));
     let (persister, writer) = if settings.history.persist {

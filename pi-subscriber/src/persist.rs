@@ -24,11 +24,11 @@ pub fn history_dir(data_dir: &Path) -> PathBuf {
     data_dir.join("history")
 }
 
-/// Loads every host's rows; hosts whose file cannot be read are skipped with a warning.
-pub fn load(dir: &Path) -> BTreeMap<String, Vec<Row>> {
-    let mut out = BTreeMap::new();
+/// Loads every host's rows, one host at a time (so memory peaks at one file, not all of
+/// them); hosts whose file cannot be read are skipped with a warning.
+pub fn load(dir: &Path, mut each: impl FnMut(&str, Vec<Row>)) {
     let Ok(entries) = fs::read_dir(dir) else {
-        return out;
+        return;
     };
     for entry in entries.filter_map(|e| e.ok()) {
         let path = entry.path();
@@ -40,25 +40,68 @@ pub fn load(dir: &Path) -> BTreeMap<String, Vec<Row>> {
         else {
             continue;
         };
-        match fs::read(&path) {
-            Ok(bytes) => {
-                let found = record::scan(&bytes);
-                let rows: Vec<Row> = found
-                    .records
-                    .iter()
-                    .filter_map(|(_, json)| serde_json::from_slice(json).ok())
-                    .filter_map(|v| Row::from_array(&v))
-                    .collect();
-                if found.valid_len < bytes.len() as u64 || found.corrupt > 0 {
-                    tracing::warn!(file = %path.display(), corrupt = found.corrupt, "history file had torn or corrupt lines; skipped them");
+        match read_rows(&path) {
+            Ok((rows, skipped)) => {
+                if skipped > 0 {
+                    tracing::warn!(file = %path.display(), skipped, "history file had torn or corrupt lines; skipped them");
                 }
-                out.insert(host.to_owned(), rows);
+                each(host, rows);
             }
             Err(error) => {
                 tracing::warn!(file = %path.display(), %error, "cannot read history file")
             }
         }
     }
+}
+
+/// Reads one history file line by line (no whole-file buffer: start-up memory stays at the
+/// rows themselves). Returns the rows and how many lines were skipped.
+fn read_rows(path: &Path) -> io::Result<(Vec<Row>, usize)> {
+    use std::io::BufRead;
+    let mut reader = io::BufReader::with_capacity(64 * 1024, File::open(path)?);
+    let mut rows = Vec::new();
+    let mut skipped = 0;
+    let mut line = Vec::with_capacity(256);
+    loop {
+        line.clear();
+        if reader.read_until(b'\n', &mut line)? == 0 {
+            break;
+        }
+        let complete = line.last() == Some(&b'\n');
+        let row = complete
+            .then(|| record::decode(&line[..line.len() - 1]))
+            .flatten()
+            .and_then(Row::from_json);
+        match row {
+            Some(row) => rows.push(row),
+            None => skipped += 1,
+        }
+    }
+    rows.shrink_to_fit();
+    Ok((rows, skipped))
+}
+
+/// Lines in a file, streamed (history files are ~1 MB; this runs once per host).
+fn count_lines(path: &Path) -> io::Result<usize> {
+    use std::io::Read;
+    let mut file = File::open(path)?;
+    let mut buf = [0u8; 16 * 1024];
+    let mut lines = 0;
+    loop {
+        let n = file.read(&mut buf)?;
+        if n == 0 {
+            return Ok(lines);
+        }
+        lines += buf[..n].iter().filter(|&&b| b == b'\n').count();
+    }
+}
+
+/// Every host's rows, for tests and tools.
+pub fn load_all(dir: &Path) -> BTreeMap<String, Vec<Row>> {
+    let mut out = BTreeMap::new();
+    load(dir, |host, rows| {
+        out.insert(host.to_owned(), rows);
+    });
     out
 }
 
@@ -150,9 +193,7 @@ fn append(
 ) -> io::Result<()> {
     if !files.contains_key(host) {
         let path = dir.join(format!("{host}.log"));
-        let lines = fs::read(&path)
-            .map(|b| record::scan(&b).records.len())
-            .unwrap_or(0);
+        let lines = count_lines(&path).unwrap_or(0);
         let file = OpenOptions::new().create(true).append(true).open(&path)?;
         files.insert(host.to_owned(), HostFile { file, lines });
     }
@@ -225,7 +266,7 @@ mod tests {
         }
         drop(persister);
         handle.join().unwrap();
-        let loaded = load(dir.path());
+        let loaded = load_all(dir.path());
         let mut seqs: Vec<u64> = loaded["tower"].iter().map(|r| r.seq).collect();
         // Compacted at 11 lines to the ≥ 5 rows the store held then, the rest appended; a row
         // both in the compacted file and appended after is deduplicated on restore.
@@ -249,7 +290,7 @@ mod tests {
         f.write_all(b"0badc0de [1,2,").unwrap();
         fs::write(dir.path().join("not a host!.log"), "x").unwrap();
         fs::write(dir.path().join("readme.txt"), "x").unwrap();
-        let loaded = load(dir.path());
+        let loaded = load_all(dir.path());
         assert_eq!(loaded.len(), 1);
         assert_eq!(loaded["pi"].len(), 2);
     }
