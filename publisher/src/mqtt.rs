@@ -169,6 +169,8 @@ fn tls_config(ca_file: Option<&PathBuf>) -> Result<rustls::ClientConfig, MqttErr
 enum Link {
     Up,
     Down(String),
+    /// Our own `offline` came back through the broker: it has been routed to subscribers.
+    OfflineEcho,
 }
 
 /// Polls the event loop until the client disconnects or `stop` is cancelled.
@@ -189,6 +191,9 @@ async fn drive(
                     backoff.reset();
                     let _ = link.send(Link::Up);
                 }
+            }
+            Ok(Event::Incoming(Packet::Publish(p))) if p.payload.as_ref() == b"offline" => {
+                let _ = link.send(Link::OfflineEcho);
             }
             Ok(Event::Outgoing(Outgoing::Disconnect)) => return,
             Ok(_) => {}
@@ -426,9 +431,13 @@ pub async fn run(
                     tracing::info!("MQTT connected");
                     publisher.stat(|s| { s.connected = true; s.connects_total += 1; s.last_error = None; });
                     publisher.publish_status("online");
+                    // Subscribed to our own status so that at shutdown we can tell when
+                    // `offline` has gone through the broker to everyone else.
+                    let _ = publisher.client.try_subscribe(&publisher.topics.status, QoS::AtLeastOnce);
                     publisher.publish_snapshot(&latest);
                     publisher.publish_events(true).await;
                 }
+                Link::OfflineEcho => {}
                 Link::Down(reason) => {
                     if connected || !outage_logged {
                         tracing::warn!(%reason, "MQTT broker unreachable; retrying with backoff (sampling and HTTP carry on)");
@@ -450,6 +459,20 @@ pub async fn run(
         }
     }
     if connected && publisher.publish_status("offline") {
+        // The embedded broker dies with this process: wait (at most 2 s) until `offline` has
+        // been routed, which our own subscription shows, before disconnecting and exiting.
+        let echoed = tokio::time::timeout(Duration::from_secs(2), async {
+            while let Some(link) = link_rx.recv().await {
+                if matches!(link, Link::OfflineEcho) {
+                    return true;
+                }
+            }
+            false
+        })
+        .await;
+        if !matches!(echoed, Ok(true)) {
+            tracing::warn!("`offline` was not confirmed by the broker within 2 s");
+        }
         let _ = publisher.client.try_disconnect();
         if tokio::time::timeout(Duration::from_secs(2), driver)
             .await
