@@ -15,11 +15,6 @@ use rumqttd::{Config, ConnectionSettings, LinkType, Router, RouterConfig, Server
 
 use crate::settings::BrokerSettings;
 
-/// The log filter the binaries use when `RUST_LOG` is not set. rumqttd logs ordinary client
-/// disconnects at ERROR level, so it is silenced unless asked for (`RUST_LOG=rumqttd=debug`);
-/// a broker that cannot listen is reported by [`spawn`] itself.
-pub const DEFAULT_LOG_FILTER: &str = "info,rumqttd=off";
-
 #[derive(Debug, thiserror::Error)]
 pub enum EmbeddedError {
     #[error("cannot listen on {addr} (broker.listen): {source}")]

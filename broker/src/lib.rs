@@ -9,6 +9,8 @@
 //! behind the default `embedded` feature.
 
 pub mod backoff;
+#[cfg(feature = "daemon")]
+pub mod daemon;
 pub mod duration;
 #[cfg(feature = "embedded")]
 pub mod embedded;

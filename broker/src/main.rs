@@ -2,7 +2,6 @@
 //! same config file as the publisher (and `PUBLISHER_BROKER__*` environment variables), runs
 //! until SIGINT/SIGTERM, then exits (rumqttd has no stop: the process ending is the stop).
 
-use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -59,15 +58,7 @@ fn load(cli: &Cli) -> anyhow::Result<BrokerSettings> {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
-                tracing_subscriber::EnvFilter::new(broker::embedded::DEFAULT_LOG_FILTER)
-            }),
-        )
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .init();
+    broker::daemon::init_logging();
     let settings = match load(&cli) {
         Ok(s) => s,
         Err(error) => {
@@ -95,15 +86,7 @@ fn serve(settings: &BrokerSettings) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    runtime.block_on(async {
-        use tokio::signal::unix::{signal, SignalKind};
-        let mut term = signal(SignalKind::terminate())?;
-        let mut int = signal(SignalKind::interrupt())?;
-        tokio::select! {
-            _ = term.recv() => {}
-            _ = int.recv() => {}
-        }
-        tracing::info!("broker stopping");
-        anyhow::Ok(())
-    })
+    runtime.block_on(broker::daemon::shutdown_signal());
+    tracing::info!("broker stopping");
+    Ok(())
 }

@@ -256,7 +256,7 @@ impl Settings {
 
     fn resolve(&mut self) -> Result<(), SettingsError> {
         if self.data_dir.as_os_str().is_empty() {
-            self.data_dir = default_data_dir();
+            self.data_dir = broker::daemon::default_state_dir("server-analytics-pi");
         }
         if self.mqtt.client_id.is_empty() {
             let name = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
@@ -336,30 +336,6 @@ impl Settings {
         toml::to_string_pretty(&printable)
             .unwrap_or_else(|e| format!("# cannot print settings: {e}"))
     }
-}
-
-fn default_data_dir() -> PathBuf {
-    let env = |k: &str| {
-        std::env::var_os(k)
-            .filter(|v| !v.is_empty())
-            .map(PathBuf::from)
-    };
-    if let Some(dir) = env("STATE_DIRECTORY") {
-        let first = dir
-            .to_string_lossy()
-            .split(':')
-            .next()
-            .unwrap_or("")
-            .to_owned();
-        return PathBuf::from(first);
-    }
-    if let Some(state) = env("XDG_STATE_HOME") {
-        return state.join("server-analytics-pi");
-    }
-    if let Some(home) = env("HOME") {
-        return home.join(".local/state/server-analytics-pi");
-    }
-    PathBuf::from("server-analytics-pi-data")
 }
 
 #[cfg(test)]

@@ -1,13 +1,11 @@
 //! `pi-subscriber`: parse arguments, load settings, bind, and hand over to the library.
 
-use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use pi_subscriber::config::{Overrides, Settings};
-use tokio_util::sync::CancellationToken;
 
 /// Consumes server snapshots (MQTT, with HTTP polling as fallback and for backfill), computes
 /// rates, keeps per-host history and serves /metrics, /history, /health on :9100.
@@ -62,14 +60,7 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .init();
+    broker::daemon::init_logging();
     let overrides = Overrides {
         bind: cli.bind.clone(),
         port: cli.port,
@@ -93,12 +84,7 @@ fn main() -> ExitCode {
         print!("{}", settings.to_toml());
         return ExitCode::SUCCESS;
     }
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .max_blocking_threads(4)
-        .enable_all()
-        .build()
-    {
+    let runtime = match broker::daemon::runtime() {
         Ok(rt) => rt,
         Err(error) => {
             eprintln!("pi-subscriber: cannot start the async runtime: {error}");
@@ -118,11 +104,5 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(settings.http.bind)
         .await
         .with_context(|| format!("cannot listen on {} (http.bind)", settings.http.bind))?;
-    let shutdown = CancellationToken::new();
-    let token = shutdown.clone();
-    tokio::spawn(async move {
-        pi_subscriber::shutdown_signal().await;
-        token.cancel();
-    });
-    pi_subscriber::run(settings, listener, shutdown).await
+    pi_subscriber::run(settings, listener, broker::daemon::shutdown_token()).await
 }

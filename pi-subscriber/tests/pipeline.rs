@@ -10,7 +10,7 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use common::{Client, Publisher};
+use common::{free_port, Client, Publisher};
 use serde_json::Value;
 
 const SUB_BIN: &str = env!("CARGO_BIN_EXE_pi-subscriber");
@@ -82,14 +82,6 @@ impl Subscriber {
         let status = self.child.wait().unwrap();
         assert!(status.success(), "{status:?}");
     }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 fn seqs(rows: &Value) -> Vec<u64> {

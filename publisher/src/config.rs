@@ -222,7 +222,7 @@ impl Settings {
         }
         broker::validate_host_id(&self.host).map_err(|e| invalid("host", e))?;
         if self.data_dir.as_os_str().is_empty() {
-            self.data_dir = default_data_dir();
+            self.data_dir = broker::daemon::default_state_dir("server-analytics");
         }
         if self.sampler.interval < Duration::from_millis(10) {
             return Err(invalid("sampler.interval", "must be at least 10ms"));
@@ -263,31 +263,6 @@ impl Settings {
         toml::to_string_pretty(&printable)
             .unwrap_or_else(|e| format!("# cannot print settings: {e}"))
     }
-}
-
-fn default_data_dir() -> PathBuf {
-    let env = |k: &str| {
-        std::env::var_os(k)
-            .filter(|v| !v.is_empty())
-            .map(PathBuf::from)
-    };
-    if let Some(dir) = env("STATE_DIRECTORY") {
-        // systemd's StateDirectory= may list several, separated by ':'.
-        let first = dir
-            .to_string_lossy()
-            .split(':')
-            .next()
-            .unwrap_or("")
-            .to_owned();
-        return PathBuf::from(first);
-    }
-    if let Some(state) = env("XDG_STATE_HOME") {
-        return state.join("server-analytics");
-    }
-    if let Some(home) = env("HOME") {
-        return home.join(".local/state/server-analytics");
-    }
-    PathBuf::from("server-analytics-data")
 }
 
 #[cfg(test)]

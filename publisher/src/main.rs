@@ -1,13 +1,11 @@
 //! `publisher`: parse arguments, load settings, bind, and hand over to the library.
 
-use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use publisher::config::{Overrides, Settings};
-use tokio_util::sync::CancellationToken;
 
 /// Samples this machine every 15 s, keeps a durable ring of snapshots, serves them over HTTP
 /// (:9000 on loopback by default) and records batch jobs.
@@ -65,15 +63,7 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
-                tracing_subscriber::EnvFilter::new(broker::embedded::DEFAULT_LOG_FILTER)
-            }),
-        )
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .init();
+    broker::daemon::init_logging();
     let overrides = Overrides {
         host: cli.host.clone(),
         data_dir: cli.data_dir.clone(),
@@ -91,12 +81,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .max_blocking_threads(4)
-        .enable_all()
-        .build()
-    {
+    let runtime = match broker::daemon::runtime() {
         Ok(rt) => rt,
         Err(error) => {
             eprintln!("publisher: cannot start the async runtime: {error}");
@@ -126,11 +111,5 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(settings.http.bind)
         .await
         .with_context(|| format!("cannot listen on {} (http.bind)", settings.http.bind))?;
-    let shutdown = CancellationToken::new();
-    let signal_token = shutdown.clone();
-    tokio::spawn(async move {
-        publisher::shutdown_signal().await;
-        signal_token.cancel();
-    });
-    publisher::run(settings, listener, shutdown).await
+    publisher::run(settings, listener, broker::daemon::shutdown_token()).await
 }

@@ -10,7 +10,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use common::Publisher;
+use common::{free_port, Publisher};
 use serde_json::Value;
 
 /// `mosquitto_sub -v` running in the background, its lines on a channel.
@@ -105,14 +105,6 @@ fn pub_msg(port: u16, topic: &str, args: &[&str]) -> bool {
         .status()
         .unwrap()
         .success()
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 #[test]

@@ -219,6 +219,15 @@ pub fn get(url: &str) -> (u16, String) {
     (status, response.text().unwrap())
 }
 
+/// A loopback port that was free a moment ago (for a server that cannot bind port 0 itself).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
 pub fn fixture(machine: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/fixtures")
