@@ -2,7 +2,7 @@
 //! signal and where state lives. Behind the `daemon` feature (tokio and tracing-subscriber).
 
 use std::io::IsTerminal;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use tokio_util::sync::CancellationToken;
 
@@ -84,4 +84,34 @@ pub fn default_state_dir(name: &str) -> PathBuf {
         return home.join(".local/state").join(name);
     }
     PathBuf::from(format!("{name}-data"))
+}
+
+/// The first layers of every binary's settings: built-in `defaults` → the TOML `file` (which
+/// must exist when given) → environment variables `<env_prefix>_<SECTION>__<KEY>` (lists
+/// comma-separated for `list_keys`). Callers add their command-line overrides on top.
+pub fn layered_config<T: serde::Serialize>(
+    defaults: &T,
+    file: Option<&Path>,
+    env_prefix: &str,
+    list_keys: &[&str],
+) -> Result<config::ConfigBuilder<config::builder::DefaultState>, config::ConfigError> {
+    let mut builder = config::Config::builder().add_source(config::Config::try_from(defaults)?);
+    if let Some(file) = file {
+        builder = builder.add_source(
+            config::File::from(file)
+                .format(config::FileFormat::Toml)
+                .required(true),
+        );
+    }
+    let mut env = config::Environment::with_prefix(env_prefix)
+        .prefix_separator("_")
+        .separator("__")
+        .try_parsing(true);
+    if !list_keys.is_empty() {
+        env = env.list_separator(",");
+        for key in list_keys {
+            env = env.with_list_parse_key(key);
+        }
+    }
+    Ok(builder.add_source(env))
 }

@@ -30,24 +30,15 @@ struct Defaults {
 }
 
 fn load(cli: &Cli) -> anyhow::Result<BrokerSettings> {
-    let mut builder = config::Config::builder().add_source(config::Config::try_from(&Defaults {
-        broker: BrokerSettings::default(),
-    })?);
-    if let Some(path) = &cli.config {
-        builder = builder.add_source(
-            config::File::from(path.as_path())
-                .format(config::FileFormat::Toml)
-                .required(true),
-        );
-    }
-    builder = builder
-        .add_source(
-            config::Environment::with_prefix("PUBLISHER")
-                .prefix_separator("_")
-                .separator("__")
-                .try_parsing(true),
-        )
-        .set_override_option("broker.listen", cli.listen.clone())?;
+    let builder = broker::daemon::layered_config(
+        &Defaults {
+            broker: BrokerSettings::default(),
+        },
+        cli.config.as_deref(),
+        "PUBLISHER",
+        &[],
+    )?
+    .set_override_option("broker.listen", cli.listen.clone())?;
     let settings: BrokerSettings = builder
         .build()?
         .get("broker")

@@ -195,23 +195,12 @@ pub struct Overrides {
 
 impl Settings {
     pub fn load(file: Option<&Path>, o: &Overrides) -> Result<Settings, SettingsError> {
-        let mut builder =
-            config::Config::builder().add_source(config::Config::try_from(&Settings::default())?);
-        if let Some(file) = file {
-            builder = builder.add_source(
-                config::File::from(file)
-                    .format(config::FileFormat::Toml)
-                    .required(true),
-            );
-        }
-        builder = builder.add_source(
-            config::Environment::with_prefix(ENV_PREFIX)
-                .prefix_separator("_")
-                .separator("__")
-                .list_separator(",")
-                .with_list_parse_key("poll.endpoints")
-                .try_parsing(true),
-        );
+        let mut builder = broker::daemon::layered_config(
+            &Settings::default(),
+            file,
+            ENV_PREFIX,
+            &["poll.endpoints"],
+        )?;
         builder = builder
             .set_override_option("poll.interval", o.poll_interval.clone())?
             .set_override_option("poll.timeout", o.timeout.clone())?

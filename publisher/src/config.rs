@@ -181,24 +181,12 @@ impl Settings {
     /// Loads the layers. `file` must exist when given; without it `configs/publisher.toml`
     /// is not read implicitly, so what runs is what the command line says.
     pub fn load(file: Option<&Path>, overrides: &Overrides) -> Result<Settings, SettingsError> {
-        let mut builder =
-            config::Config::builder().add_source(config::Config::try_from(&Settings::default())?);
-        if let Some(file) = file {
-            builder = builder.add_source(
-                config::File::from(file)
-                    .format(config::FileFormat::Toml)
-                    .required(true),
-            );
-        }
-        builder = builder.add_source(
-            config::Environment::with_prefix(ENV_PREFIX)
-                .prefix_separator("_")
-                .separator("__")
-                .list_separator(",")
-                .with_list_parse_key("network.include")
-                .with_list_parse_key("network.exclude")
-                .try_parsing(true),
-        );
+        let mut builder = broker::daemon::layered_config(
+            &Settings::default(),
+            file,
+            ENV_PREFIX,
+            &["network.include", "network.exclude"],
+        )?;
         let path = |p: &Option<PathBuf>| p.as_ref().map(|p| p.to_string_lossy().into_owned());
         builder = builder
             .set_override_option("host", overrides.host.clone())?
