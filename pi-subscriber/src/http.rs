@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
-use axum::http::StatusCode;
+use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
@@ -21,6 +21,8 @@ use crate::store::{HostState, IngestStats, SharedStore};
 #[derive(Clone)]
 pub struct AppState {
     pub store: SharedStore,
+    /// `/prometheus`: encodes the store on each scrape.
+    pub prometheus: Arc<prometheus_client::registry::Registry>,
     pub mqtt: SharedMqtt,
     pub default_host: Arc<str>,
     pub max_age: Duration,
@@ -69,6 +71,9 @@ pub fn router(state: AppState) -> Router {
         .route("/history", get(history))
         .route("/health", get(health))
         .route("/events", get(events))
+        .route("/prometheus", get(prometheus))
+        .nest("/grafana", crate::grafana::router())
+        .route("/grafana/", get(crate::grafana::save_and_test))
         .fallback(|| async {
             AppError::NotFound(
                 "no such endpoint; try /metrics, /hosts, /history, /health or /events".into(),
@@ -303,4 +308,14 @@ async fn events(
         out.drain(..out.len().saturating_sub(limit));
     }
     Ok(Json(out))
+}
+
+async fn prometheus(State(state): State<AppState>) -> Result<Response, AppError> {
+    let text = crate::prometheus::scrape(&state.prometheus)
+        .map_err(|e| AppError::Internal(e.to_string()))?;
+    Ok((
+        [(header::CONTENT_TYPE, crate::prometheus::CONTENT_TYPE)],
+        text,
+    )
+        .into_response())
 }

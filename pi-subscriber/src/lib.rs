@@ -3,11 +3,13 @@
 //! `main.rs` parses arguments and binds; [`run`] does the rest.
 
 pub mod config;
+pub mod grafana;
 pub mod http;
 pub mod ingest;
 pub mod mqtt;
 pub mod persist;
 pub mod poller;
+pub mod prometheus;
 pub mod rates;
 pub mod store;
 pub mod validate;
@@ -86,6 +88,7 @@ pub async fn run(
     tasks.push(tokio::spawn(poller.run(gap_rx, shutdown.clone())));
 
     let state = http::AppState {
+        prometheus: prometheus::registry(Arc::clone(&store), settings.health.max_age),
         store,
         mqtt: mqtt_state,
         default_host: settings.default_host.as_str().into(),

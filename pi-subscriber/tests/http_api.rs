@@ -16,8 +16,13 @@ use tokio::time::Instant;
 use tower::ServiceExt;
 
 fn state() -> AppState {
+    let store = Arc::new(Mutex::new(Store::new(100, 10)));
     AppState {
-        store: Arc::new(Mutex::new(Store::new(100, 10))),
+        prometheus: pi_subscriber::prometheus::registry(
+            Arc::clone(&store),
+            Duration::from_secs(45),
+        ),
+        store,
         mqtt: Arc::new(Mutex::new(MqttState::default())),
         default_host: "".into(),
         max_age: Duration::from_secs(45),

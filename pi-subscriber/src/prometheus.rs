@@ -1,0 +1,303 @@
+//! `/prometheus`: OpenMetrics for a real Prometheus, with `prometheus-client`.
+//!
+//! node_exporter-style names under `server_analytics_`, base units (bytes, seconds, ratios),
+//! a `host` label on everything; disk and network are the raw cumulative counters (`_total`)
+//! so that `rate()` works and survives a scrape missed; the rest are gauges. `up` tells
+//! whether a host is fresh. Encoded on each scrape from the store (a [`Collector`]), so
+//! nothing is kept twice.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use broker::SECTOR_BYTES;
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
+use prometheus_client::metrics::counter::ConstCounter;
+use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::metrics::MetricType;
+use prometheus_client::registry::{Registry, Unit};
+use tokio::time::Instant;
+
+use crate::store::SharedStore;
+
+/// The OpenMetrics content type Prometheus negotiates for.
+pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+#[derive(Debug)]
+struct StoreCollector {
+    store: SharedStore,
+    max_age: Duration,
+}
+
+/// One metric family: its descriptor, then one sample per label set.
+fn family<M: EncodeMetric>(
+    encoder: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    unit: Option<&Unit>,
+    kind: MetricType,
+    samples: Vec<(Vec<(&str, String)>, M)>,
+) -> Result<(), std::fmt::Error> {
+    if samples.is_empty() {
+        return Ok(());
+    }
+    let mut metric = encoder.encode_descriptor(name, help, unit, kind)?;
+    for (labels, value) in samples {
+        let labels: Vec<(&str, &str)> = labels.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        value.encode(metric.encode_family(&labels)?)?;
+    }
+    Ok(())
+}
+
+type Gauges<'a> = Vec<(Vec<(&'a str, String)>, ConstGauge<f64>)>;
+type Counters<'a> = Vec<(Vec<(&'a str, String)>, ConstCounter<u64>)>;
+
+impl Collector for StoreCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let Ok(store) = self.store.lock() else {
+            return Ok(());
+        };
+        let now = Instant::now();
+        let mut up: Gauges = Vec::new();
+        let mut last_seen: Gauges = Vec::new();
+        let mut cpu: Gauges = Vec::new();
+        let mut load: [Gauges; 3] = Default::default();
+        let mut mem_avail: Gauges = Vec::new();
+        let mut mem_total: Gauges = Vec::new();
+        let mut swap_used: Gauges = Vec::new();
+        let mut temp: Gauges = Vec::new();
+        let mut uptime: Gauges = Vec::new();
+        let mut disk_read: Counters = Vec::new();
+        let mut disk_written: Counters = Vec::new();
+        let mut net_rx: Counters = Vec::new();
+        let mut net_tx: Counters = Vec::new();
+        for (host, hs) in &store.hosts {
+            let h = || vec![("host", host.clone())];
+            let fresh = hs
+                .last_received
+                .is_some_and(|t| now.duration_since(t) <= self.max_age);
+            up.push((h(), ConstGauge::new(if fresh { 1.0 } else { 0.0 })));
+            if let Some(ms) = hs.last_received_ms {
+                last_seen.push((h(), ConstGauge::new(ms as f64 / 1000.0)));
+            }
+            let Some(s) = &hs.latest else { continue };
+            if let Some(c) = &s.cpu {
+                if let Some(u) = c.usage_percent {
+                    cpu.push((h(), ConstGauge::new(u / 100.0)));
+                }
+                for (i, l) in [c.load_1m, c.load_5m, c.load_15m].into_iter().enumerate() {
+                    if let Some(l) = l {
+                        load[i].push((h(), ConstGauge::new(l)));
+                    }
+                }
+            }
+            if let Some(m) = &s.memory {
+                const MIB: f64 = 1024.0 * 1024.0;
+                mem_avail.push((h(), ConstGauge::new(m.available_mb as f64 * MIB)));
+                mem_total.push((h(), ConstGauge::new(m.total_mb as f64 * MIB)));
+                swap_used.push((h(), ConstGauge::new(m.swap_used_mb as f64 * MIB)));
+            }
+            if let Some(t) = s.thermal.cpu_temp_c {
+                temp.push((h(), ConstGauge::new(t)));
+            }
+            if let Some(u) = s.uptime_s {
+                uptime.push((h(), ConstGauge::new(u)));
+            }
+            if let Some(d) = &s.disk {
+                for (dev, c) in &d.devices {
+                    let l = vec![("host", host.clone()), ("device", dev.clone())];
+                    disk_read.push((
+                        l.clone(),
+                        ConstCounter::new(c.read_sectors.saturating_mul(SECTOR_BYTES)),
+                    ));
+                    disk_written.push((
+                        l,
+                        ConstCounter::new(c.write_sectors.saturating_mul(SECTOR_BYTES)),
+                    ));
+                }
+            }
+            if let Some(n) = &s.network {
+                for (dev, c) in &n.interfaces {
+                    let l = vec![("host", host.clone()), ("device", dev.clone())];
+                    net_rx.push((l.clone(), ConstCounter::new(c.rx_bytes)));
+                    net_tx.push((l, ConstCounter::new(c.tx_bytes)));
+                }
+            }
+        }
+        let stats = store.stats.clone();
+        drop(store);
+        let e = &mut encoder;
+        family(
+            e,
+            "up",
+            "1 when the host sent a snapshot within max_age (Pi clock), else 0",
+            None,
+            MetricType::Gauge,
+            up,
+        )?;
+        family(
+            e,
+            "last_seen_timestamp",
+            "When the newest snapshot arrived, Pi clock",
+            Some(&Unit::Seconds),
+            MetricType::Gauge,
+            last_seen,
+        )?;
+        family(
+            e,
+            "cpu_usage",
+            "Busy share of all CPUs over the last interval (0-1)",
+            Some(&Unit::Other("ratio".into())),
+            MetricType::Gauge,
+            cpu,
+        )?;
+        let [l1, l5, l15] = load;
+        family(
+            e,
+            "load1",
+            "1-minute load average",
+            None,
+            MetricType::Gauge,
+            l1,
+        )?;
+        family(
+            e,
+            "load5",
+            "5-minute load average",
+            None,
+            MetricType::Gauge,
+            l5,
+        )?;
+        family(
+            e,
+            "load15",
+            "15-minute load average",
+            None,
+            MetricType::Gauge,
+            l15,
+        )?;
+        family(
+            e,
+            "memory_available",
+            "MemAvailable",
+            Some(&Unit::Bytes),
+            MetricType::Gauge,
+            mem_avail,
+        )?;
+        family(
+            e,
+            "memory_total",
+            "MemTotal",
+            Some(&Unit::Bytes),
+            MetricType::Gauge,
+            mem_total,
+        )?;
+        family(
+            e,
+            "swap_used",
+            "SwapTotal - SwapFree",
+            Some(&Unit::Bytes),
+            MetricType::Gauge,
+            swap_used,
+        )?;
+        family(
+            e,
+            "cpu_temperature",
+            "CPU temperature",
+            Some(&Unit::Celsius),
+            MetricType::Gauge,
+            temp,
+        )?;
+        family(
+            e,
+            "uptime",
+            "Time since the host booted",
+            Some(&Unit::Seconds),
+            MetricType::Gauge,
+            uptime,
+        )?;
+        family(
+            e,
+            "disk_read",
+            "Bytes read from a whole disk (512-byte sectors)",
+            Some(&Unit::Bytes),
+            MetricType::Counter,
+            disk_read,
+        )?;
+        family(
+            e,
+            "disk_written",
+            "Bytes written to a whole disk (512-byte sectors)",
+            Some(&Unit::Bytes),
+            MetricType::Counter,
+            disk_written,
+        )?;
+        family(
+            e,
+            "network_receive",
+            "Bytes received on an interface",
+            Some(&Unit::Bytes),
+            MetricType::Counter,
+            net_rx,
+        )?;
+        family(
+            e,
+            "network_transmit",
+            "Bytes transmitted on an interface",
+            Some(&Unit::Bytes),
+            MetricType::Counter,
+            net_tx,
+        )?;
+        let total = |v: u64| vec![(Vec::new(), ConstCounter::new(v))];
+        family(
+            e,
+            "ingest_stored",
+            "Snapshots stored, all sources",
+            None,
+            MetricType::Counter,
+            total(stats.stored_mqtt_total + stats.stored_http_total + stats.stored_backfill_total),
+        )?;
+        family(
+            e,
+            "ingest_duplicates",
+            "Snapshots received twice",
+            None,
+            MetricType::Counter,
+            total(stats.duplicates_total),
+        )?;
+        let rejected: Counters = stats
+            .rejected
+            .iter()
+            .map(|(reason, n)| {
+                let reason = serde_json::to_value(reason)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_owned))
+                    .unwrap_or_default();
+                (vec![("reason", reason)], ConstCounter::new(*n))
+            })
+            .collect();
+        family(
+            e,
+            "ingest_rejected",
+            "Payloads rejected, by reason",
+            None,
+            MetricType::Counter,
+            rejected,
+        )?;
+        Ok(())
+    }
+}
+
+/// The registry behind `/prometheus`.
+pub fn registry(store: SharedStore, max_age: Duration) -> Arc<Registry> {
+    let mut registry = Registry::with_prefix("server_analytics");
+    registry.register_collector(Box::new(StoreCollector { store, max_age }));
+    Arc::new(registry)
+}
+
+/// The OpenMetrics text of a scrape.
+pub fn scrape(registry: &Registry) -> Result<String, std::fmt::Error> {
+    let mut out = String::new();
+    prometheus_client::encoding::text::encode(&mut out, registry)?;
+    Ok(out)
+}

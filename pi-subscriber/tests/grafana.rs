@@ -1,0 +1,402 @@
+//! The simPod JSON datasource contract, with the request bodies Grafana sends (extra fields
+//! and all), through `tower::ServiceExt::oneshot`; and `/prometheus` in OpenMetrics.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::http::{header, Request, StatusCode};
+use broker::{Cpu, Disk, DiskDevice, JobEnd, JobEvent, JobStart, Snapshot};
+use http_body_util::BodyExt;
+use pi_subscriber::http::{router, AppState};
+use pi_subscriber::mqtt::MqttState;
+use pi_subscriber::store::{Source, Store};
+use serde_json::{json, Value};
+use tokio::time::Instant;
+use tower::ServiceExt;
+
+/// 2026-01-01T00:00:00Z.
+const T0: i64 = 1_767_225_600_000;
+
+fn state() -> AppState {
+    let store = Arc::new(Mutex::new(Store::new(10_000, 10)));
+    AppState {
+        prometheus: pi_subscriber::prometheus::registry(
+            Arc::clone(&store),
+            Duration::from_secs(45),
+        ),
+        store,
+        mqtt: Arc::new(Mutex::new(MqttState::default())),
+        default_host: "".into(),
+        max_age: Duration::from_secs(45),
+        request_timeout: Duration::from_secs(5),
+    }
+}
+
+/// One hour of 15 s samples for `host`: CPU % = minute of the hour, 100 sectors read per
+/// sample, and no data between minutes 30 and 40 (an outage).
+fn fill(state: &AppState, host: &str) {
+    let mut store = state.store.lock().unwrap();
+    for i in 0..240u64 {
+        let minute = i / 4;
+        if (30..40).contains(&minute) {
+            continue;
+        }
+        let ts_ms = T0 + i as i64 * 15_000;
+        let s = Snapshot {
+            v: 1,
+            host: host.into(),
+            seq: i + 1,
+            ts: ts_ms / 1000,
+            ts_ms,
+            boot_id: Some("b".into()),
+            cpu: Some(Cpu {
+                usage_percent: Some(minute as f64),
+                ..Cpu::default()
+            }),
+            disk: Some(Disk {
+                read_sectors: 100 * i,
+                write_sectors: 0,
+                devices: [(
+                    "sda".to_string(),
+                    DiskDevice {
+                        read_sectors: 100 * i,
+                        write_sectors: 0,
+                    },
+                )]
+                .into(),
+            }),
+            ..Snapshot::default()
+        };
+        store.ingest(s, Source::Mqtt, Instant::now(), ts_ms);
+    }
+    let start = T0 + 600_000;
+    store.add_event(JobEvent::JobStart(JobStart {
+        v: 1,
+        run_id: "r1".into(),
+        name: "backup".into(),
+        host: host.into(),
+        start_ts_ms: start,
+        command: vec![],
+    }));
+    store.add_event(JobEvent::JobEnd(JobEnd {
+        v: 1,
+        run_id: "r1".into(),
+        name: "backup".into(),
+        host: host.into(),
+        start_ts_ms: start,
+        end_ts_ms: start + 90_000,
+        duration_s: 90.0,
+        exit_code: Some(0),
+        ..JobEnd::default()
+    }));
+}
+
+async fn post(state: &AppState, uri: &str, body: Value) -> (StatusCode, Value) {
+    let response = router(state.clone())
+        .oneshot(
+            Request::post(uri)
+                .header(header::CONTENT_TYPE, "application/json")
+                .body(Body::from(body.to_string()))
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    let status = response.status();
+    let bytes = response.into_body().collect().await.unwrap().to_bytes();
+    (
+        status,
+        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+    )
+}
+
+fn iso(ms: i64) -> String {
+    humantime::format_rfc3339_millis(std::time::UNIX_EPOCH + Duration::from_millis(ms as u64))
+        .to_string()
+}
+
+/// A /query body as Grafana 11 with simPod 0.6 sends it.
+fn grafana_query(targets: Value, from: i64, to: i64, max_points: u64, interval_ms: u64) -> Value {
+    json!({
+        "app": "dashboard", "requestId": "Q101", "timezone": "browser", "panelId": 2, "dashboardUID": "sa",
+        "range": {"from": iso(from), "to": iso(to), "raw": {"from": "now-1h", "to": "now"}},
+        "timeInfo": "", "interval": format!("{}ms", interval_ms), "intervalMs": interval_ms,
+        "targets": targets, "maxDataPoints": max_points, "scopedVars": {"__interval": {"text": "15s", "value": "15s"}},
+        "startTime": 1767225600000i64, "rangeRaw": {"from": "now-1h", "to": "now"},
+        "adhocFilters": [], "filters": []
+    })
+}
+
+#[tokio::test]
+async fn save_and_test_and_metric_lists() {
+    let st = state();
+    fill(&st, "tower");
+    let response = router(st.clone())
+        .oneshot(Request::get("/grafana/").body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let response = router(st.clone())
+        .oneshot(Request::get("/grafana").body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+
+    let (code, metrics) = post(
+        &st,
+        "/grafana/metrics",
+        json!({"metric": "", "payload": {}}),
+    )
+    .await;
+    assert_eq!(code, StatusCode::OK);
+    let names: Vec<&str> = metrics
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["value"].as_str().unwrap())
+        .collect();
+    assert!(
+        names.contains(&"cpu_usage_percent")
+            && names.contains(&"network_rx_bytes_rate")
+            && names.contains(&"job_events")
+    );
+    let host_payload = &metrics[0]["payloads"][0];
+    assert_eq!(host_payload["name"], "host");
+    assert_eq!(
+        host_payload["options"],
+        json!([{"label": "tower", "value": "tower"}])
+    );
+
+    let (_, options) = post(
+        &st,
+        "/grafana/metric-payload-options",
+        json!({"metric": "cpu_usage_percent", "payload": {"host": "tower"}, "name": "host"}),
+    )
+    .await;
+    assert_eq!(options, json!([{"label": "tower", "value": "tower"}]));
+    let (_, vars) = post(&st, "/grafana/variable", json!({"payload": {"target": "hosts"}, "range": {"from": iso(T0), "to": iso(T0)}, "rangeRaw": {}})).await;
+    assert_eq!(vars, json!([{"__text": "tower", "__value": "tower"}]));
+    let (_, keys) = post(&st, "/grafana/tag-keys", json!({})).await;
+    assert_eq!(keys, json!([{"type": "string", "text": "host"}]));
+    let (_, values) = post(&st, "/grafana/tag-values", json!({"key": "host"})).await;
+    assert_eq!(values, json!([{"text": "tower"}]));
+}
+
+#[tokio::test]
+async fn query_timeseries_raw_with_nulls_for_the_outage() {
+    let st = state();
+    fill(&st, "tower");
+    let targets = json!([{"refId": "A", "datasource": {"type": "simpod-json-datasource", "uid": "sa"}, "editorMode": "code",
+                          "payload": {"host": "tower"}, "target": "cpu_usage_percent", "key": "Q-1", "hide": false}]);
+    let (code, body) = post(
+        &st,
+        "/grafana/query",
+        grafana_query(targets, T0, T0 + 3_600_000, 2000, 1000),
+    )
+    .await;
+    assert_eq!(code, StatusCode::OK, "{body}");
+    let series = &body[0];
+    assert_eq!(series["target"], "cpu_usage_percent tower");
+    let points = series["datapoints"].as_array().unwrap();
+    assert_eq!(
+        points.len(),
+        200 + 1,
+        "200 samples and one null marking the outage"
+    );
+    assert_eq!(points[0], json!([0.0, T0]));
+    assert_eq!(points[119], json!([29.0, T0 + 119 * 15_000]));
+    assert_eq!(
+        points[120],
+        json!([null, T0 + 120 * 15_000]),
+        "explicit null for the gap"
+    );
+    assert_eq!(points[121], json!([40.0, T0 + 160 * 15_000]));
+    assert!(
+        points
+            .windows(2)
+            .all(|w| w[0][1].as_i64() < w[1][1].as_i64()),
+        "ascending"
+    );
+}
+
+#[tokio::test]
+async fn query_downsamples_by_max_data_points_avg_and_max() {
+    let st = state();
+    fill(&st, "tower");
+    let query = |agg: &str| {
+        grafana_query(
+            json!([{"refId": "A", "target": "cpu_usage_percent", "payload": {"host": "tower", "agg": agg}}]),
+            T0,
+            T0 + 3_600_000,
+            12,
+            1000,
+        )
+    };
+    let (_, avg) = post(&st, "/grafana/query", query("avg")).await;
+    let points = avg[0]["datapoints"].as_array().unwrap();
+    // 12 buckets of 5 minutes; minutes 30-39 are empty: two explicit nulls.
+    assert_eq!(points.len(), 12);
+    assert_eq!(points[0], json!([2.0, T0]), "mean of minutes 0..=4");
+    assert_eq!(points[6], json!([null, T0 + 6 * 300_000]));
+    assert_eq!(points[7], json!([null, T0 + 7 * 300_000]));
+    assert_eq!(points[8], json!([42.0, T0 + 8 * 300_000]));
+    let (_, max) = post(&st, "/grafana/query", query("max")).await;
+    assert_eq!(
+        max[0]["datapoints"][0],
+        json!([4.0, T0]),
+        "max keeps the spike"
+    );
+    // Rates: 100 sectors per 15 s = 3413.333 bytes/s.
+    let (_, rate) = post(
+        &st,
+        "/grafana/query",
+        grafana_query(
+            json!([{"refId": "B", "target": "disk_read_bytes_rate", "payload": {"host": "tower"}}]),
+            T0,
+            T0 + 600_000,
+            1000,
+            15_000,
+        ),
+    )
+    .await;
+    assert_eq!(rate[0]["datapoints"][1], json!([3413.333, T0 + 15_000]));
+}
+
+#[tokio::test]
+async fn query_table_hosts_by_adhoc_filter_and_errors() {
+    let st = state();
+    fill(&st, "tower");
+    fill(&st, "nas");
+    let mut body = grafana_query(
+        json!([{"refId": "A", "target": "load_1m", "type": "table", "payload": {}}]),
+        T0,
+        T0 + 60_000,
+        100,
+        15_000,
+    );
+    body["adhocFilters"] =
+        json!([{"key": "host", "operator": "=", "value": "nas", "condition": ""}]);
+    let (code, table) = post(&st, "/grafana/query", body).await;
+    assert_eq!(code, StatusCode::OK);
+    assert_eq!(table[0]["type"], "table");
+    assert_eq!(table[0]["columns"][2]["text"], "load_1m");
+    let rows = table[0]["rows"].as_array().unwrap();
+    assert_eq!(rows.len(), 5);
+    assert!(rows.iter().all(|r| r[1] == "nas" && r[2].is_null()));
+    // Both hosts when no host is named.
+    let (_, both) = post(
+        &st,
+        "/grafana/query",
+        grafana_query(
+            json!([{"refId": "A", "target": "cpu_usage_percent"}]),
+            T0,
+            T0 + 60_000,
+            100,
+            15_000,
+        ),
+    )
+    .await;
+    assert_eq!(both.as_array().unwrap().len(), 2);
+    let (code, err) = post(
+        &st,
+        "/grafana/query",
+        grafana_query(
+            json!([{"refId": "A", "target": "nonsense"}]),
+            T0,
+            T0 + 1,
+            1,
+            1,
+        ),
+    )
+    .await;
+    assert_eq!(code, StatusCode::BAD_REQUEST);
+    assert!(err["error"].as_str().unwrap().contains("nonsense"));
+    let (code, _) = post(
+        &st,
+        "/grafana/query",
+        json!({"range": {"from": "soon", "to": "later"}, "targets": []}),
+    )
+    .await;
+    assert_eq!(code, StatusCode::BAD_REQUEST);
+    let (code, _) = post(&st, "/grafana/query", json!("not an object")).await;
+    assert_eq!(code, StatusCode::BAD_REQUEST);
+}
+
+#[tokio::test]
+async fn job_runs_as_annotation_regions() {
+    let st = state();
+    fill(&st, "tower");
+    let (_, table) = post(
+        &st,
+        "/grafana/query",
+        grafana_query(
+            json!([{"refId": "J", "target": "job_events", "payload": {"host": ["tower"]}}]),
+            T0,
+            T0 + 3_600_000,
+            100,
+            15_000,
+        ),
+    )
+    .await;
+    let rows = table[0]["rows"].as_array().unwrap();
+    assert_eq!(rows.len(), 1, "start and end make one region");
+    assert_eq!(
+        rows[0],
+        json!([
+            T0 + 600_000,
+            T0 + 690_000,
+            "job backup",
+            "rc=0, 90.0 s",
+            "job,tower",
+            "tower"
+        ])
+    );
+    let (_, ann) = post(&st, "/grafana/annotations", json!({"range": {"from": iso(T0), "to": iso(T0 + 3_600_000)}, "annotation": {"name": "jobs", "enable": true, "query": ""}})).await;
+    assert_eq!(ann[0]["time"], T0 + 600_000);
+    assert_eq!(ann[0]["timeEnd"], T0 + 690_000);
+    assert_eq!(ann[0]["isRegion"], true);
+    assert_eq!(ann[0]["tags"], json!(["job", "tower"]));
+}
+
+#[tokio::test]
+async fn openmetrics_names_units_and_raw_counters() {
+    let st = state();
+    fill(&st, "tower");
+    let response = router(st.clone())
+        .oneshot(Request::get("/prometheus").body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert!(response.headers()[header::CONTENT_TYPE]
+        .to_str()
+        .unwrap()
+        .starts_with("application/openmetrics-text"));
+    let text = String::from_utf8(
+        response
+            .into_body()
+            .collect()
+            .await
+            .unwrap()
+            .to_bytes()
+            .to_vec(),
+    )
+    .unwrap();
+    assert!(
+        text.contains("server_analytics_up{host=\"tower\"} 1"),
+        "{text}"
+    );
+    assert!(text.contains("# TYPE server_analytics_disk_read_bytes counter"));
+    // The raw counter (239 samples x 100 sectors x 512), not a rate.
+    assert!(
+        text.contains(
+            "server_analytics_disk_read_bytes_total{host=\"tower\",device=\"sda\"} 12236800"
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains("server_analytics_cpu_usage_ratio{host=\"tower\"} 0.59"),
+        "{text}"
+    );
+    assert!(text.trim_end().ends_with("# EOF"));
+}
