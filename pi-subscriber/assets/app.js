@@ -10,6 +10,10 @@
   const FETCH_TIMEOUT_MS = 8000;
   const CHART_H = 180;           // plot height in CSS px (the legend comes below)
   const SKEW_MS = 300000;        // `to` slack, in case the Pi's clock runs ahead
+  // `health` answers 503 while stale (and before the first snapshot); browsers
+  // log every 5xx response as a console error, so by default the badge is
+  // derived from `hosts` with the same rule (see healthOf). Set true to poll it.
+  const USE_HEALTH = false;
 
   const $ = (id) => document.getElementById(id);
 
@@ -165,19 +169,17 @@
     state.errors = [];
     try {
       const res = await Promise.all([
-        soft(getJSON('health', [503])),
         soft(getJSON('hosts')),
         soft(getJSON('events?limit=20')),
+        USE_HEALTH ? soft(getJSON('health', [503])) : null,
       ]);
-      renderBadge(res[0]);
-      if (Array.isArray(res[1])) {
-        state.hosts = res[1].slice().sort((a, b) => String(a.host).localeCompare(String(b.host)));
-      }
+      if (Array.isArray(res[0])) state.hosts = res[0];  // keep the last good list on failure
+      renderBadge(USE_HEALTH ? res[2] : healthOf(Array.isArray(res[0]) ? res[0] : null));
       pickHost();
       // Only ask for snapshots of hosts that have one (avoids expected 503s).
       await Promise.all(state.hosts.filter((h) => h.last_seq != null).map((h) => loadMetrics(h.host)));
       renderHosts();
-      if (Array.isArray(res[2])) renderJobs(res[2]);
+      if (Array.isArray(res[1])) renderJobs(res[1]);
       if (state.host) {
         try {
           await loadHistory();
@@ -212,7 +214,10 @@
   // Keep the selected host if it still exists, else fall back to the first.
   function pickHost() {
     const names = state.hosts.map((h) => h.host);
-    if (names.indexOf(state.host) < 0) state.host = names.length ? names[0] : null;
+    if (names.indexOf(state.host) < 0) {
+      const withData = state.hosts.filter((h) => h.history_rows > 0)[0];
+      state.host = withData ? withData.host : names.length ? names[0] : null;
+    }
     const sel = $('host-select');
     if (sel.dataset.names !== names.join('\n')) {
       sel.textContent = '';
@@ -232,6 +237,13 @@
   }
 
   /* ---------- rendering: header, errors ---------- */
+
+  // The overall status, computed from `hosts` with the same rule as the
+  // server's `health` ("ok" iff there is a host and none is stale).
+  function healthOf(hosts) {
+    if (!hosts) return null;
+    return { status: hosts.length && hosts.every((h) => !h.stale) ? 'ok' : 'stale' };
+  }
 
   function renderBadge(health) {
     const b = $('badge');

@@ -228,8 +228,9 @@ pub fn free_port() -> u16 {
         .port()
 }
 
+/// A fixture machine's tree (found from either package that includes this file).
 pub fn fixture(machine: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures")
+        .join("../publisher/tests/fixtures")
         .join(machine)
 }
