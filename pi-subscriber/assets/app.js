@@ -29,6 +29,7 @@
     window: [0, 1],   // x range of the charts, epoch seconds
     charts: {},       // chart id -> uPlot instance
     errors: [],
+    jobsShown: false, // a jobs answer has been rendered at least once
     busy: false,
     again: false,
     timer: 0,
@@ -180,6 +181,7 @@
       await Promise.all(state.hosts.filter((h) => h.last_seq != null).map((h) => loadMetrics(h.host)));
       renderHosts();
       if (Array.isArray(res[1])) renderJobs(res[1]);
+      else if (!state.jobsShown) emptyJobs('Job events unavailable');
       if (state.host) {
         try {
           await loadHistory();
@@ -328,15 +330,10 @@
     const list = Object.keys(runs).map((id) => runs[id])
       .sort((a, b) => ((b.start || b.end).start_ts_ms || 0) - ((a.start || a.end).start_ts_ms || 0));
 
+    state.jobsShown = true;
+    if (!list.length) return emptyJobs('No jobs yet');
     const body = $('jobs');
     body.textContent = '';
-    if (!list.length) {
-      const tr = el('tr'), td = el('td', 'empty', 'No jobs yet');
-      td.colSpan = 5;
-      tr.appendChild(td);
-      body.appendChild(tr);
-      return;
-    }
     list.forEach((r) => {
       const e = r.end || r.start;
       const tr = el('tr');
@@ -351,6 +348,14 @@
       if (r.end && (r.end.output_tail || r.end.error)) tr.title = r.end.error || r.end.output_tail;
       body.appendChild(tr);
     });
+  }
+
+  function emptyJobs(text) {
+    const body = $('jobs'), tr = el('tr'), td = el('td', 'empty', text);
+    td.colSpan = 5;
+    tr.appendChild(td);
+    body.textContent = '';
+    body.appendChild(tr);
   }
 
   // [text, css class] for a run's outcome.

@@ -66,6 +66,9 @@ impl IntoResponse for AppError {
 pub fn router(state: AppState) -> Router {
     let timeout = state.request_timeout;
     Router::new()
+        .route("/", get(crate::assets::index))
+        .route("/assets/{name}", get(crate::assets::asset))
+        .route("/favicon.ico", get(crate::assets::favicon))
         .route("/metrics", get(metrics))
         .route("/hosts", get(hosts))
         .route("/history", get(history))
@@ -76,7 +79,7 @@ pub fn router(state: AppState) -> Router {
         .route("/grafana/", get(crate::grafana::save_and_test))
         .fallback(|| async {
             AppError::NotFound(
-                "no such endpoint; try /metrics, /hosts, /history, /health or /events".into(),
+                "no such endpoint; try /, /metrics, /hosts, /history, /health, /events, /prometheus or /grafana".into(),
             )
         })
         .layer(TimeoutLayer::with_status_code(

@@ -2,6 +2,7 @@
 //! for backfill), computes rates, keeps per-host history and serves it on :9100.
 //! `main.rs` parses arguments and binds; [`run`] does the rest.
 
+pub mod assets;
 pub mod config;
 pub mod grafana;
 pub mod http;

@@ -400,3 +400,69 @@ async fn openmetrics_names_units_and_raw_counters() {
     );
     assert!(text.trim_end().ends_with("# EOF"));
 }
+
+/// The shipped Grafana files: every panel asks for a metric the datasource serves, the
+/// datasource URL points at `/grafana`, and the temperature panel has the 70/85 °C steps.
+#[test]
+fn shipped_grafana_files_match_the_datasource() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../configs/grafana");
+    let dash: Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.join("dashboards/server-analytics.json")).unwrap(),
+    )
+    .unwrap();
+    let known: Vec<&str> = pi_subscriber::grafana::METRICS
+        .iter()
+        .map(|(m, _)| *m)
+        .collect();
+    let panels = dash["panels"].as_array().unwrap();
+    let titles: Vec<&str> = panels
+        .iter()
+        .map(|p| p["title"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        titles,
+        [
+            "CPU usage",
+            "Load average",
+            "Memory used",
+            "CPU temperature",
+            "Disk throughput",
+            "Network throughput"
+        ]
+    );
+    for panel in panels {
+        for target in panel["targets"].as_array().unwrap() {
+            let metric = target["target"].as_str().unwrap();
+            assert!(known.contains(&metric), "{metric} is not served");
+            assert_eq!(target["payload"]["host"], "$host");
+            assert_eq!(target["datasource"]["uid"], "server-analytics-json");
+        }
+    }
+    let temp = panels
+        .iter()
+        .find(|p| p["title"] == "CPU temperature")
+        .unwrap();
+    let steps: Vec<f64> = temp["fieldConfig"]["defaults"]["thresholds"]["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|s| s["value"].as_f64())
+        .collect();
+    assert_eq!(steps, [70.0, 85.0]);
+    assert_eq!(dash["templating"]["list"][0]["name"], "host");
+    assert_eq!(
+        dash["templating"]["list"][0]["query"]["payload"]["target"],
+        "hosts"
+    );
+    assert_eq!(
+        dash["annotations"]["list"][1]["target"]["target"],
+        pi_subscriber::grafana::JOB_EVENTS
+    );
+    let datasources = std::fs::read_to_string(dir.join("datasources.yaml")).unwrap();
+    assert!(datasources.contains("type: simpod-json-datasource"));
+    assert!(datasources.contains(":9100/grafana"));
+    assert!(datasources.contains("uid: server-analytics-json"));
+    assert!(datasources.contains("type: prometheus"));
+    let providers = std::fs::read_to_string(dir.join("dashboards.yaml")).unwrap();
+    assert!(providers.contains("path: /var/lib/grafana/dashboards/server-analytics"));
+}

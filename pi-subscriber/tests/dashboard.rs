@@ -1,0 +1,116 @@
+//! The built-in dashboard in a real headless Chromium (Debian package `chromium`): it loads
+//! with no failed request and no console error, and its charts hold drawn data. A screenshot
+//! is kept as a test artefact (`target/tmp/dashboard.png`).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+#[path = "../../publisher/tests/common/mod.rs"]
+mod common;
+
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+
+use common::{Client, Publisher};
+
+struct Killed(Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Headless Chromium with the flags this closed network needs, logging the page's console
+/// to stderr.
+fn chromium(profile: &Path, args: &[&str], url: &str) -> Output {
+    Command::new("chromium")
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--disable-quic",
+            "--no-first-run",
+            "--enable-logging=stderr",
+            "--v=0",
+        ])
+        .arg(format!("--user-data-dir={}", profile.display()))
+        .args(args)
+        .arg(url)
+        .stdin(Stdio::null())
+        .output()
+        .expect("chromium (Debian package chromium)")
+}
+
+/// The page's own console lines (Chromium prefixes them with `CONSOLE`), and failed loads.
+fn page_problems(stderr: &str) -> Vec<String> {
+    stderr
+        .lines()
+        .filter(|l| {
+            (l.contains("CONSOLE") && (l.contains("ERROR") || l.contains("Uncaught") || l.contains("Failed to load")))
+                || l.contains("net::ERR_")
+        })
+        .map(str::to_owned)
+        .collect()
+}
+
+fn attr(dom: &str, name: &str) -> Option<String> {
+    let at = dom.find(&format!("{name}=\""))? + name.len() + 2;
+    Some(dom[at..].split('"').next()?.to_owned())
+}
+
+#[test]
+fn dashboard_renders_live_data_in_chromium() {
+    let pdir = tempfile::tempdir().unwrap();
+    let sdir = tempfile::tempdir().unwrap();
+    let sys = common::fixture("tower").join("sys");
+    let p = Publisher::start(pdir.path(), &["--interval", "200ms", "--sys-root", sys.to_str().unwrap()]);
+    let out = common::command(pdir.path()).args(["job", "--name", "nightly-backup", "--", "true"]).output().unwrap();
+    assert!(out.status.success());
+    let mut sub = Command::new(env!("CARGO_BIN_EXE_pi-subscriber"))
+        .args(["--bind", "127.0.0.1:0", "--mqtt-port", &p.mqtt_port.unwrap().to_string(), "--metrics-endpoint", &p.url("/latest")])
+        .arg("--data-dir")
+        .arg(sdir.path())
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let s = Client::attach(&mut sub);
+    let _sub = Killed(sub);
+    s.wait_for("/history?host=testhost", |rows| rows.as_array().is_some_and(|r| r.len() >= 10));
+    s.wait_for("/events", |e| e.as_array().is_some_and(|a| a.len() >= 2));
+    let url = s.url("/");
+
+    let profile = tempfile::tempdir().unwrap();
+    let dom_run = chromium(profile.path(), &["--virtual-time-budget=8000", "--dump-dom"], &url);
+    let dom = String::from_utf8_lossy(&dom_run.stdout);
+    let stderr = String::from_utf8_lossy(&dom_run.stderr);
+    assert!(dom_run.status.success(), "chromium failed: {stderr}");
+    assert_eq!(page_problems(&stderr), Vec::<String>::new(), "console errors or failed requests");
+    assert_eq!(attr(&dom, "data-ready").as_deref(), Some("1"), "charts never rendered:\n{dom}");
+    let points: usize = attr(&dom, "data-points").unwrap().parse().unwrap();
+    assert!(points >= 10, "{points} points drawn");
+    for id in ["chart-cpu", "chart-load", "chart-mem", "chart-temp", "chart-disk", "chart-net"] {
+        let at = dom.find(&format!("id=\"{id}\"")).unwrap_or_else(|| panic!("no #{id}"));
+        assert!(dom[at..].split("id=\"chart-").nth(1).unwrap_or(&dom[at..]).contains("<canvas"), "#{id} has no canvas");
+    }
+    assert!(dom.contains("testhost"), "host card");
+    assert!(dom.contains("nightly-backup"), "job table");
+    assert!(dom.contains("52.5"), "temperature from the tower fixture");
+
+    let shot = Path::new(env!("CARGO_TARGET_TMPDIR")).join("dashboard.png");
+    let _ = std::fs::remove_file(&shot);
+    let profile = tempfile::tempdir().unwrap();
+    let run = chromium(
+        profile.path(),
+        &["--virtual-time-budget=8000", "--window-size=1280,1600", "--hide-scrollbars", &format!("--screenshot={}", shot.display())],
+        &url,
+    );
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    let png = std::fs::read(&shot).unwrap();
+    assert!(png.starts_with(b"\x89PNG") && png.len() > 20_000, "screenshot {} bytes", png.len());
+    eprintln!("dashboard screenshot: {}", shot.display());
+}
