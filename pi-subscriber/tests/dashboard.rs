@@ -49,7 +49,8 @@ fn page_problems(stderr: &str) -> Vec<String> {
     stderr
         .lines()
         .filter(|l| {
-            (l.contains("CONSOLE") && (l.contains("ERROR") || l.contains("Uncaught") || l.contains("Failed to load")))
+            (l.contains("CONSOLE")
+                && (l.contains("ERROR") || l.contains("Uncaught") || l.contains("Failed to load")))
                 || l.contains("net::ERR_")
         })
         .map(str::to_owned)
@@ -66,11 +67,24 @@ fn dashboard_renders_live_data_in_chromium() {
     let pdir = tempfile::tempdir().unwrap();
     let sdir = tempfile::tempdir().unwrap();
     let sys = common::fixture("tower").join("sys");
-    let p = Publisher::start(pdir.path(), &["--interval", "200ms", "--sys-root", sys.to_str().unwrap()]);
-    let out = common::command(pdir.path()).args(["job", "--name", "nightly-backup", "--", "true"]).output().unwrap();
+    let p = Publisher::start(
+        pdir.path(),
+        &["--interval", "200ms", "--sys-root", sys.to_str().unwrap()],
+    );
+    let out = common::command(pdir.path())
+        .args(["job", "--name", "nightly-backup", "--", "true"])
+        .output()
+        .unwrap();
     assert!(out.status.success());
     let mut sub = Command::new(env!("CARGO_BIN_EXE_pi-subscriber"))
-        .args(["--bind", "127.0.0.1:0", "--mqtt-port", &p.mqtt_port.unwrap().to_string(), "--metrics-endpoint", &p.url("/latest")])
+        .args([
+            "--bind",
+            "127.0.0.1:0",
+            "--mqtt-port",
+            &p.mqtt_port.unwrap().to_string(),
+            "--metrics-endpoint",
+            &p.url("/latest"),
+        ])
         .arg("--data-dir")
         .arg(sdir.path())
         .env("RUST_LOG", "info")
@@ -80,22 +94,52 @@ fn dashboard_renders_live_data_in_chromium() {
         .unwrap();
     let s = Client::attach(&mut sub);
     let _sub = Killed(sub);
-    s.wait_for("/history?host=testhost", |rows| rows.as_array().is_some_and(|r| r.len() >= 10));
+    s.wait_for("/history?host=testhost", |rows| {
+        rows.as_array().is_some_and(|r| r.len() >= 10)
+    });
     s.wait_for("/events", |e| e.as_array().is_some_and(|a| a.len() >= 2));
     let url = s.url("/");
 
     let profile = tempfile::tempdir().unwrap();
-    let dom_run = chromium(profile.path(), &["--virtual-time-budget=8000", "--dump-dom"], &url);
+    let dom_run = chromium(
+        profile.path(),
+        &["--virtual-time-budget=8000", "--dump-dom"],
+        &url,
+    );
     let dom = String::from_utf8_lossy(&dom_run.stdout);
     let stderr = String::from_utf8_lossy(&dom_run.stderr);
     assert!(dom_run.status.success(), "chromium failed: {stderr}");
-    assert_eq!(page_problems(&stderr), Vec::<String>::new(), "console errors or failed requests");
-    assert_eq!(attr(&dom, "data-ready").as_deref(), Some("1"), "charts never rendered:\n{dom}");
+    assert_eq!(
+        page_problems(&stderr),
+        Vec::<String>::new(),
+        "console errors or failed requests"
+    );
+    assert_eq!(
+        attr(&dom, "data-ready").as_deref(),
+        Some("1"),
+        "charts never rendered:\n{dom}"
+    );
     let points: usize = attr(&dom, "data-points").unwrap().parse().unwrap();
     assert!(points >= 10, "{points} points drawn");
-    for id in ["chart-cpu", "chart-load", "chart-mem", "chart-temp", "chart-disk", "chart-net"] {
-        let at = dom.find(&format!("id=\"{id}\"")).unwrap_or_else(|| panic!("no #{id}"));
-        assert!(dom[at..].split("id=\"chart-").nth(1).unwrap_or(&dom[at..]).contains("<canvas"), "#{id} has no canvas");
+    for id in [
+        "chart-cpu",
+        "chart-load",
+        "chart-mem",
+        "chart-temp",
+        "chart-disk",
+        "chart-net",
+    ] {
+        let at = dom
+            .find(&format!("id=\"{id}\""))
+            .unwrap_or_else(|| panic!("no #{id}"));
+        assert!(
+            dom[at..]
+                .split("id=\"chart-")
+                .nth(1)
+                .unwrap_or(&dom[at..])
+                .contains("<canvas"),
+            "#{id} has no canvas"
+        );
     }
     assert!(dom.contains("testhost"), "host card");
     assert!(dom.contains("nightly-backup"), "job table");
@@ -106,11 +150,24 @@ fn dashboard_renders_live_data_in_chromium() {
     let profile = tempfile::tempdir().unwrap();
     let run = chromium(
         profile.path(),
-        &["--virtual-time-budget=8000", "--window-size=1280,1600", "--hide-scrollbars", &format!("--screenshot={}", shot.display())],
+        &[
+            "--virtual-time-budget=8000",
+            "--window-size=1280,1600",
+            "--hide-scrollbars",
+            &format!("--screenshot={}", shot.display()),
+        ],
         &url,
     );
-    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
     let png = std::fs::read(&shot).unwrap();
-    assert!(png.starts_with(b"\x89PNG") && png.len() > 20_000, "screenshot {} bytes", png.len());
+    assert!(
+        png.starts_with(b"\x89PNG") && png.len() > 20_000,
+        "screenshot {} bytes",
+        png.len()
+    );
     eprintln!("dashboard screenshot: {}", shot.display());
 }
