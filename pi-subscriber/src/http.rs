@@ -272,7 +272,12 @@ async fn health(State(state): State<AppState>) -> Result<Response, AppError> {
     let now = Instant::now();
     let store = lock(&state.store)?;
     let hosts = summaries(&store, now, state.max_age);
-    let ok = !hosts.is_empty() && hosts.iter().all(|h| !h.stale);
+    // Hosts known only from a (retained) MQTT status never sent data: listed, not judged.
+    let judged: Vec<&HostSummary> = hosts
+        .iter()
+        .filter(|h| h.last_seq.is_some() || h.history_rows > 0)
+        .collect();
+    let ok = !judged.is_empty() && judged.iter().all(|h| !h.stale);
     let body = Health {
         status: if ok { "ok" } else { "stale" },
         last_seen_ts: hosts.iter().filter_map(|h| h.last_seen_ts).max(),

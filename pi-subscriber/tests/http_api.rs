@@ -79,6 +79,17 @@ async fn before_any_data_metrics_is_503_and_health_stale() {
     assert_eq!(code, StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(body["status"], "stale");
     assert_eq!(call(&st, "/metrics?host=x").await.0, StatusCode::NOT_FOUND);
+    // A retained status of a host that never sent data does not make the Pi healthy...
+    st.store.lock().unwrap().set_status("ghost", "offline");
+    assert_eq!(
+        call(&st, "/health").await.0,
+        StatusCode::SERVICE_UNAVAILABLE
+    );
+    // ...nor stale once real data flows.
+    ingest(&st, snap("tower", 1, 1_700_000_000, 0));
+    let (code, body) = call(&st, "/health").await;
+    assert_eq!(code, StatusCode::OK, "{body}");
+    assert_eq!(body["hosts"].as_array().unwrap().len(), 2);
 }
 
 #[tokio::test(start_paused = true)]
