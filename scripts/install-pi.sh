@@ -12,6 +12,8 @@
 # DESTDIR=/scratch installs under a scratch root (for packaging and tests) and leaves systemd alone.
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
+# shellcheck source=scripts/lib.sh
+. "$repo/scripts/lib.sh"
 binary="$repo/target/release/pi-subscriber"
 start=yes
 while [ $# -gt 0 ]; do
@@ -38,15 +40,7 @@ echo "installed $dest/usr/local/bin/pi-subscriber"
 
 shipped="$repo/configs/pi-subscriber.toml"
 config="$dest/etc/server-analytics/pi-subscriber.toml"
-if [ ! -e "$config" ]; then
-  install -m 640 "$shipped" "$config"
-  echo "installed $config: edit it (broker address, credentials, publisher URL)"
-elif cmp -s "$shipped" "$config"; then
-  echo "kept $config (unchanged default)"
-else
-  install -m 640 "$shipped" "$config.dist"
-  echo "kept your edited $config; the current default is in $config.dist"
-fi
+install_config "$shipped" "$config" 640
 
 install -m 644 "$repo/configs/systemd/pi-subscriber.service" "$dest/etc/systemd/system/pi-subscriber.service"
 echo "installed $dest/etc/systemd/system/pi-subscriber.service"

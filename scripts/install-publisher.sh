@@ -10,6 +10,8 @@
 # DESTDIR=/scratch installs under a scratch root (for packaging and tests) and leaves systemd alone.
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
+# shellcheck source=scripts/lib.sh
+. "$repo/scripts/lib.sh"
 binary="$repo/target/release/publisher"
 start=yes
 while [ $# -gt 0 ]; do
@@ -39,15 +41,7 @@ echo "installed $bin_dir/publisher"
 
 shipped="$repo/configs/publisher.toml"
 config="$conf_dir/publisher.toml"
-if [ ! -e "$config" ]; then
-  install -m 600 "$shipped" "$config"
-  echo "installed $config: edit it (host, bind address, broker credentials)"
-elif cmp -s "$shipped" "$config"; then
-  echo "kept $config (unchanged default)"
-else
-  install -m 600 "$shipped" "$config.dist"
-  echo "kept your edited $config; the current default is in $config.dist"
-fi
+install_config "$shipped" "$config" 600
 
 install -m 644 "$repo/configs/systemd/publisher.service" "$unit_dir/publisher.service"
 echo "installed $unit_dir/publisher.service"

@@ -5,20 +5,13 @@
 
 #[path = "../../publisher/tests/common/mod.rs"]
 mod common;
+mod support;
 
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 
-use common::{Client, Publisher};
-
-struct Killed(Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+use common::Publisher;
+use support::Subscriber;
 
 /// Headless Chromium with the flags this closed network needs, logging the page's console
 /// to stderr.
@@ -76,24 +69,7 @@ fn dashboard_renders_live_data_in_chromium() {
         .output()
         .unwrap();
     assert!(out.status.success());
-    let mut sub = Command::new(env!("CARGO_BIN_EXE_pi-subscriber"))
-        .args([
-            "--bind",
-            "127.0.0.1:0",
-            "--mqtt-port",
-            &p.mqtt_port.unwrap().to_string(),
-            "--metrics-endpoint",
-            &p.url("/latest"),
-        ])
-        .arg("--data-dir")
-        .arg(sdir.path())
-        .env("RUST_LOG", "info")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let s = Client::attach(&mut sub);
-    let _sub = Killed(sub);
+    let s = Subscriber::start(sdir.path(), p.mqtt_port, &p.url("/latest"), &[], &[]);
     s.wait_for("/history?host=testhost", |rows| {
         rows.as_array().is_some_and(|r| r.len() >= 10)
     });

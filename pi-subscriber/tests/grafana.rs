@@ -2,7 +2,10 @@
 //! and all), through `tower::ServiceExt::oneshot`; and `/prometheus` in OpenMetrics.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::sync::{Arc, Mutex};
+#[path = "../../publisher/tests/common/mod.rs"]
+mod common;
+mod support;
+
 use std::time::Duration;
 
 use axum::body::Body;
@@ -10,8 +13,7 @@ use axum::http::{header, Request, StatusCode};
 use broker::{Cpu, Disk, DiskDevice, JobEnd, JobEvent, JobStart, Snapshot};
 use http_body_util::BodyExt;
 use pi_subscriber::http::{router, AppState};
-use pi_subscriber::mqtt::MqttState;
-use pi_subscriber::store::{Source, Store};
+use pi_subscriber::store::Source;
 use serde_json::{json, Value};
 use tokio::time::Instant;
 use tower::ServiceExt;
@@ -20,18 +22,7 @@ use tower::ServiceExt;
 const T0: i64 = 1_767_225_600_000;
 
 fn state() -> AppState {
-    let store = Arc::new(Mutex::new(Store::new(10_000, 10)));
-    AppState {
-        prometheus: pi_subscriber::prometheus::registry(
-            Arc::clone(&store),
-            Duration::from_secs(45),
-        ),
-        store,
-        mqtt: Arc::new(Mutex::new(MqttState::default())),
-        default_host: "".into(),
-        max_age: Duration::from_secs(45),
-        request_timeout: Duration::from_secs(5),
-    }
+    support::app_state(10_000)
 }
 
 /// One hour of 15 s samples for `host`: CPU % = minute of the hour, 100 sectors read per

@@ -1,7 +1,10 @@
 //! Handlers through `tower::ServiceExt::oneshot` (no socket), on paused time.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::sync::{Arc, Mutex};
+#[path = "../../publisher/tests/common/mod.rs"]
+mod common;
+mod support;
+
 use std::time::Duration;
 
 use axum::body::Body;
@@ -9,25 +12,13 @@ use axum::http::{Request, StatusCode};
 use broker::{Disk, Snapshot};
 use http_body_util::BodyExt;
 use pi_subscriber::http::{router, AppState};
-use pi_subscriber::mqtt::MqttState;
-use pi_subscriber::store::{Source, Store};
+use pi_subscriber::store::Source;
 use serde_json::Value;
 use tokio::time::Instant;
 use tower::ServiceExt;
 
 fn state() -> AppState {
-    let store = Arc::new(Mutex::new(Store::new(100, 10)));
-    AppState {
-        prometheus: pi_subscriber::prometheus::registry(
-            Arc::clone(&store),
-            Duration::from_secs(45),
-        ),
-        store,
-        mqtt: Arc::new(Mutex::new(MqttState::default())),
-        default_host: "".into(),
-        max_age: Duration::from_secs(45),
-        request_timeout: Duration::from_secs(5),
-    }
+    support::app_state(100)
 }
 
 async fn call(state: &AppState, uri: &str) -> (StatusCode, Value) {

@@ -5,83 +5,29 @@
 
 #[path = "../../publisher/tests/common/mod.rs"]
 mod common;
+mod support;
 
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
-use common::{free_port, Client, Publisher};
+use common::{free_port, Publisher};
 use serde_json::Value;
+use support::Subscriber;
 
-const SUB_BIN: &str = env!("CARGO_BIN_EXE_pi-subscriber");
-
-/// A running pi-subscriber; killed when dropped.
-struct Subscriber {
-    child: Child,
-    client: Client,
-}
-
-impl std::ops::Deref for Subscriber {
-    type Target = Client;
-    fn deref(&self) -> &Client {
-        &self.client
-    }
-}
-
-impl Drop for Subscriber {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Subscriber {
-    /// `mqtt_port`: the broker to subscribe to (`None`: MQTT off); `endpoint`: `/latest` URL.
-    fn start(
-        data_dir: &Path,
-        mqtt_port: Option<u16>,
-        endpoint: &str,
-        env: &[(&str, &str)],
-    ) -> Subscriber {
-        let mut cmd = Command::new(SUB_BIN);
-        for (key, _) in std::env::vars() {
-            if key.starts_with("PI_SUBSCRIBER_") {
-                cmd.env_remove(key);
-            }
-        }
-        cmd.env("RUST_LOG", "info")
-            .env("PI_SUBSCRIBER_POLL__INTERVAL", "200ms")
-            .env("PI_SUBSCRIBER_MQTT__KEEP_ALIVE", "5s")
-            .envs(env.iter().copied())
-            .args([
-                "--bind",
-                "127.0.0.1:0",
-                "--max-age",
-                "2",
-                "--metrics-endpoint",
-                endpoint,
-            ])
-            .arg("--data-dir")
-            .arg(data_dir)
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped());
-        match mqtt_port {
-            Some(port) => cmd.args(["--mqtt-port", &port.to_string()]),
-            None => cmd.arg("--no-mqtt"),
-        };
-        let mut child = cmd.spawn().expect("spawn pi-subscriber");
-        let client = Client::attach(&mut child);
-        Subscriber { child, client }
-    }
-
-    fn stop(mut self) {
-        Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status()
-            .unwrap();
-        let status = self.child.wait().unwrap();
-        assert!(status.success(), "{status:?}");
-    }
+/// The pipeline tests' subscriber: 200 ms polls, 2 s max age, 5 s keep-alive.
+fn start_sub(
+    data_dir: &Path,
+    mqtt_port: Option<u16>,
+    endpoint: &str,
+    env: &[(&str, &str)],
+) -> Subscriber {
+    let mut all = vec![
+        ("PI_SUBSCRIBER_POLL__INTERVAL", "200ms"),
+        ("PI_SUBSCRIBER_MQTT__KEEP_ALIVE", "5s"),
+    ];
+    all.extend_from_slice(env);
+    Subscriber::start(data_dir, mqtt_port, endpoint, &["--max-age", "2"], &all)
 }
 
 fn seqs(rows: &Value) -> Vec<u64> {
@@ -97,7 +43,7 @@ fn end_to_end_over_mqtt_metrics_follow_the_publisher() {
     let pdir = tempfile::tempdir().unwrap();
     let sdir = tempfile::tempdir().unwrap();
     let p = Publisher::start(pdir.path(), &["--interval", "200ms"]);
-    let s = Subscriber::start(sdir.path(), p.mqtt_port, &p.url("/latest"), &[]);
+    let s = start_sub(sdir.path(), p.mqtt_port, &p.url("/latest"), &[]);
     let m = s.wait_for("/metrics", |m| m["seq"].as_u64() >= Some(5));
     // Within one interval of the publisher.
     let latest = p.json("/latest")["seq"].as_u64().unwrap();
@@ -148,7 +94,7 @@ fn http_fallback_when_the_broker_is_unreachable() {
     let sdir = tempfile::tempdir().unwrap();
     let p = Publisher::start(pdir.path(), &["--interval", "200ms"]);
     let dead = free_port();
-    let s = Subscriber::start(
+    let s = start_sub(
         sdir.path(),
         Some(dead),
         &p.url("/latest"),
@@ -167,7 +113,7 @@ fn backfill_after_the_subscriber_was_down_leaves_no_gap() {
     let pdir = tempfile::tempdir().unwrap();
     let sdir = tempfile::tempdir().unwrap();
     let p = Publisher::start(pdir.path(), &["--interval", "200ms"]);
-    let s = Subscriber::start(sdir.path(), p.mqtt_port, &p.url("/latest"), &[]);
+    let s = start_sub(sdir.path(), p.mqtt_port, &p.url("/latest"), &[]);
     let first = s.wait_for("/metrics", |m| m["seq"].as_u64() >= Some(3))["seq"]
         .as_u64()
         .unwrap();
@@ -175,7 +121,7 @@ fn backfill_after_the_subscriber_was_down_leaves_no_gap() {
     // Several intervals pass while the Pi is down.
     let down_at = p.json("/latest")["seq"].as_u64().unwrap();
     p.wait_for("/latest", |l| l["seq"].as_u64().unwrap() >= down_at + 10);
-    let s = Subscriber::start(sdir.path(), p.mqtt_port, &p.url("/latest"), &[]);
+    let s = start_sub(sdir.path(), p.mqtt_port, &p.url("/latest"), &[]);
     let now = p.json("/latest")["seq"].as_u64().unwrap();
     let contiguous = |got: &[u64]| got.windows(2).all(|w| w[1] == w[0] + 1);
     let rows = s.wait_for("/history?host=testhost", |rows| {
@@ -212,7 +158,7 @@ fn stale_when_the_publisher_stops_and_ok_when_it_returns() {
         &bind,
     ];
     let mut p = Publisher::start(pdir.path(), &args);
-    let s = Subscriber::start(sdir.path(), p.mqtt_port, &p.url("/latest"), &[]);
+    let s = start_sub(sdir.path(), p.mqtt_port, &p.url("/latest"), &[]);
     s.wait_for("/health", |h| h["status"] == "ok");
     p.signal("TERM");
     p.wait_exit(Duration::from_secs(10));
@@ -251,7 +197,7 @@ fn garbage_on_the_snapshot_topic_is_counted_not_stored() {
     let port = p.mqtt_port.unwrap().to_string();
     // The subscriber's limit (64 KiB) is below the broker's (256 KiB), so an oversize payload
     // reaches it.
-    let s = Subscriber::start(
+    let s = start_sub(
         sdir.path(),
         p.mqtt_port,
         &p.url("/latest"),

@@ -4,12 +4,14 @@
 
 #[path = "../../publisher/tests/common/mod.rs"]
 mod common;
+mod support;
 
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{free_port, Client, Publisher};
+use common::{free_port, Publisher};
 use serde_json::Value;
+use support::Subscriber;
 
 struct Killed(Child);
 
@@ -51,24 +53,7 @@ fn prometheus_scrapes_every_metric_and_rate_works() {
         pdir.path(),
         &["--interval", "500ms", "--sys-root", sys.to_str().unwrap()],
     );
-    let mut sub = Command::new(env!("CARGO_BIN_EXE_pi-subscriber"))
-        .args([
-            "--bind",
-            "127.0.0.1:0",
-            "--mqtt-port",
-            &p.mqtt_port.unwrap().to_string(),
-            "--metrics-endpoint",
-            &p.url("/latest"),
-        ])
-        .arg("--data-dir")
-        .arg(sdir.path())
-        .env("RUST_LOG", "info")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let s = Client::attach(&mut sub);
-    let _sub = Killed(sub);
+    let s = Subscriber::start(sdir.path(), p.mqtt_port, &p.url("/latest"), &[], &[]);
     s.wait_for("/metrics", |m| m["seq"].as_u64() >= Some(2));
     let target = s.base.trim_start_matches("http://").to_owned();
 

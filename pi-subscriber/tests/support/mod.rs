@@ -1,0 +1,94 @@
+//! Helpers for pi-subscriber's tests: the built binary as a child process, and an
+//! `AppState` for oneshot handler tests.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use pi_subscriber::http::AppState;
+use pi_subscriber::mqtt::MqttState;
+use pi_subscriber::store::Store;
+
+use crate::common::Client;
+
+/// A running pi-subscriber; killed when dropped.
+pub struct Subscriber {
+    pub child: Child,
+    pub client: Client,
+}
+
+impl std::ops::Deref for Subscriber {
+    type Target = Client;
+    fn deref(&self) -> &Client {
+        &self.client
+    }
+}
+
+impl Drop for Subscriber {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Subscriber {
+    /// Starts `pi-subscriber` on a free port: `mqtt_port` is the broker to subscribe to
+    /// (`None`: MQTT off), `endpoint` the publisher's `/latest`; `args` and `env` are added.
+    pub fn start(
+        data_dir: &Path,
+        mqtt_port: Option<u16>,
+        endpoint: &str,
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> Subscriber {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_pi-subscriber"));
+        for (key, _) in std::env::vars() {
+            if key.starts_with("PI_SUBSCRIBER_") {
+                cmd.env_remove(key);
+            }
+        }
+        cmd.env("RUST_LOG", "info")
+            .envs(env.iter().copied())
+            .args(["--bind", "127.0.0.1:0", "--metrics-endpoint", endpoint])
+            .args(args)
+            .arg("--data-dir")
+            .arg(data_dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        match mqtt_port {
+            Some(port) => cmd.args(["--mqtt-port", &port.to_string()]),
+            None => cmd.arg("--no-mqtt"),
+        };
+        let mut child = cmd.spawn().expect("spawn pi-subscriber");
+        let client = Client::attach(&mut child);
+        Subscriber { child, client }
+    }
+
+    /// SIGTERM, and a clean exit.
+    pub fn stop(mut self) {
+        Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        let status = self.child.wait().unwrap();
+        assert!(status.success(), "{status:?}");
+    }
+}
+
+/// An `AppState` over an empty store, for oneshot tests.
+pub fn app_state(capacity: usize) -> AppState {
+    let store = Arc::new(Mutex::new(Store::new(capacity, 10)));
+    AppState {
+        prometheus: pi_subscriber::prometheus::registry(
+            Arc::clone(&store),
+            Duration::from_secs(45),
+        ),
+        store,
+        mqtt: Arc::new(Mutex::new(MqttState::default())),
+        default_host: "".into(),
+        max_age: Duration::from_secs(45),
+        request_timeout: Duration::from_secs(5),
+    }
+}
