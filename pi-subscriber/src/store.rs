@@ -629,6 +629,24 @@ mod tests {
         assert_eq!(store.events.len(), 1);
     }
 
+    #[tokio::test]
+    async fn a_far_off_server_clock_is_kept_but_flagged() {
+        let mut store = Store::new(10, 10);
+        let s = snap("t", 1, 1_700_000_000, 0);
+        // The Pi's clock says 10 minutes later than the server's.
+        let outcome = store.ingest(s, Source::Mqtt, Instant::now(), 1_700_000_600_000);
+        assert!(matches!(outcome, Outcome::Stored { .. }));
+        assert_eq!(store.stats.clock_skewed_total, 1);
+        assert_eq!(store.hosts["t"].clock_skew_s, Some(-600.0));
+        store.ingest(
+            snap("t", 2, 1_700_000_615, 0),
+            Source::Mqtt,
+            Instant::now(),
+            1_700_000_615_500,
+        );
+        assert_eq!(store.hosts["t"].clock_skew_s, None, "back in step");
+    }
+
     #[test]
     fn rows_round_trip_through_their_array_form() {
         let row = Row::of(&snap("t", 3, 100, 77));
