@@ -4,6 +4,10 @@ use std::time::Duration;
 
 use serde::{Deserialize, Deserializer, Serializer};
 
+/// Longer than any interval, timeout or age this project needs; keeps arithmetic on them
+/// (`interval × 3`) far from overflow.
+const MAX: Duration = Duration::from_secs(365 * 24 * 3600);
+
 pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_str(&humantime::format_duration(*d).to_string())
 }
@@ -15,15 +19,28 @@ pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error
         Seconds(f64),
         Text(String),
     }
+    let seconds = |s: f64| {
+        Duration::try_from_secs_f64(s)
+            .ok()
+            .filter(|d| *d <= MAX)
+            .ok_or_else(|| {
+                serde::de::Error::custom(format!("{s} is not a duration of at most a year"))
+            })
+    };
     match Raw::deserialize(d)? {
-        Raw::Seconds(s) if s.is_finite() && s >= 0.0 => Ok(Duration::from_secs_f64(s)),
-        Raw::Seconds(s) => Err(serde::de::Error::custom(format!("{s} is not a duration"))),
+        Raw::Seconds(s) => seconds(s),
         // A bare number in a string (an environment variable, a seed-style flag) is seconds.
         Raw::Text(t) => match t.trim().parse::<f64>() {
-            Ok(s) if s.is_finite() && s >= 0.0 => Ok(Duration::from_secs_f64(s)),
-            _ => humantime::parse_duration(&t).map_err(|e| {
-                serde::de::Error::custom(format!("{t:?} is not a duration like \"15s\": {e}"))
-            }),
+            Ok(s) => seconds(s),
+            _ => humantime::parse_duration(&t)
+                .map_err(|e| {
+                    serde::de::Error::custom(format!("{t:?} is not a duration like \"15s\": {e}"))
+                })
+                .and_then(|d| {
+                    (d <= MAX).then_some(d).ok_or_else(|| {
+                        serde::de::Error::custom(format!("{t:?} is longer than a year"))
+                    })
+                }),
         },
     }
 }
@@ -48,6 +65,12 @@ mod tests {
         assert_eq!(t.d, Duration::from_secs(30));
         assert!(serde_json::from_str::<T>(r#"{"d":"fast"}"#).is_err());
         assert!(serde_json::from_str::<T>(r#"{"d":-1}"#).is_err());
+        assert!(
+            serde_json::from_str::<T>(r#"{"d":1e30}"#).is_err(),
+            "no panic on huge values"
+        );
+        assert!(serde_json::from_str::<T>(r#"{"d":"1e30"}"#).is_err());
+        assert!(serde_json::from_str::<T>(r#"{"d":"9999999 days"}"#).is_err());
         assert_eq!(
             serde_json::to_string(&T {
                 d: Duration::from_secs(15)

@@ -43,6 +43,12 @@ fn load(cli: &Cli) -> anyhow::Result<BrokerSettings> {
         .build()?
         .get("broker")
         .context("configuration table [broker]")?;
+    // This binary always runs the broker, whatever `mode` the shared file says, so the
+    // embedded broker's rules (no anonymous open listener) always apply.
+    let settings = BrokerSettings {
+        mode: broker::BrokerMode::Embedded,
+        ..settings
+    };
     settings.validate()?;
     Ok(settings)
 }

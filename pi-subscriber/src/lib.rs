@@ -42,8 +42,12 @@ pub async fn run(
         let dir = history_dir.clone();
         store = tokio::task::spawn_blocking(move || {
             persist::load(&dir, |host, rows| {
-                tracing::info!(%host, rows = rows.len(), "history restored");
-                store.restore(host, rows);
+                let n = rows.len();
+                if store.restore(host, rows) {
+                    tracing::info!(%host, rows = n, "history restored");
+                } else {
+                    tracing::warn!(%host, "history not restored: more hosts than history.max_hosts");
+                }
             });
             store
         })

@@ -9,14 +9,13 @@ use broker::backoff::Backoff;
 use broker::Topics;
 use rumqttc::{AsyncClient, ConnectionError, Event, MqttOptions, Packet, QoS};
 use serde::Serialize;
-use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::MqttSettings;
 use crate::ingest::Ingestor;
 use crate::store::Source;
 
-/// Counters for `/health`, and when MQTT last delivered a snapshot (the poller's cue).
+/// Counters for `/health`.
 #[derive(Debug, Default, Clone, Serialize)]
 pub struct MqttState {
     pub enabled: bool,
@@ -26,8 +25,6 @@ pub struct MqttState {
     pub connect_errors_total: u64,
     pub messages_total: u64,
     pub last_error: Option<String>,
-    #[serde(skip)]
-    pub last_snapshot_at: Option<Instant>,
 }
 
 pub type SharedMqtt = Arc<Mutex<MqttState>>;
@@ -92,7 +89,7 @@ pub async fn run(
                 if let Ok(mut s) = state.lock() {
                     s.messages_total += 1;
                 }
-                handle(&ingestor, &prefix, &publish.topic, &publish.payload, &state);
+                handle(&ingestor, &prefix, &publish.topic, &publish.payload);
             }
             Ok(_) => {}
             Err(ConnectionError::RequestsDone) => break,
@@ -124,19 +121,14 @@ pub async fn run(
 }
 
 /// One incoming message, by the kind its topic names.
-pub fn handle(ingestor: &Ingestor, prefix: &str, topic: &str, payload: &[u8], state: &SharedMqtt) {
+pub fn handle(ingestor: &Ingestor, prefix: &str, topic: &str, payload: &[u8]) {
     let Some((host, kind)) = Topics::parse(prefix, topic) else {
         return;
     };
     match kind {
-        "snapshot"
-            if ingestor
-                .snapshot_payload(payload, Some(host), Source::Mqtt)
-                .is_ok() =>
-        {
-            if let Ok(mut s) = state.lock() {
-                s.last_snapshot_at = Some(Instant::now());
-            }
+        "snapshot" => {
+            // Counted in the store, per host (the poller's cue to stay quiet).
+            let _ = ingestor.snapshot_payload(payload, Some(host), Source::Mqtt);
         }
         "status" => {
             if let Ok(text @ ("online" | "offline")) = std::str::from_utf8(payload) {

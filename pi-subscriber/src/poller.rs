@@ -42,6 +42,8 @@ pub struct Poller {
     pub client: reqwest::Client,
     /// Which publisher serves which host, learned from their answers.
     pub bases: HashMap<String, String>,
+    /// The host each `/latest` endpoint answered for, to poll only the hosts MQTT is quiet on.
+    pub endpoint_hosts: HashMap<String, String>,
     pub started: Instant,
 }
 
@@ -63,35 +65,50 @@ impl Poller {
             mqtt,
             client,
             bases: HashMap::new(),
+            endpoint_hosts: HashMap::new(),
             started: Instant::now(),
         })
     }
 
-    /// Poll now? Yes when MQTT is off, or has delivered no snapshot for `fallback_after`
-    /// (counting from start-up when it never has).
-    fn should_poll(&self) -> bool {
+    /// Poll this endpoint now? Yes when MQTT is off; when MQTT has delivered no snapshot of
+    /// the endpoint's host for `fallback_after` (counting from start-up when it never has);
+    /// and for an endpoint not heard from yet (to learn which host it serves).
+    fn should_poll(&self, endpoint: &str) -> bool {
         if !self.mqtt_enabled {
             return true;
         }
-        let last = self.mqtt.lock().ok().and_then(|m| m.last_snapshot_at);
+        let Some(host) = self.endpoint_hosts.get(endpoint) else {
+            return true;
+        };
+        let last = self
+            .ingestor
+            .store
+            .lock()
+            .ok()
+            .and_then(|s| s.hosts.get(host).and_then(|h| h.last_mqtt));
         last.unwrap_or(self.started).elapsed() >= self.settings.fallback_after
     }
 
     pub async fn run(mut self, mut gaps: mpsc::Receiver<Gap>, shutdown: CancellationToken) {
+        // Job events recorded while this Pi was down: MQTT does not replay them.
+        for endpoint in self.settings.endpoints.clone() {
+            self.poll_events(&base_url(&endpoint)).await;
+        }
         let mut ticker = tokio::time::interval(self.settings.interval);
         ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
-        let mut polling = false;
+        let mut polling: HashMap<String, bool> = HashMap::new();
         loop {
             tokio::select! {
                 _ = shutdown.cancelled() => break,
                 _ = ticker.tick() => {
-                    let poll = self.should_poll();
-                    if poll != polling {
-                        tracing::info!(polling = poll, "HTTP fallback polling {}", if poll { "started: MQTT is silent or off" } else { "stopped: MQTT delivers" });
-                        polling = poll;
-                    }
-                    if poll {
-                        self.poll_all().await;
+                    for endpoint in self.settings.endpoints.clone() {
+                        let poll = self.should_poll(&endpoint);
+                        if polling.insert(endpoint.clone(), poll) != Some(poll) && self.endpoint_hosts.contains_key(&endpoint) {
+                            tracing::info!(%endpoint, polling = poll, "HTTP fallback polling {}", if poll { "started: MQTT is silent or off for this host" } else { "stopped: MQTT delivers" });
+                        }
+                        if poll {
+                            self.poll_one(&endpoint).await;
+                        }
                     }
                 }
                 Some(gap) = gaps.recv() => self.backfill(gap).await,
@@ -99,8 +116,9 @@ impl Poller {
         }
     }
 
-    async fn get(&self, url: &str) -> Result<Vec<u8>, String> {
-        let response = self
+    /// GETs `url`, reading at most `limit` bytes of body (whatever Content-Length says).
+    async fn get(&self, url: &str, limit: usize) -> Result<Vec<u8>, String> {
+        let mut response = self
             .client
             .get(url)
             .send()
@@ -109,42 +127,50 @@ impl Poller {
         if !response.status().is_success() {
             return Err(format!("{url}: HTTP {}", response.status()));
         }
-        if response
-            .content_length()
-            .is_some_and(|n| n as usize > self.ingestor.max_payload.saturating_mul(PAGE as usize))
-        {
-            return Err(format!("{url}: response too large"));
+        let mut body = Vec::new();
+        while let Some(chunk) = response.chunk().await.map_err(|e| e.to_string())? {
+            if body.len() + chunk.len() > limit {
+                return Err(format!("{url}: response larger than {limit} bytes"));
+            }
+            body.extend_from_slice(&chunk);
         }
-        response
-            .bytes()
-            .await
-            .map(|b| b.to_vec())
-            .map_err(|e| e.to_string())
+        Ok(body)
     }
 
-    async fn poll_all(&mut self) {
-        for endpoint in self.settings.endpoints.clone() {
-            match self.get(&endpoint).await {
-                Ok(body) => match self.ingestor.snapshot_payload(&body, None, Source::Http) {
-                    Ok(outcome) => {
-                        if let Some(host) = host_of(&body) {
-                            self.bases.insert(host, base_url(&endpoint));
-                        }
-                        if matches!(outcome, Outcome::Stored { .. }) {
-                            tracing::debug!(%endpoint, "polled a new snapshot");
-                        }
+    /// A `/history` page or `/events` list: many snapshots, bounded all the same.
+    fn page_limit(&self) -> usize {
+        self.ingestor
+            .max_payload
+            .saturating_mul(8)
+            .max(64 * 1024 * 1024)
+    }
+
+    async fn poll_one(&mut self, endpoint: &str) {
+        // One byte over the payload limit lets validation count it as too large.
+        match self.get(endpoint, self.ingestor.max_payload + 1).await {
+            Ok(body) => match self.ingestor.snapshot_payload(&body, None, Source::Http) {
+                Ok(outcome) => {
+                    if let Some(host) = host_of(&body) {
+                        self.bases.insert(host.clone(), base_url(endpoint));
+                        self.endpoint_hosts.insert(endpoint.to_owned(), host);
                     }
-                    Err(why) => tracing::warn!(%endpoint, reason = %why, "polled payload rejected"),
-                },
-                Err(error) => tracing::debug!(%endpoint, %error, "poll failed"),
-            }
-            self.poll_events(&base_url(&endpoint)).await;
+                    if matches!(outcome, Outcome::Stored { .. }) {
+                        tracing::debug!(%endpoint, "polled a new snapshot");
+                    }
+                }
+                Err(why) => tracing::warn!(%endpoint, reason = %why, "polled payload rejected"),
+            },
+            Err(error) => tracing::debug!(%endpoint, %error, "poll failed"),
         }
+        self.poll_events(&base_url(endpoint)).await;
     }
 
     /// Job events, so they are not missed while MQTT is down.
     async fn poll_events(&self, base: &str) {
-        let Ok(body) = self.get(&format!("{base}/events?limit=100")).await else {
+        let Ok(body) = self
+            .get(&format!("{base}/events?limit=100"), self.page_limit())
+            .await
+        else {
             return;
         };
         let Ok(events) = serde_json::from_slice::<Vec<Box<RawValue>>>(&body) else {
@@ -170,21 +196,24 @@ impl Poller {
         for base in bases {
             let mut since = gap.after_seq;
             let mut stored = 0u64;
-            while since + 1 < gap.before_seq {
+            while since.saturating_add(1) < gap.before_seq {
                 let limit = (gap.before_seq - since - 1).min(PAGE);
                 let url = format!("{base}/history?since_seq={since}&limit={limit}");
-                let page: HistoryPage =
-                    match self.get(&url).await.map(|b| serde_json::from_slice(&b)) {
-                        Ok(Ok(page)) => page,
-                        Ok(Err(error)) => {
-                            tracing::warn!(%url, %error, "backfill answer is not a history page");
-                            break;
-                        }
-                        Err(error) => {
-                            tracing::warn!(%url, %error, "backfill request failed");
-                            break;
-                        }
-                    };
+                let page: HistoryPage = match self
+                    .get(&url, self.page_limit())
+                    .await
+                    .map(|b| serde_json::from_slice(&b))
+                {
+                    Ok(Ok(page)) => page,
+                    Ok(Err(error)) => {
+                        tracing::warn!(%url, %error, "backfill answer is not a history page");
+                        break;
+                    }
+                    Err(error) => {
+                        tracing::warn!(%url, %error, "backfill request failed");
+                        break;
+                    }
+                };
                 if page.host != gap.host {
                     break; // another publisher's history
                 }

@@ -27,7 +27,7 @@ pub fn elapsed_s(earlier: &Point, later: &Point) -> Option<f64> {
     if earlier.boot != 0 && later.boot != 0 && earlier.boot != later.boot {
         return None;
     }
-    Some((later.ts_ms - earlier.ts_ms) as f64 / 1000.0)
+    Some(later.ts_ms.saturating_sub(earlier.ts_ms) as f64 / 1000.0)
 }
 
 /// Per-second increase of a cumulative counter; `None` when it went down (reset or wrap).

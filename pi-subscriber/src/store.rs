@@ -68,7 +68,7 @@ impl Row {
         }
     }
 
-    fn point(&self) -> Point {
+    pub fn point(&self) -> Point {
         Point {
             seq: self.seq,
             ts_ms: self.ts_ms,
@@ -303,6 +303,9 @@ pub struct HostState {
     pub last_received_ms: Option<i64>,
     /// `online` / `offline` from the MQTT status topic.
     pub status: Option<String>,
+    /// When MQTT last delivered a new sample of this host: the poller polls the hosts MQTT
+    /// has gone quiet on.
+    pub last_mqtt: Option<Instant>,
     /// Server clock minus Pi clock at the newest sample, when beyond the allowed skew.
     pub clock_skew_s: Option<f64>,
     /// Ascending by time.
@@ -339,17 +342,28 @@ impl Store {
         *self.stats.rejected.entry(why).or_insert(0) += 1;
     }
 
-    /// Loads persisted rows of one host (any order, duplicates allowed).
-    pub fn restore(&mut self, host: &str, mut rows: Vec<Row>) {
+    /// Loads persisted rows of one host (any order, duplicates allowed); `false` when there
+    /// is no room for another host.
+    pub fn restore(&mut self, host: &str, mut rows: Vec<Row>) -> bool {
+        if !self.hosts.contains_key(host) && self.hosts.len() >= self.max_hosts {
+            return false;
+        }
         rows.sort_by_key(|r| (r.ts_ms, r.seq));
         rows.dedup_by_key(|r| (r.ts_ms, r.seq));
         let skip = rows.len().saturating_sub(self.capacity);
         let mut deque = VecDeque::with_capacity(self.capacity);
         deque.extend(rows.into_iter().skip(skip));
         self.hosts.entry(host.to_owned()).or_default().rows = deque;
+        true
     }
 
     /// Stores one validated snapshot. `now`/`now_ms` are the Pi's clocks at receipt.
+    ///
+    /// Which sample is the newest is decided by `seq` within a series (same boot), not by the
+    /// server's clock: one snapshot from a clock years ahead must not make every later one
+    /// look old. A new boot id, or a `seq` that went back while time went forward (the
+    /// publisher lost its ring), starts a new series. Backfilled samples are never the newest.
+    /// History rows stay in time order either way.
     pub fn ingest(
         &mut self,
         snapshot: Snapshot,
@@ -357,7 +371,7 @@ impl Store {
         now: Instant,
         now_ms: i64,
     ) -> Outcome {
-        if !self.hosts.contains_key(&snapshot.host) && self.hosts.len() >= self.max_hosts {
+        if !self.hosts.contains_key(&snapshot.host) && !self.make_room() {
             self.stats.too_many_hosts_total += 1;
             return Outcome::TooManyHosts;
         }
@@ -381,36 +395,50 @@ impl Store {
             self.stats.duplicates_total += 1;
             return Outcome::Duplicate;
         }
-        let newest = state.rows.back().copied();
-        let is_newest = newest.is_none_or(|n| row.ts_ms > n.ts_ms);
-        let mut gap = None;
-        if is_newest {
-            if let Some(n) = newest {
-                let same_series = n.boot == 0 || row.boot == 0 || n.boot == row.boot;
-                if same_series && row.seq > n.seq + 1 {
-                    gap = Some(Gap {
-                        host: host.clone(),
-                        after_seq: n.seq,
-                        before_seq: row.seq,
-                    });
+        // The sample to compare with: the newest one received, else the newest restored row.
+        let reference = state
+            .latest
+            .as_deref()
+            .map(rates::point_of)
+            .or_else(|| state.rows.back().map(Row::point));
+        let (newer, same_series) = match (source, reference) {
+            (Source::Backfill, _) => (false, false),
+            (_, None) => (true, false),
+            (_, Some(r)) => {
+                let same = r.boot == 0 || row.boot == 0 || r.boot == row.boot;
+                if same && row.seq == r.seq {
+                    self.stats.duplicates_total += 1;
+                    return Outcome::Duplicate;
                 }
+                let newer = !same || row.seq > r.seq || row.ts_ms > r.ts_ms;
+                (newer, same && row.seq > r.seq)
             }
-            let skew = (snapshot.ts_ms - now_ms) as f64 / 1000.0;
+        };
+        let mut gap = None;
+        if newer {
+            if let Some(r) = reference.filter(|r| same_series && row.seq > r.seq.saturating_add(1))
+            {
+                gap = Some(Gap {
+                    host: host.clone(),
+                    after_seq: r.seq,
+                    before_seq: row.seq,
+                });
+            }
+            let skew = snapshot.ts_ms.saturating_sub(now_ms) as f64 / 1000.0;
             let skewed = skew.abs() > max_skew;
-            if source != Source::Backfill {
-                state.last_received = Some(now);
-                state.last_received_ms = Some(now_ms);
-                state.clock_skew_s = skewed.then_some(skew);
+            state.last_received = Some(now);
+            state.last_received_ms = Some(now_ms);
+            state.clock_skew_s = skewed.then_some(skew);
+            if source == Source::Mqtt {
+                state.last_mqtt = Some(now);
             }
             state.previous = state.latest.take();
             state.latest = Some(Arc::new(snapshot));
-            state.rows.push_back(row);
             if skewed {
                 self.stats.clock_skewed_total += 1;
             }
-        } else {
-            state.rows.insert(pos, row);
         }
+        state.rows.insert(pos, row);
         while state.rows.len() > capacity {
             state.rows.pop_front();
         }
@@ -420,6 +448,26 @@ impl Store {
             Source::Backfill => self.stats.stored_backfill_total += 1,
         }
         Outcome::Stored { row, gap }
+    }
+
+    /// Room for one more host: true when under `max_hosts`, or after dropping a host known
+    /// only from a (retained) status message, which holds no data.
+    fn make_room(&mut self) -> bool {
+        if self.hosts.len() < self.max_hosts {
+            return true;
+        }
+        let empty = self
+            .hosts
+            .iter()
+            .find(|(_, h)| h.latest.is_none() && h.rows.is_empty())
+            .map(|(name, _)| name.clone());
+        match empty {
+            Some(name) => {
+                self.hosts.remove(&name);
+                true
+            }
+            None => false,
+        }
     }
 
     pub fn set_status(&mut self, host: &str, status: &str) {
@@ -627,6 +675,50 @@ mod tests {
         assert!(store.add_event(e.clone()));
         assert!(!store.add_event(e));
         assert_eq!(store.events.len(), 1);
+    }
+
+    #[tokio::test]
+    async fn one_snapshot_from_the_future_does_not_freeze_the_host() {
+        let mut store = Store::new(100, 10);
+        ingest(&mut store, snap("t", 1, 100, 0), Source::Mqtt);
+        // A clock years ahead for one sample...
+        ingest(&mut store, snap("t", 2, 4_000_000_000, 10), Source::Mqtt);
+        // ...and the next ones are still the newest, by seq.
+        let Outcome::Stored { gap, .. } = ingest(&mut store, snap("t", 3, 130, 20), Source::Mqtt)
+        else {
+            panic!()
+        };
+        assert_eq!(gap, None);
+        assert_eq!(store.hosts["t"].latest.as_ref().unwrap().seq, 3);
+        assert_eq!(
+            ingest(&mut store, snap("t", 3, 130, 20), Source::Http),
+            Outcome::Duplicate
+        );
+        let rows = store.history("t", 0, i64::MAX);
+        assert_eq!(
+            rows.iter().map(|r| r.seq).collect::<Vec<_>>(),
+            [1, 3, 2],
+            "time order"
+        );
+        // Absurd seqs do not overflow.
+        let big = snap("t", u64::MAX, 145, 30);
+        assert!(matches!(
+            ingest(&mut store, big, Source::Mqtt),
+            Outcome::Stored { .. }
+        ));
+    }
+
+    #[tokio::test]
+    async fn status_only_hosts_give_way_to_real_ones() {
+        let mut store = Store::new(10, 2);
+        store.set_status("ghost", "offline");
+        ingest(&mut store, snap("a", 1, 100, 0), Source::Mqtt);
+        assert!(matches!(
+            ingest(&mut store, snap("b", 1, 100, 0), Source::Mqtt),
+            Outcome::Stored { .. }
+        ));
+        assert!(!store.hosts.contains_key("ghost"));
+        assert!(!store.restore("c", vec![]), "restore respects max_hosts");
     }
 
     #[tokio::test]

@@ -4,6 +4,9 @@
 use broker::{JobEvent, Snapshot};
 use serde::Serialize;
 
+/// 2200-01-01 in Unix ms: a snapshot time beyond it is not a clock error but garbage.
+const MAX_TS_MS: i64 = 7_258_118_400_000;
+
 /// Why a payload was refused; counted per reason in `/health`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, thiserror::Error)]
 #[serde(rename_all = "snake_case")]
@@ -75,6 +78,10 @@ pub fn snapshot(
     // The seed's snapshots carry only `ts` (seconds).
     if s.ts_ms == 0 {
         s.ts_ms = s.ts.saturating_mul(1000);
+    }
+    // Far-off clocks are kept and flagged; times no clock could show are refused.
+    if !(0..=MAX_TS_MS).contains(&s.ts_ms) {
+        return Err(Rejection::BadNumber);
     }
     if !numbers_ok(&s) {
         return Err(Rejection::BadNumber);

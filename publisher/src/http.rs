@@ -46,6 +46,8 @@ pub enum AppError {
     #[error("{0}")]
     BadRequest(String),
     #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
     NotReady(String),
     #[error("internal error: {0}")]
     Internal(String),
@@ -61,6 +63,7 @@ impl IntoResponse for AppError {
     fn into_response(self) -> Response {
         let status = match &self {
             AppError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            AppError::NotFound(_) => StatusCode::NOT_FOUND,
             AppError::NotReady(_) => StatusCode::SERVICE_UNAVAILABLE,
             AppError::Internal(cause) => {
                 tracing::error!(%cause, "request failed");
@@ -83,7 +86,7 @@ pub fn router(state: AppState) -> Router {
         .route("/events", get(events))
         .route("/health", get(health))
         .fallback(|| async {
-            AppError::BadRequest(
+            AppError::NotFound(
                 "no such endpoint; try /latest, /history, /events or /health".into(),
             )
         })
@@ -238,7 +241,7 @@ async fn health(State(state): State<AppState>) -> Response {
     let now = Instant::now();
     let stats = state.stats.lock().map(|s| s.clone()).unwrap_or_default();
     let age = stats.last_sample_at.map(|t| now.duration_since(t));
-    let max_age = state.interval * 3;
+    let max_age = state.interval.saturating_mul(3);
     let fresh = match age {
         Some(age) => age <= max_age,
         None => now.duration_since(state.started) <= max_age,

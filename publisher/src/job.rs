@@ -9,7 +9,7 @@
 use std::collections::VecDeque;
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};
-use std::time::{Instant, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use broker::{JobEnd, JobEvent, JobStart};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -135,8 +135,16 @@ pub async fn run_job(settings: &Settings, name: Option<String>, command: Vec<Str
                 .take()
                 .map(|e| tokio::spawn(pass_through(e, tokio::io::stderr(), Arc::clone(&tail))));
             let status = wait_forwarding_signals(&mut child).await;
+            // A background process the job left behind may hold the pipes open: give the
+            // output 2 s to drain, then record the end anyway.
             for task in [out, err].into_iter().flatten() {
-                let _ = task.await;
+                let abort = task.abort_handle();
+                if tokio::time::timeout(Duration::from_secs(2), task)
+                    .await
+                    .is_err()
+                {
+                    abort.abort();
+                }
             }
             match status {
                 Ok(status) => {

@@ -338,9 +338,25 @@ impl Publisher {
                 JobEvent::JobStart(e) => e.host.clone_from(&self.host),
                 JobEvent::JobEnd(e) => e.host.clone_from(&self.host),
             }
-            let Ok(payload) = serde_json::to_vec(&event) else {
+            let Ok(mut payload) = serde_json::to_vec(&event) else {
                 continue;
             };
+            // A long output tail must not make the event bigger than the broker takes.
+            while payload.len() > self.max_payload {
+                let JobEvent::JobEnd(end) = &mut event else {
+                    break;
+                };
+                if end.output_tail.is_empty() {
+                    break;
+                }
+                let keep = end.output_tail.len() / 2;
+                let cut = end.output_tail.len() - keep;
+                let cut = (cut..end.output_tail.len())
+                    .find(|&i| end.output_tail.is_char_boundary(i))
+                    .unwrap_or(end.output_tail.len());
+                end.output_tail.drain(..cut);
+                payload = serde_json::to_vec(&event).unwrap_or_default();
+            }
             if self
                 .client
                 .try_publish(&self.topics.events, QoS::AtLeastOnce, false, payload)

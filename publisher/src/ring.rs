@@ -200,11 +200,20 @@ impl Ring {
     }
 
     pub fn oldest_seq(&self) -> Option<u64> {
-        self.segments.front()?.entries.first().map(|e| e.seq)
+        self.segments
+            .iter()
+            .find_map(|s| s.entries.first())
+            .map(|e| e.seq)
     }
 
+    /// The newest stored seq. The last segment can be empty (a full disk refused the first
+    /// append after a rotation), so it looks past empty ones.
     pub fn newest_seq(&self) -> Option<u64> {
-        self.segments.back()?.entries.last().map(|e| e.seq)
+        self.segments
+            .iter()
+            .rev()
+            .find_map(|s| s.entries.last())
+            .map(|e| e.seq)
     }
 
     /// The newest stored snapshot, e.g. to serve `/latest` right after a restart.
@@ -232,6 +241,8 @@ impl Ring {
         })?;
         let line = record::encode(&json);
 
+        // A new segment when the last is full; an empty last one (its first append failed) is
+        // reused rather than followed by another.
         let start_new = self
             .segments
             .back()

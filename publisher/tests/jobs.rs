@@ -190,3 +190,27 @@ fn sigterm_to_the_wrapper_reaches_the_job_and_is_recorded() {
     assert_eq!(end.signal, Some(15));
     assert!(end.duration_s < 25.0);
 }
+
+#[test]
+fn a_background_process_holding_the_output_does_not_hang_the_wrapper() {
+    let dir = tempfile::tempdir().unwrap();
+    let started = std::time::Instant::now();
+    let out = job(
+        dir.path(),
+        &[
+            "--name",
+            "bg",
+            "--",
+            "sh",
+            "-c",
+            "sleep 30 & echo started; exit 5",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(5));
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(10),
+        "wrapper waited for the background process"
+    );
+    let read = publisher::events::EventLog::new(dir.path()).read().unwrap();
+    assert_eq!(read.events.len(), 2, "job_end recorded");
+}
