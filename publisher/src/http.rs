@@ -86,9 +86,7 @@ pub fn router(state: AppState) -> Router {
         .route("/events", get(events))
         .route("/health", get(health))
         .fallback(|| async {
-            AppError::NotFound(
-                "no such endpoint; try /latest, /history, /events or /health".into(),
-            )
+            AppError::NotFound("no such endpoint; try /latest, /history, /events or /health".into())
         })
         .layer(TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
