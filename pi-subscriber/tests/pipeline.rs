@@ -270,3 +270,45 @@ fn garbage_on_the_snapshot_topic_is_counted_not_stored() {
     });
     assert_eq!(s.get("/metrics?host=nobody").0, 404);
 }
+
+#[test]
+fn fallback_is_per_host_one_on_mqtt_one_polled() {
+    let adir = tempfile::tempdir().unwrap();
+    let bdir = tempfile::tempdir().unwrap();
+    let sdir = tempfile::tempdir().unwrap();
+    // "a" publishes through the broker the Pi subscribes to; "b" runs its own broker the Pi
+    // never reaches, so only HTTP polling can bring its data.
+    let a = Publisher::start(adir.path(), &["--interval", "200ms", "--host", "a"]);
+    let b = Publisher::start(bdir.path(), &["--interval", "200ms", "--host", "b"]);
+    let endpoints = format!("{},{}", a.url("/latest"), b.url("/latest"));
+    let s = start_sub(
+        sdir.path(),
+        a.mqtt_port,
+        "",
+        &[
+            ("PI_SUBSCRIBER_POLL__ENDPOINTS", &endpoints),
+            ("PI_SUBSCRIBER_POLL__FALLBACK_AFTER", "500ms"),
+        ],
+    );
+    let hosts = s.wait_for("/hosts", |h| {
+        h.as_array().is_some_and(|list| {
+            list.len() == 2
+                && list
+                    .iter()
+                    .all(|x| x["stale"] == false && x["last_seq"].as_u64() >= Some(5))
+        })
+    });
+    assert_eq!(hosts[0]["host"], "a");
+    assert_eq!(hosts[1]["host"], "b");
+    let before = s.json("/health")["ingest"].clone();
+    std::thread::sleep(Duration::from_secs(2));
+    let after = s.json("/health")["ingest"].clone();
+    let grew = |k: &str| after[k].as_u64().unwrap() - before[k].as_u64().unwrap();
+    // a: ~10 samples over MQTT; b: polled every 200 ms; and a is not polled as well.
+    assert!(grew("stored_mqtt_total") >= 5, "{before} → {after}");
+    assert!(grew("stored_http_total") >= 5, "{before} → {after}");
+    assert!(
+        grew("stored_http_total") <= grew("stored_mqtt_total") + 3,
+        "a is not polled too: {before} → {after}"
+    );
+}

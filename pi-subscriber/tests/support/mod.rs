@@ -35,7 +35,8 @@ impl Drop for Subscriber {
 
 impl Subscriber {
     /// Starts `pi-subscriber` on a free port: `mqtt_port` is the broker to subscribe to
-    /// (`None`: MQTT off), `endpoint` the publisher's `/latest`; `args` and `env` are added.
+    /// (`None`: MQTT off), `endpoint` the publisher's `/latest` (empty: none given); `args`
+    /// and `env` are added.
     pub fn start(
         data_dir: &Path,
         mqtt_port: Option<u16>,
@@ -51,12 +52,16 @@ impl Subscriber {
         }
         cmd.env("RUST_LOG", "info")
             .envs(env.iter().copied())
-            .args(["--bind", "127.0.0.1:0", "--metrics-endpoint", endpoint])
+            .args(["--bind", "127.0.0.1:0"])
             .args(args)
             .arg("--data-dir")
             .arg(data_dir)
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
+        // An empty endpoint leaves `poll.endpoints` to the environment.
+        if !endpoint.is_empty() {
+            cmd.args(["--metrics-endpoint", endpoint]);
+        }
         match mqtt_port {
             Some(port) => cmd.args(["--mqtt-port", &port.to_string()]),
             None => cmd.arg("--no-mqtt"),

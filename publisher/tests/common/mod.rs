@@ -26,7 +26,8 @@ pub fn publisher_bin() -> PathBuf {
     bin
 }
 
-/// The environment every child gets: no stray `PUBLISHER_*` from the caller, no colours.
+/// The environment every child gets: no stray `PUBLISHER_*` from the caller, no colours,
+/// host id `testhost`.
 pub fn command(data_dir: &Path) -> Command {
     let mut cmd = Command::new(publisher_bin());
     for (key, _) in std::env::vars() {
@@ -34,12 +35,12 @@ pub fn command(data_dir: &Path) -> Command {
             cmd.env_remove(key);
         }
     }
+    // The host id comes from the environment so that a test can still pass `--host`.
     cmd.env("RUST_LOG", "info")
         .env("TZ", "UTC")
+        .env("PUBLISHER_HOST", "testhost")
         .arg("--data-dir")
-        .arg(data_dir)
-        .arg("--host")
-        .arg("testhost");
+        .arg(data_dir);
     cmd
 }
 
