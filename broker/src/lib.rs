@@ -14,6 +14,8 @@ pub mod daemon;
 pub mod duration;
 #[cfg(feature = "embedded")]
 pub mod embedded;
+#[cfg(feature = "http")]
+pub mod http_error;
 pub mod record;
 pub mod settings;
 pub mod topics;

@@ -29,39 +29,7 @@ pub struct AppState {
     pub request_timeout: Duration,
 }
 
-/// Every handler error: `{"error": "..."}` with the right status.
-#[derive(Debug, thiserror::Error)]
-pub enum AppError {
-    #[error("{0}")]
-    BadRequest(String),
-    #[error("{0}")]
-    NotFound(String),
-    #[error("{0}")]
-    NoData(String),
-    #[error("internal error: {0}")]
-    Internal(String),
-}
-
-impl From<QueryRejection> for AppError {
-    fn from(r: QueryRejection) -> Self {
-        AppError::BadRequest(r.body_text())
-    }
-}
-
-impl IntoResponse for AppError {
-    fn into_response(self) -> Response {
-        let status = match &self {
-            AppError::BadRequest(_) => StatusCode::BAD_REQUEST,
-            AppError::NotFound(_) => StatusCode::NOT_FOUND,
-            AppError::NoData(_) => StatusCode::SERVICE_UNAVAILABLE,
-            AppError::Internal(cause) => {
-                tracing::error!(%cause, "request failed");
-                StatusCode::INTERNAL_SERVER_ERROR
-            }
-        };
-        (status, Json(json!({ "error": self.to_string() }))).into_response()
-    }
-}
+pub use broker::http_error::AppError;
 
 pub fn router(state: AppState) -> Router {
     let timeout = state.request_timeout;
@@ -117,13 +85,13 @@ async fn metrics(
         Some(h) => h,
         None => store
             .default_host(&state.default_host)
-            .ok_or_else(|| AppError::NoData("no data yet from any host".into()))?,
+            .ok_or_else(|| AppError::NotReady("no data yet from any host".into()))?,
     };
     let Some(hs) = store.hosts.get(&host) else {
         return Err(AppError::NotFound(format!("unknown host {host:?}")));
     };
     let Some(latest) = &hs.latest else {
-        return Err(AppError::NoData(format!(
+        return Err(AppError::NotReady(format!(
             "no snapshot from {host:?} since start-up"
         )));
     };
@@ -247,7 +215,7 @@ async fn history(
         Some(h) => h,
         None => store
             .default_host(&state.default_host)
-            .ok_or_else(|| AppError::NoData("no data yet from any host".into()))?,
+            .ok_or_else(|| AppError::NotReady("no data yet from any host".into()))?,
     };
     if !store.hosts.contains_key(&host) {
         return Err(AppError::NotFound(format!("unknown host {host:?}")));

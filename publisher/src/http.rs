@@ -39,44 +39,7 @@ pub struct AppState {
     pub request_timeout: Duration,
 }
 
-/// Every error a handler returns: the client gets `{"error": "..."}` with the right status;
-/// server-side causes are logged.
-#[derive(Debug, thiserror::Error)]
-pub enum AppError {
-    #[error("{0}")]
-    BadRequest(String),
-    #[error("{0}")]
-    NotFound(String),
-    #[error("{0}")]
-    NotReady(String),
-    #[error("internal error: {0}")]
-    Internal(String),
-}
-
-impl From<QueryRejection> for AppError {
-    fn from(rejection: QueryRejection) -> Self {
-        AppError::BadRequest(rejection.body_text())
-    }
-}
-
-impl IntoResponse for AppError {
-    fn into_response(self) -> Response {
-        let status = match &self {
-            AppError::BadRequest(_) => StatusCode::BAD_REQUEST,
-            AppError::NotFound(_) => StatusCode::NOT_FOUND,
-            AppError::NotReady(_) => StatusCode::SERVICE_UNAVAILABLE,
-            AppError::Internal(cause) => {
-                tracing::error!(%cause, "request failed");
-                StatusCode::INTERNAL_SERVER_ERROR
-            }
-        };
-        (
-            status,
-            Json(serde_json::json!({ "error": self.to_string() })),
-        )
-            .into_response()
-    }
-}
+pub use broker::http_error::AppError;
 
 pub fn router(state: AppState) -> Router {
     let timeout = state.request_timeout;
