@@ -74,12 +74,6 @@ pub fn router() -> Router<AppState> {
         .route("/annotations", post(annotations))
 }
 
-/// A JSON body, or a 400 that says what is wrong with it.
-fn body<T>(body: Result<Json<T>, JsonRejection>) -> Result<T, AppError> {
-    body.map(|Json(b)| b)
-        .map_err(|e| AppError::BadRequest(e.body_text()))
-}
-
 fn host_names(state: &AppState) -> Result<Vec<String>, AppError> {
     let store = state
         .store
@@ -124,7 +118,7 @@ async fn payload_options(
     State(state): State<AppState>,
     req: Result<Json<PayloadOptionsRequest>, JsonRejection>,
 ) -> Result<Json<Value>, AppError> {
-    let req = body(req)?;
+    let Json(req) = req?;
     Ok(Json(match req.name.as_str() {
         "host" => Value::Array(host_options(&state)?),
         "agg" => json!([{"label": "average", "value": "avg"}, {"label": "max", "value": "max"}]),
@@ -325,7 +319,7 @@ async fn query(
     State(state): State<AppState>,
     req: Result<Json<QueryRequest>, JsonRejection>,
 ) -> Result<Json<Value>, AppError> {
-    let req = body(req)?;
+    let Json(req) = req?;
     let from = parse_time(&req.range.from).ok_or_else(|| {
         AppError::BadRequest(format!("range.from {:?} is not a time", req.range.from))
     })?;
@@ -408,7 +402,7 @@ async fn variable(
     State(state): State<AppState>,
     req: Result<Json<VariableRequest>, JsonRejection>,
 ) -> Result<Json<Value>, AppError> {
-    let req = body(req)?;
+    let Json(req) = req?;
     let what = req.payload["target"].as_str().unwrap_or("hosts");
     let values: Vec<String> = match what {
         "metrics" => METRICS.iter().map(|(m, _)| (*m).to_owned()).collect(),
@@ -436,7 +430,7 @@ async fn tag_values(
     State(state): State<AppState>,
     req: Result<Json<TagValuesRequest>, JsonRejection>,
 ) -> Result<Json<Value>, AppError> {
-    let req = body(req)?;
+    let Json(req) = req?;
     if req.key != "host" {
         return Ok(Json(json!([])));
     }
@@ -460,7 +454,7 @@ async fn annotations(
     State(state): State<AppState>,
     req: Result<Json<AnnotationsRequest>, JsonRejection>,
 ) -> Result<Json<Value>, AppError> {
-    let req = body(req)?;
+    let Json(req) = req?;
     let from = parse_time(&req.range.from)
         .ok_or_else(|| AppError::BadRequest("range.from is not a time".into()))?;
     let to = parse_time(&req.range.to)

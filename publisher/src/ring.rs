@@ -216,15 +216,6 @@ impl Ring {
             .map(|e| e.seq)
     }
 
-    /// The newest stored snapshot, e.g. to serve `/latest` right after a restart.
-    pub fn newest(&self) -> Result<Option<Snapshot>, RingError> {
-        let Some(seq) = self.newest_seq() else {
-            return Ok(None);
-        };
-        let raw = self.after(seq.saturating_sub(1), 1)?;
-        Ok(raw.first().and_then(|r| serde_json::from_str(r.get()).ok()))
-    }
-
     /// Appends one snapshot. Its `seq` must be above every stored one.
     pub fn append(&mut self, snapshot: &Snapshot) -> Result<(), RingError> {
         if let Some(newest) = self.newest_seq() {
@@ -437,7 +428,8 @@ mod tests {
         assert_eq!(rec.records, 46);
         assert_eq!(rec.truncated_bytes, 0);
         assert_eq!(ring.oldest_seq(), Some(5));
-        assert_eq!(ring.newest().unwrap().unwrap().seq, 50);
+        assert_eq!(ring.newest_seq(), Some(50));
+        assert_eq!(seqs(&ring.after(49, 1).unwrap()), vec![50]);
         assert!(matches!(
             ring.append(&snap(50)),
             Err(RingError::OutOfOrder {
