@@ -7,31 +7,19 @@ mod support;
 
 use std::time::Duration;
 
-use axum::body::Body;
-use axum::http::{Request, StatusCode};
+use axum::http::StatusCode;
 use broker::{Disk, Snapshot};
-use http_body_util::BodyExt;
 use pi_subscriber::http::{router, AppState};
 use pi_subscriber::store::Source;
 use serde_json::Value;
 use tokio::time::Instant;
-use tower::ServiceExt;
 
 fn state() -> AppState {
     support::app_state(100)
 }
 
 async fn call(state: &AppState, uri: &str) -> (StatusCode, Value) {
-    let response = router(state.clone())
-        .oneshot(Request::get(uri).body(Body::empty()).unwrap())
-        .await
-        .unwrap();
-    let status = response.status();
-    let bytes = response.into_body().collect().await.unwrap().to_bytes();
-    (
-        status,
-        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-    )
+    common::oneshot_get(router(state.clone()), uri).await
 }
 
 fn snap(host: &str, seq: u64, ts_s: i64, read: u64) -> Snapshot {

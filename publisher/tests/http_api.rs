@@ -1,14 +1,14 @@
 //! Handlers through `tower::ServiceExt::oneshot` (no socket), and the sampler on paused time.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use axum::body::Body;
-use axum::http::{Request, StatusCode};
+use axum::http::StatusCode;
 use broker::Snapshot;
-use http_body_util::BodyExt;
 use publisher::collectors::{Collectors, InterfaceFilter, Roots};
 use publisher::events::EventLog;
 use publisher::http::{router, AppState};
@@ -18,7 +18,6 @@ use serde_json::Value;
 use tokio::sync::watch;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
-use tower::ServiceExt;
 
 struct Fixture {
     _dir: tempfile::TempDir,
@@ -49,16 +48,7 @@ fn fixture(interval: Duration) -> Fixture {
 }
 
 async fn call(state: &AppState, uri: &str) -> (StatusCode, Value) {
-    let response = router(state.clone())
-        .oneshot(Request::get(uri).body(Body::empty()).unwrap())
-        .await
-        .unwrap();
-    let status = response.status();
-    let bytes = response.into_body().collect().await.unwrap().to_bytes();
-    (
-        status,
-        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-    )
+    common::oneshot_get(router(state.clone()), uri).await
 }
 
 #[tokio::test]

@@ -417,21 +417,14 @@ fn external_broker_over_tls_with_a_private_ca() {
             .success();
         assert!(ok, "openssl {args:?}");
     };
-    openssl(&[
-        "req",
-        "-x509",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-keyout",
-        "ca.key",
-        "-out",
-        "ca.pem",
-        "-days",
-        "2",
-        "-subj",
-        "/CN=test CA",
-    ]);
+    let self_signed_ca = |name: &str, subject: &str| {
+        let (key, pem) = (format!("{name}.key"), format!("{name}.pem"));
+        openssl(&[
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", &key, "-out", &pem,
+            "-days", "2", "-subj", subject,
+        ]);
+    };
+    self_signed_ca("ca", "/CN=test CA");
     openssl(&[
         "req",
         "-newkey",
@@ -498,21 +491,7 @@ fn external_broker_over_tls_with_a_private_ca() {
     );
 
     // A CA that did not sign the server's certificate: the connection is refused.
-    openssl(&[
-        "req",
-        "-x509",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-keyout",
-        "other.key",
-        "-out",
-        "other.pem",
-        "-days",
-        "2",
-        "-subj",
-        "/CN=other CA",
-    ]);
+    self_signed_ca("other", "/CN=other CA");
     std::fs::write(
         &cfg,
         format!(

@@ -220,6 +220,26 @@ pub fn get(url: &str) -> (u16, String) {
     (status, response.text().unwrap())
 }
 
+/// `GET uri` through a router with `tower::ServiceExt::oneshot` (no socket): the status and
+/// the JSON body (`null` when it is not JSON).
+pub async fn oneshot_get(
+    router: axum::Router,
+    uri: &str,
+) -> (axum::http::StatusCode, serde_json::Value) {
+    use http_body_util::BodyExt;
+    use tower::ServiceExt;
+    let request = axum::http::Request::get(uri)
+        .body(axum::body::Body::empty())
+        .unwrap();
+    let response = router.oneshot(request).await.unwrap();
+    let status = response.status();
+    let bytes = response.into_body().collect().await.unwrap().to_bytes();
+    (
+        status,
+        serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null),
+    )
+}
+
 /// A loopback port that was free a moment ago (for a server that cannot bind port 0 itself).
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
