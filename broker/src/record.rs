@@ -4,6 +4,58 @@
 //! A line is only valid with its newline and a matching checksum, so a write torn by `kill -9`
 //! or a full disk is recognised on the next start and cut off, never misread.
 
+use std::fs::{File, OpenOptions};
+use std::io::{self, Read};
+use std::path::Path;
+
+/// A log opened by [`open_append`].
+#[derive(Debug)]
+pub struct Appender {
+    /// Open for appending, positioned after the last complete line.
+    pub file: File,
+    /// Complete lines in the file.
+    pub lines: usize,
+    /// Bytes of a torn last line that were cut off.
+    pub cut_bytes: u64,
+}
+
+/// Opens (or creates) a log for appending, first cutting a torn last line, one without its
+/// newline (a write cut short by a power loss, `kill -9` or a full disk), so the next record
+/// starts on a line of its own instead of being glued to the torn one and lost with it.
+/// Streams the file once (no whole-file buffer).
+pub fn open_append(path: &Path) -> io::Result<Appender> {
+    let mut file = OpenOptions::new()
+        .read(true)
+        .append(true)
+        .create(true)
+        .open(path)?;
+    let (mut len, mut complete, mut lines) = (0u64, 0u64, 0usize);
+    let mut buf = [0u8; 16 * 1024];
+    loop {
+        let n = file.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        for (i, &b) in buf[..n].iter().enumerate() {
+            if b == b'\n' {
+                lines += 1;
+                complete = len + i as u64 + 1;
+            }
+        }
+        len += n as u64;
+    }
+    let cut_bytes = len - complete;
+    if cut_bytes > 0 {
+        file.set_len(complete)?;
+        file.sync_data()?;
+    }
+    Ok(Appender {
+        file,
+        lines,
+        cut_bytes,
+    })
+}
+
 /// Encodes one record line.
 pub fn encode(json: &[u8]) -> Vec<u8> {
     let mut line = Vec::with_capacity(json.len() + 10);
@@ -103,5 +155,25 @@ mod tests {
         assert_eq!(found.records[1].1, br#"{"seq":3}"#);
         assert_eq!(found.corrupt, 1);
         assert_eq!(found.valid_len, file.len() as u64);
+    }
+
+    #[test]
+    fn open_append_cuts_a_torn_tail() {
+        use std::io::Write;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("x.log");
+        std::fs::write(
+            &path,
+            [encode(b"1"), encode(b"2"), b"0badc0de [".to_vec()].concat(),
+        )
+        .unwrap();
+        let mut a = open_append(&path).unwrap();
+        assert_eq!((a.lines, a.cut_bytes), (2, 10));
+        a.file.write_all(&encode(b"3")).unwrap();
+        let bytes = std::fs::read(&path).unwrap();
+        let jsons: Vec<&[u8]> = scan(&bytes).records.iter().map(|r| r.1).collect();
+        assert_eq!(jsons, [&b"1"[..], b"2", b"3"]);
+        let fresh = open_append(&dir.path().join("new.log")).unwrap();
+        assert_eq!((fresh.lines, fresh.cut_bytes), (0, 0));
     }
 }

@@ -12,6 +12,7 @@ pub mod persist;
 pub mod poller;
 pub mod prometheus;
 pub mod rates;
+pub mod row;
 pub mod store;
 pub mod validate;
 
@@ -43,7 +44,7 @@ pub async fn run(
         store = tokio::task::spawn_blocking(move || {
             persist::load(&dir, |host, rows| {
                 let n = rows.len();
-                if store.restore(host, rows) {
+                if store.restore(host, rows, ingest::unix_ms_now()) {
                     tracing::info!(%host, rows = n, "history restored");
                 } else {
                     tracing::warn!(%host, "history not restored: more hosts than history.max_hosts");

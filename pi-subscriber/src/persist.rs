@@ -4,14 +4,17 @@
 //! skipped on load; a rename is atomic, so the file is always one or the other.
 //!
 //! Writes happen on one thread of their own, fed by a bounded channel that the ingest paths
-//! never wait on.
+//! never wait on; appended rows are synced once a second ([`SYNC_EVERY`]), so a power cut
+//! loses at most the last second of rows (and whatever was still queued), and a torn last
+//! line is cut before the next append.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
-use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TrySendError};
 use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 use broker::record;
 
@@ -81,21 +84,6 @@ fn read_rows(path: &Path) -> io::Result<(Vec<Row>, usize)> {
     Ok((rows, skipped))
 }
 
-/// Lines in a file, streamed (history files are ~1 MB; this runs once per host).
-fn count_lines(path: &Path) -> io::Result<usize> {
-    use std::io::Read;
-    let mut file = File::open(path)?;
-    let mut buf = [0u8; 16 * 1024];
-    let mut lines = 0;
-    loop {
-        let n = file.read(&mut buf)?;
-        if n == 0 {
-            return Ok(lines);
-        }
-        lines += buf[..n].iter().filter(|&&b| b == b'\n').count();
-    }
-}
-
 /// Every host's rows, for tests and tools.
 pub fn load_all(dir: &Path) -> BTreeMap<String, Vec<Row>> {
     let mut out = BTreeMap::new();
@@ -157,32 +145,57 @@ pub fn start(
 struct HostFile {
     file: File,
     lines: usize,
+    /// Written since the last sync.
+    dirty: bool,
 }
+
+/// How often appended rows are synced to the disk: a power cut loses at most this much
+/// (plus what is still queued), and an SD card sees one flush a second, not one per row.
+pub const SYNC_EVERY: Duration = Duration::from_secs(1);
 
 fn writer(dir: PathBuf, rx: Receiver<Message>, store: SharedStore, capacity: usize) {
     let mut files: HashMap<String, HostFile> = HashMap::new();
-    while let Ok(Message::Row(host, row)) = rx.recv() {
-        let mut batch = vec![(host, row)];
-        batch.extend(rx.try_iter().map(|Message::Row(h, r)| (h, r)));
-        for (host, row) in batch {
+    let mut last_sync = Instant::now();
+    loop {
+        let first = match rx.recv_timeout(SYNC_EVERY) {
+            Ok(m) => Some(m),
+            Err(RecvTimeoutError::Timeout) => None,
+            Err(RecvTimeoutError::Disconnected) => break,
+        };
+        for Message::Row(host, row) in first.into_iter().chain(rx.try_iter()) {
             if let Err(error) = append(&dir, &mut files, &host, &row) {
-                tracing::warn!(%host, %error, "cannot append to history file");
+                tracing::warn!(%host, file = %host_path(&dir, &host).display(), %error, "cannot append to history file");
                 files.remove(&host);
                 continue;
             }
             if files.get(&host).is_some_and(|f| f.lines > 2 * capacity) {
                 if let Err(error) = compact(&dir, &host, &store) {
-                    tracing::warn!(%host, %error, "cannot compact history file");
+                    tracing::warn!(%host, file = %host_path(&dir, &host).display(), %error, "cannot compact history file");
                 }
                 files.remove(&host);
             }
         }
-    }
-    for (host, f) in files {
-        if let Err(error) = f.file.sync_all() {
-            tracing::warn!(%host, %error, "cannot sync history file");
+        if last_sync.elapsed() >= SYNC_EVERY {
+            sync(&dir, &mut files);
+            last_sync = Instant::now();
         }
     }
+    sync(&dir, &mut files);
+}
+
+fn sync(dir: &Path, files: &mut HashMap<String, HostFile>) {
+    for (host, f) in files.iter_mut().filter(|(_, f)| f.dirty) {
+        match f.file.sync_data() {
+            Ok(()) => f.dirty = false,
+            Err(error) => {
+                tracing::warn!(%host, file = %host_path(dir, host).display(), %error, "cannot sync history file")
+            }
+        }
+    }
+}
+
+fn host_path(dir: &Path, host: &str) -> PathBuf {
+    dir.join(format!("{host}.log"))
 }
 
 fn append(
@@ -192,10 +205,19 @@ fn append(
     row: &Row,
 ) -> io::Result<()> {
     if !files.contains_key(host) {
-        let path = dir.join(format!("{host}.log"));
-        let lines = count_lines(&path).unwrap_or(0);
-        let file = OpenOptions::new().create(true).append(true).open(&path)?;
-        files.insert(host.to_owned(), HostFile { file, lines });
+        let path = host_path(dir, host);
+        let opened = record::open_append(&path)?;
+        if opened.cut_bytes > 0 {
+            tracing::warn!(file = %path.display(), bytes = opened.cut_bytes, "cut a torn last line off the history file");
+        }
+        files.insert(
+            host.to_owned(),
+            HostFile {
+                file: opened.file,
+                lines: opened.lines,
+                dirty: false,
+            },
+        );
     }
     let Some(f) = files.get_mut(host) else {
         return Ok(());
@@ -203,6 +225,7 @@ fn append(
     let line = record::encode(row.to_array().to_string().as_bytes());
     f.file.write_all(&line)?;
     f.lines += 1;
+    f.dirty = true;
     Ok(())
 }
 
@@ -221,7 +244,7 @@ fn compact(dir: &Path, host: &str, store: &SharedStore) -> io::Result<()> {
 
 /// Writes `rows` as `host`'s whole file, atomically.
 pub fn write_rows(dir: &Path, host: &str, rows: &[Row]) -> io::Result<()> {
-    let path = dir.join(format!("{host}.log"));
+    let path = host_path(dir, host);
     let tmp = dir.join(format!("{host}.log.tmp"));
     let mut out = Vec::with_capacity(rows.len() * 120);
     for row in rows {
@@ -277,6 +300,25 @@ mod tests {
         assert!(seqs.len() >= 5);
         assert!(seqs.windows(2).all(|w| w[1] == w[0] + 1), "{seqs:?}");
         assert!(!dir.path().join("tower.log.tmp").exists());
+    }
+
+    /// Issue 9 B11: a row appended after a torn last line must not be glued to it and lost.
+    #[test]
+    fn a_torn_tail_is_cut_before_appending() {
+        let dir = tempfile::tempdir().unwrap();
+        write_rows(dir.path(), "pi", &[row(1), row(2)]).unwrap();
+        let path = dir.path().join("pi.log");
+        let mut f = OpenOptions::new().append(true).open(&path).unwrap();
+        f.write_all(b"0badc0de [1,2,").unwrap();
+        drop(f);
+        let store = Arc::new(Mutex::new(Store::new(100, 10)));
+        let (persister, handle) = start(dir.path().to_owned(), store, 100).unwrap();
+        assert!(persister.save("pi", row(3)));
+        drop(persister);
+        handle.join().unwrap();
+        let seqs: Vec<u64> = load_all(dir.path())["pi"].iter().map(|r| r.seq).collect();
+        assert_eq!(seqs, [1, 2, 3]);
+        assert!(fs::read(&path).unwrap().ends_with(b"\n"));
     }
 
     #[test]

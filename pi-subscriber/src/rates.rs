@@ -49,6 +49,25 @@ pub fn boot_hash(boot_id: Option<&str>) -> u64 {
     h.max(1)
 }
 
+/// A fingerprint of a set of device or interface names (FNV-1a over the sorted names), so a
+/// history row can tell which devices its totals sum; 0 for an empty or unknown set.
+pub fn name_set_hash<'a>(names: impl IntoIterator<Item = &'a String>) -> u32 {
+    let mut h: u32 = 0x811c9dc5;
+    let mut any = false;
+    for name in names {
+        any = true;
+        for b in name.bytes().chain([0xff]) {
+            h ^= u32::from(b);
+            h = h.wrapping_mul(0x01000193);
+        }
+    }
+    if any {
+        h.max(1)
+    } else {
+        0
+    }
+}
+
 pub fn point_of(s: &Snapshot) -> Point {
     Point {
         seq: s.seq,
@@ -101,19 +120,25 @@ pub fn net_rates(rx: (u64, u64), tx: (u64, u64), dt: f64) -> NetRates {
     }
 }
 
-/// Rates from `earlier` to `later`, aggregate and per device/interface present in both;
-/// `None` when the two are not one series.
+/// Rates from `earlier` to `later`, per device/interface present in both, and totals summed
+/// over those same devices (a disk that appears or disappears between the two changes no
+/// total); `None` when the two are not one series. Snapshots without per-device maps (the
+/// seed's) use their totals.
 pub fn rates(earlier: &Snapshot, later: &Snapshot) -> Option<Rates> {
     let dt = elapsed_s(&point_of(earlier), &point_of(later))?;
     let mut out = Rates::default();
     if let (Some(a), Some(b)) = (&earlier.disk, &later.disk) {
-        out.disk = disk_rates(
-            (a.read_sectors, b.read_sectors),
-            (a.write_sectors, b.write_sectors),
-            dt,
-        );
+        let (mut read, mut write) = ((0u64, 0u64), (0u64, 0u64));
         for (name, d) in &b.devices {
             if let Some(p) = a.devices.get(name) {
+                read = (
+                    read.0.saturating_add(p.read_sectors),
+                    read.1.saturating_add(d.read_sectors),
+                );
+                write = (
+                    write.0.saturating_add(p.write_sectors),
+                    write.1.saturating_add(d.write_sectors),
+                );
                 out.disk_devices.insert(
                     name.clone(),
                     disk_rates(
@@ -124,17 +149,39 @@ pub fn rates(earlier: &Snapshot, later: &Snapshot) -> Option<Rates> {
                 );
             }
         }
+        out.disk = if a.devices.is_empty() || b.devices.is_empty() {
+            disk_rates(
+                (a.read_sectors, b.read_sectors),
+                (a.write_sectors, b.write_sectors),
+                dt,
+            )
+        } else {
+            disk_rates(read, write, dt)
+        };
     }
     if let (Some(a), Some(b)) = (&earlier.network, &later.network) {
-        out.network = net_rates((a.rx_bytes, b.rx_bytes), (a.tx_bytes, b.tx_bytes), dt);
+        let (mut rx, mut tx) = ((0u64, 0u64), (0u64, 0u64));
         for (name, i) in &b.interfaces {
             if let Some(p) = a.interfaces.get(name) {
+                rx = (
+                    rx.0.saturating_add(p.rx_bytes),
+                    rx.1.saturating_add(i.rx_bytes),
+                );
+                tx = (
+                    tx.0.saturating_add(p.tx_bytes),
+                    tx.1.saturating_add(i.tx_bytes),
+                );
                 out.interfaces.insert(
                     name.clone(),
                     net_rates((p.rx_bytes, i.rx_bytes), (p.tx_bytes, i.tx_bytes), dt),
                 );
             }
         }
+        out.network = if a.interfaces.is_empty() || b.interfaces.is_empty() {
+            net_rates((a.rx_bytes, b.rx_bytes), (a.tx_bytes, b.tx_bytes), dt)
+        } else {
+            net_rates(rx, tx, dt)
+        };
     }
     Some(out)
 }
@@ -250,6 +297,38 @@ mod tests {
             "no rate for a device that just appeared"
         );
         assert_eq!(r.network, NetRates::default());
+    }
+
+    #[test]
+    fn totals_are_summed_over_the_devices_present_in_both() {
+        let mut b = snap(2, 115, "a", 1300, 60_000);
+        let disk = b.disk.as_mut().unwrap();
+        disk.devices.insert(
+            "sdb".into(),
+            DiskDevice {
+                read_sectors: 9_000_000,
+                write_sectors: 9_000_000,
+            },
+        );
+        disk.read_sectors += 9_000_000;
+        disk.write_sectors += 9_000_000;
+        let r = rates(&snap(1, 100, "a", 1000, 30_000), &b).unwrap();
+        assert_eq!(r.disk.read_sectors_rate, Some(20.0), "sdb just appeared");
+        assert_eq!(r.disk.write_sectors_rate, Some(40.0));
+        // Seed-format snapshots (no per-device maps) use their totals.
+        let (mut a, mut b) = (snap(1, 100, "a", 1000, 0), snap(2, 115, "a", 1300, 0));
+        a.disk.as_mut().unwrap().devices.clear();
+        b.disk.as_mut().unwrap().devices.clear();
+        assert_eq!(rates(&a, &b).unwrap().disk.read_sectors_rate, Some(20.0));
+        assert_eq!(
+            name_set_hash(["sda".to_string()].iter()),
+            name_set_hash(["sda".to_string()].iter())
+        );
+        assert_ne!(
+            name_set_hash(["sda".to_string()].iter()),
+            name_set_hash(["sda".to_string(), "sdb".to_string()].iter())
+        );
+        assert_eq!(name_set_hash(std::iter::empty()), 0);
     }
 
     #[test]

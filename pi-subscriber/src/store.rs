@@ -10,239 +10,12 @@ use broker::{JobEvent, Snapshot};
 use serde::Serialize;
 use tokio::time::Instant;
 
-use crate::rates::{self, Point};
+use crate::rates;
+pub use crate::row::{HistoryRow, Row};
 use crate::validate::Rejection;
 
 /// The store shared by the ingest paths and the HTTP handlers.
 pub type SharedStore = Arc<Mutex<Store>>;
-
-/// Missing counter in a [`Row`].
-const NO_COUNTER: u64 = u64::MAX;
-
-/// One sample in the history, compact (88 bytes): gauges as `f32` (NaN when missing),
-/// cumulative counters as `u64` (`u64::MAX` when missing). Rates are derived from neighbours
-/// when asked for, so inserting a backfilled row never leaves a stale rate behind.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Row {
-    pub ts_ms: i64,
-    pub seq: u64,
-    pub boot: u64,
-    pub cpu: f32,
-    pub load1: f32,
-    pub load5: f32,
-    pub load15: f32,
-    pub mem_available: f32,
-    pub mem_total: f32,
-    pub swap_used: f32,
-    pub temp: f32,
-    pub disk_read: u64,
-    pub disk_write: u64,
-    pub net_rx: u64,
-    pub net_tx: u64,
-}
-
-fn gauge(x: Option<f64>) -> f32 {
-    x.map_or(f32::NAN, |v| v as f32)
-}
-
-impl Row {
-    pub fn of(s: &Snapshot) -> Row {
-        let cpu = s.cpu.as_ref();
-        let mem = s.memory.as_ref();
-        Row {
-            ts_ms: s.ts_ms,
-            seq: s.seq,
-            boot: rates::boot_hash(s.boot_id.as_deref()),
-            cpu: gauge(cpu.and_then(|c| c.usage_percent)),
-            load1: gauge(cpu.and_then(|c| c.load_1m)),
-            load5: gauge(cpu.and_then(|c| c.load_5m)),
-            load15: gauge(cpu.and_then(|c| c.load_15m)),
-            mem_available: gauge(mem.map(|m| m.available_mb as f64)),
-            mem_total: gauge(mem.map(|m| m.total_mb as f64)),
-            swap_used: gauge(mem.map(|m| m.swap_used_mb as f64)),
-            temp: gauge(s.thermal.cpu_temp_c),
-            disk_read: s.disk.as_ref().map_or(NO_COUNTER, |d| d.read_sectors),
-            disk_write: s.disk.as_ref().map_or(NO_COUNTER, |d| d.write_sectors),
-            net_rx: s.network.as_ref().map_or(NO_COUNTER, |n| n.rx_bytes),
-            net_tx: s.network.as_ref().map_or(NO_COUNTER, |n| n.tx_bytes),
-        }
-    }
-
-    pub fn point(&self) -> Point {
-        Point {
-            seq: self.seq,
-            ts_ms: self.ts_ms,
-            boot: self.boot,
-        }
-    }
-
-    /// The persisted form: a JSON array, `null` for missing values.
-    pub fn to_array(&self) -> serde_json::Value {
-        let g = |x: f32| {
-            if x.is_nan() {
-                serde_json::Value::Null
-            } else {
-                serde_json::json!(x)
-            }
-        };
-        let c = |x: u64| {
-            if x == NO_COUNTER {
-                serde_json::Value::Null
-            } else {
-                serde_json::json!(x)
-            }
-        };
-        serde_json::json!([
-            self.ts_ms,
-            self.seq,
-            self.boot,
-            g(self.cpu),
-            g(self.load1),
-            g(self.load5),
-            g(self.load15),
-            g(self.mem_available),
-            g(self.mem_total),
-            g(self.swap_used),
-            g(self.temp),
-            c(self.disk_read),
-            c(self.disk_write),
-            c(self.net_rx),
-            c(self.net_tx)
-        ])
-    }
-
-    /// Parses the persisted form (straight from bytes: loading a day of ten hosts must not
-    /// build 57 600 JSON trees).
-    pub fn from_json(json: &[u8]) -> Option<Row> {
-        type G = Option<f32>;
-        type C = Option<u64>;
-        #[allow(clippy::type_complexity)]
-        let (
-            ts_ms,
-            seq,
-            boot,
-            cpu,
-            load1,
-            load5,
-            load15,
-            mem_available,
-            mem_total,
-            swap_used,
-            temp,
-            dr,
-            dw,
-            rx,
-            tx,
-        ): (i64, u64, u64, G, G, G, G, G, G, G, G, C, C, C, C) =
-            serde_json::from_slice(json).ok()?;
-        let g = |x: G| x.unwrap_or(f32::NAN);
-        let c = |x: C| x.unwrap_or(NO_COUNTER);
-        Some(Row {
-            ts_ms,
-            seq,
-            boot,
-            cpu: g(cpu),
-            load1: g(load1),
-            load5: g(load5),
-            load15: g(load15),
-            mem_available: g(mem_available),
-            mem_total: g(mem_total),
-            swap_used: g(swap_used),
-            temp: g(temp),
-            disk_read: c(dr),
-            disk_write: c(dw),
-            net_rx: c(rx),
-            net_tx: c(tx),
-        })
-    }
-}
-
-/// A flat history row for `/history` (Grafana Infinity / JSON API): every key always present,
-/// `null` where there is no value, time in epoch milliseconds.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct HistoryRow {
-    pub time: i64,
-    pub host: String,
-    pub seq: u64,
-    pub cpu_usage_percent: Option<f64>,
-    pub load_1m: Option<f64>,
-    pub load_5m: Option<f64>,
-    pub load_15m: Option<f64>,
-    pub memory_available_mb: Option<f64>,
-    pub memory_total_mb: Option<f64>,
-    pub memory_used_percent: Option<f64>,
-    pub swap_used_mb: Option<f64>,
-    pub cpu_temp_c: Option<f64>,
-    pub disk_read_sectors_rate: Option<f64>,
-    pub disk_write_sectors_rate: Option<f64>,
-    pub disk_read_bytes_rate: Option<f64>,
-    pub disk_write_bytes_rate: Option<f64>,
-    pub network_rx_bytes_rate: Option<f64>,
-    pub network_tx_bytes_rate: Option<f64>,
-}
-
-/// `f32` back to a tidy `f64` (45.23f32 reads 45.2299995… otherwise).
-fn tidy(x: f32, decimals: i32) -> Option<f64> {
-    if x.is_nan() {
-        return None;
-    }
-    let scale = 10f64.powi(decimals);
-    Some((f64::from(x) * scale).round() / scale)
-}
-
-fn round3(x: f64) -> f64 {
-    (x * 1000.0).round() / 1000.0
-}
-
-impl HistoryRow {
-    fn of(host: &str, row: &Row, previous: Option<&Row>) -> HistoryRow {
-        let pair = |a: u64, b: u64| (a != NO_COUNTER && b != NO_COUNTER).then_some((a, b));
-        let dt = previous.and_then(|p| rates::elapsed_s(&p.point(), &row.point()));
-        let (disk, net) = match (previous, dt) {
-            (Some(p), Some(dt)) => {
-                let disk = match (
-                    pair(p.disk_read, row.disk_read),
-                    pair(p.disk_write, row.disk_write),
-                ) {
-                    (Some(r), Some(w)) => rates::disk_rates(r, w, dt),
-                    _ => rates::DiskRates::default(),
-                };
-                let net = match (pair(p.net_rx, row.net_rx), pair(p.net_tx, row.net_tx)) {
-                    (Some(r), Some(t)) => rates::net_rates(r, t, dt),
-                    _ => rates::NetRates::default(),
-                };
-                (disk, net)
-            }
-            _ => Default::default(),
-        };
-        let used = (!row.mem_total.is_nan() && !row.mem_available.is_nan() && row.mem_total > 0.0)
-            .then(|| {
-                round3(
-                    100.0 * f64::from(row.mem_total - row.mem_available) / f64::from(row.mem_total),
-                )
-            });
-        HistoryRow {
-            time: row.ts_ms,
-            host: host.to_owned(),
-            seq: row.seq,
-            cpu_usage_percent: tidy(row.cpu, 2),
-            load_1m: tidy(row.load1, 2),
-            load_5m: tidy(row.load5, 2),
-            load_15m: tidy(row.load15, 2),
-            memory_available_mb: tidy(row.mem_available, 0),
-            memory_total_mb: tidy(row.mem_total, 0),
-            memory_used_percent: used,
-            swap_used_mb: tidy(row.swap_used, 0),
-            cpu_temp_c: tidy(row.temp, 3),
-            disk_read_sectors_rate: disk.read_sectors_rate.map(round3),
-            disk_write_sectors_rate: disk.write_sectors_rate.map(round3),
-            disk_read_bytes_rate: disk.read_bytes_rate.map(round3),
-            disk_write_bytes_rate: disk.write_bytes_rate.map(round3),
-            network_rx_bytes_rate: net.rx_bytes_rate.map(round3),
-            network_tx_bytes_rate: net.tx_bytes_rate.map(round3),
-        }
-    }
-}
 
 /// Where a snapshot came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -310,6 +83,9 @@ pub struct HostState {
     pub clock_skew_s: Option<f64>,
     /// Ascending by time.
     pub rows: VecDeque<Row>,
+    /// After a restart, until the first live sample: the restored row gaps are measured from
+    /// (the highest seq whose time the Pi's clock had reached at start-up).
+    pub restored_newest: Option<Row>,
 }
 
 #[derive(Debug)]
@@ -343,8 +119,9 @@ impl Store {
     }
 
     /// Loads persisted rows of one host (any order, duplicates allowed); `false` when there
-    /// is no room for another host.
-    pub fn restore(&mut self, host: &str, mut rows: Vec<Row>) -> bool {
+    /// is no room for another host. `now_ms` is the Pi's clock: a restored row dated beyond it
+    /// (plus the allowed skew) is kept in the history but never taken as the host's newest.
+    pub fn restore(&mut self, host: &str, mut rows: Vec<Row>, now_ms: i64) -> bool {
         if !self.hosts.contains_key(host) && self.hosts.len() >= self.max_hosts {
             return false;
         }
@@ -353,17 +130,26 @@ impl Store {
         let skip = rows.len().saturating_sub(self.capacity);
         let mut deque = VecDeque::with_capacity(self.capacity);
         deque.extend(rows.into_iter().skip(skip));
-        self.hosts.entry(host.to_owned()).or_default().rows = deque;
+        let horizon = now_ms.saturating_add(self.max_clock_skew.as_millis() as i64);
+        let state = self.hosts.entry(host.to_owned()).or_default();
+        state.restored_newest = deque
+            .iter()
+            .filter(|r| r.ts_ms <= horizon)
+            .max_by_key(|r| r.seq)
+            .copied();
+        state.rows = deque;
         true
     }
 
     /// Stores one validated snapshot. `now`/`now_ms` are the Pi's clocks at receipt.
     ///
-    /// Which sample is the newest is decided by `seq` within a series (same boot), not by the
-    /// server's clock: one snapshot from a clock years ahead must not make every later one
-    /// look old. A new boot id, or a `seq` that went back while time went forward (the
-    /// publisher lost its ring), starts a new series. Backfilled samples are never the newest.
-    /// History rows stay in time order either way.
+    /// The newest sample is the one received last (MQTT or HTTP), whatever its `seq` or its
+    /// server time say: one hostile or broken snapshot (a `seq` near 2^64, a time in 2200)
+    /// holds the place only until the next real one arrives, and never across a restart.
+    /// Backfilled samples are never the newest. A live sample whose `seq` is more than one
+    /// past the previous newest reveals a gap, within one boot or across a reboot (the
+    /// publisher's ring, and so `seq`, survives reboots). History rows stay in time order;
+    /// rates pair seq neighbours (see [`Store::history`]).
     pub fn ingest(
         &mut self,
         snapshot: Snapshot,
@@ -387,37 +173,24 @@ impl Store {
         let pos = state
             .rows
             .partition_point(|r| (r.ts_ms, r.seq) < (row.ts_ms, row.seq));
-        if state
-            .rows
-            .get(pos)
-            .is_some_and(|r| r.ts_ms == row.ts_ms && r.seq == row.seq)
+        let same_sample = |r: &Row| r.ts_ms == row.ts_ms && r.seq == row.seq && r.boot == row.boot;
+        if state.rows.get(pos).is_some_and(same_sample)
+            || state
+                .latest
+                .as_deref()
+                .is_some_and(|l| same_sample(&Row::of(l)))
         {
             self.stats.duplicates_total += 1;
             return Outcome::Duplicate;
         }
-        // The sample to compare with: the newest one received, else the newest restored row.
-        let reference = state
-            .latest
-            .as_deref()
-            .map(rates::point_of)
-            .or_else(|| state.rows.back().map(Row::point));
-        let (newer, same_series) = match (source, reference) {
-            (Source::Backfill, _) => (false, false),
-            (_, None) => (true, false),
-            (_, Some(r)) => {
-                let same = r.boot == 0 || row.boot == 0 || r.boot == row.boot;
-                if same && row.seq == r.seq {
-                    self.stats.duplicates_total += 1;
-                    return Outcome::Duplicate;
-                }
-                let newer = !same || row.seq > r.seq || row.ts_ms > r.ts_ms;
-                (newer, same && row.seq > r.seq)
-            }
-        };
         let mut gap = None;
-        if newer {
-            if let Some(r) = reference.filter(|r| same_series && row.seq > r.seq.saturating_add(1))
-            {
+        if source != Source::Backfill {
+            let reference = state
+                .latest
+                .as_deref()
+                .map(rates::point_of)
+                .or_else(|| state.restored_newest.as_ref().map(Row::point));
+            if let Some(r) = reference.filter(|r| row.seq > r.seq.saturating_add(1)) {
                 gap = Some(Gap {
                     host: host.clone(),
                     after_seq: r.seq,
@@ -432,6 +205,7 @@ impl Store {
             if source == Source::Mqtt {
                 state.last_mqtt = Some(now);
             }
+            state.restored_newest = None;
             state.previous = state.latest.take();
             state.latest = Some(Arc::new(snapshot));
             if skewed {
@@ -509,20 +283,44 @@ impl Store {
             .map(|(h, _)| h.clone())
     }
 
-    /// History rows of `host` with `from_ms <= time <= to_ms`, ascending.
+    /// History rows of `host` with `from_ms <= time <= to_ms`, ascending by time. Each row's
+    /// rates come from the row one `seq` before it in the same boot, wherever that row is in
+    /// time: a server clock stepped back interleaves one boot's rows, and time neighbours would
+    /// pair samples minutes apart in `seq`.
     pub fn history(&self, host: &str, from_ms: i64, to_ms: i64) -> Vec<HistoryRow> {
         let Some(state) = self.hosts.get(host) else {
             return Vec::new();
         };
-        let start = state.rows.partition_point(|r| r.ts_ms < from_ms);
-        let mut out = Vec::new();
-        let mut previous = start.checked_sub(1).and_then(|i| state.rows.get(i));
-        for row in state.rows.range(start..) {
-            if row.ts_ms > to_ms {
-                break;
-            }
+        let rows = &state.rows;
+        let start = rows.partition_point(|r| r.ts_ms < from_ms);
+        let end = rows.partition_point(|r| r.ts_ms <= to_ms).max(start);
+        // Built only when some row's time neighbour is not its seq neighbour.
+        let mut by_seq: Option<Vec<(u64, usize)>> = None;
+        let mut out = Vec::with_capacity(end - start);
+        for i in start..end {
+            let row = &rows[i];
+            let is_pred = |p: &Row| {
+                row.seq.checked_sub(1) == Some(p.seq)
+                    && (p.boot == row.boot || p.boot == 0 || row.boot == 0)
+            };
+            let previous = match i.checked_sub(1).map(|j| &rows[j]) {
+                Some(p) if is_pred(p) => Some(p),
+                _ => row.seq.checked_sub(1).and_then(|want| {
+                    let index = by_seq.get_or_insert_with(|| {
+                        let mut v: Vec<(u64, usize)> =
+                            rows.iter().enumerate().map(|(j, r)| (r.seq, j)).collect();
+                        v.sort_unstable();
+                        v
+                    });
+                    let at = index.partition_point(|&(seq, _)| seq < want);
+                    index[at..]
+                        .iter()
+                        .take_while(|&&(seq, _)| seq == want)
+                        .map(|&(_, j)| &rows[j])
+                        .find(|p| is_pred(p))
+                }),
+            };
             out.push(HistoryRow::of(host, row, previous));
-            previous = Some(row);
         }
         out
     }
@@ -634,7 +432,8 @@ mod tests {
     async fn reboot_and_reset_series_are_not_gaps() {
         let mut store = Store::new(100, 10);
         ingest(&mut store, snap("t", 10, 100, 5000), Source::Mqtt);
-        let mut rebooted = snap("t", 12, 115, 3);
+        // seq goes on across the reboot (the ring is on disk): contiguous, no gap.
+        let mut rebooted = snap("t", 11, 115, 3);
         rebooted.boot_id = Some("b2".into());
         assert!(matches!(
             ingest(&mut store, rebooted, Source::Mqtt),
@@ -718,7 +517,7 @@ mod tests {
             Outcome::Stored { .. }
         ));
         assert!(!store.hosts.contains_key("ghost"));
-        assert!(!store.restore("c", vec![]), "restore respects max_hosts");
+        assert!(!store.restore("c", vec![], 0), "restore respects max_hosts");
     }
 
     #[tokio::test]
@@ -739,16 +538,115 @@ mod tests {
         assert_eq!(store.hosts["t"].clock_skew_s, None, "back in step");
     }
 
-    #[test]
-    fn rows_round_trip_through_their_array_form() {
-        let row = Row::of(&snap("t", 3, 100, 77));
-        let back = Row::from_json(row.to_array().to_string().as_bytes()).unwrap();
-        assert_eq!(back.seq, 3);
-        assert_eq!(back.disk_read, 77);
-        assert!(back.temp.is_nan());
-        assert_eq!(back.net_rx, NO_COUNTER);
-        assert_eq!(back.cpu, row.cpu);
-        assert_eq!(Row::from_json(b"[1,2]"), None);
-        assert_eq!(std::mem::size_of::<Row>(), 88);
+    fn with_devices(mut s: Snapshot, disks: &[(&str, u64)]) -> Snapshot {
+        let devices: BTreeMap<String, broker::DiskDevice> = disks
+            .iter()
+            .map(|(n, v)| {
+                let d = broker::DiskDevice {
+                    read_sectors: *v,
+                    write_sectors: *v,
+                };
+                ((*n).to_owned(), d)
+            })
+            .collect();
+        let total = disks.iter().map(|(_, v)| v).sum();
+        s.disk = Some(Disk {
+            read_sectors: total,
+            write_sectors: total,
+            devices,
+        });
+        s
+    }
+
+    /// Issue 9 A1: `mosquitto_pub … '{"host":"tower","seq":18446744073709551614,"ts":7258118399}'`.
+    #[tokio::test]
+    async fn a_spoofed_newest_gives_way_to_the_next_real_sample() {
+        let mut store = Store::new(100, 10);
+        let now = 1_700_000_000;
+        ingest(&mut store, snap("tower", 10, now, 0), Source::Mqtt);
+        let mut fake = snap("tower", 18_446_744_073_709_551_614, 7_258_118_399, 0);
+        fake.boot_id = None;
+        store.ingest(fake, Source::Mqtt, Instant::now(), now * 1000 + 5_000);
+        let real = snap("tower", 11, now + 15, 150);
+        store.ingest(real, Source::Mqtt, Instant::now(), (now + 15) * 1000);
+        assert_eq!(store.hosts["tower"].latest.as_ref().unwrap().seq, 11);
+
+        // The same after a restart that brought the fake back from disk.
+        let rows: Vec<Row> = store.hosts["tower"].rows.iter().copied().collect();
+        let mut restarted = Store::new(100, 10);
+        assert!(restarted.restore("tower", rows, (now + 30) * 1000));
+        let Outcome::Stored { gap, .. } = restarted.ingest(
+            snap("tower", 13, now + 45, 450),
+            Source::Mqtt,
+            Instant::now(),
+            (now + 45) * 1000,
+        ) else {
+            panic!("not stored")
+        };
+        assert_eq!(restarted.hosts["tower"].latest.as_ref().unwrap().seq, 13);
+        assert_eq!(
+            gap.map(|g| (g.after_seq, g.before_seq)),
+            Some((11, 13)),
+            "the gap is measured from the last real sample, not from the fake"
+        );
+    }
+
+    /// Issue 9 B7: seq continues across a publisher reboot; the gap before the first sample of
+    /// the new boot is filled.
+    #[tokio::test]
+    async fn a_gap_across_a_reboot_is_backfilled() {
+        let mut store = Store::new(100, 10);
+        ingest(&mut store, snap("t", 10, 100, 5000), Source::Mqtt);
+        let mut rebooted = snap("t", 500, 7600, 3);
+        rebooted.boot_id = Some("b2".into());
+        let Outcome::Stored { gap, .. } = ingest(&mut store, rebooted, Source::Mqtt) else {
+            panic!("not stored")
+        };
+        assert_eq!(gap.map(|g| (g.after_seq, g.before_seq)), Some((10, 500)));
+    }
+
+    /// Issue 9 B9: a server clock stepped back an hour interleaves one boot's rows by time;
+    /// rates pair seq neighbours, never rows that are merely adjacent in time.
+    #[tokio::test]
+    async fn history_rates_pair_seq_neighbours_not_time_neighbours() {
+        let mut store = Store::new(100, 10);
+        // seq 1..=4 every 15 s, reading 15 sectors/s; then the clock steps back 52 s, so seq
+        // 5..=8 interleave with 1..=4 by time: 1, 5, 2, 6, 3, 7, 4, 8.
+        for seq in 1..=8u64 {
+            let step_back = if seq >= 5 { 52 } else { 0 };
+            let ts = 1000 + 15 * seq as i64 - step_back;
+            ingest(&mut store, snap("t", seq, ts, 225 * seq), Source::Mqtt);
+        }
+        let rows = store.history("t", 0, i64::MAX);
+        let by_seq = |n: u64| rows.iter().find(|r| r.seq == n).unwrap();
+        for seq in [2, 3, 4, 6, 7, 8] {
+            assert_eq!(by_seq(seq).disk_read_sectors_rate, Some(15.0), "seq {seq}");
+        }
+        assert_eq!(
+            by_seq(5).disk_read_sectors_rate,
+            None,
+            "time went back between seq 4 and 5"
+        );
+        assert_eq!(by_seq(1).disk_read_sectors_rate, None);
+    }
+
+    /// Issue 9 B10: a disk that appears between two samples adds its whole counter to the
+    /// total; the total rate must not spike.
+    #[tokio::test]
+    async fn a_device_that_appears_makes_no_total_spike() {
+        let mut store = Store::new(100, 10);
+        let a = with_devices(snap("t", 1, 100, 0), &[("sda", 1000)]);
+        let b = with_devices(snap("t", 2, 115, 0), &[("sda", 1150), ("sdb", 9_000_000)]);
+        let c = with_devices(snap("t", 3, 130, 0), &[("sda", 1300), ("sdb", 9_000_150)]);
+        for s in [a, b, c] {
+            ingest(&mut store, s, Source::Mqtt);
+        }
+        let rows = store.history("t", 0, i64::MAX);
+        assert_eq!(rows[1].disk_read_sectors_rate, None, "device set changed");
+        assert_eq!(rows[2].disk_read_sectors_rate, Some(20.0));
+        let hs = &store.hosts["t"];
+        // /metrics: the previous and latest snapshots are both at hand; same set, exact.
+        let r = rates::rates(hs.previous.as_ref().unwrap(), hs.latest.as_ref().unwrap()).unwrap();
+        assert_eq!(r.disk.read_sectors_rate, Some(20.0));
     }
 }
