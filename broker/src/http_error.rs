@@ -11,6 +11,12 @@ pub enum AppError {
     /// 400: a parameter or body the handler cannot use.
     #[error("{0}")]
     BadRequest(String),
+    /// 401: a mutating endpoint asked for without the right bearer token.
+    #[error("{0}")]
+    Unauthorized(String),
+    /// 403: a mutating endpoint asked for from another machine with no admin token set.
+    #[error("{0}")]
+    Forbidden(String),
     /// 404: no such endpoint, host or file.
     #[error("{0}")]
     NotFound(String),
@@ -38,6 +44,8 @@ impl IntoResponse for AppError {
     fn into_response(self) -> Response {
         let status = match &self {
             AppError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            AppError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            AppError::Forbidden(_) => StatusCode::FORBIDDEN,
             AppError::NotFound(_) => StatusCode::NOT_FOUND,
             AppError::NotReady(_) => StatusCode::SERVICE_UNAVAILABLE,
             AppError::Internal(cause) => {
@@ -45,10 +53,18 @@ impl IntoResponse for AppError {
                 StatusCode::INTERNAL_SERVER_ERROR
             }
         };
-        (
-            status,
-            Json(serde_json::json!({ "error": self.to_string() })),
-        )
-            .into_response()
+        // A 500 tells the client little; the cause went to the log above.
+        let message = match &self {
+            AppError::Internal(_) => "internal error".to_owned(),
+            other => other.to_string(),
+        };
+        let mut response = (status, Json(serde_json::json!({ "error": message }))).into_response();
+        if status == StatusCode::UNAUTHORIZED {
+            response.headers_mut().insert(
+                axum::http::header::WWW_AUTHENTICATE,
+                axum::http::HeaderValue::from_static("Bearer"),
+            );
+        }
+        response
     }
 }

@@ -47,6 +47,9 @@ pub struct HttpSettings {
     pub bind: SocketAddr,
     #[serde(with = "broker::duration")]
     pub request_timeout: Duration,
+    /// Bearer token for the mutating endpoints (`DELETE /hosts/{host}`) from other machines;
+    /// without it they answer only to loopback clients.
+    pub admin_token: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -94,6 +97,10 @@ pub struct HistorySettings {
     pub max_hosts: usize,
     /// Persist the history so it survives a restart.
     pub persist: bool,
+    /// A host silent this long is forgotten: it leaves `/health`, `/hosts`, `/prometheus`
+    /// and the host count, and its history file is removed.
+    #[serde(with = "broker::duration")]
+    pub forget_after: Duration,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -127,6 +134,7 @@ impl Default for HttpSettings {
         Self {
             bind: SocketAddr::from(([127, 0, 0, 1], 9100)),
             request_timeout: Duration::from_secs(10),
+            admin_token: None,
         }
     }
 }
@@ -164,6 +172,7 @@ impl Default for HistorySettings {
             capacity: 5760,
             max_hosts: 64,
             persist: true,
+            forget_after: Duration::from_secs(7 * 86_400),
         }
     }
 }
@@ -307,6 +316,17 @@ impl Settings {
         if self.history.max_hosts == 0 {
             return Err(invalid("history.max_hosts", "must be at least 1"));
         }
+        if self.history.forget_after < Duration::from_secs(1) {
+            return Err(invalid("history.forget_after", "must be at least 1s"));
+        }
+        if let Some(token) = &self.http.admin_token {
+            if token.len() < 16 || token.chars().any(|c| c.is_whitespace() || c.is_control()) {
+                return Err(invalid(
+                    "http.admin_token",
+                    "must be at least 16 characters, without spaces or control characters",
+                ));
+            }
+        }
         if self.health.max_age.is_zero() {
             return Err(invalid("health.max_age", "must be more than 0"));
         }
@@ -321,6 +341,9 @@ impl Settings {
         let mut printable = self.clone();
         if printable.mqtt.password.is_some() {
             printable.mqtt.password = Some("<redacted>".into());
+        }
+        if printable.http.admin_token.is_some() {
+            printable.http.admin_token = Some("<redacted>".into());
         }
         toml::to_string_pretty(&printable)
             .unwrap_or_else(|e| format!("# cannot print settings: {e}"))
@@ -378,6 +401,8 @@ mod tests {
         assert!(e("[history]\ncapacity = 1\n").contains("history.capacity"));
         assert!(e("[health]\nmax_age = \"soon\"\n").contains("health.max_age"));
         assert!(e("[mqtt]\nport = 99999\n").contains("port"));
+        assert!(e("[history]\nforget_after = \"0s\"\n").contains("history.forget_after"));
+        assert!(e("[http]\nadmin_token = \"short\"\n").contains("http.admin_token"));
         let bad_bind = load(
             "",
             Overrides {

@@ -27,6 +27,10 @@ pub struct AppState {
     pub default_host: Arc<str>,
     pub max_age: Duration,
     pub request_timeout: Duration,
+    /// Deletes a forgotten host's history file.
+    pub persister: crate::persist::Persister,
+    /// `http.admin_token`: lets other machines use the mutating endpoints.
+    pub admin_token: Option<Arc<str>>,
 }
 
 pub use broker::http_error::AppError;
@@ -39,6 +43,7 @@ pub fn router(state: AppState) -> Router {
         .route("/favicon.ico", get(crate::assets::favicon))
         .route("/metrics", get(metrics))
         .route("/hosts", get(hosts))
+        .route("/hosts/{host}", axum::routing::delete(forget_host))
         .route("/history", get(history))
         .route("/health", get(health))
         .route("/events", get(events))
@@ -179,6 +184,64 @@ fn summaries(store: &crate::store::Store, now: Instant, max_age: Duration) -> Ve
 async fn hosts(State(state): State<AppState>) -> Result<Json<Vec<HostSummary>>, AppError> {
     let store = lock(&state.store)?;
     Ok(Json(summaries(&store, Instant::now(), state.max_age)))
+}
+
+/// Mutating endpoints answer loopback clients, or anyone with `Authorization: Bearer
+/// <http.admin_token>`.
+fn check_admin(state: &AppState, request: &axum::extract::Request) -> Result<(), AppError> {
+    let bearer = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    if let (Some(token), Some(given)) = (&state.admin_token, bearer) {
+        if constant_time_eq(token.as_bytes(), given.trim().as_bytes()) {
+            return Ok(());
+        }
+        return Err(AppError::Unauthorized("wrong admin token".into()));
+    }
+    use axum::extract::connect_info::{ConnectInfo, MockConnectInfo};
+    let extensions = request.extensions();
+    let peer = extensions
+        .get::<ConnectInfo<std::net::SocketAddr>>()
+        .map(|c| c.0.ip())
+        .or_else(|| {
+            extensions
+                .get::<MockConnectInfo<std::net::SocketAddr>>()
+                .map(|c| c.0.ip())
+        });
+    if peer.is_some_and(|ip| ip.is_loopback()) {
+        return Ok(());
+    }
+    match state.admin_token {
+        Some(_) => Err(AppError::Unauthorized(
+            "this endpoint needs Authorization: Bearer <http.admin_token>".into(),
+        )),
+        None => Err(AppError::Forbidden(
+            "this endpoint answers loopback clients only; set http.admin_token to use it from another machine".into(),
+        )),
+    }
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// `DELETE /hosts/{host}`: forgets a host now (state, history file, job events).
+async fn forget_host(
+    State(state): State<AppState>,
+    axum::extract::Path(host): axum::extract::Path<String>,
+    request: axum::extract::Request,
+) -> Result<Json<Value>, AppError> {
+    check_admin(&state, &request)?;
+    broker::validate_host_id(&host)
+        .map_err(|e| AppError::BadRequest(format!("host {host:?}: {e}")))?;
+    if !lock(&state.store)?.forget(&host) {
+        return Err(AppError::NotFound(format!("unknown host {host:?}")));
+    }
+    state.persister.forget(&host);
+    tracing::info!(%host, "host forgotten on request");
+    Ok(Json(json!({ "forgotten": host })))
 }
 
 #[derive(Debug, Deserialize)]

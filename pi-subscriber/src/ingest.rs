@@ -55,7 +55,11 @@ impl Ingestor {
             Ok(mut store) => store.ingest(snapshot, source, Instant::now(), unix_ms_now()),
             Err(_) => return Outcome::Duplicate,
         };
-        if let Outcome::Stored { row, gap } = &outcome {
+        if let Outcome::Stored { row, gap, evicted } = &outcome {
+            if let Some(evicted) = evicted {
+                tracing::warn!(host = %evicted, new = %host, "history.max_hosts reached: forgot the longest-silent stale host");
+                self.persister.forget(evicted);
+            }
             if !self.persister.save(&host, *row) {
                 if let Ok(mut store) = self.store.lock() {
                     store.stats.persist_dropped_total += 1;

@@ -29,6 +29,36 @@ use crate::ingest::Ingestor;
 use crate::persist::Persister;
 use crate::store::Store;
 
+/// Forgets the hosts silent for `forget_after`, checking a few times per `forget_after` (at
+/// most once a minute).
+async fn forget_silent_hosts(
+    store: store::SharedStore,
+    persister: Persister,
+    forget_after: Duration,
+    shutdown: CancellationToken,
+) {
+    let period = (forget_after / 3).clamp(Duration::from_millis(500), Duration::from_secs(60));
+    let mut tick = tokio::time::interval(period);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        let now_ms = ingest::unix_ms_now();
+        let Ok(mut store) = store.lock() else { return };
+        let silent = store.silent_hosts(now_ms, forget_after);
+        for host in &silent {
+            store.forget(host);
+        }
+        drop(store);
+        for host in silent {
+            tracing::info!(%host, after = ?forget_after, "host silent for history.forget_after: forgotten");
+            persister.forget(&host);
+        }
+    }
+}
+
 /// Runs until `shutdown` is cancelled; then stops the consumers, lets requests in flight
 /// finish, and flushes the history to disk.
 pub async fn run(
@@ -38,6 +68,7 @@ pub async fn run(
 ) -> anyhow::Result<()> {
     let mut store = Store::new(settings.history.capacity, settings.history.max_hosts);
     store.max_clock_skew = settings.health.max_clock_skew;
+    store.stale_after = settings.health.max_age;
     let history_dir = persist::history_dir(&settings.data_dir);
     if settings.history.persist {
         let dir = history_dir.clone();
@@ -69,7 +100,7 @@ pub async fn run(
     let (gap_tx, gap_rx) = mpsc::channel(256);
     let ingestor = Ingestor {
         store: Arc::clone(&store),
-        persister,
+        persister: persister.clone(),
         gaps: gap_tx,
         max_payload: settings.mqtt.max_payload_size,
     };
@@ -93,6 +124,13 @@ pub async fn run(
     .context("cannot build the HTTP client")?;
     tasks.push(tokio::spawn(poller.run(gap_rx, shutdown.clone())));
 
+    tasks.push(tokio::spawn(forget_silent_hosts(
+        Arc::clone(&store),
+        persister.clone(),
+        settings.history.forget_after,
+        shutdown.clone(),
+    )));
+
     let state = http::AppState {
         prometheus: prometheus::registry(Arc::clone(&store), settings.health.max_age),
         store,
@@ -100,10 +138,13 @@ pub async fn run(
         default_host: settings.default_host.as_str().into(),
         max_age: settings.health.max_age,
         request_timeout: settings.http.request_timeout,
+        persister,
+        admin_token: settings.http.admin_token.as_deref().map(Arc::from),
     };
     tracing::info!(http = %listener.local_addr()?, mqtt = settings.mqtt.enabled, "pi-subscriber serving HTTP");
     let server_shutdown = shutdown.clone();
-    axum::serve(listener, http::router(state))
+    let app = http::router(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
+    axum::serve(listener, app)
         .with_graceful_shutdown(async move { server_shutdown.cancelled().await })
         .await
         .context("HTTP server failed")?;

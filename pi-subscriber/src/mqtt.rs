@@ -133,7 +133,7 @@ pub fn handle(ingestor: &Ingestor, prefix: &str, topic: &str, payload: &[u8]) {
         "status" => {
             if let Ok(text @ ("online" | "offline")) = std::str::from_utf8(payload) {
                 if let Ok(mut store) = ingestor.store.lock() {
-                    store.set_status(host, text);
+                    store.set_status(host, text, crate::ingest::unix_ms_now());
                 }
             }
         }

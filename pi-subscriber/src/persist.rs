@@ -9,7 +9,7 @@
 //! line is cut before the next append.
 
 use std::collections::{BTreeMap, HashMap};
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, File};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TrySendError};
@@ -95,6 +95,8 @@ pub fn load_all(dir: &Path) -> BTreeMap<String, Vec<Row>> {
 
 enum Message {
     Row(String, Row),
+    /// Close and delete a host's file (the host was forgotten).
+    Forget(String),
 }
 
 /// The sending side, held by the ingest paths.
@@ -113,6 +115,14 @@ impl Persister {
     /// A persister that stores nothing (tests, benchmarks).
     pub fn disabled() -> Self {
         Self { tx: None }
+    }
+
+    /// Deletes a forgotten host's file, after the rows queued before. Waits for room in the
+    /// queue: a forgotten host's file must not outlive it.
+    pub fn forget(&self, host: &str) {
+        if let Some(tx) = &self.tx {
+            let _ = tx.send(Message::Forget(host.to_owned()));
+        }
     }
 
     /// Queues a row; `false` when the queue is full (the row stays in memory only).
@@ -162,7 +172,24 @@ fn writer(dir: PathBuf, rx: Receiver<Message>, store: SharedStore, capacity: usi
             Err(RecvTimeoutError::Timeout) => None,
             Err(RecvTimeoutError::Disconnected) => break,
         };
-        for Message::Row(host, row) in first.into_iter().chain(rx.try_iter()) {
+        for message in first.into_iter().chain(rx.try_iter()) {
+            let (host, row) = match message {
+                Message::Row(host, row) => (host, row),
+                Message::Forget(host) => {
+                    files.remove(&host);
+                    let path = host_path(&dir, &host);
+                    match fs::remove_file(&path) {
+                        Ok(()) => {
+                            tracing::info!(%host, file = %path.display(), "history file removed")
+                        }
+                        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                        Err(error) => {
+                            tracing::warn!(%host, file = %path.display(), %error, "cannot remove history file")
+                        }
+                    }
+                    continue;
+                }
+            };
             if let Err(error) = append(&dir, &mut files, &host, &row) {
                 tracing::warn!(%host, file = %host_path(&dir, &host).display(), %error, "cannot append to history file");
                 files.remove(&host);
@@ -308,7 +335,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         write_rows(dir.path(), "pi", &[row(1), row(2)]).unwrap();
         let path = dir.path().join("pi.log");
-        let mut f = OpenOptions::new().append(true).open(&path).unwrap();
+        let mut f = fs::OpenOptions::new().append(true).open(&path).unwrap();
         f.write_all(b"0badc0de [1,2,").unwrap();
         drop(f);
         let store = Arc::new(Mutex::new(Store::new(100, 10)));
@@ -325,7 +352,7 @@ mod tests {
     fn torn_tail_and_stray_files_are_skipped() {
         let dir = tempfile::tempdir().unwrap();
         write_rows(dir.path(), "pi", &[row(1), row(2)]).unwrap();
-        let mut f = OpenOptions::new()
+        let mut f = fs::OpenOptions::new()
             .append(true)
             .open(dir.path().join("pi.log"))
             .unwrap();

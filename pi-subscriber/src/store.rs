@@ -25,6 +25,19 @@ pub enum Source {
     Backfill,
 }
 
+/// When a host was last heard from, on the Pi's clock where known (Unix ms).
+fn last_heard_ms(h: &HostState) -> Option<i64> {
+    h.last_received_ms
+        .or_else(|| h.rows.back().map(|r| r.ts_ms))
+        .or(h.status_ms)
+}
+
+enum Room {
+    Free,
+    Evicted(String),
+    Full,
+}
+
 /// Samples missing between two stored ones, to fetch from the publisher's `/history`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Gap {
@@ -41,6 +54,8 @@ pub enum Outcome {
     Stored {
         row: Row,
         gap: Option<Gap>,
+        /// A stale host that was forgotten to make room for this new one.
+        evicted: Option<String>,
     },
     Duplicate,
     /// A new host beyond `max_hosts`.
@@ -57,6 +72,10 @@ pub struct IngestStats {
     pub rejected_total: u64,
     pub rejected: BTreeMap<Rejection, u64>,
     pub too_many_hosts_total: u64,
+    /// Hosts forgotten: silent for `history.forget_after`, or `DELETE /hosts/{host}`.
+    pub forgotten_total: u64,
+    /// Stale hosts that gave way to a new host at `max_hosts`.
+    pub evicted_total: u64,
     /// Snapshots whose server clock was far from the Pi's (kept, flagged).
     pub clock_skewed_total: u64,
     pub events_total: u64,
@@ -83,6 +102,8 @@ pub struct HostState {
     pub clock_skew_s: Option<f64>,
     /// Ascending by time.
     pub rows: VecDeque<Row>,
+    /// When an MQTT status last arrived for a host that never sent data (Pi clock, Unix ms).
+    pub status_ms: Option<i64>,
     /// After a restart, until the first live sample: the restored row gaps are measured from
     /// (the highest seq whose time the Pi's clock had reached at start-up).
     pub restored_newest: Option<Row>,
@@ -94,6 +115,10 @@ pub struct Store {
     pub max_hosts: usize,
     pub max_events: usize,
     pub max_clock_skew: Duration,
+    /// A host silent this long is stale; when `max_hosts` is reached, the longest-silent
+    /// stale host gives way to a new one (so ghosts from spoofed messages cannot lock out a
+    /// real server).
+    pub stale_after: Duration,
     pub hosts: BTreeMap<String, HostState>,
     /// Oldest first, across hosts.
     pub events: VecDeque<JobEvent>,
@@ -107,6 +132,7 @@ impl Store {
             max_hosts,
             max_events: 1000,
             max_clock_skew: Duration::from_secs(120),
+            stale_after: Duration::from_secs(45),
             hosts: BTreeMap::new(),
             events: VecDeque::new(),
             stats: IngestStats::default(),
@@ -157,9 +183,16 @@ impl Store {
         now: Instant,
         now_ms: i64,
     ) -> Outcome {
-        if !self.hosts.contains_key(&snapshot.host) && !self.make_room() {
-            self.stats.too_many_hosts_total += 1;
-            return Outcome::TooManyHosts;
+        let mut evicted = None;
+        if !self.hosts.contains_key(&snapshot.host) {
+            match self.make_room(now_ms) {
+                Room::Free => {}
+                Room::Evicted(name) => evicted = Some(name),
+                Room::Full => {
+                    self.stats.too_many_hosts_total += 1;
+                    return Outcome::TooManyHosts;
+                }
+            }
         }
         let capacity = self.capacity;
         let max_skew = self.max_clock_skew.as_secs_f64();
@@ -221,35 +254,71 @@ impl Store {
             Source::Http => self.stats.stored_http_total += 1,
             Source::Backfill => self.stats.stored_backfill_total += 1,
         }
-        Outcome::Stored { row, gap }
+        Outcome::Stored { row, gap, evicted }
     }
 
-    /// Room for one more host: true when under `max_hosts`, or after dropping a host known
-    /// only from a (retained) status message, which holds no data.
-    fn make_room(&mut self) -> bool {
+    /// Room for one more host: free under `max_hosts`; else a host known only from a
+    /// (retained) status, or the longest-silent stale host, is forgotten to make room.
+    fn make_room(&mut self, now_ms: i64) -> Room {
         if self.hosts.len() < self.max_hosts {
-            return true;
+            return Room::Free;
         }
-        let empty = self
+        let stale_before = now_ms.saturating_sub(self.stale_after.as_millis() as i64);
+        let victim = self
             .hosts
             .iter()
-            .find(|(_, h)| h.latest.is_none() && h.rows.is_empty())
-            .map(|(name, _)| name.clone());
-        match empty {
+            .filter(|(_, h)| h.latest.is_none() && h.rows.is_empty())
+            .map(|(name, _)| name.clone())
+            .next()
+            .or_else(|| {
+                self.hosts
+                    .iter()
+                    .filter_map(|(name, h)| Some((last_heard_ms(h)?, name)))
+                    .filter(|(heard, _)| *heard < stale_before)
+                    .min()
+                    .map(|(_, name)| name.clone())
+            });
+        match victim {
             Some(name) => {
-                self.hosts.remove(&name);
-                true
+                self.forget(&name);
+                self.stats.forgotten_total -= 1;
+                self.stats.evicted_total += 1;
+                Room::Evicted(name)
             }
-            None => false,
+            None => Room::Full,
         }
     }
 
-    pub fn set_status(&mut self, host: &str, status: &str) {
-        if let Some(state) = self.hosts.get_mut(host) {
-            state.status = Some(status.to_owned());
-        } else if self.hosts.len() < self.max_hosts {
-            self.hosts.entry(host.to_owned()).or_default().status = Some(status.to_owned());
+    pub fn set_status(&mut self, host: &str, status: &str, now_ms: i64) {
+        if !self.hosts.contains_key(host) && self.hosts.len() >= self.max_hosts {
+            return;
         }
+        let state = self.hosts.entry(host.to_owned()).or_default();
+        state.status = Some(status.to_owned());
+        if state.latest.is_none() && state.rows.is_empty() {
+            state.status_ms = Some(now_ms);
+        }
+    }
+
+    /// Forgets a host: its state, history and job events. `false` when it was not known.
+    pub fn forget(&mut self, host: &str) -> bool {
+        if self.hosts.remove(host).is_none() {
+            return false;
+        }
+        self.events.retain(|e| e.host() != host);
+        self.stats.forgotten_total += 1;
+        true
+    }
+
+    /// Hosts not heard from since `now_ms - forget_after` (Pi clock; for a host restored from
+    /// disk and not heard from since, the time of its newest row).
+    pub fn silent_hosts(&self, now_ms: i64, forget_after: Duration) -> Vec<String> {
+        let before = now_ms.saturating_sub(forget_after.as_millis() as i64);
+        self.hosts
+            .iter()
+            .filter(|(_, h)| last_heard_ms(h).is_none_or(|t| t < before))
+            .map(|(name, _)| name.clone())
+            .collect()
     }
 
     /// Adds a job event unless it is already there (MQTT and HTTP may both deliver it).
@@ -510,7 +579,7 @@ mod tests {
     #[tokio::test]
     async fn status_only_hosts_give_way_to_real_ones() {
         let mut store = Store::new(10, 2);
-        store.set_status("ghost", "offline");
+        store.set_status("ghost", "offline", 100_000);
         ingest(&mut store, snap("a", 1, 100, 0), Source::Mqtt);
         assert!(matches!(
             ingest(&mut store, snap("b", 1, 100, 0), Source::Mqtt),
@@ -648,5 +717,43 @@ mod tests {
         // /metrics: the previous and latest snapshots are both at hand; same set, exact.
         let r = rates::rates(hs.previous.as_ref().unwrap(), hs.latest.as_ref().unwrap()).unwrap();
         assert_eq!(r.disk.read_sectors_rate, Some(20.0));
+    }
+
+    /// Issue 9 A5: silent hosts are forgotten; ghosts cannot lock out a real host.
+    #[tokio::test]
+    async fn silent_hosts_are_forgotten_and_stale_ghosts_give_way() {
+        let mut store = Store::new(10, 2);
+        let t0 = 1_700_000_000;
+        ingest(&mut store, snap("ghost1", 1, t0, 0), Source::Mqtt);
+        ingest(&mut store, snap("ghost2", 1, t0 + 10, 0), Source::Mqtt);
+        let e = JobEvent::JobStart(broker::JobStart {
+            run_id: "r".into(),
+            host: "ghost1".into(),
+            ..Default::default()
+        });
+        store.add_event(e);
+        // Both ghosts are fresh: the real host is refused for now...
+        let real = |seq| snap("real", seq, t0 + 20, 0);
+        assert_eq!(
+            ingest(&mut store, real(1), Source::Mqtt),
+            Outcome::TooManyHosts
+        );
+        // ...and once they are stale (45 s), the longest silent gives way.
+        let Outcome::Stored { evicted, .. } =
+            store.ingest(real(2), Source::Mqtt, Instant::now(), (t0 + 50) * 1000)
+        else {
+            panic!("not stored")
+        };
+        assert_eq!(evicted.as_deref(), Some("ghost1"));
+        assert!(store.events.is_empty(), "its job events went with it");
+        assert_eq!(store.stats.evicted_total, 1);
+        let week = Duration::from_secs(7 * 86_400);
+        assert!(store.silent_hosts((t0 + 60) * 1000, week).is_empty());
+        let later = (t0 + 10 + 7 * 86_400 + 1) * 1000;
+        assert_eq!(store.silent_hosts(later, week), ["ghost2"]);
+        assert!(store.forget("ghost2"));
+        assert!(!store.forget("ghost2"));
+        assert_eq!(store.stats.forgotten_total, 1);
+        assert_eq!(store.hosts.keys().collect::<Vec<_>>(), ["real"]);
     }
 }

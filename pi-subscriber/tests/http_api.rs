@@ -59,7 +59,10 @@ async fn before_any_data_metrics_is_503_and_health_stale() {
     assert_eq!(body["status"], "stale");
     assert_eq!(call(&st, "/metrics?host=x").await.0, StatusCode::NOT_FOUND);
     // A retained status of a host that never sent data does not make the Pi healthy...
-    st.store.lock().unwrap().set_status("ghost", "offline");
+    st.store
+        .lock()
+        .unwrap()
+        .set_status("ghost", "offline", 100_000);
     assert_eq!(
         call(&st, "/health").await.0,
         StatusCode::SERVICE_UNAVAILABLE
@@ -138,4 +141,64 @@ async fn history_rows_by_time_in_seconds_or_milliseconds() {
         call(&st, "/history?host=ghost").await.0,
         StatusCode::NOT_FOUND
     );
+}
+
+/// `DELETE /hosts/{host}` from `peer`, with an optional bearer token.
+async fn delete_from(
+    state: &AppState,
+    peer: [u8; 4],
+    host: &str,
+    token: Option<&str>,
+) -> StatusCode {
+    use axum::extract::connect_info::MockConnectInfo;
+    use tower::ServiceExt;
+    let app =
+        router(state.clone()).layer(MockConnectInfo(std::net::SocketAddr::from((peer, 5555))));
+    let mut request = axum::http::Request::delete(format!("/hosts/{host}"));
+    if let Some(token) = token {
+        request = request.header("Authorization", format!("Bearer {token}"));
+    }
+    let request = request.body(axum::body::Body::empty()).unwrap();
+    app.oneshot(request).await.unwrap().status()
+}
+
+#[tokio::test(start_paused = true)]
+async fn forgetting_a_host_needs_loopback_or_the_admin_token() {
+    let mut state = state();
+    let now = Instant::now();
+    for host in ["a", "b"] {
+        state
+            .store
+            .lock()
+            .unwrap()
+            .ingest(snap(host, 1, 100, 0), Source::Mqtt, now, 100_000);
+    }
+    let lan = [192, 0, 2, 7];
+    assert_eq!(
+        delete_from(&state, lan, "a", None).await,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        delete_from(&state, [127, 0, 0, 1], "a", None).await,
+        StatusCode::OK
+    );
+    assert_eq!(
+        delete_from(&state, [127, 0, 0, 1], "a", None).await,
+        StatusCode::NOT_FOUND
+    );
+    state.admin_token = Some("0123456789abcdef-secret".into());
+    assert_eq!(
+        delete_from(&state, lan, "b", None).await,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        delete_from(&state, lan, "b", Some("0123456789abcdef-wrong!")).await,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        delete_from(&state, lan, "b", Some("0123456789abcdef-secret")).await,
+        StatusCode::OK
+    );
+    assert!(state.store.lock().unwrap().hosts.is_empty());
+    assert_eq!(call(&state, "/hosts").await.1, serde_json::json!([]));
 }

@@ -95,5 +95,7 @@ pub fn app_state(capacity: usize) -> AppState {
         default_host: "".into(),
         max_age: Duration::from_secs(45),
         request_timeout: Duration::from_secs(5),
+        persister: pi_subscriber::persist::Persister::disabled(),
+        admin_token: None,
     }
 }
