@@ -9,7 +9,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::process::{Command, Stdio};
-use std::sync::{Arc, Mutex};
+
 use std::time::{Duration, Instant};
 
 use broker::{Cpu, Disk, DiskDevice, Memory, Network, NetworkInterface, Snapshot, Thermal};
@@ -98,7 +98,7 @@ fn throughput() {
     let size = payloads[0].1.len();
     let (gaps, _keep) = tokio::sync::mpsc::channel(1 << 20);
     let ingestor = Ingestor {
-        store: Arc::new(Mutex::new(Store::new(5760, 64))),
+        store: pi_subscriber::store::SharedStore::new(Store::new(5760, 64)),
         persister: Persister::disabled(),
         gaps,
         max_payload: 256 * 1024,

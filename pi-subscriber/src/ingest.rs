@@ -53,7 +53,7 @@ impl Ingestor {
         let host = snapshot.host.clone();
         let outcome = match self.store.lock() {
             Ok(mut store) => store.ingest(snapshot, source, Instant::now(), unix_ms_now()),
-            Err(_) => return Outcome::Duplicate,
+            Err(_) => return Outcome::Failed,
         };
         if let Outcome::Stored { row, gap, evicted } = &outcome {
             if let Some(evicted) = evicted {
@@ -90,5 +90,42 @@ impl Ingestor {
                 Err(why)
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::Store;
+
+    /// Issue 9 A6: a panic while the store was locked must not turn every later snapshot
+    /// into a silent "duplicate" with the process still up.
+    #[tokio::test]
+    async fn a_poisoned_store_stops_the_daemon_instead_of_dropping_samples() {
+        let store = SharedStore::new(Store::new(10, 10));
+        let (gaps, _rx) = mpsc::channel(1);
+        let ingestor = Ingestor {
+            store: store.clone(),
+            persister: Persister::disabled(),
+            gaps,
+            max_payload: 4096,
+        };
+        let poisoner = store.clone();
+        let _ = std::thread::spawn(move || {
+            let _guard = poisoner.lock();
+            panic!("a bug while holding the store");
+        })
+        .join();
+        let snapshot = Snapshot {
+            host: "t".into(),
+            seq: 1,
+            ts_ms: 1_000,
+            ..Snapshot::default()
+        };
+        assert_eq!(ingestor.snapshot(snapshot, Source::Mqtt), Outcome::Failed);
+        assert!(
+            store.failed().is_cancelled(),
+            "run() is told to stop with an error"
+        );
     }
 }

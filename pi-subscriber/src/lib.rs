@@ -85,11 +85,12 @@ pub async fn run(
         })
         .await?;
     }
-    let store = Arc::new(Mutex::new(store));
+    let store = store::SharedStore::new(store);
+    let failed = store.failed();
     let (persister, writer) = if settings.history.persist {
         let (p, h) = persist::start(
             history_dir.clone(),
-            Arc::clone(&store),
+            store.clone(),
             settings.history.capacity,
         )
         .with_context(|| format!("cannot write the history in {}", history_dir.display()))?;
@@ -99,7 +100,7 @@ pub async fn run(
     };
     let (gap_tx, gap_rx) = mpsc::channel(256);
     let ingestor = Ingestor {
-        store: Arc::clone(&store),
+        store: store.clone(),
         persister: persister.clone(),
         gaps: gap_tx,
         max_payload: settings.mqtt.max_payload_size,
@@ -125,14 +126,14 @@ pub async fn run(
     tasks.push(tokio::spawn(poller.run(gap_rx, shutdown.clone())));
 
     tasks.push(tokio::spawn(forget_silent_hosts(
-        Arc::clone(&store),
+        store.clone(),
         persister.clone(),
         settings.history.forget_after,
         shutdown.clone(),
     )));
 
     let state = http::AppState {
-        prometheus: prometheus::registry(Arc::clone(&store), settings.health.max_age),
+        prometheus: prometheus::registry(store.clone(), settings.health.max_age),
         store,
         mqtt: mqtt_state,
         default_host: settings.default_host.as_str().into(),
@@ -143,9 +144,15 @@ pub async fn run(
     };
     tracing::info!(http = %listener.local_addr()?, mqtt = settings.mqtt.enabled, "pi-subscriber serving HTTP");
     let server_shutdown = shutdown.clone();
+    let server_failed = failed.clone();
     let app = http::router(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
     axum::serve(listener, app)
-        .with_graceful_shutdown(async move { server_shutdown.cancelled().await })
+        .with_graceful_shutdown(async move {
+            tokio::select! {
+                _ = server_shutdown.cancelled() => {}
+                _ = server_failed.cancelled() => {}
+            }
+        })
         .await
         .context("HTTP server failed")?;
     shutdown.cancel();
@@ -157,6 +164,9 @@ pub async fn run(
         tokio::task::spawn_blocking(move || writer.join())
             .await?
             .map_err(|_| anyhow::anyhow!("history writer panicked"))?;
+    }
+    if failed.is_cancelled() {
+        anyhow::bail!("stopped because the store was poisoned by a panic (see the log); exiting non-zero so the service manager restarts pi-subscriber");
     }
     tracing::info!("pi-subscriber stopped cleanly");
     Ok(())

@@ -288,7 +288,6 @@ pub fn write_rows(dir: &Path, host: &str, rows: &[Row]) -> io::Result<()> {
 mod tests {
     use super::*;
     use crate::store::Store;
-    use std::sync::{Arc, Mutex};
 
     fn row(seq: u64) -> Row {
         Row::of(&broker::Snapshot {
@@ -301,8 +300,8 @@ mod tests {
     #[test]
     fn rows_survive_a_restart_and_the_file_is_compacted() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Arc::new(Mutex::new(Store::new(5, 10)));
-        let (persister, handle) = start(dir.path().to_owned(), Arc::clone(&store), 5).unwrap();
+        let store = SharedStore::new(Store::new(5, 10));
+        let (persister, handle) = start(dir.path().to_owned(), store.clone(), 5).unwrap();
         for seq in 1..=12 {
             let r = row(seq);
             let mut s = store.lock().unwrap();
@@ -338,7 +337,7 @@ mod tests {
         let mut f = fs::OpenOptions::new().append(true).open(&path).unwrap();
         f.write_all(b"0badc0de [1,2,").unwrap();
         drop(f);
-        let store = Arc::new(Mutex::new(Store::new(100, 10)));
+        let store = SharedStore::new(Store::new(100, 10));
         let (persister, handle) = start(dir.path().to_owned(), store, 100).unwrap();
         assert!(persister.save("pi", row(3)));
         drop(persister);

@@ -3,19 +3,57 @@
 //! which deduplicates by (host, seq) and reports gaps for backfill.
 
 use std::collections::{BTreeMap, VecDeque};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use broker::{JobEvent, Snapshot};
 use serde::Serialize;
 use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
 
 use crate::rates;
 pub use crate::row::{HistoryRow, Row};
 use crate::validate::Rejection;
 
-/// The store shared by the ingest paths and the HTTP handlers.
-pub type SharedStore = Arc<Mutex<Store>>;
+/// The store shared by the ingest paths and the HTTP handlers: a cloneable handle. A panic
+/// while it was locked (a bug) poisons it; from then on every [`SharedStore::lock`] fails and
+/// [`SharedStore::failed`] is cancelled, so `run` stops the daemon with an error and systemd
+/// restarts it from the history on disk, instead of limping on with samples dropped.
+#[derive(Debug, Clone)]
+pub struct SharedStore {
+    inner: Arc<Mutex<Store>>,
+    failed: CancellationToken,
+}
+
+/// The store's lock was poisoned by a panic; the daemon is stopping.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the store was poisoned by a panic; the daemon is stopping")]
+pub struct Poisoned;
+
+impl SharedStore {
+    pub fn new(store: Store) -> Self {
+        Self {
+            inner: Arc::new(Mutex::new(store)),
+            failed: CancellationToken::new(),
+        }
+    }
+
+    /// Locks the store; keep the guard for a few lines only.
+    pub fn lock(&self) -> Result<MutexGuard<'_, Store>, Poisoned> {
+        self.inner.lock().map_err(|_| {
+            if !self.failed.is_cancelled() {
+                tracing::error!("the store lock was poisoned by a panic (a bug, logged above): stopping so that the service manager restarts the daemon");
+                self.failed.cancel();
+            }
+            Poisoned
+        })
+    }
+
+    /// Cancelled once the store is poisoned.
+    pub fn failed(&self) -> CancellationToken {
+        self.failed.clone()
+    }
+}
 
 /// Where a snapshot came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -60,6 +98,8 @@ pub enum Outcome {
     Duplicate,
     /// A new host beyond `max_hosts`.
     TooManyHosts,
+    /// Not stored: the store is poisoned and the daemon is stopping.
+    Failed,
 }
 
 /// Counters for `/health`.

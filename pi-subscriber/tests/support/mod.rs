@@ -84,12 +84,9 @@ impl Subscriber {
 
 /// An `AppState` over an empty store, for oneshot tests.
 pub fn app_state(capacity: usize) -> AppState {
-    let store = Arc::new(Mutex::new(Store::new(capacity, 10)));
+    let store = pi_subscriber::store::SharedStore::new(Store::new(capacity, 10));
     AppState {
-        prometheus: pi_subscriber::prometheus::registry(
-            Arc::clone(&store),
-            Duration::from_secs(45),
-        ),
+        prometheus: pi_subscriber::prometheus::registry(store.clone(), Duration::from_secs(45)),
         store,
         mqtt: Arc::new(Mutex::new(MqttState::default())),
         default_host: "".into(),
