@@ -105,7 +105,8 @@ fn tower_full_sample() {
         Some("7c1e4a9d-52b8-4f0e-9d36-a1f07c3e8b25")
     );
 
-    // Partitions, dm-0 (LUKS), md0 (RAID1), loop and zram are not counted again.
+    // Partitions, dm-0 (LUKS), md0 (RAID1), loop, zram and the stacked zd0 (ZFS zvol), nbd0,
+    // drbd0 and bcache0 are not counted again.
     let disk = s.disk.unwrap();
     assert_eq!(
         disk.devices.keys().collect::<Vec<_>>(),
