@@ -79,9 +79,10 @@ impl EventLog {
         let mut file = OpenOptions::new()
             .create(true)
             .append(true)
+            .read(true)
             .open(&path)
             .map_err(Self::io_err(&path))?;
-        let before = file.metadata().map_err(Self::io_err(&path))?.len();
+        let before = cut_torn_tail(&file, &path).map_err(Self::io_err(&path))?;
         if let Err(source) = file.write_all(&line).and_then(|_| file.sync_data()) {
             // Leave no torn line behind (a full disk writes part of it).
             let _ = file.set_len(before);
@@ -149,6 +150,29 @@ impl EventLog {
     }
 }
 
+/// Cuts a torn last line off the log (a writer killed mid-append, a power cut that left
+/// zeros), as the ring does at open, so the next record starts on a line of its own instead
+/// of being glued to the torn bytes and lost with them. Only a file that does not end in a
+/// newline is scanned. Returns the clean length. Call it under the exclusive lock.
+fn cut_torn_tail(file: &File, path: &Path) -> io::Result<u64> {
+    use std::os::unix::fs::FileExt;
+    let len = file.metadata()?.len();
+    let mut last = [0u8; 1];
+    if len == 0 || (file.read_exact_at(&mut last, len - 1).is_ok() && last[0] == b'\n') {
+        return Ok(len);
+    }
+    let mut bytes = Vec::new();
+    io::Read::read_to_end(&mut &*file, &mut bytes)?;
+    let valid = record::scan(&bytes).valid_len;
+    tracing::warn!(
+        log = %path.display(),
+        cut_bytes = len - valid,
+        "event log had a torn last line; cutting it off"
+    );
+    file.set_len(valid)?;
+    Ok(valid)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -187,6 +211,37 @@ mod tests {
         let read = log.read().unwrap();
         assert_eq!(read.events.len(), 2);
         assert_eq!(read.skipped, 1);
+    }
+
+    #[test]
+    fn append_after_a_torn_tail_cuts_it_and_keeps_the_new_event() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = EventLog::new(dir.path());
+        log.append(&start("r1")).unwrap();
+        log.append(&start("r2")).unwrap();
+        let clean = fs::metadata(log.path()).unwrap().len();
+        // A job killed (or a power cut) in the middle of its append: a line with no newline.
+        let torn = record::encode(&serde_json::to_vec(&start("torn")).unwrap());
+        let mut f = OpenOptions::new().append(true).open(log.path()).unwrap();
+        f.write_all(&torn[..torn.len() / 2]).unwrap();
+        drop(f);
+        log.append(&start("r3")).unwrap();
+        let read = log.read().unwrap();
+        let ids: Vec<_> = read.events.iter().map(|e| e.run_id().to_owned()).collect();
+        assert_eq!(ids, ["r1", "r2", "r3"]);
+        assert_eq!(read.skipped, 0);
+        let line = record::encode(&serde_json::to_vec(&start("r3")).unwrap());
+        assert_eq!(
+            fs::metadata(log.path()).unwrap().len(),
+            clean + line.len() as u64,
+            "the torn bytes are gone"
+        );
+        // A tail of zeros (what some filesystems leave after a power cut) is cut too.
+        let mut f = OpenOptions::new().append(true).open(log.path()).unwrap();
+        f.write_all(&[0u8; 100]).unwrap();
+        drop(f);
+        log.append(&start("r4")).unwrap();
+        assert_eq!(log.read().unwrap().events.len(), 4);
     }
 
     #[test]
