@@ -195,7 +195,11 @@ impl Settings {
             &Settings::default(),
             file,
             ENV_PREFIX,
-            &["network.include", "network.exclude", "thermal.exclude_chips"],
+            &[
+                "network.include",
+                "network.exclude",
+                "thermal.exclude_chips",
+            ],
         )?;
         let path = |p: &Option<PathBuf>| p.as_ref().map(|p| p.to_string_lossy().into_owned());
         builder = builder

@@ -3,20 +3,31 @@
 //! `publisher job` appends to it directly, so events are stored whether or not the daemon is
 //! running; the daemon reads it to serve `/events` (and to publish them). Writers and the
 //! compaction that bounds the file take `events.lock` with `flock`, so concurrent jobs and the
-//! daemon never interleave or lose a line.
+//! daemon never interleave or lose a line; readers take it shared through a read-only
+//! descriptor. Files a job run as root creates here go to the data directory's owner
+//! ([`crate::owner`]), so `sudo publisher job` cannot lock the user's daemon out.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use broker::JobEvent;
 
 use broker::record;
 
+use crate::owner;
+
 #[derive(Debug, thiserror::Error)]
 pub enum EventLogError {
     #[error("event log {}: {source}", path.display())]
     Io { path: PathBuf, source: io::Error },
+    #[error(
+        "event log {}: not writable here, it belongs to uid {uid} (left by `sudo publisher job` \
+         of an older version?); give it to the daemon's user with chown",
+        path.display()
+    )]
+    Foreign { path: PathBuf, uid: u32 },
     #[error("cannot serialize event: {0}")]
     Serialize(#[from] serde_json::Error),
 }
@@ -53,22 +64,48 @@ impl EventLog {
         }
     }
 
+    /// A write that failed: `Permission denied` on a file someone else owns says whose it is.
+    fn write_err(path: &Path, source: io::Error) -> EventLogError {
+        if source.kind() == io::ErrorKind::PermissionDenied {
+            if let Ok(meta) = fs::metadata(path) {
+                return EventLogError::Foreign {
+                    path: path.to_owned(),
+                    uid: meta.uid(),
+                };
+            }
+        }
+        EventLogError::Io {
+            path: path.to_owned(),
+            source,
+        }
+    }
+
     /// Takes the log's lock (exclusive for writers); released when the file is dropped.
-    fn lock(&self, exclusive: bool) -> Result<File, EventLogError> {
-        fs::create_dir_all(&self.dir).map_err(Self::io_err(&self.dir))?;
+    /// `flock` needs no write access, so the lock file is opened read-only and any user who
+    /// can read it can lock it. `None`: a reader found no lock file, so nothing was ever
+    /// written and there is nothing to wait for.
+    fn lock(&self, exclusive: bool) -> Result<Option<File>, EventLogError> {
         let path = self.dir.join("events.lock");
-        let file = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
+        let file = match OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NOFOLLOW)
             .open(&path)
-            .map_err(Self::io_err(&path))?;
+        {
+            Ok(file) => file,
+            Err(e) if e.kind() == io::ErrorKind::NotFound && !exclusive => return Ok(None),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                owner::create_dir_all(&self.dir).map_err(Self::io_err(&self.dir))?;
+                owner::open_or_create(&self.dir, &path, OpenOptions::new().write(true))
+                    .map_err(|e| Self::write_err(&path, e))?
+            }
+            Err(source) => return Err(EventLogError::Io { path, source }),
+        };
         if exclusive {
             file.lock().map_err(Self::io_err(&path))?;
         } else {
             file.lock_shared().map_err(Self::io_err(&path))?;
         }
-        Ok(file)
+        Ok(Some(file))
     }
 
     /// Appends one event durably.
@@ -76,12 +113,9 @@ impl EventLog {
         let line = record::encode(&serde_json::to_vec(event)?);
         let _lock = self.lock(true)?;
         let path = self.path();
-        let mut file = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .read(true)
-            .open(&path)
-            .map_err(Self::io_err(&path))?;
+        let mut file =
+            owner::open_or_create(&self.dir, &path, OpenOptions::new().append(true).read(true))
+                .map_err(|e| Self::write_err(&path, e))?;
         let before = cut_torn_tail(&file, &path).map_err(Self::io_err(&path))?;
         if let Err(source) = file.write_all(&line).and_then(|_| file.sync_data()) {
             // Leave no torn line behind (a full disk writes part of it).
@@ -139,7 +173,12 @@ impl EventLog {
             out.extend(record::encode(json));
         }
         let write = || -> io::Result<()> {
-            let mut file = File::create(&tmp)?;
+            // A leftover of a compaction that crashed is replaced, never appended to.
+            match fs::remove_file(&tmp) {
+                Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+                _ => {}
+            }
+            let mut file = owner::open_or_create(&self.dir, &tmp, OpenOptions::new().write(true))?;
             file.write_all(&out)?;
             file.sync_all()?;
             fs::rename(&tmp, &path)?;

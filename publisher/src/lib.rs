@@ -7,6 +7,7 @@ pub mod events;
 pub mod http;
 pub mod job;
 pub mod mqtt;
+pub mod owner;
 pub mod ring;
 pub mod sampler;
 

@@ -231,7 +231,11 @@ fn excluded_hwmon_chips_are_not_read() {
     for chip in ["hwmon5", "hwmon6"] {
         let input = sys.join("class/hwmon").join(chip).join("temp1_input");
         std::fs::remove_file(&input).unwrap();
-        assert!(Command::new("mkfifo").arg(&input).status().unwrap().success());
+        assert!(Command::new("mkfifo")
+            .arg(&input)
+            .status()
+            .unwrap()
+            .success());
     }
     let config = dir.path().join("p.toml");
     std::fs::write(&config, "[thermal]\nexclude_chips = [\"drive*\"]\n").unwrap();
@@ -259,7 +263,10 @@ fn excluded_hwmon_chips_are_not_read() {
         }
     });
     assert_eq!(latest["thermal"], expected);
-    assert_eq!(p.json("/health")["collector_errors"]["thermal"], Value::Null);
+    assert_eq!(
+        p.json("/health")["collector_errors"]["thermal"],
+        Value::Null
+    );
 }
 
 #[test]

@@ -153,7 +153,8 @@ fn tower_full_sample() {
 
 #[test]
 fn tower_without_the_pkg_zone_falls_back_to_coretemp_package() {
-    let mut reading = thermal::read_sensors(&Roots::under(fixture("tower")), &ChipFilter::default()).unwrap();
+    let mut reading =
+        thermal::read_sensors(&Roots::under(fixture("tower")), &ChipFilter::default()).unwrap();
     reading.zones.retain(|z| z.kind != "x86_pkg_temp");
     assert_eq!(thermal::cpu_temperature(&reading), Some(53.375));
 }

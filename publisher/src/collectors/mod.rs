@@ -205,7 +205,10 @@ impl Collectors {
         }
         let memory = self.check(CollectorName::Memory, memory::read(&self.roots));
         let thermal = self
-            .check(CollectorName::Thermal, thermal::read(&self.roots, &self.chips))
+            .check(
+                CollectorName::Thermal,
+                thermal::read(&self.roots, &self.chips),
+            )
             .unwrap_or_default();
         let disk = self.check(CollectorName::Disk, disk::read(&self.roots));
         let network = self.check(
