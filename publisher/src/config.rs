@@ -9,6 +9,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::collectors::{self, ChipFilter, InterfaceFilter, Roots};
+use crate::redact::RecordCommand;
 
 /// Environment variables `PUBLISHER_<SECTION>__<KEY>` override the file, e.g.
 /// `PUBLISHER_HTTP__BIND=0.0.0.0:9000` or `PUBLISHER_HOST=tower`.
@@ -106,6 +107,12 @@ pub struct JobSettings {
     pub output_tail_bytes: usize,
     /// Events kept in the log (it is compacted past twice this).
     pub keep_events: usize,
+    /// What `job_start` records of the command line: `redacted` (secrets masked, the
+    /// default), `full` or `name-only`. Events are served on :9000, MQTT and the Pi.
+    pub record_command: RecordCommand,
+    /// Whether `job_end` carries the tail of the job's output (which the redaction does not
+    /// look at).
+    pub record_output: bool,
 }
 
 impl Default for Settings {
@@ -170,6 +177,8 @@ impl Default for JobSettings {
         Self {
             output_tail_bytes: 4096,
             keep_events: 1000,
+            record_command: RecordCommand::default(),
+            record_output: true,
         }
     }
 }
@@ -333,6 +342,14 @@ mod tests {
         assert!(e.contains("ring.capacity"), "{e}");
         let e = msg("[network]\ninclude = [\"[\"]\n");
         assert!(e.contains("network.include"), "{e}");
+        let e = msg("[jobs]\nrecord_command = \"some\"\n");
+        assert!(e.contains("record_command"), "{e}");
+        assert_eq!(
+            load_toml("[jobs]\nrecord_command = \"name-only\"\nrecord_output = false\n")
+                .map(|s| (s.jobs.record_command, s.jobs.record_output))
+                .unwrap(),
+            (RecordCommand::NameOnly, false)
+        );
         let e = msg("[thermal]\nexclude_chips = [\"[\"]\n");
         assert!(e.contains("thermal.exclude_chips"), "{e}");
         let e = msg("[thermal]\nexclude_chip = [\"drivetemp\"]\n");

@@ -113,9 +113,12 @@ impl EventLog {
         let line = record::encode(&serde_json::to_vec(event)?);
         let _lock = self.lock(true)?;
         let path = self.path();
-        let mut file =
-            owner::open_or_create(&self.dir, &path, OpenOptions::new().append(true).read(true))
-                .map_err(|e| Self::write_err(&path, e))?;
+        let mut file = owner::open_or_create(
+            &self.dir,
+            &path,
+            OpenOptions::new().append(true).read(true).mode(0o600),
+        )
+        .map_err(|e| Self::write_err(&path, e))?;
         let before = cut_torn_tail(&file, &path).map_err(Self::io_err(&path))?;
         if let Err(source) = file.write_all(&line).and_then(|_| file.sync_data()) {
             // Leave no torn line behind (a full disk writes part of it).
@@ -178,7 +181,8 @@ impl EventLog {
                 Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
                 _ => {}
             }
-            let mut file = owner::open_or_create(&self.dir, &tmp, OpenOptions::new().write(true))?;
+            let mut file =
+                owner::open_or_create(&self.dir, &tmp, OpenOptions::new().write(true).mode(0o600))?;
             file.write_all(&out)?;
             file.sync_all()?;
             fs::rename(&tmp, &path)?;
@@ -216,6 +220,7 @@ fn cut_torn_tail(file: &File, path: &Path) -> io::Result<u64> {
 mod tests {
     use super::*;
     use broker::{JobEnd, JobStart};
+    use std::os::unix::fs::PermissionsExt;
 
     fn start(run: &str) -> JobEvent {
         JobEvent::JobStart(JobStart {
@@ -244,6 +249,9 @@ mod tests {
         assert_eq!(read.events.len(), 2);
         assert_eq!(read.events[0], start("r1"));
         assert_eq!(read.skipped, 0);
+        // Commands and output tails are the owner's business only.
+        let mode = fs::metadata(log.path()).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
         // A torn line at the end (a job killed mid-write) is skipped, not fatal.
         let mut f = OpenOptions::new().append(true).open(log.path()).unwrap();
         f.write_all(b"1234abcd {\"type\":\"job_st").unwrap();

@@ -8,6 +8,7 @@ pub mod http;
 pub mod job;
 pub mod mqtt;
 pub mod owner;
+pub mod redact;
 pub mod ring;
 pub mod sampler;
 
