@@ -128,6 +128,7 @@ fn a_job_run_as_root_leaves_its_files_to_the_data_dirs_owner() {
     // file is in the way.
     for name in ["events.log", "events.lock"] {
         std::os::unix::fs::chown(data.join(name), Some(0), Some(0)).unwrap();
+        fs::set_permissions(data.join(name), fs::Permissions::from_mode(0o644)).unwrap();
     }
     let (status, body) = client.get("/events");
     assert_eq!(status, 200, "{body}");
