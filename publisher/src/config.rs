@@ -8,7 +8,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::collectors::{self, InterfaceFilter, Roots};
+use crate::collectors::{self, ChipFilter, InterfaceFilter, Roots};
+use crate::redact::RecordCommand;
 
 /// Environment variables `PUBLISHER_<SECTION>__<KEY>` override the file, e.g.
 /// `PUBLISHER_HTTP__BIND=0.0.0.0:9000` or `PUBLISHER_HOST=tower`.
@@ -43,6 +44,7 @@ pub struct Settings {
     pub ring: RingSettings,
     pub http: HttpSettings,
     pub network: NetworkSettings,
+    pub thermal: ThermalSettings,
     pub jobs: JobSettings,
     /// MQTT: the embedded broker, or the external one to publish to.
     pub broker: broker::BrokerSettings,
@@ -90,6 +92,14 @@ pub struct NetworkSettings {
     pub exclude: Vec<String>,
 }
 
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ThermalSettings {
+    /// hwmon chips never read, by chip name (`drivetemp`), as shell globs: like
+    /// node_exporter's `--collector.hwmon.chip-exclude` (a regex there).
+    pub exclude_chips: Vec<String>,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct JobSettings {
@@ -97,6 +107,12 @@ pub struct JobSettings {
     pub output_tail_bytes: usize,
     /// Events kept in the log (it is compacted past twice this).
     pub keep_events: usize,
+    /// What `job_start` records of the command line: `redacted` (secrets masked, the
+    /// default), `full` or `name-only`. Events are served on :9000, MQTT and the Pi.
+    pub record_command: RecordCommand,
+    /// Whether `job_end` carries the tail of the job's output (which the redaction does not
+    /// look at).
+    pub record_output: bool,
 }
 
 impl Default for Settings {
@@ -108,6 +124,7 @@ impl Default for Settings {
             ring: RingSettings::default(),
             http: HttpSettings::default(),
             network: NetworkSettings::default(),
+            thermal: ThermalSettings::default(),
             jobs: JobSettings::default(),
             broker: broker::BrokerSettings::default(),
         }
@@ -160,6 +177,8 @@ impl Default for JobSettings {
         Self {
             output_tail_bytes: 4096,
             keep_events: 1000,
+            record_command: RecordCommand::default(),
+            record_output: true,
         }
     }
 }
@@ -185,7 +204,11 @@ impl Settings {
             &Settings::default(),
             file,
             ENV_PREFIX,
-            &["network.include", "network.exclude"],
+            &[
+                "network.include",
+                "network.exclude",
+                "thermal.exclude_chips",
+            ],
         )?;
         let path = |p: &Option<PathBuf>| p.as_ref().map(|p| p.to_string_lossy().into_owned());
         builder = builder
@@ -228,6 +251,9 @@ impl Settings {
         if let Err(e) = InterfaceFilter::new(&[], &self.network.exclude) {
             return Err(invalid("network.exclude", e));
         }
+        if let Err(e) = ChipFilter::new(&self.thermal.exclude_chips) {
+            return Err(invalid("thermal.exclude_chips", e));
+        }
         Ok(())
     }
 
@@ -237,6 +263,10 @@ impl Settings {
 
     pub fn interface_filter(&self) -> InterfaceFilter {
         InterfaceFilter::new(&self.network.include, &self.network.exclude).unwrap_or_default()
+    }
+
+    pub fn chip_filter(&self) -> ChipFilter {
+        ChipFilter::new(&self.thermal.exclude_chips).unwrap_or_default()
     }
 
     pub fn ring_dir(&self) -> PathBuf {
@@ -312,6 +342,18 @@ mod tests {
         assert!(e.contains("ring.capacity"), "{e}");
         let e = msg("[network]\ninclude = [\"[\"]\n");
         assert!(e.contains("network.include"), "{e}");
+        let e = msg("[jobs]\nrecord_command = \"some\"\n");
+        assert!(e.contains("record_command"), "{e}");
+        assert_eq!(
+            load_toml("[jobs]\nrecord_command = \"name-only\"\nrecord_output = false\n")
+                .map(|s| (s.jobs.record_command, s.jobs.record_output))
+                .unwrap(),
+            (RecordCommand::NameOnly, false)
+        );
+        let e = msg("[thermal]\nexclude_chips = [\"[\"]\n");
+        assert!(e.contains("thermal.exclude_chips"), "{e}");
+        let e = msg("[thermal]\nexclude_chip = [\"drivetemp\"]\n");
+        assert!(e.contains("exclude_chip"), "{e}");
         let e = msg("[broker]\nlisten = \"0.0.0.0:1883\"\n");
         assert!(e.contains("broker.listen"), "{e}");
         let e = msg("[broker]\nmode = \"carrier-pigeon\"\n");

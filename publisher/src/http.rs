@@ -182,7 +182,8 @@ async fn events(
 
 #[derive(Serialize)]
 struct Health {
-    /// `ok`, or `stale` when no sample was taken for three intervals.
+    /// `ok`, or `stale` when no sample was taken and stored for three intervals (a full disk
+    /// too: `last_ring_error` then says which file and why).
     status: &'static str,
     host: Arc<str>,
     last_seq: Option<u64>,

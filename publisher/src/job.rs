@@ -104,11 +104,16 @@ pub async fn run_job(settings: &Settings, name: Option<String>, command: Vec<Str
             name: name.clone(),
             host: settings.host.clone(),
             start_ts_ms,
-            command: command.clone(),
+            command: settings.jobs.record_command.apply(&command),
         }),
     );
 
-    let tail = Arc::new(Mutex::new(Tail::new(settings.jobs.output_tail_bytes)));
+    let tail_bytes = if settings.jobs.record_output {
+        settings.jobs.output_tail_bytes
+    } else {
+        0
+    };
+    let tail = Arc::new(Mutex::new(Tail::new(tail_bytes)));
     let spawned = Command::new(&program)
         .args(&command[1..])
         .stdin(Stdio::inherit())

@@ -7,6 +7,8 @@ pub mod events;
 pub mod http;
 pub mod job;
 pub mod mqtt;
+pub mod owner;
+pub mod redact;
 pub mod ring;
 pub mod sampler;
 
@@ -82,10 +84,10 @@ pub async fn run(
     let sampler = Sampler {
         host: settings.host.clone(),
         interval: settings.sampler.interval,
-        collectors: Some(Collectors::new(
-            settings.roots(),
-            settings.interface_filter(),
-        )),
+        collectors: Some(
+            Collectors::new(settings.roots(), settings.interface_filter())
+                .with_chip_filter(settings.chip_filter()),
+        ),
         ring: Arc::clone(&ring),
         latest: latest_tx,
         stats: Arc::clone(&stats),

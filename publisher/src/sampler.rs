@@ -1,5 +1,10 @@
 //! The sampling loop: every interval, run the collectors off the async workers, stamp the
 //! reading with host, seq and time, append it to the ring and make it the latest snapshot.
+//!
+//! A seq belongs to a stored snapshot: one that cannot be stored (a full disk) is dropped,
+//! neither served on `/latest` nor published, and its seq goes to the next sample. So the
+//! seqs a subscriber sees are exactly those in the ring, contiguous, and `/history` can
+//! always fill a gap; during the outage `/health` turns stale and names the error.
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -20,10 +25,14 @@ pub type Latest = watch::Receiver<Option<Arc<Snapshot>>>;
 /// Counters for `/health`.
 #[derive(Debug, Default, Clone, Serialize)]
 pub struct SamplerStats {
+    /// Samples stored in the ring (and so served and published).
     pub samples_total: u64,
+    /// Samples dropped because the ring could not store them.
     pub ring_write_errors: u64,
+    /// The newest of those errors, naming the file; `null` once a sample is stored again.
+    pub last_ring_error: Option<String>,
     pub collector_errors: CollectorErrors,
-    /// When the newest sample was taken, on the monotonic clock (not serialized).
+    /// When the newest stored sample was taken, on the monotonic clock (not serialized).
     #[serde(skip)]
     pub last_sample_at: Option<Instant>,
 }
@@ -42,7 +51,8 @@ pub struct Sampler {
     pub ring: Arc<Mutex<Ring>>,
     pub latest: watch::Sender<Option<Arc<Snapshot>>>,
     pub stats: Arc<Mutex<SamplerStats>>,
-    /// The seq the next snapshot gets: one past the ring's newest, so it survives restarts.
+    /// The seq the next snapshot gets: one past the ring's newest, so it survives restarts;
+    /// it only moves on when a snapshot is stored.
     pub next_seq: u64,
     /// Compacted now and then so a busy job schedule cannot fill the disk.
     pub events: EventLog,
@@ -86,7 +96,7 @@ impl Sampler {
         }
     }
 
-    /// Takes, stores and publishes one snapshot.
+    /// Takes, stores and publishes one snapshot; `None` when none was stored.
     pub async fn sample_once(&mut self) -> Option<Arc<Snapshot>> {
         let mut collectors = self.collectors.take()?;
         let joined = tokio::task::spawn_blocking(move || {
@@ -113,8 +123,6 @@ impl Sampler {
             interval_s: self.interval.as_secs_f64(),
             ..Snapshot::default()
         }));
-        self.next_seq += 1;
-
         let ring = Arc::clone(&self.ring);
         let stored = Arc::clone(&snapshot);
         let written = tokio::task::spawn_blocking(move || match ring.lock() {
@@ -124,17 +132,28 @@ impl Sampler {
         .await
         .unwrap_or_else(|e| Err(e.to_string()));
 
+        let collector_errors = collectors.errors().clone();
+        self.collectors = Some(collectors);
         if let Ok(mut stats) = self.stats.lock() {
-            stats.samples_total += 1;
-            stats.last_sample_at = Some(Instant::now());
-            stats.collector_errors = collectors.errors().clone();
-            if let Err(error) = &written {
-                stats.ring_write_errors += 1;
-                // Logged every time: a full disk is worth hearing about until it is fixed.
-                tracing::error!(seq = snapshot.seq, %error, "cannot store snapshot in the ring; it is still served as /latest");
+            stats.collector_errors = collector_errors;
+            match &written {
+                Ok(()) => {
+                    stats.samples_total += 1;
+                    stats.last_sample_at = Some(Instant::now());
+                    stats.last_ring_error = None;
+                }
+                Err(error) => {
+                    stats.ring_write_errors += 1;
+                    stats.last_ring_error = Some(error.clone());
+                }
             }
         }
-        self.collectors = Some(collectors);
+        if let Err(error) = written {
+            // Logged every time: a full disk is worth hearing about until it is fixed.
+            tracing::error!(seq = snapshot.seq, %error, "cannot store snapshot in the ring; it is dropped and its seq goes to the next sample");
+            return None;
+        }
+        self.next_seq += 1;
         self.latest.send_replace(Some(Arc::clone(&snapshot)));
         Some(snapshot)
     }

@@ -3,6 +3,7 @@
 
 mod common;
 
+use std::process::Command;
 use std::time::Duration;
 
 use common::{get, Publisher};
@@ -211,4 +212,73 @@ fn failing_collectors_leave_nulls_and_sampling_goes_on() {
     assert!(health["collector_errors"]["memory"].as_u64().unwrap() >= 2);
     let (status, _) = get(&p.url("/latest"));
     assert_eq!(status, 200);
+}
+
+/// `thermal.exclude_chips`: a NAS's `drivetemp` inputs are never read (reading them keeps
+/// disks from spinning down). Here they are FIFOs, so a read would block the sampler and
+/// `/latest` would never come; the other sensors keep their exact values.
+#[test]
+fn excluded_hwmon_chips_are_not_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let sys = dir.path().join("sys");
+    let copied = Command::new("cp")
+        .arg("-r")
+        .arg(common::fixture("tower").join("sys"))
+        .arg(&sys)
+        .status()
+        .unwrap();
+    assert!(copied.success());
+    for chip in ["hwmon5", "hwmon6"] {
+        let input = sys.join("class/hwmon").join(chip).join("temp1_input");
+        std::fs::remove_file(&input).unwrap();
+        assert!(Command::new("mkfifo")
+            .arg(&input)
+            .status()
+            .unwrap()
+            .success());
+    }
+    let config = dir.path().join("p.toml");
+    std::fs::write(&config, "[thermal]\nexclude_chips = [\"drive*\"]\n").unwrap();
+    let p = Publisher::start(
+        &dir.path().join("data"),
+        &[
+            "--interval",
+            "200ms",
+            "--sys-root",
+            sys.to_str().unwrap(),
+            "--config",
+            config.to_str().unwrap(),
+        ],
+    );
+    let latest = p.wait_for("/latest", |v| v["seq"].as_u64() >= Some(2));
+    let expected = serde_json::json!({
+        "cpu_temp_c": 52.5,
+        "sensors": {
+            "acpitz": 27.8, "x86_pkg_temp": 52.5, "iwlwifi_1": 41.0,
+            "acpitz/temp1": 27.8, "nvme/Composite": 44.85, "nvme/Sensor 1": 52.85,
+            "coretemp/Package id 0": 53.375, "coretemp/Core 0": 51.0, "coretemp/Core 1": 47.375,
+            "coretemp/Core 2": 49.5, "coretemp/Core 3": 50.125, "coretemp/Core 4": 46.0,
+            "coretemp/Core 5": 48.25, "hwmon3/temp1": 40.125, "nct6775/SYSTIN": 34.5,
+            "nct6775/CPUTIN": 38.5, "nct6775/AUXTIN0": 31.5
+        }
+    });
+    assert_eq!(latest["thermal"], expected);
+    assert_eq!(
+        p.json("/health")["collector_errors"]["thermal"],
+        Value::Null
+    );
+}
+
+#[test]
+fn bad_chip_pattern_names_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("p.toml");
+    std::fs::write(&config, "[thermal]\nexclude_chips = [\"[\"]\n").unwrap();
+    let out = common::command(dir.path())
+        .args(["check-config", "--config", config.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("thermal.exclude_chips"), "{stderr}");
 }

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use broker::{DiskDevice, NetworkInterface, Snapshot};
 use publisher::collectors::{
-    cpu, disk, network, thermal, CollectorName, Collectors, InterfaceFilter, Roots,
+    cpu, disk, network, thermal, ChipFilter, CollectorName, Collectors, InterfaceFilter, Roots,
 };
 
 fn fixture(machine: &str) -> PathBuf {
@@ -105,7 +105,8 @@ fn tower_full_sample() {
         Some("7c1e4a9d-52b8-4f0e-9d36-a1f07c3e8b25")
     );
 
-    // Partitions, dm-0 (LUKS), md0 (RAID1), loop and zram are not counted again.
+    // Partitions, dm-0 (LUKS), md0 (RAID1), loop, zram and the stacked zd0 (ZFS zvol), nbd0,
+    // drbd0 and bcache0 are not counted again.
     let disk = s.disk.unwrap();
     assert_eq!(
         disk.devices.keys().collect::<Vec<_>>(),
@@ -140,8 +141,11 @@ fn tower_full_sample() {
 
     // x86_pkg_temp (52.5) wins over coretemp's package sensor (53.375): rule 1.
     assert_eq!(s.thermal.cpu_temp_c, Some(52.5));
-    assert_eq!(s.thermal.sensors.len(), 17);
+    assert_eq!(s.thermal.sensors.len(), 19);
     assert_eq!(s.thermal.sensors["coretemp/Package id 0"], 53.375);
+    // The SATA disks' drivetemp chips (no label; the second one's key names its directory).
+    assert_eq!(s.thermal.sensors["drivetemp/temp1"], 36.0);
+    assert_eq!(s.thermal.sensors["drivetemp/temp1 (hwmon6/temp1)"], 38.0);
     assert_eq!(s.thermal.sensors["nvme/Composite"], 44.85);
     assert_eq!(s.thermal.sensors["hwmon3/temp1"], 40.125);
     assert_eq!(s.thermal.sensors["iwlwifi_1"], 41.0);
@@ -149,7 +153,8 @@ fn tower_full_sample() {
 
 #[test]
 fn tower_without_the_pkg_zone_falls_back_to_coretemp_package() {
-    let mut reading = thermal::read_sensors(&Roots::under(fixture("tower"))).unwrap();
+    let mut reading =
+        thermal::read_sensors(&Roots::under(fixture("tower")), &ChipFilter::default()).unwrap();
     reading.zones.retain(|z| z.kind != "x86_pkg_temp");
     assert_eq!(thermal::cpu_temperature(&reading), Some(53.375));
 }
@@ -267,7 +272,7 @@ fn hwmon_attributes_under_device_and_unreadable_inputs() {
     fs::write(chip.join("temp1_label"), "Physical id 0\n").unwrap();
     fs::write(chip.join("temp2_input"), "garbage\n").unwrap();
     std::os::unix::fs::symlink("/nonexistent", chip.join("temp3_input")).unwrap();
-    let reading = thermal::read_sensors(&Roots::under(dir.path())).unwrap();
+    let reading = thermal::read_sensors(&Roots::under(dir.path()), &ChipFilter::default()).unwrap();
     assert_eq!(reading.chips.len(), 1);
     assert_eq!(
         reading.chips[0].temps,

@@ -214,3 +214,60 @@ fn a_background_process_holding_the_output_does_not_hang_the_wrapper() {
     let read = publisher::events::EventLog::new(dir.path()).read().unwrap();
     assert_eq!(read.events.len(), 2, "job_end recorded");
 }
+
+#[test]
+fn secrets_in_the_command_line_are_neither_stored_nor_served() {
+    let dir = tempfile::tempdir().unwrap();
+    let script = "PGPASSWORD=S3cret true pg_dump db; \
+                  true mysqldump -uroot -pS3cret --password=S3cret --token S3cret \
+                  https://backup:S3cret@host/db; echo done";
+    let out = job(
+        dir.path(),
+        &[
+            "--name",
+            "dump",
+            "--",
+            "sh",
+            "-c",
+            script,
+            "sh",
+            "--password",
+            "S3cret",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "done\n");
+    // Name only, and no output tail (environment layer of the config).
+    let out = command(dir.path())
+        .env("PUBLISHER_JOBS__RECORD_COMMAND", "name-only")
+        .env("PUBLISHER_JOBS__RECORD_OUTPUT", "false")
+        .args(["job", "--", "sh", "-c", "echo S3cret"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let stored = std::fs::read_to_string(dir.path().join("events.log")).unwrap();
+    assert!(!stored.contains("S3cret"), "{stored}");
+
+    let p = Publisher::start(dir.path(), &["--interval", "1s"]);
+    let (status, body) = p.get("/events");
+    assert_eq!(status, 200);
+    assert!(!body.contains("S3cret"), "{body}");
+    let ev = events(&p);
+    assert_eq!(
+        ev[0]["command"],
+        serde_json::json!([
+            "sh",
+            "-c",
+            "PGPASSWORD=*** true pg_dump db; \
+             true mysqldump -uroot -p*** --password=*** --token *** \
+             https://backup:***@host/db; echo done",
+            "sh",
+            "--password",
+            "***"
+        ])
+    );
+    assert_eq!(ev[1]["output_tail"], "done\n");
+    assert_eq!(ev[2]["command"], serde_json::json!(["sh"]));
+    assert_eq!(ev[3]["output_tail"], "");
+}

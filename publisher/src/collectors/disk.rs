@@ -1,8 +1,9 @@
 //! Disk sectors from `/proc/diskstats` (Documentation/admin-guide/iostats.rst).
 //!
 //! Only whole devices are counted: a partition's I/O is already in its disk's line, and
-//! loop, ram, zram, dm- and md devices sit on top of (or beside) real disks, so counting them
-//! too would count the same bytes twice. Sectors are 512 bytes ([`broker::SECTOR_BYTES`]).
+//! loop, ram, zram, dm-, md and the other stacked devices (ZFS zvols `zd*`, network block
+//! devices `nbd*`, DRBD `drbd*`, bcache `bcache*`) sit on top of (or beside) real disks, so
+//! counting them too would count the same bytes twice. Sectors are 512 bytes ([`broker::SECTOR_BYTES`]).
 
 use std::collections::BTreeMap;
 
@@ -52,7 +53,11 @@ pub fn parse_diskstats(text: &str) -> Result<Vec<DiskLine>, ParseError> {
 /// Whether `name` is a whole, real device (not a partition, nor a virtual device layered on
 /// others). Decided by the kernel's naming schemes, which are stable.
 pub fn is_whole_device(name: &str) -> bool {
-    const LAYERED: [&str; 6] = ["loop", "ram", "zram", "dm-", "md", "fd"];
+    // Stacked or virtual: their I/O is also counted on the disks underneath (or is not disk
+    // I/O at all). `zd` (ZFS zvols), `nbd`, `drbd` and `bcache` include their partitions.
+    const LAYERED: [&str; 10] = [
+        "loop", "ram", "zram", "dm-", "md", "fd", "zd", "nbd", "drbd", "bcache",
+    ];
     if LAYERED.iter().any(|p| name.starts_with(p)) {
         return false;
     }
@@ -128,6 +133,14 @@ mod tests {
             "md0",
             "md127",
             "fd0",
+            "zd0",
+            "zd16p1",
+            "nbd0",
+            "nbd15p2",
+            "drbd0",
+            "drbd1",
+            "bcache0",
+            "bcache1p1",
         ] {
             assert!(!is_whole_device(part), "{part} should not count");
         }

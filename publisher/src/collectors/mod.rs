@@ -21,6 +21,7 @@ use broker::{Cpu, Snapshot, Thermal};
 use serde::Serialize;
 
 pub use network::InterfaceFilter;
+pub use thermal::ChipFilter;
 
 /// Where `/proc` and `/sys` are. Tests and benchmarks point these at fixture trees
 /// (like node_exporter's `--path.procfs`); this is the only place the real paths appear.
@@ -154,6 +155,7 @@ impl Reading {
 pub struct Collectors {
     roots: Roots,
     interfaces: InterfaceFilter,
+    chips: ChipFilter,
     /// `/proc/stat` of the previous sample: CPU % is a difference of two readings.
     previous_stat: Option<cpu::StatSample>,
     errors: CollectorErrors,
@@ -166,10 +168,17 @@ impl Collectors {
         Self {
             roots,
             interfaces,
+            chips: ChipFilter::default(),
             previous_stat: None,
             errors: CollectorErrors::new(),
             failing: BTreeSet::new(),
         }
+    }
+
+    /// Leaves the hwmon chips `chips` excludes unread (`thermal.exclude_chips`).
+    pub fn with_chip_filter(mut self, chips: ChipFilter) -> Self {
+        self.chips = chips;
+        self
     }
 
     pub fn roots(&self) -> &Roots {
@@ -196,7 +205,10 @@ impl Collectors {
         }
         let memory = self.check(CollectorName::Memory, memory::read(&self.roots));
         let thermal = self
-            .check(CollectorName::Thermal, thermal::read(&self.roots))
+            .check(
+                CollectorName::Thermal,
+                thermal::read(&self.roots, &self.chips),
+            )
             .unwrap_or_default();
         let disk = self.check(CollectorName::Disk, disk::read(&self.roots));
         let network = self.check(

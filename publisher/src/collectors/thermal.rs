@@ -3,14 +3,40 @@
 //!
 //! The CPU's temperature is picked by [`cpu_temperature`]; every sensor found goes into
 //! `sensors`. A machine with no sensors (a VM, this CI machine) gets `null`, never `0`.
+//! Chips named in `thermal.exclude_chips` ([`ChipFilter`]) are skipped before any of their
+//! inputs is read: reading `drivetemp` wakes (or keeps awake) some disks.
 
 use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 
 use broker::Thermal;
+use glob::Pattern;
 
 use super::{CollectError, ParseError, Roots};
+
+/// Which hwmon chips are left unread, by chip name (the `name` file, or `hwmonN` when the
+/// chip has none), as shell globs: node_exporter's `--collector.hwmon.chip-exclude`, which
+/// takes a regex, with globs like the network filter.
+#[derive(Debug, Clone, Default)]
+pub struct ChipFilter {
+    exclude: Vec<Pattern>,
+}
+
+impl ChipFilter {
+    pub fn new(exclude: &[String]) -> Result<Self, glob::PatternError> {
+        Ok(Self {
+            exclude: exclude
+                .iter()
+                .map(|s| Pattern::new(s))
+                .collect::<Result<_, _>>()?,
+        })
+    }
+
+    pub fn reads(&self, chip_name: &str) -> bool {
+        !self.exclude.iter().any(|p| p.matches(chip_name))
+    }
+}
 
 /// One `/sys/class/thermal/thermal_zoneN`.
 #[derive(Debug, Clone, PartialEq)]
@@ -177,9 +203,10 @@ fn read_trimmed(path: &Path) -> Option<String> {
         .filter(|s| !s.is_empty())
 }
 
-/// Reads the temperature inputs of one hwmon directory. A sensor that cannot be read
-/// (a dangling link, a driver returning EIO) is skipped: the others still count.
-fn read_chip(dir_name: String, dir: &Path) -> Chip {
+/// Reads the temperature inputs of one hwmon directory, or nothing past its `name` when
+/// `filter` excludes the chip. A sensor that cannot be read (a dangling link, a driver
+/// returning EIO) is skipped: the others still count.
+fn read_chip(dir_name: String, dir: &Path, filter: &ChipFilter) -> Chip {
     // Older kernels keep the attributes in `hwmonN/device/` instead of `hwmonN/`.
     let base = if dir.join("name").exists() || !dir.join("device/name").exists() {
         dir.to_owned()
@@ -187,6 +214,13 @@ fn read_chip(dir_name: String, dir: &Path) -> Chip {
         dir.join("device")
     };
     let name = read_trimmed(&base.join("name"));
+    if !filter.reads(name.as_deref().unwrap_or(&dir_name)) {
+        return Chip {
+            dir: dir_name,
+            name,
+            temps: Vec::new(),
+        };
+    }
     let mut temps: Vec<Temp> = fs::read_dir(&base)
         .map(|entries| {
             entries
@@ -219,8 +253,9 @@ fn read_chip(dir_name: String, dir: &Path) -> Chip {
     }
 }
 
-/// Reads every thermal zone and hwmon chip under `<sys>/class`.
-pub fn read_sensors(roots: &Roots) -> Result<ThermalReading, CollectError> {
+/// Reads every thermal zone and every hwmon chip that `chips` does not exclude under
+/// `<sys>/class`.
+pub fn read_sensors(roots: &Roots, chips: &ChipFilter) -> Result<ThermalReading, CollectError> {
     let mut reading = ThermalReading::default();
     for (index, dir) in numbered_entries(&roots.sys.join("class/thermal"), "thermal_zone")? {
         let kind =
@@ -238,7 +273,7 @@ pub fn read_sensors(roots: &Roots) -> Result<ThermalReading, CollectError> {
         });
     }
     for (index, dir) in numbered_entries(&roots.sys.join("class/hwmon"), "hwmon")? {
-        let chip = read_chip(format!("hwmon{index}"), &dir);
+        let chip = read_chip(format!("hwmon{index}"), &dir, chips);
         if !chip.temps.is_empty() {
             reading.chips.push(chip);
         }
@@ -247,8 +282,8 @@ pub fn read_sensors(roots: &Roots) -> Result<ThermalReading, CollectError> {
 }
 
 /// Reads the sensors and builds the `thermal` section.
-pub fn read(roots: &Roots) -> Result<Thermal, CollectError> {
-    read_sensors(roots).map(|r| summarize(&r))
+pub fn read(roots: &Roots, chips: &ChipFilter) -> Result<Thermal, CollectError> {
+    read_sensors(roots, chips).map(|r| summarize(&r))
 }
 
 #[cfg(test)]
