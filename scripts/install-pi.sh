@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the Pi subscriber as a system service: /usr/local/bin/pi-subscriber, a config you
 # edit in /etc/server-analytics/pi-subscriber.toml, and /etc/systemd/system/pi-subscriber.service
-# (a DynamicUser with its history in /var/lib/server-analytics-pi). Idempotent: run it again
+# (a DynamicUser with its history in /var/lib/server-analytics-pi; the config stays 0640
+# root:root and reaches the service through LoadCredential=). Idempotent: run it again
 # to upgrade. It never overwrites a config you edited (the new default goes next to it as
 # pi-subscriber.toml.dist).
 #
@@ -20,7 +21,7 @@ while [ $# -gt 0 ]; do
   case "$1" in
     --binary) binary=$2; shift 2 ;;
     --no-start) start=no; shift ;;
-    -h|--help) sed -n '2,14p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,13p' "$0"; exit 0 ;;
     *) echo "install-pi: unknown option $1" >&2; exit 2 ;;
   esac
 done
@@ -48,6 +49,10 @@ echo "installed $dest/etc/systemd/system/pi-subscriber.service"
 if [ -n "$dest" ]; then
   exit 0
 fi
+"$dest/usr/local/bin/pi-subscriber" --config "$config" check-config > /dev/null || {
+  echo "install-pi: $config does not validate yet; fix it, then: systemctl enable --now pi-subscriber" >&2
+  exit 0
+}
 systemctl daemon-reload
 if [ "$start" = yes ] && ! grep -q 'change-me' "$config"; then
   systemctl enable --now pi-subscriber.service

@@ -86,8 +86,11 @@ pub fn default_state_dir(name: &str) -> PathBuf {
     PathBuf::from(format!("{name}-data"))
 }
 
+/// The largest configuration file read (1 MiB; the shipped ones are ~3 KB).
+pub const MAX_CONFIG_FILE_BYTES: u64 = 1 << 20;
+
 /// The first layers of every binary's settings: built-in `defaults` → the TOML `file` (which
-/// must exist when given) → environment variables `<env_prefix>_<SECTION>__<KEY>` (lists
+/// must exist when given; read at once, and every error with it names its path) → environment variables `<env_prefix>_<SECTION>__<KEY>` (lists
 /// comma-separated for `list_keys`). Callers add their command-line overrides on top.
 pub fn layered_config<T: serde::Serialize>(
     defaults: &T,
@@ -97,11 +100,7 @@ pub fn layered_config<T: serde::Serialize>(
 ) -> Result<config::ConfigBuilder<config::builder::DefaultState>, config::ConfigError> {
     let mut builder = config::Config::builder().add_source(config::Config::try_from(defaults)?);
     if let Some(file) = file {
-        builder = builder.add_source(
-            config::File::from(file)
-                .format(config::FileFormat::Toml)
-                .required(true),
-        );
+        builder = builder.add_source(TomlFile::read(file)?);
     }
     let mut env = config::Environment::with_prefix(env_prefix)
         .prefix_separator("_")
@@ -114,4 +113,142 @@ pub fn layered_config<T: serde::Serialize>(
         }
     }
     Ok(builder.add_source(env))
+}
+
+/// A configuration file that cannot be used; every message names the file.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigFileError {
+    #[error("cannot read {}: {error}", path.display())]
+    Read {
+        path: PathBuf,
+        error: std::io::Error,
+    },
+    #[error("{} is larger than {limit} bytes", path.display())]
+    TooLarge { path: PathBuf, limit: u64 },
+}
+
+/// A TOML file read once, up front, so that an unreadable file (a service user that may not
+/// read it, a directory, a missing file) is reported with its path; a syntax error names it
+/// too (`… in PATH`).
+#[derive(Debug, Clone)]
+struct TomlFile {
+    uri: String,
+    text: String,
+}
+
+impl TomlFile {
+    fn read(path: &Path) -> Result<TomlFile, config::ConfigError> {
+        use std::io::Read;
+        let foreign = |e: ConfigFileError| config::ConfigError::Foreign(Box::new(e));
+        let read_error = |error| {
+            foreign(ConfigFileError::Read {
+                path: path.to_owned(),
+                error,
+            })
+        };
+        let mut text = String::new();
+        std::fs::File::open(path)
+            .and_then(|f| f.take(MAX_CONFIG_FILE_BYTES + 1).read_to_string(&mut text))
+            .map_err(read_error)?;
+        if text.len() as u64 > MAX_CONFIG_FILE_BYTES {
+            return Err(foreign(ConfigFileError::TooLarge {
+                path: path.to_owned(),
+                limit: MAX_CONFIG_FILE_BYTES,
+            }));
+        }
+        if let Some(rest) = text.strip_prefix('\u{feff}') {
+            text = rest.to_owned();
+        }
+        Ok(TomlFile {
+            uri: path.display().to_string(),
+            text,
+        })
+    }
+}
+
+impl config::Source for TomlFile {
+    fn clone_into_box(&self) -> Box<dyn config::Source + Send + Sync> {
+        Box::new(self.clone())
+    }
+
+    fn collect(&self) -> Result<config::Map<String, config::Value>, config::ConfigError> {
+        use config::Format;
+        config::FileFormat::Toml
+            .parse(Some(&self.uri), &self.text)
+            .map_err(|cause| config::ConfigError::FileParse {
+                uri: Some(self.uri.clone()),
+                cause,
+            })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(serde::Serialize, serde::Deserialize)]
+    struct Conf {
+        name: String,
+    }
+
+    fn load(path: &Path) -> Result<Conf, config::ConfigError> {
+        let defaults = Conf {
+            name: "default".into(),
+        };
+        layered_config(&defaults, Some(path), "SA_DAEMON_TEST", &[])?
+            .build()?
+            .try_deserialize()
+    }
+
+    fn error_of(path: &Path) -> String {
+        match load(path) {
+            Ok(_) => panic!("{} loaded", path.display()),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    #[test]
+    fn a_readable_file_is_layered_over_the_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        std::fs::write(&path, "\u{feff}name = \"file\"\n").unwrap();
+        assert_eq!(load(&path).unwrap().name, "file");
+    }
+
+    #[test]
+    fn every_file_error_names_the_path() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("missing.toml");
+        let msg = error_of(&missing);
+        assert!(msg.contains(&missing.display().to_string()), "{msg}");
+        assert!(msg.contains("No such file"), "{msg}");
+
+        let directory = dir.path().join("dir.toml");
+        std::fs::create_dir(&directory).unwrap();
+        let msg = error_of(&directory);
+        assert!(msg.contains(&directory.display().to_string()), "{msg}");
+        assert!(msg.contains("Is a directory"), "{msg}");
+
+        // Unreadable even for root (who reads any 0000 file): reading /proc/self/mem at
+        // offset 0 fails with EIO, like a read of a file the process may not read.
+        let unreadable = Path::new("/proc/self/mem");
+        let msg = error_of(unreadable);
+        assert!(msg.contains("/proc/self/mem"), "{msg}");
+
+        let invalid = dir.path().join("invalid.toml");
+        std::fs::write(&invalid, "name = \n").unwrap();
+        let msg = error_of(&invalid);
+        assert!(msg.contains(&invalid.display().to_string()), "{msg}");
+
+        let huge = dir.path().join("huge.toml");
+        let line = format!("# {}\n", "x".repeat(1000));
+        std::fs::write(
+            &huge,
+            line.repeat(MAX_CONFIG_FILE_BYTES as usize / 1000 + 1),
+        )
+        .unwrap();
+        let msg = error_of(&huge);
+        assert!(msg.contains(&huge.display().to_string()), "{msg}");
+        assert!(msg.contains("larger than 1048576 bytes"), "{msg}");
+    }
 }
