@@ -12,8 +12,10 @@ pub mod persist;
 pub mod poller;
 pub mod prometheus;
 pub mod rates;
+pub mod registry;
 pub mod row;
 pub mod store;
+pub mod tsdb;
 pub mod validate;
 
 use std::sync::{Arc, Mutex};

@@ -1,0 +1,380 @@
+//! The metric registry: every number the Pi keeps is declared here once, with its unit, its
+//! kind, the label that tells its series apart and how to read it from a snapshot. The store,
+//! `/series`, `/history`, Grafana, `/prometheus`, the dashboard, alert rules and Home
+//! Assistant all read this table; adding a metric is one entry here plus its collector on the
+//! publisher.
+
+use broker::{Snapshot, SECTOR_BYTES};
+use serde::Serialize;
+
+/// How a metric's values behave.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Kind {
+    /// A value at an instant (a percentage, a temperature).
+    Gauge,
+    /// A cumulative counter; what is stored and served is its per-second rate between
+    /// seq-adjacent samples of one boot.
+    Counter,
+}
+
+/// The label that tells a metric's series apart (none for a host-wide total).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LabelKey {
+    Device,
+    Interface,
+    Core,
+    Sensor,
+    Mount,
+}
+
+impl LabelKey {
+    pub const ALL: [LabelKey; 5] = [
+        LabelKey::Device,
+        LabelKey::Interface,
+        LabelKey::Core,
+        LabelKey::Sensor,
+        LabelKey::Mount,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LabelKey::Device => "device",
+            LabelKey::Interface => "interface",
+            LabelKey::Core => "core",
+            LabelKey::Sensor => "sensor",
+            LabelKey::Mount => "mount",
+        }
+    }
+
+    pub fn parse(key: &str) -> Option<LabelKey> {
+        LabelKey::ALL.into_iter().find(|k| k.as_str() == key)
+    }
+}
+
+/// One value read from a snapshot.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Value {
+    Gauge(f64),
+    Counter(u64),
+}
+
+/// Where [`Metric::extract`] puts what it reads: the label value (`""` for the total) and
+/// the value.
+pub type Sink<'a> = &'a mut dyn FnMut(&str, Value);
+
+/// One metric.
+#[derive(Debug, Clone, Copy)]
+pub struct Metric {
+    /// The name in every API (the seed's `/history` field name where there is one).
+    pub name: &'static str,
+    /// The unit of what is served (a counter's rate: `bytes/s`).
+    pub unit: &'static str,
+    pub kind: Kind,
+    /// `Some` for a per-device (interface, core, …) metric; `None` for a host-wide one.
+    pub label: Option<LabelKey>,
+    /// What a person reads in a chart title or a Home Assistant entity name.
+    pub title: &'static str,
+    pub extract: fn(&Snapshot, Sink<'_>),
+}
+
+impl Metric {
+    /// The metric's values in one snapshot, as (label value, value); `""` is the total.
+    pub fn values(&self, s: &Snapshot) -> Vec<(String, Value)> {
+        let mut out = Vec::new();
+        (self.extract)(s, &mut |label, v| out.push((label.to_owned(), v)));
+        out
+    }
+}
+
+fn gauge(sink: Sink<'_>, label: &str, v: Option<f64>) {
+    if let Some(v) = v.filter(|v| v.is_finite()) {
+        sink(label, Value::Gauge(v));
+    }
+}
+
+/// Disk counters are sectors on the wire; the registry speaks bytes (base units).
+fn sectors(n: u64) -> Value {
+    Value::Counter(n.saturating_mul(SECTOR_BYTES))
+}
+
+/// Every metric the Pi keeps. Names are the API: never rename one.
+pub static METRICS: &[Metric] = &[
+    Metric {
+        name: "cpu_usage_percent",
+        unit: "%",
+        kind: Kind::Gauge,
+        label: None,
+        title: "CPU usage",
+        extract: |s, sink| gauge(sink, "", s.cpu.as_ref().and_then(|c| c.usage_percent)),
+    },
+    Metric {
+        name: "cpu_core_usage_percent",
+        unit: "%",
+        kind: Kind::Gauge,
+        label: Some(LabelKey::Core),
+        title: "CPU usage per core",
+        extract: |s, sink| {
+            for (i, v) in s
+                .cpu
+                .iter()
+                .flat_map(|c| c.per_core_percent.iter())
+                .enumerate()
+            {
+                gauge(sink, &i.to_string(), *v);
+            }
+        },
+    },
+    Metric {
+        name: "load_1m",
+        unit: "",
+        kind: Kind::Gauge,
+        label: None,
+        title: "Load (1 min)",
+        extract: |s, sink| gauge(sink, "", s.cpu.as_ref().and_then(|c| c.load_1m)),
+    },
+    Metric {
+        name: "load_5m",
+        unit: "",
+        kind: Kind::Gauge,
+        label: None,
+        title: "Load (5 min)",
+        extract: |s, sink| gauge(sink, "", s.cpu.as_ref().and_then(|c| c.load_5m)),
+    },
+    Metric {
+        name: "load_15m",
+        unit: "",
+        kind: Kind::Gauge,
+        label: None,
+        title: "Load (15 min)",
+        extract: |s, sink| gauge(sink, "", s.cpu.as_ref().and_then(|c| c.load_15m)),
+    },
+    Metric {
+        name: "memory_used_percent",
+        unit: "%",
+        kind: Kind::Gauge,
+        label: None,
+        title: "Memory used",
+        extract: |s, sink| {
+            let used = s.memory.as_ref().filter(|m| m.total_mb > 0).map(|m| {
+                100.0 * m.total_mb.saturating_sub(m.available_mb) as f64 / m.total_mb as f64
+            });
+            gauge(sink, "", used)
+        },
+    },
+    Metric {
+        name: "memory_available_mb",
+        unit: "MB",
+        kind: Kind::Gauge,
+        label: None,
+        title: "Memory available",
+        extract: |s, sink| gauge(sink, "", s.memory.as_ref().map(|m| m.available_mb as f64)),
+    },
+    Metric {
+        name: "memory_total_mb",
+        unit: "MB",
+        kind: Kind::Gauge,
+        label: None,
+        title: "Memory total",
+        extract: |s, sink| gauge(sink, "", s.memory.as_ref().map(|m| m.total_mb as f64)),
+    },
+    Metric {
+        name: "swap_used_mb",
+        unit: "MB",
+        kind: Kind::Gauge,
+        label: None,
+        title: "Swap used",
+        extract: |s, sink| gauge(sink, "", s.memory.as_ref().map(|m| m.swap_used_mb as f64)),
+    },
+    Metric {
+        name: "cpu_temp_c",
+        unit: "°C",
+        kind: Kind::Gauge,
+        label: None,
+        title: "CPU temperature",
+        extract: |s, sink| gauge(sink, "", s.thermal.cpu_temp_c),
+    },
+    Metric {
+        name: "sensor_temp_c",
+        unit: "°C",
+        kind: Kind::Gauge,
+        label: Some(LabelKey::Sensor),
+        title: "Temperature per sensor",
+        extract: |s, sink| {
+            for (name, t) in &s.thermal.sensors {
+                gauge(sink, name, Some(*t));
+            }
+        },
+    },
+    Metric {
+        name: "uptime_s",
+        unit: "s",
+        kind: Kind::Gauge,
+        label: None,
+        title: "Uptime",
+        extract: |s, sink| gauge(sink, "", s.uptime_s),
+    },
+    Metric {
+        name: "disk_read_bytes_rate",
+        unit: "bytes/s",
+        kind: Kind::Counter,
+        label: Some(LabelKey::Device),
+        title: "Disk read",
+        extract: |s, sink| {
+            if let Some(d) = &s.disk {
+                sink("", sectors(d.read_sectors));
+                for (name, dev) in &d.devices {
+                    sink(name, sectors(dev.read_sectors));
+                }
+            }
+        },
+    },
+    Metric {
+        name: "disk_write_bytes_rate",
+        unit: "bytes/s",
+        kind: Kind::Counter,
+        label: Some(LabelKey::Device),
+        title: "Disk write",
+        extract: |s, sink| {
+            if let Some(d) = &s.disk {
+                sink("", sectors(d.write_sectors));
+                for (name, dev) in &d.devices {
+                    sink(name, sectors(dev.write_sectors));
+                }
+            }
+        },
+    },
+    Metric {
+        name: "network_rx_bytes_rate",
+        unit: "bytes/s",
+        kind: Kind::Counter,
+        label: Some(LabelKey::Interface),
+        title: "Network received",
+        extract: |s, sink| {
+            if let Some(n) = &s.network {
+                sink("", Value::Counter(n.rx_bytes));
+                for (name, i) in &n.interfaces {
+                    sink(name, Value::Counter(i.rx_bytes));
+                }
+            }
+        },
+    },
+    Metric {
+        name: "network_tx_bytes_rate",
+        unit: "bytes/s",
+        kind: Kind::Counter,
+        label: Some(LabelKey::Interface),
+        title: "Network sent",
+        extract: |s, sink| {
+            if let Some(n) = &s.network {
+                sink("", Value::Counter(n.tx_bytes));
+                for (name, i) in &n.interfaces {
+                    sink(name, Value::Counter(i.tx_bytes));
+                }
+            }
+        },
+    },
+];
+
+/// The metric called `name`.
+pub fn metric(name: &str) -> Option<&'static Metric> {
+    METRICS.iter().find(|m| m.name == name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use broker::{Cpu, Disk, DiskDevice, Memory, Thermal};
+
+    fn tower() -> Snapshot {
+        Snapshot {
+            host: "tower".into(),
+            seq: 1,
+            ts_ms: 1_000,
+            uptime_s: Some(86_400.5),
+            cpu: Some(Cpu {
+                usage_percent: Some(45.23),
+                load_1m: Some(1.25),
+                per_core_percent: vec![Some(10.0), None, Some(30.5)],
+                ..Cpu::default()
+            }),
+            memory: Some(Memory {
+                available_mb: 8192,
+                total_mb: 16384,
+                swap_used_mb: 0,
+                ..Memory::default()
+            }),
+            thermal: Thermal {
+                cpu_temp_c: Some(65.5),
+                sensors: [("x86_pkg_temp".to_string(), 65.5)].into(),
+            },
+            disk: Some(Disk {
+                read_sectors: 3,
+                write_sectors: 4,
+                devices: [(
+                    "nvme0n1".to_string(),
+                    DiskDevice {
+                        read_sectors: 3,
+                        write_sectors: 4,
+                    },
+                )]
+                .into(),
+            }),
+            ..Snapshot::default()
+        }
+    }
+
+    fn of(name: &str, s: &Snapshot) -> Vec<(String, Value)> {
+        metric(name).unwrap().values(s)
+    }
+
+    #[test]
+    fn every_metric_reads_the_snapshot_in_base_units() {
+        let s = tower();
+        assert_eq!(
+            of("cpu_usage_percent", &s),
+            [("".into(), Value::Gauge(45.23))]
+        );
+        assert_eq!(
+            of("cpu_core_usage_percent", &s),
+            [
+                ("0".into(), Value::Gauge(10.0)),
+                ("2".into(), Value::Gauge(30.5))
+            ]
+        );
+        assert_eq!(
+            of("memory_used_percent", &s),
+            [("".into(), Value::Gauge(50.0))]
+        );
+        assert_eq!(
+            of("disk_read_bytes_rate", &s),
+            [
+                ("".into(), Value::Counter(1536)),
+                ("nvme0n1".into(), Value::Counter(1536))
+            ]
+        );
+        assert_eq!(
+            of("sensor_temp_c", &s),
+            [("x86_pkg_temp".into(), Value::Gauge(65.5))]
+        );
+        assert_eq!(of("uptime_s", &s), [("".into(), Value::Gauge(86_400.5))]);
+        assert!(
+            of("network_rx_bytes_rate", &s).is_empty(),
+            "missing is absent, not 0"
+        );
+        assert!(of("load_5m", &s).is_empty());
+    }
+
+    #[test]
+    fn names_are_unique_and_labels_parse() {
+        let mut names: Vec<_> = METRICS.iter().map(|m| m.name).collect();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), METRICS.len());
+        for key in LabelKey::ALL {
+            assert_eq!(LabelKey::parse(key.as_str()), Some(key));
+        }
+        assert_eq!(LabelKey::parse("host"), None);
+    }
+}

@@ -1,0 +1,650 @@
+//! The database: schema, ingest, closing bucket rows, pruning, and the rebuild at start-up.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+
+use broker::Snapshot;
+use rusqlite::{params, Connection, OptionalExtension};
+use serde::Serialize;
+
+use super::codec;
+use super::rollup::{floor, Bucket, Retention, Tier, MINUTE_MS};
+use super::TsdbError;
+use crate::rates::{boot_hash, counter_rate};
+use crate::registry::{Value, METRICS};
+
+/// A row closes this long after its end, so samples that arrive a little late (a reconnect,
+/// a short backfill) still land in memory.
+const GRACE_MS: i64 = 5 * MINUTE_MS;
+
+/// How far around a sample the raw tier is searched for its seq neighbour.
+const NEIGHBOUR_WINDOW_MS: i64 = 3_600_000;
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS hosts (id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE);
+CREATE TABLE IF NOT EXISTS series (
+    id INTEGER PRIMARY KEY, host INTEGER NOT NULL, metric TEXT NOT NULL, label TEXT NOT NULL,
+    UNIQUE (host, metric, label));
+CREATE TABLE IF NOT EXISTS raw (
+    host INTEGER NOT NULL, ts INTEGER NOT NULL, seq INTEGER NOT NULL, boot INTEGER NOT NULL,
+    data BLOB NOT NULL, PRIMARY KEY (host, ts, seq)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS minute (
+    series INTEGER NOT NULL, start INTEGER NOT NULL, data BLOB NOT NULL,
+    PRIMARY KEY (series, start)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS hour (
+    series INTEGER NOT NULL, start INTEGER NOT NULL, data BLOB NOT NULL,
+    PRIMARY KEY (series, start)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
+";
+
+/// One sample of a host as the store keeps it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Sample {
+    pub ts_ms: i64,
+    pub seq: u64,
+    pub boot: u64,
+    pub values: Vec<(u32, Value)>,
+}
+
+impl Sample {
+    /// Whether `self` directly follows `earlier` in one series: the next seq, the same boot
+    /// (or an unknown one), later in time.
+    pub fn follows(&self, earlier: &Sample) -> bool {
+        earlier.seq.checked_add(1) == Some(self.seq)
+            && (self.boot == earlier.boot || self.boot == 0 || earlier.boot == 0)
+            && self.ts_ms > earlier.ts_ms
+    }
+}
+
+/// Per-second rates of the counters in both samples (`later` must follow `earlier`).
+pub(super) fn rates(earlier: &Sample, later: &Sample) -> Vec<(u32, f64)> {
+    let dt = (later.ts_ms - earlier.ts_ms) as f64 / 1000.0;
+    later
+        .values
+        .iter()
+        .filter_map(|(id, v)| {
+            let Value::Counter(now) = v else { return None };
+            let before = earlier.values.iter().find(|(e, _)| e == id)?;
+            let Value::Counter(before) = before.1 else {
+                return None;
+            };
+            Some((*id, counter_rate(before, *now, dt)?))
+        })
+        .collect()
+}
+
+/// What one ingest did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct IngestReport {
+    pub duplicate: bool,
+    /// Label sets beyond `max_series_per_host`, dropped.
+    pub series_dropped: usize,
+}
+
+/// Counters for `/health`.
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct TsdbStats {
+    pub samples_total: u64,
+    pub series_total: u64,
+    pub series_dropped_total: u64,
+    pub commits_total: u64,
+}
+
+#[derive(Debug)]
+pub(super) struct HostCache {
+    pub id: i64,
+    /// (metric index in the registry, label) → series id.
+    pub series: HashMap<(usize, String), u32>,
+    /// The newest live sample, for the next one's rates.
+    pub last: Option<Sample>,
+}
+
+#[derive(Debug)]
+pub struct Tsdb {
+    pub(super) conn: Connection,
+    pub(super) path: PathBuf,
+    pub(super) retention: Retention,
+    max_series: usize,
+    pub(super) hosts: HashMap<String, HostCache>,
+    /// series id → (host, metric index, label).
+    pub(super) series: HashMap<u32, (String, usize, String)>,
+    /// Open bucket rows: (tier, series, row start) → buckets.
+    pub(super) open: BTreeMap<(Tier, u32, i64), Vec<Option<Bucket>>>,
+    /// Every row of the tier ending at or before this is written.
+    flushed: HashMap<Tier, i64>,
+    in_tx: bool,
+    pub stats: TsdbStats,
+}
+
+impl Tsdb {
+    /// Opens (creating) the database at `path` and rebuilds the open bucket rows from the raw
+    /// tier. `now_ms` is the Pi's clock.
+    pub fn open(
+        path: &Path,
+        retention: Retention,
+        max_series: usize,
+        now_ms: i64,
+    ) -> Result<Tsdb, TsdbError> {
+        let err = |source| TsdbError {
+            path: path.to_owned(),
+            source,
+        };
+        let conn = Connection::open(path).map_err(err)?;
+        conn.execute_batch(
+            "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA cache_size = -2000;
+             PRAGMA wal_autocheckpoint = 1000; PRAGMA foreign_keys = OFF;",
+        )
+        .map_err(err)?;
+        conn.execute_batch(SCHEMA).map_err(err)?;
+        let mut db = Tsdb {
+            conn,
+            path: path.to_owned(),
+            retention,
+            max_series: max_series.max(1),
+            hosts: HashMap::new(),
+            series: HashMap::new(),
+            open: BTreeMap::new(),
+            flushed: HashMap::new(),
+            in_tx: false,
+            stats: TsdbStats::default(),
+        };
+        db.load().map_err(err)?;
+        db.rebuild(now_ms).map_err(err)?;
+        Ok(db)
+    }
+
+    pub(super) fn err(&self, source: rusqlite::Error) -> TsdbError {
+        TsdbError {
+            path: self.path.clone(),
+            source,
+        }
+    }
+
+    fn load(&mut self) -> rusqlite::Result<()> {
+        let mut hosts: HashMap<i64, String> = HashMap::new();
+        let mut stmt = self.conn.prepare("SELECT id, name FROM hosts")?;
+        for row in stmt.query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)))? {
+            let (id, name) = row?;
+            hosts.insert(id, name.clone());
+            self.hosts.insert(
+                name,
+                HostCache {
+                    id,
+                    series: HashMap::new(),
+                    last: None,
+                },
+            );
+        }
+        drop(stmt);
+        let mut stmt = self
+            .conn
+            .prepare("SELECT id, host, metric, label FROM series")?;
+        let rows = stmt.query_map([], |r| {
+            Ok((
+                r.get::<_, u32>(0)?,
+                r.get::<_, i64>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, String>(3)?,
+            ))
+        })?;
+        for row in rows {
+            let (id, host, metric, label) = row?;
+            // A metric this version no longer knows keeps its rows but is not served.
+            let (Some(host), Some(m)) = (
+                hosts.get(&host),
+                METRICS.iter().position(|m| m.name == metric),
+            ) else {
+                continue;
+            };
+            if let Some(cache) = self.hosts.get_mut(host) {
+                cache.series.insert((m, label.clone()), id);
+            }
+            self.series.insert(id, (host.clone(), m, label));
+        }
+        drop(stmt);
+        for tier in [Tier::Minute, Tier::Hour] {
+            let v: Option<i64> = self
+                .conn
+                .query_row(
+                    "SELECT value FROM meta WHERE key = ?1",
+                    [flushed_key(tier)],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            self.flushed.insert(tier, v.unwrap_or(i64::MIN));
+        }
+        self.stats.series_total = self.series.len() as u64;
+        Ok(())
+    }
+
+    fn begin(&mut self) -> rusqlite::Result<()> {
+        if !self.in_tx {
+            self.conn.execute_batch("BEGIN")?;
+            self.in_tx = true;
+        }
+        Ok(())
+    }
+
+    /// Commits what was ingested since the last commit (call about once a second).
+    pub fn commit(&mut self) -> Result<(), TsdbError> {
+        if self.in_tx {
+            self.in_tx = false;
+            self.conn.execute_batch("COMMIT").map_err(|e| self.err(e))?;
+            self.stats.commits_total += 1;
+        }
+        Ok(())
+    }
+
+    fn host_id(&mut self, host: &str) -> rusqlite::Result<i64> {
+        if let Some(h) = self.hosts.get(host) {
+            return Ok(h.id);
+        }
+        self.conn
+            .execute("INSERT OR IGNORE INTO hosts (name) VALUES (?1)", [host])?;
+        let id: i64 = self
+            .conn
+            .query_row("SELECT id FROM hosts WHERE name = ?1", [host], |r| r.get(0))?;
+        self.hosts.insert(
+            host.to_owned(),
+            HostCache {
+                id,
+                series: HashMap::new(),
+                last: None,
+            },
+        );
+        Ok(id)
+    }
+
+    /// The snapshot's values by series id, creating series up to `max_series_per_host`.
+    fn values_of(
+        &mut self,
+        host: &str,
+        host_id: i64,
+        s: &Snapshot,
+    ) -> rusqlite::Result<(Vec<(u32, Value)>, usize)> {
+        let mut values = Vec::new();
+        let mut dropped = 0;
+        for (m, metric) in METRICS.iter().enumerate() {
+            for (label, value) in metric.values(s) {
+                let known = self
+                    .hosts
+                    .get(host)
+                    .and_then(|h| h.series.get(&(m, label.clone())).copied());
+                let id = match known {
+                    Some(id) => id,
+                    None => {
+                        let count = self.hosts.get(host).map_or(0, |h| h.series.len());
+                        if count >= self.max_series {
+                            dropped += 1;
+                            continue;
+                        }
+                        self.conn.execute(
+                            "INSERT OR IGNORE INTO series (host, metric, label) VALUES (?1, ?2, ?3)",
+                            params![host_id, metric.name, label],
+                        )?;
+                        let id: u32 = self.conn.query_row(
+                            "SELECT id FROM series WHERE host = ?1 AND metric = ?2 AND label = ?3",
+                            params![host_id, metric.name, label],
+                            |r| r.get(0),
+                        )?;
+                        if let Some(h) = self.hosts.get_mut(host) {
+                            h.series.insert((m, label.clone()), id);
+                        }
+                        self.series.insert(id, (host.to_owned(), m, label));
+                        self.stats.series_total += 1;
+                        id
+                    }
+                };
+                values.push((id, value));
+            }
+        }
+        Ok((values, dropped))
+    }
+
+    /// Stores one validated snapshot. `live`: it came over MQTT or HTTP as the newest (not a
+    /// backfill), so the next live sample will most likely follow it.
+    pub fn ingest(
+        &mut self,
+        s: &Snapshot,
+        live: bool,
+        now_ms: i64,
+    ) -> Result<IngestReport, TsdbError> {
+        self.ingest_inner(s, live, now_ms).map_err(|e| self.err(e))
+    }
+
+    fn ingest_inner(
+        &mut self,
+        s: &Snapshot,
+        live: bool,
+        now_ms: i64,
+    ) -> rusqlite::Result<IngestReport> {
+        self.begin()?;
+        let host_id = self.host_id(&s.host)?;
+        let (values, dropped) = self.values_of(&s.host, host_id, s)?;
+        self.stats.series_dropped_total += dropped as u64;
+        let sample = Sample {
+            ts_ms: s.ts_ms,
+            seq: s.seq,
+            boot: boot_hash(s.boot_id.as_deref()),
+            values,
+        };
+        let mut report = IngestReport {
+            duplicate: false,
+            series_dropped: dropped,
+        };
+        if sample.ts_ms >= self.retention.horizon(Tier::Raw, now_ms) {
+            let inserted = self.conn.execute(
+                "INSERT OR IGNORE INTO raw (host, ts, seq, boot, data) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![
+                    host_id,
+                    sample.ts_ms,
+                    sample.seq as i64,
+                    sample.boot as i64,
+                    codec::encode_sample(&sample.values)
+                ],
+            )?;
+            if inserted == 0 {
+                report.duplicate = true;
+                return Ok(report);
+            }
+        }
+        self.stats.samples_total += 1;
+        for (id, v) in &sample.values {
+            if let Value::Gauge(g) = v {
+                self.add(*id, sample.ts_ms, *g, now_ms)?;
+            }
+        }
+        // The counters' rates: against the previous sample, and, for a sample that fills a
+        // gap, the next one's against it.
+        let cached = self.hosts.get(&s.host).and_then(|h| h.last.clone());
+        let previous = match cached.filter(|l| sample.follows(l)) {
+            Some(l) => Some(l),
+            None => self.neighbour(host_id, &sample, -1)?,
+        };
+        if let Some(p) = &previous {
+            for (id, r) in rates(p, &sample) {
+                self.add(id, sample.ts_ms, r, now_ms)?;
+            }
+        }
+        let newest = self
+            .hosts
+            .get(&s.host)
+            .and_then(|h| h.last.as_ref())
+            .is_none_or(|l| sample.follows(l));
+        if !(live && newest) {
+            if let Some(next) = self.neighbour(host_id, &sample, 1)? {
+                for (id, r) in rates(&sample, &next) {
+                    self.add(id, next.ts_ms, r, now_ms)?;
+                }
+            }
+        }
+        if live {
+            if let Some(h) = self.hosts.get_mut(&s.host) {
+                h.last = Some(sample);
+            }
+        }
+        Ok(report)
+    }
+
+    /// The raw sample one seq before (`dir` −1) or after (+1) `sample`, in the same series.
+    fn neighbour(&self, host: i64, sample: &Sample, dir: i64) -> rusqlite::Result<Option<Sample>> {
+        let Some(want) = sample.seq.checked_add_signed(dir) else {
+            return Ok(None);
+        };
+        let (lo, hi) = if dir < 0 {
+            (
+                sample.ts_ms.saturating_sub(NEIGHBOUR_WINDOW_MS),
+                sample.ts_ms - 1,
+            )
+        } else {
+            (
+                sample.ts_ms + 1,
+                sample.ts_ms.saturating_add(NEIGHBOUR_WINDOW_MS),
+            )
+        };
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT ts, boot, data FROM raw WHERE host = ?1 AND ts BETWEEN ?2 AND ?3 AND seq = ?4",
+        )?;
+        let mut rows = stmt.query(params![host, lo, hi, want as i64])?;
+        while let Some(row) = rows.next()? {
+            let other = Sample {
+                ts_ms: row.get(0)?,
+                seq: want,
+                boot: row.get::<_, i64>(1)? as u64,
+                values: codec::decode_sample(&row.get::<_, Vec<u8>>(2)?),
+            };
+            let ok = if dir < 0 {
+                sample.follows(&other)
+            } else {
+                other.follows(sample)
+            };
+            if ok {
+                return Ok(Some(other));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Adds one value (a gauge, or a rate) at `ts_ms` to its minute and hour buckets.
+    fn add(&mut self, series: u32, ts_ms: i64, value: f64, now_ms: i64) -> rusqlite::Result<()> {
+        for tier in [Tier::Minute, Tier::Hour] {
+            if ts_ms < self.retention.horizon(tier, now_ms) {
+                continue;
+            }
+            let start = floor(ts_ms, tier.row_ms());
+            let slot = ((ts_ms - start) / tier.bucket_ms()) as usize;
+            let flushed = self.flushed.get(&tier).copied().unwrap_or(i64::MIN);
+            if start.saturating_add(tier.row_ms()) <= flushed {
+                // Its row is written already: merge into it in place.
+                let mut row = self.read_row(tier, series, start)?;
+                merge_slot(&mut row, slot, value, ts_ms);
+                self.write_row(tier, series, start, &row)?;
+            } else {
+                let row = self
+                    .open
+                    .entry((tier, series, start))
+                    .or_insert_with(|| vec![None; tier.slots()]);
+                merge_slot(row, slot, value, ts_ms);
+            }
+        }
+        Ok(())
+    }
+
+    pub(super) fn read_row(
+        &self,
+        tier: Tier,
+        series: u32,
+        start: i64,
+    ) -> rusqlite::Result<Vec<Option<Bucket>>> {
+        let sql = match tier {
+            Tier::Hour => "SELECT data FROM hour WHERE series = ?1 AND start = ?2",
+            _ => "SELECT data FROM minute WHERE series = ?1 AND start = ?2",
+        };
+        let blob: Option<Vec<u8>> = self
+            .conn
+            .prepare_cached(sql)?
+            .query_row(params![series, start], |r| r.get(0))
+            .optional()?;
+        Ok(match blob {
+            Some(b) => codec::decode_buckets(&b, tier.slots(), start),
+            None => vec![None; tier.slots()],
+        })
+    }
+
+    fn write_row(
+        &self,
+        tier: Tier,
+        series: u32,
+        start: i64,
+        row: &[Option<Bucket>],
+    ) -> rusqlite::Result<()> {
+        let sql = match tier {
+            Tier::Hour => "INSERT OR REPLACE INTO hour (series, start, data) VALUES (?1, ?2, ?3)",
+            _ => "INSERT OR REPLACE INTO minute (series, start, data) VALUES (?1, ?2, ?3)",
+        };
+        self.conn.prepare_cached(sql)?.execute(params![
+            series,
+            start,
+            codec::encode_buckets(row, start)
+        ])?;
+        Ok(())
+    }
+
+    /// Writes the bucket rows that closed by `now_ms` (their end plus a grace period), then
+    /// prunes what every tier's retention let go. Call every few seconds; commits.
+    pub fn maintain(&mut self, now_ms: i64) -> Result<(), TsdbError> {
+        self.maintain_inner(now_ms).map_err(|e| self.err(e))?;
+        self.commit()
+    }
+
+    fn maintain_inner(&mut self, now_ms: i64) -> rusqlite::Result<()> {
+        self.begin()?;
+        for tier in [Tier::Minute, Tier::Hour] {
+            let closed = floor(now_ms.saturating_sub(GRACE_MS), tier.row_ms());
+            let done: Vec<(Tier, u32, i64)> = self
+                .open
+                .keys()
+                .filter(|(t, _, start)| *t == tier && start.saturating_add(tier.row_ms()) <= closed)
+                .copied()
+                .collect();
+            for key in done {
+                if let Some(row) = self.open.remove(&key) {
+                    let mut stored = self.read_row(tier, key.1, key.2)?;
+                    for (i, b) in row.iter().enumerate() {
+                        if let Some(b) = b {
+                            match &mut stored[i] {
+                                Some(s) => s.merge(b),
+                                slot => *slot = Some(*b),
+                            }
+                        }
+                    }
+                    self.write_row(tier, key.1, key.2, &stored)?;
+                }
+            }
+            if self.flushed.get(&tier).is_none_or(|f| *f < closed) {
+                self.flushed.insert(tier, closed);
+                self.conn.execute(
+                    "INSERT OR REPLACE INTO meta (key, value) VALUES (?1, ?2)",
+                    params![flushed_key(tier), closed],
+                )?;
+            }
+        }
+        let raw = self.retention.horizon(Tier::Raw, now_ms);
+        self.conn.execute("DELETE FROM raw WHERE ts < ?1", [raw])?;
+        for (tier, table) in [(Tier::Minute, "minute"), (Tier::Hour, "hour")] {
+            let keep = self.retention.horizon(tier, now_ms) - tier.row_ms();
+            self.conn
+                .execute(&format!("DELETE FROM {table} WHERE start < ?1"), [keep])?;
+        }
+        Ok(())
+    }
+
+    /// Re-fills the open rows from the raw tier (they were in memory when the process ended).
+    fn rebuild(&mut self, now_ms: i64) -> rusqlite::Result<()> {
+        let from = self
+            .flushed
+            .values()
+            .copied()
+            .min()
+            .unwrap_or(i64::MIN)
+            .max(self.retention.horizon(Tier::Raw, now_ms));
+        let mut by_host: BTreeMap<i64, Vec<Sample>> = BTreeMap::new();
+        {
+            let mut stmt = self.conn.prepare(
+                "SELECT host, ts, seq, boot, data FROM raw WHERE ts >= ?1 ORDER BY host, ts, seq",
+            )?;
+            let mut rows = stmt.query([from.saturating_sub(NEIGHBOUR_WINDOW_MS)])?;
+            while let Some(r) = rows.next()? {
+                by_host.entry(r.get(0)?).or_default().push(Sample {
+                    ts_ms: r.get(1)?,
+                    seq: r.get::<_, i64>(2)? as u64,
+                    boot: r.get::<_, i64>(3)? as u64,
+                    values: codec::decode_sample(&r.get::<_, Vec<u8>>(4)?),
+                });
+            }
+        }
+        for (_, mut samples) in by_host {
+            // Values at their own time; rates between seq neighbours.
+            let mut adds: Vec<(u32, i64, f64)> = Vec::new();
+            for s in samples.iter().filter(|s| s.ts_ms >= from) {
+                for (id, v) in &s.values {
+                    if let Value::Gauge(g) = v {
+                        adds.push((*id, s.ts_ms, *g));
+                    }
+                }
+            }
+            samples.sort_by_key(|s| (s.boot, s.seq));
+            for pair in samples.windows(2) {
+                if pair[1].ts_ms >= from && pair[1].follows(&pair[0]) {
+                    for (id, r) in rates(&pair[0], &pair[1]) {
+                        adds.push((id, pair[1].ts_ms, r));
+                    }
+                }
+            }
+            for (id, ts, v) in adds {
+                for tier in [Tier::Minute, Tier::Hour] {
+                    let start = floor(ts, tier.row_ms());
+                    let flushed = self.flushed.get(&tier).copied().unwrap_or(i64::MIN);
+                    if start.saturating_add(tier.row_ms()) > flushed
+                        && ts >= self.retention.horizon(tier, now_ms)
+                    {
+                        let slot = ((ts - start) / tier.bucket_ms()) as usize;
+                        let row = self
+                            .open
+                            .entry((tier, id, start))
+                            .or_insert_with(|| vec![None; tier.slots()]);
+                        merge_slot(row, slot, v, ts);
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Forgets a host: its series, samples and buckets.
+    pub fn forget(&mut self, host: &str) -> Result<bool, TsdbError> {
+        let Some(cache) = self.hosts.remove(host) else {
+            return Ok(false);
+        };
+        let ids: Vec<u32> = cache.series.values().copied().collect();
+        self.open.retain(|(_, id, _), _| !ids.contains(id));
+        for id in &ids {
+            self.series.remove(id);
+        }
+        let run = |db: &mut Tsdb| -> rusqlite::Result<()> {
+            db.begin()?;
+            for table in ["minute", "hour"] {
+                db.conn.execute(
+                    &format!("DELETE FROM {table} WHERE series IN (SELECT id FROM series WHERE host = ?1)"),
+                    [cache.id],
+                )?;
+            }
+            db.conn
+                .execute("DELETE FROM raw WHERE host = ?1", [cache.id])?;
+            db.conn
+                .execute("DELETE FROM series WHERE host = ?1", [cache.id])?;
+            db.conn
+                .execute("DELETE FROM hosts WHERE id = ?1", [cache.id])?;
+            Ok(())
+        };
+        run(self).map_err(|e| self.err(e))?;
+        self.commit()?;
+        Ok(true)
+    }
+}
+
+fn merge_slot(row: &mut [Option<Bucket>], slot: usize, value: f64, ts_ms: i64) {
+    if let Some(cell) = row.get_mut(slot) {
+        match cell {
+            Some(b) => b.add(value, ts_ms),
+            None => *cell = Some(Bucket::of(value, ts_ms)),
+        }
+    }
+}
+
+fn flushed_key(tier: Tier) -> &'static str {
+    match tier {
+        Tier::Hour => "flushed_hour",
+        _ => "flushed_minute",
+    }
+}

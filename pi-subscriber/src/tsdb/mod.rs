@@ -1,0 +1,40 @@
+//! The tiered history store: every series of every host in one SQLite database (WAL, batched
+//! commits), in three tiers bounded by age (see "History and retention" in the spec):
+//!
+//! - `raw`: one row per host and sample, every series' value packed in a blob
+//!   ([`codec::encode_sample`]); counters are kept as counters, rates are derived between
+//!   seq-adjacent samples of one boot when read.
+//! - `minute` / `hour`: one row per series and hour (60 one-minute buckets) or day (24 one-hour
+//!   buckets) of min/max/sum/count/last of the gauge or of the counter's rate.
+//!
+//! Buckets are filled in memory while their row is open and written once when it closes (a
+//! minute row a few minutes after its hour, an hour row after its day), so a sample costs one
+//! packed row write, not one per series. What was open when the process died is rebuilt from
+//! the raw tier at start-up (which is why `raw` must keep more than a day). A sample older
+//! than an open row (a long backfill) is merged into its written row in place.
+//!
+//! Blocking: call it from a thread of its own or `spawn_blocking`, never on the async
+//! workers.
+
+pub mod codec;
+mod db;
+mod query;
+pub mod rollup;
+
+pub use db::{IngestReport, Sample, Tsdb, TsdbStats};
+pub use query::{QueryError, SeriesPoints, SeriesQuery, MAX_POINTS};
+pub use rollup::{Agg, Bucket, Retention, Tier};
+
+use std::path::PathBuf;
+
+/// A database error, naming the file.
+#[derive(Debug, thiserror::Error)]
+#[error("history database {path}: {source}")]
+pub struct TsdbError {
+    pub path: PathBuf,
+    #[source]
+    pub source: rusqlite::Error,
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,265 @@
+//! Reading series back: the finest tier that covers the range, counters as rates between
+//! seq neighbours, buckets coarsened to the asked step, empty buckets as `null`.
+
+use std::collections::{BTreeMap, HashMap};
+
+use rusqlite::params;
+use serde::Serialize;
+
+use super::codec;
+use super::db::{rates, Sample, Tsdb};
+use super::rollup::{coarsen, floor, Agg, Bucket, Tier};
+use super::TsdbError;
+use crate::registry::{Kind, Metric, Value, METRICS};
+
+/// Points of one series before aggregation: time and a one-value (raw) or stored bucket.
+type Points = Vec<(i64, Option<Bucket>)>;
+
+/// Points one query may return per series at most; a longer answer is refused.
+pub const MAX_POINTS: i64 = 50_000;
+
+/// What to read.
+#[derive(Debug, Clone)]
+pub struct SeriesQuery<'a> {
+    pub host: &'a str,
+    pub metric: &'static Metric,
+    /// One label value (`""`: the host-wide total); `None`: every series of the metric.
+    pub label: Option<&'a str>,
+    pub from_ms: i64,
+    pub to_ms: i64,
+    /// Aggregate further to buckets this wide (ms); `None`: the tier's own resolution.
+    pub step_ms: Option<i64>,
+    pub agg: Agg,
+}
+
+/// One series' answer.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SeriesPoints {
+    pub host: String,
+    pub metric: &'static str,
+    pub labels: BTreeMap<&'static str, String>,
+    pub points: Vec<(i64, Option<f64>)>,
+}
+
+impl Tsdb {
+    /// The series of `q`, from the finest tier that covers `q.from_ms` at `now_ms`.
+    pub fn query(
+        &self,
+        q: &SeriesQuery<'_>,
+        now_ms: i64,
+    ) -> Result<(Tier, Vec<SeriesPoints>), QueryError> {
+        if q.from_ms > q.to_ms {
+            return Err(QueryError::Range("from is after to".into()));
+        }
+        let tier = self.retention.tier_for(q.from_ms, now_ms);
+        let width = q.step_ms.unwrap_or(tier.bucket_ms()).max(tier.bucket_ms());
+        if width > 0 && (q.to_ms - q.from_ms) / width > MAX_POINTS {
+            return Err(QueryError::Range(format!(
+                "more than {MAX_POINTS} points per series; ask for a larger step"
+            )));
+        }
+        let m = METRICS
+            .iter()
+            .position(|m| m.name == q.metric.name)
+            .ok_or_else(|| QueryError::Range("unknown metric".into()))?;
+        let Some(host) = self.hosts.get(q.host) else {
+            return Ok((tier, Vec::new()));
+        };
+        let mut ids: Vec<(&String, u32)> = host
+            .series
+            .iter()
+            .filter(|((metric, label), _)| *metric == m && q.label.is_none_or(|l| l == label))
+            .map(|((_, label), id)| (label, *id))
+            .collect();
+        ids.sort();
+        let points = match tier {
+            Tier::Raw => self
+                .raw_points(host.id, q, &ids)
+                .map_err(|e| QueryError::Db(self.err(e)))?,
+            _ => ids
+                .iter()
+                .map(|(_, id)| self.bucket_points(tier, *id, q))
+                .collect::<rusqlite::Result<Vec<_>>>()
+                .map_err(|e| QueryError::Db(self.err(e)))?,
+        };
+        let out = ids
+            .iter()
+            .zip(points)
+            .map(|((label, _), pts)| {
+                let points = match (tier, q.step_ms) {
+                    (Tier::Raw, None) => pts
+                        .into_iter()
+                        .map(|(ts, b)| (ts, b.map(|b| b.get(q.agg))))
+                        .collect(),
+                    _ => fill(&pts, q.from_ms, q.to_ms, width, q.agg),
+                };
+                let mut labels = BTreeMap::new();
+                if let (Some(key), false) = (q.metric.label, label.is_empty()) {
+                    labels.insert(key.as_str(), (*label).clone());
+                }
+                SeriesPoints {
+                    host: q.host.to_owned(),
+                    metric: q.metric.name,
+                    labels,
+                    points,
+                }
+            })
+            .collect();
+        Ok((tier, out))
+    }
+
+    /// Raw points of each series in `ids` (a rate for a counter, `None` where it has no seq
+    /// neighbour), as one-value buckets.
+    fn raw_points(
+        &self,
+        host: i64,
+        q: &SeriesQuery<'_>,
+        ids: &[(&String, u32)],
+    ) -> rusqlite::Result<Vec<Points>> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT ts, seq, boot, data FROM raw WHERE host = ?1 AND ts BETWEEN ?2 AND ?3 ORDER BY ts, seq",
+        )?;
+        let margin = if q.metric.kind == Kind::Counter {
+            3_600_000
+        } else {
+            0
+        };
+        let mut rows = stmt.query(params![host, q.from_ms.saturating_sub(margin), q.to_ms])?;
+        let mut samples = Vec::new();
+        while let Some(r) = rows.next()? {
+            let data: Vec<u8> = r.get(3)?;
+            let values = codec::decode_sample(&data)
+                .into_iter()
+                .filter(|(id, _)| ids.iter().any(|(_, want)| want == id))
+                .collect();
+            samples.push(Sample {
+                ts_ms: r.get(0)?,
+                seq: r.get::<_, i64>(1)? as u64,
+                boot: r.get::<_, i64>(2)? as u64,
+                values,
+            });
+        }
+        let by_seq: HashMap<u64, Vec<usize>> =
+            samples
+                .iter()
+                .enumerate()
+                .fold(HashMap::new(), |mut m, (i, s)| {
+                    m.entry(s.seq).or_default().push(i);
+                    m
+                });
+        let mut out = vec![Vec::new(); ids.len()];
+        for s in samples.iter().filter(|s| s.ts_ms >= q.from_ms) {
+            let rates = match q.metric.kind {
+                Kind::Counter => {
+                    let prev = s
+                        .seq
+                        .checked_sub(1)
+                        .and_then(|p| by_seq.get(&p))
+                        .and_then(|c| c.iter().map(|&i| &samples[i]).find(|p| s.follows(p)));
+                    prev.map(|p| rates(p, s)).unwrap_or_default()
+                }
+                Kind::Gauge => Vec::new(),
+            };
+            for (k, (_, id)) in ids.iter().enumerate() {
+                let value = match q.metric.kind {
+                    Kind::Gauge => {
+                        s.values
+                            .iter()
+                            .find(|(v, _)| v == id)
+                            .and_then(|(_, v)| match v {
+                                Value::Gauge(g) => Some(*g),
+                                Value::Counter(_) => None,
+                            })
+                    }
+                    Kind::Counter => rates.iter().find(|(r, _)| r == id).map(|(_, r)| *r),
+                };
+                let present = s.values.iter().any(|(v, _)| v == id);
+                if present {
+                    out[k].push((s.ts_ms, value.map(|v| Bucket::of(v, s.ts_ms))));
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// The non-empty buckets of one series in the range, from the database and the open rows.
+    fn bucket_points(
+        &self,
+        tier: Tier,
+        id: u32,
+        q: &SeriesQuery<'_>,
+    ) -> rusqlite::Result<Points> {
+        let first = floor(q.from_ms, tier.row_ms());
+        let sql = match tier {
+            Tier::Hour => {
+                "SELECT start, data FROM hour WHERE series = ?1 AND start BETWEEN ?2 AND ?3"
+            }
+            _ => "SELECT start, data FROM minute WHERE series = ?1 AND start BETWEEN ?2 AND ?3",
+        };
+        let mut rows: BTreeMap<i64, Vec<Option<Bucket>>> = BTreeMap::new();
+        let mut stmt = self.conn.prepare_cached(sql)?;
+        let mut found = stmt.query(params![id, first, q.to_ms])?;
+        while let Some(r) = found.next()? {
+            let start: i64 = r.get(0)?;
+            let data: Vec<u8> = r.get(1)?;
+            rows.insert(start, codec::decode_buckets(&data, tier.slots(), start));
+        }
+        for ((_, _, start), open) in self.open.range((tier, id, first)..=(tier, id, q.to_ms)) {
+            let row = rows
+                .entry(*start)
+                .or_insert_with(|| vec![None; tier.slots()]);
+            for (slot, b) in open.iter().enumerate() {
+                if let Some(b) = b {
+                    match &mut row[slot] {
+                        Some(s) => s.merge(b),
+                        cell => *cell = Some(*b),
+                    }
+                }
+            }
+        }
+        let mut out = Vec::new();
+        for (start, row) in rows {
+            for (slot, b) in row.into_iter().enumerate() {
+                let ts = start + slot as i64 * tier.bucket_ms();
+                if let (Some(b), true) = (b, (q.from_ms..=q.to_ms).contains(&ts)) {
+                    out.push((ts, Some(b)));
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// Every `width`-aligned time from `from` to `to`, with the aggregate of what fell there or
+/// `null`: gaps show as gaps.
+fn fill(
+    points: &[(i64, Option<Bucket>)],
+    from: i64,
+    to: i64,
+    width: i64,
+    agg: Agg,
+) -> Vec<(i64, Option<f64>)> {
+    let known: Vec<(i64, Bucket)> = points
+        .iter()
+        .filter_map(|(t, b)| Some((*t, (*b)?)))
+        .collect();
+    let merged: BTreeMap<i64, Bucket> = coarsen(&known, width).into_iter().collect();
+    let mut out = Vec::new();
+    let mut t = floor(from, width);
+    while t <= to {
+        out.push((t, merged.get(&t).map(|b| b.get(agg))));
+        t += width;
+    }
+    out
+}
+
+/// Why a query was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum QueryError {
+    /// The client's fault (400).
+    #[error("{0}")]
+    Range(String),
+    /// Ours (500).
+    #[error(transparent)]
+    Db(TsdbError),
+}
