@@ -7,7 +7,7 @@
 
 use std::collections::HashMap;
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::sync::mpsc;
+use std::sync::{mpsc, Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -31,13 +31,24 @@ pub enum EmbeddedError {
 }
 
 /// A running embedded broker.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct EmbeddedBroker {
     /// Where it listens (port 0 resolved).
     pub addr: SocketAddr,
+    /// Set with the reason when the broker's listener or router has stopped.
+    stopped: Arc<Mutex<Option<String>>>,
 }
 
 impl EmbeddedBroker {
+    /// `Some(reason)` once the broker has stopped (its listener thread ended or panicked, or
+    /// its router thread is gone): it will not come back, the process should exit.
+    pub fn stopped(&self) -> Option<String> {
+        self.stopped.lock().map_or_else(
+            |_| Some("the broker watchdog panicked".to_owned()),
+            |s| s.clone(),
+        )
+    }
+
     /// The address a local client connects to: loopback when listening on all addresses.
     pub fn local_addr(&self) -> SocketAddr {
         let mut addr = self.addr;
@@ -105,6 +116,7 @@ pub fn spawn(settings: &BrokerSettings) -> Result<EmbeddedBroker, EmbeddedError>
     };
     let config = rumqttd_config(settings, addr);
     let (done_tx, done_rx) = mpsc::channel::<String>();
+    let (router_tx_out, router_rx_out) = mpsc::channel::<RouterGone>();
     thread::Builder::new()
         .name("mqtt-broker".to_owned())
         .spawn(move || {
@@ -114,6 +126,8 @@ pub fn spawn(settings: &BrokerSettings) -> Result<EmbeddedBroker, EmbeddedError>
             };
             // The router runs on its own thread (`router-0`) for the life of the process.
             let router_tx = Router::new(config.id, config.router.clone()).spawn();
+            let probe = router_tx.clone();
+            let _ = router_tx_out.send(Box::new(move || probe.is_disconnected()));
             let mut server = Server::new(v4, router_tx, rumqttd::protocol::v4::V4);
             let runtime = match tokio::runtime::Builder::new_current_thread()
                 .enable_all()
@@ -126,7 +140,12 @@ pub fn spawn(settings: &BrokerSettings) -> Result<EmbeddedBroker, EmbeddedError>
                 }
             };
             // Only returns on failure.
-            let result = runtime.block_on(server.start(LinkType::Remote));
+            let result = runtime.block_on(async {
+                tokio::select! {
+                    result = server.start(LinkType::Remote) => result,
+                    () = test_stop() => Ok(()),
+                }
+            });
             let reason = match result {
                 Ok(()) => "listener ended".to_owned(),
                 Err(e) => e.to_string(),
@@ -136,7 +155,11 @@ pub fn spawn(settings: &BrokerSettings) -> Result<EmbeddedBroker, EmbeddedError>
         })
         .map_err(EmbeddedError::Thread)?;
 
-    let broker = EmbeddedBroker { addr };
+    let stopped = Arc::new(Mutex::new(None));
+    let broker = EmbeddedBroker {
+        addr,
+        stopped: Arc::clone(&stopped),
+    };
     let waited = Duration::from_secs(5);
     let deadline = Instant::now() + waited;
     loop {
@@ -145,6 +168,11 @@ pub fn spawn(settings: &BrokerSettings) -> Result<EmbeddedBroker, EmbeddedError>
         }
         if TcpStream::connect_timeout(&broker.local_addr(), Duration::from_millis(200)).is_ok() {
             tracing::info!(mqtt = %addr, "embedded MQTT broker listening");
+            let router = router_rx_out.recv_timeout(Duration::from_secs(1)).ok();
+            thread::Builder::new()
+                .name("mqtt-broker-watch".to_owned())
+                .spawn(move || watch(done_rx, router, stopped))
+                .map_err(EmbeddedError::Thread)?;
             return Ok(broker);
         }
         if Instant::now() >= deadline {
@@ -152,4 +180,48 @@ pub fn spawn(settings: &BrokerSettings) -> Result<EmbeddedBroker, EmbeddedError>
         }
         thread::sleep(Duration::from_millis(10));
     }
+}
+
+/// Whether rumqttd's router thread is gone (its link's receiver dropped).
+type RouterGone = Box<dyn Fn() -> bool + Send>;
+
+/// Watches the broker's two threads: the listener's (it reports why it ended; a panic drops
+/// the channel) and rumqttd's router (its link is disconnected when it is gone).
+fn watch(
+    done: mpsc::Receiver<String>,
+    router: Option<RouterGone>,
+    stopped: Arc<Mutex<Option<String>>>,
+) {
+    let reason = loop {
+        match done.recv_timeout(Duration::from_millis(500)) {
+            Ok(reason) => break format!("its listener stopped: {reason}"),
+            Err(mpsc::RecvTimeoutError::Disconnected) => {
+                break "its listener thread panicked".to_owned()
+            }
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                if router.as_ref().is_some_and(|gone| gone()) {
+                    break "its router thread ended".to_owned();
+                }
+            }
+        }
+    };
+    tracing::error!(%reason, "embedded MQTT broker stopped");
+    if let Ok(mut s) = stopped.lock() {
+        *s = Some(reason);
+    }
+}
+
+/// Debug builds only: `SERVER_ANALYTICS_TEST_BROKER_STOP_AFTER=<ms>` stops the listener after
+/// that long, so a test can see what a crashed broker thread does to the publisher. Release
+/// builds never stop here.
+async fn test_stop() {
+    #[cfg(debug_assertions)]
+    if let Some(ms) = std::env::var("SERVER_ANALYTICS_TEST_BROKER_STOP_AFTER")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+    {
+        tokio::time::sleep(Duration::from_millis(ms)).await;
+        return;
+    }
+    std::future::pending::<()>().await
 }

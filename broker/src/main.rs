@@ -83,7 +83,21 @@ fn serve(settings: &BrokerSettings) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    runtime.block_on(broker::daemon::shutdown_signal());
+    let stopped = runtime.block_on(async {
+        let mut tick = tokio::time::interval(std::time::Duration::from_millis(500));
+        loop {
+            tokio::select! {
+                () = broker::daemon::shutdown_signal() => return None,
+                _ = tick.tick() => {}
+            }
+            if let Some(reason) = running.stopped() {
+                return Some(reason);
+            }
+        }
+    });
+    if let Some(reason) = stopped {
+        anyhow::bail!("the broker stopped ({reason}); exiting so the service manager restarts it");
+    }
     tracing::info!("broker stopping");
     Ok(())
 }

@@ -92,3 +92,25 @@ fn bad_broker_keys_are_named() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("allow_anonymous"));
 }
+
+/// A broker whose listener died exits non-zero (debug builds can stop it on purpose with
+/// `SERVER_ANALYTICS_TEST_BROKER_STOP_AFTER`), so systemd restarts it.
+#[test]
+fn a_broker_whose_listener_stopped_exits_non_zero() {
+    let port = free_port();
+    let mut broker = Command::new(BIN)
+        .args(["--listen", &format!("127.0.0.1:{port}")])
+        .env("SERVER_ANALYTICS_TEST_BROKER_STOP_AFTER", "500")
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        if let Some(status) = broker.try_wait().unwrap() {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "the broker did not exit");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(status.code(), Some(1));
+}

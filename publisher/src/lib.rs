@@ -13,6 +13,7 @@ pub mod ring;
 pub mod sampler;
 
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use anyhow::Context;
 use tokio::net::TcpListener;
@@ -65,10 +66,32 @@ pub async fn run(
                 tokio::task::spawn_blocking(move || broker::embedded::spawn(&broker_settings))
                     .await?
                     .context("cannot start the embedded MQTT broker")?;
-            Some(running.local_addr())
+            Some(running)
         }
         BrokerMode::External | BrokerMode::Off => None,
     };
+    // A broker that stops (a crashed thread) does not come back: stop, exit non-zero, and let
+    // systemd restart the whole publisher.
+    let broker_failed = CancellationToken::new();
+    if let Some(running) = embedded.clone() {
+        let (shutdown, failed) = (shutdown.clone(), broker_failed.clone());
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_millis(500));
+            loop {
+                tokio::select! {
+                    _ = shutdown.cancelled() => return,
+                    _ = tick.tick() => {}
+                }
+                if let Some(reason) = running.stopped() {
+                    tracing::error!(%reason, "the embedded MQTT broker stopped; shutting down to be restarted");
+                    failed.cancel();
+                    shutdown.cancel();
+                    return;
+                }
+            }
+        });
+    }
+    let embedded = embedded.map(|running| running.local_addr());
     let mqtt_task = match settings.broker.mode {
         BrokerMode::Off => None,
         _ => Some(tokio::spawn(mqtt::run(
@@ -125,6 +148,9 @@ pub async fn run(
     if let Some(task) = mqtt_task {
         // Says `offline` and disconnects before the process (and with it the broker) ends.
         task.await.context("MQTT task failed")??;
+    }
+    if broker_failed.is_cancelled() {
+        anyhow::bail!("stopped because the embedded MQTT broker stopped (see the log above)");
     }
     tracing::info!("publisher stopped cleanly");
     Ok(())

@@ -282,3 +282,21 @@ fn bad_chip_pattern_names_the_key() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("thermal.exclude_chips"), "{stderr}");
 }
+
+/// Issue 9 A6: a dead embedded broker must not leave a publisher whose `/health` says ok.
+/// Debug builds stop the broker's listener after `SERVER_ANALYTICS_TEST_BROKER_STOP_AFTER`
+/// ms (the way a crashed broker thread looks from outside); the publisher exits non-zero so
+/// systemd restarts it.
+#[test]
+fn a_dead_embedded_broker_stops_the_publisher_with_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut p = Publisher::start_with_env(
+        dir.path(),
+        &["--interval", "200ms"],
+        &[("SERVER_ANALYTICS_TEST_BROKER_STOP_AFTER", "1500")],
+    );
+    assert_eq!(p.get("/health").0, 200);
+    let status = p.wait_exit(Duration::from_secs(15));
+    assert!(!status.success(), "exit status {status:?}");
+    assert_eq!(status.code(), Some(1));
+}

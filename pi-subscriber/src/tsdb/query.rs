@@ -183,12 +183,7 @@ impl Tsdb {
     }
 
     /// The non-empty buckets of one series in the range, from the database and the open rows.
-    fn bucket_points(
-        &self,
-        tier: Tier,
-        id: u32,
-        q: &SeriesQuery<'_>,
-    ) -> rusqlite::Result<Points> {
+    fn bucket_points(&self, tier: Tier, id: u32, q: &SeriesQuery<'_>) -> rusqlite::Result<Points> {
         let first = floor(q.from_ms, tier.row_ms());
         let sql = match tier {
             Tier::Hour => {
