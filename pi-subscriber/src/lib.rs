@@ -118,13 +118,14 @@ pub async fn run(
             shutdown.clone(),
         )));
     }
-    let poller = poller::Poller::new(
+    let mut poller = poller::Poller::new(
         settings.poll.clone(),
         settings.mqtt.enabled,
         ingestor,
         Arc::clone(&mqtt_state),
     )
     .context("cannot build the HTTP client")?;
+    poller.max_backfill = settings.history.capacity as u64;
     tasks.push(tokio::spawn(poller.run(gap_rx, shutdown.clone())));
 
     tasks.push(tokio::spawn(forget_silent_hosts(

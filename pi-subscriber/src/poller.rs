@@ -45,6 +45,8 @@ pub struct Poller {
     /// The host each `/latest` endpoint answered for, to poll only the hosts MQTT is quiet on.
     pub endpoint_hosts: HashMap<String, String>,
     pub started: Instant,
+    /// Snapshots fetched for one gap at most (`history.capacity`: more would not be kept).
+    pub max_backfill: u64,
 }
 
 impl Poller {
@@ -67,6 +69,7 @@ impl Poller {
             bases: HashMap::new(),
             endpoint_hosts: HashMap::new(),
             started: Instant::now(),
+            max_backfill: 5760,
         })
     }
 
@@ -137,12 +140,13 @@ impl Poller {
         Ok(body)
     }
 
-    /// A `/history` page or `/events` list: many snapshots, bounded all the same.
+    /// A `/history` page or `/events` list: many snapshots, bounded all the same (a page of
+    /// 1000 tower-sized snapshots is ~4 MB; the Pi's unit allows 64 MB in all).
     fn page_limit(&self) -> usize {
         self.ingestor
             .max_payload
             .saturating_mul(8)
-            .max(64 * 1024 * 1024)
+            .max(16 * 1024 * 1024)
     }
 
     async fn poll_one(&mut self, endpoint: &str) {
@@ -196,8 +200,15 @@ impl Poller {
         for base in bases {
             let mut since = gap.after_seq;
             let mut stored = 0u64;
+            let mut fetched = 0u64;
             while since.saturating_add(1) < gap.before_seq {
-                let limit = (gap.before_seq - since - 1).min(PAGE);
+                if fetched >= self.max_backfill {
+                    tracing::warn!(host = %gap.host, after = gap.after_seq, before = gap.before_seq, fetched, "gap larger than history.capacity: backfill stopped there");
+                    break;
+                }
+                let limit = (gap.before_seq - since - 1)
+                    .min(PAGE)
+                    .min(self.max_backfill - fetched);
                 let url = format!("{base}/history?since_seq={since}&limit={limit}");
                 let page: HistoryPage = match self
                     .get(&url, self.page_limit())
@@ -218,6 +229,7 @@ impl Poller {
                     break; // another publisher's history
                 }
                 self.bases.insert(gap.host.clone(), base.clone());
+                fetched = fetched.saturating_add(page.snapshots.len() as u64);
                 let mut last = since;
                 for raw in &page.snapshots {
                     if let Ok(outcome) = self.ingestor.snapshot_payload(

@@ -173,3 +173,89 @@ fn delete_hosts_forgets_one_host_now_and_needs_loopback_or_the_token() {
     assert_eq!(s.get("/metrics?host=testhost").0, 404);
     wait_until("history file removed", || !history.exists());
 }
+
+/// A hostile "publisher" on HTTP: `/latest` says seq 1, then a seq near 2^64; `/history`
+/// answers every page with `limit` new snapshots, forever.
+fn endless_publisher() -> (
+    std::net::SocketAddr,
+    std::sync::Arc<std::sync::atomic::AtomicU64>,
+) {
+    use std::io::{BufRead, BufReader, Write};
+    use std::sync::atomic::{AtomicU64, Ordering};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let pages = std::sync::Arc::new(AtomicU64::new(0));
+    let counter = pages.clone();
+    std::thread::spawn(move || {
+        let latest = AtomicU64::new(0);
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { return };
+            let mut line = String::new();
+            let _ = BufReader::new(&stream).read_line(&mut line);
+            let path = line.split_whitespace().nth(1).unwrap_or("/").to_owned();
+            let snap = |seq: u64| {
+                format!(
+                    r#"{{"host":"evil","seq":{seq},"ts":1700000000,"ts_ms":{}}}"#,
+                    1_700_000_000_000u64.wrapping_add(seq % 1_000_000)
+                )
+            };
+            let body = if path.starts_with("/latest") {
+                let n = latest.fetch_add(1, Ordering::SeqCst);
+                snap(if n == 0 { 1 } else { u64::MAX - 1 })
+            } else if path.starts_with("/history") {
+                counter.fetch_add(1, Ordering::SeqCst);
+                let arg = |k: &str| -> u64 {
+                    path.split(['?', '&'])
+                        .find_map(|kv| kv.strip_prefix(k))
+                        .and_then(|v| v.parse().ok())
+                        .unwrap_or(0)
+                };
+                let (since, limit) = (arg("since_seq="), arg("limit="));
+                let snaps: Vec<String> = (since + 1..=since + limit).map(snap).collect();
+                format!(r#"{{"host":"evil","snapshots":[{}]}}"#, snaps.join(","))
+            } else {
+                "[]".to_owned()
+            };
+            let _ = write!(
+                stream,
+                "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    (addr, pages)
+}
+
+/// Issue 9 A3: a gap of 2^64 announced by a hostile publisher costs at most
+/// `history.capacity` rows of backfill, not an endless loop.
+#[test]
+fn backfill_of_an_absurd_gap_is_bounded() {
+    let sdir = tempfile::tempdir().unwrap();
+    let (addr, pages) = endless_publisher();
+    let s = Subscriber::start(
+        sdir.path(),
+        None,
+        &format!("http://{addr}/latest"),
+        &["--poll-interval", "0.2"],
+        &[("PI_SUBSCRIBER_HISTORY__CAPACITY", "1200")],
+    );
+    let h = s.wait_for("/health", |h| {
+        h["ingest"]["stored_backfill_total"].as_u64() >= Some(1)
+    });
+    drop(h);
+    std::thread::sleep(Duration::from_secs(3));
+    let (_, body) = s.get("/health");
+    let health: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let stored = health["ingest"]["stored_backfill_total"].as_u64().unwrap();
+    assert!(
+        stored <= 1200 * 2,
+        "backfill bounded by history.capacity per gap: {stored}"
+    );
+    let before = pages.load(std::sync::atomic::Ordering::SeqCst);
+    std::thread::sleep(Duration::from_secs(2));
+    let after = pages.load(std::sync::atomic::Ordering::SeqCst);
+    assert!(
+        after - before <= 10,
+        "no endless paging: {before} -> {after}"
+    );
+}
