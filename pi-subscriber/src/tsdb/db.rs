@@ -131,7 +131,7 @@ impl Tsdb {
         };
         let conn = Connection::open(path).map_err(err)?;
         conn.execute_batch(
-            "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA cache_size = -2000;
+            "PRAGMA page_size = 1024; PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA cache_size = -2000;
              PRAGMA wal_autocheckpoint = 1000; PRAGMA foreign_keys = OFF;",
         )
         .map_err(err)?;
