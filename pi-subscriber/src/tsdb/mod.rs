@@ -16,6 +16,7 @@
 //! Blocking: call it from a thread of its own or `spawn_blocking`, never on the async
 //! workers.
 
+mod buckets;
 pub mod codec;
 mod db;
 mod query;

@@ -1,0 +1,212 @@
+//! Bucket rows: filling the open ones, merging late values into written ones, closing them,
+//! pruning by retention, and rebuilding the open ones from the raw tier after a restart.
+
+use std::collections::BTreeMap;
+
+use rusqlite::{params, OptionalExtension};
+
+use super::codec;
+use super::db::{rates, Sample, Tsdb, GRACE_MS, NEIGHBOUR_WINDOW_MS};
+use super::rollup::{floor, Bucket, Tier};
+use super::TsdbError;
+use crate::registry::Value;
+
+impl Tsdb {
+    /// Adds one value (a gauge, or a rate) at `ts_ms` to its minute and hour buckets.
+    pub(super) fn add(
+        &mut self,
+        series: u32,
+        ts_ms: i64,
+        value: f64,
+        now_ms: i64,
+    ) -> rusqlite::Result<()> {
+        for tier in [Tier::Minute, Tier::Hour] {
+            if ts_ms < self.retention.horizon(tier, now_ms) {
+                continue;
+            }
+            let start = floor(ts_ms, tier.row_ms());
+            let slot = ((ts_ms - start) / tier.bucket_ms()) as usize;
+            let flushed = self.flushed.get(&tier).copied().unwrap_or(i64::MIN);
+            if start.saturating_add(tier.row_ms()) <= flushed {
+                // Its row is written already: merge into it in place.
+                let mut row = self.read_row(tier, series, start)?;
+                merge_slot(&mut row, slot, value, ts_ms);
+                self.write_row(tier, series, start, &row)?;
+            } else {
+                let row = self
+                    .open
+                    .entry((tier, series, start))
+                    .or_insert_with(|| vec![None; tier.slots()]);
+                merge_slot(row, slot, value, ts_ms);
+            }
+        }
+        Ok(())
+    }
+
+    pub(super) fn read_row(
+        &self,
+        tier: Tier,
+        series: u32,
+        start: i64,
+    ) -> rusqlite::Result<Vec<Option<Bucket>>> {
+        let sql = match tier {
+            Tier::Hour => "SELECT data FROM hour WHERE series = ?1 AND start = ?2",
+            _ => "SELECT data FROM minute WHERE series = ?1 AND start = ?2",
+        };
+        let blob: Option<Vec<u8>> = self
+            .conn
+            .prepare_cached(sql)?
+            .query_row(params![series, start], |r| r.get(0))
+            .optional()?;
+        Ok(match blob {
+            Some(b) => codec::decode_buckets(&b, tier.slots(), start),
+            None => vec![None; tier.slots()],
+        })
+    }
+
+    pub(super) fn write_row(
+        &self,
+        tier: Tier,
+        series: u32,
+        start: i64,
+        row: &[Option<Bucket>],
+    ) -> rusqlite::Result<()> {
+        let sql = match tier {
+            Tier::Hour => "INSERT OR REPLACE INTO hour (series, start, data) VALUES (?1, ?2, ?3)",
+            _ => "INSERT OR REPLACE INTO minute (series, start, data) VALUES (?1, ?2, ?3)",
+        };
+        self.conn.prepare_cached(sql)?.execute(params![
+            series,
+            start,
+            codec::encode_buckets(row, start)
+        ])?;
+        Ok(())
+    }
+
+    /// Writes the bucket rows that closed by `now_ms` (their end plus a grace period), then
+    /// prunes what every tier's retention let go. Call every few seconds; commits.
+    pub fn maintain(&mut self, now_ms: i64) -> Result<(), TsdbError> {
+        self.maintain_inner(now_ms).map_err(|e| self.err(e))?;
+        self.commit()
+    }
+
+    fn maintain_inner(&mut self, now_ms: i64) -> rusqlite::Result<()> {
+        self.begin()?;
+        for tier in [Tier::Minute, Tier::Hour] {
+            let closed = floor(now_ms.saturating_sub(GRACE_MS), tier.row_ms());
+            let done: Vec<(Tier, u32, i64)> = self
+                .open
+                .keys()
+                .filter(|(t, _, start)| *t == tier && start.saturating_add(tier.row_ms()) <= closed)
+                .copied()
+                .collect();
+            for key in done {
+                if let Some(row) = self.open.remove(&key) {
+                    let mut stored = self.read_row(tier, key.1, key.2)?;
+                    for (i, b) in row.iter().enumerate() {
+                        if let Some(b) = b {
+                            match &mut stored[i] {
+                                Some(s) => s.merge(b),
+                                slot => *slot = Some(*b),
+                            }
+                        }
+                    }
+                    self.write_row(tier, key.1, key.2, &stored)?;
+                }
+            }
+            if self.flushed.get(&tier).is_none_or(|f| *f < closed) {
+                self.flushed.insert(tier, closed);
+                self.conn.execute(
+                    "INSERT OR REPLACE INTO meta (key, value) VALUES (?1, ?2)",
+                    params![flushed_key(tier), closed],
+                )?;
+            }
+        }
+        let raw = self.retention.horizon(Tier::Raw, now_ms);
+        self.conn.execute("DELETE FROM raw WHERE ts < ?1", [raw])?;
+        for (tier, table) in [(Tier::Minute, "minute"), (Tier::Hour, "hour")] {
+            let keep = self.retention.horizon(tier, now_ms) - tier.row_ms();
+            self.conn
+                .execute(&format!("DELETE FROM {table} WHERE start < ?1"), [keep])?;
+        }
+        Ok(())
+    }
+
+    /// Re-fills the open rows from the raw tier (they were in memory when the process ended).
+    pub(super) fn rebuild(&mut self, now_ms: i64) -> rusqlite::Result<()> {
+        let from = self
+            .flushed
+            .values()
+            .copied()
+            .min()
+            .unwrap_or(i64::MIN)
+            .max(self.retention.horizon(Tier::Raw, now_ms));
+        let mut by_host: BTreeMap<i64, Vec<Sample>> = BTreeMap::new();
+        {
+            let mut stmt = self.conn.prepare(
+                "SELECT host, ts, seq, boot, data FROM raw WHERE ts >= ?1 ORDER BY host, ts, seq",
+            )?;
+            let mut rows = stmt.query([from.saturating_sub(NEIGHBOUR_WINDOW_MS)])?;
+            while let Some(r) = rows.next()? {
+                by_host.entry(r.get(0)?).or_default().push(Sample {
+                    ts_ms: r.get(1)?,
+                    seq: r.get::<_, i64>(2)? as u64,
+                    boot: r.get::<_, i64>(3)? as u64,
+                    values: codec::decode_sample(&r.get::<_, Vec<u8>>(4)?),
+                });
+            }
+        }
+        for (_, mut samples) in by_host {
+            // Values at their own time; rates between seq neighbours.
+            let mut adds: Vec<(u32, i64, f64)> = Vec::new();
+            for s in samples.iter().filter(|s| s.ts_ms >= from) {
+                for (id, v) in &s.values {
+                    if let Value::Gauge(g) = v {
+                        adds.push((*id, s.ts_ms, *g));
+                    }
+                }
+            }
+            samples.sort_by_key(|s| (s.boot, s.seq));
+            for pair in samples.windows(2) {
+                if pair[1].ts_ms >= from && pair[1].follows(&pair[0]) {
+                    for (id, r) in rates(&pair[0], &pair[1]) {
+                        adds.push((id, pair[1].ts_ms, r));
+                    }
+                }
+            }
+            for (id, ts, v) in adds {
+                for tier in [Tier::Minute, Tier::Hour] {
+                    let start = floor(ts, tier.row_ms());
+                    let flushed = self.flushed.get(&tier).copied().unwrap_or(i64::MIN);
+                    if start.saturating_add(tier.row_ms()) > flushed
+                        && ts >= self.retention.horizon(tier, now_ms)
+                    {
+                        let slot = ((ts - start) / tier.bucket_ms()) as usize;
+                        let row = self
+                            .open
+                            .entry((tier, id, start))
+                            .or_insert_with(|| vec![None; tier.slots()]);
+                        merge_slot(row, slot, v, ts);
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+pub(super) fn merge_slot(row: &mut [Option<Bucket>], slot: usize, value: f64, ts_ms: i64) {
+    if let Some(cell) = row.get_mut(slot) {
+        match cell {
+            Some(b) => b.add(value, ts_ms),
+            None => *cell = Some(Bucket::of(value, ts_ms)),
+        }
+    }
+}
+
+pub(super) fn flushed_key(tier: Tier) -> &'static str {
+    match tier {
+        Tier::Hour => "flushed_hour",
+        _ => "flushed_minute",
+    }
+}
