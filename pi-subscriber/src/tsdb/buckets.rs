@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use rusqlite::{params, OptionalExtension};
 
 use super::codec;
-use super::db::{rates, Sample, Tsdb, GRACE_MS, NEIGHBOUR_WINDOW_MS};
+use super::db::{Sample, Tsdb, GRACE_MS, NEIGHBOUR_WINDOW_MS};
 use super::rollup::{floor, Bucket, Tier};
 use super::TsdbError;
 use crate::registry::Value;
@@ -169,7 +169,7 @@ impl Tsdb {
             samples.sort_by_key(|s| (s.boot, s.seq));
             for pair in samples.windows(2) {
                 if pair[1].ts_ms >= from && pair[1].follows(&pair[0]) {
-                    for (id, r) in rates(&pair[0], &pair[1]) {
+                    for (id, r) in self.rates(&pair[0], &pair[1]) {
                         adds.push((id, pair[1].ts_ms, r));
                     }
                 }

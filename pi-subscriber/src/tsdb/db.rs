@@ -58,7 +58,7 @@ impl Sample {
 }
 
 /// Per-second rates of the counters in both samples (`later` must follow `earlier`).
-pub(super) fn rates(earlier: &Sample, later: &Sample) -> Vec<(u32, f64)> {
+fn counter_rates(earlier: &Sample, later: &Sample) -> Vec<(u32, f64)> {
     let dt = (later.ts_ms - earlier.ts_ms) as f64 / 1000.0;
     later
         .values
@@ -72,6 +72,30 @@ pub(super) fn rates(earlier: &Sample, later: &Sample) -> Vec<(u32, f64)> {
             Some((*id, counter_rate(before, *now, dt)?))
         })
         .collect()
+}
+
+impl Tsdb {
+    /// Per-second rates of the counters in both samples (`later` must follow `earlier`). A
+    /// metric's total (its `""` series) is the sum of the rates of its devices present in both
+    /// samples, when it has any: a disk that appears, disappears or is re-included between
+    /// the two changes no total.
+    pub(super) fn rates(&self, earlier: &Sample, later: &Sample) -> Vec<(u32, f64)> {
+        let mut out = counter_rates(earlier, later);
+        let mut sums: HashMap<usize, f64> = HashMap::new();
+        for (id, r) in &out {
+            if let Some((_, m, _)) = self.series.get(id).filter(|s| !s.2.is_empty()) {
+                *sums.entry(*m).or_insert(0.0) += r;
+            }
+        }
+        for (id, r) in out.iter_mut() {
+            if let Some((_, m, label)) = self.series.get(id) {
+                if let (true, Some(sum)) = (label.is_empty(), sums.get(m)) {
+                    *r = *sum;
+                }
+            }
+        }
+        out
+    }
 }
 
 /// What one ingest did.
@@ -152,6 +176,15 @@ impl Tsdb {
         db.load().map_err(err)?;
         db.rebuild(now_ms).map_err(err)?;
         Ok(db)
+    }
+
+    /// A database that lives in memory only (`history.persist = false`, tests).
+    pub fn open_in_memory(
+        retention: Retention,
+        max_series: usize,
+        now_ms: i64,
+    ) -> Result<Tsdb, TsdbError> {
+        Tsdb::open(Path::new(":memory:"), retention, max_series, now_ms)
     }
 
     pub(super) fn err(&self, source: rusqlite::Error) -> TsdbError {
@@ -363,7 +396,7 @@ impl Tsdb {
             None => self.neighbour(host_id, &sample, -1)?,
         };
         if let Some(p) = &previous {
-            for (id, r) in rates(p, &sample) {
+            for (id, r) in self.rates(p, &sample) {
                 self.add(id, sample.ts_ms, r, now_ms)?;
             }
         }
@@ -374,7 +407,7 @@ impl Tsdb {
             .is_none_or(|l| sample.follows(l));
         if !(live && newest) {
             if let Some(next) = self.neighbour(host_id, &sample, 1)? {
-                for (id, r) in rates(&sample, &next) {
+                for (id, r) in self.rates(&sample, &next) {
                     self.add(id, next.ts_ms, r, now_ms)?;
                 }
             }

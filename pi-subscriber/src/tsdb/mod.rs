@@ -19,10 +19,12 @@
 mod buckets;
 pub mod codec;
 mod db;
+mod flat;
 mod query;
 pub mod rollup;
 
 pub use db::{IngestReport, Sample, Tsdb, TsdbStats};
+pub use flat::{FlatRow, KnownHost};
 pub use query::{QueryError, SeriesPoints, SeriesQuery, MAX_POINTS};
 pub use rollup::{Agg, Bucket, Retention, Tier};
 

@@ -7,7 +7,7 @@ use rusqlite::params;
 use serde::Serialize;
 
 use super::codec;
-use super::db::{rates, Sample, Tsdb};
+use super::db::{Sample, Tsdb};
 use super::rollup::{coarsen, floor, Agg, Bucket, Tier};
 use super::TsdbError;
 use crate::registry::{Kind, Metric, Value, METRICS};
@@ -116,6 +116,10 @@ impl Tsdb {
         q: &SeriesQuery<'_>,
         ids: &[(&String, u32)],
     ) -> rusqlite::Result<Vec<Points>> {
+        let metric = METRICS
+            .iter()
+            .position(|m| m.name == q.metric.name)
+            .unwrap_or(usize::MAX);
         let mut stmt = self.conn.prepare_cached(
             "SELECT ts, seq, boot, data FROM raw WHERE host = ?1 AND ts BETWEEN ?2 AND ?3 ORDER BY ts, seq",
         )?;
@@ -128,9 +132,10 @@ impl Tsdb {
         let mut samples = Vec::new();
         while let Some(r) = rows.next()? {
             let data: Vec<u8> = r.get(3)?;
+            // Every series of the metric: a total's rate is summed over its devices.
             let values = codec::decode_sample(&data)
                 .into_iter()
-                .filter(|(id, _)| ids.iter().any(|(_, want)| want == id))
+                .filter(|(id, _)| self.series.get(id).is_some_and(|s| s.1 == metric))
                 .collect();
             samples.push(Sample {
                 ts_ms: r.get(0)?,
@@ -156,7 +161,7 @@ impl Tsdb {
                         .checked_sub(1)
                         .and_then(|p| by_seq.get(&p))
                         .and_then(|c| c.iter().map(|&i| &samples[i]).find(|p| s.follows(p)));
-                    prev.map(|p| rates(p, s)).unwrap_or_default()
+                    prev.map(|p| self.rates(p, s)).unwrap_or_default()
                 }
                 Kind::Gauge => Vec::new(),
             };

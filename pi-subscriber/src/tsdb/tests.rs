@@ -330,3 +330,77 @@ fn forty_days_answer_at_one_hour_and_one_minute() {
     assert_eq!(filled.len() as i64, 13 * DAY_MS / step);
     assert!(filled.iter().all(|r| *r == 512.0), "300 sectors per 300 s");
 }
+
+#[test]
+fn a_disk_that_appears_changes_no_total_rate() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut db = open(dir.path(), T0);
+    let mut a = snap(1, T0, 1.0, 1000);
+    let mut b = snap(2, T0 + 15_000, 1.0, 1015);
+    let c = |s: &mut Snapshot, sdb: u64| {
+        let d = s.disk.as_mut().unwrap();
+        d.devices.insert(
+            "sdb".into(),
+            DiskDevice {
+                read_sectors: sdb,
+                write_sectors: 0,
+            },
+        );
+        d.read_sectors += sdb;
+    };
+    c(&mut b, 9_000_000);
+    let mut later = snap(3, T0 + 30_000, 1.0, 1030);
+    c(&mut later, 9_000_015);
+    a.boot_id = Some("boot-a".into());
+    for s in [&a, &b, &later] {
+        db.ingest(s, true, s.ts_ms).unwrap();
+    }
+    let (_, s) = db
+        .query(
+            &q(
+                "disk_read_bytes_rate",
+                Some(""),
+                T0,
+                T0 + 30_000,
+                None,
+                Agg::Avg,
+            ),
+            T0 + 30_000,
+        )
+        .unwrap();
+    assert_eq!(
+        s[0].points,
+        [
+            (T0, None),
+            (T0 + 15_000, Some(512.0)),
+            (T0 + 30_000, Some(1024.0))
+        ]
+    );
+}
+
+#[test]
+fn flat_rows_and_known_hosts() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut db = open(dir.path(), T0);
+    two_minutes(&mut db);
+    let rows = db.flat_rows("tower", T0 + 15_000, T0 + 30_000).unwrap();
+    assert_eq!(rows.len(), 2);
+    assert_eq!((rows[0].seq, rows[0].ts_ms), (101, T0 + 15_000));
+    assert_eq!(rows[0].values["cpu_usage_percent"], 20.0);
+    assert_eq!(
+        rows[0].values["disk_read_bytes_rate"], 512.0,
+        "the neighbour before `from` counts"
+    );
+    assert!(!rows[0].values.contains_key("network_rx_bytes_rate"));
+    assert!(db.flat_rows("nobody", 0, i64::MAX).unwrap().is_empty());
+    let known = db.known_hosts(T0 + 60_000).unwrap();
+    assert_eq!(known.len(), 1);
+    assert_eq!(known[0].name, "tower");
+    assert_eq!(known[0].samples, 8);
+    assert_eq!(known[0].newest_ts_ms, Some(T0 + 105_000));
+    assert_eq!(
+        known[0].reference.map(|r| r.0),
+        Some(104),
+        "samples beyond the horizon are not references"
+    );
+}

@@ -1,0 +1,148 @@
+//! The raw tier as flat rows (one per sample, every host-wide metric by name), for `/history`
+//! and the seed's users, and what the store knows of each host at start-up.
+
+use std::collections::HashMap;
+
+use rusqlite::params;
+
+use super::codec;
+use super::db::{Sample, Tsdb, NEIGHBOUR_WINDOW_MS};
+use super::TsdbError;
+use crate::registry::{Kind, Value, METRICS};
+
+/// One raw sample: its host-wide values by metric name (a counter's is its rate from the
+/// seq-adjacent sample; absent when there is none).
+#[derive(Debug, Clone, PartialEq)]
+pub struct FlatRow {
+    pub ts_ms: i64,
+    pub seq: u64,
+    pub values: HashMap<&'static str, f64>,
+}
+
+/// A host as the database knows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KnownHost {
+    pub name: String,
+    /// Raw samples kept.
+    pub samples: u64,
+    /// The newest sample's time (server clock).
+    pub newest_ts_ms: Option<i64>,
+    /// The highest seq whose time the Pi's clock had reached, with its time and boot: what a
+    /// gap after a restart is measured from.
+    pub reference: Option<(u64, i64, u64)>,
+}
+
+impl Tsdb {
+    /// Raw samples of `host` with `from_ms <= ts <= to_ms`, ascending by time.
+    pub fn flat_rows(
+        &self,
+        host: &str,
+        from_ms: i64,
+        to_ms: i64,
+    ) -> Result<Vec<FlatRow>, TsdbError> {
+        self.flat_inner(host, from_ms, to_ms)
+            .map_err(|e| self.err(e))
+    }
+
+    fn flat_inner(&self, host: &str, from_ms: i64, to_ms: i64) -> rusqlite::Result<Vec<FlatRow>> {
+        let Some(cache) = self.hosts.get(host) else {
+            return Ok(Vec::new());
+        };
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT ts, seq, boot, data FROM raw WHERE host = ?1 AND ts BETWEEN ?2 AND ?3 ORDER BY ts, seq",
+        )?;
+        let mut rows = stmt.query(params![
+            cache.id,
+            from_ms.saturating_sub(NEIGHBOUR_WINDOW_MS),
+            to_ms
+        ])?;
+        let mut samples = Vec::new();
+        while let Some(r) = rows.next()? {
+            samples.push(Sample {
+                ts_ms: r.get(0)?,
+                seq: r.get::<_, i64>(1)? as u64,
+                boot: r.get::<_, i64>(2)? as u64,
+                values: codec::decode_sample(&r.get::<_, Vec<u8>>(3)?),
+            });
+        }
+        let by_seq: HashMap<u64, Vec<usize>> =
+            samples
+                .iter()
+                .enumerate()
+                .fold(HashMap::new(), |mut m, (i, s)| {
+                    m.entry(s.seq).or_default().push(i);
+                    m
+                });
+        let mut out = Vec::new();
+        for s in samples.iter().filter(|s| s.ts_ms >= from_ms) {
+            let mut values = HashMap::new();
+            for (id, v) in &s.values {
+                if let (Some((_, m, label)), Value::Gauge(g)) = (self.series.get(id), v) {
+                    if label.is_empty() {
+                        values.insert(METRICS[*m].name, *g);
+                    }
+                }
+            }
+            let previous = s
+                .seq
+                .checked_sub(1)
+                .and_then(|p| by_seq.get(&p))
+                .and_then(|c| c.iter().map(|&i| &samples[i]).find(|p| s.follows(p)));
+            if let Some(p) = previous {
+                for (id, rate) in self.rates(p, s) {
+                    if let Some((_, m, label)) = self.series.get(&id) {
+                        if label.is_empty() && METRICS[*m].kind == Kind::Counter {
+                            values.insert(METRICS[*m].name, rate);
+                        }
+                    }
+                }
+            }
+            out.push(FlatRow {
+                ts_ms: s.ts_ms,
+                seq: s.seq,
+                values,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Every host with data, and where its samples stand (`horizon_ms`: the Pi's clock plus
+    /// the allowed skew; a sample dated beyond it is never a reference).
+    pub fn known_hosts(&self, horizon_ms: i64) -> Result<Vec<KnownHost>, TsdbError> {
+        let run = || -> rusqlite::Result<Vec<KnownHost>> {
+            let mut out = Vec::new();
+            let mut names: Vec<(&String, i64)> =
+                self.hosts.iter().map(|(n, h)| (n, h.id)).collect();
+            names.sort();
+            for (name, id) in names {
+                let (samples, newest): (u64, Option<i64>) = self.conn.query_row(
+                    "SELECT COUNT(*), MAX(ts) FROM raw WHERE host = ?1",
+                    [id],
+                    |r| Ok((r.get::<_, i64>(0)? as u64, r.get(1)?)),
+                )?;
+                let reference = self
+                    .conn
+                    .query_row(
+                        "SELECT seq, ts, boot FROM raw WHERE host = ?1 AND ts <= ?2 ORDER BY seq DESC LIMIT 1",
+                        params![id, horizon_ms],
+                        |r| {
+                            Ok((
+                                r.get::<_, i64>(0)? as u64,
+                                r.get::<_, i64>(1)?,
+                                r.get::<_, i64>(2)? as u64,
+                            ))
+                        },
+                    )
+                    .ok();
+                out.push(KnownHost {
+                    name: name.clone(),
+                    samples,
+                    newest_ts_ms: newest,
+                    reference,
+                });
+            }
+            Ok(out)
+        };
+        run().map_err(|e| self.err(e))
+    }
+}
