@@ -24,6 +24,9 @@ if ((${#need[@]})); then
   fi
 fi
 
+# No incremental caches: they only help edit-compile loops and double the disk a CI run needs.
+export CARGO_INCREMENTAL=0
+
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
 echo "== cargo clippy"

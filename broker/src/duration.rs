@@ -4,9 +4,10 @@ use std::time::Duration;
 
 use serde::{Deserialize, Deserializer, Serializer};
 
-/// Longer than any interval, timeout or age this project needs; keeps arithmetic on them
-/// (`interval × 3`) far from overflow.
-const MAX: Duration = Duration::from_secs(365 * 24 * 3600);
+/// Longer than any interval, timeout, age or retention this project needs (history keeps two
+/// years by default); keeps arithmetic on them (`interval × 3`, milliseconds in an `i64`) far
+/// from overflow.
+const MAX: Duration = Duration::from_secs(10 * 365 * 24 * 3600);
 
 pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_str(&humantime::format_duration(*d).to_string())
@@ -24,7 +25,7 @@ pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error
             .ok()
             .filter(|d| *d <= MAX)
             .ok_or_else(|| {
-                serde::de::Error::custom(format!("{s} is not a duration of at most a year"))
+                serde::de::Error::custom(format!("{s} is not a duration of at most ten years"))
             })
     };
     match Raw::deserialize(d)? {
@@ -38,7 +39,7 @@ pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error
                 })
                 .and_then(|d| {
                     (d <= MAX).then_some(d).ok_or_else(|| {
-                        serde::de::Error::custom(format!("{t:?} is longer than a year"))
+                        serde::de::Error::custom(format!("{t:?} is longer than ten years"))
                     })
                 }),
         },

@@ -1,8 +1,8 @@
 //! Subscriber benchmarks (issue targets in parentheses):
 //! 1. ingest throughput, one core: validate + store (+ the rates `/metrics` computes) of
 //!    realistic snapshots (≥ 20 000/s);
-//! 2. RSS of the real `pi-subscriber` holding 24 h at 15 s for 10 hosts (< 12 MB): history
-//!    files are generated, the release binary loads them, VmRSS is read.
+//! 2. RSS of the real `pi-subscriber` holding 24 h at 15 s for 10 hosts (< 12 MB): the
+//!    history database is generated, the release binary opens it, VmRSS is read.
 //!
 //! Run: `cargo bench -p pi-subscriber --bench ingest`
 //! (the `/metrics` latency under load is `bench/subscriber-load.sh`, with `hey`).
@@ -14,13 +14,23 @@ use std::time::{Duration, Instant};
 
 use broker::{Cpu, Disk, DiskDevice, Memory, Network, NetworkInterface, Snapshot, Thermal};
 use pi_subscriber::ingest::Ingestor;
-use pi_subscriber::persist::{self, Persister};
 use pi_subscriber::rates;
-use pi_subscriber::store::{Row, Source, Store};
+use pi_subscriber::store::{SharedStore, Source};
+use pi_subscriber::tsdb::{Retention, Tsdb};
+
+const DAY_MS: i64 = 86_400_000;
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+}
 
 /// A tower-sized snapshot (12 cores, 4 disks, 2 interfaces, 17 sensors): ~1.3 KB of JSON.
-fn snapshot(host: &str, seq: u64) -> Snapshot {
-    let ts_ms = 1_700_000_000_000 + seq as i64 * 15_000;
+/// Samples end at the Pi's clock: seq 1 is `count` samples ago.
+fn snapshot(host: &str, seq: u64, count: u64, now_ms: i64) -> Snapshot {
+    let ts_ms = now_ms - (count as i64 - seq as i64) * 15_000;
     Snapshot {
         v: 1,
         host: host.into(),
@@ -88,18 +98,20 @@ fn snapshot(host: &str, seq: u64) -> Snapshot {
 fn throughput() {
     let n: u64 = 200_000;
     let hosts = 10;
+    let now = now_ms();
+    let per_host = n / hosts + 1;
     let payloads: Vec<(String, Vec<u8>)> = (1..=n)
         .map(|seq| {
             let host = format!("host{}", seq % hosts);
-            let bytes = serde_json::to_vec(&snapshot(&host, seq / hosts + 1)).unwrap();
+            let bytes =
+                serde_json::to_vec(&snapshot(&host, seq / hosts + 1, per_host, now)).unwrap();
             (host, bytes)
         })
         .collect();
     let size = payloads[0].1.len();
     let (gaps, _keep) = tokio::sync::mpsc::channel(1 << 20);
     let ingestor = Ingestor {
-        store: pi_subscriber::store::SharedStore::new(Store::new(5760, 64)),
-        persister: Persister::disabled(),
+        store: SharedStore::in_memory(64).unwrap(),
         gaps,
         max_payload: 256 * 1024,
     };
@@ -116,7 +128,7 @@ fn throughput() {
             .unwrap();
         // What /metrics adds per snapshot: the rates from the previous one.
         let store = ingestor.store.lock().unwrap();
-        let latest = store.hosts[host].latest.clone().unwrap();
+        let latest = store.hosts[host.as_str()].latest.clone().unwrap();
         drop(store);
         if let Some(p) = previous.get(host.as_str()) {
             std::hint::black_box(rates::rates(p, &latest));
@@ -134,16 +146,25 @@ fn throughput() {
 
 fn rss_for_a_day_of_ten_hosts() {
     let dir = tempfile::tempdir().unwrap();
-    let history = persist::history_dir(dir.path());
-    std::fs::create_dir_all(&history).unwrap();
-    for h in 0..10 {
-        let host = format!("host{h}");
-        let rows: Vec<Row> = (1..=5760)
-            .map(|seq| Row::of(&snapshot(&host, seq)))
-            .collect();
-        persist::write_rows(&history, &host, &rows).unwrap();
+    let path = dir.path().join("history.sqlite");
+    let now = now_ms();
+    let retention = Retention {
+        raw_ms: 2 * DAY_MS,
+        minute_ms: 14 * DAY_MS,
+        hour_ms: 730 * DAY_MS,
+    };
+    {
+        let mut db = Tsdb::open(&path, retention, 500, now).unwrap();
+        for h in 0..10 {
+            let host = format!("host{h}");
+            for seq in 1..=5760 {
+                db.ingest(&snapshot(&host, seq, 5760, now), true, now)
+                    .unwrap();
+            }
+            db.commit().unwrap();
+        }
     }
-    let file_bytes: u64 = std::fs::read_dir(&history)
+    let file_bytes: u64 = std::fs::read_dir(dir.path())
         .unwrap()
         .map(|e| e.unwrap().metadata().unwrap().len())
         .sum();
@@ -182,7 +203,7 @@ fn rss_for_a_day_of_ten_hosts() {
     let _ = child.kill();
     let _ = child.wait();
     println!(
-        "memory: 10 hosts × 5760 rows (24 h at 15 s) loaded from {:.1} MB of history files: {rss}, {hwm}",
+        "memory: 10 hosts × 5760 rows (24 h at 15 s) in a {:.1} MB history database: {rss}, {hwm}",
         file_bytes as f64 / 1e6
     );
 }

@@ -91,8 +91,17 @@ pub struct PollSettings {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct HistorySettings {
-    /// Rows kept per host: 5760 is 24 h at 15 s (~550 KB of RAM per host).
+    /// Snapshots one backfill fetches at most (the publisher's ring holds 5760 by default).
     pub capacity: usize,
+    /// How long each tier keeps its data: every sample, 1-minute buckets, 1-hour buckets.
+    #[serde(with = "broker::duration")]
+    pub raw: Duration,
+    #[serde(with = "broker::duration")]
+    pub minute: Duration,
+    #[serde(with = "broker::duration")]
+    pub hour: Duration,
+    /// Series (metric and label set) per host at most; new ones beyond are dropped, counted.
+    pub max_series_per_host: usize,
     /// Hosts tracked at most; snapshots from more are refused and counted.
     pub max_hosts: usize,
     /// Persist the history so it survives a restart.
@@ -170,6 +179,10 @@ impl Default for HistorySettings {
     fn default() -> Self {
         Self {
             capacity: 5760,
+            raw: Duration::from_secs(48 * 3600),
+            minute: Duration::from_secs(14 * 86_400),
+            hour: Duration::from_secs(730 * 86_400),
+            max_series_per_host: 500,
             max_hosts: 64,
             persist: true,
             forget_after: Duration::from_secs(7 * 86_400),
@@ -316,6 +329,19 @@ impl Settings {
         if self.history.max_hosts == 0 {
             return Err(invalid("history.max_hosts", "must be at least 1"));
         }
+        // The open bucket rows of a day are rebuilt from raw samples after a restart.
+        if self.history.raw < Duration::from_secs(26 * 3600) {
+            return Err(invalid("history.raw", "must be at least 26h"));
+        }
+        if self.history.minute < self.history.raw {
+            return Err(invalid("history.minute", "must be at least history.raw"));
+        }
+        if self.history.hour < self.history.minute {
+            return Err(invalid("history.hour", "must be at least history.minute"));
+        }
+        if self.history.max_series_per_host == 0 {
+            return Err(invalid("history.max_series_per_host", "must be at least 1"));
+        }
         if self.history.forget_after < Duration::from_secs(1) {
             return Err(invalid("history.forget_after", "must be at least 1s"));
         }
@@ -337,6 +363,16 @@ impl Settings {
     }
 
     /// The effective settings as TOML, password redacted.
+    /// The history tiers' retention.
+    pub fn retention(&self) -> crate::tsdb::Retention {
+        let ms = |d: Duration| i64::try_from(d.as_millis()).unwrap_or(i64::MAX);
+        crate::tsdb::Retention {
+            raw_ms: ms(self.history.raw),
+            minute_ms: ms(self.history.minute),
+            hour_ms: ms(self.history.hour),
+        }
+    }
+
     pub fn to_toml(&self) -> String {
         let mut printable = self.clone();
         if printable.mqtt.password.is_some() {
@@ -402,6 +438,8 @@ mod tests {
         assert!(e("[health]\nmax_age = \"soon\"\n").contains("health.max_age"));
         assert!(e("[mqtt]\nport = 99999\n").contains("port"));
         assert!(e("[history]\nforget_after = \"0s\"\n").contains("history.forget_after"));
+        assert!(e("[history]\nraw = \"1h\"\n").contains("history.raw"));
+        assert!(e("[history]\nhour = \"1d\"\n").contains("history.hour"));
         assert!(e("[http]\nadmin_token = \"short\"\n").contains("http.admin_token"));
         let bad_bind = load(
             "",

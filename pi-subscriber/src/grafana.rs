@@ -334,10 +334,14 @@ async fn query(
         .max(req.interval_ms.unwrap_or(0) as i64)
         .max(1);
     let all = host_names(&state)?;
-    let store = state
+    let events: Vec<JobEvent> = state
         .store
         .lock()
-        .map_err(|_| AppError::Internal("store lock poisoned".into()))?;
+        .map_err(|_| AppError::Internal("store lock poisoned".into()))?
+        .events
+        .iter()
+        .cloned()
+        .collect();
     let mut out = Vec::new();
     for target in req.targets.iter().filter(|t| !t.hide) {
         let Some(metric) = target.target.as_deref().filter(|m| !m.is_empty()) else {
@@ -345,7 +349,6 @@ async fn query(
         };
         let hosts = target_hosts(&target.payload, &req.adhoc_filters, &all);
         if metric == JOB_EVENTS {
-            let events: Vec<JobEvent> = store.events.iter().cloned().collect();
             out.push(json!({
                 "type": "table",
                 "columns": [
@@ -370,7 +373,10 @@ async fn query(
         let table = target.kind.as_deref() == Some("table") || target.payload["format"] == "table";
         let mut table_rows = Vec::new();
         for host in &hosts {
-            let rows = store.history(host, from, to);
+            let rows = state
+                .store
+                .history(host, from, to)
+                .map_err(|e| AppError::Internal(e.to_string()))?;
             let native = native_interval_ms(&rows);
             let series = datapoints(&rows, metric, from, bucket, agg, native);
             if table {

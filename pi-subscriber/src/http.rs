@@ -27,8 +27,6 @@ pub struct AppState {
     pub default_host: Arc<str>,
     pub max_age: Duration,
     pub request_timeout: Duration,
-    /// Deletes a forgotten host's history file.
-    pub persister: crate::persist::Persister,
     /// `http.admin_token`: lets other machines use the mutating endpoints.
     pub admin_token: Option<Arc<str>>,
 }
@@ -161,7 +159,8 @@ struct HostSummary {
     stale: bool,
     /// `online` / `offline` from MQTT.
     status: Option<String>,
-    history_rows: usize,
+    /// Samples in the history's raw tier.
+    history_rows: u64,
     clock_skew_s: Option<f64>,
 }
 
@@ -175,7 +174,7 @@ fn summaries(store: &crate::store::Store, now: Instant, max_age: Duration) -> Ve
             last_seen_ts: hs.last_received_ms.map(|ms| ms / 1000),
             stale: is_stale(hs, now, max_age),
             status: hs.status.clone(),
-            history_rows: hs.rows.len(),
+            history_rows: hs.samples,
             clock_skew_s: hs.clock_skew_s,
         })
         .collect()
@@ -236,10 +235,15 @@ async fn forget_host(
     check_admin(&state, &request)?;
     broker::validate_host_id(&host)
         .map_err(|e| AppError::BadRequest(format!("host {host:?}: {e}")))?;
-    if !lock(&state.store)?.forget(&host) {
+    let store = state.store.clone();
+    let name = host.clone();
+    let forgot = tokio::task::spawn_blocking(move || store.forget(&name))
+        .await
+        .map_err(|e| AppError::Internal(e.to_string()))?
+        .map_err(|e| AppError::Internal(e.to_string()))?;
+    if !forgot {
         return Err(AppError::NotFound(format!("unknown host {host:?}")));
     }
-    state.persister.forget(&host);
     tracing::info!(%host, "host forgotten on request");
     Ok(Json(json!({ "forgotten": host })))
 }
@@ -273,17 +277,25 @@ async fn history(
             "from ({from}) is after to ({to})"
         )));
     }
-    let store = lock(&state.store)?;
-    let host = match q.host {
-        Some(h) => h,
-        None => store
-            .default_host(&state.default_host)
-            .ok_or_else(|| AppError::NotReady("no data yet from any host".into()))?,
+    let host = {
+        let store = lock(&state.store)?;
+        let host = match q.host {
+            Some(h) => h,
+            None => store
+                .default_host(&state.default_host)
+                .ok_or_else(|| AppError::NotReady("no data yet from any host".into()))?,
+        };
+        if !store.hosts.contains_key(&host) {
+            return Err(AppError::NotFound(format!("unknown host {host:?}")));
+        }
+        host
     };
-    if !store.hosts.contains_key(&host) {
-        return Err(AppError::NotFound(format!("unknown host {host:?}")));
-    }
-    Ok(Json(store.history(&host, from, to)))
+    let store = state.store.clone();
+    let rows = tokio::task::spawn_blocking(move || store.history(&host, from, to))
+        .await
+        .map_err(|e| AppError::Internal(e.to_string()))?
+        .map_err(|e| AppError::Internal(e.to_string()))?;
+    Ok(Json(rows))
 }
 
 #[derive(Serialize)]

@@ -1,5 +1,5 @@
-//! The one path every payload takes: validate, store, persist, and ask for a backfill when a
-//! gap shows. Shared by the MQTT consumer and the HTTP poller.
+//! The one path every payload takes: validate, store (history and live state), and ask for a
+//! backfill when a gap shows. Shared by the MQTT consumer and the HTTP poller.
 
 use std::time::SystemTime;
 
@@ -7,14 +7,12 @@ use broker::Snapshot;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
-use crate::persist::Persister;
 use crate::store::{Gap, Outcome, SharedStore, Source};
 use crate::validate::{self, Rejection};
 
 #[derive(Debug, Clone)]
 pub struct Ingestor {
     pub store: SharedStore,
-    pub persister: Persister,
     /// Gaps for the backfill task; never waited on (a full queue drops the request, and the
     /// next snapshot's gap check asks again).
     pub gaps: mpsc::Sender<Gap>,
@@ -50,25 +48,12 @@ impl Ingestor {
 
     /// Stores an already validated snapshot.
     pub fn snapshot(&self, snapshot: Snapshot, source: Source) -> Outcome {
-        let host = snapshot.host.clone();
-        let outcome = match self.store.lock() {
-            Ok(mut store) => store.ingest(snapshot, source, Instant::now(), unix_ms_now()),
-            Err(_) => return Outcome::Failed,
-        };
-        if let Outcome::Stored { row, gap, evicted } = &outcome {
-            if let Some(evicted) = evicted {
-                tracing::warn!(host = %evicted, new = %host, "history.max_hosts reached: forgot the longest-silent stale host");
-                self.persister.forget(evicted);
-            }
-            if !self.persister.save(&host, *row) {
-                if let Ok(mut store) = self.store.lock() {
-                    store.stats.persist_dropped_total += 1;
-                }
-            }
-            if let Some(gap) = gap {
-                tracing::info!(host = %gap.host, after = gap.after_seq, before = gap.before_seq, "gap in seq; backfilling");
-                let _ = self.gaps.try_send(gap.clone());
-            }
+        let outcome = self
+            .store
+            .ingest(snapshot, source, Instant::now(), unix_ms_now());
+        if let Outcome::Stored { gap: Some(gap), .. } = &outcome {
+            tracing::info!(host = %gap.host, after = gap.after_seq, before = gap.before_seq, "gap in seq; backfilling");
+            let _ = self.gaps.try_send(gap.clone());
         }
         outcome
     }
@@ -96,17 +81,15 @@ impl Ingestor {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::Store;
 
     /// Issue 9 A6: a panic while the store was locked must not turn every later snapshot
     /// into a silent "duplicate" with the process still up.
     #[tokio::test]
     async fn a_poisoned_store_stops_the_daemon_instead_of_dropping_samples() {
-        let store = SharedStore::new(Store::new(10, 10));
+        let store = crate::store::tests::handle(10);
         let (gaps, _rx) = mpsc::channel(1);
         let ingestor = Ingestor {
             store: store.clone(),
-            persister: Persister::disabled(),
             gaps,
             max_payload: 4096,
         };

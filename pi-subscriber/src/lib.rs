@@ -7,8 +7,8 @@ pub mod config;
 pub mod grafana;
 pub mod http;
 pub mod ingest;
+pub mod migrate;
 pub mod mqtt;
-pub mod persist;
 pub mod poller;
 pub mod prometheus;
 pub mod rates;
@@ -28,14 +28,13 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::Settings;
 use crate::ingest::Ingestor;
-use crate::persist::Persister;
-use crate::store::Store;
+use crate::store::{SharedStore, Store};
+use crate::tsdb::Tsdb;
 
 /// Forgets the hosts silent for `forget_after`, checking a few times per `forget_after` (at
 /// most once a minute).
 async fn forget_silent_hosts(
-    store: store::SharedStore,
-    persister: Persister,
+    store: SharedStore,
     forget_after: Duration,
     shutdown: CancellationToken,
 ) {
@@ -48,17 +47,56 @@ async fn forget_silent_hosts(
             _ = tick.tick() => {}
         }
         let now_ms = ingest::unix_ms_now();
-        let Ok(mut store) = store.lock() else { return };
-        let silent = store.silent_hosts(now_ms, forget_after);
-        for host in &silent {
-            store.forget(host);
-        }
-        drop(store);
+        let Ok(silent) = store.lock().map(|s| s.silent_hosts(now_ms, forget_after)) else {
+            return;
+        };
         for host in silent {
-            tracing::info!(%host, after = ?forget_after, "host silent for history.forget_after: forgotten");
-            persister.forget(&host);
+            let store = store.clone();
+            let forgot =
+                tokio::task::spawn_blocking(move || store.forget(&host).map(|_| host)).await;
+            match forgot {
+                Ok(Ok(host)) => {
+                    tracing::info!(%host, after = ?forget_after, "host silent for history.forget_after: forgotten")
+                }
+                Ok(Err(error)) => tracing::warn!(%error, "cannot forget a silent host"),
+                Err(error) => tracing::warn!(%error, "forgetting a silent host failed"),
+            }
         }
     }
+}
+
+/// Commits the history every second (a power cut loses at most that) and closes bucket rows
+/// and prunes every minute, off the async workers; commits once more at shutdown.
+fn history_writer(store: SharedStore, shutdown: CancellationToken) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut ticks = 0u64;
+        loop {
+            let stop = tokio::select! {
+                _ = shutdown.cancelled() => true,
+                _ = tick.tick() => false,
+            };
+            ticks += 1;
+            let maintain = ticks % 60 == 1;
+            let s = store.clone();
+            let done = tokio::task::spawn_blocking(move || {
+                if maintain {
+                    s.maintain(ingest::unix_ms_now())?;
+                }
+                s.commit()
+            })
+            .await;
+            match done {
+                Ok(Ok(())) => {}
+                Ok(Err(error)) => tracing::warn!(%error, "cannot write the history"),
+                Err(error) => tracing::warn!(%error, "history writer task failed"),
+            }
+            if stop {
+                return;
+            }
+        }
+    })
 }
 
 /// Runs until `shutdown` is cancelled; then stops the consumers, lets requests in flight
@@ -68,42 +106,48 @@ pub async fn run(
     listener: TcpListener,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
-    let mut store = Store::new(settings.history.capacity, settings.history.max_hosts);
-    store.max_clock_skew = settings.health.max_clock_skew;
-    store.stale_after = settings.health.max_age;
-    let history_dir = persist::history_dir(&settings.data_dir);
-    if settings.history.persist {
-        let dir = history_dir.clone();
-        store = tokio::task::spawn_blocking(move || {
-            persist::load(&dir, |host, rows| {
-                let n = rows.len();
-                if store.restore(host, rows, ingest::unix_ms_now()) {
-                    tracing::info!(%host, rows = n, "history restored");
-                } else {
-                    tracing::warn!(%host, "history not restored: more hosts than history.max_hosts");
-                }
-            });
-            store
+    let mut state = Store::new(settings.history.max_hosts);
+    state.max_clock_skew = settings.health.max_clock_skew;
+    state.stale_after = settings.health.max_age;
+    let now_ms = ingest::unix_ms_now();
+    let retention = settings.retention();
+    let max_series = settings.history.max_series_per_host;
+    let db_path = settings.data_dir.join("history.sqlite");
+    let store = if settings.history.persist {
+        std::fs::create_dir_all(&settings.data_dir).with_context(|| {
+            format!(
+                "cannot create the data directory {}",
+                settings.data_dir.display()
+            )
+        })?;
+        let (path, old) = (db_path.clone(), migrate::history_dir(&settings.data_dir));
+        let skew = settings.health.max_clock_skew;
+        tokio::task::spawn_blocking(move || -> anyhow::Result<SharedStore> {
+            let tsdb = Tsdb::open(&path, retention, max_series, now_ms)?;
+            let store = SharedStore::new(state, tsdb);
+            let imported = migrate::import(&old, &store, now_ms);
+            if imported > 0 {
+                tracing::info!(
+                    rows = imported,
+                    "history files of an earlier version imported"
+                );
+            }
+            let horizon = now_ms.saturating_add(skew.as_millis() as i64);
+            let hosts = store.restore_hosts(horizon)?;
+            tracing::info!(hosts, db = %path.display(), "history opened");
+            Ok(store)
         })
-        .await?;
-    }
-    let store = store::SharedStore::new(store);
-    let failed = store.failed();
-    let (persister, writer) = if settings.history.persist {
-        let (p, h) = persist::start(
-            history_dir.clone(),
-            store.clone(),
-            settings.history.capacity,
-        )
-        .with_context(|| format!("cannot write the history in {}", history_dir.display()))?;
-        (p, Some(h))
+        .await??
     } else {
-        (Persister::disabled(), None)
+        SharedStore::new(state, Tsdb::open_in_memory(retention, max_series, now_ms)?)
     };
+    let failed = store.failed();
+    // Stopped after every task that stores has ended, so the last samples are committed.
+    let writer_stop = CancellationToken::new();
+    let writer = history_writer(store.clone(), writer_stop.clone());
     let (gap_tx, gap_rx) = mpsc::channel(256);
     let ingestor = Ingestor {
         store: store.clone(),
-        persister: persister.clone(),
         gaps: gap_tx,
         max_payload: settings.mqtt.max_payload_size,
     };
@@ -130,7 +174,6 @@ pub async fn run(
 
     tasks.push(tokio::spawn(forget_silent_hosts(
         store.clone(),
-        persister.clone(),
         settings.history.forget_after,
         shutdown.clone(),
     )));
@@ -142,7 +185,6 @@ pub async fn run(
         default_host: settings.default_host.as_str().into(),
         max_age: settings.health.max_age,
         request_timeout: settings.http.request_timeout,
-        persister,
         admin_token: settings.http.admin_token.as_deref().map(Arc::from),
     };
     tracing::info!(http = %listener.local_addr()?, mqtt = settings.mqtt.enabled, "pi-subscriber serving HTTP");
@@ -162,12 +204,11 @@ pub async fn run(
     for task in tasks {
         let _ = tokio::time::timeout(Duration::from_secs(5), task).await;
     }
-    // The last Persister clones went with the tasks: the writer drains, syncs and ends.
-    if let Some(writer) = writer {
-        tokio::task::spawn_blocking(move || writer.join())
-            .await?
-            .map_err(|_| anyhow::anyhow!("history writer panicked"))?;
-    }
+    // The writer commits what is left and ends.
+    writer_stop.cancel();
+    writer
+        .await
+        .map_err(|_| anyhow::anyhow!("history writer panicked"))?;
     if failed.is_cancelled() {
         anyhow::bail!("stopped because the store was poisoned by a panic (see the log); exiting non-zero so the service manager restarts pi-subscriber");
     }

@@ -1,10 +1,14 @@
-//! One sample of a host in the history: the compact [`Row`] kept in memory and on disk, and
-//! the flat [`HistoryRow`] served by `/history`, with rates derived from the seq-adjacent row.
+//! The flat [`HistoryRow`] served by `/history` (one per raw sample, rates from the
+//! seq-adjacent sample), and the compact [`Row`] of the history files of earlier versions,
+//! read once to import them.
 
 use broker::Snapshot;
 use serde::Serialize;
 
-use crate::rates::{self, Point};
+use broker::SECTOR_BYTES;
+
+use crate::rates;
+use crate::tsdb::FlatRow;
 
 /// Missing counter in a [`Row`].
 const NO_COUNTER: u64 = u64::MAX;
@@ -71,11 +75,51 @@ impl Row {
         }
     }
 
-    pub fn point(&self) -> Point {
-        Point {
+    /// The snapshot this row was made from, as far as the row kept it (totals only; the
+    /// boot id is known by its hash), to import it into the history database.
+    pub fn to_snapshot(&self, host: &str) -> Snapshot {
+        let g = |x: f32| (!x.is_nan()).then_some(f64::from(x));
+        let c = |x: u64| (x != NO_COUNTER).then_some(x);
+        let mb = |x: f32| g(x).map(|v| v.max(0.0) as u64);
+        Snapshot {
+            v: broker::SNAPSHOT_VERSION,
+            host: host.to_owned(),
             seq: self.seq,
+            ts: self.ts_ms.div_euclid(1000),
             ts_ms: self.ts_ms,
-            boot: self.boot,
+            boot_id: (self.boot != 0).then(|| format!("imported-{:016x}", self.boot)),
+            cpu: Some(broker::Cpu {
+                usage_percent: g(self.cpu),
+                load_1m: g(self.load1),
+                load_5m: g(self.load5),
+                load_15m: g(self.load15),
+                ..broker::Cpu::default()
+            }),
+            memory: mb(self.mem_total).map(|total_mb| broker::Memory {
+                available_mb: mb(self.mem_available).unwrap_or(0),
+                total_mb,
+                swap_used_mb: mb(self.swap_used).unwrap_or(0),
+                swap_total_mb: 0,
+            }),
+            thermal: broker::Thermal {
+                cpu_temp_c: g(self.temp),
+                ..broker::Thermal::default()
+            },
+            disk: c(self.disk_read)
+                .zip(c(self.disk_write))
+                .map(|(r, w)| broker::Disk {
+                    read_sectors: r,
+                    write_sectors: w,
+                    ..broker::Disk::default()
+                }),
+            network: c(self.net_rx)
+                .zip(c(self.net_tx))
+                .map(|(r, t)| broker::Network {
+                    rx_bytes: r,
+                    tx_bytes: t,
+                    ..broker::Network::default()
+                }),
+            ..Snapshot::default()
         }
     }
 
@@ -200,71 +244,40 @@ pub struct HistoryRow {
     pub network_tx_bytes_rate: Option<f64>,
 }
 
-/// `f32` back to a tidy `f64` (45.23f32 reads 45.2299995… otherwise).
-fn tidy(x: f32, decimals: i32) -> Option<f64> {
-    if x.is_nan() {
-        return None;
-    }
+/// Rounded to `decimals` (values come back from `f32` storage: 45.23 reads 45.2299995…).
+fn round(x: f64, decimals: i32) -> f64 {
     let scale = 10f64.powi(decimals);
-    Some((f64::from(x) * scale).round() / scale)
-}
-
-fn round3(x: f64) -> f64 {
-    (x * 1000.0).round() / 1000.0
+    (x * scale).round() / scale
 }
 
 impl HistoryRow {
-    pub(crate) fn of(host: &str, row: &Row, previous: Option<&Row>) -> HistoryRow {
-        let pair = |a: u64, b: u64| (a != NO_COUNTER && b != NO_COUNTER).then_some((a, b));
-        // A total is only comparable with one summed over the same devices (0: not known).
-        let same_set = |a: u32, b: u32| a == 0 || b == 0 || a == b;
-        let dt = previous.and_then(|p| rates::elapsed_s(&p.point(), &row.point()));
-        let (disk, net) = match (previous, dt) {
-            (Some(p), Some(dt)) => {
-                let disk = match (
-                    pair(p.disk_read, row.disk_read),
-                    pair(p.disk_write, row.disk_write),
-                ) {
-                    (Some(r), Some(w)) if same_set(p.disk_set, row.disk_set) => {
-                        rates::disk_rates(r, w, dt)
-                    }
-                    _ => rates::DiskRates::default(),
-                };
-                let net = match (pair(p.net_rx, row.net_rx), pair(p.net_tx, row.net_tx)) {
-                    (Some(r), Some(t)) if same_set(p.net_set, row.net_set) => {
-                        rates::net_rates(r, t, dt)
-                    }
-                    _ => rates::NetRates::default(),
-                };
-                (disk, net)
-            }
-            _ => Default::default(),
+    /// The flat row of one raw sample.
+    pub(crate) fn of(host: &str, row: &FlatRow) -> HistoryRow {
+        let get = |name: &str, decimals: i32| row.values.get(name).map(|v| round(*v, decimals));
+        let sectors = |name: &str| {
+            row.values
+                .get(name)
+                .map(|v| round(*v / SECTOR_BYTES as f64, 3))
         };
-        let used = (!row.mem_total.is_nan() && !row.mem_available.is_nan() && row.mem_total > 0.0)
-            .then(|| {
-                round3(
-                    100.0 * f64::from(row.mem_total - row.mem_available) / f64::from(row.mem_total),
-                )
-            });
         HistoryRow {
             time: row.ts_ms,
             host: host.to_owned(),
             seq: row.seq,
-            cpu_usage_percent: tidy(row.cpu, 2),
-            load_1m: tidy(row.load1, 2),
-            load_5m: tidy(row.load5, 2),
-            load_15m: tidy(row.load15, 2),
-            memory_available_mb: tidy(row.mem_available, 0),
-            memory_total_mb: tidy(row.mem_total, 0),
-            memory_used_percent: used,
-            swap_used_mb: tidy(row.swap_used, 0),
-            cpu_temp_c: tidy(row.temp, 3),
-            disk_read_sectors_rate: disk.read_sectors_rate.map(round3),
-            disk_write_sectors_rate: disk.write_sectors_rate.map(round3),
-            disk_read_bytes_rate: disk.read_bytes_rate.map(round3),
-            disk_write_bytes_rate: disk.write_bytes_rate.map(round3),
-            network_rx_bytes_rate: net.rx_bytes_rate.map(round3),
-            network_tx_bytes_rate: net.tx_bytes_rate.map(round3),
+            cpu_usage_percent: get("cpu_usage_percent", 2),
+            load_1m: get("load_1m", 2),
+            load_5m: get("load_5m", 2),
+            load_15m: get("load_15m", 2),
+            memory_available_mb: get("memory_available_mb", 0),
+            memory_total_mb: get("memory_total_mb", 0),
+            memory_used_percent: get("memory_used_percent", 3),
+            swap_used_mb: get("swap_used_mb", 0),
+            cpu_temp_c: get("cpu_temp_c", 3),
+            disk_read_sectors_rate: sectors("disk_read_bytes_rate"),
+            disk_write_sectors_rate: sectors("disk_write_bytes_rate"),
+            disk_read_bytes_rate: get("disk_read_bytes_rate", 3),
+            disk_write_bytes_rate: get("disk_write_bytes_rate", 3),
+            network_rx_bytes_rate: get("network_rx_bytes_rate", 3),
+            network_tx_bytes_rate: get("network_tx_bytes_rate", 3),
         }
     }
 }

@@ -28,7 +28,6 @@ fn state() -> AppState {
 /// One hour of 15 s samples for `host`: CPU % = minute of the hour, 100 sectors read per
 /// sample, and no data between minutes 30 and 40 (an outage).
 fn fill(state: &AppState, host: &str) {
-    let mut store = state.store.lock().unwrap();
     for i in 0..240u64 {
         let minute = i / 4;
         if (30..40).contains(&minute) {
@@ -60,8 +59,9 @@ fn fill(state: &AppState, host: &str) {
             }),
             ..Snapshot::default()
         };
-        store.ingest(s, Source::Mqtt, Instant::now(), ts_ms);
+        state.store.ingest(s, Source::Mqtt, Instant::now(), ts_ms);
     }
+    let mut store = state.store.lock().unwrap();
     let start = T0 + 600_000;
     store.add_event(JobEvent::JobStart(JobStart {
         v: 1,

@@ -41,11 +41,7 @@ fn snap(host: &str, seq: u64, ts_s: i64, read: u64) -> Snapshot {
 
 fn ingest(state: &AppState, s: Snapshot) {
     let now_ms = s.ts_ms;
-    state
-        .store
-        .lock()
-        .unwrap()
-        .ingest(s, Source::Mqtt, Instant::now(), now_ms);
+    state.store.ingest(s, Source::Mqtt, Instant::now(), now_ms);
 }
 
 #[tokio::test(start_paused = true)]
@@ -169,8 +165,6 @@ async fn forgetting_a_host_needs_loopback_or_the_admin_token() {
     for host in ["a", "b"] {
         state
             .store
-            .lock()
-            .unwrap()
             .ingest(snap(host, 1, 100, 0), Source::Mqtt, now, 100_000);
     }
     let lan = [192, 0, 2, 7];

@@ -210,7 +210,7 @@ fn no_temporary_files(c: &Container) {
     assert_eq!(left, "", "half-written files left behind");
     let files = c.ok(&format!("find {dirs} -type f | sort"));
     assert!(
-        files.contains("/var/lib/private/server-analytics-pi/history/tower.log"),
+        files.contains("/var/lib/private/server-analytics-pi/history.sqlite"),
         "{files}"
     );
     assert!(

@@ -11,6 +11,9 @@ use super::rollup::{floor, Bucket, Tier};
 use super::TsdbError;
 use crate::registry::Value;
 
+/// How far ahead of the Pi's clock a sample may be dated and still be rolled up.
+const FUTURE_MS: i64 = 86_400_000;
+
 impl Tsdb {
     /// Adds one value (a gauge, or a rate) at `ts_ms` to its minute and hour buckets.
     pub(super) fn add(
@@ -20,6 +23,11 @@ impl Tsdb {
         value: f64,
         now_ms: i64,
     ) -> rusqlite::Result<()> {
+        // A sample dated far ahead of the Pi's clock (a broken or hostile one) gets no bucket:
+        // its row would stay open until that date.
+        if ts_ms > now_ms.saturating_add(FUTURE_MS) {
+            return Ok(());
+        }
         for tier in [Tier::Minute, Tier::Hour] {
             if ts_ms < self.retention.horizon(tier, now_ms) {
                 continue;

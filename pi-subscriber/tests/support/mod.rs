@@ -9,7 +9,6 @@ use std::time::Duration;
 
 use pi_subscriber::http::AppState;
 use pi_subscriber::mqtt::MqttState;
-use pi_subscriber::store::Store;
 
 use crate::common::Client;
 
@@ -84,7 +83,8 @@ impl Subscriber {
 
 /// An `AppState` over an empty store, for oneshot tests.
 pub fn app_state(capacity: usize) -> AppState {
-    let store = pi_subscriber::store::SharedStore::new(Store::new(capacity, 10));
+    let _ = capacity;
+    let store = pi_subscriber::store::SharedStore::in_memory(10).unwrap();
     AppState {
         prometheus: pi_subscriber::prometheus::registry(store.clone(), Duration::from_secs(45)),
         store,
@@ -92,7 +92,6 @@ pub fn app_state(capacity: usize) -> AppState {
         default_host: "".into(),
         max_age: Duration::from_secs(45),
         request_timeout: Duration::from_secs(5),
-        persister: pi_subscriber::persist::Persister::disabled(),
         admin_token: None,
     }
 }

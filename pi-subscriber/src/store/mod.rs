@@ -1,0 +1,206 @@
+//! The Pi's store, as a cloneable handle (mini-redis `Db`): the hosts' live state in memory
+//! ([`Store`], behind one lock held for a few lines) and their history in the tiered SQLite
+//! store ([`Tsdb`], behind its own lock; the slow parts run off the async workers). Every
+//! source (MQTT, HTTP polling, backfill) goes through [`SharedStore::ingest`].
+
+mod state;
+#[cfg(test)]
+pub(crate) mod tests;
+
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use broker::Snapshot;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+pub use crate::row::HistoryRow;
+use crate::tsdb::{QueryError, SeriesPoints, SeriesQuery, Tier, Tsdb, TsdbError, TsdbStats};
+pub use state::{Gap, HostState, IngestStats, Outcome, Source, Store};
+
+/// The store shared by the ingest paths and the HTTP handlers. A panic while one of its locks
+/// was held (a bug) poisons it; from then on every call fails and [`SharedStore::failed`] is
+/// cancelled, so `run` stops the daemon with an error and systemd restarts it from the
+/// history on disk, instead of limping on with samples dropped.
+#[derive(Debug, Clone)]
+pub struct SharedStore {
+    shared: Arc<Shared>,
+}
+
+#[derive(Debug)]
+struct Shared {
+    state: Mutex<Store>,
+    tsdb: Mutex<Tsdb>,
+    failed: CancellationToken,
+}
+
+/// The store's lock was poisoned by a panic; the daemon is stopping.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the store was poisoned by a panic; the daemon is stopping")]
+pub struct Poisoned;
+
+/// Why a history read failed.
+#[derive(Debug, thiserror::Error)]
+pub enum HistoryError {
+    #[error(transparent)]
+    Poisoned(#[from] Poisoned),
+    #[error(transparent)]
+    Query(#[from] QueryError),
+    #[error(transparent)]
+    Db(#[from] TsdbError),
+}
+
+impl SharedStore {
+    pub fn new(store: Store, tsdb: Tsdb) -> Self {
+        Self {
+            shared: Arc::new(Shared {
+                state: Mutex::new(store),
+                tsdb: Mutex::new(tsdb),
+                failed: CancellationToken::new(),
+            }),
+        }
+    }
+
+    /// A store whose history lives in memory only, with the default retention (tests,
+    /// benchmarks, `history.persist = false`).
+    pub fn in_memory(max_hosts: usize) -> Result<Self, TsdbError> {
+        let day = 86_400_000;
+        let retention = crate::tsdb::Retention {
+            raw_ms: 2 * day,
+            minute_ms: 14 * day,
+            hour_ms: 730 * day,
+        };
+        Ok(Self::new(
+            Store::new(max_hosts),
+            Tsdb::open_in_memory(retention, 500, 0)?,
+        ))
+    }
+
+    fn poisoned(&self) -> Poisoned {
+        if !self.shared.failed.is_cancelled() {
+            tracing::error!("the store lock was poisoned by a panic (a bug, logged above): stopping so that the service manager restarts the daemon");
+            self.shared.failed.cancel();
+        }
+        Poisoned
+    }
+
+    /// Locks the live state; keep the guard for a few lines only.
+    pub fn lock(&self) -> Result<MutexGuard<'_, Store>, Poisoned> {
+        self.shared.state.lock().map_err(|_| self.poisoned())
+    }
+
+    fn tsdb(&self) -> Result<MutexGuard<'_, Tsdb>, Poisoned> {
+        self.shared.tsdb.lock().map_err(|_| self.poisoned())
+    }
+
+    /// Cancelled once the store is poisoned.
+    pub fn failed(&self) -> CancellationToken {
+        self.shared.failed.clone()
+    }
+
+    /// Stores one validated snapshot: history first (which also tells a duplicate), then the
+    /// live state. `now`/`now_ms` are the Pi's clocks at receipt.
+    pub fn ingest(&self, snapshot: Snapshot, source: Source, now: Instant, now_ms: i64) -> Outcome {
+        let Ok(evicted) = self.admit(&snapshot.host, now_ms) else {
+            return Outcome::Failed;
+        };
+        let evicted = match evicted {
+            Ok(evicted) => evicted,
+            Err(()) => return Outcome::TooManyHosts,
+        };
+        if let Some(gone) = &evicted {
+            tracing::warn!(host = %gone, new = %snapshot.host, "history.max_hosts reached: forgot the longest-silent stale host");
+            if let Err(error) = self.forget_history(gone) {
+                tracing::warn!(%error, host = %gone, "cannot forget the history of an evicted host");
+            }
+        }
+        let stored = match self.tsdb() {
+            Ok(mut db) => db.ingest(&snapshot, source != Source::Backfill, now_ms),
+            Err(_) => return Outcome::Failed,
+        };
+        let Ok(mut state) = self.lock() else {
+            return Outcome::Failed;
+        };
+        match stored {
+            Ok(report) if report.duplicate => {
+                state.stats.duplicates_total += 1;
+                Outcome::Duplicate
+            }
+            Ok(_) => state.record(snapshot, source, now, now_ms, evicted),
+            Err(error) => {
+                tracing::warn!(host = %snapshot.host, %error, "cannot store a sample in the history");
+                state.stats.history_errors_total += 1;
+                state.record(snapshot, source, now, now_ms, evicted)
+            }
+        }
+    }
+
+    fn admit(&self, host: &str, now_ms: i64) -> Result<Result<Option<String>, ()>, Poisoned> {
+        Ok(self.lock()?.admit(host, now_ms))
+    }
+
+    fn forget_history(&self, host: &str) -> Result<bool, HistoryError> {
+        Ok(self.tsdb()?.forget(host)?)
+    }
+
+    /// Forgets a host now: its live state, job events and history. `false` when unknown.
+    pub fn forget(&self, host: &str) -> Result<bool, HistoryError> {
+        let known = self.lock()?.forget(host);
+        let had_history = self.forget_history(host)?;
+        Ok(known || had_history)
+    }
+
+    /// The flat `/history` rows of `host` (raw tier), ascending. Blocking: call it from
+    /// `spawn_blocking`.
+    pub fn history(
+        &self,
+        host: &str,
+        from_ms: i64,
+        to_ms: i64,
+    ) -> Result<Vec<HistoryRow>, HistoryError> {
+        let rows = self.tsdb()?.flat_rows(host, from_ms, to_ms)?;
+        Ok(rows.iter().map(|r| HistoryRow::of(host, r)).collect())
+    }
+
+    /// Series from the finest tier that covers the range. Blocking: call it from
+    /// `spawn_blocking`.
+    pub fn series(
+        &self,
+        q: &SeriesQuery<'_>,
+        now_ms: i64,
+    ) -> Result<(Tier, Vec<SeriesPoints>), HistoryError> {
+        Ok(self.tsdb()?.query(q, now_ms)?)
+    }
+
+    /// Commits what was stored since the last call (the history writer calls it every
+    /// second: a power cut loses at most that).
+    pub fn commit(&self) -> Result<(), HistoryError> {
+        Ok(self.tsdb()?.commit()?)
+    }
+
+    /// Closes finished bucket rows and prunes by retention (every minute or so).
+    pub fn maintain(&self, now_ms: i64) -> Result<(), HistoryError> {
+        Ok(self.tsdb()?.maintain(now_ms)?)
+    }
+
+    /// The history's counters, for `/health`.
+    pub fn history_stats(&self) -> Result<TsdbStats, Poisoned> {
+        Ok(self.tsdb()?.stats)
+    }
+
+    /// Registers the hosts the history knows from before a restart (`horizon_ms`: the Pi's
+    /// clock plus the allowed skew).
+    pub fn restore_hosts(&self, horizon_ms: i64) -> Result<usize, HistoryError> {
+        let known = self.tsdb()?.known_hosts(horizon_ms)?;
+        let mut state = self.lock()?;
+        let mut restored = 0;
+        for host in &known {
+            if state.restore(host) {
+                tracing::info!(host = %host.name, rows = host.samples, "history restored");
+                restored += 1;
+            } else {
+                tracing::warn!(host = %host.name, "history kept but host not tracked: more hosts than history.max_hosts");
+            }
+        }
+        Ok(restored)
+    }
+}

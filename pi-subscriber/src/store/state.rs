@@ -1,0 +1,338 @@
+//! The hosts' live state (newest samples, receipt times, status), job events and ingest
+//! counters: what the store keeps in memory. Pure: time is passed in.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::Arc;
+use std::time::Duration;
+
+use broker::{JobEvent, Snapshot};
+use serde::Serialize;
+use tokio::time::Instant;
+
+use crate::rates::{self, Point};
+use crate::tsdb::KnownHost;
+use crate::validate::Rejection;
+
+/// Where a snapshot came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    Mqtt,
+    Http,
+    Backfill,
+}
+
+/// When a host was last heard from, on the Pi's clock where known (Unix ms).
+fn last_heard_ms(h: &HostState) -> Option<i64> {
+    h.last_received_ms.or(h.newest_ts_ms).or(h.status_ms)
+}
+
+pub(super) enum Room {
+    Free,
+    Evicted(String),
+    Full,
+}
+
+/// Samples missing between two stored ones, to fetch from the publisher's `/history`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Gap {
+    pub host: String,
+    /// The newest seq stored before the gap (`since_seq` for `/history`).
+    pub after_seq: u64,
+    /// The seq that revealed the gap.
+    pub before_seq: u64,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    /// Stored; `gap` when samples are missing before it.
+    Stored {
+        gap: Option<Gap>,
+        /// A stale host that was forgotten to make room for this new one.
+        evicted: Option<String>,
+    },
+    Duplicate,
+    /// A new host beyond `max_hosts`.
+    TooManyHosts,
+    /// Not stored: the store is poisoned and the daemon is stopping.
+    Failed,
+}
+
+/// Counters for `/health`.
+#[derive(Debug, Default, Clone, Serialize)]
+pub struct IngestStats {
+    pub stored_mqtt_total: u64,
+    pub stored_http_total: u64,
+    pub stored_backfill_total: u64,
+    pub duplicates_total: u64,
+    pub rejected_total: u64,
+    pub rejected: BTreeMap<Rejection, u64>,
+    pub too_many_hosts_total: u64,
+    /// Hosts forgotten: silent for `history.forget_after`, or `DELETE /hosts/{host}`.
+    pub forgotten_total: u64,
+    /// Stale hosts that gave way to a new host at `max_hosts`.
+    pub evicted_total: u64,
+    /// Snapshots whose server clock was far from the Pi's (kept, flagged).
+    pub clock_skewed_total: u64,
+    pub events_total: u64,
+    /// Samples the history database could not store (the error is logged).
+    pub history_errors_total: u64,
+}
+
+#[derive(Debug, Default)]
+pub struct HostState {
+    pub latest: Option<Arc<Snapshot>>,
+    /// The sample before `latest`, for per-device rates.
+    pub previous: Option<Arc<Snapshot>>,
+    /// When the newest sample arrived, on the Pi's monotonic clock: staleness is judged on
+    /// this, not on the server's `ts`.
+    pub last_received: Option<Instant>,
+    /// The same, as Unix ms on the Pi's clock (for display).
+    pub last_received_ms: Option<i64>,
+    /// `online` / `offline` from the MQTT status topic.
+    pub status: Option<String>,
+    /// When MQTT last delivered a new sample of this host: the poller polls the hosts MQTT
+    /// has gone quiet on.
+    pub last_mqtt: Option<Instant>,
+    /// Server clock minus Pi clock at the newest sample, when beyond the allowed skew.
+    pub clock_skew_s: Option<f64>,
+    /// Samples in the history's raw tier, and the newest one's time (server clock).
+    pub samples: u64,
+    pub newest_ts_ms: Option<i64>,
+    /// When an MQTT status last arrived for a host that never sent data (Pi clock, Unix ms).
+    pub status_ms: Option<i64>,
+    /// After a restart, until the first live sample: the restored row gaps are measured from
+    /// (the highest seq whose time the Pi's clock had reached at start-up).
+    pub restored_newest: Option<Point>,
+}
+
+#[derive(Debug)]
+pub struct Store {
+    pub max_hosts: usize,
+    pub max_events: usize,
+    pub max_clock_skew: Duration,
+    /// A host silent this long is stale; when `max_hosts` is reached, the longest-silent
+    /// stale host gives way to a new one (so ghosts from spoofed messages cannot lock out a
+    /// real server).
+    pub stale_after: Duration,
+    pub hosts: BTreeMap<String, HostState>,
+    /// Oldest first, across hosts.
+    pub events: VecDeque<JobEvent>,
+    pub stats: IngestStats,
+}
+
+impl Store {
+    pub fn new(max_hosts: usize) -> Self {
+        Self {
+            max_hosts,
+            max_events: 1000,
+            max_clock_skew: Duration::from_secs(120),
+            stale_after: Duration::from_secs(45),
+            hosts: BTreeMap::new(),
+            events: VecDeque::new(),
+            stats: IngestStats::default(),
+        }
+    }
+
+    pub fn reject(&mut self, why: Rejection) {
+        self.stats.rejected_total += 1;
+        *self.stats.rejected.entry(why).or_insert(0) += 1;
+    }
+
+    /// A host the history knows from before a restart; `false` when there is no room.
+    pub fn restore(&mut self, known: &KnownHost) -> bool {
+        if !self.hosts.contains_key(&known.name) && self.hosts.len() >= self.max_hosts {
+            return false;
+        }
+        let state = self.hosts.entry(known.name.clone()).or_default();
+        state.samples = known.samples;
+        state.newest_ts_ms = known.newest_ts_ms;
+        state.restored_newest =
+            known
+                .reference
+                .map(|(seq, ts_ms, boot)| Point { seq, ts_ms, boot });
+        true
+    }
+
+    /// Makes room for `host` if it is new: `Ok(Some(name))` when a stale host was forgotten
+    /// for it, `Err` when `max_hosts` are known and none is stale.
+    pub(super) fn admit(&mut self, host: &str, now_ms: i64) -> Result<Option<String>, ()> {
+        if self.hosts.contains_key(host) {
+            return Ok(None);
+        }
+        match self.make_room(now_ms) {
+            Room::Free => Ok(None),
+            Room::Evicted(name) => Ok(Some(name)),
+            Room::Full => {
+                self.stats.too_many_hosts_total += 1;
+                Err(())
+            }
+        }
+    }
+
+    /// Records a snapshot the history has just stored (or that is not for the history: a
+    /// duplicate is refused before). `now`/`now_ms` are the Pi's clocks at receipt.
+    ///
+    /// The newest sample is the one received last (MQTT or HTTP), whatever its `seq` or its
+    /// server time say: one hostile or broken snapshot (a `seq` near 2^64, a time in 2200)
+    /// holds the place only until the next real one arrives, and never across a restart.
+    /// Backfilled samples are never the newest. A live sample whose `seq` is more than one
+    /// past the previous newest reveals a gap, within one boot or across a reboot (the
+    /// publisher's ring, and so `seq`, survives reboots).
+    pub fn record(
+        &mut self,
+        snapshot: Snapshot,
+        source: Source,
+        now: Instant,
+        now_ms: i64,
+        evicted: Option<String>,
+    ) -> Outcome {
+        let max_skew = self.max_clock_skew.as_secs_f64();
+        let host = snapshot.host.clone();
+        let state = self.hosts.entry(host.clone()).or_default();
+        let point = rates::point_of(&snapshot);
+        if state
+            .latest
+            .as_deref()
+            .is_some_and(|l| rates::point_of(l) == point)
+        {
+            self.stats.duplicates_total += 1;
+            return Outcome::Duplicate;
+        }
+        state.samples += 1;
+        state.newest_ts_ms = Some(
+            state
+                .newest_ts_ms
+                .map_or(point.ts_ms, |t| t.max(point.ts_ms)),
+        );
+        let mut gap = None;
+        if source != Source::Backfill {
+            let reference = state
+                .latest
+                .as_deref()
+                .map(rates::point_of)
+                .or(state.restored_newest);
+            if let Some(r) = reference.filter(|r| point.seq > r.seq.saturating_add(1)) {
+                gap = Some(Gap {
+                    host: host.clone(),
+                    after_seq: r.seq,
+                    before_seq: point.seq,
+                });
+            }
+            let skew = snapshot.ts_ms.saturating_sub(now_ms) as f64 / 1000.0;
+            let skewed = skew.abs() > max_skew;
+            state.last_received = Some(now);
+            state.last_received_ms = Some(now_ms);
+            state.clock_skew_s = skewed.then_some(skew);
+            if source == Source::Mqtt {
+                state.last_mqtt = Some(now);
+            }
+            state.restored_newest = None;
+            state.previous = state.latest.take();
+            state.latest = Some(Arc::new(snapshot));
+            if skewed {
+                self.stats.clock_skewed_total += 1;
+            }
+        }
+        match source {
+            Source::Mqtt => self.stats.stored_mqtt_total += 1,
+            Source::Http => self.stats.stored_http_total += 1,
+            Source::Backfill => self.stats.stored_backfill_total += 1,
+        }
+        Outcome::Stored { gap, evicted }
+    }
+
+    /// Room for one more host: free under `max_hosts`; else a host known only from a
+    /// (retained) status, or the longest-silent stale host, is forgotten to make room.
+    fn make_room(&mut self, now_ms: i64) -> Room {
+        if self.hosts.len() < self.max_hosts {
+            return Room::Free;
+        }
+        let stale_before = now_ms.saturating_sub(self.stale_after.as_millis() as i64);
+        let victim = self
+            .hosts
+            .iter()
+            .filter(|(_, h)| h.latest.is_none() && h.samples == 0)
+            .map(|(name, _)| name.clone())
+            .next()
+            .or_else(|| {
+                self.hosts
+                    .iter()
+                    .filter_map(|(name, h)| Some((last_heard_ms(h)?, name)))
+                    .filter(|(heard, _)| *heard < stale_before)
+                    .min()
+                    .map(|(_, name)| name.clone())
+            });
+        match victim {
+            Some(name) => {
+                self.forget(&name);
+                self.stats.forgotten_total -= 1;
+                self.stats.evicted_total += 1;
+                Room::Evicted(name)
+            }
+            None => Room::Full,
+        }
+    }
+
+    pub fn set_status(&mut self, host: &str, status: &str, now_ms: i64) {
+        if !self.hosts.contains_key(host) && self.hosts.len() >= self.max_hosts {
+            return;
+        }
+        let state = self.hosts.entry(host.to_owned()).or_default();
+        state.status = Some(status.to_owned());
+        if state.latest.is_none() && state.samples == 0 {
+            state.status_ms = Some(now_ms);
+        }
+    }
+
+    /// Forgets a host: its state, history and job events. `false` when it was not known.
+    pub fn forget(&mut self, host: &str) -> bool {
+        if self.hosts.remove(host).is_none() {
+            return false;
+        }
+        self.events.retain(|e| e.host() != host);
+        self.stats.forgotten_total += 1;
+        true
+    }
+
+    /// Hosts not heard from since `now_ms - forget_after` (Pi clock; for a host restored from
+    /// disk and not heard from since, the time of its newest row).
+    pub fn silent_hosts(&self, now_ms: i64, forget_after: Duration) -> Vec<String> {
+        let before = now_ms.saturating_sub(forget_after.as_millis() as i64);
+        self.hosts
+            .iter()
+            .filter(|(_, h)| last_heard_ms(h).is_none_or(|t| t < before))
+            .map(|(name, _)| name.clone())
+            .collect()
+    }
+
+    /// Adds a job event unless it is already there (MQTT and HTTP may both deliver it).
+    pub fn add_event(&mut self, event: JobEvent) -> bool {
+        let same = |e: &JobEvent| {
+            e.run_id() == event.run_id()
+                && std::mem::discriminant(e) == std::mem::discriminant(&event)
+        };
+        if self.events.iter().rev().any(same) {
+            return false;
+        }
+        let at = self.events.partition_point(|e| e.ts_ms() <= event.ts_ms());
+        self.events.insert(at, event);
+        while self.events.len() > self.max_events {
+            self.events.pop_front();
+        }
+        self.stats.events_total += 1;
+        true
+    }
+
+    /// The host `/metrics` shows without `?host=`: the configured one, else the one heard from
+    /// most recently.
+    pub fn default_host(&self, configured: &str) -> Option<String> {
+        if !configured.is_empty() {
+            return Some(configured.to_owned());
+        }
+        self.hosts
+            .iter()
+            .filter(|(_, s)| s.latest.is_some())
+            .max_by_key(|(_, s)| s.last_received)
+            .map(|(h, _)| h.clone())
+    }
+}

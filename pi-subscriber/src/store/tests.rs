@@ -1,0 +1,432 @@
+//! The store through its handle, on an in-memory history and injected clocks.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use broker::{Cpu, Disk, JobEvent, Snapshot};
+use tokio::time::Instant;
+
+use super::*;
+use crate::rates;
+use crate::tsdb::{Retention, Tsdb};
+
+fn retention() -> Retention {
+    Retention {
+        raw_ms: 48 * 3_600_000,
+        minute_ms: 14 * 86_400_000,
+        hour_ms: 730 * 86_400_000,
+    }
+}
+
+/// A store with an in-memory history, for tests here and elsewhere in the crate.
+pub(crate) fn handle(max_hosts: usize) -> SharedStore {
+    let tsdb = Tsdb::open_in_memory(retention(), 500, 0).unwrap();
+    SharedStore::new(Store::new(max_hosts), tsdb)
+}
+
+fn handle_at(path: &std::path::Path, max_hosts: usize, now_ms: i64) -> SharedStore {
+    let tsdb = Tsdb::open(path, retention(), 500, now_ms).unwrap();
+    SharedStore::new(Store::new(max_hosts), tsdb)
+}
+
+fn snap(host: &str, seq: u64, ts_s: i64, read: u64) -> Snapshot {
+    Snapshot {
+        v: 1,
+        host: host.into(),
+        seq,
+        ts: ts_s,
+        ts_ms: ts_s * 1000,
+        boot_id: Some("b1".into()),
+        cpu: Some(Cpu {
+            usage_percent: Some(45.23),
+            ..Cpu::default()
+        }),
+        disk: Some(Disk {
+            read_sectors: read,
+            write_sectors: read,
+            ..Disk::default()
+        }),
+        ..Snapshot::default()
+    }
+}
+
+fn ingest(store: &SharedStore, s: Snapshot, source: Source) -> Outcome {
+    let now_ms = s.ts_ms;
+    store.ingest(s, source, Instant::now(), now_ms)
+}
+
+#[tokio::test]
+async fn dedupes_finds_gaps_and_backfills_in_order() {
+    let store = handle(10);
+    assert!(matches!(
+        ingest(&store, snap("t", 1, 100, 0), Source::Mqtt),
+        Outcome::Stored { gap: None, .. }
+    ));
+    assert_eq!(
+        ingest(&store, snap("t", 1, 100, 0), Source::Http),
+        Outcome::Duplicate
+    );
+    let Outcome::Stored { gap, .. } = ingest(&store, snap("t", 4, 145, 450), Source::Mqtt) else {
+        panic!()
+    };
+    assert_eq!(
+        gap,
+        Some(Gap {
+            host: "t".into(),
+            after_seq: 1,
+            before_seq: 4
+        })
+    );
+    for (seq, ts) in [(3, 130), (2, 115)] {
+        assert!(matches!(
+            ingest(
+                &store,
+                snap("t", seq, ts, (ts - 100) as u64 * 10),
+                Source::Backfill
+            ),
+            Outcome::Stored { gap: None, .. }
+        ));
+    }
+    let rows = store.history("t", 0, i64::MAX).unwrap();
+    assert_eq!(rows.iter().map(|r| r.seq).collect::<Vec<_>>(), [1, 2, 3, 4]);
+    assert_eq!(
+        rows[0].disk_read_sectors_rate, None,
+        "first row has no predecessor"
+    );
+    assert_eq!(rows[1].disk_read_sectors_rate, Some(10.0));
+    assert_eq!(
+        rows[3].disk_read_sectors_rate,
+        Some(10.0),
+        "recomputed around backfill"
+    );
+    assert_eq!(rows[3].cpu_usage_percent, Some(45.23));
+    assert_eq!(store.lock().unwrap().stats.stored_backfill_total, 2);
+    assert_eq!(store.lock().unwrap().stats.duplicates_total, 1);
+    assert_eq!(
+        store.lock().unwrap().hosts["t"]
+            .latest
+            .as_ref()
+            .unwrap()
+            .seq,
+        4,
+        "backfill never replaces latest"
+    );
+}
+
+#[tokio::test]
+async fn history_is_filtered_by_time() {
+    let store = handle(10);
+    for seq in 1..=25 {
+        ingest(
+            &store,
+            snap("t", seq, 100 + 15 * seq as i64, 0),
+            Source::Mqtt,
+        );
+    }
+    assert_eq!(store.lock().unwrap().hosts["t"].samples, 25);
+    let rows = store
+        .history("t", 115_000 + 15_000 * 17, 115_000 + 15_000 * 19)
+        .unwrap();
+    assert_eq!(rows.iter().map(|r| r.seq).collect::<Vec<_>>(), [18, 19, 20]);
+    assert!(store.history("nobody", 0, i64::MAX).unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn reboot_and_reset_series_are_not_gaps() {
+    let store = handle(10);
+    ingest(&store, snap("t", 10, 100, 5000), Source::Mqtt);
+    // seq goes on across the reboot (the ring is on disk): contiguous, no gap.
+    let mut rebooted = snap("t", 11, 115, 3);
+    rebooted.boot_id = Some("b2".into());
+    assert!(matches!(
+        ingest(&store, rebooted, Source::Mqtt),
+        Outcome::Stored { gap: None, .. }
+    ));
+    // The publisher lost its ring: seq starts again at 1, later in time.
+    assert!(matches!(
+        ingest(&store, snap("t", 1, 130, 9), Source::Mqtt),
+        Outcome::Stored { gap: None, .. }
+    ));
+    let rows = store.history("t", 0, i64::MAX).unwrap();
+    assert_eq!(
+        rows[1].disk_read_sectors_rate, None,
+        "no rate across a reboot"
+    );
+    assert_eq!(
+        rows[2].disk_read_sectors_rate, None,
+        "no rate when seq went back"
+    );
+    assert!(rows
+        .iter()
+        .all(|r| r.disk_read_sectors_rate.is_none_or(|x| x >= 0.0)));
+}
+
+#[tokio::test]
+async fn hosts_are_bounded_and_events_deduplicated() {
+    let store = handle(2);
+    ingest(&store, snap("a", 1, 100, 0), Source::Mqtt);
+    ingest(&store, snap("b", 1, 100, 0), Source::Mqtt);
+    assert_eq!(
+        ingest(&store, snap("c", 1, 100, 0), Source::Mqtt),
+        Outcome::TooManyHosts
+    );
+    let e = JobEvent::JobStart(broker::JobStart {
+        run_id: "r".into(),
+        ..Default::default()
+    });
+    assert!(store.lock().unwrap().add_event(e.clone()));
+    assert!(!store.lock().unwrap().add_event(e));
+    assert_eq!(store.lock().unwrap().events.len(), 1);
+}
+
+#[tokio::test]
+async fn one_snapshot_from_the_future_does_not_freeze_the_host() {
+    let store = handle(10);
+    ingest(&store, snap("t", 1, 100, 0), Source::Mqtt);
+    // A clock years ahead for one sample...
+    ingest(&store, snap("t", 2, 4_000_000_000, 10), Source::Mqtt);
+    // ...and the next ones are still the newest, by seq.
+    let Outcome::Stored { gap, .. } = ingest(&store, snap("t", 3, 130, 20), Source::Mqtt) else {
+        panic!()
+    };
+    assert_eq!(gap, None);
+    assert_eq!(
+        store.lock().unwrap().hosts["t"]
+            .latest
+            .as_ref()
+            .unwrap()
+            .seq,
+        3
+    );
+    assert_eq!(
+        ingest(&store, snap("t", 3, 130, 20), Source::Http),
+        Outcome::Duplicate
+    );
+    let rows = store.history("t", 0, i64::MAX).unwrap();
+    assert_eq!(
+        rows.iter().map(|r| r.seq).collect::<Vec<_>>(),
+        [1, 3, 2],
+        "time order"
+    );
+    // Absurd seqs do not overflow.
+    let big = snap("t", u64::MAX, 145, 30);
+    assert!(matches!(
+        ingest(&store, big, Source::Mqtt),
+        Outcome::Stored { .. }
+    ));
+}
+
+#[tokio::test]
+async fn status_only_hosts_give_way_to_real_ones() {
+    let store = handle(2);
+    store
+        .lock()
+        .unwrap()
+        .set_status("ghost", "offline", 100_000);
+    ingest(&store, snap("a", 1, 100, 0), Source::Mqtt);
+    assert!(matches!(
+        ingest(&store, snap("b", 1, 100, 0), Source::Mqtt),
+        Outcome::Stored { .. }
+    ));
+    assert!(!store.lock().unwrap().hosts.contains_key("ghost"));
+}
+
+#[tokio::test]
+async fn a_far_off_server_clock_is_kept_but_flagged() {
+    let store = handle(10);
+    let s = snap("t", 1, 1_700_000_000, 0);
+    // The Pi's clock says 10 minutes later than the server's.
+    let outcome = store.ingest(s, Source::Mqtt, Instant::now(), 1_700_000_600_000);
+    assert!(matches!(outcome, Outcome::Stored { .. }));
+    assert_eq!(store.lock().unwrap().stats.clock_skewed_total, 1);
+    assert_eq!(store.lock().unwrap().hosts["t"].clock_skew_s, Some(-600.0));
+    store.ingest(
+        snap("t", 2, 1_700_000_615, 0),
+        Source::Mqtt,
+        Instant::now(),
+        1_700_000_615_500,
+    );
+    assert_eq!(
+        store.lock().unwrap().hosts["t"].clock_skew_s,
+        None,
+        "back in step"
+    );
+}
+
+fn with_devices(mut s: Snapshot, disks: &[(&str, u64)]) -> Snapshot {
+    let devices: BTreeMap<String, broker::DiskDevice> = disks
+        .iter()
+        .map(|(n, v)| {
+            let d = broker::DiskDevice {
+                read_sectors: *v,
+                write_sectors: *v,
+            };
+            ((*n).to_owned(), d)
+        })
+        .collect();
+    let total = disks.iter().map(|(_, v)| v).sum();
+    s.disk = Some(Disk {
+        read_sectors: total,
+        write_sectors: total,
+        devices,
+    });
+    s
+}
+
+/// Issue 9 A1: `mosquitto_pub … '{"host":"tower","seq":18446744073709551614,"ts":7258118399}'`.
+#[tokio::test]
+async fn a_spoofed_newest_gives_way_to_the_next_real_sample() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("history.sqlite");
+    let now = 1_700_000_000;
+    let store = handle_at(&path, 10, now * 1000);
+    ingest(&store, snap("tower", 10, now, 0), Source::Mqtt);
+    let mut fake = snap("tower", 18_446_744_073_709_551_614, 7_258_118_399, 0);
+    fake.boot_id = None;
+    store.ingest(fake, Source::Mqtt, Instant::now(), now * 1000 + 5_000);
+    let real = snap("tower", 11, now + 15, 150);
+    store.ingest(real, Source::Mqtt, Instant::now(), (now + 15) * 1000);
+    assert_eq!(
+        store.lock().unwrap().hosts["tower"]
+            .latest
+            .as_ref()
+            .unwrap()
+            .seq,
+        11
+    );
+    store.commit().unwrap();
+    drop(store);
+
+    // The same after a restart that brought the fake back from disk.
+    let restarted = handle_at(&path, 10, (now + 30) * 1000);
+    assert_eq!(restarted.restore_hosts((now + 30 + 120) * 1000).unwrap(), 1);
+    let Outcome::Stored { gap, .. } = restarted.ingest(
+        snap("tower", 13, now + 45, 450),
+        Source::Mqtt,
+        Instant::now(),
+        (now + 45) * 1000,
+    ) else {
+        panic!("not stored")
+    };
+    assert_eq!(
+        restarted.lock().unwrap().hosts["tower"]
+            .latest
+            .as_ref()
+            .unwrap()
+            .seq,
+        13
+    );
+    assert_eq!(
+        gap.map(|g| (g.after_seq, g.before_seq)),
+        Some((11, 13)),
+        "the gap is measured from the last real sample, not from the fake"
+    );
+}
+
+/// Issue 9 B7: seq continues across a publisher reboot; the gap before the first sample of
+/// the new boot is filled.
+#[tokio::test]
+async fn a_gap_across_a_reboot_is_backfilled() {
+    let store = handle(10);
+    ingest(&store, snap("t", 10, 100, 5000), Source::Mqtt);
+    let mut rebooted = snap("t", 500, 7600, 3);
+    rebooted.boot_id = Some("b2".into());
+    let Outcome::Stored { gap, .. } = ingest(&store, rebooted, Source::Mqtt) else {
+        panic!("not stored")
+    };
+    assert_eq!(gap.map(|g| (g.after_seq, g.before_seq)), Some((10, 500)));
+}
+
+/// Issue 9 B9: a server clock stepped back an hour interleaves one boot's rows by time;
+/// rates pair seq neighbours, never rows that are merely adjacent in time.
+#[tokio::test]
+async fn history_rates_pair_seq_neighbours_not_time_neighbours() {
+    let store = handle(10);
+    // seq 1..=4 every 15 s, reading 15 sectors/s; then the clock steps back 52 s, so seq
+    // 5..=8 interleave with 1..=4 by time: 1, 5, 2, 6, 3, 7, 4, 8.
+    for seq in 1..=8u64 {
+        let step_back = if seq >= 5 { 52 } else { 0 };
+        let ts = 1000 + 15 * seq as i64 - step_back;
+        ingest(&store, snap("t", seq, ts, 225 * seq), Source::Mqtt);
+    }
+    let rows = store.history("t", 0, i64::MAX).unwrap();
+    let by_seq = |n: u64| rows.iter().find(|r| r.seq == n).unwrap();
+    for seq in [2, 3, 4, 6, 7, 8] {
+        assert_eq!(by_seq(seq).disk_read_sectors_rate, Some(15.0), "seq {seq}");
+    }
+    assert_eq!(
+        by_seq(5).disk_read_sectors_rate,
+        None,
+        "time went back between seq 4 and 5"
+    );
+    assert_eq!(by_seq(1).disk_read_sectors_rate, None);
+}
+
+/// Issue 9 B10: a disk that appears between two samples adds its whole counter to the
+/// total; the total rate must not spike.
+#[tokio::test]
+async fn a_device_that_appears_makes_no_total_spike() {
+    let store = handle(10);
+    let a = with_devices(snap("t", 1, 100, 0), &[("sda", 1000)]);
+    let b = with_devices(snap("t", 2, 115, 0), &[("sda", 1150), ("sdb", 9_000_000)]);
+    let c = with_devices(snap("t", 3, 130, 0), &[("sda", 1300), ("sdb", 9_000_150)]);
+    for s in [a, b, c] {
+        ingest(&store, s, Source::Mqtt);
+    }
+    let rows = store.history("t", 0, i64::MAX).unwrap();
+    assert_eq!(
+        rows[1].disk_read_sectors_rate,
+        Some(10.0),
+        "sda only: sdb is not in both samples"
+    );
+    assert_eq!(rows[2].disk_read_sectors_rate, Some(20.0));
+    let hs = &store.lock().unwrap().hosts["t"];
+    // /metrics: the previous and latest snapshots are both at hand; same set, exact.
+    let r = rates::rates(hs.previous.as_ref().unwrap(), hs.latest.as_ref().unwrap()).unwrap();
+    assert_eq!(r.disk.read_sectors_rate, Some(20.0));
+}
+
+/// Issue 9 A5: silent hosts are forgotten; ghosts cannot lock out a real host.
+#[tokio::test]
+async fn silent_hosts_are_forgotten_and_stale_ghosts_give_way() {
+    let store = handle(2);
+    let t0 = 1_700_000_000;
+    ingest(&store, snap("ghost1", 1, t0, 0), Source::Mqtt);
+    ingest(&store, snap("ghost2", 1, t0 + 10, 0), Source::Mqtt);
+    let e = JobEvent::JobStart(broker::JobStart {
+        run_id: "r".into(),
+        host: "ghost1".into(),
+        ..Default::default()
+    });
+    store.lock().unwrap().add_event(e);
+    // Both ghosts are fresh: the real host is refused for now...
+    let real = |seq| snap("real", seq, t0 + 20, 0);
+    assert_eq!(ingest(&store, real(1), Source::Mqtt), Outcome::TooManyHosts);
+    // ...and once they are stale (45 s), the longest silent gives way.
+    let Outcome::Stored { evicted, .. } =
+        store.ingest(real(2), Source::Mqtt, Instant::now(), (t0 + 50) * 1000)
+    else {
+        panic!("not stored")
+    };
+    assert_eq!(evicted.as_deref(), Some("ghost1"));
+    assert!(
+        store.lock().unwrap().events.is_empty(),
+        "its job events went with it"
+    );
+    assert_eq!(store.lock().unwrap().stats.evicted_total, 1);
+    let week = Duration::from_secs(7 * 86_400);
+    assert!(store
+        .lock()
+        .unwrap()
+        .silent_hosts((t0 + 60) * 1000, week)
+        .is_empty());
+    let later = (t0 + 10 + 7 * 86_400 + 1) * 1000;
+    assert_eq!(store.lock().unwrap().silent_hosts(later, week), ["ghost2"]);
+    assert!(store.forget("ghost2").unwrap());
+    assert!(!store.forget("ghost2").unwrap());
+    assert_eq!(store.lock().unwrap().stats.forgotten_total, 1);
+    assert_eq!(
+        store.lock().unwrap().hosts.keys().collect::<Vec<_>>(),
+        ["real"]
+    );
+}
