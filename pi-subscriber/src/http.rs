@@ -1,4 +1,5 @@
-//! HTTP :9100: `/metrics`, `/hosts`, `/history`, `/health`, `/events`.
+//! HTTP :9100: `/metrics`, `/hosts`, `/history`, `/health`, `/events`; `/series` is in
+//! `series.rs`, Grafana's datasource in `grafana.rs`.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -43,6 +44,8 @@ pub fn router(state: AppState) -> Router {
         .route("/hosts", get(hosts))
         .route("/hosts/{host}", axum::routing::delete(forget_host))
         .route("/history", get(history))
+        .route("/series", get(crate::series::series))
+        .route("/series/metrics", get(crate::series::metrics))
         .route("/health", get(health))
         .route("/events", get(events))
         .route("/prometheus", get(prometheus))
@@ -50,7 +53,7 @@ pub fn router(state: AppState) -> Router {
         .route("/grafana/", get(crate::grafana::save_and_test))
         .fallback(|| async {
             AppError::NotFound(
-                "no such endpoint; try /, /metrics, /hosts, /history, /health, /events, /prometheus or /grafana".into(),
+                "no such endpoint; try /, /metrics, /hosts, /history, /series, /series/metrics, /health, /events, /prometheus or /grafana".into(),
             )
         })
         .layer(TimeoutLayer::with_status_code(
@@ -258,7 +261,7 @@ struct HistoryQuery {
 
 /// Epoch seconds or milliseconds → milliseconds.
 pub fn to_ms(t: i64) -> i64 {
-    if t.abs() < 100_000_000_000 {
+    if t.unsigned_abs() < 100_000_000_000 {
         t.saturating_mul(1000)
     } else {
         t

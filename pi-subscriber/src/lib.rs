@@ -14,6 +14,7 @@ pub mod prometheus;
 pub mod rates;
 pub mod registry;
 pub mod row;
+pub mod series;
 pub mod store;
 pub mod tsdb;
 pub mod validate;

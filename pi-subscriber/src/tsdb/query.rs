@@ -51,12 +51,23 @@ impl Tsdb {
         if q.from_ms > q.to_ms {
             return Err(QueryError::Range("from is after to".into()));
         }
+        if q.step_ms.is_some_and(|s| s <= 0) {
+            return Err(QueryError::Range("step must be positive".into()));
+        }
+        // Nothing is kept before 1970 or beyond a day ahead of the Pi's clock (such samples
+        // are not rolled up): the range is cut to that, so no arithmetic below can overflow.
+        let q = &SeriesQuery {
+            from_ms: q.from_ms.max(0),
+            to_ms: q.to_ms.min(now_ms.saturating_add(FUTURE_MS)),
+            ..q.clone()
+        };
+        if q.from_ms > q.to_ms {
+            return Ok((Tier::Raw, Vec::new()));
+        }
         let tier = self.retention.tier_for(q.from_ms, now_ms);
         let width = q.step_ms.unwrap_or(tier.bucket_ms()).max(tier.bucket_ms());
         if width > 0 && (q.to_ms - q.from_ms) / width > MAX_POINTS {
-            return Err(QueryError::Range(format!(
-                "more than {MAX_POINTS} points per series; ask for a larger step"
-            )));
+            return Err(too_many_points());
         }
         let m = METRICS
             .iter()
@@ -73,9 +84,16 @@ impl Tsdb {
             .collect();
         ids.sort();
         let points = match tier {
-            Tier::Raw => self
-                .raw_points(host.id, q, &ids)
-                .map_err(|e| QueryError::Db(self.err(e)))?,
+            Tier::Raw => {
+                let points = self
+                    .raw_points(host.id, q, &ids)
+                    .map_err(|e| QueryError::Db(self.err(e)))?;
+                // A host that sent far more than one sample per interval.
+                if q.step_ms.is_none() && points.iter().any(|p| p.len() as i64 > MAX_POINTS) {
+                    return Err(too_many_points());
+                }
+                points
+            }
             _ => ids
                 .iter()
                 .map(|(_, id)| self.bucket_points(tier, *id, q))
@@ -251,6 +269,15 @@ fn fill(
         t += width;
     }
     out
+}
+
+/// How far ahead of the Pi's clock a query may reach.
+const FUTURE_MS: i64 = 86_400_000;
+
+fn too_many_points() -> QueryError {
+    QueryError::Range(format!(
+        "more than {MAX_POINTS} points per series; ask for a larger step or a shorter range"
+    ))
 }
 
 /// Why a query was refused.
