@@ -12,7 +12,10 @@ use std::process::{Command, Stdio};
 
 use std::time::{Duration, Instant};
 
-use broker::{Cpu, Disk, DiskDevice, Memory, Network, NetworkInterface, Snapshot, Thermal};
+use broker::Snapshot;
+mod common;
+
+use common::snapshot;
 use pi_subscriber::ingest::Ingestor;
 use pi_subscriber::rates;
 use pi_subscriber::store::{SharedStore, Source};
@@ -25,74 +28,6 @@ fn now_ms() -> i64 {
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_millis() as i64
-}
-
-/// A tower-sized snapshot (12 cores, 4 disks, 2 interfaces, 17 sensors): ~1.3 KB of JSON.
-/// Samples end at the Pi's clock: seq 1 is `count` samples ago.
-fn snapshot(host: &str, seq: u64, count: u64, now_ms: i64) -> Snapshot {
-    let ts_ms = now_ms - (count as i64 - seq as i64) * 15_000;
-    Snapshot {
-        v: 1,
-        host: host.into(),
-        seq,
-        ts: ts_ms / 1000,
-        ts_ms,
-        interval_s: 15.0,
-        boot_id: Some("7c1e4a9d-52b8-4f0e-9d36-a1f07c3e8b25".into()),
-        uptime_s: Some(274512.83 + seq as f64 * 15.0),
-        cpu: Some(Cpu {
-            usage_percent: Some(32.41),
-            load_1m: Some(1.42),
-            load_5m: Some(1.18),
-            load_15m: Some(0.97),
-            cores: Some(12),
-            per_core_percent: vec![Some(37.97); 12],
-        }),
-        memory: Some(Memory {
-            available_mb: 20952,
-            total_mb: 31951,
-            swap_used_mb: 1159,
-            swap_total_mb: 8191,
-        }),
-        thermal: Thermal {
-            cpu_temp_c: Some(52.5),
-            sensors: (0..17)
-                .map(|i| (format!("coretemp/Core {i}"), 40.0 + i as f64))
-                .collect(),
-        },
-        disk: Some(Disk {
-            read_sectors: 248141916 + seq * 1000,
-            write_sectors: 418102760 + seq * 2000,
-            devices: ["nvme0n1", "sda", "sdb", "sr0"]
-                .iter()
-                .map(|d| {
-                    (
-                        d.to_string(),
-                        DiskDevice {
-                            read_sectors: seq * 250,
-                            write_sectors: seq * 500,
-                        },
-                    )
-                })
-                .collect(),
-        }),
-        network: Some(Network {
-            rx_bytes: 184515514814 + seq * 1_000_000,
-            tx_bytes: 23128324247 + seq * 100_000,
-            interfaces: ["enp3s0", "wlp4s0"]
-                .iter()
-                .map(|i| {
-                    (
-                        i.to_string(),
-                        NetworkInterface {
-                            rx_bytes: seq * 500_000,
-                            tx_bytes: seq * 50_000,
-                        },
-                    )
-                })
-                .collect(),
-        }),
-    }
 }
 
 fn throughput() {

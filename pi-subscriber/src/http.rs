@@ -311,6 +311,8 @@ struct Health {
     max_age_s: f64,
     hosts: Vec<HostSummary>,
     ingest: IngestStats,
+    /// The history database's counters as of its last commit (once a second).
+    history: crate::tsdb::TsdbStats,
     mqtt: MqttState,
 }
 
@@ -330,6 +332,7 @@ async fn health(State(state): State<AppState>) -> Result<Response, AppError> {
         max_age_s: state.max_age.as_secs_f64(),
         hosts,
         ingest: store.stats.clone(),
+        history: store.history,
         mqtt: state.mqtt.lock().map(|m| m.clone()).unwrap_or_default(),
     };
     let code = if ok {

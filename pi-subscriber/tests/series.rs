@@ -218,7 +218,7 @@ async fn hostile_parameters_get_a_4xx_never_a_panic() {
             400,
         ),
         (
-            format!("/series?host=tower&metric=cpu_usage_percent&from=0&step=1"),
+            "/series?host=tower&metric=cpu_usage_percent&from=0&step=1".to_string(),
             400,
         ),
         (
@@ -242,4 +242,17 @@ async fn hostile_parameters_get_a_4xx_never_a_panic() {
     .await;
     assert_eq!(code, StatusCode::OK, "{body}");
     assert_eq!(body["tier"], "1h");
+}
+
+#[tokio::test]
+async fn health_reports_the_history_counters_as_of_the_last_commit() {
+    let (st, _) = state_with_three_samples();
+    let (_, body) = call(&st, "/health").await;
+    assert_eq!(body["history"]["samples_total"], 0, "{body}");
+    st.store.commit().unwrap();
+    let (_, body) = call(&st, "/health").await;
+    assert_eq!(body["history"]["samples_total"], 3, "{body}");
+    // cpu, disk read + write (total, sda, sdb each).
+    assert_eq!(body["history"]["series_total"], 7, "{body}");
+    assert_eq!(body["history"]["series_dropped_total"], 0, "{body}");
 }

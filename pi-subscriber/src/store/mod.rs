@@ -174,7 +174,13 @@ impl SharedStore {
     /// Commits what was stored since the last call (the history writer calls it every
     /// second: a power cut loses at most that).
     pub fn commit(&self) -> Result<(), HistoryError> {
-        Ok(self.tsdb()?.commit()?)
+        let stats = {
+            let mut db = self.tsdb()?;
+            db.commit()?;
+            db.stats
+        };
+        self.lock()?.history = stats;
+        Ok(())
     }
 
     /// Closes finished bucket rows and prunes by retention (every minute or so).

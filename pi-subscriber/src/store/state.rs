@@ -118,6 +118,9 @@ pub struct Store {
     /// Oldest first, across hosts.
     pub events: VecDeque<JobEvent>,
     pub stats: IngestStats,
+    /// The history database's counters as of its last commit (copied here so that `/health`
+    /// never waits for a long query).
+    pub history: crate::tsdb::TsdbStats,
 }
 
 impl Store {
@@ -130,6 +133,7 @@ impl Store {
             hosts: BTreeMap::new(),
             events: VecDeque::new(),
             stats: IngestStats::default(),
+            history: crate::tsdb::TsdbStats::default(),
         }
     }
 

@@ -1,0 +1,298 @@
+//! The history store (issue 10 targets in parentheses), for a tower-sized host (42 series):
+//! 1. ingest, one commit per snapshot as the daemon does at 15 s (≥ 5 000 snapshots/s);
+//! 2. bytes written per host per day (what wears an SD card): one day at 15 s, with the
+//!    writer's once-a-second commits and once-a-minute maintenance, counted by the kernel
+//!    (`wchar` in /proc/self/io: every byte SQLite hands to `write`);
+//! 3. a host at full default retention (2 years): bytes on disk, and query times: 24 h raw,
+//!    14 d at 1 min (< 50 ms), 1 y at 1 h (< 100 ms), 2 y at 1 d;
+//! 4. the RSS of the release `pi-subscriber` on 10 such hosts (< 16 MB).
+//!
+//! Run: `cargo bench -p pi-subscriber --bench tsdb` (several minutes on a 2-core VM; the
+//! 10-host database copies the first host's bucket rows under new ids).
+//! Full retention is generated sparsely where the tiers cannot tell: one sample an hour
+//! before 14 days, one a minute before 48 h, every 15 s after, so every bucket row the
+//! tiers keep exists as at full rate.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use pi_subscriber::registry;
+use pi_subscriber::tsdb::{Agg, Retention, SeriesQuery, Tsdb};
+
+const MIN_MS: i64 = 60_000;
+const HOUR_MS: i64 = 3_600_000;
+const DAY_MS: i64 = 86_400_000;
+
+fn retention() -> Retention {
+    Retention {
+        raw_ms: 2 * DAY_MS,
+        minute_ms: 14 * DAY_MS,
+        hour_ms: 730 * DAY_MS,
+    }
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+}
+
+fn wchar() -> u64 {
+    std::fs::read_to_string("/proc/self/io")
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("wchar: "))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+fn dir_bytes(dir: &Path) -> u64 {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().metadata().unwrap().len())
+        .sum()
+}
+
+/// Ingests `host`'s samples at `times` as the daemon would: commit after each (one sample per
+/// second at most), maintenance when a minute has passed.
+fn feed(db: &mut Tsdb, host: &str, times: impl Iterator<Item = i64>, seq: &mut u64) {
+    let mut last_maintain = i64::MIN;
+    for ts in times {
+        *seq += 1;
+        db.ingest(&common::at(host, *seq, ts), true, ts).unwrap();
+        db.commit().unwrap();
+        if ts - last_maintain >= MIN_MS {
+            db.maintain(ts).unwrap();
+            last_maintain = ts;
+        }
+    }
+}
+
+fn ingest_rate() {
+    let dir = tempfile::tempdir().unwrap();
+    let start_ms = now_ms() - DAY_MS;
+    let mut db = Tsdb::open(&dir.path().join("h.sqlite"), retention(), 500, start_ms).unwrap();
+    let n = 20_000;
+    let mut seq = 0;
+    let start = Instant::now();
+    for i in 0..n {
+        seq += 1;
+        let ts = start_ms + i * 15_000;
+        db.ingest(&common::at("tower", seq, ts), true, ts).unwrap();
+        db.commit().unwrap();
+    }
+    let s = start.elapsed().as_secs_f64();
+    println!(
+        "ingest: {n} tower snapshots, one commit each: {s:.2} s = {:.0} snapshots/s ({:.1} µs each)",
+        n as f64 / s,
+        s * 1e6 / n as f64
+    );
+}
+
+fn written_per_day() {
+    let dir = tempfile::tempdir().unwrap();
+    let start_ms = now_ms() - DAY_MS;
+    let mut db = Tsdb::open(&dir.path().join("h.sqlite"), retention(), 500, start_ms).unwrap();
+    let mut seq = 0;
+    // A first hour to create the series and warm up, not counted.
+    feed(
+        &mut db,
+        "tower",
+        (0..240).map(|i| start_ms + i * 15_000),
+        &mut seq,
+    );
+    let before = wchar();
+    let day = (240..240 + 5760).map(|i| start_ms + i * 15_000);
+    feed(&mut db, "tower", day, &mut seq);
+    let written = wchar() - before;
+    println!(
+        "written: {:.1} MB per host per day (5760 snapshots at 15 s, a commit each)",
+        written as f64 / 1e6
+    );
+}
+
+/// One host at full default retention, ending at `end_ms`.
+fn fill_two_years(db: &mut Tsdb, host: &str, end_ms: i64) {
+    let mut seq = 0;
+    let hourly = (end_ms - 730 * DAY_MS..end_ms - 14 * DAY_MS).step_by(HOUR_MS as usize);
+    let minutely = (end_ms - 14 * DAY_MS..end_ms - 2 * DAY_MS).step_by(MIN_MS as usize);
+    let raw = (end_ms - 2 * DAY_MS..end_ms).step_by(15_000);
+    feed(db, host, hourly.chain(minutely).chain(raw), &mut seq);
+    db.maintain(end_ms).unwrap();
+}
+
+fn timed(db: &Tsdb, label: &str, metric: &str, from_ms: i64, step_s: Option<i64>, now: i64) {
+    let q = SeriesQuery {
+        host: "host0",
+        metric: registry::metric(metric).unwrap(),
+        label: Some(""),
+        from_ms,
+        to_ms: now,
+        step_ms: step_s.map(|s| s * 1000),
+        agg: Agg::Max,
+    };
+    let start = Instant::now();
+    let runs = 20;
+    let mut points = 0;
+    for _ in 0..runs {
+        let (_, series) = db.query(&q, now).unwrap();
+        points = series.iter().map(|s| s.points.len()).sum::<usize>();
+    }
+    println!(
+        "query {label} of {metric}: {:.2} ms ({points} points)",
+        start.elapsed().as_secs_f64() * 1e3 / runs as f64
+    );
+}
+
+fn full_retention() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("history.sqlite");
+    let now = now_ms();
+    let start = Instant::now();
+    {
+        let mut db = Tsdb::open(&path, retention(), 500, now).unwrap();
+        fill_two_years(&mut db, "host0", now);
+        println!(
+            "fill: 2 years of one host in {:.0} s",
+            start.elapsed().as_secs_f64()
+        );
+        db.commit().unwrap();
+    }
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE);")
+        .unwrap();
+    drop(conn);
+    println!(
+        "disk: {:.1} MB per host at full default retention (2 years)",
+        dir_bytes(dir.path()) as f64 / 1e6
+    );
+    let db = Tsdb::open(&path, retention(), 500, now).unwrap();
+    timed(
+        &db,
+        "24 h raw",
+        "disk_read_bytes_rate",
+        now - DAY_MS,
+        None,
+        now,
+    );
+    timed(
+        &db,
+        "14 d at 1 min",
+        "cpu_usage_percent",
+        now - 14 * DAY_MS + HOUR_MS,
+        Some(60),
+        now,
+    );
+    timed(
+        &db,
+        "1 y at 1 h",
+        "cpu_usage_percent",
+        now - 365 * DAY_MS,
+        Some(3600),
+        now,
+    );
+    timed(
+        &db,
+        "2 y at 1 d",
+        "network_rx_bytes_rate",
+        now - 729 * DAY_MS,
+        Some(86_400),
+        now,
+    );
+    dir
+}
+
+/// Adds `hosts - 1` hosts like host0: its hour and minute rows older than the raw tier are
+/// copied under new ids in SQL; the last 48 h are ingested (raw rows pack series ids).
+fn clone_hosts(path: &Path, hosts: usize, end_ms: i64) {
+    let conn = rusqlite::Connection::open(path).unwrap();
+    let max_series: i64 = conn
+        .query_row("SELECT max(id) FROM series", [], |r| r.get(0))
+        .unwrap();
+    let cut = end_ms - 2 * DAY_MS;
+    for h in 1..hosts as i64 {
+        let off = h * (max_series + 1);
+        conn.execute_batch(&format!(
+            "BEGIN;
+             INSERT INTO hosts (id, name) VALUES ({h} + 1000, 'host{h}');
+             INSERT INTO series (id, host, metric, label)
+               SELECT id + {off}, {h} + 1000, metric, label FROM series WHERE id <= {max_series};
+             INSERT INTO minute (series, start, data)
+               SELECT series + {off}, start, data FROM minute WHERE series <= {max_series} AND start < {cut};
+             INSERT INTO hour (series, start, data)
+               SELECT series + {off}, start, data FROM hour WHERE series <= {max_series} AND start < {cut};
+             COMMIT;"
+        ))
+        .unwrap();
+    }
+    drop(conn);
+    let mut db = Tsdb::open(path, retention(), 500, end_ms).unwrap();
+    for h in 1..hosts {
+        let mut seq = 1_000_000;
+        let raw = (end_ms - 2 * DAY_MS..end_ms).step_by(15_000);
+        feed(&mut db, &format!("host{h}"), raw, &mut seq);
+    }
+    db.maintain(end_ms).unwrap();
+    drop(db);
+    let conn = rusqlite::Connection::open(path).unwrap();
+    conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE);")
+        .unwrap();
+}
+
+fn rss_of_ten_hosts(dir: &Path) {
+    let start = Instant::now();
+    clone_hosts(&dir.join("history.sqlite"), 10, now_ms());
+    println!(
+        "fill: 9 more hosts in {:.0} s",
+        start.elapsed().as_secs_f64()
+    );
+    let mut child = Command::new(env!("CARGO_BIN_EXE_pi-subscriber"))
+        .args([
+            "--no-mqtt",
+            "--bind",
+            "127.0.0.1:0",
+            "--metrics-endpoint",
+            "http://127.0.0.1:9/latest",
+            "--data-dir",
+        ])
+        .arg(dir)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_secs(8));
+    let status = std::fs::read_to_string(format!("/proc/{}/status", child.id())).unwrap();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find(|l| l.starts_with(name))
+            .unwrap_or("?")
+            .split_whitespace()
+            .skip(1)
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    let _ = child.kill();
+    let _ = child.wait();
+    println!(
+        "memory: pi-subscriber on 10 hosts × 2 years ({:.0} MB of history): VmRSS {}, VmHWM {}",
+        dir_bytes(dir) as f64 / 1e6,
+        field("VmRSS"),
+        field("VmHWM")
+    );
+}
+
+fn main() {
+    ingest_rate();
+    written_per_day();
+    let dir = full_retention();
+    rss_of_ten_hosts(dir.path());
+}
