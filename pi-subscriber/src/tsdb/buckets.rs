@@ -1,7 +1,7 @@
 //! Bucket rows: filling the open ones, merging late values into written ones, closing them,
 //! pruning by retention, and rebuilding the open ones from the raw tier after a restart.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::VecDeque;
 
 use rusqlite::{params, OptionalExtension};
 
