@@ -74,14 +74,21 @@ async fn deliver(ctx: &Ctx<'_>, n: &Notice) -> Result<(), String> {
 }
 
 /// A 2xx, or the status and the start of the body.
-pub(super) async fn check(resp: reqwest::Response) -> Result<(), String> {
+pub(super) async fn check(mut resp: reqwest::Response) -> Result<(), String> {
     let status = resp.status();
     if status.is_success() {
         return Ok(());
     }
-    let body = resp.bytes().await.unwrap_or_default();
-    let body = String::from_utf8_lossy(&body[..body.len().min(MAX_ERROR_BODY)]).into_owned();
-    Err(format!("HTTP {status}: {body}"))
+    // Read no more than MAX_ERROR_BODY of a hostile or huge body.
+    let mut body = Vec::new();
+    while body.len() < MAX_ERROR_BODY {
+        match resp.chunk().await {
+            Ok(Some(chunk)) => body.extend_from_slice(&chunk),
+            _ => break,
+        }
+    }
+    body.truncate(MAX_ERROR_BODY);
+    Err(format!("HTTP {status}: {}", String::from_utf8_lossy(&body)))
 }
 
 fn backoff(attempt: u32) -> Duration {
