@@ -11,6 +11,7 @@ command -v mosquitto_sub >/dev/null || need+=(mosquitto-clients)
 command -v mosquitto >/dev/null || [ -x /usr/sbin/mosquitto ] || need+=(mosquitto)
 command -v openssl >/dev/null || need+=(openssl)
 command -v prometheus >/dev/null || need+=(prometheus)
+[ -x /usr/bin/prometheus-alertmanager ] || need+=(prometheus-alertmanager)
 command -v chromium >/dev/null || need+=(chromium)
 # publisher/tests/systemd.rs boots systemd in a container (a Debian rootfs built once).
 command -v systemd-nspawn >/dev/null || need+=(systemd-container)

@@ -47,6 +47,7 @@ fn throughput() {
         store: SharedStore::in_memory(64).unwrap(),
         gaps,
         max_payload: 256 * 1024,
+        alerts: None,
     };
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()

@@ -38,6 +38,8 @@ pub struct Settings {
     pub poll: PollSettings,
     pub history: HistorySettings,
     pub health: HealthSettings,
+    /// Rules, thresholds and notifiers (`crate::alerts`).
+    pub alerts: crate::alerts::config::AlertSettings,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -134,6 +136,7 @@ impl Default for Settings {
             poll: PollSettings::default(),
             history: HistorySettings::default(),
             health: HealthSettings::default(),
+            alerts: crate::alerts::config::AlertSettings::default(),
         }
     }
 }
@@ -359,6 +362,9 @@ impl Settings {
         if !self.default_host.is_empty() {
             broker::validate_host_id(&self.default_host).map_err(|e| invalid("default_host", e))?;
         }
+        self.alerts
+            .validate()
+            .map_err(|(key, reason)| invalid(key, reason))?;
         Ok(())
     }
 

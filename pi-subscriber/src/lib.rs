@@ -2,6 +2,7 @@
 //! for backfill), computes rates, keeps per-host history and serves it on :9100.
 //! `main.rs` parses arguments and binds; [`run`] does the rest.
 
+pub mod alerts;
 pub mod assets;
 pub mod config;
 pub mod grafana;
@@ -147,10 +148,12 @@ pub async fn run(
     let writer_stop = CancellationToken::new();
     let writer = history_writer(store.clone(), writer_stop.clone());
     let (gap_tx, gap_rx) = mpsc::channel(256);
+    let (feed, alerts, alert_task) = alerts::start(&settings, store.clone(), shutdown.clone());
     let ingestor = Ingestor {
         store: store.clone(),
         gaps: gap_tx,
         max_payload: settings.mqtt.max_payload_size,
+        alerts: feed,
     };
     let mqtt_state = Arc::new(Mutex::new(mqtt::MqttState::default()));
 
@@ -191,7 +194,9 @@ pub async fn run(
     tracing::info!(http = %listener.local_addr()?, mqtt = settings.mqtt.enabled, "pi-subscriber serving HTTP");
     let server_shutdown = shutdown.clone();
     let server_failed = failed.clone();
-    let app = http::router(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
+    let app = http::router(state)
+        .layer(axum::Extension(alerts))
+        .into_make_service_with_connect_info::<std::net::SocketAddr>();
     axum::serve(listener, app)
         .with_graceful_shutdown(async move {
             tokio::select! {
@@ -202,6 +207,7 @@ pub async fn run(
         .await
         .context("HTTP server failed")?;
     shutdown.cancel();
+    tasks.extend(alert_task);
     for task in tasks {
         let _ = tokio::time::timeout(Duration::from_secs(5), task).await;
     }
