@@ -95,7 +95,10 @@ fn events_published_while_the_pi_was_offline_arrive_by_reconciliation() {
     let sdir = tempfile::tempdir().unwrap();
     let mdir = tempfile::tempdir().unwrap();
     // The publisher keeps its events to itself (no MQTT): the Pi learns them only over HTTP.
-    let p = Publisher::start(pdir.path(), &["--interval", "200ms", "--broker-mode", "off"]);
+    let p = Publisher::start(
+        pdir.path(),
+        &["--interval", "200ms", "--broker-mode", "off"],
+    );
     let port = free_port();
     let broker = Mosquitto::start(mdir.path(), None, "127.0.0.1", port);
     let s = Subscriber::start(
@@ -193,8 +196,17 @@ impl Netns {
     fn cut(&self) {
         for chain in [["INPUT", "-i"], ["OUTPUT", "-o"]] {
             assert!(sh(&[
-                "ip", "netns", "exec", &self.name, "iptables", "-A", chain[0], chain[1],
-                &self.ns_if, "-j", "DROP"
+                "ip",
+                "netns",
+                "exec",
+                &self.name,
+                "iptables",
+                "-A",
+                chain[0],
+                chain[1],
+                &self.ns_if,
+                "-j",
+                "DROP"
             ]));
         }
     }
@@ -232,7 +244,9 @@ fn job_end_crosses_a_real_link_cut_exactly_once() {
     let net = match Netns::create() {
         Ok(net) => net,
         Err(why) => {
-            eprintln!("SKIPPED: cannot build the network namespace (packages iproute2, iptables): {why}");
+            eprintln!(
+                "SKIPPED: cannot build the network namespace (packages iproute2, iptables): {why}"
+            );
             return;
         }
     };

@@ -234,8 +234,7 @@ impl Link {
                             self.state = LinkState::Polling(poll_once(eventloop));
                         }
                         Err(_) => {
-                            let until =
-                                tokio::time::Instant::now() + self.backoff.next_jittered();
+                            let until = tokio::time::Instant::now() + self.backoff.next_jittered();
                             self.state = LinkState::Resting(Some(eventloop), until);
                         }
                     }
@@ -419,7 +418,9 @@ impl Publisher {
         let written = tokio::task::spawn_blocking(move || save_cursor(&path, &cursor)).await;
         match written {
             Ok(Ok(())) => self.cursor_dirty = false,
-            Ok(Err(error)) => tracing::warn!(path = %self.cursor_path.display(), %error, "cannot save the MQTT event cursor; events may be sent again"),
+            Ok(Err(error)) => {
+                tracing::warn!(path = %self.cursor_path.display(), %error, "cannot save the MQTT event cursor; events may be sent again")
+            }
             Err(_) => {}
         }
     }
