@@ -196,7 +196,7 @@ struct Link {
 
 enum LinkState {
     Polling(PollFuture),
-    Resting(Option<EventLoop>, tokio::time::Instant),
+    Resting(Option<Box<EventLoop>>, tokio::time::Instant),
 }
 
 impl Link {
@@ -213,7 +213,7 @@ impl Link {
                 LinkState::Resting(eventloop, until) => {
                     tokio::time::sleep_until(*until).await;
                     match eventloop.take() {
-                        Some(el) => self.state = LinkState::Polling(poll_once(el)),
+                        Some(el) => self.state = LinkState::Polling(poll_once(*el)),
                         None => return Err(ConnectionError::RequestsDone),
                     }
                 }
@@ -235,7 +235,7 @@ impl Link {
                         }
                         Err(_) => {
                             let until = tokio::time::Instant::now() + self.backoff.next_jittered();
-                            self.state = LinkState::Resting(Some(eventloop), until);
+                            self.state = LinkState::Resting(Some(Box::new(eventloop)), until);
                         }
                     }
                     return polled;

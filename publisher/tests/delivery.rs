@@ -12,9 +12,19 @@ use std::time::{Duration, Instant};
 
 use common::{free_port, Publisher};
 
+/// A child process killed when dropped.
+struct Guard(Child);
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// mosquitto on 127.0.0.1:`port` that saves its sessions to `dir` every second, so a
 /// subscriber's persistent session outlives a `kill -9`.
-fn mosquitto(dir: &Path, port: u16) -> Child {
+fn mosquitto(dir: &Path, port: u16) -> Guard {
     let conf = dir.join("mosquitto.conf");
     let user = String::from_utf8(Command::new("id").arg("-un").output().unwrap().stdout).unwrap();
     std::fs::write(
@@ -38,12 +48,12 @@ fn mosquitto(dir: &Path, port: u16) -> Child {
         assert!(Instant::now() < deadline, "mosquitto did not start");
         std::thread::sleep(Duration::from_millis(20));
     }
-    child
+    Guard(child)
 }
 
-fn kill(child: &Child, signal: &str) {
+fn kill(child: &Guard, signal: &str) {
     let ok = Command::new("kill")
-        .args([&format!("-{signal}"), &child.id().to_string()])
+        .args([&format!("-{signal}"), &child.0.id().to_string()])
         .status()
         .unwrap()
         .success();
@@ -116,7 +126,7 @@ fn job_end_survives_a_broker_that_dies_before_acknowledging_it() {
     let dir = tempfile::tempdir().unwrap();
     let mdir = tempfile::tempdir().unwrap();
     let port = free_port();
-    let mut broker = mosquitto(mdir.path(), port);
+    let broker = mosquitto(mdir.path(), port);
     let watcher = Watcher::start(port, "delivery-watcher");
     let p = Publisher::start_with_env(
         dir.path(),
@@ -141,7 +151,7 @@ fn job_end_survives_a_broker_that_dies_before_acknowledging_it() {
     std::thread::sleep(Duration::from_millis(2500));
     // … then the broker dies without having read them, and a new one takes its port.
     kill(&broker, "KILL");
-    let _ = broker.wait();
+    drop(broker);
     let _broker = mosquitto(mdir.path(), port);
 
     let events = watcher.events_of("unacked", Duration::from_secs(20));
