@@ -489,7 +489,13 @@ pub async fn run(
                 }
                 Ok(Event::Outgoing(Outgoing::Publish(pkid))) => publisher.tracker.sent(pkid),
                 Ok(Event::Outgoing(Outgoing::AwaitAck(pkid))) => publisher.tracker.collided(pkid),
-                Ok(Event::Incoming(Packet::PubAck(ack))) => publisher.acked(ack.pkid),
+                Ok(Event::Incoming(Packet::PubAck(ack))) => {
+                    publisher.acked(ack.pkid);
+                    // A batch fully acknowledged is saved at once (else on the next tick).
+                    if publisher.in_flight.is_empty() {
+                        publisher.save_cursor().await;
+                    }
+                }
                 Ok(_) => {}
                 Err(ConnectionError::RequestsDone) => break,
                 Err(error) => {
