@@ -157,23 +157,24 @@ pub async fn run(
     };
     let mqtt_state = Arc::new(Mutex::new(mqtt::MqttState::default()));
 
-    let mut tasks = Vec::new();
-    if settings.mqtt.enabled {
-        tasks.push(tokio::spawn(mqtt::run(
-            settings.mqtt.clone(),
-            ingestor.clone(),
-            Arc::clone(&mqtt_state),
-            shutdown.clone(),
-        )));
-    }
     let mut poller = poller::Poller::new(
         settings.poll.clone(),
         settings.mqtt.enabled,
-        ingestor,
+        ingestor.clone(),
         Arc::clone(&mqtt_state),
     )
     .context("cannot build the HTTP client")?;
     poller.max_backfill = settings.history.capacity as u64;
+    let mut tasks = Vec::new();
+    if settings.mqtt.enabled {
+        tasks.push(tokio::spawn(mqtt::run(
+            settings.mqtt.clone(),
+            ingestor,
+            Arc::clone(&mqtt_state),
+            Arc::clone(&poller.reconcile),
+            shutdown.clone(),
+        )));
+    }
     tasks.push(tokio::spawn(poller.run(gap_rx, shutdown.clone())));
 
     tasks.push(tokio::spawn(forget_silent_hosts(

@@ -1,6 +1,10 @@
 //! The MQTT consumer: subscribes to `<prefix>/+/{snapshot,status,events}` at QoS 1 on every
 //! ConnAck (clean session: the only way rumqttd replays retained snapshots), reconnects
 //! forever with backoff and jitter, and feeds every payload through the [`Ingestor`].
+//!
+//! A clean session also means that job events published while this Pi was away are not
+//! kept for it: on every SubAck it asks the poller to reconcile, i.e. to fetch the
+//! publishers' newest `/events` over HTTP (the store drops duplicates by run id and kind).
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -9,6 +13,7 @@ use broker::backoff::Backoff;
 use broker::Topics;
 use rumqttc::{AsyncClient, ConnectionError, Event, MqttOptions, Packet, QoS};
 use serde::Serialize;
+use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::MqttSettings;
@@ -24,6 +29,8 @@ pub struct MqttState {
     pub connects_total: u64,
     pub connect_errors_total: u64,
     pub messages_total: u64,
+    /// `/events` reconciliations done after a (re)subscription.
+    pub reconciles_total: u64,
     pub last_error: Option<String>,
 }
 
@@ -48,6 +55,7 @@ pub async fn run(
     settings: MqttSettings,
     ingestor: Ingestor,
     state: SharedMqtt,
+    reconcile: Arc<Notify>,
     shutdown: CancellationToken,
 ) {
     let (client, mut eventloop) = AsyncClient::new(options(&settings), 16);
@@ -84,6 +92,11 @@ pub async fn run(
                     s.connects_total += 1;
                     s.last_error = None;
                 }
+            }
+            Ok(Event::Incoming(Packet::SubAck(_))) => {
+                // Subscribed: from now on events arrive here; those published before, while
+                // this Pi was not subscribed, are fetched over HTTP.
+                reconcile.notify_one();
             }
             Ok(Event::Incoming(Packet::Publish(publish))) => {
                 if let Ok(mut s) = state.lock() {

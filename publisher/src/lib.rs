@@ -3,6 +3,7 @@
 
 pub mod collectors;
 pub mod config;
+pub mod delivery;
 pub mod events;
 pub mod http;
 pub mod job;
