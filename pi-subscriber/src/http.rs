@@ -54,7 +54,7 @@ pub fn router(state: AppState) -> Router {
         .route("/grafana/", get(crate::grafana::save_and_test))
         .fallback(|| async {
             AppError::NotFound(
-                "no such endpoint; try /, /metrics, /hosts, /history, /series, /series/metrics, /health, /events, /prometheus or /grafana".into(),
+                "no such endpoint; try /, /metrics, /hosts, /history, /series, /series/metrics, /health, /events, /alerts, /prometheus or /grafana".into(),
             )
         })
         .layer(TimeoutLayer::with_status_code(
