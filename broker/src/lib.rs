@@ -20,6 +20,8 @@ pub mod record;
 #[cfg(feature = "embedded")]
 pub mod retain;
 pub mod settings;
+#[cfg(feature = "tls")]
+pub mod tls;
 pub mod topics;
 pub mod wire;
 

@@ -3,6 +3,7 @@
 //! `main.rs` parses arguments and binds; [`run`] does the rest.
 
 pub mod assets;
+pub mod client_id;
 pub mod config;
 pub mod grafana;
 pub mod http;
