@@ -164,9 +164,9 @@ pub(crate) fn run(
         let deadline = Instant::now() + Duration::from_millis(100);
         match rx.recv_deadline(deadline) {
             Ok(Some(Notification::Forward(forward))) => {
-                seen_since_sweep = true;
                 match forward.cursor {
                     Some((_, offset)) => {
+                        seen_since_sweep = true;
                         if last_offset.is_some_and(|last| offset != last + 1) {
                             fell_behind = true;
                         }
@@ -211,8 +211,7 @@ pub(crate) fn run(
             retained_in_sweep = 0;
         }
         let since = last_sweep.elapsed();
-        if (fell_behind && since >= SWEEP_AT_MOST) || (seen_since_sweep && since >= SWEEP_EVERY)
-        {
+        if (fell_behind && since >= SWEEP_AT_MOST) || (seen_since_sweep && since >= SWEEP_EVERY) {
             // A new subscription is handed the retained messages themselves.
             judge.reset();
             if tx.unsubscribe("#").is_err() || tx.subscribe("#").is_err() {

@@ -185,8 +185,7 @@ impl BrokerSettings {
         }
         let mut seen = std::collections::HashSet::new();
         for user in &self.users {
-            if user.username.is_empty() || user.username.len() > 256 || user.password.len() > 256
-            {
+            if user.username.is_empty() || user.username.len() > 256 || user.password.len() > 256 {
                 return Err(invalid(
                     "users",
                     format!(
@@ -211,7 +210,11 @@ impl BrokerSettings {
             let bad_hash = filter.contains('#') && !(filter == "#" || filter.ends_with("/#"))
                 || filter.matches('#').count() > 1;
             let bad_plus = filter.split('/').any(|l| l.contains('+') && l != "+");
-            if filter.is_empty() || filter.len() > 1024 || filter.contains('\0') || bad_hash || bad_plus
+            if filter.is_empty()
+                || filter.len() > 1024
+                || filter.contains('\0')
+                || bad_hash
+                || bad_plus
             {
                 return Err(invalid(
                     "retained_topics",

@@ -83,13 +83,20 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let missing = dir.path().join("missing.pem");
         let e = client_config(Some(&missing), "mqtt.ca_file").unwrap_err();
-        assert!(e.to_string().starts_with(&format!("mqtt.ca_file {}: ", missing.display())), "{e}");
+        assert!(
+            e.to_string()
+                .starts_with(&format!("mqtt.ca_file {}: ", missing.display())),
+            "{e}"
+        );
         let empty = dir.path().join("empty.pem");
         std::fs::write(&empty, "not a certificate\n").unwrap();
         let e = client_config(Some(&empty), "broker.ca_file").unwrap_err();
         assert_eq!(
             e.to_string(),
-            format!("broker.ca_file {}: no certificate in the file", empty.display())
+            format!(
+                "broker.ca_file {}: no certificate in the file",
+                empty.display()
+            )
         );
     }
 }

@@ -52,7 +52,8 @@ impl Broker {
     fn pub_(&self, login: &[&str], topic: &str, payload_file: Option<&Path>, msg: &str) -> bool {
         let p = self.port.to_string();
         let mut cmd = Command::new("mosquitto_pub");
-        cmd.args(["-p", &p, "-q", "1", "-r", "-t", topic]).args(login);
+        cmd.args(["-p", &p, "-q", "1", "-r", "-t", topic])
+            .args(login);
         match payload_file {
             Some(f) => cmd.arg("-f").arg(f),
             None => cmd.args(["-m", msg]),
@@ -87,7 +88,10 @@ impl Broker {
             if got == want {
                 return;
             }
-            assert!(Instant::now() < deadline, "retained: {got:?}, want {want:?}");
+            assert!(
+                Instant::now() < deadline,
+                "retained: {got:?}, want {want:?}"
+            );
         }
     }
 
@@ -140,7 +144,12 @@ fn max_retained_bounds_the_topics_and_retained_topics_widens_them() {
         "max_retained = 3\nretained_topics = [\"server-analytics/+/status\", \"home/#\"]\n",
     );
     for host in ["a", "b", "c", "d"] {
-        assert!(broker.pub_(&[], &format!("server-analytics/{host}/status"), None, "online"));
+        assert!(broker.pub_(
+            &[],
+            &format!("server-analytics/{host}/status"),
+            None,
+            "online"
+        ));
     }
     assert!(broker.pub_(&[], "home/lamp", None, "on"));
     assert!(broker.pub_(&[], "server-analytics/a/snapshot", None, "{}"));

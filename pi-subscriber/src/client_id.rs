@@ -43,7 +43,11 @@ pub fn derive(hostname: &str, machine_id: &Path, data_dir: &Path) -> Result<Stri
         })
         .take(HOST_LEN)
         .collect();
-    let host = if host.is_empty() { "pi".to_owned() } else { host };
+    let host = if host.is_empty() {
+        "pi".to_owned()
+    } else {
+        host
+    };
     let suffix = match read_machine_id(machine_id) {
         Some(id) => hashed(&id),
         None => persisted_suffix(&data_dir.join(SUFFIX_FILE))?,
@@ -145,7 +149,10 @@ mod tests {
         }
         // Another Pi (another data dir) draws another suffix.
         let other = derive("pi", &dir.path().join("missing"), &dir.path().join("b")).unwrap();
-        assert_ne!(other, derive("pi", &dir.path().join("missing"), &data).unwrap());
+        assert_ne!(
+            other,
+            derive("pi", &dir.path().join("missing"), &data).unwrap()
+        );
     }
 
     #[test]
@@ -154,8 +161,13 @@ mod tests {
         let mid = dir.path().join("machine-id");
         std::fs::write(&mid, "0123456789abcdef0123456789abcdef").unwrap();
         let id = derive("my pi/+#.local-and-a-very-long-name", &mid, dir.path()).unwrap();
-        assert!(id.starts_with("pi-subscriber-my-pi----local-and-a-ver-"), "{id}");
-        assert!(derive("", &mid, dir.path()).unwrap().starts_with("pi-subscriber-pi-"));
+        assert!(
+            id.starts_with("pi-subscriber-my-pi----local-and-a-ver-"),
+            "{id}"
+        );
+        assert!(derive("", &mid, dir.path())
+            .unwrap()
+            .starts_with("pi-subscriber-pi-"));
     }
 
     #[test]
@@ -164,6 +176,10 @@ mod tests {
         let file = dir.path().join("file");
         std::fs::write(&file, "").unwrap();
         let e = derive("pi", &dir.path().join("missing"), &file.join("sub")).unwrap_err();
-        assert!(e.to_string().contains(&file.join("sub").join(SUFFIX_FILE).display().to_string()), "{e}");
+        assert!(
+            e.to_string()
+                .contains(&file.join("sub").join(SUFFIX_FILE).display().to_string()),
+            "{e}"
+        );
     }
 }

@@ -50,16 +50,41 @@ fn mosquitto_tls(d: &Path, plain_port: u16, tls_port: u16) -> Mosquitto {
     openssl(
         d,
         &[
-            "req", "-newkey", "rsa:2048", "-nodes", "-keyout", "server.key", "-out",
-            "server.csr", "-subj", "/CN=localhost",
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "server.key",
+            "-out",
+            "server.csr",
+            "-subj",
+            "/CN=localhost",
         ],
     );
-    std::fs::write(d.join("san.ext"), "subjectAltName=DNS:localhost,IP:127.0.0.1\n").unwrap();
+    std::fs::write(
+        d.join("san.ext"),
+        "subjectAltName=DNS:localhost,IP:127.0.0.1\n",
+    )
+    .unwrap();
     openssl(
         d,
         &[
-            "x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
-            "-CAcreateserial", "-out", "server.pem", "-days", "2", "-extfile", "san.ext",
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            "server.pem",
+            "-days",
+            "2",
+            "-extfile",
+            "san.ext",
         ],
     );
     let user = String::from_utf8(Command::new("id").arg("-un").output().unwrap().stdout).unwrap();
@@ -150,10 +175,15 @@ fn the_pi_subscribes_over_tls_with_a_private_ca_and_refuses_another_ca() {
             ("PI_SUBSCRIBER_MQTT__CA_FILE", other.to_str().unwrap()),
         ],
     );
-    let health = health_when(&pi, |h| h["mqtt"]["connect_errors_total"].as_u64() >= Some(1));
+    let health = health_when(&pi, |h| {
+        h["mqtt"]["connect_errors_total"].as_u64() >= Some(1)
+    });
     assert_eq!(health["mqtt"]["connected"], false, "{health}");
     assert_eq!(health["mqtt"]["connects_total"], 0, "{health}");
-    let error = health["mqtt"]["last_error"].as_str().unwrap_or_default().to_owned();
+    let error = health["mqtt"]["last_error"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
     assert!(error.to_lowercase().contains("certificate"), "{error}");
     pi.stop();
 }

@@ -44,7 +44,15 @@ fn retained_junk_is_cleared_and_counted_in_health() {
         assert!(ok);
     }
     let ok = Command::new("mosquitto_pub")
-        .args(["-p", &port_s, "-q", "1", "-r", "-t", "server-analytics/ghost/snapshot"])
+        .args([
+            "-p",
+            &port_s,
+            "-q",
+            "1",
+            "-r",
+            "-t",
+            "server-analytics/ghost/snapshot",
+        ])
         .arg("-f")
         .arg(&big)
         .status()
