@@ -4,6 +4,7 @@
 
 pub mod alerts;
 pub mod assets;
+pub mod client_id;
 pub mod config;
 pub mod grafana;
 pub mod http;

@@ -36,7 +36,7 @@ pub struct MqttState {
 
 pub type SharedMqtt = Arc<Mutex<MqttState>>;
 
-fn options(settings: &MqttSettings) -> MqttOptions {
+fn options(settings: &MqttSettings) -> Result<MqttOptions, broker::tls::TlsError> {
     let mut o = MqttOptions::new(&settings.client_id, &settings.host, settings.port);
     // Accept packets well over our own payload limit, so an oversize payload is read, refused
     // and counted: over rumqttc's limit it would drop the connection instead (and a retained
@@ -48,7 +48,13 @@ fn options(settings: &MqttSettings) -> MqttOptions {
     if let (Some(u), Some(p)) = (&settings.username, &settings.password) {
         o.set_credentials(u, p);
     }
-    o
+    if settings.tls {
+        let tls = broker::tls::client_config(settings.ca_file.as_deref(), "mqtt.ca_file")?;
+        o.set_transport(rumqttc::Transport::tls_with_config(
+            rumqttc::TlsConfiguration::Rustls(Arc::new(tls)),
+        ));
+    }
+    Ok(o)
 }
 
 pub async fn run(
@@ -58,7 +64,17 @@ pub async fn run(
     reconcile: Arc<Notify>,
     shutdown: CancellationToken,
 ) {
-    let (client, mut eventloop) = AsyncClient::new(options(&settings), 16);
+    let options = match options(&settings) {
+        Ok(o) => o,
+        Err(error) => {
+            tracing::error!(%error, "MQTT disabled: cannot set up TLS");
+            if let Ok(mut s) = state.lock() {
+                s.last_error = Some(error.to_string());
+            }
+            return;
+        }
+    };
+    let (client, mut eventloop) = AsyncClient::new(options, 16);
     let filters = Topics::all_hosts(&settings.topic_prefix);
     let prefix = settings.topic_prefix.clone();
     let mut backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(30));

@@ -117,8 +117,9 @@ impl ClientSettings {
         }
         if self.settings.mode == BrokerMode::External && self.settings.tls {
             options.set_transport(rumqttc::Transport::tls_with_config(
-                rumqttc::TlsConfiguration::Rustls(Arc::new(tls_config(
-                    self.settings.ca_file.as_ref(),
+                rumqttc::TlsConfiguration::Rustls(Arc::new(broker::tls::client_config(
+                    self.settings.ca_file.as_deref(),
+                    "broker.ca_file",
                 )?)),
             ));
         }
@@ -128,51 +129,8 @@ impl ClientSettings {
 
 #[derive(Debug, thiserror::Error)]
 pub enum MqttError {
-    #[error("broker.ca_file {}: {reason}", path.display())]
-    CaFile { path: PathBuf, reason: String },
-    #[error("TLS setup: {0}")]
-    Tls(String),
-}
-
-/// A rustls client config with the ring provider (no C toolchain needed, cross-compiles to
-/// the Pi), trusting `ca_file` or the system's roots.
-fn tls_config(ca_file: Option<&PathBuf>) -> Result<rustls::ClientConfig, MqttError> {
-    use rustls::pki_types::pem::PemObject;
-    use rustls::pki_types::CertificateDer;
-    let mut roots = rustls::RootCertStore::empty();
-    match ca_file {
-        Some(path) => {
-            let ca_err = |reason: String| MqttError::CaFile {
-                path: path.clone(),
-                reason,
-            };
-            let certs = CertificateDer::pem_file_iter(path)
-                .map_err(|e| ca_err(e.to_string()))?
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(|e| ca_err(e.to_string()))?;
-            if certs.is_empty() {
-                return Err(ca_err("no certificate in the file".into()));
-            }
-            for cert in certs {
-                roots.add(cert).map_err(|e| ca_err(e.to_string()))?;
-            }
-        }
-        None => {
-            let found = rustls_native_certs::load_native_certs();
-            for cert in found.certs {
-                let _ = roots.add(cert);
-            }
-            if roots.is_empty() {
-                return Err(MqttError::Tls(
-                    "no system CA certificates found; set broker.ca_file".into(),
-                ));
-            }
-        }
-    }
-    rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-        .with_safe_default_protocol_versions()
-        .map_err(|e| MqttError::Tls(e.to_string()))
-        .map(|b| b.with_root_certificates(roots).with_no_client_auth())
+    #[error(transparent)]
+    Tls(#[from] broker::tls::TlsError),
 }
 
 type PollFuture = Pin<Box<dyn Future<Output = (EventLoop, Result<Event, ConnectionError>)> + Send>>;
