@@ -154,6 +154,12 @@ pub fn handle(ingestor: &Ingestor, prefix: &str, topic: &str, payload: &[u8]) {
     let Some((host, kind)) = Topics::parse(prefix, topic) else {
         return;
     };
+    // An empty message clears a retained one (the embedded broker's retained-store guard
+    // sends these after an oversize publish): not a sample, not garbage.
+    if payload.is_empty() {
+        tracing::debug!(%topic, "empty message (a retained message cleared)");
+        return;
+    }
     match kind {
         "snapshot" => {
             // Counted in the store, per host (the poller's cue to stay quiet).
