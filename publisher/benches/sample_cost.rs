@@ -38,7 +38,10 @@ fn main() {
     let iterations = env_usize("SAMPLE_COST_ITERATIONS", 5000);
     let shell_runs = env_usize("SAMPLE_COST_SHELL_RUNS", 100);
 
-    let mut collectors = Collectors::new(roots.clone(), publisher::collectors::network::default_filter());
+    let mut collectors = Collectors::new(
+        roots.clone(),
+        publisher::collectors::network::default_filter(),
+    );
     collectors.prime();
     let mut bytes = 0usize;
     // Warm-up.

@@ -40,7 +40,17 @@ fn usage(machine: &str) -> (f64, Vec<f64>) {
 fn sample(machine: &str) -> Snapshot {
     let dir = tempfile::tempdir().unwrap();
     copy_tree(&fixture(machine), dir.path());
-    let mut collectors = Collectors::new(Roots::under(dir.path()), publisher::collectors::network::default_filter());
+    let statvfs = fs::read_to_string(fixture(machine).join("statvfs")).unwrap();
+    let filesystems = publisher::collectors::FilesystemCollector::new(
+        publisher::collectors::filesystem::Selection::default(),
+        std::sync::Arc::new(publisher::collectors::statvfs::FixedStatvfs::parse(&statvfs).unwrap()),
+        std::time::Duration::from_secs(5),
+    );
+    let mut collectors = Collectors::new(
+        Roots::under(dir.path()),
+        publisher::collectors::network::default_filter(),
+    )
+    .with_filesystems(Some(filesystems));
     collectors.prime();
     fs::copy(
         dir.path().join("proc_t1/stat"),
@@ -241,7 +251,10 @@ fn missing_and_truncated_files_null_one_section_only() {
     let stat = fs::read_to_string(dir.path().join("proc/diskstats")).unwrap();
     fs::write(dir.path().join("proc/diskstats"), &stat[..stat.len() / 2]).unwrap();
     fs::remove_dir_all(dir.path().join("sys")).unwrap();
-    let mut collectors = Collectors::new(Roots::under(dir.path()), publisher::collectors::network::default_filter());
+    let mut collectors = Collectors::new(
+        Roots::under(dir.path()),
+        publisher::collectors::network::default_filter(),
+    );
     let s = collectors.sample().into_snapshot(Snapshot::default());
     assert_eq!(s.memory, None);
     assert_eq!(s.disk, None);

@@ -135,7 +135,10 @@ fn sampler(dir: &Path, machine: &str, interval: Duration) -> (Sampler, AppState)
     let sampler = Sampler {
         host: "h".into(),
         interval,
-        collectors: Some(Collectors::new(roots, publisher::collectors::network::default_filter())),
+        collectors: Some(Collectors::new(
+            roots,
+            publisher::collectors::network::default_filter(),
+        )),
         ring,
         latest,
         stats: Arc::clone(&state.stats),

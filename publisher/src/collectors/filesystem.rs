@@ -2,7 +2,7 @@
 //!
 //! One entry per mount point; the same device once (a bind mount repeats its device: the
 //! shortest mount point is kept, as `df` does); pseudo and container filesystems skipped by
-//! node_exporter's default lists; a `statvfs` that hangs (a dead NFS server) is reported
+//! node_exporter's default lists, and so is one with no blocks at all; a `statvfs` that hangs (a dead NFS server) is reported
 //! `null` without stalling the sample ([`super::statvfs`]).
 
 use std::collections::{BTreeMap, HashMap};
@@ -280,6 +280,9 @@ impl FilesystemCollector {
         let mut out = BTreeMap::new();
         for m in mounts {
             let value = match self.prober.probe(&PathBuf::from(&m.mount_point)) {
+                // No blocks at all (a FUSE portal, autofs before mounting): `df` leaves it
+                // out too.
+                Outcome::Answered(stats) if stats.blocks == 0 => continue,
                 Outcome::Answered(stats) => Some(figures(&m, &stats)),
                 Outcome::Failed(error) => {
                     self.failures.failed += 1;
@@ -299,5 +302,128 @@ impl FilesystemCollector {
             out.insert(m.mount_point, value);
         }
         Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn mount(dev: &str, point: &str, fstype: &str, source: &str) -> Mount {
+        Mount {
+            dev: dev.into(),
+            mount_point: point.into(),
+            fstype: fstype.into(),
+            source: source.into(),
+        }
+    }
+
+    #[test]
+    fn escapes_and_optional_fields() {
+        let text = "56 29 8:33 / /media/alex/My\\040Passport rw,relatime shared:37 master:2 - exfat /dev/sdc1 rw\n\
+                    57 29 0:60 / /mnt/a\\134b rw - nfs4 nas:/export\\040x rw\n";
+        assert_eq!(
+            parse_mountinfo(text).unwrap(),
+            [
+                mount("8:33", "/media/alex/My Passport", "exfat", "/dev/sdc1"),
+                mount("0:60", "/mnt/a\\b", "nfs4", "nas:/export x"),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_line_without_separator_is_an_error() {
+        assert_eq!(
+            parse_mountinfo("22 27 0:21 / /proc rw,relatime proc proc rw\n"),
+            Err(ParseError::Line {
+                line: 1,
+                reason: "no ' - ' separator".into()
+            })
+        );
+        assert!(parse_mountinfo("1 2 3 / /x rw - ext4 /dev/a rw\n").is_err());
+        assert!(parse_mountinfo("1 2 3:4 / /x rw - ext4\n").is_err());
+    }
+
+    #[test]
+    fn a_device_once_under_its_shortest_mount_point_and_the_last_mount_over_a_point() {
+        let mounts = vec![
+            mount("9:0", "/srv/storage", "ext4", "/dev/md0"),
+            mount("9:0", "/data", "ext4", "/dev/md0"),
+            mount("9:0", "/var/www/data", "ext4", "/dev/md0"),
+            mount("0:40", "/mnt/x", "tmpfs", "tmpfs"),
+            mount("0:41", "/mnt/x", "ext4", "/dev/sdb1"),
+            mount(
+                "0:42",
+                "/var/lib/docker/overlay2/a/merged",
+                "xfs",
+                "/dev/sdz",
+            ),
+            mount("0:43", "/snap/core/1", "squashfs", "/dev/loop0"),
+        ];
+        let kept = select(mounts, &Selection::default());
+        assert_eq!(
+            kept,
+            [
+                mount("9:0", "/data", "ext4", "/dev/md0"),
+                mount("0:41", "/mnt/x", "ext4", "/dev/sdb1"),
+            ]
+        );
+    }
+
+    #[test]
+    fn filters_and_the_cap() {
+        let mounts: Vec<Mount> = (0..10)
+            .map(|i| {
+                mount(
+                    &format!("0:{i}"),
+                    &format!("/m{i}"),
+                    "ext4",
+                    &format!("/dev/sd{i}"),
+                )
+            })
+            .collect();
+        let mut sel = Selection {
+            max_mounts: 3,
+            ..Selection::default()
+        };
+        let points: Vec<String> = select(mounts.clone(), &sel)
+            .into_iter()
+            .map(|m| m.mount_point)
+            .collect();
+        assert_eq!(points, ["/m0", "/m1", "/m2"]);
+        sel.max_mounts = 64;
+        sel.devices = NameFilter::new(&["sd[5-6]".into()], &[]).unwrap();
+        assert_eq!(select(mounts.clone(), &sel).len(), 2);
+        sel.devices = NameFilter::default();
+        sel.fs_types = NameFilter::new(&[], &["ext*".into()]).unwrap();
+        assert!(select(mounts, &sel).is_empty());
+    }
+
+    #[test]
+    fn figures_as_df_computes_them() {
+        let m = mount("253:0", "/", "ext4", "/dev/mapper/cryptroot");
+        let s = FsStats {
+            frsize: 4096,
+            blocks: 100,
+            bfree: 30,
+            bavail: 25,
+            files: 64,
+            ffree: 60,
+        };
+        assert_eq!(
+            figures(&m, &s),
+            Filesystem {
+                device: "mapper/cryptroot".into(),
+                fstype: "ext4".into(),
+                size_bytes: 409_600,
+                used_bytes: 286_720,
+                avail_bytes: 102_400,
+                files: 64,
+                files_free: 60,
+            }
+        );
+        // A filesystem that reports more free than total blocks never underflows.
+        let odd = FsStats { bfree: 200, ..s };
+        assert_eq!(figures(&m, &odd).used_bytes, 0);
     }
 }

@@ -30,7 +30,10 @@ impl NameFilter {
     pub fn excluding(defaults: &[&str]) -> Self {
         Self {
             include: Vec::new(),
-            exclude: defaults.iter().filter_map(|s| Pattern::new(s).ok()).collect(),
+            exclude: defaults
+                .iter()
+                .filter_map(|s| Pattern::new(s).ok())
+                .collect(),
         }
     }
 

@@ -6,9 +6,9 @@
 
 use std::collections::BTreeMap;
 
-use broker::{Network, NetworkInterface};
 use super::filter::NameFilter;
 use super::{parse_u64, read_parsed, CollectError, ParseError, Roots};
+use broker::{Network, NetworkInterface};
 
 /// The interfaces left out unless the config says otherwise.
 pub const DEFAULT_EXCLUDE: [&str; 9] = [
@@ -110,10 +110,7 @@ veth12ab: 700 1 0 0 0 0 0 0 800 1 0 0 0 0 0 0
 
     #[test]
     fn default_filter_counts_physical_interfaces_once() {
-        let net = summarize(
-            &parse_net_dev(NET_DEV).unwrap(),
-            &default_filter(),
-        );
+        let net = summarize(&parse_net_dev(NET_DEV).unwrap(), &default_filter());
         assert_eq!(net.interfaces.keys().collect::<Vec<_>>(), ["eth0", "wlan0"]);
         assert_eq!(net.rx_bytes, 9013149 + 100);
         assert_eq!(net.tx_bytes, 14913 + 200);
