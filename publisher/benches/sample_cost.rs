@@ -12,7 +12,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use broker::Snapshot;
-use publisher::collectors::{Collectors, InterfaceFilter, Roots};
+use publisher::collectors::{Collectors, Roots};
 
 fn cpu_time(who: libc::c_int) -> Duration {
     let mut usage: libc::rusage = unsafe { std::mem::zeroed() };

@@ -3,7 +3,7 @@
 //! One entry per mount point; the same device once (a bind mount repeats its device: the
 //! shortest mount point is kept, as `df` does); pseudo and container filesystems skipped by
 //! node_exporter's default lists, and so is one with no blocks at all; a `statvfs` that hangs (a dead NFS server) is reported
-//! `null` without stalling the sample ([`super::statvfs`]).
+//! `null` without stalling the sample ([`super::statvfs_pool`]).
 
 use std::collections::{BTreeMap, HashMap};
 use std::io::Read;
@@ -14,7 +14,8 @@ use std::time::Duration;
 use broker::Filesystem;
 
 use super::filter::NameFilter;
-use super::statvfs::{FsStats, Outcome, Prober, Statvfs, TimedProber};
+use super::statvfs::{FsStats, Prober, Statvfs};
+use super::statvfs_pool::{Outcome, TimedProber};
 use super::{CollectError, ParseError, Roots};
 
 /// node_exporter's `--collector.filesystem.fs-types-exclude`, one name per entry.
@@ -277,9 +278,14 @@ impl FilesystemCollector {
         roots: &Roots,
     ) -> Result<BTreeMap<String, Option<Filesystem>>, CollectError> {
         let mounts = select(read_mountinfo(roots)?, &self.selection);
+        let paths: Vec<PathBuf> = mounts
+            .iter()
+            .map(|m| PathBuf::from(&m.mount_point))
+            .collect();
+        let outcomes = self.prober.probe_all(&paths);
         let mut out = BTreeMap::new();
-        for m in mounts {
-            let value = match self.prober.probe(&PathBuf::from(&m.mount_point)) {
+        for (m, outcome) in mounts.into_iter().zip(outcomes) {
+            let value = match outcome {
                 // No blocks at all (a FUSE portal, autofs before mounting): `df` leaves it
                 // out too.
                 Outcome::Answered(stats) if stats.blocks == 0 => continue,

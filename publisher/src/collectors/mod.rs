@@ -14,6 +14,7 @@ pub mod load;
 pub mod memory;
 pub mod network;
 pub mod statvfs;
+pub mod statvfs_pool;
 pub mod thermal;
 
 use std::collections::{BTreeMap, BTreeSet};
