@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use axum::http::StatusCode;
 use broker::Snapshot;
-use publisher::collectors::{Collectors, InterfaceFilter, Roots};
+use publisher::collectors::{Collectors, Roots};
 use publisher::events::EventLog;
 use publisher::http::{router, AppState};
 use publisher::ring::Ring;

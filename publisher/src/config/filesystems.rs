@@ -164,6 +164,13 @@ mod tests {
         assert!(!sel.fs_types.counts("overlay"));
         assert!(!sel.mount_points.counts("/run/credentials/getty.service"));
         assert!(sel.mount_points.counts("/run"));
+        let example =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../configs/publisher.toml");
+        let shipped = Settings::load(Some(&example), &Overrides::default()).unwrap();
+        assert_eq!(
+            shipped.filesystems, s,
+            "configs/publisher.toml spells the defaults"
+        );
     }
 
     #[test]
