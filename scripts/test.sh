@@ -9,8 +9,12 @@ need=()
 command -v unshare >/dev/null || need+=(util-linux)
 command -v mosquitto_sub >/dev/null || need+=(mosquitto-clients)
 command -v mosquitto >/dev/null || [ -x /usr/sbin/mosquitto ] || need+=(mosquitto)
+# pi-subscriber/tests/delivery.rs cuts a link: a network namespace, a veth pair, iptables.
+command -v ip >/dev/null || need+=(iproute2)
+command -v iptables >/dev/null || need+=(iptables)
 command -v openssl >/dev/null || need+=(openssl)
 command -v prometheus >/dev/null || need+=(prometheus)
+[ -x /usr/bin/prometheus-alertmanager ] || need+=(prometheus-alertmanager)
 command -v chromium >/dev/null || need+=(chromium)
 # publisher/tests/systemd.rs boots systemd in a container (a Debian rootfs built once).
 command -v systemd-nspawn >/dev/null || need+=(systemd-container)

@@ -11,8 +11,10 @@ use std::sync::{mpsc, Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use rumqttd::local::LinkBuilder;
 use rumqttd::{Config, ConnectionSettings, LinkType, Router, RouterConfig, Server, ServerSettings};
 
+use crate::retain::{RetainPolicy, RetainStats};
 use crate::settings::BrokerSettings;
 
 #[derive(Debug, thiserror::Error)]
@@ -26,6 +28,8 @@ pub enum EmbeddedError {
     Thread(std::io::Error),
     #[error("the broker on {addr} stopped at start-up: {reason}")]
     Stopped { addr: SocketAddr, reason: String },
+    #[error("the broker on {addr} did not start its retained-store guard: {reason}")]
+    Guard { addr: SocketAddr, reason: String },
     #[error("the broker on {addr} did not accept connections within {waited:?}")]
     NotReady { addr: SocketAddr, waited: Duration },
 }
@@ -37,9 +41,21 @@ pub struct EmbeddedBroker {
     pub addr: SocketAddr,
     /// Set with the reason when the broker's listener or router has stopped.
     stopped: Arc<Mutex<Option<String>>>,
+    /// What the retained-store guard has cleared.
+    retained: Arc<Mutex<RetainStats>>,
 }
 
 impl EmbeddedBroker {
+    /// The retained store's size and what the guard has cleared so far.
+    pub fn retained(&self) -> RetainStats {
+        self.retained.lock().map(|s| s.clone()).unwrap_or_default()
+    }
+
+    /// A shared handle on the same figures, for a status page.
+    pub fn retained_handle(&self) -> Arc<Mutex<RetainStats>> {
+        Arc::clone(&self.retained)
+    }
+
     /// `Some(reason)` once the broker has stopped (its listener thread ended or panicked, or
     /// its router thread is gone): it will not come back, the process should exit.
     pub fn stopped(&self) -> Option<String> {
@@ -65,9 +81,7 @@ impl EmbeddedBroker {
 
 /// rumqttd's configuration for one v4 listener on `addr`.
 pub fn rumqttd_config(settings: &BrokerSettings, addr: SocketAddr) -> Config {
-    let auth = settings
-        .credentials()
-        .map(|(user, pass)| HashMap::from([(user.to_owned(), pass.to_owned())]));
+    let auth = settings.logins();
     let server = ServerSettings {
         name: "mqtt-v4".to_owned(),
         listen: addr,
@@ -87,7 +101,7 @@ pub fn rumqttd_config(settings: &BrokerSettings, addr: SocketAddr) -> Config {
         id: 0,
         router: RouterConfig {
             max_connections: settings.max_connections,
-            max_outgoing_packet_count: 200,
+            max_outgoing_packet_count: crate::retain::SWEEP_WINDOW as u64,
             max_segment_size: settings.max_segment_size,
             max_segment_count: settings.max_segment_count,
             custom_segment: None,
@@ -115,6 +129,14 @@ pub fn spawn(settings: &BrokerSettings) -> Result<EmbeddedBroker, EmbeddedError>
         })?
     };
     let config = rumqttd_config(settings, addr);
+    let policy = RetainPolicy {
+        filters: settings.retained_filters(),
+        max_payload: settings.max_retained_payload,
+        max_topics: settings.max_retained,
+    };
+    let retained = Arc::new(Mutex::new(RetainStats::default()));
+    let guard_stats = Arc::clone(&retained);
+    let (guard_tx, guard_rx) = mpsc::channel::<Result<(), String>>();
     let (done_tx, done_rx) = mpsc::channel::<String>();
     let (router_tx_out, router_rx_out) = mpsc::channel::<RouterGone>();
     thread::Builder::new()
@@ -128,6 +150,22 @@ pub fn spawn(settings: &BrokerSettings) -> Result<EmbeddedBroker, EmbeddedError>
             let router_tx = Router::new(config.id, config.router.clone()).spawn();
             let probe = router_tx.clone();
             let _ = router_tx_out.send(Box::new(move || probe.is_disconnected()));
+            // The guard subscribes before the listener accepts anyone.
+            let guard = LinkBuilder::new("server-analytics-retain-guard", router_tx.clone())
+                .build()
+                .map_err(|e| e.to_string())
+                .and_then(|(mut tx, rx, _)| {
+                    tx.subscribe("#").map_err(|e| e.to_string())?;
+                    thread::Builder::new()
+                        .name("mqtt-retain-guard".to_owned())
+                        .spawn(move || crate::retain::run(tx, rx, policy, guard_stats))
+                        .map_err(|e| e.to_string())
+                });
+            let failed = guard.is_err();
+            let _ = guard_tx.send(guard.map(drop));
+            if failed {
+                return;
+            }
             let mut server = Server::new(v4, router_tx, rumqttd::protocol::v4::V4);
             let runtime = match tokio::runtime::Builder::new_current_thread()
                 .enable_all()
@@ -155,10 +193,21 @@ pub fn spawn(settings: &BrokerSettings) -> Result<EmbeddedBroker, EmbeddedError>
         })
         .map_err(EmbeddedError::Thread)?;
 
+    match guard_rx.recv_timeout(Duration::from_secs(5)) {
+        Ok(Ok(())) => {}
+        Ok(Err(reason)) => return Err(EmbeddedError::Guard { addr, reason }),
+        Err(_) => {
+            let reason = done_rx
+                .try_recv()
+                .unwrap_or_else(|_| "it did not report within 5 s".to_owned());
+            return Err(EmbeddedError::Guard { addr, reason });
+        }
+    }
     let stopped = Arc::new(Mutex::new(None));
     let broker = EmbeddedBroker {
         addr,
         stopped: Arc::clone(&stopped),
+        retained,
     };
     let waited = Duration::from_secs(5);
     let deadline = Instant::now() + waited;

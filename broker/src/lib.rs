@@ -17,11 +17,15 @@ pub mod embedded;
 #[cfg(feature = "http")]
 pub mod http_error;
 pub mod record;
+#[cfg(feature = "embedded")]
+pub mod retain;
 pub mod settings;
+#[cfg(feature = "tls")]
+pub mod tls;
 pub mod topics;
 pub mod wire;
 
-pub use settings::{BrokerConfigError, BrokerMode, BrokerSettings};
+pub use settings::{BrokerConfigError, BrokerMode, BrokerSettings, BrokerUser};
 pub use topics::{validate_host_id, HostIdError, Topics, DEFAULT_PREFIX};
 pub use wire::{
     Cpu, Disk, DiskDevice, Filesystem, JobEnd, JobEvent, JobStart, Memory, Network,

@@ -79,12 +79,21 @@ fn main() -> ExitCode {
 
 fn serve(settings: &BrokerSettings) -> anyhow::Result<()> {
     let running = broker::embedded::spawn(settings)?;
-    tracing::info!(mqtt = %running.addr, auth = settings.credentials().is_some(), "broker running; stop with SIGTERM or Ctrl-C");
+    tracing::info!(
+        mqtt = %running.addr,
+        logins = settings.logins().map_or(0, |l| l.len()),
+        retained_topics = ?settings.retained_filters(),
+        max_retained = settings.max_retained,
+        max_retained_payload = settings.max_retained_payload,
+        "broker running; stop with SIGTERM or Ctrl-C"
+    );
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
     let stopped = runtime.block_on(async {
         let mut tick = tokio::time::interval(std::time::Duration::from_millis(500));
+        let mut logged = broker::retain::RetainStats::default();
+        let mut logged_at = tokio::time::Instant::now();
         loop {
             tokio::select! {
                 () = broker::daemon::shutdown_signal() => return None,
@@ -93,11 +102,30 @@ fn serve(settings: &BrokerSettings) -> anyhow::Result<()> {
             if let Some(reason) = running.stopped() {
                 return Some(reason);
             }
+            // What the retained-store guard cleared, at most every 10 s.
+            let now = running.retained();
+            if now != logged && logged_at.elapsed() >= std::time::Duration::from_secs(10) {
+                log_retained(&now);
+                (logged, logged_at) = (now, tokio::time::Instant::now());
+            }
         }
     });
+    log_retained(&running.retained());
     if let Some(reason) = stopped {
         anyhow::bail!("the broker stopped ({reason}); exiting so the service manager restarts it");
     }
     tracing::info!("broker stopping");
     Ok(())
+}
+
+fn log_retained(s: &broker::retain::RetainStats) {
+    tracing::info!(
+        retained_topics = s.retained_topics,
+        retained_bytes = s.retained_bytes,
+        cleared_outside_topics = s.cleared_outside_topics,
+        cleared_too_large = s.cleared_too_large,
+        cleared_over_count = s.cleared_over_count,
+        sweeps = s.sweeps,
+        "retained store"
+    );
 }

@@ -55,6 +55,19 @@ pub struct BrokerSettings {
     /// Credentials: required of clients by the embedded broker, presented to an external one.
     pub username: Option<String>,
     pub password: Option<String>,
+    /// Embedded: more logins (`[[broker.users]]`), one per client (the publisher itself uses
+    /// `username`/`password`). rumqttd has no ACLs: every login may publish and subscribe to
+    /// every topic.
+    pub users: Vec<BrokerUser>,
+    /// Embedded: MQTT filters of the topics that may hold a retained message; empty means the
+    /// prefix's `<prefix>/+/snapshot`, `<prefix>/+/status` and `<prefix>/+/events`. Anything
+    /// retained elsewhere is cleared as it arrives.
+    pub retained_topics: Vec<String>,
+    /// Embedded: a retained payload larger than this is cleared.
+    pub max_retained_payload: usize,
+    /// Embedded: at most this many topics hold a retained message; a new topic beyond them is
+    /// cleared. At most 192 (rumqttd shows the guard 200 retained messages per sweep).
+    pub max_retained: usize,
     /// Topics are `<topic_prefix>/<host>/{snapshot,status,events}`.
     pub topic_prefix: String,
     /// MQTT client id of the publisher; empty means `publisher-<host>`.
@@ -80,12 +93,29 @@ impl Default for BrokerSettings {
             ca_file: None,
             username: None,
             password: None,
+            users: Vec::new(),
+            retained_topics: Vec::new(),
+            max_retained_payload: 64 * 1024,
+            max_retained: 192,
             topic_prefix: DEFAULT_PREFIX.to_owned(),
             client_id: String::new(),
             keep_alive: Duration::from_secs(30),
         }
     }
 }
+
+/// One login of the embedded broker (`[[broker.users]]`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BrokerUser {
+    pub username: String,
+    pub password: String,
+}
+
+/// Most `[[broker.users]]` entries.
+pub const MAX_USERS: usize = 256;
+/// Largest `broker.max_retained` (see `retain::SWEEP_WINDOW`).
+pub const MAX_RETAINED: usize = 192;
 
 /// A `[broker]` value that cannot work, with the key it concerns.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -111,13 +141,102 @@ impl BrokerSettings {
         }
     }
 
-    /// A copy safe to print: the password replaced by `"<redacted>"`.
+    /// Every login the embedded broker accepts: `username`/`password` and `[[broker.users]]`.
+    /// `None` when there is none (anonymous).
+    pub fn logins(&self) -> Option<std::collections::HashMap<String, String>> {
+        let logins: std::collections::HashMap<String, String> = self
+            .credentials()
+            .map(|(u, p)| (u.to_owned(), p.to_owned()))
+            .into_iter()
+            .chain(
+                self.users
+                    .iter()
+                    .map(|u| (u.username.clone(), u.password.clone())),
+            )
+            .collect();
+        (!logins.is_empty()).then_some(logins)
+    }
+
+    /// The filters of the topics that may hold a retained message.
+    pub fn retained_filters(&self) -> Vec<String> {
+        if self.retained_topics.is_empty() {
+            crate::Topics::all_hosts(&self.topic_prefix).to_vec()
+        } else {
+            self.retained_topics.clone()
+        }
+    }
+
+    /// A copy safe to print: passwords replaced by `"<redacted>"`.
     pub fn redacted(&self) -> Self {
         let mut copy = self.clone();
         if copy.password.is_some() {
             copy.password = Some("<redacted>".to_owned());
         }
+        for user in &mut copy.users {
+            user.password = "<redacted>".to_owned();
+        }
         copy
+    }
+
+    /// The embedded broker's logins and retained-store bound.
+    fn validate_embedded(&self) -> Result<(), BrokerConfigError> {
+        if self.users.len() > MAX_USERS {
+            return Err(invalid("users", format!("at most {MAX_USERS} entries")));
+        }
+        let mut seen = std::collections::HashSet::new();
+        for user in &self.users {
+            if user.username.is_empty() || user.username.len() > 256 || user.password.len() > 256 {
+                return Err(invalid(
+                    "users",
+                    format!(
+                        "username {:?}: usernames must be 1-256 bytes, passwords at most 256",
+                        user.username
+                    ),
+                ));
+            }
+            let clashes = self.username.as_deref() == Some(user.username.as_str())
+                && self.password.as_deref() != Some(user.password.as_str());
+            if !seen.insert(user.username.as_str()) || clashes {
+                return Err(invalid(
+                    "users",
+                    format!("username {:?} is given twice", user.username),
+                ));
+            }
+        }
+        if self.retained_topics.len() > 64 {
+            return Err(invalid("retained_topics", "at most 64 filters"));
+        }
+        for filter in &self.retained_topics {
+            let bad_hash = filter.contains('#') && !(filter == "#" || filter.ends_with("/#"))
+                || filter.matches('#').count() > 1;
+            let bad_plus = filter.split('/').any(|l| l.contains('+') && l != "+");
+            if filter.is_empty()
+                || filter.len() > 1024
+                || filter.contains('\0')
+                || bad_hash
+                || bad_plus
+            {
+                return Err(invalid(
+                    "retained_topics",
+                    format!("{filter:?} is not an MQTT topic filter"),
+                ));
+            }
+        }
+        if self.max_retained > MAX_RETAINED {
+            return Err(invalid(
+                "max_retained",
+                format!(
+                    "at most {MAX_RETAINED}: rumqttd shows the retained-store guard 200 messages per sweep"
+                ),
+            ));
+        }
+        if self.max_retained_payload > self.max_payload_size {
+            return Err(invalid(
+                "max_retained_payload",
+                "must not exceed broker.max_payload_size",
+            ));
+        }
+        Ok(())
     }
 
     /// Checks the values against each other.
@@ -157,8 +276,9 @@ impl BrokerSettings {
         }
         match self.mode {
             BrokerMode::Embedded => {
+                self.validate_embedded()?;
                 if !self.listen.ip().is_loopback()
-                    && self.credentials().is_none()
+                    && self.logins().is_none()
                     && !self.allow_anonymous
                 {
                     return Err(invalid(

@@ -43,7 +43,19 @@ fn retained_roundtrip_with_credentials_from_the_publishers_config_file() {
     let p = port.to_string();
     let ok = Command::new("mosquitto_pub")
         .args([
-            "-p", &p, "-u", "pi", "-P", "pw", "-t", "a/b", "-r", "-q", "1", "-m", "hello",
+            "-p",
+            &p,
+            "-u",
+            "pi",
+            "-P",
+            "pw",
+            "-t",
+            "server-analytics/tower/status",
+            "-r",
+            "-q",
+            "1",
+            "-m",
+            "hello",
         ])
         .status()
         .unwrap()
@@ -51,11 +63,26 @@ fn retained_roundtrip_with_credentials_from_the_publishers_config_file() {
     assert!(ok);
     let out = Command::new("mosquitto_sub")
         .args([
-            "-p", &p, "-u", "pi", "-P", "pw", "-t", "a/#", "-v", "-C", "1", "-W", "5",
+            "-p",
+            &p,
+            "-u",
+            "pi",
+            "-P",
+            "pw",
+            "-t",
+            "server-analytics/#",
+            "-v",
+            "-C",
+            "1",
+            "-W",
+            "5",
         ])
         .output()
         .unwrap();
-    assert_eq!(String::from_utf8_lossy(&out.stdout), "a/b hello\n");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "server-analytics/tower/status hello\n"
+    );
     let refused = Command::new("mosquitto_sub")
         .args([
             "-p", &p, "-u", "pi", "-P", "nope", "-t", "a/#", "-C", "1", "-W", "2",

@@ -8,8 +8,6 @@
 //! (the `/metrics` latency under load is `bench/subscriber-load.sh`, with `hey`).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::process::{Command, Stdio};
-
 use std::time::{Duration, Instant};
 
 use broker::Snapshot;
@@ -49,6 +47,7 @@ fn throughput() {
         store: SharedStore::in_memory(64).unwrap(),
         gaps,
         max_payload: 256 * 1024,
+        alerts: None,
     };
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -99,46 +98,15 @@ fn rss_for_a_day_of_ten_hosts() {
             db.commit().unwrap();
         }
     }
-    let file_bytes: u64 = std::fs::read_dir(dir.path())
-        .unwrap()
-        .map(|e| e.unwrap().metadata().unwrap().len())
-        .sum();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_pi-subscriber"))
-        .args([
-            "--no-mqtt",
-            "--bind",
-            "127.0.0.1:0",
-            "--metrics-endpoint",
-            "http://127.0.0.1:9/latest",
-            "--data-dir",
-        ])
-        .arg(dir.path())
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    // Loading 57 600 rows takes well under a second; give it time to settle.
-    std::thread::sleep(Duration::from_secs(3));
-    let status = std::fs::read_to_string(format!("/proc/{}/status", child.id())).unwrap();
-    let rss = status
-        .lines()
-        .find(|l| l.starts_with("VmRSS"))
-        .unwrap_or("VmRSS: ?")
-        .to_owned();
-    let hwm = status
-        .lines()
-        .find(|l| l.starts_with("VmHWM"))
-        .unwrap_or("VmHWM: ?")
-        .to_owned();
+    let file_bytes = common::dir_bytes(dir.path());
+    // Loading a day of 10 hosts takes well under a second; give it time to settle.
+    let (rss, hwm) = common::rss_of_subscriber_on(dir.path(), Duration::from_secs(3));
     if std::env::var_os("INGEST_BENCH_KEEP").is_some() {
         let kept = dir.keep();
         println!("kept {}", kept.display());
     }
-    let _ = child.kill();
-    let _ = child.wait();
     println!(
-        "memory: 10 hosts × 5760 rows (24 h at 15 s) in a {:.1} MB history database: {rss}, {hwm}",
+        "memory: 10 hosts × 5760 rows (24 h at 15 s) in a {:.1} MB history database: VmRSS {rss}, VmHWM {hwm}",
         file_bytes as f64 / 1e6
     );
 }

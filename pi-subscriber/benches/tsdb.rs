@@ -17,7 +17,6 @@
 mod common;
 
 use std::path::Path;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use pi_subscriber::registry;
@@ -51,13 +50,6 @@ fn wchar() -> u64 {
         .trim()
         .parse()
         .unwrap()
-}
-
-fn dir_bytes(dir: &Path) -> u64 {
-    std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().metadata().unwrap().len())
-        .sum()
 }
 
 /// Ingests `host`'s samples at `times` as the daemon would: commit after each (one sample per
@@ -168,10 +160,26 @@ fn full_retention() -> tempfile::TempDir {
     let conn = rusqlite::Connection::open(&path).unwrap();
     conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE);")
         .unwrap();
-    drop(conn);
+    let file = common::dir_bytes(dir.path());
+    conn.execute_batch("VACUUM;").unwrap();
+    let table = |t: &str| -> i64 {
+        conn.query_row(&format!("SELECT count(*) FROM {t}"), [], |r| r.get(0))
+            .unwrap()
+    };
     println!(
-        "disk: {:.1} MB per host at full default retention (2 years)",
-        dir_bytes(dir.path()) as f64 / 1e6
+        "rows: raw {}, minute {}, hour {}, series {}",
+        table("raw"),
+        table("minute"),
+        table("hour"),
+        table("series")
+    );
+    drop(conn);
+    // The fill deleted what aged out of each tier: the file keeps those pages free for
+    // reuse, as a long-running Pi's would; VACUUM shows what is live.
+    println!(
+        "disk: {:.1} MB per host at full default retention (2 years), {:.1} MB live",
+        file as f64 / 1e6,
+        common::dir_bytes(dir.path()) as f64 / 1e6
     );
     let db = Tsdb::open(&path, retention(), 500, now).unwrap();
     timed(
@@ -253,40 +261,10 @@ fn rss_of_ten_hosts(dir: &Path) {
         "fill: 9 more hosts in {:.0} s",
         start.elapsed().as_secs_f64()
     );
-    let mut child = Command::new(env!("CARGO_BIN_EXE_pi-subscriber"))
-        .args([
-            "--no-mqtt",
-            "--bind",
-            "127.0.0.1:0",
-            "--metrics-endpoint",
-            "http://127.0.0.1:9/latest",
-            "--data-dir",
-        ])
-        .arg(dir)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    std::thread::sleep(Duration::from_secs(8));
-    let status = std::fs::read_to_string(format!("/proc/{}/status", child.id())).unwrap();
-    let field = |name: &str| {
-        status
-            .lines()
-            .find(|l| l.starts_with(name))
-            .unwrap_or("?")
-            .split_whitespace()
-            .skip(1)
-            .collect::<Vec<_>>()
-            .join(" ")
-    };
-    let _ = child.kill();
-    let _ = child.wait();
+    let (rss, hwm) = common::rss_of_subscriber_on(dir, Duration::from_secs(8));
     println!(
-        "memory: pi-subscriber on 10 hosts × 2 years ({:.0} MB of history): VmRSS {}, VmHWM {}",
-        dir_bytes(dir) as f64 / 1e6,
-        field("VmRSS"),
-        field("VmHWM")
+        "memory: pi-subscriber on 10 hosts × 2 years ({:.0} MB of history): VmRSS {rss}, VmHWM {hwm}",
+        common::dir_bytes(dir) as f64 / 1e6,
     );
 }
 
@@ -295,4 +273,7 @@ fn main() {
     written_per_day();
     let dir = full_retention();
     rss_of_ten_hosts(dir.path());
+    if std::env::var_os("TSDB_BENCH_KEEP").is_some() {
+        println!("kept {}", dir.keep().display());
+    }
 }

@@ -38,6 +38,8 @@ pub struct Settings {
     pub poll: PollSettings,
     pub history: HistorySettings,
     pub health: HealthSettings,
+    /// Rules, thresholds and notifiers (`crate::alerts`).
+    pub alerts: crate::alerts::config::AlertSettings,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -62,9 +64,14 @@ pub struct MqttSettings {
     pub username: Option<String>,
     pub password: Option<String>,
     pub topic_prefix: String,
-    /// Empty means `pi-subscriber-<this machine's host name>`: unique per Pi and stable
-    /// across restarts (two clients with one id would keep kicking each other off).
+    /// Empty means `pi-subscriber-<host name>-<12 hex digits>`, the digits hashed from
+    /// `/etc/machine-id` (or random, kept in `<data_dir>/mqtt-client-id`): unique per Pi and
+    /// stable across restarts (two clients with one id would keep kicking each other off).
     pub client_id: String,
+    /// Connect with TLS (an external broker, usually on port 8883).
+    pub tls: bool,
+    /// With TLS: a PEM file of CA certificates to trust instead of the system's.
+    pub ca_file: Option<PathBuf>,
     #[serde(with = "broker::duration")]
     pub keep_alive: Duration,
     /// Largest payload accepted; bigger ones are rejected and counted.
@@ -134,6 +141,7 @@ impl Default for Settings {
             poll: PollSettings::default(),
             history: HistorySettings::default(),
             health: HealthSettings::default(),
+            alerts: crate::alerts::config::AlertSettings::default(),
         }
     }
 }
@@ -158,6 +166,8 @@ impl Default for MqttSettings {
             password: None,
             topic_prefix: broker::DEFAULT_PREFIX.into(),
             client_id: String::new(),
+            tls: false,
+            ca_file: None,
             keep_alive: Duration::from_secs(30),
             max_payload_size: 256 * 1024,
         }
@@ -269,23 +279,28 @@ impl Settings {
         if self.data_dir.as_os_str().is_empty() {
             self.data_dir = broker::daemon::default_state_dir("server-analytics-pi");
         }
-        if self.mqtt.client_id.is_empty() {
+        if self.mqtt.enabled && self.mqtt.client_id.is_empty() {
             let name = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
-            let name: String = name
-                .trim()
-                .chars()
-                .map(|c| {
-                    if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
-                        c
-                    } else {
-                        '-'
-                    }
-                })
-                .collect();
-            self.mqtt.client_id = format!(
-                "pi-subscriber-{}",
-                if name.is_empty() { "pi" } else { &name }
-            );
+            self.mqtt.client_id = crate::client_id::derive(
+                &name,
+                Path::new(crate::client_id::MACHINE_ID),
+                &self.data_dir,
+            )
+            .map_err(|e| invalid("mqtt.client_id", e))?;
+        }
+        if self.mqtt.client_id.len() > 128 || self.mqtt.client_id.chars().any(char::is_control) {
+            return Err(invalid(
+                "mqtt.client_id",
+                "at most 128 bytes, without control characters",
+            ));
+        }
+        if self.mqtt.ca_file.is_some() && !self.mqtt.tls {
+            return Err(invalid("mqtt.ca_file", "is only used with mqtt.tls = true"));
+        }
+        if self.mqtt.enabled && self.mqtt.tls {
+            // A missing or unreadable CA file stops the start, naming the file.
+            broker::tls::client_config(self.mqtt.ca_file.as_deref(), "mqtt.ca_file")
+                .map_err(|e| invalid("mqtt.ca_file", e))?;
         }
         if self.mqtt.enabled && self.mqtt.host.is_empty() {
             return Err(invalid("mqtt.host", "must be set when mqtt.enabled"));
@@ -359,6 +374,9 @@ impl Settings {
         if !self.default_host.is_empty() {
             broker::validate_host_id(&self.default_host).map_err(|e| invalid("default_host", e))?;
         }
+        self.alerts
+            .validate()
+            .map_err(|(key, reason)| invalid(key, reason))?;
         Ok(())
     }
 

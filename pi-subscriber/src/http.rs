@@ -48,12 +48,13 @@ pub fn router(state: AppState) -> Router {
         .route("/series/metrics", get(crate::series::metrics))
         .route("/health", get(health))
         .route("/events", get(events))
+        .route("/alerts", get(crate::alerts::http::alerts))
         .route("/prometheus", get(prometheus))
         .nest("/grafana", crate::grafana::router())
         .route("/grafana/", get(crate::grafana::save_and_test))
         .fallback(|| async {
             AppError::NotFound(
-                "no such endpoint; try /, /metrics, /hosts, /history, /series, /series/metrics, /health, /events, /prometheus or /grafana".into(),
+                "no such endpoint; try /, /metrics, /hosts, /history, /series, /series/metrics, /health, /events, /alerts, /prometheus or /grafana".into(),
             )
         })
         .layer(TimeoutLayer::with_status_code(
@@ -314,9 +315,15 @@ struct Health {
     /// The history database's counters as of its last commit (once a second).
     history: crate::tsdb::TsdbStats,
     mqtt: MqttState,
+    /// Alert counts and notifier counters (absent when the router runs without the engine).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    alerts: Option<Value>,
 }
 
-async fn health(State(state): State<AppState>) -> Result<Response, AppError> {
+async fn health(
+    State(state): State<AppState>,
+    alerts: Option<axum::Extension<crate::alerts::AlertsHandle>>,
+) -> Result<Response, AppError> {
     let now = Instant::now();
     let store = lock(&state.store)?;
     let hosts = summaries(&store, now, state.max_age);
@@ -334,6 +341,7 @@ async fn health(State(state): State<AppState>) -> Result<Response, AppError> {
         ingest: store.stats.clone(),
         history: store.history,
         mqtt: state.mqtt.lock().map(|m| m.clone()).unwrap_or_default(),
+        alerts: alerts.map(|a| a.0.health()),
     };
     let code = if ok {
         StatusCode::OK

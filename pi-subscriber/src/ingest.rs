@@ -17,6 +17,8 @@ pub struct Ingestor {
     /// next snapshot's gap check asks again).
     pub gaps: mpsc::Sender<Gap>,
     pub max_payload: usize,
+    /// The alert engine's input (`None`: alerts off); never waited on.
+    pub alerts: Option<crate::alerts::Feed>,
 }
 
 pub fn unix_ms_now() -> i64 {
@@ -48,12 +50,18 @@ impl Ingestor {
 
     /// Stores an already validated snapshot.
     pub fn snapshot(&self, snapshot: Snapshot, source: Source) -> Outcome {
+        let host = snapshot.host.clone();
         let outcome = self
             .store
             .ingest(snapshot, source, Instant::now(), unix_ms_now());
         if let Outcome::Stored { gap: Some(gap), .. } = &outcome {
             tracing::info!(host = %gap.host, after = gap.after_seq, before = gap.before_seq, "gap in seq; backfilling");
             let _ = self.gaps.try_send(gap.clone());
+        }
+        if let (Outcome::Stored { .. }, Some(feed), false) =
+            (&outcome, &self.alerts, source == Source::Backfill)
+        {
+            self.feed_sample(feed, host.as_str());
         }
         outcome
     }
@@ -69,11 +77,35 @@ impl Ingestor {
             return Ok(false);
         };
         match parsed {
-            Ok(event) => Ok(store.add_event(event)),
+            Ok(event) => {
+                let end = match &event {
+                    broker::JobEvent::JobEnd(end) => Some(end.clone()),
+                    broker::JobEvent::JobStart(_) => None,
+                };
+                let added = store.add_event(event);
+                drop(store);
+                if let (true, Some(end), Some(feed)) = (added, end, &self.alerts) {
+                    feed.offer(crate::alerts::Input::JobEnd(end));
+                }
+                Ok(added)
+            }
             Err(why) => {
                 store.reject(why);
                 Err(why)
             }
+        }
+    }
+}
+
+impl Ingestor {
+    /// Hands the host's newest sample (and the one before, for rates) to the alert engine.
+    fn feed_sample(&self, feed: &crate::alerts::Feed, host: &str) {
+        let pair = self.store.lock().ok().and_then(|s| {
+            let h = s.hosts.get(host)?;
+            Some((h.latest.clone()?, h.previous.clone()))
+        });
+        if let Some((latest, previous)) = pair {
+            feed.offer(crate::alerts::Input::Sample { latest, previous });
         }
     }
 }
@@ -92,6 +124,7 @@ mod tests {
             store: store.clone(),
             gaps,
             max_payload: 4096,
+            alerts: None,
         };
         let poisoner = store.clone();
         let _ = std::thread::spawn(move || {

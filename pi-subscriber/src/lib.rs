@@ -2,7 +2,9 @@
 //! for backfill), computes rates, keeps per-host history and serves it on :9100.
 //! `main.rs` parses arguments and binds; [`run`] does the rest.
 
+pub mod alerts;
 pub mod assets;
+pub mod client_id;
 pub mod config;
 pub mod grafana;
 pub mod http;
@@ -148,30 +150,33 @@ pub async fn run(
     let writer_stop = CancellationToken::new();
     let writer = history_writer(store.clone(), writer_stop.clone());
     let (gap_tx, gap_rx) = mpsc::channel(256);
+    let (feed, alerts, alert_task) = alerts::start(&settings, store.clone(), shutdown.clone());
     let ingestor = Ingestor {
         store: store.clone(),
         gaps: gap_tx,
         max_payload: settings.mqtt.max_payload_size,
+        alerts: feed,
     };
     let mqtt_state = Arc::new(Mutex::new(mqtt::MqttState::default()));
 
-    let mut tasks = Vec::new();
-    if settings.mqtt.enabled {
-        tasks.push(tokio::spawn(mqtt::run(
-            settings.mqtt.clone(),
-            ingestor.clone(),
-            Arc::clone(&mqtt_state),
-            shutdown.clone(),
-        )));
-    }
     let mut poller = poller::Poller::new(
         settings.poll.clone(),
         settings.mqtt.enabled,
-        ingestor,
+        ingestor.clone(),
         Arc::clone(&mqtt_state),
     )
     .context("cannot build the HTTP client")?;
     poller.max_backfill = settings.history.capacity as u64;
+    let mut tasks = Vec::new();
+    if settings.mqtt.enabled {
+        tasks.push(tokio::spawn(mqtt::run(
+            settings.mqtt.clone(),
+            ingestor,
+            Arc::clone(&mqtt_state),
+            Arc::clone(&poller.reconcile),
+            shutdown.clone(),
+        )));
+    }
     tasks.push(tokio::spawn(poller.run(gap_rx, shutdown.clone())));
 
     tasks.push(tokio::spawn(forget_silent_hosts(
@@ -192,7 +197,9 @@ pub async fn run(
     tracing::info!(http = %listener.local_addr()?, mqtt = settings.mqtt.enabled, "pi-subscriber serving HTTP");
     let server_shutdown = shutdown.clone();
     let server_failed = failed.clone();
-    let app = http::router(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
+    let app = http::router(state)
+        .layer(axum::Extension(alerts))
+        .into_make_service_with_connect_info::<std::net::SocketAddr>();
     axum::serve(listener, app)
         .with_graceful_shutdown(async move {
             tokio::select! {
@@ -203,6 +210,7 @@ pub async fn run(
         .await
         .context("HTTP server failed")?;
     shutdown.cancel();
+    tasks.extend(alert_task);
     for task in tasks {
         let _ = tokio::time::timeout(Duration::from_secs(5), task).await;
     }

@@ -1,6 +1,10 @@
 //! The MQTT consumer: subscribes to `<prefix>/+/{snapshot,status,events}` at QoS 1 on every
 //! ConnAck (clean session: the only way rumqttd replays retained snapshots), reconnects
 //! forever with backoff and jitter, and feeds every payload through the [`Ingestor`].
+//!
+//! A clean session also means that job events published while this Pi was away are not
+//! kept for it: on every SubAck it asks the poller to reconcile, i.e. to fetch the
+//! publishers' newest `/events` over HTTP (the store drops duplicates by run id and kind).
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -9,6 +13,7 @@ use broker::backoff::Backoff;
 use broker::Topics;
 use rumqttc::{AsyncClient, ConnectionError, Event, MqttOptions, Packet, QoS};
 use serde::Serialize;
+use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::MqttSettings;
@@ -24,12 +29,14 @@ pub struct MqttState {
     pub connects_total: u64,
     pub connect_errors_total: u64,
     pub messages_total: u64,
+    /// `/events` reconciliations done after a (re)subscription.
+    pub reconciles_total: u64,
     pub last_error: Option<String>,
 }
 
 pub type SharedMqtt = Arc<Mutex<MqttState>>;
 
-fn options(settings: &MqttSettings) -> MqttOptions {
+fn options(settings: &MqttSettings) -> Result<MqttOptions, broker::tls::TlsError> {
     let mut o = MqttOptions::new(&settings.client_id, &settings.host, settings.port);
     // Accept packets well over our own payload limit, so an oversize payload is read, refused
     // and counted: over rumqttc's limit it would drop the connection instead (and a retained
@@ -41,16 +48,33 @@ fn options(settings: &MqttSettings) -> MqttOptions {
     if let (Some(u), Some(p)) = (&settings.username, &settings.password) {
         o.set_credentials(u, p);
     }
-    o
+    if settings.tls {
+        let tls = broker::tls::client_config(settings.ca_file.as_deref(), "mqtt.ca_file")?;
+        o.set_transport(rumqttc::Transport::tls_with_config(
+            rumqttc::TlsConfiguration::Rustls(Arc::new(tls)),
+        ));
+    }
+    Ok(o)
 }
 
 pub async fn run(
     settings: MqttSettings,
     ingestor: Ingestor,
     state: SharedMqtt,
+    reconcile: Arc<Notify>,
     shutdown: CancellationToken,
 ) {
-    let (client, mut eventloop) = AsyncClient::new(options(&settings), 16);
+    let options = match options(&settings) {
+        Ok(o) => o,
+        Err(error) => {
+            tracing::error!(%error, "MQTT disabled: cannot set up TLS");
+            if let Ok(mut s) = state.lock() {
+                s.last_error = Some(error.to_string());
+            }
+            return;
+        }
+    };
+    let (client, mut eventloop) = AsyncClient::new(options, 16);
     let filters = Topics::all_hosts(&settings.topic_prefix);
     let prefix = settings.topic_prefix.clone();
     let mut backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(30));
@@ -84,6 +108,11 @@ pub async fn run(
                     s.connects_total += 1;
                     s.last_error = None;
                 }
+            }
+            Ok(Event::Incoming(Packet::SubAck(_))) => {
+                // Subscribed: from now on events arrive here; those published before, while
+                // this Pi was not subscribed, are fetched over HTTP.
+                reconcile.notify_one();
             }
             Ok(Event::Incoming(Packet::Publish(publish))) => {
                 if let Ok(mut s) = state.lock() {

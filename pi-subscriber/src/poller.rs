@@ -1,12 +1,14 @@
-//! HTTP: polling the publishers' `/latest` while MQTT is silent (or off), and backfilling
-//! gaps from their `/history`. The poller never runs while MQTT delivers, so a healthy
-//! pipeline costs no HTTP at all.
+//! HTTP: polling the publishers' `/latest` while MQTT is silent (or off), backfilling gaps
+//! from their `/history`, and reconciling job events from their `/events` at start-up and
+//! after every MQTT (re)subscription. The poller does not poll while MQTT delivers, so a
+//! healthy pipeline costs one `/events` request per reconnect and nothing else.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use serde::Deserialize;
 use serde_json::value::RawValue;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, Notify};
 use tokio::time::{Instant, MissedTickBehavior};
 use tokio_util::sync::CancellationToken;
 
@@ -17,6 +19,8 @@ use crate::store::{Gap, Outcome, Source};
 
 /// Most snapshots asked for in one `/history` request.
 const PAGE: u64 = 1000;
+/// Newest job events asked for (and at most taken) from one publisher's `/events`.
+pub const EVENTS_PER_FETCH: usize = 100;
 
 /// A publisher's base URL from its `/latest` URL: `http://h:9000/latest` → `http://h:9000`.
 pub fn base_url(endpoint: &str) -> String {
@@ -47,6 +51,8 @@ pub struct Poller {
     pub started: Instant,
     /// Snapshots fetched for one gap at most (`history.capacity`: more would not be kept).
     pub max_backfill: u64,
+    /// Notified by the MQTT task on every SubAck: fetch `/events` from every endpoint.
+    pub reconcile: Arc<Notify>,
 }
 
 impl Poller {
@@ -70,6 +76,7 @@ impl Poller {
             endpoint_hosts: HashMap::new(),
             started: Instant::now(),
             max_backfill: 5760,
+            reconcile: Arc::new(Notify::new()),
         })
     }
 
@@ -95,7 +102,7 @@ impl Poller {
     pub async fn run(mut self, mut gaps: mpsc::Receiver<Gap>, shutdown: CancellationToken) {
         // Job events recorded while this Pi was down: MQTT does not replay them.
         for endpoint in self.settings.endpoints.clone() {
-            self.poll_events(&base_url(&endpoint)).await;
+            let _ = self.poll_events(&base_url(&endpoint)).await;
         }
         let mut ticker = tokio::time::interval(self.settings.interval);
         ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
@@ -115,6 +122,7 @@ impl Poller {
                     }
                 }
                 Some(gap) = gaps.recv() => self.backfill(gap).await,
+                _ = self.reconcile.notified() => self.reconcile_events().await,
             }
         }
     }
@@ -166,23 +174,51 @@ impl Poller {
             },
             Err(error) => tracing::debug!(%endpoint, %error, "poll failed"),
         }
-        self.poll_events(&base_url(endpoint)).await;
+        let _ = self.poll_events(&base_url(endpoint)).await;
     }
 
-    /// Job events, so they are not missed while MQTT is down.
-    async fn poll_events(&self, base: &str) {
-        let Ok(body) = self
-            .get(&format!("{base}/events?limit=100"), self.page_limit())
-            .await
-        else {
-            return;
+    /// After an MQTT (re)subscription: the events published while this Pi was not
+    /// subscribed, from every endpoint.
+    async fn reconcile_events(&self) {
+        let mut added = 0;
+        for endpoint in &self.settings.endpoints {
+            added += self.poll_events(&base_url(endpoint)).await;
+        }
+        if let Ok(mut s) = self.mqtt.lock() {
+            s.reconciles_total += 1;
+        }
+        tracing::info!(
+            added,
+            "job events reconciled from /events after an MQTT subscription"
+        );
+    }
+
+    /// Job events, so they are not missed while MQTT is down: the newest
+    /// [`EVENTS_PER_FETCH`] (a publisher that sends more has the rest ignored), each
+    /// validated; returns how many were new.
+    async fn poll_events(&self, base: &str) -> usize {
+        let url = format!("{base}/events?limit={EVENTS_PER_FETCH}");
+        let body = match self.get(&url, self.page_limit()).await {
+            Ok(body) => body,
+            Err(error) => {
+                tracing::debug!(%url, %error, "events fetch failed");
+                return 0;
+            }
         };
         let Ok(events) = serde_json::from_slice::<Vec<Box<RawValue>>>(&body) else {
-            return;
+            tracing::warn!(%url, "events answer is not a JSON list");
+            return 0;
         };
-        for event in events {
-            let _ = self.ingestor.event_payload(event.get().as_bytes(), None);
-        }
+        let newest = &events[events.len().saturating_sub(EVENTS_PER_FETCH)..];
+        newest
+            .iter()
+            .filter(|e| {
+                matches!(
+                    self.ingestor.event_payload(e.get().as_bytes(), None),
+                    Ok(true)
+                )
+            })
+            .count()
     }
 
     /// Fetches the snapshots between `gap.after_seq` and `gap.before_seq` from the publisher

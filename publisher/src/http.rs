@@ -34,6 +34,9 @@ pub struct AppState {
     pub stats: Arc<Mutex<SamplerStats>>,
     /// MQTT publishing counters; `None` when MQTT is off.
     pub mqtt: Option<Arc<Mutex<MqttStats>>>,
+    /// The embedded broker's retained store and what its guard cleared; `None` unless the
+    /// broker is embedded.
+    pub broker: Option<Arc<Mutex<broker::retain::RetainStats>>>,
     /// When the daemon started: it is healthy, not stale, while its first samples come in.
     pub started: Instant,
     pub request_timeout: Duration,
@@ -197,6 +200,8 @@ struct Health {
     #[serde(flatten)]
     stats: SamplerStats,
     mqtt: Option<MqttStats>,
+    /// Embedded broker only.
+    broker: Option<broker::retain::RetainStats>,
 }
 
 async fn health(State(state): State<AppState>) -> Response {
@@ -228,6 +233,10 @@ async fn health(State(state): State<AppState>) -> Response {
             .mqtt
             .as_ref()
             .and_then(|m| m.lock().ok().map(|m| m.clone())),
+        broker: state
+            .broker
+            .as_ref()
+            .and_then(|b| b.lock().ok().map(|b| b.clone())),
     };
     let status = if fresh {
         StatusCode::OK

@@ -3,6 +3,7 @@
 
 pub mod collectors;
 pub mod config;
+pub mod delivery;
 pub mod events;
 pub mod http;
 pub mod job;
@@ -91,6 +92,7 @@ pub async fn run(
             }
         });
     }
+    let retained = embedded.as_ref().map(|running| running.retained_handle());
     let embedded = embedded.map(|running| running.local_addr());
     let mqtt_task = match settings.broker.mode {
         BrokerMode::Off => None,
@@ -129,6 +131,7 @@ pub async fn run(
         events,
         stats,
         mqtt: (settings.broker.mode != BrokerMode::Off).then_some(mqtt_stats),
+        broker: retained,
         started: tokio::time::Instant::now(),
         request_timeout: settings.http.request_timeout,
     };

@@ -1,25 +1,31 @@
 //! Publishing to MQTT: the latest snapshot (retained, QoS 1), `online`/`offline` status
-//! (retained) and job events (QoS 1), to the embedded broker or an external one.
+//! (retained) and job events (QoS 1, at least once), to the embedded broker or an external one.
 //!
-//! Two tasks: [`drive`] polls rumqttc's event loop, sleeping with exponential backoff and
-//! jitter between failed connects (rumqttc retries at once, thousands of times a second);
-//! [`run`] reacts to connects, new snapshots and new events. Publishing uses `try_publish`
-//! only, so nothing here ever waits on the network: while the broker is away, sampling, the
-//! ring and HTTP carry on, and on reconnect the newest snapshot and the events not yet sent
-//! go out. Snapshots taken while disconnected are not replayed over MQTT; a subscriber
-//! backfills them from `/history`.
+//! One task polls rumqttc's event loop ([`Link`], with exponential backoff and jitter between
+//! failed connects) and reacts to connects, acks, new snapshots and new events. Publishing
+//! uses `try_publish` only, so nothing here ever waits on the network: while the broker is
+//! away, sampling, the ring and HTTP carry on, and on reconnect the newest snapshot and every
+//! event after the acknowledged cursor go out ([`crate::delivery`]). Snapshots taken while
+//! disconnected are not replayed over MQTT; a subscriber backfills them from `/history`.
 
+use std::future::Future;
 use std::path::PathBuf;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use broker::backoff::Backoff;
-use broker::{BrokerMode, BrokerSettings, JobEvent, Topics};
-use rumqttc::{AsyncClient, ConnectionError, Event, LastWill, MqttOptions, Outgoing, Packet, QoS};
-use serde::{Deserialize, Serialize};
-use tokio::sync::mpsc;
+use broker::{BrokerMode, BrokerSettings, Topics};
+use rumqttc::{
+    AsyncClient, ConnectionError, Event, EventLoop, LastWill, MqttOptions, Outgoing, Packet, QoS,
+};
+use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
+use crate::delivery::{
+    self, events_after, load_cursor, save_cursor, EventCursor, InFlight, Tag, Tracker,
+    MAX_IN_FLIGHT,
+};
 use crate::events::EventLog;
 use crate::sampler::Latest;
 
@@ -41,7 +47,12 @@ pub struct MqttStats {
     pub snapshots_published_total: u64,
     /// Snapshots not handed to the client (queue full or too large); still in the ring.
     pub snapshots_dropped_total: u64,
+    /// Job events handed to the client (again after each reconnect until acknowledged).
     pub events_published_total: u64,
+    /// Job events the broker acknowledged (PUBACK); the cursor moves over these only.
+    pub events_acked_total: u64,
+    /// Job events sent on this connection and not acknowledged yet.
+    pub events_in_flight: u64,
     pub last_error: Option<String>,
 }
 
@@ -106,8 +117,9 @@ impl ClientSettings {
         }
         if self.settings.mode == BrokerMode::External && self.settings.tls {
             options.set_transport(rumqttc::Transport::tls_with_config(
-                rumqttc::TlsConfiguration::Rustls(Arc::new(tls_config(
-                    self.settings.ca_file.as_ref(),
+                rumqttc::TlsConfiguration::Rustls(Arc::new(broker::tls::client_config(
+                    self.settings.ca_file.as_deref(),
+                    "broker.ca_file",
                 )?)),
             ));
         }
@@ -117,139 +129,90 @@ impl ClientSettings {
 
 #[derive(Debug, thiserror::Error)]
 pub enum MqttError {
-    #[error("broker.ca_file {}: {reason}", path.display())]
-    CaFile { path: PathBuf, reason: String },
-    #[error("TLS setup: {0}")]
-    Tls(String),
+    #[error(transparent)]
+    Tls(#[from] broker::tls::TlsError),
 }
 
-/// A rustls client config with the ring provider (no C toolchain needed, cross-compiles to
-/// the Pi), trusting `ca_file` or the system's roots.
-fn tls_config(ca_file: Option<&PathBuf>) -> Result<rustls::ClientConfig, MqttError> {
-    use rustls::pki_types::pem::PemObject;
-    use rustls::pki_types::CertificateDer;
-    let mut roots = rustls::RootCertStore::empty();
-    match ca_file {
-        Some(path) => {
-            let ca_err = |reason: String| MqttError::CaFile {
-                path: path.clone(),
-                reason,
-            };
-            let certs = CertificateDer::pem_file_iter(path)
-                .map_err(|e| ca_err(e.to_string()))?
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(|e| ca_err(e.to_string()))?;
-            if certs.is_empty() {
-                return Err(ca_err("no certificate in the file".into()));
-            }
-            for cert in certs {
-                roots.add(cert).map_err(|e| ca_err(e.to_string()))?;
-            }
-        }
-        None => {
-            let found = rustls_native_certs::load_native_certs();
-            for cert in found.certs {
-                let _ = roots.add(cert);
-            }
-            if roots.is_empty() {
-                return Err(MqttError::Tls(
-                    "no system CA certificates found; set broker.ca_file".into(),
-                ));
-            }
-        }
-    }
-    rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-        .with_safe_default_protocol_versions()
-        .map_err(|e| MqttError::Tls(e.to_string()))
-        .map(|b| b.with_root_certificates(roots).with_no_client_auth())
+type PollFuture = Pin<Box<dyn Future<Output = (EventLoop, Result<Event, ConnectionError>)> + Send>>;
+
+fn poll_once(mut eventloop: EventLoop) -> PollFuture {
+    Box::pin(async move {
+        let polled = eventloop.poll().await;
+        (eventloop, polled)
+    })
 }
 
-/// What the event-loop task tells the publishing task.
-#[derive(Debug)]
-enum Link {
-    Up,
-    Down(String),
-    /// Our own `offline` came back through the broker: it has been routed to subscribers.
-    OfflineEcho,
+/// rumqttc's event loop, polled from the same task that queues publishes (so the order of
+/// queued requests and reported packet ids is exact), with backoff and jitter between failed
+/// connects (rumqttc retries at once, thousands of times a second).
+///
+/// [`Link::next`] is cancel-safe: an unfinished `poll` is kept, never dropped half-way.
+struct Link {
+    state: LinkState,
+    backoff: Backoff,
 }
 
-/// Polls the event loop until the client disconnects or `stop` is cancelled.
-async fn drive(
-    mut eventloop: rumqttc::EventLoop,
-    link: mpsc::UnboundedSender<Link>,
-    stop: CancellationToken,
-) {
-    let mut backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(30));
-    loop {
-        let polled = tokio::select! {
-            _ = stop.cancelled() => return,
-            polled = eventloop.poll() => polled,
-        };
-        match polled {
-            Ok(Event::Incoming(Packet::ConnAck(ack))) => {
-                if ack.code == rumqttc::ConnectReturnCode::Success {
-                    backoff.reset();
-                    let _ = link.send(Link::Up);
-                }
-            }
-            Ok(Event::Incoming(Packet::Publish(p))) if p.payload.as_ref() == b"offline" => {
-                let _ = link.send(Link::OfflineEcho);
-            }
-            Ok(Event::Outgoing(Outgoing::Disconnect)) => return,
-            Ok(_) => {}
-            Err(ConnectionError::RequestsDone) => return,
-            Err(error) => {
-                // rumqttd refuses a bad password by closing the socket, which reads as
-                // "connection aborted": say what it may mean.
-                let reason = match &error {
-                    ConnectionError::MqttState(rumqttc::StateError::ConnectionAborted) => {
-                        "connection closed by the broker (wrong credentials, or a packet over its size limit?)".to_owned()
-                    }
-                    other => other.to_string(),
-                };
-                let _ = link.send(Link::Down(reason));
-                let wait = backoff.next_jittered();
-                tokio::select! {
-                    _ = stop.cancelled() => return,
-                    _ = tokio::time::sleep(wait) => {}
-                }
-            }
-        }
-    }
+enum LinkState {
+    Polling(PollFuture),
+    Resting(Option<Box<EventLoop>>, tokio::time::Instant),
 }
 
-/// The last event handed to the client, persisted so a restart does not send them all again.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-struct EventCursor {
-    ts_ms: i64,
-    run_id: String,
-    kind: String,
-}
-
-impl EventCursor {
-    fn of(event: &JobEvent) -> Self {
+impl Link {
+    fn new(eventloop: EventLoop) -> Self {
         Self {
-            ts_ms: event.ts_ms(),
-            run_id: event.run_id().to_owned(),
-            kind: match event {
-                JobEvent::JobStart(_) => "job_start",
-                JobEvent::JobEnd(_) => "job_end",
+            state: LinkState::Polling(poll_once(eventloop)),
+            backoff: Backoff::new(Duration::from_millis(500), Duration::from_secs(30)),
+        }
+    }
+
+    async fn next(&mut self) -> Result<Event, ConnectionError> {
+        loop {
+            match &mut self.state {
+                LinkState::Resting(eventloop, until) => {
+                    tokio::time::sleep_until(*until).await;
+                    match eventloop.take() {
+                        Some(el) => self.state = LinkState::Polling(poll_once(*el)),
+                        None => return Err(ConnectionError::RequestsDone),
+                    }
+                }
+                LinkState::Polling(future) => {
+                    let (mut eventloop, polled) = future.await;
+                    match &polled {
+                        Ok(Event::Incoming(Packet::ConnAck(ack))) => {
+                            if ack.code == rumqttc::ConnectReturnCode::Success {
+                                self.backoff.reset();
+                            }
+                            // Unacknowledged publishes of an earlier connection are the
+                            // publisher's to send again (events from the acked cursor), never
+                            // rumqttc's: its re-sends would carry ids the tracker no longer knows.
+                            eventloop.pending.clear();
+                            self.state = LinkState::Polling(poll_once(eventloop));
+                        }
+                        Ok(_) | Err(ConnectionError::RequestsDone) => {
+                            self.state = LinkState::Polling(poll_once(eventloop));
+                        }
+                        Err(_) => {
+                            let until = tokio::time::Instant::now() + self.backoff.next_jittered();
+                            self.state = LinkState::Resting(Some(Box::new(eventloop)), until);
+                        }
+                    }
+                    return polled;
+                }
             }
-            .to_owned(),
         }
     }
 }
 
-/// Events after `cursor` in the log: after its position when it is still there, else
-/// (compacted away) those newer than it.
-fn events_after(events: &[JobEvent], cursor: Option<&EventCursor>) -> usize {
-    let Some(cursor) = cursor else { return 0 };
-    match events.iter().rposition(|e| &EventCursor::of(e) == cursor) {
-        Some(i) => i + 1,
-        None => events
-            .iter()
-            .position(|e| e.ts_ms() > cursor.ts_ms)
-            .unwrap_or(events.len()),
+/// Why the connection failed, in words a user can act on.
+fn reason(error: &ConnectionError) -> String {
+    match error {
+        // rumqttd refuses a bad password by closing the socket, which reads as "connection
+        // aborted": say what it may mean.
+        ConnectionError::MqttState(rumqttc::StateError::ConnectionAborted) => {
+            "connection closed by the broker (wrong credentials, or a packet over its size limit?)"
+                .to_owned()
+        }
+        other => other.to_string(),
     }
 }
 
@@ -262,7 +225,12 @@ struct Publisher {
     stats: Arc<Mutex<MqttStats>>,
     events: EventLog,
     cursor_path: PathBuf,
+    /// The last event acknowledged by the broker, all before it acknowledged too.
     cursor: Option<EventCursor>,
+    /// The cursor changed since it was last written to disk.
+    cursor_dirty: bool,
+    tracker: Tracker,
+    in_flight: InFlight,
     /// Size of the event log when last read: cheap check for new events.
     events_len: Option<u64>,
 }
@@ -274,7 +242,19 @@ impl Publisher {
         }
     }
 
-    fn publish_snapshot(&self, latest: &Latest) {
+    /// Queues a QoS 1 publish, remembering what it carries.
+    fn publish(&mut self, topic: &str, retain: bool, payload: Vec<u8>, tag: Tag) -> bool {
+        let queued = self
+            .client
+            .try_publish(topic, QoS::AtLeastOnce, retain, payload)
+            .is_ok();
+        if queued {
+            self.tracker.queued(tag);
+        }
+        queued
+    }
+
+    fn publish_snapshot(&mut self, latest: &Latest) {
         let Some(snapshot) = latest.borrow().clone() else {
             return;
         };
@@ -294,25 +274,35 @@ impl Publisher {
             self.stat(|s| s.snapshots_dropped_total += 1);
             return;
         }
-        match self
-            .client
-            .try_publish(&self.topics.snapshot, QoS::AtLeastOnce, true, payload)
-        {
-            Ok(()) => self.stat(|s| s.snapshots_published_total += 1),
-            Err(error) => {
-                tracing::debug!(%error, seq = snapshot.seq, "snapshot not queued for MQTT");
-                self.stat(|s| s.snapshots_dropped_total += 1);
-            }
+        let topic = self.topics.snapshot.clone();
+        if self.publish(&topic, true, payload, Tag::Other) {
+            self.stat(|s| s.snapshots_published_total += 1);
+        } else {
+            tracing::debug!(seq = snapshot.seq, "snapshot not queued for MQTT");
+            self.stat(|s| s.snapshots_dropped_total += 1);
         }
     }
 
-    fn publish_status(&self, status: &'static str) -> bool {
-        self.client
-            .try_publish(&self.topics.status, QoS::AtLeastOnce, true, status)
-            .is_ok()
+    fn publish_status(&mut self, status: &'static str) -> bool {
+        let topic = self.topics.status.clone();
+        self.publish(&topic, true, status.into(), Tag::Other)
     }
 
-    /// Publishes the events not sent yet, stopping at the first that cannot be queued.
+    /// A new connection: every event after the acknowledged cursor goes out again.
+    fn connected(&mut self) {
+        self.tracker.reset();
+        self.in_flight.clear();
+    }
+
+    /// The connection failed: whatever was not acknowledged is lost with it.
+    fn disconnected(&mut self) {
+        self.tracker.reset();
+        self.in_flight.clear();
+        self.stat(|s| s.events_in_flight = 0);
+    }
+
+    /// Publishes the events after the last one queued on this connection (after the acked
+    /// cursor on a new one), at most [`MAX_IN_FLIGHT`] unacknowledged at a time.
     async fn publish_events(&mut self, force: bool) {
         let len = std::fs::metadata(self.events.path()).map(|m| m.len()).ok();
         if !force && len == self.events_len {
@@ -327,70 +317,69 @@ impl Publisher {
             }
             Err(_) => return,
         };
-        let start = events_after(&read.events, self.cursor.as_ref());
+        let after = self.in_flight.last().or(self.cursor.as_ref());
+        let start = events_after(&read.events, after);
         let mut sent = 0u64;
         let mut complete = true;
+        let topic = self.topics.events.clone();
         for event in &read.events[start..] {
-            // A job run with another config may have recorded another host id; the topic
-            // says whose events these are, and the payload must agree with it.
-            let mut event = event.clone();
-            match &mut event {
-                JobEvent::JobStart(e) => e.host.clone_from(&self.host),
-                JobEvent::JobEnd(e) => e.host.clone_from(&self.host),
-            }
-            let Ok(mut payload) = serde_json::to_vec(&event) else {
-                continue;
-            };
-            // A long output tail must not make the event bigger than the broker takes.
-            while payload.len() > self.max_payload {
-                let JobEvent::JobEnd(end) = &mut event else {
-                    break;
-                };
-                if end.output_tail.is_empty() {
-                    break;
-                }
-                let keep = end.output_tail.len() / 2;
-                let cut = end.output_tail.len() - keep;
-                let cut = (cut..end.output_tail.len())
-                    .find(|&i| end.output_tail.is_char_boundary(i))
-                    .unwrap_or(end.output_tail.len());
-                end.output_tail.drain(..cut);
-                payload = serde_json::to_vec(&event).unwrap_or_default();
-            }
-            if self
-                .client
-                .try_publish(&self.topics.events, QoS::AtLeastOnce, false, payload)
-                .is_err()
-            {
+            if self.in_flight.len() >= MAX_IN_FLIGHT {
                 complete = false;
                 break;
             }
-            self.cursor = Some(EventCursor::of(&event));
+            let Some(payload) = delivery::payload(event, &self.host, self.max_payload) else {
+                continue;
+            };
+            let cursor = EventCursor::of(event);
+            if !self.publish(&topic, false, payload, Tag::Event(cursor.clone())) {
+                complete = false;
+                break;
+            }
+            self.in_flight.push(cursor);
             sent += 1;
         }
         if complete {
             self.events_len = len;
         }
-        if sent > 0 {
-            self.stat(|s| s.events_published_total += sent);
-            self.save_cursor().await;
+        let in_flight = self.in_flight.len() as u64;
+        self.stat(|s| {
+            s.events_published_total += sent;
+            s.events_in_flight = in_flight;
+        });
+    }
+
+    /// A PUBACK: the cursor moves over the events acknowledged in order.
+    fn acked(&mut self, pkid: u16) {
+        let Some(event) = self.tracker.acked(pkid) else {
+            return;
+        };
+        if let Some(cursor) = self.in_flight.ack(&event) {
+            self.cursor = Some(cursor);
+            self.cursor_dirty = true;
+        }
+        let in_flight = self.in_flight.len() as u64;
+        self.stat(|s| {
+            s.events_acked_total += 1;
+            s.events_in_flight = in_flight;
+        });
+        if self.in_flight.is_empty() {
+            // Room again: let the next tick read the log.
+            self.events_len = None;
         }
     }
 
-    async fn save_cursor(&self) {
-        let Some(cursor) = &self.cursor else { return };
-        let Ok(json) = serde_json::to_vec(cursor) else {
+    async fn save_cursor(&mut self) {
+        let Some(cursor) = self.cursor.clone().filter(|_| self.cursor_dirty) else {
             return;
         };
         let path = self.cursor_path.clone();
-        let written = tokio::task::spawn_blocking(move || {
-            let tmp = path.with_extension("tmp");
-            std::fs::write(&tmp, json)?;
-            std::fs::rename(&tmp, &path)
-        })
-        .await;
-        if let Ok(Err(error)) = written {
-            tracing::warn!(%error, "cannot save the MQTT event cursor; events may be sent again");
+        let written = tokio::task::spawn_blocking(move || save_cursor(&path, &cursor)).await;
+        match written {
+            Ok(Ok(())) => self.cursor_dirty = false,
+            Ok(Err(error)) => {
+                tracing::warn!(path = %self.cursor_path.display(), %error, "cannot save the MQTT event cursor; events may be sent again")
+            }
+            Err(_) => {}
         }
     }
 }
@@ -406,9 +395,7 @@ pub async fn run(
 ) -> Result<(), MqttError> {
     let options = client_settings.options()?;
     let (client, eventloop) = AsyncClient::new(options, REQUEST_QUEUE);
-    let (link_tx, mut link_rx) = mpsc::unbounded_channel();
-    let stop_driver = CancellationToken::new();
-    let driver = tokio::spawn(drive(eventloop, link_tx, stop_driver.clone()));
+    let mut link = Link::new(eventloop);
     if let Ok(mut s) = stats.lock() {
         s.mode = match client_settings.settings.mode {
             BrokerMode::Embedded => "embedded",
@@ -418,9 +405,7 @@ pub async fn run(
         s.broker = format!("{}:{}", client_settings.host, client_settings.port);
     }
     let cursor_path = data_dir.join("mqtt-events.cursor");
-    let cursor = std::fs::read(&cursor_path)
-        .ok()
-        .and_then(|b| serde_json::from_slice(&b).ok());
+    let cursor = load_cursor(&cursor_path);
     let mut publisher = Publisher {
         client,
         host: client_settings.host_id.clone(),
@@ -430,6 +415,9 @@ pub async fn run(
         events,
         cursor_path,
         cursor,
+        cursor_dirty: false,
+        tracker: Tracker::default(),
+        in_flight: InFlight::default(),
         events_len: None,
     };
     tracing::info!(broker = %format!("{}:{}", client_settings.host, client_settings.port), topic = %publisher.topics.snapshot, "MQTT publishing");
@@ -440,12 +428,16 @@ pub async fn run(
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => break,
-            Some(link) = link_rx.recv() => match link {
-                Link::Up => {
+            polled = link.next() => match polled {
+                Ok(Event::Incoming(Packet::ConnAck(ack))) => {
+                    if ack.code != rumqttc::ConnectReturnCode::Success {
+                        continue;
+                    }
                     connected = true;
                     outage_logged = false;
-                    tracing::info!("MQTT connected");
+                    tracing::info!(session_present = ack.session_present, "MQTT connected");
                     publisher.stat(|s| { s.connected = true; s.connects_total += 1; s.last_error = None; });
+                    publisher.connected();
                     publisher.publish_status("online");
                     // Subscribed to our own status so that at shutdown we can tell when
                     // `offline` has gone through the broker to everyone else.
@@ -453,8 +445,19 @@ pub async fn run(
                     publisher.publish_snapshot(&latest);
                     publisher.publish_events(true).await;
                 }
-                Link::OfflineEcho => {}
-                Link::Down(reason) => {
+                Ok(Event::Outgoing(Outgoing::Publish(pkid))) => publisher.tracker.sent(pkid),
+                Ok(Event::Outgoing(Outgoing::AwaitAck(pkid))) => publisher.tracker.collided(pkid),
+                Ok(Event::Incoming(Packet::PubAck(ack))) => {
+                    publisher.acked(ack.pkid);
+                    // A batch fully acknowledged is saved at once (else on the next tick).
+                    if publisher.in_flight.is_empty() {
+                        publisher.save_cursor().await;
+                    }
+                }
+                Ok(_) => {}
+                Err(ConnectionError::RequestsDone) => break,
+                Err(error) => {
+                    let reason = reason(&error);
                     if connected || !outage_logged {
                         tracing::warn!(%reason, "MQTT broker unreachable; retrying with backoff (sampling and HTTP carry on)");
                         outage_logged = true;
@@ -462,6 +465,7 @@ pub async fn run(
                         tracing::debug!(%reason, "MQTT connect failed");
                     }
                     connected = false;
+                    publisher.disconnected();
                     publisher.stat(|s| { s.connected = false; s.connect_errors_total += 1; s.last_error = Some(reason); });
                 }
             },
@@ -471,68 +475,47 @@ pub async fn run(
             }
             _ = event_tick.tick() => {
                 if connected { publisher.publish_events(false).await; }
+                publisher.save_cursor().await;
             }
         }
     }
     if connected && publisher.publish_status("offline") {
         // The embedded broker dies with this process: wait (at most 2 s) until `offline` has
         // been routed, which our own subscription shows, before disconnecting and exiting.
+        // Acks still count meanwhile.
         let echoed = tokio::time::timeout(Duration::from_secs(2), async {
-            while let Some(link) = link_rx.recv().await {
-                if matches!(link, Link::OfflineEcho) {
-                    return true;
+            loop {
+                match link.next().await {
+                    Ok(Event::Incoming(Packet::Publish(p))) if p.payload.as_ref() == b"offline" => {
+                        return true
+                    }
+                    Ok(Event::Outgoing(Outgoing::Publish(pkid))) => publisher.tracker.sent(pkid),
+                    Ok(Event::Outgoing(Outgoing::AwaitAck(pkid))) => {
+                        publisher.tracker.collided(pkid)
+                    }
+                    Ok(Event::Incoming(Packet::PubAck(ack))) => publisher.acked(ack.pkid),
+                    Ok(_) => {}
+                    Err(_) => return false,
                 }
             }
-            false
         })
         .await;
         if !matches!(echoed, Ok(true)) {
             tracing::warn!("`offline` was not confirmed by the broker within 2 s");
         }
         let _ = publisher.client.try_disconnect();
-        if tokio::time::timeout(Duration::from_secs(2), driver)
-            .await
-            .is_err()
-        {
+        let disconnected = tokio::time::timeout(Duration::from_secs(2), async {
+            while !matches!(
+                link.next().await,
+                Ok(Event::Outgoing(Outgoing::Disconnect)) | Err(_)
+            ) {}
+        })
+        .await;
+        if disconnected.is_err() {
             tracing::warn!("MQTT disconnect did not finish in 2 s");
         }
     }
-    stop_driver.cancel();
+    publisher.save_cursor().await;
     tracing::info!("MQTT publishing stopped");
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use broker::{JobEnd, JobStart};
-
-    fn start(run: &str, ts: i64) -> JobEvent {
-        JobEvent::JobStart(JobStart {
-            run_id: run.into(),
-            start_ts_ms: ts,
-            ..JobStart::default()
-        })
-    }
-
-    #[test]
-    fn event_cursor_finds_what_is_new() {
-        let end = JobEvent::JobEnd(JobEnd {
-            run_id: "a".into(),
-            end_ts_ms: 20,
-            ..JobEnd::default()
-        });
-        let events = vec![start("a", 10), end.clone(), start("b", 30)];
-        assert_eq!(events_after(&events, None), 0, "nothing sent yet: all");
-        assert_eq!(events_after(&events, Some(&EventCursor::of(&events[0]))), 1);
-        assert_eq!(events_after(&events, Some(&EventCursor::of(&end))), 2);
-        assert_eq!(events_after(&events, Some(&EventCursor::of(&events[2]))), 3);
-        // The cursor's event was compacted away: everything newer than it.
-        let gone = EventCursor {
-            ts_ms: 15,
-            run_id: "z".into(),
-            kind: "job_end".into(),
-        };
-        assert_eq!(events_after(&events, Some(&gone)), 1);
-    }
 }

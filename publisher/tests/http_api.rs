@@ -37,6 +37,7 @@ fn fixture(interval: Duration) -> Fixture {
         events: EventLog::new(dir.path()),
         stats: Arc::new(Mutex::new(SamplerStats::default())),
         mqtt: None,
+        broker: None,
         started: Instant::now(),
         request_timeout: Duration::from_secs(5),
     };

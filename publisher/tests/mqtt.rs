@@ -150,7 +150,7 @@ fn job_events_are_published_including_those_from_before_start() {
         status.code()
     };
     assert_eq!(run("before", &["sh", "-c", "exit 4"]), Some(4));
-    let p = Publisher::start(dir.path(), &["--interval", "200ms"]);
+    let mut p = Publisher::start(dir.path(), &["--interval", "200ms"]);
     let port = p.mqtt_port.unwrap();
     let sub = Sub::start(port, "server-analytics/+/events", &["-q", "1"]);
     // Wait until subscribed (the retained status comes through another filter, so probe with
@@ -164,6 +164,10 @@ fn job_events_are_published_including_those_from_before_start() {
     assert_eq!(end["exit_code"], 0);
     assert_eq!(end["host"], "testhost");
     drop(sub);
+    // A clean stop saves the cursor (after `kill -9` the acks of the last second may be lost,
+    // and those events sent again: at least once).
+    p.signal("TERM");
+    assert!(p.wait_exit(Duration::from_secs(10)).success());
     drop(p);
 
     // The event from before start was published too (the cursor moved past it), and a restart

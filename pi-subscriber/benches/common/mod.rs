@@ -1,6 +1,10 @@
 //! What the Pi's benchmarks feed it: a tower-sized snapshot.
 #![allow(dead_code)]
 
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
 use broker::{Cpu, Disk, DiskDevice, Memory, Network, NetworkInterface, Snapshot, Thermal};
 
 /// A tower-sized snapshot (12 cores, 4 disks, 2 interfaces, 17 sensors): ~1.3 KB of JSON.
@@ -81,4 +85,44 @@ pub fn at(host: &str, seq: u64, ts_ms: i64) -> Snapshot {
         // would add 27 gauge series (3 filesystem metrics per mount).
         filesystems: None,
     }
+}
+
+/// Bytes in the files of `dir`.
+pub fn dir_bytes(dir: &Path) -> u64 {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().metadata().unwrap().len())
+        .sum()
+}
+
+/// Starts the release `pi-subscriber` on `data_dir` (MQTT off), waits `settle`, and returns
+/// its VmRSS and VmHWM as /proc prints them.
+pub fn rss_of_subscriber_on(data_dir: &Path, settle: Duration) -> (String, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_pi-subscriber"))
+        .args([
+            "--no-mqtt",
+            "--bind",
+            "127.0.0.1:0",
+            "--metrics-endpoint",
+            "http://127.0.0.1:9/latest",
+            "--data-dir",
+        ])
+        .arg(data_dir)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(settle);
+    let status = std::fs::read_to_string(format!("/proc/{}/status", child.id())).unwrap();
+    let _ = child.kill();
+    let _ = child.wait();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find(|l| l.starts_with(name))
+            .map(|l| l.split_whitespace().skip(1).collect::<Vec<_>>().join(" "))
+            .unwrap_or_else(|| "?".into())
+    };
+    (field("VmRSS"), field("VmHWM"))
 }

@@ -1,7 +1,7 @@
 //! Bucket rows: filling the open ones, merging late values into written ones, closing them,
 //! pruning by retention, and rebuilding the open ones from the raw tier after a restart.
 
-use std::collections::BTreeMap;
+use std::collections::VecDeque;
 
 use rusqlite::{params, OptionalExtension};
 
@@ -141,6 +141,8 @@ impl Tsdb {
     }
 
     /// Re-fills the open rows from the raw tier (they were in memory when the process ended).
+    /// Streams the rows: memory stays bounded by a small window of recent samples per host
+    /// whatever the number of hosts or how late in the day the restart comes.
     pub(super) fn rebuild(&mut self, now_ms: i64) -> rusqlite::Result<()> {
         let from = self
             .flushed
@@ -149,40 +151,41 @@ impl Tsdb {
             .min()
             .unwrap_or(i64::MIN)
             .max(self.retention.horizon(Tier::Raw, now_ms));
-        let mut by_host: BTreeMap<i64, Vec<Sample>> = BTreeMap::new();
-        {
-            let mut stmt = self.conn.prepare(
-                "SELECT host, ts, seq, boot, data FROM raw WHERE ts >= ?1 ORDER BY host, ts, seq",
-            )?;
-            let mut rows = stmt.query([from.saturating_sub(NEIGHBOUR_WINDOW_MS)])?;
-            while let Some(r) = rows.next()? {
-                by_host.entry(r.get(0)?).or_default().push(Sample {
-                    ts_ms: r.get(1)?,
-                    seq: r.get::<_, i64>(2)? as u64,
-                    boot: r.get::<_, i64>(3)? as u64,
-                    values: codec::decode_sample(&r.get::<_, Vec<u8>>(4)?),
-                });
+        let mut stmt = self.conn.prepare(
+            "SELECT host, ts, seq, boot, data FROM raw WHERE ts >= ?1 ORDER BY host, ts, seq",
+        )?;
+        let mut rows = stmt.query([from.saturating_sub(NEIGHBOUR_WINDOW_MS)])?;
+        // The samples just before, of the current host: a seq neighbour is almost always
+        // the previous row; a clock stepped back interleaves a few.
+        let mut recent: VecDeque<Sample> = VecDeque::with_capacity(REBUILD_WINDOW);
+        let mut host = None;
+        let mut adds: Vec<(u32, i64, f64)> = Vec::new();
+        while let Some(r) = rows.next()? {
+            let h: i64 = r.get(0)?;
+            if host != Some(h) {
+                recent.clear();
+                host = Some(h);
             }
-        }
-        for (_, mut samples) in by_host {
-            // Values at their own time; rates between seq neighbours.
-            let mut adds: Vec<(u32, i64, f64)> = Vec::new();
-            for s in samples.iter().filter(|s| s.ts_ms >= from) {
+            let s = Sample {
+                ts_ms: r.get(1)?,
+                seq: r.get::<_, i64>(2)? as u64,
+                boot: r.get::<_, i64>(3)? as u64,
+                values: codec::decode_sample(&r.get::<_, Vec<u8>>(4)?),
+            };
+            adds.clear();
+            if s.ts_ms >= from {
                 for (id, v) in &s.values {
                     if let Value::Gauge(g) = v {
                         adds.push((*id, s.ts_ms, *g));
                     }
                 }
-            }
-            samples.sort_by_key(|s| (s.boot, s.seq));
-            for pair in samples.windows(2) {
-                if pair[1].ts_ms >= from && pair[1].follows(&pair[0]) {
-                    for (id, r) in self.rates(&pair[0], &pair[1]) {
-                        adds.push((id, pair[1].ts_ms, r));
+                if let Some(prev) = recent.iter().rev().find(|p| s.follows(p)) {
+                    for (id, r) in self.rates(prev, &s) {
+                        adds.push((id, s.ts_ms, r));
                     }
                 }
             }
-            for (id, ts, v) in adds {
+            for &(id, ts, v) in &adds {
                 for tier in [Tier::Minute, Tier::Hour] {
                     let start = floor(ts, tier.row_ms());
                     let flushed = self.flushed.get(&tier).copied().unwrap_or(i64::MIN);
@@ -198,10 +201,17 @@ impl Tsdb {
                     }
                 }
             }
+            if recent.len() == REBUILD_WINDOW {
+                recent.pop_front();
+            }
+            recent.push_back(s);
         }
         Ok(())
     }
 }
+
+/// Recent samples kept while rebuilding, to find a seq neighbour among interleaved rows.
+const REBUILD_WINDOW: usize = 64;
 
 pub(super) fn merge_slot(row: &mut [Option<Bucket>], slot: usize, value: f64, ts_ms: i64) {
     if let Some(cell) = row.get_mut(slot) {

@@ -404,3 +404,45 @@ fn flat_rows_and_known_hosts() {
         "samples beyond the horizon are not references"
     );
 }
+
+#[test]
+fn a_rebuild_after_a_clock_stepped_back_gives_the_rates_live_ingest_gave() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut db = open(dir.path(), T0);
+    // Four samples, then the server clock steps back an hour for four more; reads grow
+    // by 15, 30, 45, … sectors a sample.
+    let mut sectors = 0;
+    for i in 0..8u64 {
+        let ts = if i < 4 {
+            T0 + 15_000 * i as i64
+        } else {
+            T0 - HOUR_MS + 15_000 * i as i64
+        };
+        sectors += 15 * i;
+        db.ingest(&snap(1 + i, ts, 50.0, sectors), true, T0 + 120_000)
+            .unwrap();
+    }
+    db.commit().unwrap();
+    let now = T0 + 130_000;
+    let query = q(
+        "disk_read_bytes_rate",
+        Some("sda"),
+        T0 - HOUR_MS,
+        T0 + 119_999,
+        Some(60_000),
+        Agg::Max,
+    );
+    let live = db.query(&query, now).unwrap().1;
+    let known: Vec<_> = live[0].points.iter().filter(|p| p.1.is_some()).collect();
+    // Live: rates at seq 2-4 (max 45 sectors/15 s = 1536 B/s) and seq 6-8 (7 × 15 × 512 / 15).
+    assert_eq!(
+        known,
+        [
+            &(T0 - HOUR_MS + MINUTE_MS, Some(3584.0)),
+            &(T0, Some(1536.0))
+        ]
+    );
+    drop(db); // kill -9
+    let db = open(dir.path(), now);
+    assert_eq!(db.query(&query, now).unwrap().1, live);
+}

@@ -1,0 +1,278 @@
+//! A bound on rumqttd's retained store.
+//!
+//! rumqttd 0.20 keeps every retained publish, on any topic, in an unbounded map, and has no
+//! hook to refuse one. What it does have: a local link (a client inside the process) that
+//! subscribes to `#` sees every publish, and a publish with an empty payload removes the
+//! retained message of its topic. So a guard thread watches everything and clears, right after
+//! it arrives, whatever breaks the rule:
+//!
+//! * a topic outside `broker.retained_topics` (default: the prefix's snapshot, status and
+//!   events topics),
+//! * a payload over `broker.max_retained_payload`,
+//! * a new topic once `broker.max_retained` topics may hold a retained message.
+//!
+//! rumqttd hands a local link every live publish with `retain` unset, so the guard cannot tell
+//! a retained publish from a plain one: it treats every publish as possibly retained (a clear
+//! after a plain publish costs one empty message to that topic's subscribers). When the guard
+//! falls behind a flood (rumqttd skips a slow reader forward in its log), it sees a gap in the
+//! log's offsets and sweeps: it subscribes to `#` afresh, which makes rumqttd send it the
+//! retained messages themselves (at most 200 per sweep), and judges those.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use rumqttd::local::{LinkError, LinkRx, LinkTx};
+use rumqttd::Notification;
+use serde::Serialize;
+
+/// rumqttd forwards at most this many retained messages to a new subscription (its router's
+/// `max_outgoing_packet_count`, set in `embedded.rs`); `broker.max_retained` stays below it so
+/// a sweep sees every kept message and the junk beside them.
+pub const SWEEP_WINDOW: usize = 200;
+
+/// Sweep at least this often while publishes arrive, to catch what a lost log segment hid.
+const SWEEP_EVERY: Duration = Duration::from_secs(30);
+/// And at most this often when the guard keeps falling behind.
+const SWEEP_AT_MOST: Duration = Duration::from_millis(200);
+
+/// What the guard has done since the broker started (the publisher's `/health` `broker`
+/// section, the standalone broker's log).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct RetainStats {
+    /// Topics that may hold a retained message now, and their payload bytes.
+    pub retained_topics: usize,
+    pub retained_bytes: usize,
+    /// Clears sent, by reason.
+    pub cleared_outside_topics: u64,
+    pub cleared_too_large: u64,
+    pub cleared_over_count: u64,
+    /// Times the guard fell behind and swept the retained store.
+    pub sweeps: u64,
+}
+
+/// The rule: which topics may keep a retained message, how big, how many.
+#[derive(Debug, Clone)]
+pub struct RetainPolicy {
+    pub filters: Vec<String>,
+    pub max_payload: usize,
+    pub max_topics: usize,
+}
+
+/// What to do with one publish.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    Keep,
+    /// An empty payload: a clear, nothing to keep.
+    Cleared,
+    ClearOutside,
+    ClearTooLarge,
+    ClearOverCount,
+}
+
+/// The guard's judgment, without rumqttd: pure and unit-tested.
+#[derive(Debug)]
+pub struct RetainJudge {
+    policy: RetainPolicy,
+    /// Topic → payload size of what may be retained there.
+    kept: HashMap<String, usize>,
+    bytes: usize,
+}
+
+impl RetainJudge {
+    pub fn new(policy: RetainPolicy) -> Self {
+        Self {
+            policy,
+            kept: HashMap::new(),
+            bytes: 0,
+        }
+    }
+
+    /// Judges a publish of `len` bytes on `topic`; keeps the count of what stays.
+    pub fn judge(&mut self, topic: &str, len: usize) -> Verdict {
+        let verdict = if len == 0 {
+            Verdict::Cleared
+        } else if !self.policy.filters.iter().any(|f| matches(f, topic)) {
+            Verdict::ClearOutside
+        } else if len > self.policy.max_payload {
+            Verdict::ClearTooLarge
+        } else if !self.kept.contains_key(topic) && self.kept.len() >= self.policy.max_topics {
+            Verdict::ClearOverCount
+        } else {
+            Verdict::Keep
+        };
+        if verdict == Verdict::Keep {
+            if let Some(old) = self.kept.insert(topic.to_owned(), len) {
+                self.bytes -= old;
+            }
+            self.bytes += len;
+        } else if let Some(old) = self.kept.remove(topic) {
+            self.bytes -= old;
+        }
+        verdict
+    }
+
+    /// Forgets what is kept: a sweep is about to report the retained store as it is.
+    pub fn reset(&mut self) {
+        self.kept.clear();
+        self.bytes = 0;
+    }
+
+    pub fn topics(&self) -> usize {
+        self.kept.len()
+    }
+
+    pub fn bytes(&self) -> usize {
+        self.bytes
+    }
+}
+
+/// Whether MQTT filter `filter` (with `+` and `#`) matches `topic`. Topics starting with `$`
+/// are matched only by filters that spell the `$` level out (MQTT 3.1.1 §4.7.2).
+pub fn matches(filter: &str, topic: &str) -> bool {
+    if topic.starts_with('$') && !filter.starts_with('$') {
+        return false;
+    }
+    let mut levels = topic.split('/');
+    for f in filter.split('/') {
+        match (f, levels.next()) {
+            ("#", _) => return true,
+            (_, None) => return false,
+            ("+", Some(_)) => {}
+            (f, Some(t)) if f == t => {}
+            _ => return false,
+        }
+    }
+    levels.next().is_none()
+}
+
+/// Runs the guard on `tx`/`rx` (a local link already subscribed to `#`) until the router is
+/// gone.
+pub(crate) fn run(
+    mut tx: LinkTx,
+    mut rx: LinkRx,
+    policy: RetainPolicy,
+    stats: Arc<Mutex<RetainStats>>,
+) {
+    let mut judge = RetainJudge::new(policy);
+    let mut last_offset: Option<u64> = None;
+    let mut retained_in_sweep = 0usize;
+    let mut fell_behind = false;
+    let mut last_sweep = Instant::now();
+    let mut seen_since_sweep = false;
+    loop {
+        let deadline = Instant::now() + Duration::from_millis(100);
+        match rx.recv_deadline(deadline) {
+            Ok(Some(Notification::Forward(forward))) => {
+                match forward.cursor {
+                    Some((_, offset)) => {
+                        seen_since_sweep = true;
+                        if last_offset.is_some_and(|last| offset != last + 1) {
+                            fell_behind = true;
+                        }
+                        last_offset = Some(offset);
+                    }
+                    None => retained_in_sweep += 1,
+                }
+                let Ok(topic) = std::str::from_utf8(&forward.publish.topic) else {
+                    continue;
+                };
+                let verdict = judge.judge(topic, forward.publish.payload.len());
+                if !matches!(verdict, Verdict::Keep | Verdict::Cleared)
+                    && tx.publish(topic.to_owned(), Vec::<u8>::new()).is_err()
+                {
+                    return;
+                }
+                if let Ok(mut s) = stats.lock() {
+                    match verdict {
+                        Verdict::ClearOutside => s.cleared_outside_topics += 1,
+                        Verdict::ClearTooLarge => s.cleared_too_large += 1,
+                        Verdict::ClearOverCount => s.cleared_over_count += 1,
+                        Verdict::Keep | Verdict::Cleared => {}
+                    }
+                    s.retained_topics = judge.topics();
+                    s.retained_bytes = judge.bytes();
+                }
+            }
+            // rumqttd paused this link (its buffer filled up): say it may go on.
+            Ok(Some(Notification::Unschedule)) => {
+                if rx.ready().is_err() {
+                    return;
+                }
+            }
+            Ok(_) => {}
+            // A timeout; the same error before the deadline means the router is gone.
+            Err(LinkError::RecvTimeout(_)) if Instant::now() >= deadline => {}
+            Err(_) => return,
+        }
+        // A full sweep window may hide more: sweep again.
+        if retained_in_sweep >= SWEEP_WINDOW {
+            fell_behind = true;
+            retained_in_sweep = 0;
+        }
+        let since = last_sweep.elapsed();
+        if (fell_behind && since >= SWEEP_AT_MOST) || (seen_since_sweep && since >= SWEEP_EVERY) {
+            // A new subscription is handed the retained messages themselves.
+            judge.reset();
+            if tx.unsubscribe("#").is_err() || tx.subscribe("#").is_err() {
+                return;
+            }
+            if let Ok(mut s) = stats.lock() {
+                s.sweeps += 1;
+            }
+            last_offset = None;
+            retained_in_sweep = 0;
+            fell_behind = false;
+            seen_since_sweep = false;
+            last_sweep = Instant::now();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn judge(max_payload: usize, max_topics: usize) -> RetainJudge {
+        RetainJudge::new(RetainPolicy {
+            filters: vec!["p/+/snapshot".into(), "p/+/status".into()],
+            max_payload,
+            max_topics,
+        })
+    }
+
+    #[test]
+    fn filters_match_like_mqtt() {
+        assert!(matches("p/+/snapshot", "p/tower/snapshot"));
+        assert!(!matches("p/+/snapshot", "p/tower/snapshot/x"));
+        assert!(!matches("p/+/snapshot", "p/snapshot"));
+        assert!(matches("p/#", "p"));
+        assert!(matches("p/#", "p/a/b"));
+        assert!(matches("#", "anything/at/all"));
+        assert!(!matches("#", "$SYS/x"));
+        assert!(!matches("a/b", "a/b/c"));
+        assert!(!matches("a/b/c", "a/b"));
+    }
+
+    #[test]
+    fn outside_topics_oversize_and_overflow_are_cleared() {
+        let mut j = judge(100, 2);
+        assert_eq!(j.judge("junk/1", 10), Verdict::ClearOutside);
+        assert_eq!(j.judge("p/a/events", 10), Verdict::ClearOutside);
+        assert_eq!(j.judge("p/a/snapshot", 101), Verdict::ClearTooLarge);
+        assert_eq!(j.judge("p/a/snapshot", 100), Verdict::Keep);
+        assert_eq!(j.judge("p/a/status", 6), Verdict::Keep);
+        assert_eq!((j.topics(), j.bytes()), (2, 106));
+        assert_eq!(j.judge("p/b/snapshot", 50), Verdict::ClearOverCount);
+        // A kept topic may be replaced within the bound.
+        assert_eq!(j.judge("p/a/snapshot", 40), Verdict::Keep);
+        assert_eq!((j.topics(), j.bytes()), (2, 46));
+        // A clear frees the slot; an oversize replacement clears the topic.
+        assert_eq!(j.judge("p/a/status", 0), Verdict::Cleared);
+        assert_eq!(j.judge("p/b/snapshot", 50), Verdict::Keep);
+        assert_eq!(j.judge("p/a/snapshot", 500), Verdict::ClearTooLarge);
+        assert_eq!((j.topics(), j.bytes()), (1, 50));
+        j.reset();
+        assert_eq!((j.topics(), j.bytes()), (0, 0));
+    }
+}

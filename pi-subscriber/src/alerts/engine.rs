@@ -1,0 +1,421 @@
+//! The alert state machine: ok → pending (condition true, `for` not yet elapsed) → firing →
+//! resolved (past `clear`), one notice per transition worth telling. Pure: every call gets the
+//! Pi's clock (Unix ms); what survives a restart is [`Saved`].
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+
+use broker::{JobEnd, Snapshot};
+use serde::{Deserialize, Serialize};
+
+use super::config::Severity;
+use super::rules::{self, RuleSet};
+
+/// Notices kept for `GET /alerts`' `recent`.
+pub const MAX_RECENT: usize = 100;
+/// Job runs remembered as already notified (MQTT and polling both deliver a job's end).
+pub const MAX_JOBS_SEEN: usize = 512;
+/// A `job_end` older than this (on arrival) is history, not news: never notified.
+pub const MAX_JOB_AGE_MS: i64 = 24 * 3600 * 1000;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Phase {
+    Pending,
+    Firing,
+}
+
+/// One alert that is not ok: (host, rule, label).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Alert {
+    pub host: String,
+    pub rule: String,
+    /// The device/interface/mount (`""`: the host-wide value).
+    pub label: String,
+    pub phase: Phase,
+    pub severity: Severity,
+    pub value: Option<f64>,
+    pub threshold: Option<f64>,
+    /// When the condition became true.
+    pub pending_since_ms: i64,
+    /// When it started firing.
+    pub firing_since_ms: Option<i64>,
+    pub for_ms: i64,
+    /// The last firing notice (first or repeat).
+    pub notified_ms: Option<i64>,
+}
+
+/// Something to tell the notifiers.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Notice {
+    /// `firing` or `resolved`.
+    pub status: String,
+    pub host: String,
+    pub rule: String,
+    pub label: String,
+    pub severity: Severity,
+    pub value: Option<f64>,
+    pub threshold: Option<f64>,
+    /// When the alert started firing (Pi clock, Unix ms).
+    pub since_ms: i64,
+    /// When this notice was made.
+    pub ts_ms: i64,
+    /// A one-shot event (`job_failed`, `reboot`): no `resolved` follows.
+    pub event: bool,
+    /// A reminder for an alert still firing (`repeat_interval`).
+    pub repeat: bool,
+    pub message: String,
+}
+
+/// What is written to `alerts.json`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Saved {
+    pub alerts: Vec<Alert>,
+    pub recent: VecDeque<Notice>,
+    /// The newest `boot_id` of each host.
+    pub boots: BTreeMap<String, String>,
+    pub jobs_seen: VecDeque<String>,
+}
+
+type Key = (String, String, String);
+
+#[derive(Debug)]
+pub struct Engine {
+    rules: RuleSet,
+    max_age_ms: i64,
+    repeat_ms: i64,
+    /// Hosts not heard from since start-up get `max_age` from here before they are down.
+    start_ms: i64,
+    alerts: BTreeMap<Key, Alert>,
+    recent: VecDeque<Notice>,
+    boots: BTreeMap<String, String>,
+    jobs_seen: VecDeque<String>,
+    /// Stale hosts as of the last tick: their metric rules are `unknown`.
+    stale: BTreeSet<String>,
+    /// Something worth persisting changed since [`Engine::take_dirty`].
+    dirty: bool,
+}
+
+fn fmt_value(v: Option<f64>) -> String {
+    v.map_or_else(|| "-".into(), |v| format!("{v:.1}"))
+}
+
+impl Engine {
+    pub fn new(rules: RuleSet, max_age_ms: i64, repeat_ms: i64, saved: Saved, now_ms: i64) -> Self {
+        let alerts = saved
+            .alerts
+            .into_iter()
+            .map(|a| ((a.host.clone(), a.rule.clone(), a.label.clone()), a))
+            .collect();
+        Self {
+            rules,
+            max_age_ms,
+            repeat_ms,
+            start_ms: now_ms,
+            alerts,
+            recent: saved.recent,
+            boots: saved.boots,
+            jobs_seen: saved.jobs_seen,
+            stale: BTreeSet::new(),
+            dirty: false,
+        }
+    }
+
+    pub fn saved(&self) -> Saved {
+        Saved {
+            alerts: self.alerts.values().cloned().collect(),
+            recent: self.recent.clone(),
+            boots: self.boots.clone(),
+            jobs_seen: self.jobs_seen.clone(),
+        }
+    }
+
+    pub fn is_dirty(&self) -> bool {
+        self.dirty
+    }
+
+    /// `true` once after a change worth persisting.
+    pub fn take_dirty(&mut self) -> bool {
+        std::mem::take(&mut self.dirty)
+    }
+
+    pub fn alerts(&self) -> impl Iterator<Item = &Alert> {
+        self.alerts.values()
+    }
+
+    pub fn recent(&self) -> &VecDeque<Notice> {
+        &self.recent
+    }
+
+    pub fn is_stale(&self, host: &str) -> bool {
+        self.stale.contains(host)
+    }
+
+    fn notice(&mut self, a: &Alert, status: &str, now_ms: i64, repeat: bool) -> Notice {
+        let what = if a.label.is_empty() {
+            a.rule.clone()
+        } else {
+            format!("{} {}", a.rule, a.label)
+        };
+        let message = match (status, a.rule.as_str()) {
+            ("resolved", "host_down") => format!("{}: back up", a.host),
+            ("resolved", _) => format!("{}: {what} resolved ({})", a.host, fmt_value(a.value)),
+            (_, "host_down") => format!(
+                "{}: down, nothing received for {} s",
+                a.host,
+                (now_ms - a.pending_since_ms) / 1000
+            ),
+            _ => format!(
+                "{}: {what} is {} (threshold {})",
+                a.host,
+                fmt_value(a.value),
+                fmt_value(a.threshold)
+            ),
+        };
+        let n = Notice {
+            status: status.into(),
+            host: a.host.clone(),
+            rule: a.rule.clone(),
+            label: a.label.clone(),
+            severity: a.severity,
+            value: a.value,
+            threshold: a.threshold,
+            since_ms: a.firing_since_ms.unwrap_or(a.pending_since_ms),
+            ts_ms: now_ms,
+            event: false,
+            repeat,
+            message,
+        };
+        if !repeat {
+            self.remember(n.clone());
+        }
+        n
+    }
+
+    fn remember(&mut self, n: Notice) {
+        self.recent.push_back(n);
+        while self.recent.len() > MAX_RECENT {
+            self.recent.pop_front();
+        }
+        self.dirty = true;
+    }
+
+    fn event(
+        &mut self,
+        host: &str,
+        rule: &str,
+        label: &str,
+        message: String,
+        now_ms: i64,
+    ) -> Notice {
+        let n = Notice {
+            status: "firing".into(),
+            host: host.into(),
+            rule: rule.into(),
+            label: label.into(),
+            severity: Severity::Warning,
+            value: None,
+            threshold: None,
+            since_ms: now_ms,
+            ts_ms: now_ms,
+            event: true,
+            repeat: false,
+            message,
+        };
+        self.remember(n.clone());
+        n
+    }
+
+    fn fire(&mut self, key: &Key, now_ms: i64) -> Option<Notice> {
+        let mut a = self.alerts.get(key)?.clone();
+        a.phase = Phase::Firing;
+        a.firing_since_ms = Some(now_ms);
+        a.notified_ms = Some(now_ms);
+        let n = self.notice(&a, "firing", now_ms, false);
+        self.alerts.insert(key.clone(), a);
+        Some(n)
+    }
+
+    fn resolve(&mut self, key: &Key, now_ms: i64) -> Option<Notice> {
+        let a = self.alerts.remove(key)?;
+        self.dirty = true;
+        // No `resolved` without a `firing` before it.
+        (a.phase == Phase::Firing).then(|| self.notice(&a, "resolved", now_ms, false))
+    }
+
+    /// A new live sample of `cur.host` (`prev`: the one before it, for counter rates).
+    pub fn sample(&mut self, cur: &Snapshot, prev: Option<&Snapshot>, now_ms: i64) -> Vec<Notice> {
+        let host = cur.host.as_str();
+        let mut out = Vec::new();
+        self.stale.remove(host);
+        let down = (host.to_owned(), "host_down".to_owned(), String::new());
+        out.extend(self.resolve(&down, now_ms));
+        if let Some(boot) = &cur.boot_id {
+            let was = self.boots.insert(host.to_owned(), boot.clone());
+            if was.as_ref() != Some(boot) {
+                self.dirty = true;
+                if self.rules.reboot && was.is_some() {
+                    let msg = format!("{host}: rebooted (new boot_id)");
+                    out.push(self.event(host, "reboot", "", msg, now_ms));
+                }
+            }
+        }
+        let rules = std::mem::take(&mut self.rules.thresholds);
+        for rule in rules.iter().filter(|r| r.applies_to(host)) {
+            for o in rule.evaluate(cur, prev) {
+                let key = (host.to_owned(), rule.name.clone(), o.label.clone());
+                let existing = self.alerts.get(&key).map(|a| (a.phase, a.severity));
+                match (o.level, existing) {
+                    (Some((severity, threshold)), None) => {
+                        self.alerts.insert(
+                            key.clone(),
+                            Alert {
+                                host: host.to_owned(),
+                                rule: rule.name.clone(),
+                                label: o.label.clone(),
+                                phase: Phase::Pending,
+                                severity,
+                                value: Some(o.value),
+                                threshold: Some(threshold),
+                                pending_since_ms: now_ms,
+                                firing_since_ms: None,
+                                for_ms: rule.for_ms,
+                                notified_ms: None,
+                            },
+                        );
+                        self.dirty = true;
+                        if rule.for_ms <= 0 {
+                            out.extend(self.fire(&key, now_ms));
+                        }
+                    }
+                    (Some((severity, threshold)), Some((phase, was))) => {
+                        let escalated = phase == Phase::Firing && severity > was;
+                        if let Some(a) = self.alerts.get_mut(&key) {
+                            a.value = Some(o.value);
+                            if phase == Phase::Pending || escalated {
+                                a.severity = severity;
+                                a.threshold = Some(threshold);
+                            }
+                        }
+                        let due = self
+                            .alerts
+                            .get(&key)
+                            .is_some_and(|a| now_ms.saturating_sub(a.pending_since_ms) >= a.for_ms);
+                        if (phase == Phase::Pending && due) || escalated {
+                            out.extend(self.fire(&key, now_ms));
+                        }
+                    }
+                    (None, Some((phase, _))) if o.cleared || phase == Phase::Pending => {
+                        if let Some(a) = self.alerts.get_mut(&key) {
+                            a.value = Some(o.value);
+                        }
+                        out.extend(self.resolve(&key, now_ms));
+                    }
+                    (None, Some(_)) => {
+                        // Inside the hysteresis band: a firing alert stays firing, silently.
+                        if let Some(a) = self.alerts.get_mut(&key) {
+                            a.value = Some(o.value);
+                        }
+                    }
+                    (None, None) => {}
+                }
+            }
+        }
+        self.rules.thresholds = rules;
+        out
+    }
+
+    /// A new `job_end` (already deduplicated by the store).
+    pub fn job_end(&mut self, e: &JobEnd, now_ms: i64) -> Vec<Notice> {
+        if !self.rules.job_failed
+            || !rules::job_failed(e)
+            || now_ms.saturating_sub(e.end_ts_ms) > MAX_JOB_AGE_MS
+            || self.jobs_seen.iter().any(|r| *r == e.run_id)
+        {
+            return Vec::new();
+        }
+        self.jobs_seen.push_back(e.run_id.clone());
+        while self.jobs_seen.len() > MAX_JOBS_SEEN {
+            self.jobs_seen.pop_front();
+        }
+        let how = match (e.exit_code, e.signal, &e.error) {
+            (_, Some(sig), _) => format!("killed by signal {sig}"),
+            (_, _, Some(err)) => format!("could not start: {err}"),
+            (code, _, _) => format!("exit code {}", code.unwrap_or(-1)),
+        };
+        let msg = format!("{}: job {} failed ({how})", e.host, e.name);
+        vec![self.event(&e.host, "job_failed", &e.name, msg, now_ms)]
+    }
+
+    /// Every second: `host_down` from the hosts' last receipt (Pi clock; `None`: not since
+    /// start-up), pending alerts whose `for` elapsed, and reminders. A host missing from
+    /// `hosts` was forgotten: its alerts go silently.
+    pub fn tick(&mut self, hosts: &[(String, Option<i64>)], now_ms: i64) -> Vec<Notice> {
+        let mut out = Vec::new();
+        let known: BTreeSet<&str> = hosts.iter().map(|(h, _)| h.as_str()).collect();
+        let before = self.alerts.len();
+        self.alerts
+            .retain(|(h, _, _), _| known.contains(h.as_str()));
+        self.boots.retain(|h, _| known.contains(h.as_str()));
+        self.dirty |= self.alerts.len() != before;
+        self.stale.clear();
+        for (host, last) in hosts {
+            let heard = last.unwrap_or(self.start_ms);
+            let stale = now_ms.saturating_sub(heard) > self.max_age_ms;
+            let key = (host.clone(), "host_down".to_owned(), String::new());
+            if stale {
+                self.stale.insert(host.clone());
+                if self.rules.host_down && !self.alerts.contains_key(&key) {
+                    self.alerts.insert(
+                        key.clone(),
+                        Alert {
+                            host: host.clone(),
+                            rule: "host_down".into(),
+                            label: String::new(),
+                            phase: Phase::Pending,
+                            severity: Severity::Critical,
+                            value: None,
+                            threshold: Some(self.max_age_ms as f64 / 1000.0),
+                            pending_since_ms: heard,
+                            firing_since_ms: None,
+                            for_ms: 0,
+                            notified_ms: None,
+                        },
+                    );
+                    out.extend(self.fire(&key, now_ms));
+                }
+            } else {
+                out.extend(self.resolve(&key, now_ms));
+            }
+        }
+        let keys: Vec<Key> = self.alerts.keys().cloned().collect();
+        for key in keys {
+            let Some(a) = self.alerts.get(&key) else {
+                continue;
+            };
+            // While a host is stale its metric rules are unknown: neither fire nor remind.
+            if a.rule != "host_down" && self.stale.contains(&a.host) {
+                continue;
+            }
+            match a.phase {
+                Phase::Pending if now_ms.saturating_sub(a.pending_since_ms) >= a.for_ms => {
+                    out.extend(self.fire(&key, now_ms));
+                }
+                Phase::Firing
+                    if self.repeat_ms > 0
+                        && a.notified_ms
+                            .is_some_and(|t| now_ms.saturating_sub(t) >= self.repeat_ms) =>
+                {
+                    let a = a.clone();
+                    out.push(self.notice(&a, "firing", now_ms, true));
+                    if let Some(a) = self.alerts.get_mut(&key) {
+                        a.notified_ms = Some(now_ms);
+                    }
+                    self.dirty = true;
+                }
+                _ => {}
+            }
+        }
+        out
+    }
+}

@@ -1,0 +1,210 @@
+//! Alerts on the Pi: rules over the registry's metrics ([`rules`]), the state machine
+//! ([`engine`]), its persistence ([`state`]), delivery ([`notify`]) and `GET /alerts`
+//! ([`http`]). Ingest hands samples and job ends to a [`Feed`] (never waiting); one task
+//! evaluates them, ticks every second for staleness, persists and queues notices.
+
+pub mod config;
+pub mod engine;
+pub mod http;
+pub mod notify;
+pub mod rules;
+pub mod state;
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use broker::{JobEnd, Snapshot};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::store::SharedStore;
+use engine::{Engine, Notice};
+use notify::Dispatcher;
+use rules::RuleSet;
+
+/// Inputs waiting for the engine at most; more are dropped and counted.
+pub const FEED_QUEUE: usize = 1024;
+
+/// What ingest tells the engine.
+#[derive(Debug)]
+pub enum Input {
+    Sample {
+        latest: Arc<Snapshot>,
+        previous: Option<Arc<Snapshot>>,
+    },
+    JobEnd(JobEnd),
+}
+
+/// The ingest side of the engine's queue: `offer` never waits.
+#[derive(Debug, Clone)]
+pub struct Feed {
+    tx: mpsc::Sender<Input>,
+    dropped: Arc<AtomicU64>,
+}
+
+impl Feed {
+    pub fn offer(&self, input: Input) {
+        if self.tx.try_send(input).is_err() {
+            self.dropped.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+/// What `/alerts` and `/health` read.
+#[derive(Debug, Clone, Default)]
+pub struct AlertsHandle {
+    engine: Arc<Mutex<Option<Engine>>>,
+    dispatcher: Arc<Mutex<Dispatcher>>,
+    dropped: Arc<AtomicU64>,
+}
+
+impl AlertsHandle {
+    /// `/health`'s `alerts` object.
+    pub fn health(&self) -> serde_json::Value {
+        let (enabled, pending, firing) = match self.engine.lock().ok().as_deref() {
+            Some(Some(e)) => {
+                let firing = e
+                    .alerts()
+                    .filter(|a| a.phase == engine::Phase::Firing)
+                    .count();
+                (true, e.alerts().count() - firing, firing)
+            }
+            _ => (false, 0, 0),
+        };
+        let notifiers = self
+            .dispatcher
+            .lock()
+            .map(|d| d.counters())
+            .unwrap_or_default();
+        serde_json::json!({
+            "enabled": enabled,
+            "firing": firing,
+            "pending": pending,
+            "input_dropped_total": self.dropped.load(Ordering::Relaxed),
+            "notifiers": notifiers,
+        })
+    }
+}
+
+/// The hosts the store knows, with their last live receipt (Pi clock).
+fn hosts(store: &SharedStore) -> Option<Vec<(String, Option<i64>)>> {
+    let s = store.lock().ok()?;
+    Some(
+        s.hosts
+            .iter()
+            .map(|(h, st)| (h.clone(), st.last_received_ms))
+            .collect(),
+    )
+}
+
+async fn persist(path: &std::path::Path, engine: &Mutex<Option<Engine>>) {
+    let saved = match engine.lock() {
+        Ok(mut e) => match e.as_mut() {
+            Some(e) if e.is_dirty() => {
+                e.take_dirty();
+                e.saved()
+            }
+            _ => return,
+        },
+        Err(_) => return,
+    };
+    let file = path.to_path_buf();
+    let done = tokio::task::spawn_blocking(move || state::save(&file, &saved)).await;
+    if let Ok(Err(error)) = done {
+        tracing::warn!(%error, file = %path.display(), "cannot save the alert state");
+    }
+}
+
+/// Starts the engine (when `alerts.enabled`): returns the feed for ingest, the handle for
+/// HTTP, and the task (it ends with `shutdown`, after saving the state).
+pub fn start(
+    settings: &crate::config::Settings,
+    store: SharedStore,
+    shutdown: CancellationToken,
+) -> (
+    Option<Feed>,
+    AlertsHandle,
+    Option<tokio::task::JoinHandle<()>>,
+) {
+    let handle = AlertsHandle::default();
+    let a = &settings.alerts;
+    if !a.enabled {
+        return (None, handle, None);
+    }
+    let ms = |d: Duration| i64::try_from(d.as_millis()).unwrap_or(i64::MAX);
+    let path = if settings.history.persist {
+        Some(state::path(&settings.data_dir))
+    } else {
+        None
+    };
+    let saved = path.as_deref().map(state::load).unwrap_or_default();
+    let now_ms = crate::ingest::unix_ms_now();
+    let engine = Engine::new(
+        RuleSet::from_settings(a),
+        ms(settings.health.max_age),
+        ms(a.repeat_interval),
+        saved,
+        now_ms,
+    );
+    if let Ok(mut slot) = handle.engine.lock() {
+        *slot = Some(engine);
+    }
+    let dispatcher = Dispatcher::start(a, &shutdown);
+    if let Ok(mut d) = handle.dispatcher.lock() {
+        *d = dispatcher.clone();
+    }
+    let (tx, mut rx) = mpsc::channel(FEED_QUEUE);
+    let feed = Feed {
+        tx,
+        dropped: Arc::clone(&handle.dropped),
+    };
+    let shared = Arc::clone(&handle.engine);
+    let task = tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            let input = tokio::select! {
+                _ = shutdown.cancelled() => break,
+                i = rx.recv() => i,
+                _ = tick.tick() => None,
+            };
+            let now_ms = crate::ingest::unix_ms_now();
+            let known = if input.is_none() { hosts(&store) } else { None };
+            let notices: Vec<Notice> = match shared.lock() {
+                Ok(mut e) => match (e.as_mut(), input) {
+                    (Some(e), Some(Input::Sample { latest, previous })) => {
+                        e.sample(&latest, previous.as_deref(), now_ms)
+                    }
+                    (Some(e), Some(Input::JobEnd(end))) => e.job_end(&end, now_ms),
+                    (Some(e), None) => known.map(|k| e.tick(&k, now_ms)).unwrap_or_default(),
+                    (None, _) => Vec::new(),
+                },
+                Err(_) => break,
+            };
+            // Saved before it is sent: a crash may lose a notice, never repeat one.
+            if let Some(path) = &path {
+                persist(path, &shared).await;
+            }
+            for n in &notices {
+                tracing::info!(host = %n.host, rule = %n.rule, status = %n.status, severity = n.severity.as_str(), "{}", n.message);
+                dispatcher.send(n);
+            }
+        }
+        if let Some(path) = &path {
+            if let Ok(mut e) = shared.lock() {
+                if let Some(e) = e.as_mut() {
+                    e.take_dirty();
+                    let saved = e.saved();
+                    if let Err(error) = state::save(path, &saved) {
+                        tracing::warn!(%error, "cannot save the alert state");
+                    }
+                }
+            }
+        }
+    });
+    (Some(feed), handle, Some(task))
+}
+
+#[cfg(test)]
+mod tests;

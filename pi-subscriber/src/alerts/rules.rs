@@ -1,0 +1,308 @@
+//! Rules as pure functions: a threshold rule over one registry metric, read from a sample
+//! (and the sample before it, for a counter's rate), gives one [`Observation`] per series.
+
+use broker::{JobEnd, Snapshot};
+
+use super::config::{AlertSettings, Levels, Severity, UserRule};
+use crate::registry::{self, Kind, Value};
+
+/// The built-in rules' names (a user rule may not take one).
+pub const BUILTIN_NAMES: [&str; 6] = [
+    "host_down",
+    "cpu_temp",
+    "memory_used",
+    "filesystem_used",
+    "job_failed",
+    "reboot",
+];
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    Above,
+    Below,
+}
+
+/// A threshold rule, built-in or user, as evaluated.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Rule {
+    pub name: String,
+    /// A registry metric name; a rule whose metric the registry lacks is skipped.
+    pub metric: String,
+    pub direction: Direction,
+    /// Ascending severity, each with its threshold.
+    pub levels: Vec<(Severity, f64)>,
+    /// Past this the alert resolves; between it and the lowest threshold nothing changes.
+    pub clear: f64,
+    pub for_ms: i64,
+    /// Only these hosts (empty: all).
+    pub hosts: Vec<String>,
+    /// Only this label value.
+    pub label: Option<String>,
+}
+
+/// What a rule saw in one series of one sample.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Observation {
+    pub label: String,
+    pub value: f64,
+    /// The highest level crossed, with its threshold; `None` when the condition is false.
+    pub level: Option<(Severity, f64)>,
+    /// Past `clear`: a firing alert resolves.
+    pub cleared: bool,
+}
+
+/// Every rule the engine runs.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RuleSet {
+    pub thresholds: Vec<Rule>,
+    pub host_down: bool,
+    pub job_failed: bool,
+    pub reboot: bool,
+}
+
+fn ms(d: std::time::Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
+fn builtin(name: &str, metric: &str, l: &Levels) -> Option<Rule> {
+    if !l.enabled {
+        return None;
+    }
+    let mut levels = vec![(Severity::Warning, l.warning)];
+    levels.extend(l.critical.map(|c| (Severity::Critical, c)));
+    Some(Rule {
+        name: name.into(),
+        metric: metric.into(),
+        direction: Direction::Above,
+        levels,
+        clear: l.clear.unwrap_or(l.warning),
+        for_ms: ms(l.for_),
+        hosts: Vec::new(),
+        label: None,
+    })
+}
+
+fn user(r: &UserRule) -> Rule {
+    let (direction, threshold) = match (r.above, r.below) {
+        (Some(t), _) => (Direction::Above, t),
+        (None, t) => (Direction::Below, t.unwrap_or(0.0)),
+    };
+    Rule {
+        name: r.name.clone(),
+        metric: r.metric.clone(),
+        direction,
+        levels: vec![(r.severity, threshold)],
+        clear: r.clear.unwrap_or(threshold),
+        for_ms: ms(r.for_),
+        hosts: r.hosts.clone(),
+        label: r.label.clone(),
+    }
+}
+
+impl RuleSet {
+    pub fn from_settings(s: &AlertSettings) -> RuleSet {
+        let b = &s.builtin;
+        let mut thresholds: Vec<Rule> = [
+            builtin("cpu_temp", "cpu_temp_c", &b.cpu_temp),
+            builtin("memory_used", "memory_used_percent", &b.memory_used),
+            builtin(
+                "filesystem_used",
+                "filesystem_used_percent",
+                &b.filesystem_used,
+            ),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        thresholds.extend(s.rule.iter().map(user));
+        RuleSet {
+            thresholds,
+            host_down: b.host_down,
+            job_failed: b.job_failed,
+            reboot: b.reboot,
+        }
+    }
+}
+
+/// A counter's per-second rate between two seq-adjacent samples of one boot.
+fn rate(prev: &Snapshot, cur: &Snapshot, was: u64, now: u64) -> Option<f64> {
+    let adjacent = prev.seq.checked_add(1) == Some(cur.seq);
+    let dt_ms = cur.ts_ms.checked_sub(prev.ts_ms).filter(|d| *d > 0)?;
+    (adjacent && prev.boot_id == cur.boot_id && now >= was)
+        .then(|| (now - was) as f64 * 1000.0 / dt_ms as f64)
+}
+
+impl Rule {
+    pub fn applies_to(&self, host: &str) -> bool {
+        self.hosts.is_empty() || self.hosts.iter().any(|h| h == host)
+    }
+
+    /// Judges one value.
+    pub fn judge(&self, label: String, value: f64) -> Observation {
+        let past = |t: f64| match self.direction {
+            Direction::Above => value > t,
+            Direction::Below => value < t,
+        };
+        let level = self.levels.iter().rev().find(|(_, t)| past(*t)).copied();
+        Observation {
+            label,
+            value,
+            level,
+            cleared: !past(self.clear),
+        }
+    }
+
+    /// The rule over one sample; empty when the registry lacks the metric or the sample has
+    /// no value for it.
+    pub fn evaluate(&self, cur: &Snapshot, prev: Option<&Snapshot>) -> Vec<Observation> {
+        let Some(metric) = registry::metric(&self.metric) else {
+            return Vec::new();
+        };
+        let mut before = Vec::new();
+        if metric.kind == Kind::Counter {
+            if let Some(p) = prev {
+                before = metric.values(p);
+            }
+        }
+        let mut out = Vec::new();
+        let label_ok = |l: &str| self.label.as_deref().is_none_or(|want| want == l);
+        (metric.extract)(cur, &mut |label, v| {
+            if !label_ok(label) {
+                return;
+            }
+            let value = match v {
+                Value::Gauge(g) => Some(g),
+                Value::Counter(now) => {
+                    before
+                        .iter()
+                        .find(|(l, _)| l == label)
+                        .and_then(|(_, was)| match (*was, prev) {
+                            (Value::Counter(was), Some(p)) => rate(p, cur, was, now),
+                            _ => None,
+                        })
+                }
+            };
+            if let Some(v) = value.filter(|v| v.is_finite()) {
+                out.push(self.judge(label.to_owned(), v));
+            }
+        });
+        out
+    }
+}
+
+/// `job_failed`: a non-zero exit code, a signal, or a command that could not start.
+pub fn job_failed(e: &JobEnd) -> bool {
+    e.exit_code != Some(0) || e.signal.is_some() || e.error.is_some()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use broker::{Cpu, Network, Thermal};
+
+    fn temp(v: f64) -> Snapshot {
+        Snapshot {
+            host: "tower".into(),
+            thermal: Thermal {
+                cpu_temp_c: Some(v),
+                ..Thermal::default()
+            },
+            ..Snapshot::default()
+        }
+    }
+
+    fn cpu_temp() -> Rule {
+        RuleSet::from_settings(&AlertSettings::default()).thresholds[0].clone()
+    }
+
+    #[test]
+    fn levels_and_clear_follow_the_defaults() {
+        let r = cpu_temp();
+        assert_eq!(r.name, "cpu_temp");
+        assert_eq!(r.for_ms, 60_000);
+        let level = |v| r.evaluate(&temp(v), None)[0].level;
+        assert_eq!(level(69.9), None);
+        assert_eq!(level(70.5), Some((Severity::Warning, 70.0)));
+        assert_eq!(level(85.5), Some((Severity::Critical, 85.0)));
+        assert!(!r.evaluate(&temp(66.0), None)[0].cleared, "inside the band");
+        assert!(r.evaluate(&temp(65.0), None)[0].cleared);
+    }
+
+    #[test]
+    fn a_counter_rule_reads_the_rate_between_adjacent_samples_only() {
+        let r = Rule {
+            name: "rx".into(),
+            metric: "network_rx_bytes_rate".into(),
+            direction: Direction::Above,
+            levels: vec![(Severity::Info, 100.0)],
+            clear: 100.0,
+            for_ms: 0,
+            hosts: vec![],
+            label: Some(String::new()),
+        };
+        let at = |seq, ts_ms, rx| Snapshot {
+            seq,
+            ts_ms,
+            network: Some(Network {
+                rx_bytes: rx,
+                ..Network::default()
+            }),
+            ..Snapshot::default()
+        };
+        let got = r.evaluate(&at(2, 2_000, 1_500), Some(&at(1, 1_000, 1_000)));
+        assert_eq!(got.len(), 1);
+        assert_eq!(got[0].value, 500.0);
+        assert!(r
+            .evaluate(&at(3, 2_000, 1_500), Some(&at(1, 1_000, 1_000)))
+            .is_empty());
+        assert!(r
+            .evaluate(&at(2, 2_000, 500), Some(&at(1, 1_000, 1_000)))
+            .is_empty());
+        assert!(r.evaluate(&at(2, 2_000, 1_500), None).is_empty());
+    }
+
+    #[test]
+    fn a_metric_the_registry_lacks_is_skipped() {
+        let rules = RuleSet::from_settings(&AlertSettings::default());
+        let fs = rules
+            .thresholds
+            .iter()
+            .find(|r| r.name == "filesystem_used")
+            .unwrap();
+        let s = Snapshot {
+            cpu: Some(Cpu::default()),
+            ..Snapshot::default()
+        };
+        assert!(fs.evaluate(&s, None).is_empty());
+    }
+
+    #[test]
+    fn below_rules_and_failed_jobs() {
+        let r = Rule {
+            direction: Direction::Below,
+            levels: vec![(Severity::Critical, 10.0)],
+            clear: 20.0,
+            ..cpu_temp()
+        };
+        assert_eq!(
+            r.judge(String::new(), 5.0).level,
+            Some((Severity::Critical, 10.0))
+        );
+        assert!(!r.judge(String::new(), 15.0).cleared);
+        assert!(r.judge(String::new(), 25.0).cleared);
+        let ok = JobEnd {
+            exit_code: Some(0),
+            ..JobEnd::default()
+        };
+        assert!(!job_failed(&ok));
+        assert!(job_failed(&JobEnd {
+            exit_code: Some(1),
+            ..ok.clone()
+        }));
+        assert!(job_failed(&JobEnd {
+            exit_code: None,
+            signal: Some(9),
+            ..ok
+        }));
+    }
+}

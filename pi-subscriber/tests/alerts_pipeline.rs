@@ -1,0 +1,389 @@
+//! Alerts with real parts: the built `publisher` and `pi-subscriber`, a webhook receiver this
+//! test runs on a free port, and a real Prometheus Alertmanager.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+#[path = "../../publisher/tests/common/mod.rs"]
+mod common;
+mod support;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpListener;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use common::{free_port, Publisher};
+use serde_json::Value;
+use support::Subscriber;
+
+/// Every JSON body POSTed to it, in order.
+#[derive(Clone)]
+struct Hook {
+    url: String,
+    got: Arc<Mutex<Vec<Value>>>,
+}
+
+impl Hook {
+    fn start() -> Hook {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}/hook", listener.local_addr().unwrap());
+        let got = Arc::new(Mutex::new(Vec::new()));
+        let sink = Arc::clone(&got);
+        std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                let Ok(mut conn) = conn else { continue };
+                let mut reader = BufReader::new(conn.try_clone().unwrap());
+                let mut len = 0usize;
+                loop {
+                    let mut line = String::new();
+                    if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                        break;
+                    }
+                    let lower = line.to_ascii_lowercase();
+                    if let Some(v) = lower.strip_prefix("content-length:") {
+                        len = v.trim().parse().unwrap_or(0);
+                    }
+                }
+                let mut body = vec![0; len];
+                if reader.read_exact(&mut body).is_ok() {
+                    if let Ok(v) = serde_json::from_slice(&body) {
+                        sink.lock().unwrap().push(v);
+                    }
+                }
+                let _ = conn.write_all(
+                    b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+                );
+            }
+        });
+        Hook { url, got }
+    }
+
+    /// (rule, status) of every notice received.
+    fn seen(&self) -> Vec<(String, String)> {
+        self.got
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|v| {
+                (
+                    v["rule"].as_str().unwrap_or("").into(),
+                    v["status"].as_str().unwrap_or("").into(),
+                )
+            })
+            .collect()
+    }
+
+    fn count(&self, rule: &str, status: &str) -> usize {
+        self.seen()
+            .iter()
+            .filter(|(r, s)| r == rule && s == status)
+            .count()
+    }
+
+    /// Waits until `rule`/`status` was received at least once; the time it took.
+    fn wait(&self, rule: &str, status: &str, within: Duration) -> Duration {
+        let start = Instant::now();
+        while self.count(rule, status) == 0 {
+            assert!(
+                start.elapsed() < within,
+                "no {rule} {status} within {within:?}: {:?}",
+                self.seen()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        start.elapsed()
+    }
+}
+
+const BUSY: &str = r#"
+[[alerts.rule]]
+name = "busy"
+metric = "cpu_usage_percent"
+above = -1.0
+for = "0s"
+severity = "info"
+"#;
+
+fn config(dir: &Path, notify: &str) -> std::path::PathBuf {
+    let path = dir.join("pi.toml");
+    std::fs::write(&path, format!("[alerts]\n{BUSY}\n{notify}")).unwrap();
+    path
+}
+
+fn webhook(url: &str) -> String {
+    format!("[[alerts.notify]]\nkind = \"webhook\"\nurl = \"{url}\"\nmin_severity = \"info\"\n")
+}
+
+/// A publisher on fixed ports, so that a restarted one is found again.
+fn publisher(dir: &Path, http: u16, mqtt: u16) -> Publisher {
+    Publisher::start(
+        dir,
+        &[
+            "--interval",
+            "200ms",
+            "--bind",
+            &format!("127.0.0.1:{http}"),
+            "--broker-listen",
+            &format!("127.0.0.1:{mqtt}"),
+        ],
+    )
+}
+
+fn subscriber(data: &Path, config: &Path, http: u16, mqtt: u16) -> Subscriber {
+    let config = config.to_string_lossy().into_owned();
+    Subscriber::start(
+        data,
+        Some(mqtt),
+        &format!("http://127.0.0.1:{http}/latest"),
+        &["--max-age", "2", "--config", &config],
+        &[
+            ("PI_SUBSCRIBER_POLL__INTERVAL", "200ms"),
+            ("PI_SUBSCRIBER_MQTT__KEEP_ALIVE", "5s"),
+        ],
+    )
+}
+
+#[test]
+fn host_down_job_failed_and_a_user_rule_reach_a_webhook_exactly_once() {
+    let hook = Hook::start();
+    let (pdir, sdir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (http, mqtt) = (free_port(), free_port());
+    let cfg = config(sdir.path(), &webhook(&hook.url));
+    let p = publisher(pdir.path(), http, mqtt);
+    let s = subscriber(sdir.path(), &cfg, http, mqtt);
+
+    // A user rule that is always true fires on the next sample.
+    hook.wait("busy", "firing", Duration::from_secs(15));
+    let alerts = s.wait_for("/alerts", |a| {
+        a["alerts"].as_array().is_some_and(|a| !a.is_empty())
+    });
+    let busy = &alerts["alerts"][0];
+    assert_eq!(
+        (
+            &busy["host"],
+            &busy["rule"],
+            &busy["state"],
+            &busy["severity"],
+            &busy["threshold"]
+        ),
+        (
+            &Value::from("testhost"),
+            &Value::from("busy"),
+            &Value::from("firing"),
+            &Value::from("info"),
+            &Value::from(-1.0)
+        )
+    );
+    assert_eq!(alerts["recent"][0]["rule"], "busy");
+
+    // A failed job: one job_failed.
+    let out = common::command(pdir.path())
+        .args(["job", "--name", "nightly", "--", "false"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    hook.wait("job_failed", "firing", Duration::from_secs(15));
+
+    // The server goes silent: one host_down within max_age + 2 s.
+    drop(p);
+    let took = hook.wait("host_down", "firing", Duration::from_secs(8));
+    assert!(
+        took <= Duration::from_secs(4) + Duration::from_millis(500),
+        "host_down after {took:?}"
+    );
+    let unknown = s.json("/alerts");
+    let states: Vec<_> = unknown["alerts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| (a["rule"].clone(), a["state"].clone()))
+        .collect();
+    assert!(
+        states.contains(&("busy".into(), "unknown".into())),
+        "{states:?}"
+    );
+    std::thread::sleep(Duration::from_secs(2));
+
+    // Back: one resolved; the user rule (true all along) is not told again.
+    let p = publisher(pdir.path(), http, mqtt);
+    hook.wait("host_down", "resolved", Duration::from_secs(15));
+    s.wait_for("/metrics", |m| m["stale"] == false);
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(hook.count("host_down", "firing"), 1, "{:?}", hook.seen());
+    assert_eq!(hook.count("host_down", "resolved"), 1);
+    assert_eq!(hook.count("job_failed", "firing"), 1);
+    assert_eq!(hook.count("busy", "firing"), 1, "{:?}", hook.seen());
+    assert_eq!(
+        hook.count("busy", "resolved"),
+        0,
+        "no resolve while unknown"
+    );
+    let health = s.json("/health");
+    assert_eq!(health["alerts"]["notifiers"][0]["kind"], "webhook");
+    assert_eq!(
+        health["alerts"]["notifiers"][0]["sent_total"],
+        hook.seen().len()
+    );
+    assert_eq!(health["alerts"]["notifiers"][0]["dropped_total"], 0);
+    drop(p);
+}
+
+#[test]
+fn a_restarted_pi_does_not_notify_a_firing_alert_again() {
+    let hook = Hook::start();
+    let (pdir, sdir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (http, mqtt) = (free_port(), free_port());
+    let cfg = config(sdir.path(), &webhook(&hook.url));
+    let _p = publisher(pdir.path(), http, mqtt);
+    let s = subscriber(sdir.path(), &cfg, http, mqtt);
+    hook.wait("busy", "firing", Duration::from_secs(15));
+    s.stop();
+    let saved: Value =
+        serde_json::from_slice(&std::fs::read(sdir.path().join("alerts.json")).unwrap()).unwrap();
+    assert_eq!(saved["alerts"][0]["phase"], "firing");
+    let s = subscriber(sdir.path(), &cfg, http, mqtt);
+    let before = s.wait_for("/health", |h| {
+        h["ingest"]["stored_mqtt_total"].as_u64() >= Some(5)
+    });
+    assert_eq!(before["alerts"]["firing"], 1);
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(hook.seen(), [("busy".to_string(), "firing".to_string())]);
+}
+
+/// The body of a 2xx answer; `None` otherwise or when nothing listens.
+fn get_ok(url: &str) -> Option<String> {
+    let client = reqwest::blocking::Client::builder()
+        .timeout(Duration::from_secs(5))
+        .build()
+        .ok()?;
+    let r = client.get(url).send().ok()?;
+    r.status().is_success().then(|| r.text().ok()).flatten()
+}
+
+/// A real Alertmanager on a free port; killed when dropped.
+struct Alertmanager(Child, String, #[allow(dead_code)] tempfile::TempDir);
+
+impl Drop for Alertmanager {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn alertmanager() -> Option<Alertmanager> {
+    let bin = Path::new("/usr/bin/prometheus-alertmanager");
+    if !bin.exists() {
+        eprintln!("SKIP: /usr/bin/prometheus-alertmanager missing (apt-get install prometheus-alertmanager; scripts/test.sh does as root)");
+        return None;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("am.yml");
+    std::fs::write(
+        &cfg,
+        "route:\n  receiver: none\nreceivers:\n  - name: none\n",
+    )
+    .unwrap();
+    let port = free_port();
+    let child = Command::new(bin)
+        .arg(format!("--config.file={}", cfg.display()))
+        .arg(format!(
+            "--storage.path={}",
+            dir.path().join("data").display()
+        ))
+        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+        .arg("--cluster.listen-address=")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let url = format!("http://127.0.0.1:{port}");
+    let start = Instant::now();
+    while get_ok(&format!("{url}/-/ready")).is_none() {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "alertmanager not ready"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    Some(Alertmanager(child, url, dir))
+}
+
+#[test]
+fn a_real_alertmanager_lists_the_alert_with_its_labels() {
+    let Some(am) = alertmanager() else { return };
+    let (pdir, sdir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (http, mqtt) = (free_port(), free_port());
+    let cfg = config(
+        sdir.path(),
+        &format!(
+            "[[alerts.notify]]\nkind = \"alertmanager\"\nurl = \"{}\"\n",
+            am.1
+        ),
+    );
+    let _p = publisher(pdir.path(), http, mqtt);
+    let _s = subscriber(sdir.path(), &cfg, http, mqtt);
+    let start = Instant::now();
+    let listed = loop {
+        let alerts: Value = get_ok(&format!("{}/api/v2/alerts", am.1))
+            .and_then(|b| serde_json::from_str(&b).ok())
+            .unwrap_or(Value::Null);
+        if alerts.as_array().is_some_and(|a| !a.is_empty()) {
+            break alerts;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "not in Alertmanager"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let labels = &listed[0]["labels"];
+    assert_eq!(labels["alertname"], "busy");
+    assert_eq!(labels["host"], "testhost");
+    assert_eq!(labels["severity"], "info");
+    assert_eq!(listed[0]["status"]["state"], "active");
+}
+
+#[test]
+fn a_hanging_and_a_failing_notifier_delay_nothing_and_are_retried() {
+    // One accepts and never answers; the other answers 500.
+    let hang = TcpListener::bind("127.0.0.1:0").unwrap();
+    let hang_url = format!("http://{}/hook", hang.local_addr().unwrap());
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for c in hang.incoming() {
+            held.push(c);
+        }
+    });
+    let fail = TcpListener::bind("127.0.0.1:0").unwrap();
+    let fail_url = format!("http://{}/hook", fail.local_addr().unwrap());
+    std::thread::spawn(move || {
+        for c in fail.incoming().flatten() {
+            let mut c = c;
+            let mut buf = [0u8; 4096];
+            let _ = c.read(&mut buf);
+            let _ = c.write_all(b"HTTP/1.1 500 Internal Server Error\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+        }
+    });
+    let (pdir, sdir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (http, mqtt) = (free_port(), free_port());
+    let notify = format!(
+        "[[alerts.notify]]\nkind = \"webhook\"\nurl = \"{hang_url}\"\ntimeout = \"5m\"\n\n[[alerts.notify]]\nkind = \"ntfy\"\nurl = \"{fail_url}\"\n"
+    );
+    let cfg = config(sdir.path(), &notify);
+    let _p = publisher(pdir.path(), http, mqtt);
+    let s = subscriber(sdir.path(), &cfg, http, mqtt);
+    let h = s.wait_for("/health", |h| {
+        h["alerts"]["notifiers"][1]["retries_total"].as_u64() >= Some(1)
+    });
+    assert_eq!(
+        h["alerts"]["notifiers"][0]["sent_total"], 0,
+        "still hanging"
+    );
+    assert_eq!(h["alerts"]["firing"], 1);
+    // Ingest and the API go on.
+    let seq = s.json("/metrics")["seq"].as_u64().unwrap();
+    let m = s.wait_for("/metrics", |m| m["seq"].as_u64() >= Some(seq + 5));
+    assert_eq!(m["stale"], false);
+    assert_eq!(s.json("/alerts")["alerts"][0]["state"], "firing");
+}

@@ -1,0 +1,315 @@
+//! Job events at least once, end to end (issue 9 item 8), with real parts: the built
+//! `publisher` and `pi-subscriber`, a real mosquitto, and a real link cut (a network namespace,
+//! a veth pair and iptables DROP in both directions) when run as root.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+#[path = "../../publisher/tests/common/mod.rs"]
+mod common;
+mod support;
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{free_port, Client, Publisher};
+use serde_json::Value;
+use support::Subscriber;
+
+/// How many events of `kind` for job `name` the Pi's `/events` lists.
+fn count(events: &Value, name: &str, kind: &str) -> usize {
+    events
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["name"] == name && e["type"] == kind)
+        .count()
+}
+
+fn run_job(data_dir: &Path, name: &str) {
+    let out = common::command(data_dir)
+        .args(["job", "--name", name, "--", "true"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+}
+
+/// mosquitto on `addr:port` (`addr` empty: every address), in network namespace `netns`
+/// when given; killed when dropped.
+struct Mosquitto(Child);
+
+impl Mosquitto {
+    fn start(dir: &Path, netns: Option<&str>, addr: &str, port: u16) -> Mosquitto {
+        let conf = dir.join(format!("mosquitto-{port}.conf"));
+        let user =
+            String::from_utf8(Command::new("id").arg("-un").output().unwrap().stdout).unwrap();
+        std::fs::write(
+            &conf,
+            format!(
+                "listener {port} {addr}\nallow_anonymous true\nuser {}\n",
+                user.trim()
+            ),
+        )
+        .unwrap();
+        let mut cmd = match netns {
+            Some(ns) => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", ns, "mosquitto"]);
+                c
+            }
+            None => Command::new("mosquitto"),
+        };
+        let child = cmd
+            .arg("-c")
+            .arg(&conf)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("mosquitto (Debian package mosquitto)");
+        let probe = if addr.is_empty() { "127.0.0.1" } else { addr };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while netns.is_none() && std::net::TcpStream::connect((probe, port)).is_err() {
+            assert!(Instant::now() < deadline, "mosquitto did not start");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Mosquitto(child)
+    }
+
+    fn stop(mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.0.id().to_string()])
+            .status();
+        let _ = self.0.wait();
+    }
+}
+
+impl Drop for Mosquitto {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn events_published_while_the_pi_was_offline_arrive_by_reconciliation() {
+    let pdir = tempfile::tempdir().unwrap();
+    let sdir = tempfile::tempdir().unwrap();
+    let mdir = tempfile::tempdir().unwrap();
+    // The publisher keeps its events to itself (no MQTT): the Pi learns them only over HTTP.
+    let p = Publisher::start(
+        pdir.path(),
+        &["--interval", "200ms", "--broker-mode", "off"],
+    );
+    let port = free_port();
+    let broker = Mosquitto::start(mdir.path(), None, "127.0.0.1", port);
+    let s = Subscriber::start(
+        sdir.path(),
+        Some(port),
+        &p.url("/latest"),
+        &["--max-age", "2"],
+        &[
+            ("PI_SUBSCRIBER_POLL__INTERVAL", "200ms"),
+            // No fallback polling in this test: only the reconciliation may fetch `/events`.
+            ("PI_SUBSCRIBER_POLL__FALLBACK_AFTER", "600s"),
+        ],
+    );
+    s.wait_for("/health", |h| h["mqtt"]["connected"] == true);
+    s.wait_for("/hosts", |h| h[0]["host"] == "testhost");
+
+    broker.stop();
+    s.wait_for("/health", |h| h["mqtt"]["connected"] == false);
+    run_job(pdir.path(), "while-away");
+    std::thread::sleep(Duration::from_secs(1));
+    let _broker = Mosquitto::start(mdir.path(), None, "127.0.0.1", port);
+
+    let events = s.wait_for_within("/events", Duration::from_secs(30), |e| {
+        count(e, "while-away", "job_end") >= 1
+    });
+    assert_eq!(count(&events, "while-away", "job_start"), 1, "{events}");
+    assert_eq!(count(&events, "while-away", "job_end"), 1, "{events}");
+    let health = s.json("/health");
+    assert_eq!(health["mqtt"]["connects_total"], 2, "{health}");
+    assert_eq!(health["mqtt"]["reconciles_total"], 2, "{health}");
+}
+
+/// A network namespace `sadlv<pid>` joined to this one by a veth pair (10.213.x.1 here,
+/// 10.213.x.2 there); removed when dropped.
+struct Netns {
+    name: String,
+    host_if: String,
+    ns_if: String,
+    here: String,
+    there: String,
+}
+
+fn sh(args: &[&str]) -> bool {
+    Command::new(args[0])
+        .args(&args[1..])
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+impl Netns {
+    fn create() -> Result<Netns, String> {
+        let pid = std::process::id();
+        let net = Netns {
+            name: format!("sadlv{pid}"),
+            host_if: format!("dlv{pid}h"),
+            ns_if: format!("dlv{pid}n"),
+            here: format!("10.213.{}.1", pid % 250),
+            there: format!("10.213.{}.2", pid % 250),
+        };
+        let (ns, h, n) = (&net.name, &net.host_if, &net.ns_if);
+        let steps: Vec<Vec<String>> = [
+            "ip netns add {ns}",
+            "ip link add {h} type veth peer name {n}",
+            "ip link set {n} netns {ns}",
+            "ip addr add {here}/30 dev {h}",
+            "ip link set {h} up",
+            "ip netns exec {ns} ip addr add {there}/30 dev {n}",
+            "ip netns exec {ns} ip link set {n} up",
+            "ip netns exec {ns} ip link set lo up",
+            "ip netns exec {ns} iptables -S",
+        ]
+        .iter()
+        .map(|step| {
+            step.replace("{ns}", ns)
+                .replace("{h}", h)
+                .replace("{n}", n)
+                .replace("{here}", &net.here)
+                .replace("{there}", &net.there)
+                .split(' ')
+                .map(str::to_owned)
+                .collect()
+        })
+        .collect();
+        for step in steps {
+            let args: Vec<&str> = step.iter().map(String::as_str).collect();
+            if !sh(&args) {
+                return Err(format!("`{}` failed", step.join(" ")));
+            }
+        }
+        Ok(net)
+    }
+
+    /// Drops every packet through the veth, both directions (no RST, no ICMP: a real cut).
+    fn cut(&self) {
+        for chain in [["INPUT", "-i"], ["OUTPUT", "-o"]] {
+            assert!(sh(&[
+                "ip",
+                "netns",
+                "exec",
+                &self.name,
+                "iptables",
+                "-A",
+                chain[0],
+                chain[1],
+                &self.ns_if,
+                "-j",
+                "DROP"
+            ]));
+        }
+    }
+
+    fn heal(&self) {
+        assert!(sh(&["ip", "netns", "exec", &self.name, "iptables", "-F"]));
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        sh(&["ip", "link", "del", &self.host_if]);
+        sh(&["ip", "netns", "del", &self.name]);
+    }
+}
+
+/// A child killed when dropped.
+struct Guard(Child);
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn job_end_crosses_a_real_link_cut_exactly_once() {
+    let root = String::from_utf8(Command::new("id").arg("-u").output().unwrap().stdout)
+        .is_ok_and(|u| u.trim() == "0");
+    if !root {
+        eprintln!("SKIPPED: a link cut needs root (network namespace, veth, iptables)");
+        return;
+    }
+    let net = match Netns::create() {
+        Ok(net) => net,
+        Err(why) => {
+            eprintln!(
+                "SKIPPED: cannot build the network namespace (packages iproute2, iptables): {why}"
+            );
+            return;
+        }
+    };
+    let pdir = tempfile::tempdir().unwrap();
+    let sdir = tempfile::tempdir().unwrap();
+    let mdir = tempfile::tempdir().unwrap();
+    // Broker and Pi on the far side of the link; the publisher here.
+    let _broker = Mosquitto::start(mdir.path(), Some(&net.name), "", 1883);
+    let p = Publisher::start_with_env(
+        pdir.path(),
+        &[
+            "--interval",
+            "200ms",
+            "--broker-mode",
+            "external",
+            "--bind",
+            &format!("{}:0", net.here),
+        ],
+        &[
+            ("PUBLISHER_BROKER__HOST", &net.there),
+            ("PUBLISHER_BROKER__PORT", "1883"),
+            ("PUBLISHER_BROKER__KEEP_ALIVE", "2s"),
+        ],
+    );
+    let mut cmd = Command::new("ip");
+    cmd.args(["netns", "exec", &net.name])
+        .arg(env!("CARGO_BIN_EXE_pi-subscriber"))
+        .env("RUST_LOG", "info")
+        .env("PI_SUBSCRIBER_POLL__INTERVAL", "200ms")
+        // No fallback polling: the job_end must come over MQTT.
+        .env("PI_SUBSCRIBER_POLL__FALLBACK_AFTER", "600s")
+        .args(["--bind", &format!("{}:0", net.there)])
+        .args(["--mqtt-host", "127.0.0.1", "--mqtt-port", "1883"])
+        .args(["--metrics-endpoint", &p.url("/latest")])
+        .arg("--data-dir")
+        .arg(sdir.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    let mut child = Guard(cmd.spawn().expect("ip netns exec pi-subscriber"));
+    let s = Client::attach(&mut child.0);
+    // Both connected, snapshots flowing over MQTT.
+    p.wait_for("/health", |h| h["mqtt"]["connected"] == true);
+    s.wait_for("/health", |h| {
+        h["ingest"]["stored_mqtt_total"].as_u64() >= Some(2)
+    });
+
+    net.cut();
+    run_job(pdir.path(), "cut");
+    // The publisher writes the events into a connection that no longer carries anything, then
+    // its keep-alive (2 s) gives up on it; the broker drops its side too (1.5 × keep-alive).
+    p.wait_for("/health", |h| h["mqtt"]["connected"] == false);
+    std::thread::sleep(Duration::from_secs(2));
+    net.heal();
+
+    let events = s.wait_for_within("/events", Duration::from_secs(40), |e| {
+        count(e, "cut", "job_end") >= 1
+    });
+    // Anything delivered twice would arrive right behind the first copy.
+    std::thread::sleep(Duration::from_millis(1500));
+    let events_after = s.json("/events");
+    assert_eq!(count(&events_after, "cut", "job_end"), 1, "{events}");
+    assert_eq!(count(&events_after, "cut", "job_start"), 1, "{events}");
+    let health = p.json("/health");
+    assert_eq!(health["mqtt"]["connects_total"], 2, "{health}");
+    assert_eq!(health["mqtt"]["events_acked_total"], 2, "{health}");
+}
