@@ -42,6 +42,10 @@ pub struct Snapshot {
     pub thermal: Thermal,
     pub disk: Option<Disk>,
     pub network: Option<Network>,
+    /// Mounted filesystems by mount point (added in v1; absent from older publishers). An
+    /// entry is `null` while its `statvfs` timed out or failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub filesystems: Option<BTreeMap<String, Option<Filesystem>>>,
 }
 
 /// CPU usage and load. Each field is `null` when its source could not be read.
@@ -111,6 +115,26 @@ pub struct Network {
 pub struct NetworkInterface {
     pub rx_bytes: u64,
     pub tx_bytes: u64,
+}
+
+/// One mounted filesystem, with the figures `df` shows: `used` counts the blocks the root
+/// reserve holds back, `avail` is what an unprivileged user may still write, so
+/// `used + avail` can be less than `size` and used % is `used / (used + avail)`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(default)]
+pub struct Filesystem {
+    /// The mount source, without a leading `/dev/` (`nvme0n1p2`, `tmpfs`, `nas:/export`).
+    pub device: String,
+    pub fstype: String,
+    /// `f_blocks × f_frsize`.
+    pub size_bytes: u64,
+    /// `(f_blocks − f_bfree) × f_frsize`.
+    pub used_bytes: u64,
+    /// `f_bavail × f_frsize`.
+    pub avail_bytes: u64,
+    /// Inodes: `f_files` and `f_ffree`.
+    pub files: u64,
+    pub files_free: u64,
 }
 
 /// A batch job event, recorded by `publisher job` and served/published by the daemon.
@@ -220,6 +244,22 @@ mod tests {
         assert!(json["cpu"].is_null());
         assert!(json["disk"].is_null());
         assert_eq!(json["v"], 1);
+        assert!(json.get("filesystems").is_none(), "absent, not null");
+    }
+
+    #[test]
+    fn filesystems_round_trip_and_a_timed_out_mount_is_null() {
+        let text = r#"{"host":"tower","seq":1,"ts":1,"filesystems":{"/":{"device":"nvme0n1p2",
+            "fstype":"ext4","size_bytes":502384893952,"used_bytes":201234567168,
+            "avail_bytes":275540320256,"files":31260672,"files_free":30123456},"/mnt/nfs":null}}"#;
+        let s: Snapshot = serde_json::from_str(text).unwrap();
+        let fs = s.filesystems.as_ref().unwrap();
+        assert_eq!(fs["/"].as_ref().unwrap().used_bytes, 201234567168);
+        assert_eq!(fs["/"].as_ref().unwrap().device, "nvme0n1p2");
+        assert_eq!(fs["/mnt/nfs"], None);
+        let json = serde_json::to_value(&s).unwrap();
+        assert!(json["filesystems"]["/mnt/nfs"].is_null());
+        assert_eq!(json["filesystems"]["/"]["files_free"], 30123456);
     }
 
     #[test]

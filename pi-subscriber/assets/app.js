@@ -309,6 +309,8 @@
     const dl = el('dl');
     rows.forEach((r) => { dl.appendChild(el('dt', null, r[0])); dl.appendChild(el('dd', null, r[1])); });
     card.appendChild(dl);
+    const fs = window.SaFilesystems ? window.SaFilesystems.bars(m.filesystems) : null;
+    if (fs) card.appendChild(fs);
     return card;
   }
 

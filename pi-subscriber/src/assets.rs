@@ -6,11 +6,16 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 
 /// `(name, content type, bytes)` of every file under `/assets/`.
-const FILES: [(&str, &str, &[u8]); 6] = [
+const FILES: [(&str, &str, &[u8]); 7] = [
     (
         "app.js",
         "text/javascript; charset=utf-8",
         include_bytes!("../assets/app.js"),
+    ),
+    (
+        "filesystems.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("../assets/filesystems.js"),
     ),
     (
         "app.css",

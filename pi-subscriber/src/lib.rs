@@ -13,6 +13,7 @@ pub mod migrate;
 pub mod mqtt;
 pub mod poller;
 pub mod prometheus;
+mod prometheus_fs;
 pub mod rates;
 pub mod registry;
 pub mod row;

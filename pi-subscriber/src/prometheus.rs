@@ -30,7 +30,7 @@ struct StoreCollector {
 }
 
 /// One metric family: its descriptor, then one sample per label set.
-fn family<M: EncodeMetric>(
+pub(crate) fn family<M: EncodeMetric>(
     encoder: &mut DescriptorEncoder,
     name: &str,
     help: &str,
@@ -291,7 +291,11 @@ impl Collector for StoreCollector {
 /// The registry behind `/prometheus`.
 pub fn registry(store: SharedStore, max_age: Duration) -> Arc<Registry> {
     let mut registry = Registry::with_prefix("server_analytics");
+    let filesystems = crate::prometheus_fs::FilesystemCollector {
+        store: store.clone(),
+    };
     registry.register_collector(Box::new(StoreCollector { store, max_age }));
+    registry.register_collector(Box::new(filesystems));
     Arc::new(registry)
 }
 

@@ -99,6 +99,20 @@ fn sectors(n: u64) -> Value {
     Value::Counter(n.saturating_mul(SECTOR_BYTES))
 }
 
+/// The filesystems that answered, by mount point (a `null` entry timed out: absent here).
+fn filesystems(s: &Snapshot) -> impl Iterator<Item = (&String, &broker::Filesystem)> {
+    s.filesystems
+        .iter()
+        .flatten()
+        .filter_map(|(mount, fs)| fs.as_ref().map(|fs| (mount, fs)))
+}
+
+/// `df`'s use%: used / (used + avail), the root reserve counted as neither.
+pub fn used_percent(fs: &broker::Filesystem) -> Option<f64> {
+    let whole = fs.used_bytes as f64 + fs.avail_bytes as f64;
+    (whole > 0.0).then(|| 100.0 * fs.used_bytes as f64 / whole)
+}
+
 /// Every metric the Pi keeps. Names are the API: never rename one.
 pub static METRICS: &[Metric] = &[
     Metric {
@@ -275,6 +289,42 @@ pub static METRICS: &[Metric] = &[
             }
         },
     },
+    Metric {
+        name: "filesystem_used_percent",
+        unit: "%",
+        kind: Kind::Gauge,
+        label: Some(LabelKey::Mount),
+        title: "Filesystem used",
+        extract: |s, sink| {
+            for (mount, fs) in filesystems(s) {
+                gauge(sink, mount, used_percent(fs));
+            }
+        },
+    },
+    Metric {
+        name: "filesystem_avail_bytes",
+        unit: "bytes",
+        kind: Kind::Gauge,
+        label: Some(LabelKey::Mount),
+        title: "Filesystem available",
+        extract: |s, sink| {
+            for (mount, fs) in filesystems(s) {
+                gauge(sink, mount, Some(fs.avail_bytes as f64));
+            }
+        },
+    },
+    Metric {
+        name: "filesystem_size_bytes",
+        unit: "bytes",
+        kind: Kind::Gauge,
+        label: Some(LabelKey::Mount),
+        title: "Filesystem size",
+        extract: |s, sink| {
+            for (mount, fs) in filesystems(s) {
+                gauge(sink, mount, Some(fs.size_bytes as f64));
+            }
+        },
+    },
 ];
 
 /// The metric called `name`.
@@ -364,6 +414,56 @@ mod tests {
             "missing is absent, not 0"
         );
         assert!(of("load_5m", &s).is_empty());
+    }
+
+    #[test]
+    fn filesystems_per_mount_and_a_timed_out_mount_is_absent() {
+        let mut s = tower();
+        let root = broker::Filesystem {
+            device: "nvme0n1p2".into(),
+            fstype: "ext4".into(),
+            size_bytes: 1000,
+            used_bytes: 300,
+            avail_bytes: 500,
+            files: 10,
+            files_free: 5,
+        };
+        let empty = broker::Filesystem {
+            used_bytes: 0,
+            avail_bytes: 0,
+            ..root.clone()
+        };
+        s.filesystems = Some(
+            [
+                ("/".to_string(), Some(root)),
+                ("/mnt/nas".to_string(), None),
+                ("/zero".to_string(), Some(empty)),
+            ]
+            .into(),
+        );
+        assert_eq!(
+            of("filesystem_used_percent", &s),
+            [("/".into(), Value::Gauge(37.5))]
+        );
+        assert_eq!(
+            of("filesystem_avail_bytes", &s),
+            [
+                ("/".into(), Value::Gauge(500.0)),
+                ("/zero".into(), Value::Gauge(0.0))
+            ]
+        );
+        assert_eq!(
+            of("filesystem_size_bytes", &s),
+            [
+                ("/".into(), Value::Gauge(1000.0)),
+                ("/zero".into(), Value::Gauge(1000.0))
+            ]
+        );
+        assert!(of("filesystem_size_bytes", &tower()).is_empty());
+        assert_eq!(
+            metric("filesystem_used_percent").unwrap().label,
+            Some(LabelKey::Mount)
+        );
     }
 
     #[test]

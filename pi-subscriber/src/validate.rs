@@ -23,6 +23,8 @@ pub enum Rejection {
     HostMismatch,
     #[error("a number is not finite or out of range")]
     BadNumber,
+    #[error("more filesystems than the limit, or a filesystem name too long")]
+    TooManyFilesystems,
 }
 
 fn classify(e: &serde_json::Error) -> Rejection {
@@ -61,6 +63,26 @@ fn numbers_ok(s: &Snapshot) -> bool {
     s.thermal.cpu_temp_c.is_none_or(temp_ok) && s.thermal.sensors.values().all(|t| temp_ok(*t))
 }
 
+/// Filesystems per snapshot at most (a publisher sends at most 256: `filesystems.max_mounts`).
+pub const MAX_FILESYSTEMS: usize = 256;
+/// Bytes of a mount point, a device or a filesystem type at most.
+pub const MAX_FILESYSTEM_NAME_BYTES: usize = 256;
+
+/// The `filesystems` map is bounded in entries and in the length of every name.
+fn filesystems_ok(s: &Snapshot) -> bool {
+    let Some(map) = &s.filesystems else {
+        return true;
+    };
+    let short = |name: &str| name.len() <= MAX_FILESYSTEM_NAME_BYTES;
+    map.len() <= MAX_FILESYSTEMS
+        && map.iter().all(|(mount, fs)| {
+            short(mount)
+                && fs
+                    .as_ref()
+                    .is_none_or(|fs| short(&fs.device) && short(&fs.fstype))
+        })
+}
+
 /// Parses and checks a snapshot. `topic_host` is the host level of the MQTT topic it came on.
 pub fn snapshot(
     payload: &[u8],
@@ -85,6 +107,9 @@ pub fn snapshot(
     }
     if !numbers_ok(&s) {
         return Err(Rejection::BadNumber);
+    }
+    if !filesystems_ok(&s) {
+        return Err(Rejection::TooManyFilesystems);
     }
     Ok(s)
 }
@@ -168,6 +193,32 @@ mod tests {
             snapshot(GOOD.as_bytes(), None, 100).unwrap_err(),
             Rejection::TooLarge
         );
+    }
+
+    #[test]
+    fn filesystems_are_capped_in_count_and_name_length() {
+        let with = |entries: &str| {
+            format!(r#"{{"host":"tower","seq":1,"ts":1,"filesystems":{{{entries}}}}}"#)
+        };
+        let entry = |i: usize| format!(r#""/m{i}":{{"device":"sda{i}","fstype":"ext4"}}"#);
+        let many = |n: usize| (0..n).map(entry).collect::<Vec<_>>().join(",");
+        let ok = snapshot(with(&many(MAX_FILESYSTEMS)).as_bytes(), None, 1 << 20).unwrap();
+        assert_eq!(ok.filesystems.unwrap().len(), MAX_FILESYSTEMS);
+        let check = |p: String| snapshot(p.as_bytes(), None, 1 << 20).unwrap_err();
+        assert_eq!(
+            check(with(&many(MAX_FILESYSTEMS + 1))),
+            Rejection::TooManyFilesystems
+        );
+        let long = "x".repeat(MAX_FILESYSTEM_NAME_BYTES + 1);
+        assert_eq!(
+            check(with(&format!(r#""/{long}":null"#))),
+            Rejection::TooManyFilesystems
+        );
+        assert_eq!(
+            check(with(&format!(r#""/":{{"device":"{long}"}}"#))),
+            Rejection::TooManyFilesystems
+        );
+        assert!(snapshot(with(r#""/mnt/nas":null"#).as_bytes(), None, 4096).is_ok());
     }
 
     #[test]

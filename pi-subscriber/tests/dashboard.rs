@@ -74,6 +74,40 @@ fn dashboard_renders_live_data_in_chromium() {
         rows.as_array().is_some_and(|r| r.len() >= 10)
     });
     s.wait_for("/events", |e| e.as_array().is_some_and(|a| a.len() >= 2));
+    // A second host with known filesystems (the tower fixture's md0, a full root, a hung NFS
+    // mount), published as a real client would. Its name sorts after `testhost`, whose history
+    // the charts show (the first host with history).
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis();
+    let zbox = format!(
+        r#"{{"v":1,"host":"zbox","seq":1,"ts":{},"ts_ms":{now},"interval_s":15,"filesystems":{{
+        "/":{{"device":"sda2","fstype":"ext4","size_bytes":100,"used_bytes":96,"avail_bytes":4,"files":1,"files_free":1}},
+        "/mnt/backup":null,
+        "/srv/storage":{{"device":"md0","fstype":"ext4","size_bytes":3999738626048,"used_bytes":2361338626048,
+          "avail_bytes":1438412800000,"files":244195328,"files_free":243000000}}}}}}"#,
+        now / 1000
+    );
+    let published = Command::new("mosquitto_pub")
+        .args(["-p", &p.mqtt_port.unwrap().to_string()])
+        .args([
+            "-t",
+            "server-analytics/zbox/snapshot",
+            "-q",
+            "1",
+            "-m",
+            &zbox,
+        ])
+        .status()
+        .expect("mosquitto_pub (Debian package mosquitto-clients)");
+    assert!(published.success());
+    let m = s.wait_for("/metrics?host=zbox", |m| m["seq"] == 1);
+    assert_eq!(
+        m["filesystems"]["/srv/storage"]["used_bytes"],
+        2361338626048u64
+    );
+    assert!(m["filesystems"]["/mnt/backup"].is_null());
     let url = s.url("/");
 
     let profile = tempfile::tempdir().unwrap();
@@ -120,6 +154,18 @@ fn dashboard_renders_live_data_in_chromium() {
     assert!(dom.contains("testhost"), "host card");
     assert!(dom.contains("nightly-backup"), "job table");
     assert!(dom.contains("52.5"), "temperature from the tower fixture");
+    // A bar per mount: used / (used + avail) = 62.1446 % for md0, 96 % (red) for the root.
+    for (mount, class, percent) in [
+        ("/srv/storage", "fs", "62.1"),
+        ("/", "fs fs-crit", "96.0"),
+        ("/mnt/backup", "fs fs-unknown", ""),
+    ] {
+        let bar =
+            format!(r#"<div class="{class}" data-mount="{mount}" data-used-percent="{percent}""#);
+        assert!(dom.contains(&bar), "no {bar} in\n{dom}");
+    }
+    assert!(dom.contains(r#"aria-valuenow="62.1""#), "meter value");
+    assert!(dom.contains(r#"style="width: 62.1%;""#), "bar width");
 
     let shot = Path::new(env!("CARGO_TARGET_TMPDIR")).join("dashboard.png");
     let _ = std::fs::remove_file(&shot);

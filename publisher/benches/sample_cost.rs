@@ -12,7 +12,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use broker::Snapshot;
-use publisher::collectors::{Collectors, InterfaceFilter, Roots};
+use publisher::collectors::{Collectors, Roots};
 
 fn cpu_time(who: libc::c_int) -> Duration {
     let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
@@ -38,7 +38,10 @@ fn main() {
     let iterations = env_usize("SAMPLE_COST_ITERATIONS", 5000);
     let shell_runs = env_usize("SAMPLE_COST_SHELL_RUNS", 100);
 
-    let mut collectors = Collectors::new(roots.clone(), InterfaceFilter::default());
+    let mut collectors = Collectors::new(
+        roots.clone(),
+        publisher::collectors::network::default_filter(),
+    );
     collectors.prime();
     let mut bytes = 0usize;
     // Warm-up.

@@ -8,8 +8,12 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::collectors::{self, ChipFilter, InterfaceFilter, Roots};
+use crate::collectors::{self, ChipFilter, FilesystemCollector, InterfaceFilter, Roots};
 use crate::redact::RecordCommand;
+
+mod filesystems;
+
+pub use filesystems::{FilesystemSettings, FilterSettings};
 
 /// Environment variables `PUBLISHER_<SECTION>__<KEY>` override the file, e.g.
 /// `PUBLISHER_HTTP__BIND=0.0.0.0:9000` or `PUBLISHER_HOST=tower`.
@@ -45,6 +49,7 @@ pub struct Settings {
     pub http: HttpSettings,
     pub network: NetworkSettings,
     pub thermal: ThermalSettings,
+    pub filesystems: FilesystemSettings,
     pub jobs: JobSettings,
     /// MQTT: the embedded broker, or the external one to publish to.
     pub broker: broker::BrokerSettings,
@@ -125,6 +130,7 @@ impl Default for Settings {
             http: HttpSettings::default(),
             network: NetworkSettings::default(),
             thermal: ThermalSettings::default(),
+            filesystems: FilesystemSettings::default(),
             jobs: JobSettings::default(),
             broker: broker::BrokerSettings::default(),
         }
@@ -200,16 +206,14 @@ impl Settings {
     /// Loads the layers. `file` must exist when given; without it `configs/publisher.toml`
     /// is not read implicitly, so what runs is what the command line says.
     pub fn load(file: Option<&Path>, overrides: &Overrides) -> Result<Settings, SettingsError> {
-        let mut builder = broker::daemon::layered_config(
-            &Settings::default(),
-            file,
-            ENV_PREFIX,
-            &[
-                "network.include",
-                "network.exclude",
-                "thermal.exclude_chips",
-            ],
-        )?;
+        let mut list_keys = vec![
+            "network.include",
+            "network.exclude",
+            "thermal.exclude_chips",
+        ];
+        list_keys.extend(filesystems::LIST_KEYS);
+        let mut builder =
+            broker::daemon::layered_config(&Settings::default(), file, ENV_PREFIX, &list_keys)?;
         let path = |p: &Option<PathBuf>| p.as_ref().map(|p| p.to_string_lossy().into_owned());
         builder = builder
             .set_override_option("host", overrides.host.clone())?
@@ -254,6 +258,7 @@ impl Settings {
         if let Err(e) = ChipFilter::new(&self.thermal.exclude_chips) {
             return Err(invalid("thermal.exclude_chips", e));
         }
+        self.filesystems.validate()?;
         Ok(())
     }
 
@@ -262,7 +267,13 @@ impl Settings {
     }
 
     pub fn interface_filter(&self) -> InterfaceFilter {
-        InterfaceFilter::new(&self.network.include, &self.network.exclude).unwrap_or_default()
+        InterfaceFilter::new(&self.network.include, &self.network.exclude)
+            .unwrap_or_else(|_| collectors::network::default_filter())
+    }
+
+    /// The filesystem collector, `None` when `filesystems.enabled` is off.
+    pub fn filesystem_collector(&self) -> Option<FilesystemCollector> {
+        self.filesystems.collector()
     }
 
     pub fn chip_filter(&self) -> ChipFilter {

@@ -111,7 +111,8 @@ pub async fn run(
         interval: settings.sampler.interval,
         collectors: Some(
             Collectors::new(settings.roots(), settings.interface_filter())
-                .with_chip_filter(settings.chip_filter()),
+                .with_chip_filter(settings.chip_filter())
+                .with_filesystems(settings.filesystem_collector()),
         ),
         ring: Arc::clone(&ring),
         latest: latest_tx,

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use broker::{DiskDevice, NetworkInterface, Snapshot};
 use publisher::collectors::{
-    cpu, disk, network, thermal, ChipFilter, CollectorName, Collectors, InterfaceFilter, Roots,
+    cpu, disk, network, thermal, ChipFilter, CollectorName, Collectors, Roots,
 };
 
 fn fixture(machine: &str) -> PathBuf {
@@ -40,7 +40,14 @@ fn usage(machine: &str) -> (f64, Vec<f64>) {
 fn sample(machine: &str) -> Snapshot {
     let dir = tempfile::tempdir().unwrap();
     copy_tree(&fixture(machine), dir.path());
-    let mut collectors = Collectors::new(Roots::under(dir.path()), InterfaceFilter::default());
+    let statvfs = fs::read_to_string(fixture(machine).join("statvfs")).unwrap();
+    let filesystems = publisher::collectors::FilesystemCollector::new(
+        publisher::collectors::filesystem::Selection::default(),
+        std::sync::Arc::new(publisher::collectors::statvfs::FixedStatvfs::parse(&statvfs).unwrap()),
+        std::time::Duration::from_secs(5),
+    );
+    let mut collectors = Collectors::new(Roots::under(dir.path()), network::default_filter())
+        .with_filesystems(Some(filesystems));
     collectors.prime();
     fs::copy(
         dir.path().join("proc_t1/stat"),
@@ -165,7 +172,7 @@ fn tower_counters_at_t1() {
     assert_eq!((d.read_sectors, d.write_sectors), (248319708, 418125672));
     let n = network::summarize(
         &network::parse_net_dev(&text("tower", "proc_t1/net/dev")).unwrap(),
-        &InterfaceFilter::default(),
+        &network::default_filter(),
     );
     assert_eq!((n.rx_bytes, n.tx_bytes), (184594159986, 23130429021));
 }
@@ -241,7 +248,7 @@ fn missing_and_truncated_files_null_one_section_only() {
     let stat = fs::read_to_string(dir.path().join("proc/diskstats")).unwrap();
     fs::write(dir.path().join("proc/diskstats"), &stat[..stat.len() / 2]).unwrap();
     fs::remove_dir_all(dir.path().join("sys")).unwrap();
-    let mut collectors = Collectors::new(Roots::under(dir.path()), InterfaceFilter::default());
+    let mut collectors = Collectors::new(Roots::under(dir.path()), network::default_filter());
     let s = collectors.sample().into_snapshot(Snapshot::default());
     assert_eq!(s.memory, None);
     assert_eq!(s.disk, None);

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use axum::http::StatusCode;
 use broker::Snapshot;
-use publisher::collectors::{Collectors, InterfaceFilter, Roots};
+use publisher::collectors::{Collectors, Roots};
 use publisher::events::EventLog;
 use publisher::http::{router, AppState};
 use publisher::ring::Ring;
@@ -136,7 +136,10 @@ fn sampler(dir: &Path, machine: &str, interval: Duration) -> (Sampler, AppState)
     let sampler = Sampler {
         host: "h".into(),
         interval,
-        collectors: Some(Collectors::new(roots, InterfaceFilter::default())),
+        collectors: Some(Collectors::new(
+            roots,
+            publisher::collectors::network::default_filter(),
+        )),
         ring,
         latest,
         stats: Arc::clone(&state.stats),

@@ -7,10 +7,14 @@
 
 pub mod cpu;
 pub mod disk;
+pub mod filesystem;
+pub mod filter;
 pub mod host;
 pub mod load;
 pub mod memory;
 pub mod network;
+pub mod statvfs;
+pub mod statvfs_pool;
 pub mod thermal;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -20,6 +24,8 @@ use std::path::{Path, PathBuf};
 use broker::{Cpu, Snapshot, Thermal};
 use serde::Serialize;
 
+pub use filesystem::FilesystemCollector;
+pub use filter::NameFilter;
 pub use network::InterfaceFilter;
 pub use thermal::ChipFilter;
 
@@ -119,6 +125,10 @@ pub enum CollectorName {
     Network,
     Uptime,
     BootId,
+    /// `<proc>/self/mountinfo` could not be read.
+    Filesystems,
+    /// A `statvfs` that failed or timed out (its mount is `null` in that sample).
+    Statvfs,
 }
 
 /// Failure counts per collector, for `/health`.
@@ -134,6 +144,7 @@ pub struct Reading {
     pub thermal: Thermal,
     pub disk: Option<broker::Disk>,
     pub network: Option<broker::Network>,
+    pub filesystems: Option<BTreeMap<String, Option<broker::Filesystem>>>,
 }
 
 impl Reading {
@@ -146,6 +157,7 @@ impl Reading {
         base.thermal = self.thermal;
         base.disk = self.disk;
         base.network = self.network;
+        base.filesystems = self.filesystems;
         base
     }
 }
@@ -156,6 +168,8 @@ pub struct Collectors {
     roots: Roots,
     interfaces: InterfaceFilter,
     chips: ChipFilter,
+    /// `None` when `filesystems.enabled` is off.
+    filesystems: Option<FilesystemCollector>,
     /// `/proc/stat` of the previous sample: CPU % is a difference of two readings.
     previous_stat: Option<cpu::StatSample>,
     errors: CollectorErrors,
@@ -169,6 +183,7 @@ impl Collectors {
             roots,
             interfaces,
             chips: ChipFilter::default(),
+            filesystems: Some(FilesystemCollector::system()),
             previous_stat: None,
             errors: CollectorErrors::new(),
             failing: BTreeSet::new(),
@@ -179,6 +194,17 @@ impl Collectors {
     pub fn with_chip_filter(mut self, chips: ChipFilter) -> Self {
         self.chips = chips;
         self
+    }
+
+    /// Replaces the filesystem collector (its selection, timeout or `statvfs`); `None`
+    /// leaves the section out of snapshots.
+    pub fn with_filesystems(mut self, filesystems: Option<FilesystemCollector>) -> Self {
+        self.filesystems = filesystems;
+        self
+    }
+
+    pub fn filesystems(&self) -> Option<&FilesystemCollector> {
+        self.filesystems.as_ref()
     }
 
     pub fn roots(&self) -> &Roots {
@@ -217,6 +243,7 @@ impl Collectors {
         );
         let uptime_s = self.check(CollectorName::Uptime, host::read_uptime(&self.roots));
         let boot_id = self.check(CollectorName::BootId, host::read_boot_id(&self.roots));
+        let filesystems = self.sample_filesystems();
         Reading {
             boot_id,
             uptime_s,
@@ -225,7 +252,21 @@ impl Collectors {
             thermal,
             disk,
             network,
+            filesystems,
         }
+    }
+
+    fn sample_filesystems(&mut self) -> Option<BTreeMap<String, Option<broker::Filesystem>>> {
+        let fs = self.filesystems.as_mut()?;
+        let before = fs.failures();
+        let result = fs.read(&self.roots);
+        let after = fs.failures();
+        let new_failures =
+            (after.failed + after.timed_out).saturating_sub(before.failed + before.timed_out);
+        if new_failures > 0 {
+            *self.errors.entry(CollectorName::Statvfs).or_insert(0) += new_failures;
+        }
+        self.check(CollectorName::Filesystems, result)
     }
 
     /// Logs a collector's failure the first time it happens (and when it recovers), counts

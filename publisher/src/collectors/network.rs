@@ -6,10 +6,9 @@
 
 use std::collections::BTreeMap;
 
-use broker::{Network, NetworkInterface};
-use glob::Pattern;
-
+use super::filter::NameFilter;
 use super::{parse_u64, read_parsed, CollectError, ParseError, Roots};
+use broker::{Network, NetworkInterface};
 
 /// The interfaces left out unless the config says otherwise.
 pub const DEFAULT_EXCLUDE: [&str; 9] = [
@@ -24,45 +23,12 @@ pub const DEFAULT_EXCLUDE: [&str; 9] = [
     "ifb*",
 ];
 
-/// Which interfaces are counted: those matching `include` (all, when it is empty) and not
-/// matching `exclude`. Patterns are shell globs (`veth*`).
-#[derive(Debug, Clone)]
-pub struct InterfaceFilter {
-    include: Vec<Pattern>,
-    exclude: Vec<Pattern>,
-}
+/// Which interfaces are counted: the shared [`NameFilter`] (globs such as `veth*`).
+pub type InterfaceFilter = NameFilter;
 
-impl Default for InterfaceFilter {
-    fn default() -> Self {
-        let exclude = DEFAULT_EXCLUDE
-            .iter()
-            .map(|s| s.to_string())
-            .collect::<Vec<_>>();
-        // The defaults are valid globs, checked by a test.
-        Self::new(&[], &exclude).unwrap_or(Self {
-            include: Vec::new(),
-            exclude: Vec::new(),
-        })
-    }
-}
-
-impl InterfaceFilter {
-    pub fn new(include: &[String], exclude: &[String]) -> Result<Self, glob::PatternError> {
-        let compile = |list: &[String]| {
-            list.iter()
-                .map(|s| Pattern::new(s))
-                .collect::<Result<Vec<_>, _>>()
-        };
-        Ok(Self {
-            include: compile(include)?,
-            exclude: compile(exclude)?,
-        })
-    }
-
-    pub fn counts(&self, name: &str) -> bool {
-        (self.include.is_empty() || self.include.iter().any(|p| p.matches(name)))
-            && !self.exclude.iter().any(|p| p.matches(name))
-    }
+/// The network section's default filter: everything but [`DEFAULT_EXCLUDE`].
+pub fn default_filter() -> InterfaceFilter {
+    NameFilter::excluding(&DEFAULT_EXCLUDE)
 }
 
 /// One line of `/proc/net/dev`.
@@ -144,10 +110,7 @@ veth12ab: 700 1 0 0 0 0 0 0 800 1 0 0 0 0 0 0
 
     #[test]
     fn default_filter_counts_physical_interfaces_once() {
-        let net = summarize(
-            &parse_net_dev(NET_DEV).unwrap(),
-            &InterfaceFilter::default(),
-        );
+        let net = summarize(&parse_net_dev(NET_DEV).unwrap(), &default_filter());
         assert_eq!(net.interfaces.keys().collect::<Vec<_>>(), ["eth0", "wlan0"]);
         assert_eq!(net.rx_bytes, 9013149 + 100);
         assert_eq!(net.tx_bytes, 14913 + 200);
@@ -165,8 +128,8 @@ veth12ab: 700 1 0 0 0 0 0 0 800 1 0 0 0 0 0 0
 
     #[test]
     fn default_excludes_are_valid_globs() {
-        let f = InterfaceFilter::default();
-        assert_eq!(f.exclude.len(), DEFAULT_EXCLUDE.len());
+        let f = default_filter();
+        assert_eq!(f.exclude_len(), DEFAULT_EXCLUDE.len());
         for name in [
             "lo",
             "veth0",
