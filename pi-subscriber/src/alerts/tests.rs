@@ -270,6 +270,14 @@ min_severity = "info"
     let names: Vec<_> = rules.thresholds.iter().map(|r| r.name.as_str()).collect();
     assert_eq!(names, ["cpu_temp", "filesystem_used", "busy"]);
 
+    // ntfy.sh and chat webhooks are https (rustls, the system's roots).
+    let https =
+        load("[[alerts.notify]]\nkind = \"ntfy\"\nurl = \"https://ntfy.sh/my-topic\"\n").unwrap();
+    assert_eq!(
+        https.alerts.notify[0].url.as_deref(),
+        Some("https://ntfy.sh/my-topic")
+    );
+
     let e = |t: &str| load(t).unwrap_err();
     let unknown = e("[[alerts.rule]]\nname = \"x\"\nmetric = \"cpu_usage\"\nabove = 1.0\n");
     assert!(
@@ -287,10 +295,10 @@ min_severity = "info"
         e("[[alerts.rule]]\nname = \"host_down\"\nmetric = \"load_1m\"\nabove = 2.0\n")
             .contains("alerts.rule.name")
     );
-    let https = e("[[alerts.notify]]\nkind = \"ntfy\"\nurl = \"https://ntfy.sh/x\"\n");
+    let ftp = e("[[alerts.notify]]\nkind = \"ntfy\"\nurl = \"ftp://ntfy.sh/x\"\n");
     assert!(
-        https.contains("alerts.notify.url") && https.contains("https is not supported"),
-        "{https}"
+        ftp.contains("alerts.notify.url") && ftp.contains("not an http:// or https:// URL"),
+        "{ftp}"
     );
     assert!(e("[[alerts.notify]]\nkind = \"command\"\n").contains("alerts.notify.command"));
     assert!(e("[[alerts.notify]]\nkind = \"pager\"\nurl = \"http://x\"\n").contains("pager"));
