@@ -1,5 +1,7 @@
 //! Checks every payload before it is stored: a bad one is rejected with a reason and counted,
-//! never stored and never a panic.
+//! never stored and never a panic. The bounds and the name rule are in [`names`].
+
+pub mod names;
 
 use broker::{JobEvent, Snapshot};
 use serde::Serialize;
@@ -17,12 +19,22 @@ pub enum Rejection {
     NotJson,
     #[error("JSON with wrong types or missing fields")]
     WrongTypes,
-    #[error("host id missing or not [A-Za-z0-9_-]+")]
+    #[error("host id missing, longer than 64 bytes or not [A-Za-z0-9_-]+")]
     BadHost,
     #[error("host in the payload does not match the topic")]
     HostMismatch,
     #[error("a number is not finite or out of range")]
     BadNumber,
+    /// A device, interface, sensor or job name (or an id) that is empty or holds a control
+    /// character.
+    #[error("a name is empty or holds a control character")]
+    BadName,
+    /// A name longer than 128 bytes, or an id (`boot_id`, `run_id`) longer than 64.
+    #[error("a name or id is too long")]
+    TooLong,
+    /// More than 128 devices, interfaces or sensors, or more than 512 cores.
+    #[error("a map or list has too many entries")]
+    TooManyEntries,
 }
 
 fn classify(e: &serde_json::Error) -> Rejection {
@@ -86,6 +98,7 @@ pub fn snapshot(
     if !numbers_ok(&s) {
         return Err(Rejection::BadNumber);
     }
+    names::check_snapshot(&s)?;
     Ok(s)
 }
 
@@ -98,11 +111,12 @@ pub fn event(
     if payload.len() > max_bytes {
         return Err(Rejection::TooLarge);
     }
-    let e: JobEvent = serde_json::from_slice(payload).map_err(|e| classify(&e))?;
+    let mut e: JobEvent = serde_json::from_slice(payload).map_err(|e| classify(&e))?;
     check_host(e.host(), topic_host)?;
     if e.run_id().is_empty() {
         return Err(Rejection::WrongTypes);
     }
+    names::check_event(&mut e)?;
     Ok(e)
 }
 
@@ -168,6 +182,97 @@ mod tests {
             snapshot(GOOD.as_bytes(), None, 100).unwrap_err(),
             Rejection::TooLarge
         );
+    }
+
+    /// A snapshot of `tower` with `n` disks named by `name(i)`.
+    fn with_disks(n: usize, name: impl Fn(usize) -> String) -> Vec<u8> {
+        let devices: serde_json::Map<String, serde_json::Value> = (0..n)
+            .map(|i| (name(i), serde_json::json!({"read_sectors": 1, "write_sectors": 2})))
+            .collect();
+        serde_json::to_vec(&serde_json::json!({
+            "host": "tower", "seq": 1, "ts": 1705180800,
+            "disk": {"read_sectors": 1, "write_sectors": 2, "devices": devices}
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn names_and_entries_are_bounded() {
+        let max = 1 << 20;
+        assert!(snapshot(&with_disks(128, |i| format!("sd{i}")), None, max).is_ok());
+        assert_eq!(
+            snapshot(&with_disks(129, |i| format!("sd{i}")), None, max).unwrap_err(),
+            Rejection::TooManyEntries
+        );
+        assert_eq!(
+            snapshot(&with_disks(1, |_| "sda\n} 1\nforged 1".into()), None, max).unwrap_err(),
+            Rejection::BadName
+        );
+        assert_eq!(
+            snapshot(&with_disks(1, |_| "sda\r".into()), None, max).unwrap_err(),
+            Rejection::BadName
+        );
+        assert_eq!(
+            snapshot(&with_disks(1, |_| "d".repeat(129)), None, max).unwrap_err(),
+            Rejection::TooLong
+        );
+        let hostile = with_disks(2, |i| ["sd\"a", "c\\d"][i].into());
+        let s = snapshot(&hostile, None, max).unwrap();
+        let names: Vec<&String> = s.disk.as_ref().unwrap().devices.keys().collect();
+        assert_eq!(names, ["c\\d", "sd\"a"], "quotes and backslashes are escaped later");
+        let check = |p: String| snapshot(p.as_bytes(), None, max).unwrap_err();
+        let cores = vec!["1.0"; 513].join(",");
+        assert_eq!(
+            check(format!(r#"{{"host":"t","seq":1,"ts":1,"cpu":{{"per_core_percent":[{cores}]}}}}"#)),
+            Rejection::TooManyEntries
+        );
+        let sensors: Vec<String> = (0..129).map(|i| format!(r#""s{i}":40"#)).collect();
+        assert_eq!(
+            check(format!(
+                r#"{{"host":"t","seq":1,"ts":1,"thermal":{{"sensors":{{{}}}}}}}"#,
+                sensors.join(",")
+            )),
+            Rejection::TooManyEntries
+        );
+        let ifaces = r#"{"eth0\u0000":{"rx_bytes":1,"tx_bytes":1}}"#;
+        assert_eq!(
+            check(format!(r#"{{"host":"t","seq":1,"ts":1,"network":{{"interfaces":{ifaces}}}}}"#)),
+            Rejection::BadName
+        );
+        assert_eq!(
+            check(format!(r#"{{"host":"t","seq":1,"ts":1,"boot_id":"{}"}}"#, "b".repeat(65))),
+            Rejection::TooLong
+        );
+        assert_eq!(
+            check(format!(r#"{{"host":"{}","seq":1,"ts":1}}"#, "h".repeat(65))),
+            Rejection::BadHost
+        );
+        assert!(snapshot(
+            format!(r#"{{"host":"{}","seq":1,"ts":1}}"#, "h".repeat(64)).as_bytes(),
+            None,
+            max
+        )
+        .is_ok());
+    }
+
+    #[test]
+    fn event_text_is_trimmed_and_names_checked() {
+        let tail = format!("{}END", "x".repeat(10_000));
+        let e = serde_json::json!({"type": "job_end", "run_id": "r", "name": "backup", "host": "tower",
+                                   "exit_code": 1, "output_tail": tail, "error": "e".repeat(5000)});
+        let JobEvent::JobEnd(end) = event(e.to_string().as_bytes(), None, 1 << 20).unwrap() else {
+            panic!("not an end");
+        };
+        assert_eq!(end.output_tail.len(), names::MAX_OUTPUT_TAIL_BYTES);
+        assert!(end.output_tail.starts_with("…x") && end.output_tail.ends_with("xEND"));
+        assert_eq!(end.error.unwrap().len(), names::MAX_COMMAND_BYTES);
+        let bad = |name: &str, run: &str| {
+            let e = serde_json::json!({"type": "job_start", "run_id": run, "name": name, "host": "t"});
+            event(e.to_string().as_bytes(), None, 1 << 20).unwrap_err()
+        };
+        assert_eq!(bad("a\nb", "r"), Rejection::BadName);
+        assert_eq!(bad(&"n".repeat(129), "r"), Rejection::TooLong);
+        assert_eq!(bad("ok", &"r".repeat(65)), Rejection::TooLong);
     }
 
     #[test]
