@@ -5,13 +5,21 @@
 //! so that `rate()` works and survives a scrape missed; the rest are gauges. `up` tells
 //! whether a host is fresh. Encoded on each scrape from the store (a [`Collector`]), so
 //! nothing is kept twice.
+//!
+//! prometheus-client writes label values verbatim, so every one goes through
+//! [`escape_label_value`]: a device named `sd"a` or `x\ny` stays one label value and cannot end
+//! the line or forge a series.
 
+use std::borrow::Cow;
+use std::fmt::Write as _;
 use std::sync::Arc;
 use std::time::Duration;
 
 use broker::SECTOR_BYTES;
 use prometheus_client::collector::Collector;
-use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
+use prometheus_client::encoding::{
+    DescriptorEncoder, EncodeLabelValue, EncodeMetric, LabelValueEncoder,
+};
 use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::metrics::MetricType;
@@ -22,6 +30,33 @@ use crate::store::SharedStore;
 
 /// The OpenMetrics content type Prometheus negotiates for.
 pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+/// A label value as the text exposition formats (Prometheus 0.0.4 and OpenMetrics 1.0) require
+/// it between its double quotes: `\` as `\\`, `"` as `\"`, a line feed as `\n`.
+pub fn escape_label_value(value: &str) -> Cow<'_, str> {
+    if !value.contains(['\\', '"', '\n']) {
+        return Cow::Borrowed(value);
+    }
+    let mut out = String::with_capacity(value.len() + 8);
+    for c in value.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '"' => out.push_str("\\\""),
+            '\n' => out.push_str("\\n"),
+            c => out.push(c),
+        }
+    }
+    Cow::Owned(out)
+}
+
+/// A label value written escaped.
+struct Escaped<'a>(&'a str);
+
+impl EncodeLabelValue for Escaped<'_> {
+    fn encode(&self, encoder: &mut LabelValueEncoder) -> Result<(), std::fmt::Error> {
+        encoder.write_str(&escape_label_value(self.0))
+    }
+}
 
 #[derive(Debug)]
 struct StoreCollector {
@@ -43,7 +78,10 @@ fn family<M: EncodeMetric>(
     }
     let mut metric = encoder.encode_descriptor(name, help, unit, kind)?;
     for (labels, value) in samples {
-        let labels: Vec<(&str, &str)> = labels.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let labels: Vec<(&str, Escaped)> = labels
+            .iter()
+            .map(|(k, v)| (*k, Escaped(v.as_str())))
+            .collect();
         value.encode(metric.encode_family(&labels)?)?;
     }
     Ok(())
@@ -300,4 +338,67 @@ pub fn scrape(registry: &Registry) -> Result<String, std::fmt::Error> {
     let mut out = String::new();
     prometheus_client::encoding::text::encode(&mut out, registry)?;
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{SharedStore, Source};
+    use broker::{Disk, DiskDevice, Network, NetworkInterface, Snapshot};
+
+    #[test]
+    fn label_values_are_escaped_exactly() {
+        assert_eq!(escape_label_value("sda"), "sda");
+        assert!(matches!(escape_label_value("sda"), Cow::Borrowed(_)));
+        assert_eq!(escape_label_value(r#"sd"a"#), r#"sd\"a"#);
+        assert_eq!(escape_label_value(r"c:\d"), r"c:\\d");
+        assert_eq!(escape_label_value("x\ny"), r"x\ny");
+        assert_eq!(
+            escape_label_value("a\"} 1\nforged{host=\"b\\\"} 2"),
+            r#"a\"} 1\nforged{host=\"b\\\"} 2"#
+        );
+        assert_eq!(escape_label_value("tëmp\t"), "tëmp\t", "only the three are escaped");
+        assert_eq!(escape_label_value(""), "");
+    }
+
+    #[test]
+    fn a_scrape_with_hostile_names_keeps_one_series_per_line() {
+        let store = SharedStore::in_memory(4).unwrap();
+        let dev = |n: &str| (n.to_owned(), DiskDevice { read_sectors: 1, write_sectors: 2 });
+        let s = Snapshot {
+            host: "h".into(),
+            seq: 1,
+            ts_ms: 1_000,
+            disk: Some(Disk {
+                devices: [dev("sd\"a"), dev("c\\d")].into(),
+                ..Disk::default()
+            }),
+            network: Some(Network {
+                interfaces: [(
+                    "x\"} 1\nserver_analytics_up{host=\"forged".to_owned(),
+                    NetworkInterface { rx_bytes: 7, tx_bytes: 8 },
+                )]
+                .into(),
+                ..Network::default()
+            }),
+            ..Snapshot::default()
+        };
+        store.ingest(s, Source::Mqtt, Instant::now(), 1_000);
+        let text = scrape(&registry(store, Duration::from_secs(45))).unwrap();
+        let lines: Vec<&str> = text
+            .lines()
+            .filter(|l| l.starts_with("server_analytics_disk_read") || l.starts_with("server_analytics_network_receive"))
+            .filter(|l| !l.starts_with('#'))
+            .collect();
+        assert_eq!(
+            lines,
+            [
+                r#"server_analytics_disk_read_bytes_total{host="h",device="c\\d"} 512"#,
+                r#"server_analytics_disk_read_bytes_total{host="h",device="sd\"a"} 512"#,
+                r#"server_analytics_network_receive_bytes_total{host="h",device="x\"} 1\nserver_analytics_up{host=\"forged"} 7"#,
+            ]
+        );
+        let up = text.lines().filter(|l| l.starts_with("server_analytics_up{"));
+        assert_eq!(up.count(), 1, "{text}");
+    }
 }
