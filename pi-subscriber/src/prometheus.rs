@@ -357,14 +357,26 @@ mod tests {
             escape_label_value("a\"} 1\nforged{host=\"b\\\"} 2"),
             r#"a\"} 1\nforged{host=\"b\\\"} 2"#
         );
-        assert_eq!(escape_label_value("tëmp\t"), "tëmp\t", "only the three are escaped");
+        assert_eq!(
+            escape_label_value("tëmp\t"),
+            "tëmp\t",
+            "only the three are escaped"
+        );
         assert_eq!(escape_label_value(""), "");
     }
 
     #[test]
     fn a_scrape_with_hostile_names_keeps_one_series_per_line() {
         let store = SharedStore::in_memory(4).unwrap();
-        let dev = |n: &str| (n.to_owned(), DiskDevice { read_sectors: 1, write_sectors: 2 });
+        let dev = |n: &str| {
+            (
+                n.to_owned(),
+                DiskDevice {
+                    read_sectors: 1,
+                    write_sectors: 2,
+                },
+            )
+        };
         let s = Snapshot {
             host: "h".into(),
             seq: 1,
@@ -376,7 +388,10 @@ mod tests {
             network: Some(Network {
                 interfaces: [(
                     "x\"} 1\nserver_analytics_up{host=\"forged".to_owned(),
-                    NetworkInterface { rx_bytes: 7, tx_bytes: 8 },
+                    NetworkInterface {
+                        rx_bytes: 7,
+                        tx_bytes: 8,
+                    },
                 )]
                 .into(),
                 ..Network::default()
@@ -387,7 +402,10 @@ mod tests {
         let text = scrape(&registry(store, Duration::from_secs(45))).unwrap();
         let lines: Vec<&str> = text
             .lines()
-            .filter(|l| l.starts_with("server_analytics_disk_read") || l.starts_with("server_analytics_network_receive"))
+            .filter(|l| {
+                l.starts_with("server_analytics_disk_read")
+                    || l.starts_with("server_analytics_network_receive")
+            })
             .filter(|l| !l.starts_with('#'))
             .collect();
         assert_eq!(
@@ -398,7 +416,9 @@ mod tests {
                 r#"server_analytics_network_receive_bytes_total{host="h",device="x\"} 1\nserver_analytics_up{host=\"forged"} 7"#,
             ]
         );
-        let up = text.lines().filter(|l| l.starts_with("server_analytics_up{"));
+        let up = text
+            .lines()
+            .filter(|l| l.starts_with("server_analytics_up{"));
         assert_eq!(up.count(), 1, "{text}");
     }
 }

@@ -7,7 +7,7 @@ use broker::{JobEvent, Snapshot};
 use serde::Serialize;
 
 /// 2200-01-01 in Unix ms: a snapshot time beyond it is not a clock error but garbage.
-const MAX_TS_MS: i64 = 7_258_118_400_000;
+pub const MAX_TS_MS: i64 = 7_258_118_400_000;
 
 /// Why a payload was refused; counted per reason in `/health`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, thiserror::Error)]
@@ -187,7 +187,12 @@ mod tests {
     /// A snapshot of `tower` with `n` disks named by `name(i)`.
     fn with_disks(n: usize, name: impl Fn(usize) -> String) -> Vec<u8> {
         let devices: serde_json::Map<String, serde_json::Value> = (0..n)
-            .map(|i| (name(i), serde_json::json!({"read_sectors": 1, "write_sectors": 2})))
+            .map(|i| {
+                (
+                    name(i),
+                    serde_json::json!({"read_sectors": 1, "write_sectors": 2}),
+                )
+            })
             .collect();
         serde_json::to_vec(&serde_json::json!({
             "host": "tower", "seq": 1, "ts": 1705180800,
@@ -219,11 +224,17 @@ mod tests {
         let hostile = with_disks(2, |i| ["sd\"a", "c\\d"][i].into());
         let s = snapshot(&hostile, None, max).unwrap();
         let names: Vec<&String> = s.disk.as_ref().unwrap().devices.keys().collect();
-        assert_eq!(names, ["c\\d", "sd\"a"], "quotes and backslashes are escaped later");
+        assert_eq!(
+            names,
+            ["c\\d", "sd\"a"],
+            "quotes and backslashes are escaped later"
+        );
         let check = |p: String| snapshot(p.as_bytes(), None, max).unwrap_err();
         let cores = vec!["1.0"; 513].join(",");
         assert_eq!(
-            check(format!(r#"{{"host":"t","seq":1,"ts":1,"cpu":{{"per_core_percent":[{cores}]}}}}"#)),
+            check(format!(
+                r#"{{"host":"t","seq":1,"ts":1,"cpu":{{"per_core_percent":[{cores}]}}}}"#
+            )),
             Rejection::TooManyEntries
         );
         let sensors: Vec<String> = (0..129).map(|i| format!(r#""s{i}":40"#)).collect();
@@ -236,11 +247,16 @@ mod tests {
         );
         let ifaces = r#"{"eth0\u0000":{"rx_bytes":1,"tx_bytes":1}}"#;
         assert_eq!(
-            check(format!(r#"{{"host":"t","seq":1,"ts":1,"network":{{"interfaces":{ifaces}}}}}"#)),
+            check(format!(
+                r#"{{"host":"t","seq":1,"ts":1,"network":{{"interfaces":{ifaces}}}}}"#
+            )),
             Rejection::BadName
         );
         assert_eq!(
-            check(format!(r#"{{"host":"t","seq":1,"ts":1,"boot_id":"{}"}}"#, "b".repeat(65))),
+            check(format!(
+                r#"{{"host":"t","seq":1,"ts":1,"boot_id":"{}"}}"#,
+                "b".repeat(65)
+            )),
             Rejection::TooLong
         );
         assert_eq!(
@@ -267,7 +283,8 @@ mod tests {
         assert!(end.output_tail.starts_with("…x") && end.output_tail.ends_with("xEND"));
         assert_eq!(end.error.unwrap().len(), names::MAX_COMMAND_BYTES);
         let bad = |name: &str, run: &str| {
-            let e = serde_json::json!({"type": "job_start", "run_id": run, "name": name, "host": "t"});
+            let e =
+                serde_json::json!({"type": "job_start", "run_id": run, "name": name, "host": "t"});
             event(e.to_string().as_bytes(), None, 1 << 20).unwrap_err()
         };
         assert_eq!(bad("a\nb", "r"), Rejection::BadName);

@@ -60,7 +60,10 @@ fn start_prometheus(dir: &Path, target: &str) -> (Killed, String) {
     .unwrap();
     let prom = Command::new("prometheus")
         .arg(format!("--config.file={}", config.display()))
-        .arg(format!("--storage.tsdb.path={}", dir.join("tsdb").display()))
+        .arg(format!(
+            "--storage.tsdb.path={}",
+            dir.join("tsdb").display()
+        ))
         .arg(format!("--web.listen-address=127.0.0.1:{prom_port}"))
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -149,7 +152,16 @@ fn prometheus_scrapes_every_metric_and_rate_works() {
 
 fn mosquitto_pub(port: u16, topic: &str, message: &str) {
     let ok = Command::new("mosquitto_pub")
-        .args(["-p", &port.to_string(), "-t", topic, "-q", "1", "-m", message])
+        .args([
+            "-p",
+            &port.to_string(),
+            "-t",
+            topic,
+            "-q",
+            "1",
+            "-m",
+            message,
+        ])
         .status()
         .expect("mosquitto_pub (Debian package mosquitto-clients)")
         .success();
@@ -196,7 +208,10 @@ fn hostile_names_neither_break_the_scrape_nor_forge_series() {
     // The hostile host's series reach Prometheus with the names as sent.
     let deadline = Instant::now() + Duration::from_secs(60);
     let devices = loop {
-        let r = query(&api, "server_analytics_disk_read_bytes_total{host=\"evil\"}");
+        let r = query(
+            &api,
+            "server_analytics_disk_read_bytes_total{host=\"evil\"}",
+        );
         if r.len() == 2 {
             break r;
         }
@@ -213,7 +228,10 @@ fn hostile_names_neither_break_the_scrape_nor_forge_series() {
         .collect();
     names.sort_unstable();
     assert_eq!(names, ["c:\\d\\", "sd\"a"]);
-    let iface = query(&api, "server_analytics_network_receive_bytes_total{host=\"evil\"}");
+    let iface = query(
+        &api,
+        "server_analytics_network_receive_bytes_total{host=\"evil\"}",
+    );
     assert_eq!(iface.len(), 1);
     assert_eq!(iface[0]["metric"]["device"], "eth0\"} 99 # EOF");
     assert_eq!(iface[0]["value"][1], "7");
@@ -234,5 +252,9 @@ fn hostile_names_neither_break_the_scrape_nor_forge_series() {
     let cpu = query(&api, "server_analytics_cpu_usage_ratio");
     assert_eq!(cpu.len(), 1);
     assert_eq!(cpu[0]["metric"]["host"], "testhost");
-    assert!(!query(&api, "server_analytics_network_receive_bytes_total{host=\"testhost\"}").is_empty());
+    assert!(!query(
+        &api,
+        "server_analytics_network_receive_bytes_total{host=\"testhost\"}"
+    )
+    .is_empty());
 }

@@ -150,7 +150,8 @@ pub fn check_event(e: &mut JobEvent) -> Result<(), Rejection> {
 
 /// Bytes an event holds on the heap, roughly (what the store's byte budget counts).
 pub fn event_bytes(e: &JobEvent) -> usize {
-    let fixed = std::mem::size_of::<JobEvent>() + e.run_id().len() + e.name().len() + e.host().len();
+    let fixed =
+        std::mem::size_of::<JobEvent>() + e.run_id().len() + e.name().len() + e.host().len();
     fixed
         + match e {
             JobEvent::JobStart(s) => s.command.iter().map(|a| a.len() + 24).sum(),
@@ -166,10 +167,26 @@ mod tests {
 
     #[test]
     fn names_printable_and_short() {
-        for good in ["sda", "nvme0n1", "coretemp-isa-0000/Package id 0", "sd\"a", "c\\d", "tëmp"] {
+        for good in [
+            "sda",
+            "nvme0n1",
+            "coretemp-isa-0000/Package id 0",
+            "sd\"a",
+            "c\\d",
+            "tëmp",
+        ] {
             assert_eq!(check_name(good), Ok(()), "{good:?}");
         }
-        for bad in ["", "a\nb", "a\rb", "tab\there", "nul\0", "del\u{7f}", "c1\u{85}", "ls\u{2028}"] {
+        for bad in [
+            "",
+            "a\nb",
+            "a\rb",
+            "tab\there",
+            "nul\0",
+            "del\u{7f}",
+            "c1\u{85}",
+            "ls\u{2028}",
+        ] {
             assert_eq!(check_name(bad), Err(Rejection::BadName), "{bad:?}");
         }
         assert_eq!(check_name(&"x".repeat(128)), Ok(()));
