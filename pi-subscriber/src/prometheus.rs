@@ -10,16 +10,14 @@
 //! [`escape_label_value`]: a device named `sd"a` or `x\ny` stays one label value and cannot end
 //! the line or forge a series.
 
-use std::borrow::Cow;
-use std::fmt::Write as _;
+mod escape;
+
 use std::sync::Arc;
 use std::time::Duration;
 
 use broker::SECTOR_BYTES;
 use prometheus_client::collector::Collector;
-use prometheus_client::encoding::{
-    DescriptorEncoder, EncodeLabelValue, EncodeMetric, LabelValueEncoder,
-};
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
 use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::metrics::MetricType;
@@ -27,36 +25,11 @@ use prometheus_client::registry::{Registry, Unit};
 use tokio::time::Instant;
 
 use crate::store::SharedStore;
+pub use escape::escape_label_value;
+use escape::Escaped;
 
 /// The OpenMetrics content type Prometheus negotiates for.
 pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
-
-/// A label value as the text exposition formats (Prometheus 0.0.4 and OpenMetrics 1.0) require
-/// it between its double quotes: `\` as `\\`, `"` as `\"`, a line feed as `\n`.
-pub fn escape_label_value(value: &str) -> Cow<'_, str> {
-    if !value.contains(['\\', '"', '\n']) {
-        return Cow::Borrowed(value);
-    }
-    let mut out = String::with_capacity(value.len() + 8);
-    for c in value.chars() {
-        match c {
-            '\\' => out.push_str("\\\\"),
-            '"' => out.push_str("\\\""),
-            '\n' => out.push_str("\\n"),
-            c => out.push(c),
-        }
-    }
-    Cow::Owned(out)
-}
-
-/// A label value written escaped.
-struct Escaped<'a>(&'a str);
-
-impl EncodeLabelValue for Escaped<'_> {
-    fn encode(&self, encoder: &mut LabelValueEncoder) -> Result<(), std::fmt::Error> {
-        encoder.write_str(&escape_label_value(self.0))
-    }
-}
 
 #[derive(Debug)]
 struct StoreCollector {
@@ -345,25 +318,6 @@ mod tests {
     use super::*;
     use crate::store::{SharedStore, Source};
     use broker::{Disk, DiskDevice, Network, NetworkInterface, Snapshot};
-
-    #[test]
-    fn label_values_are_escaped_exactly() {
-        assert_eq!(escape_label_value("sda"), "sda");
-        assert!(matches!(escape_label_value("sda"), Cow::Borrowed(_)));
-        assert_eq!(escape_label_value(r#"sd"a"#), r#"sd\"a"#);
-        assert_eq!(escape_label_value(r"c:\d"), r"c:\\d");
-        assert_eq!(escape_label_value("x\ny"), r"x\ny");
-        assert_eq!(
-            escape_label_value("a\"} 1\nforged{host=\"b\\\"} 2"),
-            r#"a\"} 1\nforged{host=\"b\\\"} 2"#
-        );
-        assert_eq!(
-            escape_label_value("tëmp\t"),
-            "tëmp\t",
-            "only the three are escaped"
-        );
-        assert_eq!(escape_label_value(""), "");
-    }
 
     #[test]
     fn a_scrape_with_hostile_names_keeps_one_series_per_line() {

@@ -281,7 +281,12 @@ fn oversized_snapshots_are_refused_and_absurd_queries_get_a_400() {
     let port = p.mqtt_port.unwrap();
     let disks = |n: usize, name: &dyn Fn(usize) -> String| {
         let devices: serde_json::Map<String, serde_json::Value> = (0..n)
-            .map(|i| (name(i), serde_json::json!({"read_sectors": 1, "write_sectors": 1})))
+            .map(|i| {
+                (
+                    name(i),
+                    serde_json::json!({"read_sectors": 1, "write_sectors": 1}),
+                )
+            })
             .collect();
         serde_json::json!({"host": "evil", "seq": 1, "ts": 1_767_225_600,
                            "disk": {"read_sectors": 1, "write_sectors": 1, "devices": devices}})
@@ -295,12 +300,18 @@ fn oversized_snapshots_are_refused_and_absurd_queries_get_a_400() {
     mosquitto_pub(
         port,
         &format!("server-analytics/{long}/snapshot"),
-        &["-m", &format!(r#"{{"host":"{long}","seq":1,"ts":1767225600}}"#)],
+        &[
+            "-m",
+            &format!(r#"{{"host":"{long}","seq":1,"ts":1767225600}}"#),
+        ],
     );
     mosquitto_pub(
         port,
         topic,
-        &["-m", &format!(r#"{{"host":"{long}","seq":1,"ts":1767225600}}"#)],
+        &[
+            "-m",
+            &format!(r#"{{"host":"{long}","seq":1,"ts":1767225600}}"#),
+        ],
     );
     let health = s.wait_for("/health", |h| {
         let r = &h["ingest"]["rejected"];
