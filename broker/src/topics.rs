@@ -3,20 +3,29 @@
 /// The default topic prefix, so `mosquitto_sub -t 'server-analytics/#'` sees everything.
 pub const DEFAULT_PREFIX: &str = "server-analytics";
 
+/// Longest host id, in bytes (Linux's HOST_NAME_MAX).
+pub const MAX_HOST_ID_BYTES: usize = 64;
+
 /// A host id that cannot be used in a topic.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum HostIdError {
     #[error("host id is empty")]
     Empty,
+    #[error("host id is {0} bytes long; at most 64 are allowed")]
+    TooLong(usize),
     #[error("host id {0:?} may only contain A-Z, a-z, 0-9, '_' and '-' (it becomes an MQTT topic level)")]
     BadCharacter(String),
 }
 
 /// Checks a host id: it is one MQTT topic level and a Prometheus label value, so it is kept to
-/// `[A-Za-z0-9_-]+` (no `/`, `+`, `#` or spaces that would change what a subscription matches).
+/// `[A-Za-z0-9_-]{1,64}` (no `/`, `+`, `#` or spaces that would change what a subscription
+/// matches).
 pub fn validate_host_id(host: &str) -> Result<(), HostIdError> {
     if host.is_empty() {
         return Err(HostIdError::Empty);
+    }
+    if host.len() > MAX_HOST_ID_BYTES {
+        return Err(HostIdError::TooLong(host.len()));
     }
     if host
         .chars()
@@ -90,6 +99,11 @@ mod tests {
     fn host_ids_are_one_safe_topic_level() {
         assert_eq!(validate_host_id("tower-01_b"), Ok(()));
         assert_eq!(validate_host_id(""), Err(HostIdError::Empty));
+        assert_eq!(validate_host_id(&"h".repeat(64)), Ok(()));
+        assert_eq!(
+            validate_host_id(&"h".repeat(65)),
+            Err(HostIdError::TooLong(65))
+        );
         for bad in ["a/b", "a+", "#", "my host", "tõwer"] {
             assert!(validate_host_id(bad).is_err(), "{bad} accepted");
         }

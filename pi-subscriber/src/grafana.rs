@@ -3,8 +3,6 @@
 //! `POST /metric-payload-options`, `POST /query`, `POST /variable`, `POST /tag-keys`,
 //! `POST /tag-values`, and the older `POST /annotations`. Unknown request fields are ignored.
 
-use std::time::SystemTime;
-
 use axum::extract::rejection::JsonRejection;
 use axum::extract::State;
 use axum::routing::{get, post};
@@ -15,6 +13,14 @@ use serde_json::{json, Value};
 
 use crate::http::{AppError, AppState};
 use crate::store::HistoryRow;
+
+mod datapoints;
+mod query;
+
+pub use datapoints::{datapoints, Agg};
+pub use query::{
+    parse_time, time_in_range, MAX_DATA_POINTS, MAX_SERIES, MAX_TARGETS, MAX_TOTAL_POINTS,
+};
 
 /// Every metric a panel can ask for: the `/history` row fields, with their label and unit.
 pub const METRICS: [(&str, &str); 14] = [
@@ -67,7 +73,7 @@ pub fn router() -> Router<AppState> {
         .route("/", get(save_and_test))
         .route("/metrics", post(metrics))
         .route("/metric-payload-options", post(payload_options))
-        .route("/query", post(query))
+        .route("/query", post(query::query))
         .route("/variable", post(variable))
         .route("/tag-keys", post(tag_keys))
         .route("/tag-values", post(tag_values))
@@ -126,151 +132,7 @@ async fn payload_options(
     }))
 }
 
-#[derive(Debug, Deserialize)]
-struct Range {
-    from: String,
-    to: String,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct QueryRequest {
-    range: Range,
-    interval_ms: Option<u64>,
-    max_data_points: Option<u64>,
-    #[serde(default)]
-    targets: Vec<Target>,
-    #[serde(default)]
-    adhoc_filters: Vec<AdhocFilter>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct Target {
-    target: Option<String>,
-    #[serde(default)]
-    hide: bool,
-    #[serde(rename = "type")]
-    kind: Option<String>,
-    #[serde(default)]
-    payload: Value,
-}
-
-#[derive(Debug, Deserialize)]
-struct AdhocFilter {
-    key: String,
-    #[serde(default)]
-    operator: String,
-    value: String,
-}
-
-/// Grafana's ISO time (`2016-10-31T06:33:44.866Z`) or epoch ms, to epoch ms.
-pub fn parse_time(text: &str) -> Option<i64> {
-    if let Ok(ms) = text.parse::<i64>() {
-        return Some(ms);
-    }
-    let t = humantime::parse_rfc3339_weak(text).ok()?;
-    let ms = t.duration_since(SystemTime::UNIX_EPOCH).ok()?.as_millis();
-    i64::try_from(ms).ok()
-}
-
-/// Hosts a target asks for: its `host` payload (a name or a list), narrowed by ad-hoc
-/// `host` filters; all hosts when neither says.
-fn target_hosts(payload: &Value, filters: &[AdhocFilter], all: &[String]) -> Vec<String> {
-    let mut hosts: Vec<String> = match &payload["host"] {
-        Value::String(h) if !h.is_empty() => vec![h.clone()],
-        Value::Array(list) if !list.is_empty() => list
-            .iter()
-            .filter_map(|v| v.as_str().map(str::to_owned))
-            .collect(),
-        _ => all.to_vec(),
-    };
-    for f in filters.iter().filter(|f| f.key == "host") {
-        match f.operator.as_str() {
-            "!=" => hosts.retain(|h| *h != f.value),
-            _ => hosts.retain(|h| *h == f.value),
-        }
-    }
-    hosts
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Agg {
-    Avg,
-    Max,
-}
-
-/// `[value, epoch_ms]` points of `metric`, ascending. When the rows are denser than
-/// `bucket_ms`, they are averaged (or maxed) into buckets stamped at their start; an empty
-/// bucket or a missing value between points is an explicit `null`, so Grafana draws a gap
-/// rather than a line across an outage.
-pub fn datapoints(
-    rows: &[HistoryRow],
-    metric: &str,
-    from_ms: i64,
-    bucket_ms: i64,
-    agg: Agg,
-    native_ms: i64,
-) -> Vec<(Option<f64>, i64)> {
-    if bucket_ms <= native_ms {
-        let mut out = Vec::with_capacity(rows.len());
-        let mut previous: Option<i64> = None;
-        for row in rows {
-            if let Some(p) = previous {
-                if row.time - p > 2 * native_ms {
-                    out.push((None, p + native_ms));
-                }
-            }
-            out.push((metric_value(row, metric), row.time));
-            previous = Some(row.time);
-        }
-        return out;
-    }
-    let bucket_of = |t: i64| from_ms + (t - from_ms).div_euclid(bucket_ms) * bucket_ms;
-    let mut out: Vec<(Option<f64>, i64)> = Vec::new();
-    let mut i = 0;
-    while i < rows.len() {
-        let start = bucket_of(rows[i].time);
-        if let Some(&(_, last)) = out.last() {
-            let mut t = last + bucket_ms;
-            while t < start {
-                out.push((None, t));
-                t += bucket_ms;
-            }
-        }
-        let (mut sum, mut count, mut max) = (0.0, 0u32, f64::NEG_INFINITY);
-        while i < rows.len() && bucket_of(rows[i].time) == start {
-            if let Some(v) = metric_value(&rows[i], metric) {
-                sum += v;
-                count += 1;
-                max = max.max(v);
-            }
-            i += 1;
-        }
-        let value = (count > 0).then(|| match agg {
-            Agg::Avg => ((sum / f64::from(count)) * 1000.0).round() / 1000.0,
-            Agg::Max => max,
-        });
-        out.push((value, start));
-    }
-    out
-}
-
-/// Native interval of a host's rows, from the median spacing (15 s normally).
-fn native_interval_ms(rows: &[HistoryRow]) -> i64 {
-    let mut gaps: Vec<i64> = rows
-        .windows(2)
-        .map(|w| w[1].time - w[0].time)
-        .filter(|g| *g > 0)
-        .collect();
-    if gaps.is_empty() {
-        return 15_000;
-    }
-    gaps.sort_unstable();
-    gaps[gaps.len() / 2]
-}
-
-fn job_rows(events: &[JobEvent], hosts: &[String], from: i64, to: i64) -> Vec<Value> {
+pub(crate) fn job_rows(events: &[JobEvent], hosts: &[String], from: i64, to: i64) -> Vec<Value> {
     let mut rows = Vec::new();
     for e in events {
         if !hosts.iter().any(|h| h == e.host()) {
@@ -313,88 +175,6 @@ fn job_rows(events: &[JobEvent], hosts: &[String], from: i64, to: i64) -> Vec<Va
         ]));
     }
     rows
-}
-
-async fn query(
-    State(state): State<AppState>,
-    req: Result<Json<QueryRequest>, JsonRejection>,
-) -> Result<Json<Value>, AppError> {
-    let Json(req) = req?;
-    let from = parse_time(&req.range.from).ok_or_else(|| {
-        AppError::BadRequest(format!("range.from {:?} is not a time", req.range.from))
-    })?;
-    let to = parse_time(&req.range.to).ok_or_else(|| {
-        AppError::BadRequest(format!("range.to {:?} is not a time", req.range.to))
-    })?;
-    if from > to {
-        return Err(AppError::BadRequest("range.from is after range.to".into()));
-    }
-    let points = req.max_data_points.unwrap_or(1000).max(1) as i64;
-    let bucket = ((to - from) / points)
-        .max(req.interval_ms.unwrap_or(0) as i64)
-        .max(1);
-    let all = host_names(&state)?;
-    let events: Vec<JobEvent> = state
-        .store
-        .lock()
-        .map_err(|_| AppError::Internal("store lock poisoned".into()))?
-        .events
-        .iter()
-        .cloned()
-        .collect();
-    let mut out = Vec::new();
-    for target in req.targets.iter().filter(|t| !t.hide) {
-        let Some(metric) = target.target.as_deref().filter(|m| !m.is_empty()) else {
-            continue;
-        };
-        let hosts = target_hosts(&target.payload, &req.adhoc_filters, &all);
-        if metric == JOB_EVENTS {
-            out.push(json!({
-                "type": "table",
-                "columns": [
-                    {"text": "time", "type": "time"}, {"text": "timeEnd", "type": "time"},
-                    {"text": "title", "type": "string"}, {"text": "text", "type": "string"},
-                    {"text": "tags", "type": "string"}, {"text": "host", "type": "string"}
-                ],
-                "rows": job_rows(&events, &hosts, from, to),
-            }));
-            continue;
-        }
-        if !METRICS.iter().any(|(m, _)| *m == metric) {
-            return Err(AppError::BadRequest(format!(
-                "unknown metric {metric:?}; POST /metrics lists them"
-            )));
-        }
-        let agg = if target.payload["agg"] == "max" {
-            Agg::Max
-        } else {
-            Agg::Avg
-        };
-        let table = target.kind.as_deref() == Some("table") || target.payload["format"] == "table";
-        let mut table_rows = Vec::new();
-        for host in &hosts {
-            let rows = state
-                .store
-                .history(host, from, to)
-                .map_err(|e| AppError::Internal(e.to_string()))?;
-            let native = native_interval_ms(&rows);
-            let series = datapoints(&rows, metric, from, bucket, agg, native);
-            if table {
-                table_rows.extend(series.iter().map(|(v, t)| json!([t, host, v])));
-            } else {
-                let datapoints: Vec<Value> = series.iter().map(|(v, t)| json!([v, t])).collect();
-                out.push(json!({"target": format!("{metric} {host}"), "datapoints": datapoints}));
-            }
-        }
-        if table {
-            out.push(json!({
-                "type": "table",
-                "columns": [{"text": "time", "type": "time"}, {"text": "host", "type": "string"}, {"text": metric, "type": "number"}],
-                "rows": table_rows,
-            }));
-        }
-    }
-    Ok(Json(Value::Array(out)))
 }
 
 #[derive(Debug, Deserialize)]
@@ -450,7 +230,7 @@ async fn tag_values(
 
 #[derive(Debug, Deserialize)]
 struct AnnotationsRequest {
-    range: Range,
+    range: query::Range,
     #[serde(default)]
     annotation: Value,
 }
@@ -461,10 +241,7 @@ async fn annotations(
     req: Result<Json<AnnotationsRequest>, JsonRejection>,
 ) -> Result<Json<Value>, AppError> {
     let Json(req) = req?;
-    let from = parse_time(&req.range.from)
-        .ok_or_else(|| AppError::BadRequest("range.from is not a time".into()))?;
-    let to = parse_time(&req.range.to)
-        .ok_or_else(|| AppError::BadRequest("range.to is not a time".into()))?;
+    let (from, to) = req.range.check()?;
     let all = host_names(&state)?;
     let hosts = match req.annotation["query"].as_str().filter(|q| !q.is_empty()) {
         Some(h) => vec![h.to_owned()],
@@ -481,81 +258,4 @@ async fn annotations(
                         "title": r[2], "text": r[3], "tags": ["job", r[5]]}))
         .collect();
     Ok(Json(Value::Array(list)))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn row(time: i64, cpu: Option<f64>) -> HistoryRow {
-        HistoryRow {
-            time,
-            host: "t".into(),
-            seq: 0,
-            cpu_usage_percent: cpu,
-            load_1m: None,
-            load_5m: None,
-            load_15m: None,
-            memory_available_mb: None,
-            memory_total_mb: None,
-            memory_used_percent: None,
-            swap_used_mb: None,
-            cpu_temp_c: None,
-            disk_read_sectors_rate: None,
-            disk_write_sectors_rate: None,
-            disk_read_bytes_rate: None,
-            disk_write_bytes_rate: None,
-            network_rx_bytes_rate: None,
-            network_tx_bytes_rate: None,
-        }
-    }
-
-    #[test]
-    fn times_iso_or_ms() {
-        assert_eq!(parse_time("2016-10-31T06:33:44.866Z"), Some(1477895624866));
-        assert_eq!(parse_time("1477895624866"), Some(1477895624866));
-        assert_eq!(parse_time("yesterday"), None);
-    }
-
-    #[test]
-    fn raw_points_with_nulls_for_gaps() {
-        let rows = [
-            row(0, Some(1.0)),
-            row(15_000, None),
-            row(30_000, Some(3.0)),
-            row(90_000, Some(4.0)),
-        ];
-        let p = datapoints(&rows, "cpu_usage_percent", 0, 15_000, Agg::Avg, 15_000);
-        assert_eq!(
-            p,
-            vec![
-                (Some(1.0), 0),
-                (None, 15_000),
-                (Some(3.0), 30_000),
-                (None, 45_000),
-                (Some(4.0), 90_000)
-            ]
-        );
-    }
-
-    #[test]
-    fn downsampling_averages_or_keeps_the_max_and_fills_empty_buckets() {
-        let rows: Vec<_> = (0..8)
-            .map(|i| row(i * 15_000, Some(i as f64)))
-            .chain([row(180_000, Some(100.0))])
-            .collect();
-        let avg = datapoints(&rows, "cpu_usage_percent", 0, 60_000, Agg::Avg, 15_000);
-        assert_eq!(
-            avg,
-            vec![
-                (Some(1.5), 0),
-                (Some(5.5), 60_000),
-                (None, 120_000),
-                (Some(100.0), 180_000)
-            ]
-        );
-        let max = datapoints(&rows, "cpu_usage_percent", 0, 60_000, Agg::Max, 15_000);
-        assert_eq!(max[0], (Some(3.0), 0));
-        assert_eq!(max[1], (Some(7.0), 60_000));
-    }
 }

@@ -269,13 +269,30 @@ pub fn to_ms(t: i64) -> i64 {
     }
 }
 
+/// Rows one `/history` answer may hold (the raw tier of a host sampled every 15 s holds 11 520
+/// over its 48 h); a longer answer is a 400 asking for a narrower range.
+pub const MAX_HISTORY_ROWS: usize = 100_000;
+
+/// A `/history` bound in ms, between 1970 and 2200, else a 400 naming it.
+fn history_time(name: &str, t: Option<i64>, default: i64) -> Result<i64, AppError> {
+    let Some(t) = t else { return Ok(default) };
+    let ms = to_ms(t);
+    if crate::grafana::time_in_range(ms) {
+        Ok(ms)
+    } else {
+        Err(AppError::BadRequest(format!(
+            "{name}={t} is not a time between 1970 and 2200 (Unix seconds or milliseconds)"
+        )))
+    }
+}
+
 async fn history(
     State(state): State<AppState>,
     query: Result<Query<HistoryQuery>, QueryRejection>,
 ) -> Result<Json<Vec<crate::store::HistoryRow>>, AppError> {
     let Query(q) = query?;
-    let from = q.from.map_or(i64::MIN, to_ms);
-    let to = q.to.map_or(i64::MAX, to_ms);
+    let from = history_time("from", q.from, i64::MIN)?;
+    let to = history_time("to", q.to, i64::MAX)?;
     if from > to {
         return Err(AppError::BadRequest(format!(
             "from ({from}) is after to ({to})"
@@ -299,6 +316,12 @@ async fn history(
         .await
         .map_err(|e| AppError::Internal(e.to_string()))?
         .map_err(|e| AppError::Internal(e.to_string()))?;
+    if rows.len() > MAX_HISTORY_ROWS {
+        return Err(AppError::BadRequest(format!(
+            "{} rows in that range; at most {MAX_HISTORY_ROWS}: narrow it with from= and to=",
+            rows.len()
+        )));
+    }
     Ok(Json(rows))
 }
 

@@ -5,6 +5,12 @@
 //! so that `rate()` works and survives a scrape missed; the rest are gauges. `up` tells
 //! whether a host is fresh. Encoded on each scrape from the store (a [`Collector`]), so
 //! nothing is kept twice.
+//!
+//! prometheus-client writes label values verbatim, so every one goes through
+//! [`escape_label_value`]: a device named `sd"a` or `x\ny` stays one label value and cannot end
+//! the line or forge a series.
+
+mod escape;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -19,6 +25,8 @@ use prometheus_client::registry::{Registry, Unit};
 use tokio::time::Instant;
 
 use crate::store::SharedStore;
+pub use escape::escape_label_value;
+use escape::Escaped;
 
 /// The OpenMetrics content type Prometheus negotiates for.
 pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
@@ -43,7 +51,10 @@ pub(crate) fn family<M: EncodeMetric>(
     }
     let mut metric = encoder.encode_descriptor(name, help, unit, kind)?;
     for (labels, value) in samples {
-        let labels: Vec<(&str, &str)> = labels.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let labels: Vec<(&str, Escaped)> = labels
+            .iter()
+            .map(|(k, v)| (*k, Escaped(v.as_str())))
+            .collect();
         value.encode(metric.encode_family(&labels)?)?;
     }
     Ok(())
@@ -304,4 +315,68 @@ pub fn scrape(registry: &Registry) -> Result<String, std::fmt::Error> {
     let mut out = String::new();
     prometheus_client::encoding::text::encode(&mut out, registry)?;
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{SharedStore, Source};
+    use broker::{Disk, DiskDevice, Network, NetworkInterface, Snapshot};
+
+    #[test]
+    fn a_scrape_with_hostile_names_keeps_one_series_per_line() {
+        let store = SharedStore::in_memory(4).unwrap();
+        let dev = |n: &str| {
+            (
+                n.to_owned(),
+                DiskDevice {
+                    read_sectors: 1,
+                    write_sectors: 2,
+                },
+            )
+        };
+        let s = Snapshot {
+            host: "h".into(),
+            seq: 1,
+            ts_ms: 1_000,
+            disk: Some(Disk {
+                devices: [dev("sd\"a"), dev("c\\d")].into(),
+                ..Disk::default()
+            }),
+            network: Some(Network {
+                interfaces: [(
+                    "x\"} 1\nserver_analytics_up{host=\"forged".to_owned(),
+                    NetworkInterface {
+                        rx_bytes: 7,
+                        tx_bytes: 8,
+                    },
+                )]
+                .into(),
+                ..Network::default()
+            }),
+            ..Snapshot::default()
+        };
+        store.ingest(s, Source::Mqtt, Instant::now(), 1_000);
+        let text = scrape(&registry(store, Duration::from_secs(45))).unwrap();
+        let lines: Vec<&str> = text
+            .lines()
+            .filter(|l| {
+                l.starts_with("server_analytics_disk_read")
+                    || l.starts_with("server_analytics_network_receive")
+            })
+            .filter(|l| !l.starts_with('#'))
+            .collect();
+        assert_eq!(
+            lines,
+            [
+                r#"server_analytics_disk_read_bytes_total{host="h",device="c\\d"} 512"#,
+                r#"server_analytics_disk_read_bytes_total{host="h",device="sd\"a"} 512"#,
+                r#"server_analytics_network_receive_bytes_total{host="h",device="x\"} 1\nserver_analytics_up{host=\"forged"} 7"#,
+            ]
+        );
+        let up = text
+            .lines()
+            .filter(|l| l.starts_with("server_analytics_up{"));
+        assert_eq!(up.count(), 1, "{text}");
+    }
 }

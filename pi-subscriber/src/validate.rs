@@ -1,11 +1,13 @@
 //! Checks every payload before it is stored: a bad one is rejected with a reason and counted,
-//! never stored and never a panic.
+//! never stored and never a panic. The bounds and the name rule are in [`names`].
+
+pub mod names;
 
 use broker::{JobEvent, Snapshot};
 use serde::Serialize;
 
 /// 2200-01-01 in Unix ms: a snapshot time beyond it is not a clock error but garbage.
-const MAX_TS_MS: i64 = 7_258_118_400_000;
+pub const MAX_TS_MS: i64 = 7_258_118_400_000;
 
 /// Why a payload was refused; counted per reason in `/health`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, thiserror::Error)]
@@ -17,14 +19,22 @@ pub enum Rejection {
     NotJson,
     #[error("JSON with wrong types or missing fields")]
     WrongTypes,
-    #[error("host id missing or not [A-Za-z0-9_-]+")]
+    #[error("host id missing, longer than 64 bytes or not [A-Za-z0-9_-]+")]
     BadHost,
     #[error("host in the payload does not match the topic")]
     HostMismatch,
     #[error("a number is not finite or out of range")]
     BadNumber,
-    #[error("more filesystems than the limit, or a filesystem name too long")]
-    TooManyFilesystems,
+    /// A device, interface, sensor or job name (or an id) that is empty or holds a control
+    /// character.
+    #[error("a name is empty or holds a control character")]
+    BadName,
+    /// A name longer than 128 bytes, or an id (`boot_id`, `run_id`) longer than 64.
+    #[error("a name or id is too long")]
+    TooLong,
+    /// More than 128 devices, interfaces or sensors, or more than 512 cores.
+    #[error("a map or list has too many entries")]
+    TooManyEntries,
 }
 
 fn classify(e: &serde_json::Error) -> Rejection {
@@ -63,26 +73,6 @@ fn numbers_ok(s: &Snapshot) -> bool {
     s.thermal.cpu_temp_c.is_none_or(temp_ok) && s.thermal.sensors.values().all(|t| temp_ok(*t))
 }
 
-/// Filesystems per snapshot at most (a publisher sends at most 256: `filesystems.max_mounts`).
-pub const MAX_FILESYSTEMS: usize = 256;
-/// Bytes of a mount point, a device or a filesystem type at most.
-pub const MAX_FILESYSTEM_NAME_BYTES: usize = 256;
-
-/// The `filesystems` map is bounded in entries and in the length of every name.
-fn filesystems_ok(s: &Snapshot) -> bool {
-    let Some(map) = &s.filesystems else {
-        return true;
-    };
-    let short = |name: &str| name.len() <= MAX_FILESYSTEM_NAME_BYTES;
-    map.len() <= MAX_FILESYSTEMS
-        && map.iter().all(|(mount, fs)| {
-            short(mount)
-                && fs
-                    .as_ref()
-                    .is_none_or(|fs| short(&fs.device) && short(&fs.fstype))
-        })
-}
-
 /// Parses and checks a snapshot. `topic_host` is the host level of the MQTT topic it came on.
 pub fn snapshot(
     payload: &[u8],
@@ -108,9 +98,7 @@ pub fn snapshot(
     if !numbers_ok(&s) {
         return Err(Rejection::BadNumber);
     }
-    if !filesystems_ok(&s) {
-        return Err(Rejection::TooManyFilesystems);
-    }
+    names::check_snapshot(&s)?;
     Ok(s)
 }
 
@@ -123,11 +111,12 @@ pub fn event(
     if payload.len() > max_bytes {
         return Err(Rejection::TooLarge);
     }
-    let e: JobEvent = serde_json::from_slice(payload).map_err(|e| classify(&e))?;
+    let mut e: JobEvent = serde_json::from_slice(payload).map_err(|e| classify(&e))?;
     check_host(e.host(), topic_host)?;
     if e.run_id().is_empty() {
         return Err(Rejection::WrongTypes);
     }
+    names::check_event(&mut e)?;
     Ok(e)
 }
 
@@ -195,8 +184,117 @@ mod tests {
         );
     }
 
+    /// A snapshot of `tower` with `n` disks named by `name(i)`.
+    fn with_disks(n: usize, name: impl Fn(usize) -> String) -> Vec<u8> {
+        let devices: serde_json::Map<String, serde_json::Value> = (0..n)
+            .map(|i| {
+                (
+                    name(i),
+                    serde_json::json!({"read_sectors": 1, "write_sectors": 2}),
+                )
+            })
+            .collect();
+        serde_json::to_vec(&serde_json::json!({
+            "host": "tower", "seq": 1, "ts": 1705180800,
+            "disk": {"read_sectors": 1, "write_sectors": 2, "devices": devices}
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn names_and_entries_are_bounded() {
+        let max = 1 << 20;
+        assert!(snapshot(&with_disks(128, |i| format!("sd{i}")), None, max).is_ok());
+        assert_eq!(
+            snapshot(&with_disks(129, |i| format!("sd{i}")), None, max).unwrap_err(),
+            Rejection::TooManyEntries
+        );
+        assert_eq!(
+            snapshot(&with_disks(1, |_| "sda\n} 1\nforged 1".into()), None, max).unwrap_err(),
+            Rejection::BadName
+        );
+        assert_eq!(
+            snapshot(&with_disks(1, |_| "sda\r".into()), None, max).unwrap_err(),
+            Rejection::BadName
+        );
+        assert_eq!(
+            snapshot(&with_disks(1, |_| "d".repeat(129)), None, max).unwrap_err(),
+            Rejection::TooLong
+        );
+        let hostile = with_disks(2, |i| ["sd\"a", "c\\d"][i].into());
+        let s = snapshot(&hostile, None, max).unwrap();
+        let names: Vec<&String> = s.disk.as_ref().unwrap().devices.keys().collect();
+        assert_eq!(
+            names,
+            ["c\\d", "sd\"a"],
+            "quotes and backslashes are escaped later"
+        );
+        let check = |p: String| snapshot(p.as_bytes(), None, max).unwrap_err();
+        let cores = vec!["1.0"; 513].join(",");
+        assert_eq!(
+            check(format!(
+                r#"{{"host":"t","seq":1,"ts":1,"cpu":{{"per_core_percent":[{cores}]}}}}"#
+            )),
+            Rejection::TooManyEntries
+        );
+        let sensors: Vec<String> = (0..129).map(|i| format!(r#""s{i}":40"#)).collect();
+        assert_eq!(
+            check(format!(
+                r#"{{"host":"t","seq":1,"ts":1,"thermal":{{"sensors":{{{}}}}}}}"#,
+                sensors.join(",")
+            )),
+            Rejection::TooManyEntries
+        );
+        let ifaces = r#"{"eth0\u0000":{"rx_bytes":1,"tx_bytes":1}}"#;
+        assert_eq!(
+            check(format!(
+                r#"{{"host":"t","seq":1,"ts":1,"network":{{"interfaces":{ifaces}}}}}"#
+            )),
+            Rejection::BadName
+        );
+        assert_eq!(
+            check(format!(
+                r#"{{"host":"t","seq":1,"ts":1,"boot_id":"{}"}}"#,
+                "b".repeat(65)
+            )),
+            Rejection::TooLong
+        );
+        assert_eq!(
+            check(format!(r#"{{"host":"{}","seq":1,"ts":1}}"#, "h".repeat(65))),
+            Rejection::BadHost
+        );
+        assert!(snapshot(
+            format!(r#"{{"host":"{}","seq":1,"ts":1}}"#, "h".repeat(64)).as_bytes(),
+            None,
+            max
+        )
+        .is_ok());
+    }
+
+    #[test]
+    fn event_text_is_trimmed_and_names_checked() {
+        let tail = format!("{}END", "x".repeat(10_000));
+        let e = serde_json::json!({"type": "job_end", "run_id": "r", "name": "backup", "host": "tower",
+                                   "exit_code": 1, "output_tail": tail, "error": "e".repeat(5000)});
+        let JobEvent::JobEnd(end) = event(e.to_string().as_bytes(), None, 1 << 20).unwrap() else {
+            panic!("not an end");
+        };
+        assert_eq!(end.output_tail.len(), names::MAX_OUTPUT_TAIL_BYTES);
+        assert!(end.output_tail.starts_with("…x") && end.output_tail.ends_with("xEND"));
+        assert_eq!(end.error.unwrap().len(), names::MAX_COMMAND_BYTES);
+        let bad = |name: &str, run: &str| {
+            let e =
+                serde_json::json!({"type": "job_start", "run_id": run, "name": name, "host": "t"});
+            event(e.to_string().as_bytes(), None, 1 << 20).unwrap_err()
+        };
+        assert_eq!(bad("a\nb", "r"), Rejection::BadName);
+        assert_eq!(bad(&"n".repeat(129), "r"), Rejection::TooLong);
+        assert_eq!(bad("ok", &"r".repeat(65)), Rejection::TooLong);
+    }
+
     #[test]
     fn filesystems_are_capped_in_count_and_name_length() {
+        use names::{MAX_FILESYSTEMS, MAX_FILESYSTEM_NAME_BYTES};
         let with = |entries: &str| {
             format!(r#"{{"host":"tower","seq":1,"ts":1,"filesystems":{{{entries}}}}}"#)
         };
@@ -207,16 +305,21 @@ mod tests {
         let check = |p: String| snapshot(p.as_bytes(), None, 1 << 20).unwrap_err();
         assert_eq!(
             check(with(&many(MAX_FILESYSTEMS + 1))),
-            Rejection::TooManyFilesystems
+            Rejection::TooManyEntries
         );
         let long = "x".repeat(MAX_FILESYSTEM_NAME_BYTES + 1);
         assert_eq!(
             check(with(&format!(r#""/{long}":null"#))),
-            Rejection::TooManyFilesystems
+            Rejection::TooLong
         );
         assert_eq!(
             check(with(&format!(r#""/":{{"device":"{long}"}}"#))),
-            Rejection::TooManyFilesystems
+            Rejection::TooLong
+        );
+        assert_eq!(
+            check(with(r#""/mnt/a\nb":null"#)),
+            Rejection::BadName,
+            "a newline in a mount point would forge a label"
         );
         assert!(snapshot(with(r#""/mnt/nas":null"#).as_bytes(), None, 4096).is_ok());
     }

@@ -267,3 +267,83 @@ fn backfill_of_an_absurd_gap_is_bounded() {
         "no endless paging: {before} -> {after}"
     );
 }
+
+/// Issue 9 A3 against the built binary: snapshots with too many entries, over-long or
+/// control-character names and an over-long host id are refused and counted by reason, the
+/// real host is still served, and a Grafana query with numbers no integer holds is a 400.
+#[test]
+fn oversized_snapshots_are_refused_and_absurd_queries_get_a_400() {
+    let pdir = tempfile::tempdir().unwrap();
+    let sdir = tempfile::tempdir().unwrap();
+    let p = Publisher::start(pdir.path(), &["--interval", "200ms"]);
+    let s = start_sub(sdir.path(), &p, &[]);
+    s.wait_for("/metrics", |m| m["seq"].as_u64() >= Some(2));
+    let port = p.mqtt_port.unwrap();
+    let disks = |n: usize, name: &dyn Fn(usize) -> String| {
+        let devices: serde_json::Map<String, serde_json::Value> = (0..n)
+            .map(|i| {
+                (
+                    name(i),
+                    serde_json::json!({"read_sectors": 1, "write_sectors": 1}),
+                )
+            })
+            .collect();
+        serde_json::json!({"host": "evil", "seq": 1, "ts": 1_767_225_600,
+                           "disk": {"read_sectors": 1, "write_sectors": 1, "devices": devices}})
+        .to_string()
+    };
+    let topic = "server-analytics/evil/snapshot";
+    mosquitto_pub(port, topic, &["-m", &disks(129, &|i| format!("sd{i}"))]);
+    mosquitto_pub(port, topic, &["-m", &disks(1, &|_| "d".repeat(129))]);
+    mosquitto_pub(port, topic, &["-m", &disks(1, &|_| "sda\n".into())]);
+    let long = "h".repeat(65);
+    mosquitto_pub(
+        port,
+        &format!("server-analytics/{long}/snapshot"),
+        &[
+            "-m",
+            &format!(r#"{{"host":"{long}","seq":1,"ts":1767225600}}"#),
+        ],
+    );
+    mosquitto_pub(
+        port,
+        topic,
+        &[
+            "-m",
+            &format!(r#"{{"host":"{long}","seq":1,"ts":1767225600}}"#),
+        ],
+    );
+    let health = s.wait_for("/health", |h| {
+        let r = &h["ingest"]["rejected"];
+        r["too_many_entries"] == 1 && r["too_long"] == 1 && r["bad_name"] == 1
+    });
+    let rejected = &health["ingest"]["rejected"];
+    // The 65-byte host's own topic is not a topic of a host at all; in the payload of
+    // another topic it is a bad host.
+    assert_eq!(rejected["bad_host"], 1, "{health}");
+    assert_eq!(health["status"], "ok", "{health}");
+    let hosts: Vec<&str> = health["hosts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["host"].as_str().unwrap())
+        .collect();
+    assert_eq!(hosts, ["testhost"]);
+
+    let body = r#"{"range":{"from":"0","to":"7258118400000"},"maxDataPoints":18446744073709551615,"intervalMs":-1,"targets":[{"target":"cpu_usage_percent"}]}"#;
+    let response = reqwest::blocking::Client::new()
+        .post(s.url("/grafana/query"))
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 400);
+    let error: serde_json::Value = response.json().unwrap();
+    assert_eq!(
+        error["error"],
+        "maxDataPoints 18446744073709551615 is not an integer between 1 and 10000"
+    );
+    let (code, _) = s.get("/history?host=testhost&from=-9223372036854775808");
+    assert_eq!(code, 400);
+    assert_eq!(s.json("/health")["status"], "ok", "still serving");
+}

@@ -11,6 +11,7 @@ use tokio::time::Instant;
 
 use crate::rates::{self, Point};
 use crate::tsdb::KnownHost;
+use crate::validate::names::event_bytes;
 use crate::validate::Rejection;
 
 /// Where a snapshot came from.
@@ -109,6 +110,10 @@ pub struct HostState {
 pub struct Store {
     pub max_hosts: usize,
     pub max_events: usize,
+    /// Bytes the job events may hold in all ([`crate::validate::names::event_bytes`]); the
+    /// oldest go first beyond it or beyond `max_events`.
+    pub max_event_bytes: usize,
+    event_bytes: usize,
     pub max_clock_skew: Duration,
     /// A host silent this long is stale; when `max_hosts` is reached, the longest-silent
     /// stale host gives way to a new one (so ghosts from spoofed messages cannot lock out a
@@ -128,6 +133,8 @@ impl Store {
         Self {
             max_hosts,
             max_events: 1000,
+            max_event_bytes: 2 * 1024 * 1024,
+            event_bytes: 0,
             max_clock_skew: Duration::from_secs(120),
             stale_after: Duration::from_secs(45),
             hosts: BTreeMap::new(),
@@ -294,6 +301,7 @@ impl Store {
             return false;
         }
         self.events.retain(|e| e.host() != host);
+        self.event_bytes = self.events.iter().map(event_bytes).sum();
         self.stats.forgotten_total += 1;
         true
     }
@@ -319,9 +327,13 @@ impl Store {
             return false;
         }
         let at = self.events.partition_point(|e| e.ts_ms() <= event.ts_ms());
+        self.event_bytes += event_bytes(&event);
         self.events.insert(at, event);
-        while self.events.len() > self.max_events {
-            self.events.pop_front();
+        while self.events.len() > self.max_events || self.event_bytes > self.max_event_bytes {
+            let Some(gone) = self.events.pop_front() else {
+                break;
+            };
+            self.event_bytes = self.event_bytes.saturating_sub(event_bytes(&gone));
         }
         self.stats.events_total += 1;
         true

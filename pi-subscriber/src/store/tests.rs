@@ -179,6 +179,29 @@ async fn hosts_are_bounded_and_events_deduplicated() {
     assert_eq!(store.lock().unwrap().events.len(), 1);
 }
 
+/// Issue 9 A3: job events are bounded in bytes as well as in count.
+#[test]
+fn job_events_are_bounded_in_bytes() {
+    let mut state = Store::new(1);
+    let end = |i: i64| {
+        JobEvent::JobEnd(broker::JobEnd {
+            run_id: format!("r{i:04}"),
+            name: "backup".into(),
+            host: "tower".into(),
+            end_ts_ms: i,
+            output_tail: "x".repeat(4096),
+            ..Default::default()
+        })
+    };
+    let each = crate::validate::names::event_bytes(&end(0));
+    for i in 0..1000 {
+        assert!(state.add_event(end(i)));
+    }
+    assert_eq!(state.events.len(), state.max_event_bytes / each);
+    assert_eq!(state.events.back().map(JobEvent::run_id), Some("r0999"));
+    assert_eq!(state.stats.events_total, 1000);
+}
+
 #[tokio::test]
 async fn one_snapshot_from_the_future_does_not_freeze_the_host() {
     let store = handle(10);
