@@ -186,7 +186,11 @@ pub async fn run(
     )));
 
     let state = http::AppState {
-        prometheus: prometheus::registry(store.clone(), settings.health.max_age),
+        prometheus: prometheus::registry(
+            store.clone(),
+            settings.health.max_age,
+            Some(alerts.clone()),
+        ),
         store,
         mqtt: mqtt_state,
         default_host: settings.default_host.as_str().into(),

@@ -300,8 +300,17 @@ impl Collector for StoreCollector {
 }
 
 /// The registry behind `/prometheus`.
-pub fn registry(store: SharedStore, max_age: Duration) -> Arc<Registry> {
+pub fn registry(
+    store: SharedStore,
+    max_age: Duration,
+    alerts: Option<crate::alerts::AlertsHandle>,
+) -> Arc<Registry> {
     let mut registry = Registry::with_prefix("server_analytics");
+    if let Some(alerts) = alerts {
+        registry.register_collector(Box::new(crate::alerts::prometheus::AlertCollector {
+            alerts,
+        }));
+    }
     let filesystems = crate::prometheus_fs::FilesystemCollector {
         store: store.clone(),
     };
@@ -357,7 +366,7 @@ mod tests {
             ..Snapshot::default()
         };
         store.ingest(s, Source::Mqtt, Instant::now(), 1_000);
-        let text = scrape(&registry(store, Duration::from_secs(45))).unwrap();
+        let text = scrape(&registry(store, Duration::from_secs(45), None)).unwrap();
         let lines: Vec<&str> = text
             .lines()
             .filter(|l| {

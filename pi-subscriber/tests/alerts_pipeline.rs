@@ -159,6 +159,14 @@ fn host_down_job_failed_and_a_user_rule_reach_a_webhook_exactly_once() {
         a["alerts"].as_array().is_some_and(|a| !a.is_empty())
     });
     let busy = &alerts["alerts"][0];
+    // /prometheus says so too.
+    let (code, text) = s.get("/prometheus");
+    assert_eq!(code, 200);
+    assert!(
+        text.lines().any(|l| l
+            == r#"server_analytics_alert_firing{host="testhost",rule="busy",severity="info"} 1.0"#),
+        "{text}"
+    );
     assert_eq!(
         (
             &busy["host"],

@@ -7,6 +7,7 @@ pub mod config;
 pub mod engine;
 pub mod http;
 pub mod notify;
+pub mod prometheus;
 pub mod rules;
 pub mod state;
 
@@ -60,6 +61,18 @@ pub struct AlertsHandle {
 }
 
 impl AlertsHandle {
+    /// The alerts firing now.
+    pub fn firing(&self) -> Vec<engine::Alert> {
+        match self.engine.lock().ok().as_deref() {
+            Some(Some(e)) => e
+                .alerts()
+                .filter(|a| a.phase == engine::Phase::Firing)
+                .cloned()
+                .collect(),
+            _ => Vec::new(),
+        }
+    }
+
     /// `/health`'s `alerts` object.
     pub fn health(&self) -> serde_json::Value {
         let (enabled, pending, firing) = match self.engine.lock().ok().as_deref() {

@@ -86,7 +86,11 @@ pub fn app_state(capacity: usize) -> AppState {
     let _ = capacity;
     let store = pi_subscriber::store::SharedStore::in_memory(10).unwrap();
     AppState {
-        prometheus: pi_subscriber::prometheus::registry(store.clone(), Duration::from_secs(45)),
+        prometheus: pi_subscriber::prometheus::registry(
+            store.clone(),
+            Duration::from_secs(45),
+            None,
+        ),
         store,
         mqtt: Arc::new(Mutex::new(MqttState::default())),
         default_host: "".into(),
