@@ -40,6 +40,12 @@ pub const METRICS: [(&str, &str); 14] = [
     ("network_tx_bytes_rate", "Network transmit (bytes/s)"),
 ];
 
+/// The summaries a panel may ask of a bucket (`max` keeps spikes, `min` dips).
+fn agg_options() -> Value {
+    json!([{"label": "average", "value": "avg"}, {"label": "max (keeps spikes)", "value": "max"},
+           {"label": "min", "value": "min"}, {"label": "last", "value": "last"}])
+}
+
 /// The pseudo-metric whose rows are job runs, for annotations (time → timeEnd ranges).
 pub const JOB_EVENTS: &str = "job_events";
 
@@ -100,15 +106,36 @@ async fn metrics(
     _body: Result<Json<Value>, JsonRejection>,
 ) -> Result<Json<Value>, AppError> {
     let hosts = host_options(&state)?;
-    let payloads = json!([
-        {"label": "Host", "name": "host", "type": "multi-select", "placeholder": "all hosts", "options": hosts},
-        {"label": "Downsampling", "name": "agg", "type": "select", "placeholder": "avg",
-         "options": [{"label": "average", "value": "avg"}, {"label": "max (keeps spikes)", "value": "max"}]}
-    ]);
+    let payloads = |label: Option<&str>| {
+        let mut p = vec![
+            json!({"label": "Host", "name": "host", "type": "multi-select", "placeholder": "all hosts", "options": hosts}),
+            json!({"label": "Downsampling", "name": "agg", "type": "select", "placeholder": "avg", "options": agg_options()}),
+        ];
+        if let Some(key) = label {
+            p.push(json!({"label": key, "name": "label", "type": "input",
+                          "placeholder": format!("total; a {key} name, or * for each")}));
+        }
+        Value::Array(p)
+    };
+    // The seed's metric names first (its panels use them), then every other registry metric.
     let mut list: Vec<Value> = METRICS
         .iter()
-        .map(|(value, label)| json!({"label": label, "value": value, "payloads": payloads}))
+        .map(|(value, label)| {
+            let key = crate::registry::metric(value)
+                .and_then(|m| m.label)
+                .map(|k| k.as_str());
+            json!({"label": label, "value": value, "payloads": payloads(key)})
+        })
         .collect();
+    list.extend(
+        crate::registry::METRICS
+            .iter()
+            .filter(|m| !METRICS.iter().any(|(name, _)| *name == m.name))
+            .map(|m| {
+                json!({"label": format!("{} ({})", m.title, m.unit), "value": m.name,
+                       "payloads": payloads(m.label.map(|k| k.as_str()))})
+            }),
+    );
     list.push(json!({"label": "Job runs (annotations, table)", "value": JOB_EVENTS,
                      "payloads": [{"label": "Host", "name": "host", "type": "multi-select", "options": host_options(&state)?}]}));
     Ok(Json(Value::Array(list)))
@@ -127,7 +154,7 @@ async fn payload_options(
     let Json(req) = req?;
     Ok(Json(match req.name.as_str() {
         "host" => Value::Array(host_options(&state)?),
-        "agg" => json!([{"label": "average", "value": "avg"}, {"label": "max", "value": "max"}]),
+        "agg" => agg_options(),
         _ => json!([]),
     }))
 }
@@ -191,7 +218,17 @@ async fn variable(
     let Json(req) = req?;
     let what = req.payload["target"].as_str().unwrap_or("hosts");
     let values: Vec<String> = match what {
-        "metrics" => METRICS.iter().map(|(m, _)| (*m).to_owned()).collect(),
+        "metrics" => METRICS
+            .iter()
+            .map(|(m, _)| *m)
+            .chain(
+                crate::registry::METRICS
+                    .iter()
+                    .map(|m| m.name)
+                    .filter(|n| !METRICS.iter().any(|(m, _)| m == n)),
+            )
+            .map(str::to_owned)
+            .collect(),
         _ => host_names(&state)?,
     };
     Ok(Json(Value::Array(

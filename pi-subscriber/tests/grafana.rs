@@ -457,3 +457,73 @@ fn shipped_grafana_files_match_the_datasource() {
     let providers = std::fs::read_to_string(dir.join("dashboards.yaml")).unwrap();
     assert!(providers.contains("path: /var/lib/grafana/dashboards/server-analytics"));
 }
+
+#[tokio::test]
+async fn registry_metrics_labels_and_summaries_come_from_the_tiered_store() {
+    let st = state();
+    fill(&st, "tower");
+    let (_, metrics) = post(&st, "/grafana/metrics", json!({})).await;
+    let list = metrics.as_array().unwrap();
+    let find = |name: &str| list.iter().find(|m| m["value"] == name).cloned();
+    let disk = find("disk_read_bytes_rate").unwrap();
+    let names: Vec<&str> = disk["payloads"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["host", "agg", "label"]);
+    let aggs: Vec<&str> = disk["payloads"][1]["options"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["value"].as_str().unwrap())
+        .collect();
+    assert_eq!(aggs, ["avg", "max", "min", "last"]);
+    for name in ["filesystem_used_percent", "cpu_core_usage_percent", "sensor_temp_c"] {
+        assert!(find(name).is_some(), "{name} offered");
+    }
+
+    // T0 is months ago: the hour tier answers, one bucket for the hour; 100 sectors per
+    // 15 s is 3413.33 bytes/s for the total and for sda alike.
+    let query = |payload: Value| {
+        grafana_query(
+            json!([{"refId": "A", "target": "disk_read_bytes_rate", "payload": payload}]),
+            T0,
+            T0 + 3_599_999,
+            12,
+            1000,
+        )
+    };
+    let (code, body) = post(
+        &st,
+        "/grafana/query",
+        query(json!({"host": "tower", "label": "*", "agg": "min"})),
+    )
+    .await;
+    assert_eq!(code, StatusCode::OK, "{body}");
+    let targets: Vec<&str> = body
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["target"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        targets,
+        ["disk_read_bytes_rate tower", "disk_read_bytes_rate tower sda"]
+    );
+    for series in body.as_array().unwrap() {
+        let points = series["datapoints"].as_array().unwrap();
+        assert_eq!(points.len(), 1, "{series}");
+        assert_eq!(points[0][1], T0);
+        let v = points[0][0].as_f64().unwrap();
+        assert!((v - 100.0 * 512.0 / 15.0).abs() < 1e-6, "{v}");
+    }
+    let (code, body) = post(
+        &st,
+        "/grafana/query",
+        query(json!({"host": "tower", "agg": "median"})),
+    )
+    .await;
+    assert_eq!(code, StatusCode::BAD_REQUEST, "{body}");
+}

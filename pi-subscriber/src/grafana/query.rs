@@ -15,6 +15,9 @@ use serde_json::{json, Number, Value};
 
 use super::{datapoints, host_names, job_rows, Agg, JOB_EVENTS, METRICS};
 use crate::http::{AppError, AppState};
+use crate::registry;
+use crate::store::HistoryError;
+use crate::tsdb::{Agg as TierAgg, QueryError, SeriesQuery};
 use crate::validate::MAX_TS_MS;
 
 /// Targets one query may hold (hidden ones not counted).
@@ -167,7 +170,21 @@ enum Plan {
         agg: Agg,
         table: bool,
     },
+    /// From the tiered store (any registry metric, a label, `min`/`last`, or a range longer
+    /// than a day).
+    Series {
+        metric: &'static registry::Metric,
+        hosts: Vec<String>,
+        /// `Some("")`: the host-wide total; `None`: every label.
+        label: Option<String>,
+        agg: TierAgg,
+        table: bool,
+    },
 }
+
+/// A range longer than this reads the tiered store (buckets beyond the raw tier), not the
+/// raw rows.
+const RAW_ROWS_MS: i64 = 24 * 3_600_000;
 
 fn too_many_points() -> AppError {
     AppError::BadRequest(format!(
@@ -189,6 +206,25 @@ fn answer(
         let (metric, hosts, agg, table) = match plan {
             Plan::Jobs(rows) => {
                 out.push(Answer::Jobs(rows));
+                continue;
+            }
+            Plan::Series {
+                metric,
+                hosts,
+                label,
+                agg,
+                table,
+            } => {
+                let q = SeriesPlan {
+                    metric,
+                    label: label.as_deref(),
+                    agg,
+                    table,
+                    from,
+                    to,
+                    bucket,
+                };
+                series_answer(state, &q, &hosts, &mut total, &mut out)?;
                 continue;
             }
             Plan::Metric {
@@ -290,17 +326,42 @@ pub(super) async fn query(
             })));
             continue;
         }
-        if !METRICS.iter().any(|(m, _)| *m == metric) {
+        let table = target.kind.as_deref() == Some("table") || target.payload["format"] == "table";
+        let legacy = METRICS.iter().any(|(m, _)| *m == metric);
+        let label = target.payload["label"].as_str().filter(|l| !l.is_empty());
+        let agg_name = target.payload["agg"].as_str().unwrap_or("avg");
+        let long = to - from > RAW_ROWS_MS;
+        if let Some(m) = registry::metric(metric) {
+            if !legacy || label.is_some() || !matches!(agg_name, "avg" | "max") || long {
+                let agg = serde_json::from_value(Value::from(agg_name)).map_err(|_| {
+                    AppError::BadRequest(format!(
+                        "agg {agg_name:?} is not one of avg, min, max, last"
+                    ))
+                })?;
+                plans.push(Plan::Series {
+                    metric: m,
+                    hosts,
+                    label: match label {
+                        Some("*") => None,
+                        Some(l) => Some(l.chars().take(256).collect()),
+                        None => Some(String::new()),
+                    },
+                    agg,
+                    table,
+                });
+                continue;
+            }
+        }
+        if !legacy {
             return Err(AppError::BadRequest(format!(
                 "unknown metric {metric:?}; POST /metrics lists them"
             )));
         }
-        let agg = if target.payload["agg"] == "max" {
+        let agg = if agg_name == "max" {
             Agg::Max
         } else {
             Agg::Avg
         };
-        let table = target.kind.as_deref() == Some("table") || target.payload["format"] == "table";
         plans.push(Plan::Metric {
             metric: metric.to_owned(),
             hosts,
@@ -311,7 +372,7 @@ pub(super) async fn query(
     let series: usize = plans
         .iter()
         .map(|p| match p {
-            Plan::Metric { hosts, .. } => hosts.len(),
+            Plan::Metric { hosts, .. } | Plan::Series { hosts, .. } => hosts.len(),
             Plan::Jobs(_) => 0,
         })
         .sum();
@@ -331,6 +392,76 @@ pub(super) async fn query(
         .await
         .map_err(|e| AppError::Internal(format!("grafana query task: {e}")))??;
     Ok(Json(built))
+}
+
+/// One tiered-store target, checked.
+struct SeriesPlan<'a> {
+    metric: &'static registry::Metric,
+    label: Option<&'a str>,
+    agg: TierAgg,
+    table: bool,
+    from: i64,
+    to: i64,
+    bucket: i64,
+}
+
+/// A registry metric's series of each host, from the finest tier that covers the range:
+/// raw samples for a fine bucket, else buckets of `bucket` ms with the asked summary.
+fn series_answer(
+    state: &AppState,
+    p: &SeriesPlan<'_>,
+    hosts: &[String],
+    total: &mut usize,
+    out: &mut Vec<Answer>,
+) -> Result<(), AppError> {
+    let now = crate::ingest::unix_ms_now();
+    let mut table_rows = Vec::new();
+    for host in hosts {
+        let q = SeriesQuery {
+            host,
+            metric: p.metric,
+            label: p.label,
+            from_ms: p.from,
+            to_ms: p.to,
+            step_ms: (p.bucket > 15_000).then_some(p.bucket),
+            agg: p.agg,
+        };
+        let (_, series) = state.store.series(&q, now).map_err(|e| match e {
+            HistoryError::Query(QueryError::Range(why)) => AppError::BadRequest(why),
+            e => AppError::Internal(e.to_string()),
+        })?;
+        for s in series {
+            *total = total.saturating_add(s.points.len());
+            if *total > MAX_TOTAL_POINTS {
+                return Err(too_many_points());
+            }
+            let label = s.labels.values().next().cloned();
+            let name = match &label {
+                Some(l) => format!("{} {host} {l}", p.metric.name),
+                None => format!("{} {host}", p.metric.name),
+            };
+            if p.table {
+                let who = match &label {
+                    Some(l) => format!("{host} {l}"),
+                    None => host.clone(),
+                };
+                table_rows.extend(s.points.into_iter().map(|(t, v)| (t, who.clone(), v)));
+            } else {
+                out.push(Answer::Series {
+                    target: name,
+                    datapoints: s.points.into_iter().map(|(t, v)| (v, t)).collect(),
+                });
+            }
+        }
+    }
+    if p.table {
+        out.push(Answer::Table {
+            kind: "table",
+            columns: json!([{"text": "time", "type": "time"}, {"text": "host", "type": "string"}, {"text": p.metric.name, "type": "number"}]),
+            rows: table_rows,
+        });
+    }
+    Ok(())
 }
 
 #[cfg(test)]
