@@ -48,6 +48,8 @@ fn agg_options() -> Value {
 
 /// The pseudo-metric whose rows are job runs, for annotations (time → timeEnd ranges).
 pub const JOB_EVENTS: &str = "job_events";
+/// The pseudo-metric whose rows are alert ranges (first firing → resolved, or now).
+pub const ALERT_EVENTS: &str = "alert_events";
 
 pub fn metric_value(row: &HistoryRow, metric: &str) -> Option<f64> {
     match metric {
@@ -136,6 +138,8 @@ async fn metrics(
                        "payloads": payloads(m.label.map(|k| k.as_str()))})
             }),
     );
+    list.push(json!({"label": "Alerts (annotations, table)", "value": ALERT_EVENTS,
+                     "payloads": [{"label": "Host", "name": "host", "type": "multi-select", "options": host_options(&state)?}]}));
     list.push(json!({"label": "Job runs (annotations, table)", "value": JOB_EVENTS,
                      "payloads": [{"label": "Host", "name": "host", "type": "multi-select", "options": host_options(&state)?}]}));
     Ok(Json(Value::Array(list)))

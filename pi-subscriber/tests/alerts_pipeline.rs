@@ -159,6 +159,27 @@ fn host_down_job_failed_and_a_user_rule_reach_a_webhook_exactly_once() {
         a["alerts"].as_array().is_some_and(|a| !a.is_empty())
     });
     let busy = &alerts["alerts"][0];
+    // Grafana's alert_events target: one range for busy, from its firing to now.
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    let body: Value = reqwest::blocking::Client::new()
+        .post(format!("{}/grafana/query", s.base))
+        .json(&serde_json::json!({
+            "range": {"from": (now - 3_600_000).to_string(), "to": (now + 60_000).to_string()},
+            "targets": [{"target": "alert_events", "payload": {"host": "testhost"}}]
+        }))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    let rows = body[0]["rows"].as_array().unwrap();
+    assert_eq!(rows.len(), 1, "{body}");
+    assert_eq!(rows[0][2], "alert busy");
+    assert_eq!(rows[0][4], "alert,info,testhost");
+    assert_eq!(rows[0][5], "testhost");
+    assert!(rows[0][0].as_i64().unwrap() <= rows[0][1].as_i64().unwrap());
     // /prometheus says so too.
     let (code, text) = s.get("/prometheus");
     assert_eq!(code, 200);

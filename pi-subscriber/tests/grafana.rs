@@ -480,7 +480,11 @@ async fn registry_metrics_labels_and_summaries_come_from_the_tiered_store() {
         .map(|o| o["value"].as_str().unwrap())
         .collect();
     assert_eq!(aggs, ["avg", "max", "min", "last"]);
-    for name in ["filesystem_used_percent", "cpu_core_usage_percent", "sensor_temp_c"] {
+    for name in [
+        "filesystem_used_percent",
+        "cpu_core_usage_percent",
+        "sensor_temp_c",
+    ] {
         assert!(find(name).is_some(), "{name} offered");
     }
 
@@ -510,7 +514,10 @@ async fn registry_metrics_labels_and_summaries_come_from_the_tiered_store() {
         .collect();
     assert_eq!(
         targets,
-        ["disk_read_bytes_rate tower", "disk_read_bytes_rate tower sda"]
+        [
+            "disk_read_bytes_rate tower",
+            "disk_read_bytes_rate tower sda"
+        ]
     );
     for series in body.as_array().unwrap() {
         let points = series["datapoints"].as_array().unwrap();

@@ -11,6 +11,7 @@ pub mod prometheus;
 pub mod rules;
 pub mod state;
 
+use serde_json::Value;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -71,6 +72,74 @@ impl AlertsHandle {
                 .collect(),
             _ => Vec::new(),
         }
+    }
+
+    /// Alert ranges overlapping `[from_ms, to_ms]` for Grafana annotations, as rows
+    /// `[start, end, title, text, tags, host]`: resolved alerts from their first firing to
+    /// their resolution, alerts firing now up to `now_ms`, one-shot events as instants.
+    pub fn ranges(&self, hosts: &[String], from_ms: i64, to_ms: i64, now_ms: i64) -> Vec<Value> {
+        let Ok(engine) = self.engine.lock() else {
+            return Vec::new();
+        };
+        let Some(e) = engine.as_ref() else {
+            return Vec::new();
+        };
+        let mut spans: Vec<(i64, i64, String, String, String, String)> = e
+            .recent()
+            .iter()
+            .filter(|n| n.status == "resolved" || n.event)
+            .map(|n| {
+                let start = if n.event { n.ts_ms } else { n.since_ms };
+                let text = if n.event {
+                    n.message.clone()
+                } else {
+                    format!("resolved: {}", n.message)
+                };
+                (
+                    start,
+                    n.ts_ms,
+                    n.host.clone(),
+                    n.rule.clone(),
+                    n.severity.as_str().to_owned(),
+                    text,
+                )
+            })
+            .collect();
+        spans.extend(
+            e.alerts()
+                .filter(|a| a.phase == engine::Phase::Firing)
+                .map(|a| {
+                    let start = a.firing_since_ms.unwrap_or(a.pending_since_ms);
+                    let text = format!(
+                        "firing since {start} (value {:?}, threshold {:?})",
+                        a.value, a.threshold
+                    );
+                    (
+                        start,
+                        now_ms,
+                        a.host.clone(),
+                        a.rule.clone(),
+                        a.severity.as_str().to_owned(),
+                        text,
+                    )
+                }),
+        );
+        spans
+            .into_iter()
+            .filter(|(start, end, host, ..)| {
+                *end >= from_ms && *start <= to_ms && hosts.iter().any(|h| h == host)
+            })
+            .map(|(start, end, host, rule, severity, text)| {
+                serde_json::json!([
+                    start,
+                    end,
+                    format!("alert {rule}"),
+                    text,
+                    format!("alert,{severity},{host}"),
+                    host
+                ])
+            })
+            .collect()
     }
 
     /// `/health`'s `alerts` object.

@@ -13,7 +13,7 @@ use broker::JobEvent;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Number, Value};
 
-use super::{datapoints, host_names, job_rows, Agg, JOB_EVENTS, METRICS};
+use super::{datapoints, host_names, job_rows, Agg, ALERT_EVENTS, JOB_EVENTS, METRICS};
 use crate::http::{AppError, AppState};
 use crate::registry;
 use crate::store::HistoryError;
@@ -269,6 +269,7 @@ fn answer(
 
 pub(super) async fn query(
     State(state): State<AppState>,
+    alerts: Option<axum::Extension<crate::alerts::AlertsHandle>>,
     req: Result<Json<QueryRequest>, JsonRejection>,
 ) -> Result<Json<Vec<Answer>>, AppError> {
     let Json(req) = req?;
@@ -305,6 +306,23 @@ pub(super) async fn query(
             continue;
         };
         let hosts = target_hosts(&target.payload, &req.adhoc_filters, &all);
+        if metric == ALERT_EVENTS {
+            let now = crate::ingest::unix_ms_now();
+            let rows = alerts
+                .as_ref()
+                .map(|a| a.ranges(&hosts, from, to, now))
+                .unwrap_or_default();
+            plans.push(Plan::Jobs(json!({
+                "type": "table",
+                "columns": [
+                    {"text": "time", "type": "time"}, {"text": "timeEnd", "type": "time"},
+                    {"text": "title", "type": "string"}, {"text": "text", "type": "string"},
+                    {"text": "tags", "type": "string"}, {"text": "host", "type": "string"}
+                ],
+                "rows": rows,
+            })));
+            continue;
+        }
         if metric == JOB_EVENTS {
             let events: Vec<JobEvent> = state
                 .store
