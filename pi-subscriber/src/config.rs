@@ -109,6 +109,9 @@ pub struct HistorySettings {
     pub hour: Duration,
     /// Series (metric and label set) per host at most; new ones beyond are dropped, counted.
     pub max_series_per_host: usize,
+    /// Series over all hosts at most: each keeps ~4.7 KB of open bucket rows in memory, so
+    /// this bounds the Pi's RSS whatever hosts and names a flood invents.
+    pub max_series: usize,
     /// Hosts tracked at most; snapshots from more are refused and counted.
     pub max_hosts: usize,
     /// Persist the history so it survives a restart.
@@ -193,6 +196,7 @@ impl Default for HistorySettings {
             minute: Duration::from_secs(14 * 86_400),
             hour: Duration::from_secs(730 * 86_400),
             max_series_per_host: 500,
+            max_series: 2000,
             max_hosts: 64,
             persist: true,
             forget_after: Duration::from_secs(7 * 86_400),
@@ -356,6 +360,12 @@ impl Settings {
         }
         if self.history.max_series_per_host == 0 {
             return Err(invalid("history.max_series_per_host", "must be at least 1"));
+        }
+        if !(1..=100_000).contains(&self.history.max_series) {
+            return Err(invalid(
+                "history.max_series",
+                "must be between 1 and 100000",
+            ));
         }
         if self.history.forget_after < Duration::from_secs(1) {
             return Err(invalid("history.forget_after", "must be at least 1s"));

@@ -116,6 +116,7 @@ pub async fn run(
     let now_ms = ingest::unix_ms_now();
     let retention = settings.retention();
     let max_series = settings.history.max_series_per_host;
+    let series_budget = settings.history.max_series;
     let db_path = settings.data_dir.join("history.sqlite");
     let store = if settings.history.persist {
         std::fs::create_dir_all(&settings.data_dir).with_context(|| {
@@ -127,7 +128,8 @@ pub async fn run(
         let (path, old) = (db_path.clone(), migrate::history_dir(&settings.data_dir));
         let skew = settings.health.max_clock_skew;
         tokio::task::spawn_blocking(move || -> anyhow::Result<SharedStore> {
-            let tsdb = Tsdb::open(&path, retention, max_series, now_ms)?;
+            let mut tsdb = Tsdb::open(&path, retention, max_series, now_ms)?;
+            tsdb.set_series_budget(series_budget);
             let store = SharedStore::new(state, tsdb);
             let imported = migrate::import(&old, &store, now_ms);
             if imported > 0 {
@@ -143,7 +145,9 @@ pub async fn run(
         })
         .await??
     } else {
-        SharedStore::new(state, Tsdb::open_in_memory(retention, max_series, now_ms)?)
+        let mut tsdb = Tsdb::open_in_memory(retention, max_series, now_ms)?;
+        tsdb.set_series_budget(series_budget);
+        SharedStore::new(state, tsdb)
     };
     let failed = store.failed();
     // Stopped after every task that stores has ended, so the last samples are committed.

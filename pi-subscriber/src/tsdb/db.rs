@@ -139,6 +139,8 @@ pub struct Tsdb {
     pub(super) flushed: HashMap<Tier, i64>,
     in_tx: bool,
     pub stats: TsdbStats,
+    /// Series over all hosts at most (each costs ~4.7 KB of open bucket rows in memory).
+    max_series_total: usize,
 }
 
 impl Tsdb {
@@ -172,10 +174,17 @@ impl Tsdb {
             flushed: HashMap::new(),
             in_tx: false,
             stats: TsdbStats::default(),
+            max_series_total: usize::MAX,
         };
         db.load().map_err(err)?;
         db.rebuild(now_ms).map_err(err)?;
         Ok(db)
+    }
+
+    /// Bounds the series over all hosts (`history.max_series`): a new series beyond it is
+    /// dropped and counted like one beyond `max_series_per_host`.
+    pub fn set_series_budget(&mut self, max_series_total: usize) {
+        self.max_series_total = max_series_total.max(1);
     }
 
     /// A database that lives in memory only (`history.persist = false`, tests).
@@ -308,7 +317,7 @@ impl Tsdb {
                     Some(id) => id,
                     None => {
                         let count = self.hosts.get(host).map_or(0, |h| h.series.len());
-                        if count >= self.max_series {
+                        if count >= self.max_series || self.series.len() >= self.max_series_total {
                             dropped += 1;
                             continue;
                         }
@@ -469,6 +478,7 @@ impl Tsdb {
         for id in &ids {
             self.series.remove(id);
         }
+        self.stats.series_total = self.series.len() as u64;
         let run = |db: &mut Tsdb| -> rusqlite::Result<()> {
             db.begin()?;
             for table in ["minute", "hour"] {

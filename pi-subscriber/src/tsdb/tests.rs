@@ -446,3 +446,28 @@ fn a_rebuild_after_a_clock_stepped_back_gives_the_rates_live_ingest_gave() {
     let db = open(dir.path(), now);
     assert_eq!(db.query(&query, now).unwrap().1, live);
 }
+
+#[test]
+fn the_series_budget_bounds_every_host_together() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut db = open(dir.path(), T0);
+    db.set_series_budget(4);
+    // tower: cpu, disk read (total, sda), disk write (total, sda) = 5 series; 4 fit.
+    db.ingest(&snap(1, T0, 10.0, 0), true, T0).unwrap();
+    assert_eq!(
+        (db.stats.series_total, db.stats.series_dropped_total),
+        (4, 1)
+    );
+    let mut other = snap(1, T0, 10.0, 0);
+    other.host = "ghost".into();
+    db.ingest(&other, true, T0).unwrap();
+    assert_eq!(
+        (db.stats.series_total, db.stats.series_dropped_total),
+        (4, 6)
+    );
+    // Forgetting a host frees its share.
+    db.forget("tower").unwrap();
+    db.ingest(&other, true, T0 + 15_000).unwrap();
+    assert_eq!(db.stats.series_total, 4);
+    assert!(db.stats.series_dropped_total >= 7);
+}
