@@ -54,6 +54,13 @@
   const charts = {}; // element id -> { u, key }
   let xwin = [0, 1];  // x range of every chart, epoch seconds (the window being shown)
 
+  // A y tick with three significant digits at most (small rates do not all read "0").
+  function tick(v) {
+    if (!isNum(v)) return '';
+    if (v === 0 || Math.abs(v) >= 100) return String(Math.round(v));
+    return String(Number(v.toPrecision(3)));
+  }
+
   function axis() {
     return {
       stroke: '#9aa4b2',
@@ -123,7 +130,7 @@
   function draw(id, def, win, label) {
     const target = $(id);
     const lay = layout(def, win, label);
-    const data = SaSeries.columns(lay.cols, def.scale || 1);
+    const data = SaSeries.columns(win, lay.cols, def.scale || 1);
     const key = lay.series.map((s) => s.label).join('|') + '|' + win.band;
     const have = charts[id];
     if (have && have.key === key && have.u.root.parentNode === target) {
@@ -139,7 +146,7 @@
         x: { time: true, range: () => [xwin[0], xwin[1]] },
         y: { range: def.range || fromZero },
       },
-      axes: [axis(), Object.assign(axis(), { size: 50 })],
+      axes: [axis(), Object.assign(axis(), { size: 50, values: (u, splits) => splits.map(tick) })],
       series: [{ value: (u, v) => (v == null ? '—' : new Date(v * 1000).toLocaleString()) }].concat(lay.series),
       bands: lay.bands,
       hooks: { draw: [drawNotes(def)] },
@@ -195,7 +202,10 @@
       if (!list.length) box.appendChild(el('p', 'empty', 'No per-device series in this range'));
       box.dataset.key = key;
     }
-    shown.forEach((s, i) => draw('dev-' + i, s.def, win, s.name));
+    shown.forEach((s, i) => {
+      const data = draw('dev-' + i, s.def, win, s.name);
+      $('dev-' + i).parentNode.dataset.points = String(data[1].filter(isNum).length);
+    });
   }
 
   // Draws every chart of `win`; sets the body's data-* that tests and tools can read.

@@ -88,10 +88,15 @@
   }
 
   /* uPlot columns for `cols` (each a points array or null, same step): x in epoch seconds,
-   * the union of the times, every value scaled, null where a column has none. */
-  function columns(cols, scale) {
+   * the union of the times (the window's step grid when no column has any), every value
+   * scaled, null where a column has none. */
+  function columns(win, cols, scale) {
     const times = new Set();
     cols.forEach((c) => { if (c) c.forEach((p) => { if (Array.isArray(p) && isNum(p[0])) times.add(p[0]); }); });
+    if (!times.size) {
+      const w = win.step * 1000;
+      for (let t = Math.floor(win.from / w) * w; t <= win.to; t += w) times.add(t);
+    }
     const ts = Array.from(times).sort((a, b) => a - b);
     const at = new Map(ts.map((t, i) => [t, i]));
     const out = [ts.map((t) => t / 1000)];
