@@ -105,7 +105,9 @@ const RULE: &str = "[alerts]\n[[alerts.rule]]\nname = \"t\"\nmetric = \"cpu_usag
 #[test]
 fn dashboard_renders_live_data_in_chromium() {
     if !Path::new("/usr/bin/chromium").exists() {
-        eprintln!("skipped: no /usr/bin/chromium (Debian package chromium; scripts/test.sh installs it)");
+        eprintln!(
+            "skipped: no /usr/bin/chromium (Debian package chromium; scripts/test.sh installs it)"
+        );
         return;
     }
     let pdir = tempfile::tempdir().unwrap();
@@ -196,7 +198,10 @@ fn dashboard_renders_live_data_in_chromium() {
     // The rule fires on testhost: the banner names it, the card counts it, zbox has none.
     let banner = from_id(&dom, "alerts");
     let banner = &banner[..banner.find("</div>").unwrap()];
-    assert!(!banner[..banner.find('>').unwrap()].contains("hidden"), "{banner}");
+    assert!(
+        !banner[..banner.find('>').unwrap()].contains("hidden"),
+        "{banner}"
+    );
     assert!(banner.contains(r#"data-firing="1""#), "{banner}");
     assert!(
         banner.contains(r#"data-rule="t" data-host="testhost""#),
@@ -208,8 +213,14 @@ fn dashboard_renders_live_data_in_chromium() {
     assert!(!card(&dom, "zbox").contains("data-alerts"), "badge on zbox");
     // The per-device section is there, closed, with no chart in it.
     let devices = from_id(&dom, "devices");
-    assert!(devices.starts_with(r#"id="devices" class="devices""#), "{devices}");
-    assert!(!devices[..devices.find('>').unwrap()].contains("open"), "open by default");
+    assert!(
+        devices.starts_with(r#"id="devices" class="devices""#),
+        "{devices}"
+    );
+    assert!(
+        !devices[..devices.find('>').unwrap()].contains("open"),
+        "open by default"
+    );
     assert!(!devices[..devices.find("</details>").unwrap()].contains("<canvas"));
     for id in [
         "chart-cpu",
@@ -248,6 +259,10 @@ fn dashboard_renders_live_data_in_chromium() {
     assert!(dom.contains(r#"style="width: 62.1%;""#), "bar width");
 
     seven_days(&url);
+    rolled_up(&url, "range=2592000", 2_592_000, 7200, "1h");
+    let dom = rolled_up(&url, "range=31536000", 31_536_000, 86_400, "1h");
+    let points: usize = attr(&dom, "data-points").unwrap().parse().unwrap();
+    assert!(points >= 1, "{points} points drawn in a year");
 
     let shot = Path::new(env!("CARGO_TARGET_TMPDIR")).join("dashboard.png");
     let _ = std::fs::remove_file(&shot);
@@ -276,38 +291,55 @@ fn dashboard_renders_live_data_in_chromium() {
     eprintln!("dashboard screenshot: {}", shot.display());
 }
 
-/// 7 d with zbox picked and the per-device section open (all from the URL's hash, as the
-/// buttons, the host picker and the section leave them): 1800 s steps from the minute tier with
-/// a min–max band, and a chart per disk, interface and mount of zbox, names shown as text.
-fn seven_days(url: &str) {
+/// The page at `hash` (a range of `range` s, from the URL's hash as the buttons leave it)
+/// after it settled: no error, steps of `step` s from `tier` with a min–max band, a slot per step.
+fn rolled_up(url: &str, hash: &str, range: u64, step: u64, tier: &str) -> String {
     let profile = tempfile::tempdir().unwrap();
     let run = chromium(
         profile.path(),
         &["--virtual-time-budget=8000", "--dump-dom"],
-        &format!("{url}#range=604800&host=zbox&devices=1"),
+        &format!("{url}#{hash}"),
     );
-    let dom = String::from_utf8_lossy(&run.stdout);
+    let dom = String::from_utf8_lossy(&run.stdout).into_owned();
     let stderr = String::from_utf8_lossy(&run.stderr);
     assert!(run.status.success(), "chromium failed: {stderr}");
-    assert_eq!(page_problems(&stderr), Vec::<String>::new());
+    assert_eq!(page_problems(&stderr), Vec::<String>::new(), "{hash}");
     assert_eq!(attr(&dom, "data-ready").as_deref(), Some("1"), "{dom}");
-    assert_eq!(attr(&dom, "data-range").as_deref(), Some("604800"));
-    assert!(dom.contains(r#"data-range="604800" aria-pressed="true""#));
-    assert_eq!(attr(&dom, "data-step").as_deref(), Some("1800"));
-    assert_eq!(attr(&dom, "data-tier").as_deref(), Some("1m"));
+    assert_eq!(attr(&dom, "data-range"), Some(range.to_string()));
+    assert!(dom.contains(&format!(r#"data-range="{range}" aria-pressed="true""#)));
+    assert_eq!(attr(&dom, "data-step"), Some(step.to_string()));
+    assert_eq!(attr(&dom, "data-tier").as_deref(), Some(tier));
     assert_eq!(attr(&dom, "data-band").as_deref(), Some("1"));
     assert!(dom.contains("u-series band-edge"), "no min/max series");
-    let slots: usize = attr(&dom, "data-slots").unwrap().parse().unwrap();
-    assert!((336..=337).contains(&slots), "{slots} slots");
+    let slots: u64 = attr(&dom, "data-slots").unwrap().parse().unwrap();
+    let width = step.max(if tier == "1h" { 3600 } else { 60 });
+    assert!(
+        (range / width..=range / width + 1).contains(&slots),
+        "{slots} slots at {hash}"
+    );
+    dom
+}
+
+/// 7 d with zbox picked and the per-device section open (all from the URL's hash, as the
+/// buttons, the host picker and the section leave them): 1800 s steps from the minute tier with
+/// a min–max band, and a chart per disk, interface and mount of zbox, names shown as text.
+fn seven_days(url: &str) {
+    let dom = rolled_up(url, "range=604800&host=zbox&devices=1", 604_800, 1800, "1m");
     assert!(
         card(&dom, "zbox").starts_with(r#"<article class="card selected""#),
         "zbox not picked"
     );
     let devices = from_id(&dom, "devices");
     let devices = &devices[..devices.find("</details>").unwrap()];
-    assert!(devices[..devices.find('>').unwrap()].contains("open"), "{devices}");
+    assert!(
+        devices[..devices.find('>').unwrap()].contains("open"),
+        "{devices}"
+    );
     assert!(devices.contains(r#"data-count="5""#), "{devices}");
-    assert!(devices.contains("(1 disk, 1 interface, 3 mounts)"), "{devices}");
+    assert!(
+        devices.contains("(1 disk, 1 interface, 3 mounts)"),
+        "{devices}"
+    );
     assert!(!devices.contains("<b>"), "a name became markup");
     let panels: Vec<(&str, &str)> = devices
         .split(r#"<div class="panel" data-kind=""#)
