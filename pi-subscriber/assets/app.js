@@ -5,11 +5,8 @@
 (function () {
   'use strict';
 
-  const REFRESH_MS = 5000;       // poll period
-  const FULL_RELOAD_MS = 60000;  // re-fetch the whole history window this often
+  const REFRESH_MS = 5000;       // poll period (charts re-read their window less often)
   const FETCH_TIMEOUT_MS = 8000;
-  const CHART_H = 180;           // plot height in CSS px (the legend comes below)
-  const SKEW_MS = 300000;        // `to` slack, in case the Pi's clock runs ahead
   // `health` answers 503 while stale (and before the first snapshot); browsers
   // log every 5xx response as a console error, so by default the badge is
   // derived from `hosts` with the same rule (see healthOf). Set true to poll it.
@@ -20,14 +17,10 @@
   const state = {
     range: 3600,      // seconds shown in the charts
     host: null,       // host whose history is charted
+    picked: false,    // the host was chosen by the user (kept in the URL's hash)
     hosts: [],        // last good answer of `hosts`, sorted by name
     metrics: {},      // host -> latest `metrics` snapshot
-    rows: [],         // history rows of rowsHost over the window
-    rowsKey: '',      // "host|range" the rows belong to
-    rowsHost: '',
-    fullAt: 0,        // when the rows were last fetched whole (ms)
-    window: [0, 1],   // x range of the charts, epoch seconds
-    charts: {},       // chart id -> uPlot instance
+    win: null,        // the charted window (SaSeries.load)
     errors: [],
     jobsShown: false, // a jobs answer has been rendered at least once
     busy: false,
@@ -35,41 +28,9 @@
     timer: 0,
   };
 
-  /* ---------- chart definitions ---------- */
-
-  const C = { blue: '#4fa3ff', purple: '#b48cff', green: '#3ecf8e', orange: '#ff9f43', pink: '#ff6b81' };
-  const MB = 1e-6; // bytes/s -> MB/s
-
-  const memUsedPct = (r) => {
-    if (r.memory_used_percent != null) return r.memory_used_percent;
-    if (r.memory_total_mb > 0 && r.memory_available_mb != null) {
-      return 100 * (r.memory_total_mb - r.memory_available_mb) / r.memory_total_mb;
-    }
-    return null;
-  };
-
-  const CHARTS = [
-    { id: 'cpu', unit: '%', dec: 1, range: [0, 100],
-      series: [{ label: 'CPU', key: 'cpu_usage_percent', color: C.blue, fill: true }] },
-    { id: 'load', unit: '', dec: 2,
-      series: [{ label: '1 min', key: 'load_1m', color: C.blue },
-               { label: '5 min', key: 'load_5m', color: C.purple },
-               { label: '15 min', key: 'load_15m', color: C.green }] },
-    { id: 'mem', unit: '%', dec: 1, range: [0, 100],
-      series: [{ label: 'Used', key: memUsedPct, color: C.green, fill: true }] },
-    { id: 'temp', unit: '°C', dec: 1, range: tempRange,
-      thresholds: [[70, '#ffb020'], [85, '#ff5c5c']],
-      series: [{ label: 'CPU', key: 'cpu_temp_c', color: C.orange }] },
-    { id: 'disk', unit: 'MB/s', dec: 2, scale: MB,
-      series: [{ label: 'Read', key: 'disk_read_bytes_rate', color: C.blue },
-               { label: 'Write', key: 'disk_write_bytes_rate', color: C.pink }] },
-    { id: 'net', unit: 'MB/s', dec: 2, scale: MB,
-      series: [{ label: 'Rx', key: 'network_rx_bytes_rate', color: C.green },
-               { label: 'Tx', key: 'network_tx_bytes_rate', color: C.purple }] },
-  ];
-
   /* ---------- small helpers ---------- */
 
+  const MB = 1e-6; // bytes/s -> MB/s
   const isNum = (v) => typeof v === 'number' && isFinite(v);
   const fix = (v, d) => (isNum(v) ? v.toFixed(d) : '—');
   const get = (o, path) => path.split('.').reduce((a, k) => (a == null ? null : a[k]), o);
@@ -143,24 +104,6 @@
     if (m) state.metrics[host] = m;
   }
 
-  // Fetch history for the selected host: whole window on host/range change (and
-  // every FULL_RELOAD_MS), otherwise only rows newer than the last one we have.
-  async function loadHistory() {
-    const host = state.host, now = Date.now(), from = now - state.range * 1000;
-    const key = host + '|' + state.range;
-    const full = key !== state.rowsKey || !state.rows.length || now - state.fullAt > FULL_RELOAD_MS;
-    const since = full ? from : state.rows[state.rows.length - 1].time + 1;
-    const rows = await getJSON('history?host=' + encodeURIComponent(host) +
-                               '&from=' + Math.floor(since) + '&to=' + (now + SKEW_MS));
-    if (!Array.isArray(rows)) throw new Error('history: unexpected answer');
-    state.rows = full ? rows : state.rows.concat(rows).filter((r) => r.time >= from);
-    if (full) state.fullAt = now;
-    state.rowsKey = key;
-    state.rowsHost = host;
-    const last = state.rows.length ? state.rows[state.rows.length - 1].time : 0;
-    state.window = [from / 1000, Math.max(now, last) / 1000];
-  }
-
   /* ---------- refresh loop ---------- */
 
   async function refresh() {
@@ -173,7 +116,9 @@
         soft(getJSON('hosts')),
         soft(getJSON('events?limit=20')),
         USE_HEALTH ? soft(getJSON('health', [503])) : null,
+        soft(getJSON('alerts')),
       ]);
+      window.SaAlerts.update(res[3]);
       if (Array.isArray(res[0])) state.hosts = res[0];  // keep the last good list on failure
       renderBadge(USE_HEALTH ? res[2] : healthOf(Array.isArray(res[0]) ? res[0] : null));
       pickHost();
@@ -184,8 +129,7 @@
       else if (!state.jobsShown) emptyJobs('Job events unavailable');
       if (state.host) {
         try {
-          await loadHistory();
-          renderCharts();
+          await loadCharts();
         } catch (e) {
           state.errors.push(e.message || String(e));
         }
@@ -233,6 +177,8 @@
   function selectHost(name) {
     if (!name || name === state.host) return;
     state.host = name;
+    state.picked = true;
+    saveHash();
     pickHost();
     markSelected();
     refresh();
@@ -285,6 +231,8 @@
     head.appendChild(el('span', 'badge ' + (h.stale ? 'stale' : 'ok'), h.stale ? 'STALE' : 'OK'));
     const status = h.status || m.status;
     head.appendChild(el('span', 'status ' + (status || ''), status || '—'));
+    const alerts = window.SaAlerts.badge(h.host);
+    if (alerts) head.appendChild(alerts);
     card.appendChild(head);
 
     const total = get(m, 'memory.total_mb'), avail = get(m, 'memory.available_mb');
@@ -369,138 +317,51 @@
     return ['—', ''];
   }
 
-  /* ---------- rendering: charts ---------- */
+  /* ---------- charts ---------- */
 
-  // Rows -> uPlot columns. A hole in the data (> 3x the usual spacing) gets a
-  // null point so uPlot breaks the line there instead of bridging it.
-  function columns(rows, def) {
-    const dts = [];
-    for (let i = 1; i < rows.length; i++) dts.push(rows[i].time - rows[i - 1].time);
-    dts.sort((a, b) => a - b);
-    const gap = dts.length ? Math.max(3 * dts[dts.length >> 1], 1000) : Infinity;
-    const xs = [], ys = def.series.map(() => []);
-    rows.forEach((r, i) => {
-      if (i > 0 && r.time - rows[i - 1].time > gap) {
-        xs.push((r.time + rows[i - 1].time) / 2000);
-        ys.forEach((col) => col.push(null));
-      }
-      xs.push(r.time / 1000);
-      def.series.forEach((s, j) => {
-        const v = typeof s.key === 'function' ? s.key(r) : r[s.key];
-        ys[j].push(isNum(v) ? v * (def.scale || 1) : null);
-      });
-    });
-    return [xs].concat(ys);
-  }
-
-  function axis() {
-    return {
-      stroke: '#9aa4b2',
-      font: '11px system-ui, sans-serif',
-      grid: { stroke: 'rgba(255,255,255,0.07)', width: 1 },
-      ticks: { stroke: 'rgba(255,255,255,0.15)', width: 1 },
-    };
-  }
-
-  // y from 0 up to a bit above the data (rates and load).
-  function fromZero(u, min, max) {
-    return [0, isNum(max) && max > 0 ? max * 1.1 : 1];
-  }
-
-  // Temperature: always include both thresholds (70 and 85 °C).
-  function tempRange(u, min, max) {
-    const lo = isNum(min) ? Math.min(30, Math.floor((min - 5) / 10) * 10) : 30;
-    const hi = isNum(max) ? Math.max(90, Math.ceil((max + 5) / 10) * 10) : 90;
-    return [lo, hi];
-  }
-
-  // hooks.draw: dashed horizontal threshold lines, and a note when there's no data.
-  function drawThresholds(lines) {
-    return (u) => {
-      const ctx = u.ctx, b = u.bbox, px = window.devicePixelRatio || 1;
-      ctx.save();
-      ctx.lineWidth = px;
-      ctx.setLineDash([6 * px, 4 * px]);
-      ctx.font = (11 * px) + 'px system-ui, sans-serif';
-      ctx.textAlign = 'right';
-      ctx.textBaseline = 'bottom';
-      lines.forEach((l) => {
-        const y = Math.round(u.valToPos(l[0], 'y', true)) + 0.5;
-        if (y < b.top || y > b.top + b.height) return;
-        ctx.strokeStyle = ctx.fillStyle = l[1];
-        ctx.beginPath();
-        ctx.moveTo(b.left, y);
-        ctx.lineTo(b.left + b.width, y);
-        ctx.stroke();
-        ctx.fillText(l[0] + ' °C', b.left + b.width - 4 * px, y - 2 * px);
-      });
-      if (!u.data[1] || !u.data[1].some(isNum)) {
-        ctx.fillStyle = '#8b94a3';
-        ctx.textAlign = 'center';
-        ctx.textBaseline = 'middle';
-        ctx.fillText('No temperature data', b.left + b.width / 2, b.top + b.height / 2);
-      }
-      ctx.restore();
-    };
-  }
-
-  function makeChart(def, data) {
-    const target = $('chart-' + def.id);
-    const fmt = (u, v) => (isNum(v) ? v.toFixed(def.dec) + (def.unit ? ' ' + def.unit : '') : '—');
-    const opts = {
-      width: target.clientWidth || 400,
-      height: CHART_H,
-      cursor: { sync: { key: 'pi' }, drag: { x: false, y: false } },
-      scales: {
-        x: { time: true, range: () => [state.window[0], state.window[1]] },
-        y: { range: def.range || fromZero },
-      },
-      axes: [axis(), Object.assign(axis(), { size: 50 })],
-      series: [{ value: (u, v) => (v == null ? '—' : fmtTime(v * 1000)) }].concat(def.series.map((s) => ({
-        label: s.label,
-        stroke: s.color,
-        width: 1.5,
-        fill: s.fill ? s.color + '26' : undefined,
-        spanGaps: false,
-        value: fmt,
-      }))),
-      hooks: def.thresholds ? { draw: [drawThresholds(def.thresholds)] } : {},
-    };
-    return new uPlot(opts, data, target);
-  }
-
-  function renderCharts() {
-    if (typeof uPlot !== 'function') throw new Error('chart library (uPlot) failed to load');
-    $('charts').hidden = false;  // must be visible before measuring widths
-    $('chart-host').textContent = state.hosts.length > 1 ? '— ' + state.rowsHost : '';
-    CHARTS.forEach((def) => {
-      const data = columns(state.rows, def);
-      const u = state.charts[def.id];
-      if (u) u.setData(data);
-      else state.charts[def.id] = makeChart(def, data);
-    });
-    fitCharts();
-    document.body.dataset.points = String(state.rows.length);
-    if (state.rows.length) document.body.dataset.ready = '1';
-  }
-
-  // Match every chart's width to its container (window resize, layout changes).
-  function fitCharts() {
-    Object.keys(state.charts).forEach((id) => {
-      const u = state.charts[id], w = $('chart-' + id).clientWidth;
-      if (w > 0 && Math.abs(w - u.width) > 1) u.setSize({ width: w, height: CHART_H });
-    });
+  // Re-reads the window when the host or range changed or it is due, then draws it.
+  async function loadCharts() {
+    const now = Date.now();
+    if (window.SaSeries.stale(state.win, state.host, state.range, now)) {
+      state.win = await window.SaSeries.load((p) => soft(getJSON(p)), state.host, state.range,
+                                             window.SaCharts.WANTS, now);
+    }
+    $('chart-host').textContent = state.hosts.length > 1 ? '— ' + state.win.host : '';
+    window.SaCharts.render(state.win);
   }
 
   /* ---------- wiring ---------- */
 
+  // The range, an explicitly picked host and the open per-device section live in the URL's
+  // hash (#range=604800&host=tower&devices=1), so a reload or a bookmark keeps them.
+  function saveHash() {
+    const p = new URLSearchParams();
+    p.set('range', String(state.range));
+    if (state.picked) p.set('host', state.host);
+    if ($('devices').open) p.set('devices', '1');
+    history.replaceState(null, '', '#' + p.toString());
+  }
+
+  function readHash() {
+    const p = new URLSearchParams(location.hash.replace(/^#/, ''));
+    const r = Number(p.get('range'));
+    if (rangeButtons().some((b) => Number(b.dataset.range) === r)) state.range = r;
+    if (p.get('host')) { state.host = p.get('host'); state.picked = true; }
+    $('devices').open = p.get('devices') === '1';
+    pressRange();
+  }
+
+  const rangeButtons = () => Array.prototype.slice.call($('range').querySelectorAll('button[data-range]'));
+
+  function pressRange() {
+    rangeButtons().forEach((b) => b.setAttribute('aria-pressed', String(Number(b.dataset.range) === state.range)));
+  }
+
   function setRange(sec) {
     if (!isNum(sec) || sec === state.range) return;
     state.range = sec;
-    const btns = $('range').querySelectorAll('button');
-    for (let i = 0; i < btns.length; i++) {
-      btns[i].setAttribute('aria-pressed', String(Number(btns[i].dataset.range) === sec));
-    }
+    pressRange();
+    saveHash();
     refresh();
   }
 
@@ -521,8 +382,13 @@
     let raf = 0;
     window.addEventListener('resize', () => {
       cancelAnimationFrame(raf);
-      raf = requestAnimationFrame(fitCharts);
+      raf = requestAnimationFrame(window.SaCharts.fit);
     });
+    $('devices').addEventListener('toggle', () => {
+      saveHash();
+      if (state.win && state.win.host === state.host) window.SaCharts.renderDevices(state.win);
+    });
+    readHash();
     document.addEventListener('visibilitychange', () => { if (!document.hidden) refresh(); });
     refresh();
   }

@@ -6,7 +6,7 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 
 /// `(name, content type, bytes)` of every file under `/assets/`.
-const FILES: [(&str, &str, &[u8]); 7] = [
+const FILES: [(&str, &str, &[u8]); 10] = [
     (
         "app.js",
         "text/javascript; charset=utf-8",
@@ -16,6 +16,21 @@ const FILES: [(&str, &str, &[u8]); 7] = [
         "filesystems.js",
         "text/javascript; charset=utf-8",
         include_bytes!("../assets/filesystems.js"),
+    ),
+    (
+        "alerts.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("../assets/alerts.js"),
+    ),
+    (
+        "series.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("../assets/series.js"),
+    ),
+    (
+        "charts.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("../assets/charts.js"),
     ),
     (
         "app.css",

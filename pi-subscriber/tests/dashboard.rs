@@ -1,6 +1,9 @@
 //! The built-in dashboard in a real headless Chromium (Debian package `chromium`): it loads
-//! with no failed request and no console error, and its charts hold drawn data. A screenshot
-//! is kept as a test artefact (`target/tmp/dashboard.png`).
+//! with no failed request and no console error, its charts hold drawn data read from
+//! `/series` (a min–max band on a rolled-up range, per-device charts once their section is
+//! open), and a firing alert shows in the banner and on its host's card. The page's state is
+//! read from the `data-*` attributes it sets. A screenshot is kept as a test artefact
+//! (`target/tmp/dashboard.png`).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 #[path = "../../publisher/tests/common/mod.rs"]
@@ -55,8 +58,58 @@ fn attr(dom: &str, name: &str) -> Option<String> {
     Some(dom[at..].split('"').next()?.to_owned())
 }
 
+/// The markup of one host's card, from `<article`.
+fn card<'a>(dom: &'a str, host: &str) -> &'a str {
+    let at = dom
+        .match_indices("<article")
+        .map(|(at, _)| at)
+        .find(|at| {
+            let tag = &dom[*at..];
+            tag[..tag.find('>').unwrap()].contains(&format!(r#"data-host="{host}""#))
+        })
+        .unwrap_or_else(|| panic!("no card for {host}"));
+    let rest = &dom[at..];
+    &rest[..rest.find("</article>").unwrap()]
+}
+
+/// The element with this id, from its start tag to the end of the dump.
+fn from_id<'a>(dom: &'a str, id: &str) -> &'a str {
+    let at = dom
+        .find(&format!(r#"id="{id}""#))
+        .unwrap_or_else(|| panic!("no #{id}"));
+    &dom[at..]
+}
+
+/// A snapshot of `zbox` as a real client would publish it: one disk and one interface whose
+/// counters grow by 1 MiB per second, and the tower fixture's filesystems (md0, a full root, a
+/// hung NFS mount) plus a mount named like markup.
+fn zbox(seq: u64, ts_ms: u128) -> String {
+    let (sectors, bytes) = (2048 * seq, 1_048_576 * seq);
+    format!(
+        r#"{{"v":1,"host":"zbox","seq":{seq},"ts":{},"ts_ms":{ts_ms},"interval_s":1,
+        "disk":{{"read_sectors":{sectors},"write_sectors":0,"devices":{{"sda":{{"read_sectors":{sectors},"write_sectors":0}}}}}},
+        "network":{{"rx_bytes":{bytes},"tx_bytes":0,"interfaces":{{"eth0":{{"rx_bytes":{bytes},"tx_bytes":0}}}}}},
+        "filesystems":{{
+        "/":{{"device":"sda2","fstype":"ext4","size_bytes":100,"used_bytes":96,"avail_bytes":4,"files":1,"files_free":1}},
+        "/mnt/backup":null,
+        "/mnt/<b>x</b>":{{"device":"sdb1","fstype":"ext4","size_bytes":100,"used_bytes":10,"avail_bytes":90,"files":1,"files_free":1}},
+        "/srv/storage":{{"device":"md0","fstype":"ext4","size_bytes":3999738626048,"used_bytes":2361338626048,
+          "avail_bytes":1438412800000,"files":244195328,"files_free":243000000}}}}}}"#,
+        ts_ms / 1000
+    )
+}
+
+/// A user rule that fires on the first sample of any host with a CPU figure.
+const RULE: &str = "[alerts]\n[[alerts.rule]]\nname = \"t\"\nmetric = \"cpu_usage_percent\"\nabove = -1.0\nfor = \"0s\"\n";
+
 #[test]
 fn dashboard_renders_live_data_in_chromium() {
+    if !Path::new("/usr/bin/chromium").exists() {
+        eprintln!(
+            "skipped: no /usr/bin/chromium (Debian package chromium; scripts/test.sh installs it)"
+        );
+        return;
+    }
     let pdir = tempfile::tempdir().unwrap();
     let sdir = tempfile::tempdir().unwrap();
     let sys = common::fixture("tower").join("sys");
@@ -69,7 +122,16 @@ fn dashboard_renders_live_data_in_chromium() {
         .output()
         .unwrap();
     assert!(out.status.success());
-    let s = Subscriber::start(sdir.path(), p.mqtt_port, &p.url("/latest"), &[], &[]);
+    let config = sdir.path().join("pi.toml");
+    std::fs::write(&config, RULE).unwrap();
+    // A long max_age: no host goes stale (and fires host_down) while the browser runs.
+    let s = Subscriber::start(
+        sdir.path(),
+        p.mqtt_port,
+        &p.url("/latest"),
+        &["--config", config.to_str().unwrap(), "--max-age", "600"],
+        &[],
+    );
     s.wait_for("/history?host=testhost", |rows| {
         rows.as_array().is_some_and(|r| r.len() >= 10)
     });
@@ -81,33 +143,27 @@ fn dashboard_renders_live_data_in_chromium() {
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_millis();
-    let zbox = format!(
-        r#"{{"v":1,"host":"zbox","seq":1,"ts":{},"ts_ms":{now},"interval_s":15,"filesystems":{{
-        "/":{{"device":"sda2","fstype":"ext4","size_bytes":100,"used_bytes":96,"avail_bytes":4,"files":1,"files_free":1}},
-        "/mnt/backup":null,
-        "/srv/storage":{{"device":"md0","fstype":"ext4","size_bytes":3999738626048,"used_bytes":2361338626048,
-          "avail_bytes":1438412800000,"files":244195328,"files_free":243000000}}}}}}"#,
-        now / 1000
-    );
-    let published = Command::new("mosquitto_pub")
-        .args(["-p", &p.mqtt_port.unwrap().to_string()])
-        .args([
-            "-t",
-            "server-analytics/zbox/snapshot",
-            "-q",
-            "1",
-            "-m",
-            &zbox,
-        ])
-        .status()
-        .expect("mosquitto_pub (Debian package mosquitto-clients)");
-    assert!(published.success());
-    let m = s.wait_for("/metrics?host=zbox", |m| m["seq"] == 1);
+    for seq in [1u64, 2] {
+        let published = Command::new("mosquitto_pub")
+            .args(["-p", &p.mqtt_port.unwrap().to_string()])
+            .args(["-t", "server-analytics/zbox/snapshot", "-q", "1"])
+            .args(["-m", &zbox(seq, now - 2000 + 1000 * u128::from(seq))])
+            .status()
+            .expect("mosquitto_pub (Debian package mosquitto-clients)");
+        assert!(published.success());
+    }
+    let m = s.wait_for("/metrics?host=zbox", |m| m["seq"] == 2);
     assert_eq!(
         m["filesystems"]["/srv/storage"]["used_bytes"],
         2361338626048u64
     );
     assert!(m["filesystems"]["/mnt/backup"].is_null());
+    s.wait_for("/alerts", |a| {
+        a["alerts"].as_array().is_some_and(|l| {
+            l.iter()
+                .any(|a| a["rule"] == "t" && a["host"] == "testhost" && a["state"] == "firing")
+        })
+    });
     let url = s.url("/");
 
     let profile = tempfile::tempdir().unwrap();
@@ -129,8 +185,43 @@ fn dashboard_renders_live_data_in_chromium() {
         Some("1"),
         "charts never rendered:\n{dom}"
     );
+    // 1 h: 15 s steps from the raw tier, no band; a slot per step, some of them drawn.
+    assert_eq!(attr(&dom, "data-range").as_deref(), Some("3600"));
+    assert_eq!(attr(&dom, "data-step").as_deref(), Some("15"));
+    assert_eq!(attr(&dom, "data-tier").as_deref(), Some("raw"));
+    assert_eq!(attr(&dom, "data-band").as_deref(), Some("0"));
+    assert!(!dom.contains("band-edge"), "a band at 1 h");
+    let slots: usize = attr(&dom, "data-slots").unwrap().parse().unwrap();
+    assert!((240..=241).contains(&slots), "{slots} slots");
     let points: usize = attr(&dom, "data-points").unwrap().parse().unwrap();
-    assert!(points >= 10, "{points} points drawn");
+    assert!((1..=slots).contains(&points), "{points} points drawn");
+    // The rule fires on testhost: the banner names it, the card counts it, zbox has none.
+    let banner = from_id(&dom, "alerts");
+    let banner = &banner[..banner.find("</div>").unwrap()];
+    assert!(
+        !banner[..banner.find('>').unwrap()].contains("hidden"),
+        "{banner}"
+    );
+    assert!(banner.contains(r#"data-firing="1""#), "{banner}");
+    assert!(
+        banner.contains(r#"data-rule="t" data-host="testhost""#),
+        "{banner}"
+    );
+    assert!(banner.contains("testhost: t "), "{banner}");
+    let tower = card(&dom, "testhost");
+    assert!(tower.contains(r#"data-alerts="1""#), "{tower}");
+    assert!(!card(&dom, "zbox").contains("data-alerts"), "badge on zbox");
+    // The per-device section is there, closed, with no chart in it.
+    let devices = from_id(&dom, "devices");
+    assert!(
+        devices.starts_with(r#"id="devices" class="devices""#),
+        "{devices}"
+    );
+    assert!(
+        !devices[..devices.find('>').unwrap()].contains("open"),
+        "open by default"
+    );
+    assert!(!devices[..devices.find("</details>").unwrap()].contains("<canvas"));
     for id in [
         "chart-cpu",
         "chart-load",
@@ -167,6 +258,12 @@ fn dashboard_renders_live_data_in_chromium() {
     assert!(dom.contains(r#"aria-valuenow="62.1""#), "meter value");
     assert!(dom.contains(r#"style="width: 62.1%;""#), "bar width");
 
+    seven_days(&url);
+    rolled_up(&url, "range=2592000", 2_592_000, 7200, "1h");
+    let dom = rolled_up(&url, "range=31536000", 31_536_000, 86_400, "1h");
+    let points: usize = attr(&dom, "data-points").unwrap().parse().unwrap();
+    assert!(points >= 1, "{points} points drawn in a year");
+
     let shot = Path::new(env!("CARGO_TARGET_TMPDIR")).join("dashboard.png");
     let _ = std::fs::remove_file(&shot);
     let profile = tempfile::tempdir().unwrap();
@@ -178,7 +275,7 @@ fn dashboard_renders_live_data_in_chromium() {
             "--hide-scrollbars",
             &format!("--screenshot={}", shot.display()),
         ],
-        &url,
+        &format!("{url}#devices=1"),
     );
     assert!(
         run.status.success(),
@@ -192,4 +289,78 @@ fn dashboard_renders_live_data_in_chromium() {
         png.len()
     );
     eprintln!("dashboard screenshot: {}", shot.display());
+}
+
+/// The page at `hash` (a range of `range` s, from the URL's hash as the buttons leave it)
+/// after it settled: no error, steps of `step` s from `tier` with a min–max band, a slot per step.
+fn rolled_up(url: &str, hash: &str, range: u64, step: u64, tier: &str) -> String {
+    let profile = tempfile::tempdir().unwrap();
+    let run = chromium(
+        profile.path(),
+        &["--virtual-time-budget=8000", "--dump-dom"],
+        &format!("{url}#{hash}"),
+    );
+    let dom = String::from_utf8_lossy(&run.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(run.status.success(), "chromium failed: {stderr}");
+    assert_eq!(page_problems(&stderr), Vec::<String>::new(), "{hash}");
+    assert_eq!(attr(&dom, "data-ready").as_deref(), Some("1"), "{dom}");
+    assert_eq!(attr(&dom, "data-range"), Some(range.to_string()));
+    assert!(dom.contains(&format!(r#"data-range="{range}" aria-pressed="true""#)));
+    assert_eq!(attr(&dom, "data-step"), Some(step.to_string()));
+    assert_eq!(attr(&dom, "data-tier").as_deref(), Some(tier));
+    assert_eq!(attr(&dom, "data-band").as_deref(), Some("1"));
+    assert!(dom.contains("u-series band-edge"), "no min/max series");
+    let slots: u64 = attr(&dom, "data-slots").unwrap().parse().unwrap();
+    let width = step.max(if tier == "1h" { 3600 } else { 60 });
+    assert!(
+        (range / width..=range / width + 1).contains(&slots),
+        "{slots} slots at {hash}"
+    );
+    dom
+}
+
+/// 7 d with zbox picked and the per-device section open (all from the URL's hash, as the
+/// buttons, the host picker and the section leave them): 1800 s steps from the minute tier with
+/// a min–max band, and a chart per disk, interface and mount of zbox, names shown as text.
+fn seven_days(url: &str) {
+    let dom = rolled_up(url, "range=604800&host=zbox&devices=1", 604_800, 1800, "1m");
+    assert!(
+        card(&dom, "zbox").starts_with(r#"<article class="card selected""#),
+        "zbox not picked"
+    );
+    let devices = from_id(&dom, "devices");
+    let devices = &devices[..devices.find("</details>").unwrap()];
+    assert!(
+        devices[..devices.find('>').unwrap()].contains("open"),
+        "{devices}"
+    );
+    assert!(devices.contains(r#"data-count="5""#), "{devices}");
+    assert!(
+        devices.contains("(1 disk, 1 interface, 3 mounts)"),
+        "{devices}"
+    );
+    assert!(!devices.contains("<b>"), "a name became markup");
+    let panels: Vec<(&str, &str)> = devices
+        .split(r#"<div class="panel" data-kind=""#)
+        .skip(1)
+        .map(|p| {
+            let kind = p.split('"').next().unwrap();
+            let name = p.split(r#"<span class="dev-name">"#).nth(1).unwrap();
+            (kind, name.split("</span>").next().unwrap())
+        })
+        .collect();
+    assert_eq!(
+        panels,
+        [
+            ("disk", "sda"),
+            ("interface", "eth0"),
+            ("mount", "/"),
+            ("mount", "/mnt/&lt;b&gt;x&lt;/b&gt;"),
+            ("mount", "/srv/storage"),
+        ]
+    );
+    assert_eq!(devices.matches("<canvas").count(), 5, "a chart per device");
+    let drawn = devices.matches(r#"data-points="0""#).count();
+    assert_eq!(drawn, 0, "a device chart without data: {devices}");
 }

@@ -1,0 +1,242 @@
+/* The dashboard's uPlot charts over a window of SaSeries: the host totals in the main grid,
+ * one chart per disk, interface and mount in the collapsed "per device" section (built only
+ * while it is open). On a banded window each line gets a min–max band around its average;
+ * the min/max series are left out of the legend, whose average shows "(min–max)".
+ * Exposes window.SaCharts. */
+(function () {
+  'use strict';
+
+  const CHART_H = 180;          // plot height in CSS px (the legend comes below)
+  const MAX_DEVICE_CHARTS = 24; // per-device charts drawn; the rest are counted
+  const MB = 1e-6;              // bytes/s -> MB/s
+  const C = { blue: '#4fa3ff', purple: '#b48cff', green: '#3ecf8e', orange: '#ff9f43', pink: '#ff6b81' };
+
+  const isNum = (v) => typeof v === 'number' && isFinite(v);
+  const $ = (id) => document.getElementById(id);
+
+  // y from 0 up to a bit above the data (rates and load).
+  const fromZero = (u, min, max) => [0, isNum(max) && max > 0 ? max * 1.1 : 1];
+
+  // Temperature: always include both thresholds (70 and 85 °C).
+  function tempRange(u, min, max) {
+    const lo = isNum(min) ? Math.min(30, Math.floor((min - 5) / 10) * 10) : 30;
+    const hi = isNum(max) ? Math.max(90, Math.ceil((max + 5) / 10) * 10) : 90;
+    return [lo, hi];
+  }
+
+  // Lines: [label, metric, colour, options]; `band: false` keeps a line without a band.
+  const line = (label, metric, color, o) => Object.assign({ label: label, metric: metric, color: color, band: true }, o || {});
+
+  const MAIN = [
+    { id: 'cpu', unit: '%', dec: 1, range: [0, 100], lines: [line('CPU', 'cpu_usage_percent', C.blue, { fill: true })] },
+    { id: 'load', unit: '', dec: 2, lines: [line('1 min', 'load_1m', C.blue), line('5 min', 'load_5m', C.purple, { band: false }),
+                                             line('15 min', 'load_15m', C.green, { band: false })] },
+    { id: 'mem', unit: '%', dec: 1, range: [0, 100], lines: [line('Used', 'memory_used_percent', C.green, { fill: true })] },
+    { id: 'temp', unit: '°C', dec: 1, range: tempRange, thresholds: [[70, '#ffb020'], [85, '#ff5c5c']],
+      empty: 'No temperature data', lines: [line('CPU', 'cpu_temp_c', C.orange)] },
+    { id: 'disk', unit: 'MB/s', dec: 2, scale: MB, lines: [line('Read', 'disk_read_bytes_rate', C.blue),
+                                                          line('Write', 'disk_write_bytes_rate', C.pink)] },
+    { id: 'net', unit: 'MB/s', dec: 2, scale: MB, lines: [line('Rx', 'network_rx_bytes_rate', C.green),
+                                                         line('Tx', 'network_tx_bytes_rate', C.purple)] },
+  ];
+
+  // Per-device kinds: a chart per label value of their metrics.
+  const DEVICES = [
+    { kind: 'disk', title: 'Disk', unit: 'MB/s', dec: 2, scale: MB, lines: MAIN[4].lines },
+    { kind: 'interface', title: 'Network', unit: 'MB/s', dec: 2, scale: MB, lines: MAIN[5].lines },
+    { kind: 'mount', title: 'Filesystem used', unit: '%', dec: 1, range: [0, 100],
+      lines: [line('Used', 'filesystem_used_percent', C.orange)] },
+  ];
+
+  // What a window must hold for every chart.
+  const WANTS = MAIN.concat(DEVICES).reduce((a, d) => a.concat(d.lines.map((l) => ({ metric: l.metric, band: l.band }))), []);
+
+  const charts = {}; // element id -> { u, key }
+  let xwin = [0, 1];  // x range of every chart, epoch seconds (the window being shown)
+
+  // A y tick with three significant digits at most (small rates do not all read "0").
+  function tick(v) {
+    if (!isNum(v)) return '';
+    if (v === 0 || Math.abs(v) >= 100) return String(Math.round(v));
+    return String(Number(v.toPrecision(3)));
+  }
+
+  function axis() {
+    return {
+      stroke: '#9aa4b2',
+      font: '11px system-ui, sans-serif',
+      grid: { stroke: 'rgba(255,255,255,0.07)', width: 1 },
+      ticks: { stroke: 'rgba(255,255,255,0.15)', width: 1 },
+    };
+  }
+
+  // hooks.draw: dashed horizontal threshold lines, and a note when there's no data.
+  function drawNotes(def) {
+    return (u) => {
+      const ctx = u.ctx, b = u.bbox, px = window.devicePixelRatio || 1;
+      ctx.save();
+      ctx.lineWidth = px;
+      ctx.setLineDash([6 * px, 4 * px]);
+      ctx.font = (11 * px) + 'px system-ui, sans-serif';
+      ctx.textAlign = 'right';
+      ctx.textBaseline = 'bottom';
+      (def.thresholds || []).forEach((l) => {
+        const y = Math.round(u.valToPos(l[0], 'y', true)) + 0.5;
+        if (y < b.top || y > b.top + b.height) return;
+        ctx.strokeStyle = ctx.fillStyle = l[1];
+        ctx.beginPath();
+        ctx.moveTo(b.left, y);
+        ctx.lineTo(b.left + b.width, y);
+        ctx.stroke();
+        ctx.fillText(l[0] + ' ' + def.unit, b.left + b.width - 4 * px, y - 2 * px);
+      });
+      if (!u.data[1] || !u.data[1].some(isNum)) {
+        ctx.fillStyle = '#8b94a3';
+        ctx.textAlign = 'center';
+        ctx.textBaseline = 'middle';
+        ctx.fillText(def.empty || 'No data in this range', b.left + b.width / 2, b.top + b.height / 2);
+      }
+      ctx.restore();
+    };
+  }
+
+  /* The uPlot series and bands of a chart, and the columns to fetch for it: per line its
+   * average, then (banded) its max and min. */
+  function layout(def, win, label) {
+    const cols = [], series = [], bands = [];
+    const fmt = (v) => (isNum(v) ? v.toFixed(def.dec) + (def.unit ? ' ' + def.unit : '') : '—');
+    def.lines.forEach((l) => {
+      const banded = win.band && l.band;
+      const avgIdx = series.length + 1;
+      cols.push(SaSeries.points(win, l.metric, 'avg', label));
+      series.push({
+        label: l.label, stroke: l.color, width: 1.5, spanGaps: false,
+        fill: l.fill && !banded ? l.color + '26' : undefined,
+        value: (u, v, si, i) => (banded && i != null && isNum(v)
+          ? fmt(v) + ' (' + fmt(u.data[avgIdx + 2][i]) + '–' + fmt(u.data[avgIdx + 1][i]) + ')' : fmt(v)),
+      });
+      if (!banded) return;
+      ['max', 'min'].forEach((agg) => {
+        cols.push(SaSeries.points(win, l.metric, agg, label));
+        series.push({ label: l.label + ' ' + agg, class: 'band-edge', stroke: l.color + '59', width: 1,
+                      spanGaps: false, points: { show: false }, value: (u, v) => fmt(v) });
+      });
+      bands.push({ series: [avgIdx + 1, avgIdx + 2], fill: l.color + '2e' });
+    });
+    return { cols: cols, series: series, bands: bands };
+  }
+
+  // Draws (or updates) one chart in the element `id`; returns its columns.
+  function draw(id, def, win, label) {
+    const target = $(id);
+    const lay = layout(def, win, label);
+    const data = SaSeries.columns(win, lay.cols, def.scale || 1);
+    const key = lay.series.map((s) => s.label).join('|') + '|' + win.band;
+    const have = charts[id];
+    if (have && have.key === key && have.u.root.parentNode === target) {
+      have.u.setData(data);
+      return data;
+    }
+    if (have) have.u.destroy();
+    const opts = {
+      width: target.clientWidth || 400,
+      height: CHART_H,
+      cursor: { sync: { key: 'pi' }, drag: { x: false, y: false } },
+      scales: {
+        x: { time: true, range: () => [xwin[0], xwin[1]] },
+        y: { range: def.range || fromZero },
+      },
+      axes: [axis(), Object.assign(axis(), { size: 50, values: (u, splits) => splits.map(tick) })],
+      series: [{ value: (u, v) => (v == null ? '—' : new Date(v * 1000).toLocaleString()) }].concat(lay.series),
+      bands: lay.bands,
+      hooks: { draw: [drawNotes(def)] },
+    };
+    charts[id] = { u: new uPlot(opts, data, target), key: key };
+    return data;
+  }
+
+  function drop(prefix) {
+    Object.keys(charts).forEach((id) => {
+      if (id.indexOf(prefix) === 0) { charts[id].u.destroy(); delete charts[id]; }
+    });
+  }
+
+  function el(tag, cls, text) {
+    const e = document.createElement(tag);
+    if (cls) e.className = cls;
+    if (text != null) e.textContent = text;
+    return e;
+  }
+
+  // Per-device charts of `win`: names in the summary always, charts only while open.
+  function renderDevices(win) {
+    const section = $('devices'), box = $('device-charts');
+    const found = DEVICES.map((d) => ({ def: d, names: SaSeries.labels(win, d.lines.map((l) => l.metric)) }));
+    const total = found.reduce((n, f) => n + f.names.length, 0);
+    const counts = found.filter((f) => f.names.length).map((f) => f.names.length + ' ' + f.def.kind + (f.names.length > 1 ? 's' : ''));
+    $('devices-count').textContent = counts.length ? '(' + counts.join(', ') + ')' : '(none)';
+    section.dataset.count = String(total);
+    xwin = [win.from / 1000, win.to / 1000];
+    if (!section.open) { drop('dev-'); box.textContent = ''; delete box.dataset.key; return; }
+    const list = [];
+    found.forEach((f) => f.names.forEach((n) => list.push({ def: f.def, name: n })));
+    const shown = list.slice(0, MAX_DEVICE_CHARTS);
+    const key = shown.map((s) => s.def.kind + '\u0000' + s.name).join('\u0001');
+    if (box.dataset.key !== key) {
+      drop('dev-');
+      box.textContent = '';
+      shown.forEach((s, i) => {
+        const panel = el('div', 'panel');
+        panel.dataset.kind = s.def.kind;
+        panel.dataset.label = s.name;
+        const h = el('h3', null, s.def.title + ' ');
+        h.appendChild(el('span', 'dev-name', s.name));
+        if (s.def.unit) h.appendChild(document.createTextNode(' (' + s.def.unit + ')'));
+        panel.appendChild(h);
+        const c = el('div', 'chart');
+        c.id = 'dev-' + i;
+        panel.appendChild(c);
+        box.appendChild(panel);
+      });
+      if (list.length > shown.length) box.appendChild(el('p', 'muted', '+' + (list.length - shown.length) + ' more not charted'));
+      if (!list.length) box.appendChild(el('p', 'empty', 'No per-device series in this range'));
+      box.dataset.key = key;
+    }
+    shown.forEach((s, i) => {
+      const data = draw('dev-' + i, s.def, win, s.name);
+      $('dev-' + i).parentNode.dataset.points = String(data[1].filter(isNum).length);
+    });
+  }
+
+  // Draws every chart of `win`; sets the body's data-* that tests and tools can read.
+  function render(win) {
+    if (typeof uPlot !== 'function') throw new Error('chart library (uPlot) failed to load');
+    $('charts').hidden = false; // must be visible before measuring widths
+    xwin = [win.from / 1000, win.to / 1000];
+    let cpu = null;
+    MAIN.forEach((def) => {
+      const data = draw('chart-' + def.id, def, win, '');
+      if (def.id === 'cpu') cpu = data;
+    });
+    renderDevices(win);
+    fit();
+    const b = document.body.dataset;
+    b.points = String(cpu ? cpu[1].filter(isNum).length : 0);
+    b.slots = String(cpu ? cpu[0].length : 0);
+    b.step = String(win.step);
+    b.tier = win.tier;
+    b.band = win.band ? '1' : '0';
+    b.range = String(win.range);
+    b.ready = '1';
+  }
+
+  // Match every chart's width to its container (window resize, layout changes).
+  function fit() {
+    Object.keys(charts).forEach((id) => {
+      const u = charts[id].u, w = $(id) ? $(id).clientWidth : 0;
+      if (w > 0 && Math.abs(w - u.width) > 1) u.setSize({ width: w, height: CHART_H });
+    });
+  }
+
+  window.SaCharts = { WANTS: WANTS, render: render, renderDevices: renderDevices, fit: fit };
+})();
