@@ -70,12 +70,18 @@ EOF
 start=$(date +%s)
 i=0
 while [ "$i" -lt "$hosts" ]; do
-    gen "flood$i" | mosquitto_pub -p "$mqtt" -q 1 -t "server-analytics/flood$i/snapshot" -l &
-    i=$((i + 1))
-    # Four publishers at a time: the machine has two cores.
-    if [ $((i % 4)) -eq 0 ]; then wait; fi
+    # Four publishers at a time (the machine has two cores); `wait PID`, since a bare `wait`
+    # would wait for the broker and the subscriber too.
+    pids=""
+    for _ in 1 2 3 4; do
+        [ "$i" -lt "$hosts" ] || break
+        gen "flood$i" | mosquitto_pub -p "$mqtt" -q 1 -t "server-analytics/flood$i/snapshot" -l &
+        pids="$pids $!"
+        i=$((i + 1))
+    done
+    for p in $pids; do wait "$p"; done
+    echo "published $i hosts: $(grep VmHWM /proc/$pi/status | tr -s ' \t' ' ')"
 done
-wait
 # Let the subscriber drain what the broker still holds.
 sleep 5
 end=$(date +%s)
