@@ -312,15 +312,7 @@ pub(super) async fn query(
                 .as_ref()
                 .map(|a| a.ranges(&hosts, from, to, now))
                 .unwrap_or_default();
-            plans.push(Plan::Jobs(json!({
-                "type": "table",
-                "columns": [
-                    {"text": "time", "type": "time"}, {"text": "timeEnd", "type": "time"},
-                    {"text": "title", "type": "string"}, {"text": "text", "type": "string"},
-                    {"text": "tags", "type": "string"}, {"text": "host", "type": "string"}
-                ],
-                "rows": rows,
-            })));
+            plans.push(Plan::Jobs(region_table(rows)));
             continue;
         }
         if metric == JOB_EVENTS {
@@ -333,15 +325,9 @@ pub(super) async fn query(
                 .filter(|e| hosts.iter().any(|h| h == e.host()))
                 .cloned()
                 .collect();
-            plans.push(Plan::Jobs(json!({
-                "type": "table",
-                "columns": [
-                    {"text": "time", "type": "time"}, {"text": "timeEnd", "type": "time"},
-                    {"text": "title", "type": "string"}, {"text": "text", "type": "string"},
-                    {"text": "tags", "type": "string"}, {"text": "host", "type": "string"}
-                ],
-                "rows": job_rows(&events, &hosts, from, to),
-            })));
+            plans.push(Plan::Jobs(region_table(job_rows(
+                &events, &hosts, from, to,
+            ))));
             continue;
         }
         let table = target.kind.as_deref() == Some("table") || target.payload["format"] == "table";
@@ -410,6 +396,19 @@ pub(super) async fn query(
         .await
         .map_err(|e| AppError::Internal(format!("grafana query task: {e}")))??;
     Ok(Json(built))
+}
+
+/// Job runs or alert ranges as the table Grafana turns into annotation regions.
+fn region_table(rows: Vec<Value>) -> Value {
+    json!({
+        "type": "table",
+        "columns": [
+            {"text": "time", "type": "time"}, {"text": "timeEnd", "type": "time"},
+            {"text": "title", "type": "string"}, {"text": "text", "type": "string"},
+            {"text": "tags", "type": "string"}, {"text": "host", "type": "string"}
+        ],
+        "rows": rows,
+    })
 }
 
 /// One tiered-store target, checked.
