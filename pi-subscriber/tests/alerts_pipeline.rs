@@ -350,7 +350,7 @@ fn a_real_alertmanager_lists_the_alert_with_its_labels() {
             am.1
         ),
     );
-    let _p = publisher(pdir.path(), http, mqtt);
+    let p = publisher(pdir.path(), http, mqtt);
     let _s = subscriber(sdir.path(), &cfg, http, mqtt);
     let start = Instant::now();
     let listed = loop {
@@ -371,6 +371,28 @@ fn a_real_alertmanager_lists_the_alert_with_its_labels() {
     assert_eq!(labels["host"], "testhost");
     assert_eq!(labels["severity"], "info");
     assert_eq!(listed[0]["status"]["state"], "active");
+
+    // The server goes down: host_down is listed; it comes back: Alertmanager has it resolved
+    // (a resolved alert leaves its list of alerts).
+    let listed_now = |name: &str| {
+        get_ok(&format!("{}/api/v2/alerts", am.1))
+            .and_then(|b| serde_json::from_str::<Value>(&b).ok())
+            .and_then(|a| a.as_array().cloned())
+            .unwrap_or_default()
+            .iter()
+            .any(|a| a["labels"]["alertname"] == name)
+    };
+    let until = |what: &str, ok: &dyn Fn() -> bool| {
+        let start = Instant::now();
+        while !ok() {
+            assert!(start.elapsed() < Duration::from_secs(30), "{what}");
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    };
+    drop(p);
+    until("host_down never listed", &|| listed_now("host_down"));
+    let _p = publisher(pdir.path(), http, mqtt);
+    until("host_down never resolved", &|| !listed_now("host_down"));
 }
 
 #[test]
