@@ -309,6 +309,7 @@ pub fn registry(
     if let Some(alerts) = alerts {
         registry.register_collector(Box::new(crate::alerts::prometheus::AlertCollector {
             alerts,
+            store: store.clone(),
         }));
     }
     let filesystems = crate::prometheus_fs::FilesystemCollector {

@@ -12,14 +12,22 @@ use crate::prometheus::family;
 #[derive(Debug)]
 pub(crate) struct AlertCollector {
     pub(crate) alerts: AlertsHandle,
+    /// A forgotten host leaves `/prometheus` at once, before the engine's next tick drops
+    /// its alerts.
+    pub(crate) store: crate::store::SharedStore,
 }
 
 impl Collector for AlertCollector {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let known: Vec<String> = match self.store.lock() {
+            Ok(store) => store.hosts.keys().cloned().collect(),
+            Err(_) => return Ok(()),
+        };
         let samples = self
             .alerts
             .firing()
             .into_iter()
+            .filter(|a| known.contains(&a.host))
             .map(|a| {
                 let mut labels = vec![
                     ("host", a.host),
