@@ -160,7 +160,13 @@ impl BrokerSettings {
     /// The filters of the topics that may hold a retained message.
     pub fn retained_filters(&self) -> Vec<String> {
         if self.retained_topics.is_empty() {
-            crate::Topics::all_hosts(&self.topic_prefix).to_vec()
+            let mut filters = crate::Topics::all_hosts(&self.topic_prefix).to_vec();
+            // The Pi's `mqtt` alert notifier keeps each alert's state there.
+            filters.push(format!(
+                "{}/+/alerts/#",
+                self.topic_prefix.trim_end_matches('/')
+            ));
+            filters
         } else {
             self.retained_topics.clone()
         }

@@ -36,7 +36,7 @@ pub struct MqttState {
 
 pub type SharedMqtt = Arc<Mutex<MqttState>>;
 
-fn options(settings: &MqttSettings) -> Result<MqttOptions, broker::tls::TlsError> {
+pub(crate) fn options(settings: &MqttSettings) -> Result<MqttOptions, broker::tls::TlsError> {
     let mut o = MqttOptions::new(&settings.client_id, &settings.host, settings.port);
     // Accept packets well over our own payload limit, so an oversize payload is read, refused
     // and counted: over rumqttc's limit it would drop the connection instead (and a retained

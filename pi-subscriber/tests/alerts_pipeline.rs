@@ -438,3 +438,46 @@ fn a_hanging_and_a_failing_notifier_delay_nothing_and_are_retried() {
     assert_eq!(m["stale"], false);
     assert_eq!(s.json("/alerts")["alerts"][0]["state"], "firing");
 }
+
+#[test]
+fn the_mqtt_notifier_keeps_each_alert_retained_on_the_broker() {
+    if std::process::Command::new("mosquitto_sub")
+        .arg("--help")
+        .output()
+        .is_err()
+    {
+        eprintln!("skipped: mosquitto_sub is not installed (Debian package mosquitto-clients)");
+        return;
+    }
+    let (pdir, sdir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (http, mqtt) = (free_port(), free_port());
+    let cfg = config(sdir.path(), "[[alerts.notify]]\nkind = \"mqtt\"\n");
+    let _p = publisher(pdir.path(), http, mqtt);
+    let s = subscriber(sdir.path(), &cfg, http, mqtt);
+    s.wait_for("/health", |h| {
+        h["alerts"]["notifiers"][0]["sent_total"].as_u64() >= Some(1)
+    });
+    // A subscriber that comes later gets the state, retained (the embedded broker's
+    // retained-store guard keeps `<prefix>/+/alerts/#`).
+    std::thread::sleep(Duration::from_secs(1));
+    let out = std::process::Command::new("mosquitto_sub")
+        .args(["-h", "127.0.0.1", "-p", &mqtt.to_string()])
+        .args([
+            "-t",
+            "server-analytics/+/alerts/#",
+            "-v",
+            "-C",
+            "1",
+            "-W",
+            "10",
+        ])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let (topic, json) = text.trim().split_once(' ').unwrap_or(("", ""));
+    assert_eq!(topic, "server-analytics/testhost/alerts/busy", "{text}");
+    let notice: Value = serde_json::from_str(json).unwrap();
+    assert_eq!(notice["status"], "firing");
+    assert_eq!(notice["rule"], "busy");
+    assert_eq!(notice["host"], "testhost");
+}

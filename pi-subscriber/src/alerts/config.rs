@@ -121,6 +121,8 @@ pub enum NotifierKind {
     Ntfy,
     Alertmanager,
     Command,
+    /// Retained state on `<prefix>/<host>/alerts/<rule>` of the Pi's `[mqtt]` broker.
+    Mqtt,
 }
 
 impl NotifierKind {
@@ -130,6 +132,7 @@ impl NotifierKind {
             NotifierKind::Ntfy => "ntfy",
             NotifierKind::Alertmanager => "alertmanager",
             NotifierKind::Command => "command",
+            NotifierKind::Mqtt => "mqtt",
         }
     }
 }
@@ -327,6 +330,14 @@ fn check_notifier(n: &Notifier) -> Result<(), Invalid> {
         return Err(("alerts.notify.timeout", format!("{kind}: must be 1ms..=5m")));
     }
     match n.kind {
+        NotifierKind::Mqtt => {
+            if n.url.is_some() || !n.command.is_empty() {
+                return Err((
+                    "alerts.notify.url",
+                    "kind = \"mqtt\" publishes to the [mqtt] broker: no url or command".into(),
+                ));
+            }
+        }
         NotifierKind::Command => {
             if n.command.is_empty() || n.url.is_some() {
                 return Err((

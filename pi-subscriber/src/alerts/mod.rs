@@ -232,7 +232,8 @@ pub fn start(
     if let Ok(mut slot) = handle.engine.lock() {
         *slot = Some(engine);
     }
-    let dispatcher = Dispatcher::start(a, &shutdown);
+    let mqtt = settings.mqtt.enabled.then(|| settings.mqtt.clone());
+    let dispatcher = Dispatcher::start(a, mqtt, &shutdown);
     if let Ok(mut d) = handle.dispatcher.lock() {
         *d = dispatcher.clone();
     }

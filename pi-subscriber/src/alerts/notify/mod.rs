@@ -4,6 +4,7 @@
 
 mod alertmanager;
 mod command;
+mod mqtt;
 mod ntfy;
 mod webhook;
 
@@ -47,6 +48,8 @@ pub struct CountersView {
 #[derive(Debug, Clone)]
 struct Queue {
     config: Arc<Notifier>,
+    /// The Pi's `[mqtt]` settings, for the `mqtt` notifier (`None` when MQTT is off).
+    mqtt: Option<Arc<crate::config::MqttSettings>>,
     tx: mpsc::Sender<Notice>,
     counters: Arc<Counters>,
 }
@@ -61,6 +64,7 @@ pub struct Dispatcher {
 pub struct Ctx<'a> {
     pub client: &'a reqwest::Client,
     pub notifier: &'a Notifier,
+    pub mqtt: Option<&'a crate::config::MqttSettings>,
     pub repeat_interval: Duration,
 }
 
@@ -70,6 +74,7 @@ async fn deliver(ctx: &Ctx<'_>, n: &Notice) -> Result<(), String> {
         NotifierKind::Ntfy => ntfy::send(ctx, n).await,
         NotifierKind::Alertmanager => alertmanager::send(ctx, n).await,
         NotifierKind::Command => command::send(ctx, n).await,
+        NotifierKind::Mqtt => mqtt::send(ctx, n).await,
     }
 }
 
@@ -118,6 +123,7 @@ async fn worker(
     let ctx = Ctx {
         client: &client,
         notifier: &queue.config,
+        mqtt: queue.mqtt.as_deref(),
         repeat_interval,
     };
     let c = &queue.counters;
@@ -155,12 +161,18 @@ async fn worker(
 
 impl Dispatcher {
     /// Starts one task per notifier; they end with `shutdown`.
-    pub fn start(settings: &AlertSettings, shutdown: &CancellationToken) -> Dispatcher {
+    pub fn start(
+        settings: &AlertSettings,
+        mqtt: Option<crate::config::MqttSettings>,
+        shutdown: &CancellationToken,
+    ) -> Dispatcher {
+        let mqtt = mqtt.map(Arc::new);
         let mut queues = Vec::new();
         for config in &settings.notify {
             let (tx, rx) = mpsc::channel(settings.queue);
             let queue = Queue {
                 config: Arc::new(config.clone()),
+                mqtt: mqtt.clone(),
                 tx,
                 counters: Arc::new(Counters::default()),
             };
