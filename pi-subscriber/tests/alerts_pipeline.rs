@@ -481,3 +481,35 @@ fn the_mqtt_notifier_keeps_each_alert_retained_on_the_broker() {
     assert_eq!(notice["rule"], "busy");
     assert_eq!(notice["host"], "testhost");
 }
+
+#[test]
+fn a_pending_alert_survives_a_restart_of_the_pi_and_fires_on_time() {
+    let hook = Hook::start();
+    let (pdir, sdir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (http, mqtt) = (free_port(), free_port());
+    let path = sdir.path().join("pi.toml");
+    let slow = BUSY.replace("for = \"0s\"", "for = \"6s\"");
+    std::fs::write(&path, format!("[alerts]\n{slow}\n{}", webhook(&hook.url))).unwrap();
+    let _p = publisher(pdir.path(), http, mqtt);
+    let s = subscriber(sdir.path(), &path, http, mqtt);
+    let pending = s.wait_for("/alerts", |a| a["alerts"][0]["state"] == "pending");
+    let since = pending["alerts"][0]["pending_since_ms"].as_i64().unwrap();
+    // Half of `for` passes before the restart: a timer that started over would fire ~9 s in.
+    std::thread::sleep(Duration::from_secs(3));
+    s.stop();
+    let s = subscriber(sdir.path(), &path, http, mqtt);
+    hook.wait("busy", "firing", Duration::from_secs(20));
+    let fired = s.json("/alerts")["alerts"][0]["since_ms"].as_i64().unwrap();
+    // The timer kept its start across the restart: firing 6 s after the first pending
+    // sample (plus a tick and a sample), not 6 s after the restart.
+    assert_eq!(
+        s.json("/alerts")["alerts"][0]["pending_since_ms"].as_i64(),
+        Some(since)
+    );
+    assert!(
+        (since + 6_000..since + 9_000).contains(&fired),
+        "fired {} ms after pending began",
+        fired - since
+    );
+    assert_eq!(hook.seen(), [("busy".to_string(), "firing".to_string())]);
+}
