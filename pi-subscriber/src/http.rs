@@ -70,6 +70,23 @@ fn lock(store: &SharedStore) -> Result<std::sync::MutexGuard<'_, crate::store::S
         .map_err(|_| AppError::Internal("store lock poisoned".into()))
 }
 
+/// The host a query names, else the default one: `503` before any data, `404` for a host
+/// the Pi does not know (its name cut to 64 characters in the message).
+pub(crate) fn known_host(state: &AppState, asked: Option<String>) -> Result<String, AppError> {
+    let store = lock(&state.store)?;
+    let host = match asked {
+        Some(h) => h,
+        None => store
+            .default_host(&state.default_host)
+            .ok_or_else(|| AppError::NotReady("no data yet from any host".into()))?,
+    };
+    if !store.hosts.contains_key(&host) {
+        let shown: String = host.chars().take(64).collect();
+        return Err(AppError::NotFound(format!("unknown host {shown:?}")));
+    }
+    Ok(host)
+}
+
 fn is_stale(host: &HostState, now: Instant, max_age: Duration) -> bool {
     host.last_received
         .is_none_or(|t| now.duration_since(t) > max_age)
@@ -298,19 +315,7 @@ async fn history(
             "from ({from}) is after to ({to})"
         )));
     }
-    let host = {
-        let store = lock(&state.store)?;
-        let host = match q.host {
-            Some(h) => h,
-            None => store
-                .default_host(&state.default_host)
-                .ok_or_else(|| AppError::NotReady("no data yet from any host".into()))?,
-        };
-        if !store.hosts.contains_key(&host) {
-            return Err(AppError::NotFound(format!("unknown host {host:?}")));
-        }
-        host
-    };
+    let host = known_host(&state, q.host)?;
     let store = state.store.clone();
     let rows = tokio::task::spawn_blocking(move || store.history(&host, from, to))
         .await

@@ -135,25 +135,7 @@ pub async fn series(
         Some(s) => Some(s as i64 * 1000),
         None => None,
     };
-    let host = {
-        let store = state
-            .store
-            .lock()
-            .map_err(|_| AppError::Internal("store lock poisoned".into()))?;
-        let host = match p.host {
-            Some(h) => h,
-            None => store
-                .default_host(&state.default_host)
-                .ok_or_else(|| AppError::NotReady("no data yet from any host".into()))?,
-        };
-        if !store.hosts.contains_key(&host) {
-            return Err(AppError::NotFound(format!(
-                "unknown host {:?}",
-                truncate(&host)
-            )));
-        }
-        host
-    };
+    let host = crate::http::known_host(&state, p.host)?;
     let store = state.store.clone();
     let agg = p.agg.unwrap_or_default();
     let answer = tokio::task::spawn_blocking(move || {
