@@ -88,8 +88,7 @@ pub(crate) fn known_host(state: &AppState, asked: Option<String>) -> Result<Stri
 }
 
 fn is_stale(host: &HostState, now: Instant, max_age: Duration) -> bool {
-    host.last_received
-        .is_none_or(|t| now.duration_since(t) > max_age)
+    host.is_stale(now, max_age)
 }
 
 #[derive(Debug, Deserialize)]

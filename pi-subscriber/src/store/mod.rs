@@ -92,6 +92,21 @@ impl SharedStore {
         self.shared.tsdb.lock().map_err(|_| self.poisoned())
     }
 
+    /// Every host's live state, by name, as of the call (a copy: holding it holds no lock).
+    pub fn hosts(&self) -> Result<Vec<(String, HostState)>, Poisoned> {
+        let state = self.lock()?;
+        Ok(state
+            .hosts
+            .iter()
+            .map(|(name, h)| (name.clone(), h.clone()))
+            .collect())
+    }
+
+    /// One host's live state, as of the call.
+    pub fn host(&self, name: &str) -> Result<Option<HostState>, Poisoned> {
+        Ok(self.lock()?.hosts.get(name).cloned())
+    }
+
     /// Cancelled once the store is poisoned.
     pub fn failed(&self) -> CancellationToken {
         self.shared.failed.clone()

@@ -79,7 +79,7 @@ pub struct IngestStats {
     pub history_errors_total: u64,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct HostState {
     pub latest: Option<Arc<Snapshot>>,
     /// The sample before `latest`, for per-device rates.
@@ -126,6 +126,14 @@ pub struct Store {
     /// The history database's counters as of its last commit (copied here so that `/health`
     /// never waits for a long query).
     pub history: crate::tsdb::TsdbStats,
+}
+
+impl HostState {
+    /// Stale: nothing new arrived within `max_age` (Pi's monotonic clock), or never.
+    pub fn is_stale(&self, now: Instant, max_age: Duration) -> bool {
+        self.last_received
+            .is_none_or(|t| now.duration_since(t) > max_age)
+    }
 }
 
 impl Store {
