@@ -1,27 +1,18 @@
 //! The wire contract between the publisher and the Pi subscriber, and the embedded broker.
 //!
 //! Everything that crosses the broker lives here: the snapshot and job-event payload types
-//! ([`wire`]), the MQTT topic layout ([`topics`]) and the `[broker]` settings ([`settings`]);
-//! also what both daemons share without depending on each other: reconnect pacing
-//! ([`backoff`]) and the checksummed line format of their local logs ([`record`]).
+//! ([`wire`]), the MQTT topic layout ([`topics`]) and the `[broker]` settings ([`settings`]).
 //! These depend on neither side, so `pi-subscriber` uses this crate with
-//! `default-features = false` and gets no broker code. The rumqttd launcher ([`embedded`]) is
-//! behind the default `embedded` feature.
+//! `default-features = false` and gets no broker code. The rumqttd launcher ([`embedded`]) and
+//! its retained-store guard ([`retain`]) are behind the default `embedded` feature. What the
+//! daemons share besides the contract (logging, config layering, record files...) is the
+//! `daemon-kit` crate.
 
-pub mod backoff;
-#[cfg(feature = "daemon")]
-pub mod daemon;
-pub mod duration;
 #[cfg(feature = "embedded")]
 pub mod embedded;
-#[cfg(feature = "http")]
-pub mod http_error;
-pub mod record;
 #[cfg(feature = "embedded")]
 pub mod retain;
 pub mod settings;
-#[cfg(feature = "tls")]
-pub mod tls;
 pub mod topics;
 pub mod wire;
 

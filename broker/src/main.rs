@@ -30,7 +30,7 @@ struct Defaults {
 }
 
 fn load(cli: &Cli) -> anyhow::Result<BrokerSettings> {
-    let builder = broker::daemon::layered_config(
+    let builder = daemon_kit::settings::layered_config(
         &Defaults {
             broker: BrokerSettings::default(),
         },
@@ -55,7 +55,7 @@ fn load(cli: &Cli) -> anyhow::Result<BrokerSettings> {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    broker::daemon::init_logging();
+    daemon_kit::daemon::init_logging();
     let settings = match load(&cli) {
         Ok(s) => s,
         Err(error) => {
@@ -96,7 +96,7 @@ fn serve(settings: &BrokerSettings) -> anyhow::Result<()> {
         let mut logged_at = tokio::time::Instant::now();
         loop {
             tokio::select! {
-                () = broker::daemon::shutdown_signal() => return None,
+                () = daemon_kit::daemon::shutdown_signal() => return None,
                 _ = tick.tick() => {}
             }
             if let Some(reason) = running.stopped() {

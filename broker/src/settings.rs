@@ -73,7 +73,7 @@ pub struct BrokerSettings {
     /// MQTT client id of the publisher; empty means `publisher-<host>`.
     pub client_id: String,
     /// MQTT keep-alive of the publisher's connection.
-    #[serde(with = "crate::duration")]
+    #[serde(with = "daemon_kit::duration")]
     pub keep_alive: Duration,
 }
 
@@ -123,6 +123,14 @@ pub const MAX_RETAINED: usize = 192;
 pub struct BrokerConfigError {
     pub key: &'static str,
     pub reason: String,
+}
+
+/// The publisher's settings carry the `[broker]` section's error as it is (its message names
+/// `broker.<key>`).
+impl From<BrokerConfigError> for daemon_kit::settings::SettingsError {
+    fn from(e: BrokerConfigError) -> Self {
+        Self::Section(Box::new(e))
+    }
 }
 
 fn invalid(key: &'static str, reason: impl Into<String>) -> BrokerConfigError {
@@ -388,6 +396,15 @@ mod tests {
                 ..BrokerSettings::default()
             }),
             "keep_alive"
+        );
+    }
+
+    #[test]
+    fn a_broker_error_keeps_its_message_in_the_daemons_settings_error() {
+        let e: daemon_kit::settings::SettingsError = invalid("users", "at most 64 entries").into();
+        assert_eq!(
+            e.to_string(),
+            "configuration key `broker.users`: at most 64 entries"
         );
     }
 }

@@ -5,25 +5,13 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use daemon_kit::settings::invalid;
 use serde::{Deserialize, Serialize};
+
+pub use daemon_kit::settings::SettingsError;
 
 /// `PI_SUBSCRIBER_<SECTION>__<KEY>`, e.g. `PI_SUBSCRIBER_MQTT__HOST=10.8.0.1`.
 pub const ENV_PREFIX: &str = "PI_SUBSCRIBER";
-
-#[derive(Debug, thiserror::Error)]
-pub enum SettingsError {
-    #[error("configuration: {0}")]
-    Load(#[from] config::ConfigError),
-    #[error("configuration key `{key}`: {reason}")]
-    Invalid { key: &'static str, reason: String },
-}
-
-fn invalid(key: &'static str, reason: impl ToString) -> SettingsError {
-    SettingsError::Invalid {
-        key,
-        reason: reason.to_string(),
-    }
-}
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -47,7 +35,7 @@ pub struct Settings {
 pub struct HttpSettings {
     /// Loopback by default; `0.0.0.0:9100` to serve the LAN.
     pub bind: SocketAddr,
-    #[serde(with = "broker::duration")]
+    #[serde(with = "daemon_kit::duration")]
     pub request_timeout: Duration,
     /// Bearer token for the mutating endpoints (`DELETE /hosts/{host}`) from other machines;
     /// without it they answer only to loopback clients.
@@ -72,7 +60,7 @@ pub struct MqttSettings {
     pub tls: bool,
     /// With TLS: a PEM file of CA certificates to trust instead of the system's.
     pub ca_file: Option<PathBuf>,
-    #[serde(with = "broker::duration")]
+    #[serde(with = "daemon_kit::duration")]
     pub keep_alive: Duration,
     /// Largest payload accepted; bigger ones are rejected and counted.
     pub max_payload_size: usize,
@@ -85,13 +73,13 @@ pub struct PollSettings {
     /// `/events` are next to it.
     pub endpoints: Vec<String>,
     /// Time between polls while polling (the seed's `--poll-interval`).
-    #[serde(with = "broker::duration")]
+    #[serde(with = "daemon_kit::duration")]
     pub interval: Duration,
     /// Per-request timeout (the seed's `--timeout`).
-    #[serde(with = "broker::duration")]
+    #[serde(with = "daemon_kit::duration")]
     pub timeout: Duration,
     /// Poll when MQTT has delivered no snapshot for this long (or MQTT is disabled).
-    #[serde(with = "broker::duration")]
+    #[serde(with = "daemon_kit::duration")]
     pub fallback_after: Duration,
 }
 
@@ -101,11 +89,11 @@ pub struct HistorySettings {
     /// Snapshots one backfill fetches at most (the publisher's ring holds 5760 by default).
     pub capacity: usize,
     /// How long each tier keeps its data: every sample, 1-minute buckets, 1-hour buckets.
-    #[serde(with = "broker::duration")]
+    #[serde(with = "daemon_kit::duration")]
     pub raw: Duration,
-    #[serde(with = "broker::duration")]
+    #[serde(with = "daemon_kit::duration")]
     pub minute: Duration,
-    #[serde(with = "broker::duration")]
+    #[serde(with = "daemon_kit::duration")]
     pub hour: Duration,
     /// Series (metric and label set) per host at most; new ones beyond are dropped, counted.
     pub max_series_per_host: usize,
@@ -118,7 +106,7 @@ pub struct HistorySettings {
     pub persist: bool,
     /// A host silent this long is forgotten: it leaves `/health`, `/hosts`, `/prometheus`
     /// and the host count, and its history file is removed.
-    #[serde(with = "broker::duration")]
+    #[serde(with = "daemon_kit::duration")]
     pub forget_after: Duration,
 }
 
@@ -127,10 +115,10 @@ pub struct HistorySettings {
 pub struct HealthSettings {
     /// A host is stale when nothing new arrived for this long, on the Pi's clock (the seed's
     /// `--max-age`; 3 × the 15 s interval).
-    #[serde(with = "broker::duration")]
+    #[serde(with = "daemon_kit::duration")]
     pub max_age: Duration,
     /// A snapshot whose server clock is further than this from the Pi's is kept but flagged.
-    #[serde(with = "broker::duration")]
+    #[serde(with = "daemon_kit::duration")]
     pub max_clock_skew: Duration,
 }
 
@@ -231,7 +219,7 @@ pub struct Overrides {
 
 impl Settings {
     pub fn load(file: Option<&Path>, o: &Overrides) -> Result<Settings, SettingsError> {
-        let mut builder = broker::daemon::layered_config(
+        let mut builder = daemon_kit::settings::layered_config(
             &Settings::default(),
             file,
             ENV_PREFIX,
@@ -281,7 +269,7 @@ impl Settings {
 
     fn resolve(&mut self) -> Result<(), SettingsError> {
         if self.data_dir.as_os_str().is_empty() {
-            self.data_dir = broker::daemon::default_state_dir("server-analytics-pi");
+            self.data_dir = daemon_kit::daemon::default_state_dir("server-analytics-pi");
         }
         if self.mqtt.enabled && self.mqtt.client_id.is_empty() {
             let name = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
@@ -303,7 +291,7 @@ impl Settings {
         }
         if self.mqtt.enabled && self.mqtt.tls {
             // A missing or unreadable CA file stops the start, naming the file.
-            broker::tls::client_config(self.mqtt.ca_file.as_deref(), "mqtt.ca_file")
+            daemon_kit::tls::client_config(self.mqtt.ca_file.as_deref(), "mqtt.ca_file")
                 .map_err(|e| invalid("mqtt.ca_file", e))?;
         }
         if self.mqtt.enabled && self.mqtt.host.is_empty() {

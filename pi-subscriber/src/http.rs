@@ -32,7 +32,7 @@ pub struct AppState {
     pub admin_token: Option<Arc<str>>,
 }
 
-pub use broker::http_error::AppError;
+pub use daemon_kit::http_error::AppError;
 
 pub fn router(state: AppState) -> Router {
     let timeout = state.request_timeout;

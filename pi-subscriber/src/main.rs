@@ -60,7 +60,7 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    broker::daemon::init_logging();
+    daemon_kit::daemon::init_logging();
     let overrides = Overrides {
         bind: cli.bind.clone(),
         port: cli.port,
@@ -84,7 +84,7 @@ fn main() -> ExitCode {
         print!("{}", settings.to_toml());
         return ExitCode::SUCCESS;
     }
-    let runtime = match broker::daemon::runtime() {
+    let runtime = match daemon_kit::daemon::runtime() {
         Ok(rt) => rt,
         Err(error) => {
             eprintln!("pi-subscriber: cannot start the async runtime: {error}");
@@ -104,5 +104,5 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(settings.http.bind)
         .await
         .with_context(|| format!("cannot listen on {} (http.bind)", settings.http.bind))?;
-    pi_subscriber::run(settings, listener, broker::daemon::shutdown_token()).await
+    pi_subscriber::run(settings, listener, daemon_kit::daemon::shutdown_token()).await
 }

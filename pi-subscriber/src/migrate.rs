@@ -7,7 +7,7 @@ use std::fs::{self, File};
 use std::io;
 use std::path::{Path, PathBuf};
 
-use broker::record;
+use daemon_kit::record;
 
 use crate::row::Row;
 use crate::store::{SharedStore, Source};

@@ -9,8 +9,8 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use broker::backoff::Backoff;
 use broker::Topics;
+use daemon_kit::backoff::Backoff;
 use rumqttc::{AsyncClient, ConnectionError, Event, MqttOptions, Packet, QoS};
 use serde::Serialize;
 use tokio::sync::Notify;
@@ -36,7 +36,7 @@ pub struct MqttState {
 
 pub type SharedMqtt = Arc<Mutex<MqttState>>;
 
-pub(crate) fn options(settings: &MqttSettings) -> Result<MqttOptions, broker::tls::TlsError> {
+pub(crate) fn options(settings: &MqttSettings) -> Result<MqttOptions, daemon_kit::tls::TlsError> {
     let mut o = MqttOptions::new(&settings.client_id, &settings.host, settings.port);
     // Accept packets well over our own payload limit, so an oversize payload is read, refused
     // and counted: over rumqttc's limit it would drop the connection instead (and a retained
@@ -49,7 +49,7 @@ pub(crate) fn options(settings: &MqttSettings) -> Result<MqttOptions, broker::tl
         o.set_credentials(u, p);
     }
     if settings.tls {
-        let tls = broker::tls::client_config(settings.ca_file.as_deref(), "mqtt.ca_file")?;
+        let tls = daemon_kit::tls::client_config(settings.ca_file.as_deref(), "mqtt.ca_file")?;
         o.set_transport(rumqttc::Transport::tls_with_config(
             rumqttc::TlsConfiguration::Rustls(Arc::new(tls)),
         ));

@@ -6,7 +6,10 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use daemon_kit::settings::invalid;
 use serde::{Deserialize, Serialize};
+
+pub use daemon_kit::settings::SettingsError;
 
 use crate::collectors::{self, ChipFilter, FilesystemCollector, InterfaceFilter, Roots};
 use crate::redact::RecordCommand;
@@ -18,23 +21,6 @@ pub use filesystems::{FilesystemSettings, FilterSettings};
 /// Environment variables `PUBLISHER_<SECTION>__<KEY>` override the file, e.g.
 /// `PUBLISHER_HTTP__BIND=0.0.0.0:9000` or `PUBLISHER_HOST=tower`.
 pub const ENV_PREFIX: &str = "PUBLISHER";
-
-#[derive(Debug, thiserror::Error)]
-pub enum SettingsError {
-    #[error("configuration: {0}")]
-    Load(#[from] config::ConfigError),
-    #[error("configuration key `{key}`: {reason}")]
-    Invalid { key: &'static str, reason: String },
-    #[error(transparent)]
-    Broker(#[from] broker::BrokerConfigError),
-}
-
-fn invalid(key: &'static str, reason: impl ToString) -> SettingsError {
-    SettingsError::Invalid {
-        key,
-        reason: reason.to_string(),
-    }
-}
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -59,7 +45,7 @@ pub struct Settings {
 #[serde(deny_unknown_fields, default)]
 pub struct SamplerSettings {
     /// Time between samples: `"15s"`, `"500ms"`, or a number of seconds.
-    #[serde(with = "broker::duration")]
+    #[serde(with = "daemon_kit::duration")]
     pub interval: Duration,
     /// Where procfs is mounted (node_exporter's `--path.procfs`); fixture trees in tests.
     pub proc_root: PathBuf,
@@ -83,7 +69,7 @@ pub struct HttpSettings {
     /// Loopback by default (mosquitto 2.0's rule); set the VPN address to serve the Pi.
     pub bind: SocketAddr,
     /// Requests taking longer than this get a 408.
-    #[serde(with = "broker::duration")]
+    #[serde(with = "daemon_kit::duration")]
     pub request_timeout: Duration,
 }
 
@@ -212,8 +198,12 @@ impl Settings {
             "thermal.exclude_chips",
         ];
         list_keys.extend(filesystems::LIST_KEYS);
-        let mut builder =
-            broker::daemon::layered_config(&Settings::default(), file, ENV_PREFIX, &list_keys)?;
+        let mut builder = daemon_kit::settings::layered_config(
+            &Settings::default(),
+            file,
+            ENV_PREFIX,
+            &list_keys,
+        )?;
         let path = |p: &Option<PathBuf>| p.as_ref().map(|p| p.to_string_lossy().into_owned());
         builder = builder
             .set_override_option("host", overrides.host.clone())?
@@ -237,7 +227,7 @@ impl Settings {
         }
         broker::validate_host_id(&self.host).map_err(|e| invalid("host", e))?;
         if self.data_dir.as_os_str().is_empty() {
-            self.data_dir = broker::daemon::default_state_dir("server-analytics");
+            self.data_dir = daemon_kit::daemon::default_state_dir("server-analytics");
         }
         if self.sampler.interval < Duration::from_millis(10) {
             return Err(invalid("sampler.interval", "must be at least 10ms"));

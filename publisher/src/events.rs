@@ -1,4 +1,4 @@
-//! The job event log: `events.log` in the data directory, one [`broker::record`] line per event.
+//! The job event log: `events.log` in the data directory, one [`daemon_kit::record`] line per event.
 //!
 //! `publisher job` appends to it directly, so events are stored whether or not the daemon is
 //! running; the daemon reads it to serve `/events` (and to publish them). Writers and the
@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 
 use broker::JobEvent;
 
-use broker::record;
+use daemon_kit::record;
 
 use crate::owner;
 

@@ -42,7 +42,7 @@ pub struct AppState {
     pub request_timeout: Duration,
 }
 
-pub use broker::http_error::AppError;
+pub use daemon_kit::http_error::AppError;
 
 pub fn router(state: AppState) -> Router {
     let timeout = state.request_timeout;

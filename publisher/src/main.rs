@@ -63,7 +63,7 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    broker::daemon::init_logging();
+    daemon_kit::daemon::init_logging();
     let overrides = Overrides {
         host: cli.host.clone(),
         data_dir: cli.data_dir.clone(),
@@ -81,7 +81,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let runtime = match broker::daemon::runtime() {
+    let runtime = match daemon_kit::daemon::runtime() {
         Ok(rt) => rt,
         Err(error) => {
             eprintln!("publisher: cannot start the async runtime: {error}");
@@ -111,5 +111,5 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(settings.http.bind)
         .await
         .with_context(|| format!("cannot listen on {} (http.bind)", settings.http.bind))?;
-    publisher::run(settings, listener, broker::daemon::shutdown_token()).await
+    publisher::run(settings, listener, daemon_kit::daemon::shutdown_token()).await
 }

@@ -14,8 +14,8 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use broker::backoff::Backoff;
 use broker::{BrokerMode, BrokerSettings, Topics};
+use daemon_kit::backoff::Backoff;
 use rumqttc::{
     AsyncClient, ConnectionError, Event, EventLoop, LastWill, MqttOptions, Outgoing, Packet, QoS,
 };
@@ -117,7 +117,7 @@ impl ClientSettings {
         }
         if self.settings.mode == BrokerMode::External && self.settings.tls {
             options.set_transport(rumqttc::Transport::tls_with_config(
-                rumqttc::TlsConfiguration::Rustls(Arc::new(broker::tls::client_config(
+                rumqttc::TlsConfiguration::Rustls(Arc::new(daemon_kit::tls::client_config(
                     self.settings.ca_file.as_deref(),
                     "broker.ca_file",
                 )?)),
@@ -130,7 +130,7 @@ impl ClientSettings {
 #[derive(Debug, thiserror::Error)]
 pub enum MqttError {
     #[error(transparent)]
-    Tls(#[from] broker::tls::TlsError),
+    Tls(#[from] daemon_kit::tls::TlsError),
 }
 
 type PollFuture = Pin<Box<dyn Future<Output = (EventLoop, Result<Event, ConnectionError>)> + Send>>;

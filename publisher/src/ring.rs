@@ -1,6 +1,6 @@
 //! The file-backed ring of recent snapshots.
 //!
-//! Snapshots are appended to segment files (`<first seq>.ring`) in the [`broker::record`]
+//! Snapshots are appended to segment files (`<first seq>.ring`) in the [`daemon_kit::record`]
 //! line format and `fdatasync`ed; when the oldest segment is no longer needed to keep
 //! `capacity` snapshots it is deleted. Only an index (seq → file offset) is kept in memory,
 //! so 24 h of samples costs ~150 KB of RAM, not the ~5 MB of the snapshots themselves.
@@ -19,7 +19,7 @@ use broker::Snapshot;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-use broker::record;
+use daemon_kit::record;
 
 const SEGMENT_SUFFIX: &str = "ring";
 

@@ -42,7 +42,7 @@ pub struct AlertSettings {
     /// Evaluate rules at all.
     pub enabled: bool,
     /// Re-send an alert still firing this often (0s: never).
-    #[serde(with = "broker::duration")]
+    #[serde(with = "daemon_kit::duration")]
     pub repeat_interval: Duration,
     /// Notifications waiting per notifier at most; more are dropped and counted.
     pub queue: usize,
@@ -80,7 +80,7 @@ pub struct Levels {
     /// Resolved only below this (hysteresis); default: `warning`.
     #[serde(default)]
     pub clear: Option<f64>,
-    #[serde(rename = "for", with = "broker::duration", default)]
+    #[serde(rename = "for", with = "daemon_kit::duration", default)]
     pub for_: Duration,
 }
 
@@ -102,7 +102,7 @@ pub struct UserRule {
     /// Resolved only once past this (hysteresis); default: the threshold.
     #[serde(default)]
     pub clear: Option<f64>,
-    #[serde(rename = "for", with = "broker::duration", default)]
+    #[serde(rename = "for", with = "daemon_kit::duration", default)]
     pub for_: Duration,
     #[serde(default)]
     pub severity: Severity,
@@ -151,7 +151,7 @@ pub struct Notifier {
     #[serde(default = "info")]
     pub min_severity: Severity,
     /// Per attempt.
-    #[serde(with = "broker::duration", default = "ten_seconds")]
+    #[serde(with = "daemon_kit::duration", default = "ten_seconds")]
     pub timeout: Duration,
 }
 

@@ -22,7 +22,7 @@ pub struct FilesystemSettings {
     pub enabled: bool,
     /// How long one `statvfs` may take before its mount is reported `null` (and not asked
     /// again until the hung call returns).
-    #[serde(with = "broker::duration")]
+    #[serde(with = "daemon_kit::duration")]
     pub timeout: Duration,
     /// Mounts reported at most (the first by mount point), 1..=256.
     pub max_mounts: usize,

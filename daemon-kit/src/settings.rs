@@ -1,89 +1,27 @@
-//! What every binary of the project does the same way: logging, the runtime, the shutdown
-//! signal and where state lives. Behind the `daemon` feature (tokio and tracing-subscriber).
+//! Config layering: built-in defaults → a TOML file → environment variables, under which each
+//! binary adds its command-line flags; and the error both daemons' settings return.
 
-use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 
-use tokio_util::sync::CancellationToken;
-
-/// The log filter when `RUST_LOG` is not set. rumqttd logs ordinary client disconnects at
-/// ERROR level, so it is silenced unless asked for (`RUST_LOG=info,rumqttd=info`); a broker
-/// that cannot listen is reported by our own code.
-pub const DEFAULT_LOG_FILTER: &str = "info,rumqttd=off";
-
-/// Logs to stderr through `tracing`, filtered by `RUST_LOG`, in colour only on a terminal.
-pub fn init_logging() {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(DEFAULT_LOG_FILTER)),
-        )
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .init();
+/// A configuration that cannot be used: unreadable or malformed, or a key with a bad value.
+#[derive(Debug, thiserror::Error)]
+pub enum SettingsError {
+    #[error("configuration: {0}")]
+    Load(#[from] config::ConfigError),
+    #[error("configuration key `{key}`: {reason}")]
+    Invalid { key: &'static str, reason: String },
+    /// A section checked by its own crate (the publisher's `[broker]`), whose message names
+    /// its keys itself.
+    #[error(transparent)]
+    Section(Box<dyn std::error::Error + Send + Sync>),
 }
 
-/// The daemons' runtime: two workers are plenty for this load, and keep the RSS of a Pi
-/// small; blocking file I/O has its own few threads.
-pub fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .max_blocking_threads(4)
-        .enable_all()
-        .build()
-}
-
-/// Completes on the first SIGINT or SIGTERM.
-pub async fn shutdown_signal() {
-    use tokio::signal::unix::{signal, SignalKind};
-    let (Ok(mut term), Ok(mut int)) = (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-    ) else {
-        tracing::error!("cannot install signal handlers; stop with SIGKILL");
-        return std::future::pending().await;
-    };
-    tokio::select! {
-        _ = term.recv() => tracing::info!("SIGTERM received, shutting down"),
-        _ = int.recv() => tracing::info!("SIGINT received, shutting down"),
+/// A [`SettingsError::Invalid`] for `key`.
+pub fn invalid(key: &'static str, reason: impl ToString) -> SettingsError {
+    SettingsError::Invalid {
+        key,
+        reason: reason.to_string(),
     }
-}
-
-/// A token cancelled on the first SIGINT or SIGTERM; every task watches it.
-pub fn shutdown_token() -> CancellationToken {
-    let token = CancellationToken::new();
-    let cancel = token.clone();
-    tokio::spawn(async move {
-        shutdown_signal().await;
-        cancel.cancel();
-    });
-    token
-}
-
-/// Where a daemon keeps its state: `$STATE_DIRECTORY` (systemd's `StateDirectory=`, first
-/// entry), else `$XDG_STATE_HOME/<name>`, else `~/.local/state/<name>`, else `./<name>-data`.
-pub fn default_state_dir(name: &str) -> PathBuf {
-    let env = |k: &str| {
-        std::env::var_os(k)
-            .filter(|v| !v.is_empty())
-            .map(PathBuf::from)
-    };
-    if let Some(dir) = env("STATE_DIRECTORY") {
-        let first = dir
-            .to_string_lossy()
-            .split(':')
-            .next()
-            .unwrap_or("")
-            .to_owned();
-        return PathBuf::from(first);
-    }
-    if let Some(state) = env("XDG_STATE_HOME") {
-        return state.join(name);
-    }
-    if let Some(home) = env("HOME") {
-        return home.join(".local/state").join(name);
-    }
-    PathBuf::from(format!("{name}-data"))
 }
 
 /// The largest configuration file read (1 MiB; the shipped ones are ~3 KB).
@@ -205,6 +143,21 @@ mod tests {
             Ok(_) => panic!("{} loaded", path.display()),
             Err(e) => e.to_string(),
         }
+    }
+
+    #[test]
+    fn settings_errors_name_their_key() {
+        assert_eq!(
+            invalid("http.bind", "must be an address").to_string(),
+            "configuration key `http.bind`: must be an address"
+        );
+        #[derive(Debug, thiserror::Error)]
+        #[error("configuration key `broker.users`: at most 64 entries")]
+        struct Section;
+        assert_eq!(
+            SettingsError::Section(Box::new(Section)).to_string(),
+            "configuration key `broker.users`: at most 64 entries"
+        );
     }
 
     #[test]

@@ -1,4 +1,4 @@
-//! The one error type of both daemons' HTTP handlers (feature `http`): the client gets
+//! The one error type of both daemons' HTTP handlers: the client gets
 //! `{"error": "..."}` with the right status, the log gets the cause of a 500.
 
 use axum::extract::rejection::{JsonRejection, QueryRejection};

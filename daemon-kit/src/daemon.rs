@@ -1,0 +1,87 @@
+//! What every binary of the project does the same way: logging, the runtime, the shutdown
+//! signal and where state lives.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+
+use tokio_util::sync::CancellationToken;
+
+/// The log filter when `RUST_LOG` is not set. rumqttd logs ordinary client disconnects at
+/// ERROR level, so it is silenced unless asked for (`RUST_LOG=info,rumqttd=info`); a broker
+/// that cannot listen is reported by our own code.
+pub const DEFAULT_LOG_FILTER: &str = "info,rumqttd=off";
+
+/// Logs to stderr through `tracing`, filtered by `RUST_LOG`, in colour only on a terminal.
+pub fn init_logging() {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(DEFAULT_LOG_FILTER)),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .init();
+}
+
+/// The daemons' runtime: two workers are plenty for this load, and keep the RSS of a Pi
+/// small; blocking file I/O has its own few threads.
+pub fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .max_blocking_threads(4)
+        .enable_all()
+        .build()
+}
+
+/// Completes on the first SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        tracing::error!("cannot install signal handlers; stop with SIGKILL");
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = term.recv() => tracing::info!("SIGTERM received, shutting down"),
+        _ = int.recv() => tracing::info!("SIGINT received, shutting down"),
+    }
+}
+
+/// A token cancelled on the first SIGINT or SIGTERM; every task watches it.
+pub fn shutdown_token() -> CancellationToken {
+    let token = CancellationToken::new();
+    let cancel = token.clone();
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        cancel.cancel();
+    });
+    token
+}
+
+/// Where a daemon keeps its state: `$STATE_DIRECTORY` (systemd's `StateDirectory=`, first
+/// entry), else `$XDG_STATE_HOME/<name>`, else `~/.local/state/<name>`, else `./<name>-data`.
+pub fn default_state_dir(name: &str) -> PathBuf {
+    let env = |k: &str| {
+        std::env::var_os(k)
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+    };
+    if let Some(dir) = env("STATE_DIRECTORY") {
+        let first = dir
+            .to_string_lossy()
+            .split(':')
+            .next()
+            .unwrap_or("")
+            .to_owned();
+        return PathBuf::from(first);
+    }
+    if let Some(state) = env("XDG_STATE_HOME") {
+        return state.join(name);
+    }
+    if let Some(home) = env("HOME") {
+        return home.join(".local/state").join(name);
+    }
+    PathBuf::from(format!("{name}-data"))
+}

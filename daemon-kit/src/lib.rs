@@ -1,0 +1,15 @@
+//! The plumbing both daemons share: logging and signals ([`daemon`]), config layering and the
+//! settings error ([`settings`]), the HTTP error type ([`http_error`]), crash-safe record files
+//! ([`record`]), reconnect backoff ([`backoff`]), durations in config files ([`duration`]) and
+//! the TLS client towards an external MQTT broker ([`tls`]).
+//!
+//! None of it knows about snapshots, topics or the broker; that is the `broker` crate's wire
+//! contract. The publisher, the Pi subscriber and the standalone broker binary all use it.
+
+pub mod backoff;
+pub mod daemon;
+pub mod duration;
+pub mod http_error;
+pub mod record;
+pub mod settings;
+pub mod tls;
