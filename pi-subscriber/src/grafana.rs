@@ -89,11 +89,7 @@ pub fn router() -> Router<AppState> {
 }
 
 fn host_names(state: &AppState) -> Result<Vec<String>, AppError> {
-    let store = state
-        .store
-        .lock()
-        .map_err(|_| AppError::Internal("store lock poisoned".into()))?;
-    Ok(store.hosts.keys().cloned().collect())
+    Ok(state.store.host_names()?)
 }
 
 fn host_options(state: &AppState) -> Result<Vec<Value>, AppError> {
@@ -288,11 +284,7 @@ async fn annotations(
         Some(h) => vec![h.to_owned()],
         None => all,
     };
-    let store = state
-        .store
-        .lock()
-        .map_err(|_| AppError::Internal("store lock poisoned".into()))?;
-    let events: Vec<JobEvent> = store.events.iter().cloned().collect();
+    let events: Vec<JobEvent> = state.store.events(|_| true)?;
     let list: Vec<Value> = job_rows(&events, &hosts, from, to)
         .into_iter()
         .map(|r| json!({"annotation": req.annotation, "time": r[0], "timeEnd": r[1], "isRegion": r[0] != r[1],

@@ -61,27 +61,31 @@ fn fill(state: &AppState, host: &str) {
         };
         state.store.ingest(s, Source::Mqtt, Instant::now(), ts_ms);
     }
-    let mut store = state.store.lock().unwrap();
+    let store = &state.store;
     let start = T0 + 600_000;
-    store.add_event(JobEvent::JobStart(JobStart {
-        v: 1,
-        run_id: "r1".into(),
-        name: "backup".into(),
-        host: host.into(),
-        start_ts_ms: start,
-        command: vec![],
-    }));
-    store.add_event(JobEvent::JobEnd(JobEnd {
-        v: 1,
-        run_id: "r1".into(),
-        name: "backup".into(),
-        host: host.into(),
-        start_ts_ms: start,
-        end_ts_ms: start + 90_000,
-        duration_s: 90.0,
-        exit_code: Some(0),
-        ..JobEnd::default()
-    }));
+    store
+        .add_event(JobEvent::JobStart(JobStart {
+            v: 1,
+            run_id: "r1".into(),
+            name: "backup".into(),
+            host: host.into(),
+            start_ts_ms: start,
+            command: vec![],
+        }))
+        .unwrap();
+    store
+        .add_event(JobEvent::JobEnd(JobEnd {
+            v: 1,
+            run_id: "r1".into(),
+            name: "backup".into(),
+            host: host.into(),
+            start_ts_ms: start,
+            end_ts_ms: start + 90_000,
+            duration_s: 90.0,
+            exit_code: Some(0),
+            ..JobEnd::default()
+        }))
+        .unwrap();
 }
 
 async fn post(state: &AppState, uri: &str, body: Value) -> (StatusCode, Value) {

@@ -316,15 +316,8 @@ pub(super) async fn query(
             continue;
         }
         if metric == JOB_EVENTS {
-            let events: Vec<JobEvent> = state
-                .store
-                .lock()
-                .map_err(|_| AppError::Internal("store lock poisoned".into()))?
-                .events
-                .iter()
-                .filter(|e| hosts.iter().any(|h| h == e.host()))
-                .cloned()
-                .collect();
+            let events: Vec<JobEvent> =
+                state.store.events(|host| hosts.iter().any(|h| h == host))?;
             plans.push(Plan::Jobs(region_table(job_rows(
                 &events, &hosts, from, to,
             ))));
