@@ -210,7 +210,41 @@ struct VariableRequest {
     payload: Value,
 }
 
-/// `hosts` (the default) or `metrics`, as `[{"__text", "__value"}]`.
+/// Label values a `labels` variable lists at most (a snapshot holds at most a few hundred).
+pub const MAX_LABEL_VALUES: usize = 1000;
+
+/// The label values (devices, interfaces, cores, sensors, mounts) of `metric` in the newest
+/// sample of `host`, or of every host when `host` is empty or `*`; sorted, unique.
+fn label_values(state: &AppState, metric: &str, host: &str) -> Result<Vec<String>, AppError> {
+    let shown: String = metric.chars().take(64).collect();
+    let m = crate::registry::metric(metric)
+        .ok_or_else(|| AppError::BadRequest(format!("unknown metric {shown:?}")))?;
+    if m.label.is_none() {
+        return Err(AppError::BadRequest(format!(
+            "metric {shown:?} has no label: it is one value per host"
+        )));
+    }
+    let hosts = match host {
+        "" | "*" => state.store.host_names()?,
+        h => vec![crate::http::known_host(state, Some(h.to_owned()))?],
+    };
+    let mut values = std::collections::BTreeSet::new();
+    for h in hosts {
+        if let Some(pair) = state.store.latest(&h)? {
+            values.extend(
+                m.values(&pair.latest)
+                    .into_iter()
+                    .map(|(label, _)| label)
+                    .filter(|l| !l.is_empty()),
+            );
+        }
+    }
+    Ok(values.into_iter().take(MAX_LABEL_VALUES).collect())
+}
+
+/// `hosts` (the default), `metrics`, or `labels` (with `metric` and an optional `host`: the
+/// label values of a per-device metric, for a `$device` variable), as
+/// `[{"__text", "__value"}]`.
 async fn variable(
     State(state): State<AppState>,
     req: Result<Json<VariableRequest>, JsonRejection>,
@@ -229,6 +263,11 @@ async fn variable(
             )
             .map(str::to_owned)
             .collect(),
+        "labels" => label_values(
+            &state,
+            req.payload["metric"].as_str().unwrap_or_default(),
+            req.payload["host"].as_str().unwrap_or_default(),
+        )?,
         _ => host_names(&state)?,
     };
     Ok(Json(Value::Array(
