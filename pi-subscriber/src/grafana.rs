@@ -16,9 +16,10 @@ use crate::store::HistoryRow;
 
 mod datapoints;
 mod query;
+mod request;
 
 pub use datapoints::{datapoints, Agg};
-pub use query::{
+pub use request::{
     parse_time, time_in_range, MAX_DATA_POINTS, MAX_SERIES, MAX_TARGETS, MAX_TOTAL_POINTS,
 };
 
@@ -306,7 +307,7 @@ async fn tag_values(
 
 #[derive(Debug, Deserialize)]
 struct AnnotationsRequest {
-    range: query::Range,
+    range: request::Range,
     #[serde(default)]
     annotation: Value,
 }
