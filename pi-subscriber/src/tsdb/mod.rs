@@ -20,6 +20,7 @@ mod buckets;
 pub mod codec;
 mod db;
 mod flat;
+mod open;
 mod query;
 pub mod rollup;
 
