@@ -22,6 +22,7 @@ mod db;
 mod flat;
 mod open;
 mod query;
+mod raw;
 pub mod rollup;
 
 pub use db::{IngestReport, Sample, Tsdb, TsdbStats};
