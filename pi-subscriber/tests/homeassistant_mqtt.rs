@@ -77,8 +77,15 @@ fn retained(port: u16, filter: &str) -> BTreeMap<String, String> {
         .collect()
 }
 
+/// The retained message on one topic (at once when there is one; 1 s to tell there is none).
 fn one(port: u16, topic: &str) -> Option<String> {
-    retained(port, topic).remove(topic)
+    let out = Command::new("mosquitto_sub")
+        .args(["-h", "127.0.0.1", "-p", &port.to_string(), "-t", topic])
+        .args(["--retained-only", "-C", "1", "-W", "1"])
+        .output()
+        .expect("mosquitto_sub (Debian package mosquitto-clients)");
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.strip_suffix('\n').map(str::to_owned)
 }
 
 /// Polls the retained message on `topic` until it is `want`; the time it took.
@@ -300,5 +307,36 @@ fn every_host_is_announced_to_home_assistant_and_a_dead_one_shows_as_dead() {
     assert_eq!(
         one(ha, "server-analytics/pi/pi-test/availability").as_deref(),
         Some("offline")
+    );
+}
+
+#[test]
+fn without_a_host_the_configs_stay_retained_on_the_publishers_embedded_broker() {
+    if !installed("mosquitto_sub") {
+        eprintln!("skipped: mosquitto_sub is not installed (Debian package mosquitto-clients)");
+        return;
+    }
+    let (pdir, sdir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (http, mqtt) = (free_port(), free_port());
+    let cfg = sdir.path().join("pi.toml");
+    std::fs::write(&cfg, "[mqtt]\nclient_id = \"pi-test\"\n\n[homeassistant]\nenabled = true\n").unwrap();
+    let _p = publisher(pdir.path(), http, mqtt);
+    let s = Subscriber::start(
+        sdir.path(),
+        Some(mqtt),
+        &format!("http://127.0.0.1:{http}/latest"),
+        &["--max-age", "2", "--config", &cfg.to_string_lossy()],
+        &[],
+    );
+    s.wait_for("/health", |h| h["homeassistant"]["published_total"].as_u64() >= Some(16));
+    // The retained-store guard sweeps what its filters do not keep; give it a sweep.
+    std::thread::sleep(Duration::from_secs(2));
+    let topic = format!("homeassistant/binary_sensor/server_analytics_{HOST}/heartbeat/config");
+    assert!(one(mqtt, &topic).is_some_and(|c| c.contains("connectivity")));
+    assert_eq!(one(mqtt, AVAILABILITY).as_deref(), Some("online"));
+    assert!(one(mqtt, STATE).is_some_and(|s| s.contains("cpu_usage_percent")));
+    assert_eq!(
+        one(mqtt, "server-analytics/pi/pi-test/availability").as_deref(),
+        Some("online")
     );
 }
