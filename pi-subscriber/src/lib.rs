@@ -184,16 +184,13 @@ pub async fn run(
     }
     tasks.push(tokio::spawn(poller.run(gap_rx, shutdown.clone())));
 
-    let homeassistant = homeassistant::start(
-        &settings,
-        store.clone(),
-        alerts.clone(),
-        shutdown.clone(),
-    )
-    .map(|(shared, task)| {
-        tasks.push(task);
-        shared
-    });
+    let homeassistant =
+        homeassistant::start(&settings, store.clone(), alerts.clone(), shutdown.clone()).map(
+            |(shared, task)| {
+                tasks.push(task);
+                shared
+            },
+        );
 
     tasks.push(tokio::spawn(forget_silent_hosts(
         store.clone(),

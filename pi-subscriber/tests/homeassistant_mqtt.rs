@@ -160,13 +160,17 @@ fn expected_state(m: &Value) -> BTreeMap<String, Value> {
     put("network_rx_bytes_rate", &m["network"]["rx_bytes_rate"], 0);
     put("network_tx_bytes_rate", &m["network"]["tx_bytes_rate"], 0);
     let (avail, total) = (&m["memory"]["available_mb"], &m["memory"]["total_mb"]);
-    let used = 100.0 * (total.as_f64().unwrap() - avail.as_f64().unwrap()) / total.as_f64().unwrap();
+    let used =
+        100.0 * (total.as_f64().unwrap() - avail.as_f64().unwrap()) / total.as_f64().unwrap();
     put("memory_used_percent", &serde_json::json!(used), 2);
     for (mount, fs) in m["filesystems"].as_object().into_iter().flatten() {
         if fs.is_null() {
             continue;
         }
-        let (u, a) = (fs["used_bytes"].as_f64().unwrap(), fs["avail_bytes"].as_f64().unwrap());
+        let (u, a) = (
+            fs["used_bytes"].as_f64().unwrap(),
+            fs["avail_bytes"].as_f64().unwrap(),
+        );
         if u + a > 0.0 {
             let key = format!("filesystem_used_percent_{}", mount_key(mount));
             put(&key, &serde_json::json!(100.0 * u / (u + a)), 2);
@@ -229,8 +233,15 @@ fn every_host_is_announced_to_home_assistant_and_a_dead_one_shows_as_dead() {
     .iter()
     .map(|k| format!("homeassistant/sensor/{node}/{k}/config"))
     .collect();
-    want.push(format!("homeassistant/binary_sensor/{node}/heartbeat/config"));
-    for mount in m["filesystems"].as_object().into_iter().flatten().map(|(k, _)| k) {
+    want.push(format!(
+        "homeassistant/binary_sensor/{node}/heartbeat/config"
+    ));
+    for mount in m["filesystems"]
+        .as_object()
+        .into_iter()
+        .flatten()
+        .map(|(k, _)| k)
+    {
         want.push(format!(
             "homeassistant/sensor/{node}/filesystem_used_percent_{}/config",
             mount_key(mount)
@@ -241,7 +252,10 @@ fn every_host_is_announced_to_home_assistant_and_a_dead_one_shows_as_dead() {
     assert_eq!(got, want);
     let cpu_topic = format!("homeassistant/sensor/{node}/cpu_usage_percent/config");
     let cpu: Value = serde_json::from_str(&configs[&cpu_topic]).unwrap();
-    assert_eq!(cpu["unique_id"], "server_analytics_testhost_cpu_usage_percent");
+    assert_eq!(
+        cpu["unique_id"],
+        "server_analytics_testhost_cpu_usage_percent"
+    );
     assert_eq!(cpu["state_topic"], STATE);
     assert_eq!(
         cpu["availability"],
@@ -260,15 +274,17 @@ fn every_host_is_announced_to_home_assistant_and_a_dead_one_shows_as_dead() {
     let killed = Instant::now();
     let took = wait_retained(ha, AVAILABILITY, Some("offline"), Duration::from_secs(4));
     let m = s.json("/metrics");
-    let state: BTreeMap<String, Value> =
-        serde_json::from_str(&one(ha, STATE).unwrap()).unwrap();
+    let state: BTreeMap<String, Value> = serde_json::from_str(&one(ha, STATE).unwrap()).unwrap();
     let values: BTreeMap<String, Value> = state
         .iter()
         .filter(|(k, _)| *k != "booted_at" && *k != "alerts_firing")
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect();
     assert_eq!(values, expected_state(&m));
-    assert!(state["booted_at"].as_str().unwrap().ends_with(":00Z"), "{state:?}");
+    assert!(
+        state["booted_at"].as_str().unwrap().ends_with(":00Z"),
+        "{state:?}"
+    );
     // Alerts are on by default (host_down may fire right now): a count, 0 included.
     assert!(state["alerts_firing"].is_u64(), "{state:?}");
     eprintln!(
@@ -284,7 +300,12 @@ fn every_host_is_announced_to_home_assistant_and_a_dead_one_shows_as_dead() {
     publish(ha, &cpu_topic, &["-r", "-n"]);
     assert_eq!(one(ha, &cpu_topic), None);
     publish(ha, "homeassistant/status", &["-m", "online"]);
-    wait_retained(ha, &cpu_topic, Some(&configs[&cpu_topic]), Duration::from_secs(10));
+    wait_retained(
+        ha,
+        &cpu_topic,
+        Some(&configs[&cpu_topic]),
+        Duration::from_secs(10),
+    );
     assert_eq!(health(&s)["homeassistant"]["ha_online_total"], 1);
 
     // Forgotten: every config, the state and the availability are cleared.
@@ -319,7 +340,11 @@ fn without_a_host_the_configs_stay_retained_on_the_publishers_embedded_broker() 
     let (pdir, sdir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let (http, mqtt) = (free_port(), free_port());
     let cfg = sdir.path().join("pi.toml");
-    std::fs::write(&cfg, "[mqtt]\nclient_id = \"pi-test\"\n\n[homeassistant]\nenabled = true\n").unwrap();
+    std::fs::write(
+        &cfg,
+        "[mqtt]\nclient_id = \"pi-test\"\n\n[homeassistant]\nenabled = true\n",
+    )
+    .unwrap();
     let _p = publisher(pdir.path(), http, mqtt);
     let s = Subscriber::start(
         sdir.path(),
@@ -328,7 +353,9 @@ fn without_a_host_the_configs_stay_retained_on_the_publishers_embedded_broker() 
         &["--max-age", "2", "--config", &cfg.to_string_lossy()],
         &[],
     );
-    s.wait_for("/health", |h| h["homeassistant"]["published_total"].as_u64() >= Some(16));
+    s.wait_for("/health", |h| {
+        h["homeassistant"]["published_total"].as_u64() >= Some(16)
+    });
     // The retained-store guard sweeps what its filters do not keep; give it a sweep.
     std::thread::sleep(Duration::from_secs(2));
     let topic = format!("homeassistant/binary_sensor/server_analytics_{HOST}/heartbeat/config");

@@ -164,15 +164,20 @@ mod tests {
 
     #[test]
     fn its_own_broker_with_tls_defaults_to_8883() {
-        let s = check("enabled = true\nhost = \"ha.lan\"\ntls = true\nusername = \"u\"\npassword = \"p\"\n")
-            .unwrap();
+        let s = check(
+            "enabled = true\nhost = \"ha.lan\"\ntls = true\nusername = \"u\"\npassword = \"p\"\n",
+        )
+        .unwrap();
         let b = s.broker(&MqttSettings::default());
         assert_eq!(
             (b.host.as_str(), b.port, b.tls, b.password.as_deref()),
             ("ha.lan", 8883, true, Some("p"))
         );
         assert_eq!(
-            check("host = \"ha.lan\"\nport = 1884\n").unwrap().broker(&MqttSettings::default()).port,
+            check("host = \"ha.lan\"\nport = 1884\n")
+                .unwrap()
+                .broker(&MqttSettings::default())
+                .port,
             1884
         );
     }
@@ -180,10 +185,22 @@ mod tests {
     #[test]
     fn bad_values_name_their_key() {
         let key = |t: &str| check(t).unwrap_err().0;
-        assert_eq!(key("discovery_prefix = \"\""), "homeassistant.discovery_prefix");
-        assert_eq!(key("discovery_prefix = \"ha/#\""), "homeassistant.discovery_prefix");
-        assert_eq!(key("discovery_prefix = \"ha/+/x\""), "homeassistant.discovery_prefix");
-        assert_eq!(key("discovery_prefix = \"a\\u0000b\""), "homeassistant.discovery_prefix");
+        assert_eq!(
+            key("discovery_prefix = \"\""),
+            "homeassistant.discovery_prefix"
+        );
+        assert_eq!(
+            key("discovery_prefix = \"ha/#\""),
+            "homeassistant.discovery_prefix"
+        );
+        assert_eq!(
+            key("discovery_prefix = \"ha/+/x\""),
+            "homeassistant.discovery_prefix"
+        );
+        assert_eq!(
+            key("discovery_prefix = \"a\\u0000b\""),
+            "homeassistant.discovery_prefix"
+        );
         assert_eq!(
             key(&format!("discovery_prefix = \"{}\"", "h".repeat(65))),
             "homeassistant.discovery_prefix"
@@ -191,12 +208,29 @@ mod tests {
         assert!(check(&format!("discovery_prefix = \"{}\"", "h".repeat(64))).is_ok());
         assert_eq!(key("port = 1884"), "homeassistant.port");
         assert_eq!(key("host = \"\""), "homeassistant.host");
-        assert_eq!(key("host = \"ha\"\nusername = \"u\""), "homeassistant.password");
-        assert_eq!(key("host = \"ha\"\nca_file = \"/x.pem\""), "homeassistant.ca_file");
+        assert_eq!(
+            key("host = \"ha\"\nusername = \"u\""),
+            "homeassistant.password"
+        );
+        assert_eq!(
+            key("host = \"ha\"\nca_file = \"/x.pem\""),
+            "homeassistant.ca_file"
+        );
         assert_eq!(
             key("enabled = true\nhost = \"ha\"\ntls = true\nca_file = \"/nonexistent/ca.pem\""),
             "homeassistant.ca_file"
         );
         assert_eq!(key("hots = \"x\""), "toml");
+    }
+
+    #[test]
+    fn check_config_prints_the_section_with_the_password_redacted() {
+        let mut s = crate::config::Settings::default();
+        s.homeassistant.host = Some("ha.lan".into());
+        s.homeassistant.username = Some("pi".into());
+        s.homeassistant.password = Some("hunter2".into());
+        let text = s.to_toml();
+        assert!(text.contains("[homeassistant]\nenabled = false\ndiscovery_prefix = \"homeassistant\"\nhost = \"ha.lan\"\nusername = \"pi\"\npassword = \"<redacted>\"\n"), "{text}");
+        assert!(!text.contains("hunter2"));
     }
 }

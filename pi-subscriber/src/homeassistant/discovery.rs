@@ -238,8 +238,7 @@ impl Context {
         c.insert("state_topic".into(), self.state_topic(host).into());
         c.insert(
             "value_template".into(),
-            format!("{{{{ value_json.{key} if value_json.{key} is defined else 'None' }}}}")
-                .into(),
+            format!("{{{{ value_json.{key} if value_json.{key} is defined else 'None' }}}}").into(),
         );
         c.insert(
             "availability".into(),
@@ -262,7 +261,10 @@ impl Context {
         }
         if s.source == Source::LastJob {
             c.insert("options".into(), json!(["success", "failed"]));
-            c.insert("json_attributes_topic".into(), self.state_topic(host).into());
+            c.insert(
+                "json_attributes_topic".into(),
+                self.state_topic(host).into(),
+            );
             c.insert(
                 "json_attributes_template".into(),
                 "{{ value_json.last_job_detail | tojson if value_json.last_job_detail is defined else '{}' }}".into(),
@@ -324,9 +326,8 @@ fn total_gauge(s: &broker::Snapshot, name: &str) -> Option<f64> {
 
 /// `secs` since the epoch as RFC 3339 (UTC), what a `timestamp` sensor takes.
 fn rfc3339(secs: i64) -> Option<String> {
-    let t = std::time::UNIX_EPOCH.checked_add(std::time::Duration::from_secs(
-        u64::try_from(secs).ok()?,
-    ))?;
+    let t = std::time::UNIX_EPOCH
+        .checked_add(std::time::Duration::from_secs(u64::try_from(secs).ok()?))?;
     Some(humantime::format_rfc3339_seconds(t).to_string())
 }
 
@@ -360,7 +361,11 @@ pub fn state(
         let used = registry::metric(FILESYSTEM.key).map(|m| m.values(latest));
         for (mount, v) in used.into_iter().flatten() {
             if let (Some(key), registry::Value::Gauge(g)) = (mounts.get(&mount), v) {
-                put(format!("{}_{key}", FILESYSTEM.key), Some(g), FILESYSTEM.round);
+                put(
+                    format!("{}_{key}", FILESYSTEM.key),
+                    Some(g),
+                    FILESYSTEM.round,
+                );
             }
         }
         // Rounded to the minute: the boot time of one boot reads the same in every sample.

@@ -87,7 +87,9 @@ pub fn start(
         alerts: settings.alerts.enabled,
     };
     let shared = SharedHa::default();
-    health(&shared, |h| h.broker = format!("{}:{}", broker.host, broker.port));
+    health(&shared, |h| {
+        h.broker = format!("{}:{}", broker.host, broker.port)
+    });
     let alerts = settings.alerts.enabled.then_some(alerts);
     let task = tokio::spawn(run(
         broker,
@@ -206,9 +208,7 @@ async fn run(
                 state,
                 stale: state.is_stale(now, max_age),
                 last_job: jobs.get(name),
-                alerts_firing: firing
-                    .as_ref()
-                    .map(|f| f.get(name).copied().unwrap_or(0)),
+                alerts_firing: firing.as_ref().map(|f| f.get(name).copied().unwrap_or(0)),
             })
             .collect();
         let messages = tracker.tick(&inputs);

@@ -63,8 +63,12 @@ pub fn mount_key(mount: &str) -> String {
 /// A name as one MQTT topic level / discovery node id (`[A-Za-z0-9_-]`).
 pub fn topic_level(raw: &str) -> String {
     let kept = |c: char| c.is_ascii_alphanumeric() || c == '-' || c == '_';
-    let clean = !raw.is_empty() && raw.len() < MAX_SLUG && raw.chars().all(kept) && !raw.contains("__")
-        && !raw.starts_with('_') && !raw.ends_with('_');
+    let clean = !raw.is_empty()
+        && raw.len() < MAX_SLUG
+        && raw.chars().all(kept)
+        && !raw.contains("__")
+        && !raw.starts_with('_')
+        && !raw.ends_with('_');
     slug(raw, raw, kept, clean)
 }
 
@@ -126,13 +130,19 @@ mod tests {
         keys.sort();
         keys.dedup();
         assert_eq!(keys.len(), n, "{keys:?}");
-        assert_eq!(mount_key("/mnt/My Disk"), format!("mnt_my_disk__{}", hash8("/mnt/My Disk")));
+        assert_eq!(
+            mount_key("/mnt/My Disk"),
+            format!("mnt_my_disk__{}", hash8("/mnt/My Disk"))
+        );
         assert_eq!(mount_key("/ü"), format!("x__{}", hash8("/ü")));
     }
 
     #[test]
     fn topic_levels_and_object_prefixes() {
-        assert_eq!(topic_level("pi-subscriber-pi-0123abcd"), "pi-subscriber-pi-0123abcd");
+        assert_eq!(
+            topic_level("pi-subscriber-pi-0123abcd"),
+            "pi-subscriber-pi-0123abcd"
+        );
         let odd = topic_level("pi/+#x");
         assert_eq!(odd, format!("pi_x__{}", hash8("pi/+#x")));
         assert_eq!(object_prefix("My-Tower_2"), "my_tower_2");

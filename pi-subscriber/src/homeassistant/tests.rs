@@ -164,7 +164,10 @@ fn the_configs_of_a_host_are_exact() {
             "origin": {"name": "Server Analytics", "sw": "test"},
         })
     );
-    let data = parse(&configs, &format!("{p}/filesystem_used_percent_mnt_data/config"));
+    let data = parse(
+        &configs,
+        &format!("{p}/filesystem_used_percent_mnt_data/config"),
+    );
     assert_eq!(data["name"], "Filesystem used /mnt/data");
     assert_eq!(
         data["unique_id"],
@@ -172,7 +175,10 @@ fn the_configs_of_a_host_are_exact() {
     );
     assert_eq!(data["value_template"], "{{ value_json.filesystem_used_percent_mnt_data if value_json.filesystem_used_percent_mnt_data is defined else 'None' }}");
     assert_eq!(
-        parse(&configs, "homeassistant/binary_sensor/server_analytics_tower/heartbeat/config"),
+        parse(
+            &configs,
+            "homeassistant/binary_sensor/server_analytics_tower/heartbeat/config"
+        ),
         json!({
             "name": "Heartbeat",
             "object_id": "tower_heartbeat",
@@ -243,7 +249,12 @@ fn the_state_is_the_pis_values_rounded_and_a_missing_one_is_absent() {
         })
     );
     // One sample: no rates (absent, not 0); no load_15m, no timed-out /mnt/nas.
-    let first = Value::Object(discovery::state(&host(None, tower(1, 0, 0)), &mounts, None, None));
+    let first = Value::Object(discovery::state(
+        &host(None, tower(1, 0, 0)),
+        &mounts,
+        None,
+        None,
+    ));
     for absent in [
         "disk_read_bytes_rate",
         "network_rx_bytes_rate",
@@ -257,7 +268,12 @@ fn the_state_is_the_pis_values_rounded_and_a_missing_one_is_absent() {
     // A reboot between the samples: no rate.
     let mut rebooted = tower(2, 30, 15_000);
     rebooted.boot_id = Some("b2".into());
-    let r = Value::Object(discovery::state(&host(Some(tower(1, 0, 0)), rebooted), &mounts, None, None));
+    let r = Value::Object(discovery::state(
+        &host(Some(tower(1, 0, 0)), rebooted),
+        &mounts,
+        None,
+        None,
+    ));
     assert!(r.get("disk_read_bytes_rate").is_none(), "{r}");
 }
 
@@ -286,10 +302,7 @@ fn the_tracker_announces_once_then_sends_only_what_changed_and_removes_a_forgott
     let one = host(None, tower(1, 0, 0));
     let first = t.tick(&[input("tower", &one, false)]);
     assert_eq!(first.len(), 16 + 2, "{first:?}");
-    let last_two: Vec<_> = topics(&first[16..])
-        .into_iter()
-        .map(|(t, _)| t)
-        .collect();
+    let last_two: Vec<_> = topics(&first[16..]).into_iter().map(|(t, _)| t).collect();
     assert_eq!(last_two, [AVAILABILITY, "server-analytics/tower/ha/state"]);
     assert_eq!(first[16].payload, "online");
     assert_eq!(t.stats.hosts_announced_total, 1);
