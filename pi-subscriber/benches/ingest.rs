@@ -61,9 +61,7 @@ fn throughput() {
             .snapshot_payload(bytes, Some(host), Source::Mqtt)
             .unwrap();
         // What /metrics adds per snapshot: the rates from the previous one.
-        let store = ingestor.store.lock().unwrap();
-        let latest = store.hosts[host.as_str()].latest.clone().unwrap();
-        drop(store);
+        let latest = ingestor.store.latest(host).unwrap().unwrap().latest;
         if let Some(p) = previous.get(host.as_str()) {
             std::hint::black_box(rates::rates(p, &latest));
         }

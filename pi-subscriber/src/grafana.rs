@@ -16,9 +16,10 @@ use crate::store::HistoryRow;
 
 mod datapoints;
 mod query;
+mod request;
 
 pub use datapoints::{datapoints, Agg};
-pub use query::{
+pub use request::{
     parse_time, time_in_range, MAX_DATA_POINTS, MAX_SERIES, MAX_TARGETS, MAX_TOTAL_POINTS,
 };
 
@@ -89,11 +90,7 @@ pub fn router() -> Router<AppState> {
 }
 
 fn host_names(state: &AppState) -> Result<Vec<String>, AppError> {
-    let store = state
-        .store
-        .lock()
-        .map_err(|_| AppError::Internal("store lock poisoned".into()))?;
-    Ok(store.hosts.keys().cloned().collect())
+    Ok(state.store.host_names()?)
 }
 
 fn host_options(state: &AppState) -> Result<Vec<Value>, AppError> {
@@ -214,7 +211,41 @@ struct VariableRequest {
     payload: Value,
 }
 
-/// `hosts` (the default) or `metrics`, as `[{"__text", "__value"}]`.
+/// Label values a `labels` variable lists at most (a snapshot holds at most a few hundred).
+pub const MAX_LABEL_VALUES: usize = 1000;
+
+/// The label values (devices, interfaces, cores, sensors, mounts) of `metric` in the newest
+/// sample of `host`, or of every host when `host` is empty or `*`; sorted, unique.
+fn label_values(state: &AppState, metric: &str, host: &str) -> Result<Vec<String>, AppError> {
+    let shown: String = metric.chars().take(64).collect();
+    let m = crate::registry::metric(metric)
+        .ok_or_else(|| AppError::BadRequest(format!("unknown metric {shown:?}")))?;
+    if m.label.is_none() {
+        return Err(AppError::BadRequest(format!(
+            "metric {shown:?} has no label: it is one value per host"
+        )));
+    }
+    let hosts = match host {
+        "" | "*" => state.store.host_names()?,
+        h => vec![crate::http::known_host(state, Some(h.to_owned()))?],
+    };
+    let mut values = std::collections::BTreeSet::new();
+    for h in hosts {
+        if let Some(pair) = state.store.latest(&h)? {
+            values.extend(
+                m.values(&pair.latest)
+                    .into_iter()
+                    .map(|(label, _)| label)
+                    .filter(|l| !l.is_empty()),
+            );
+        }
+    }
+    Ok(values.into_iter().take(MAX_LABEL_VALUES).collect())
+}
+
+/// `hosts` (the default), `metrics`, or `labels` (with `metric` and an optional `host`: the
+/// label values of a per-device metric, for a `$device` variable), as
+/// `[{"__text", "__value"}]`.
 async fn variable(
     State(state): State<AppState>,
     req: Result<Json<VariableRequest>, JsonRejection>,
@@ -233,6 +264,11 @@ async fn variable(
             )
             .map(str::to_owned)
             .collect(),
+        "labels" => label_values(
+            &state,
+            req.payload["metric"].as_str().unwrap_or_default(),
+            req.payload["host"].as_str().unwrap_or_default(),
+        )?,
         _ => host_names(&state)?,
     };
     Ok(Json(Value::Array(
@@ -271,7 +307,7 @@ async fn tag_values(
 
 #[derive(Debug, Deserialize)]
 struct AnnotationsRequest {
-    range: query::Range,
+    range: request::Range,
     #[serde(default)]
     annotation: Value,
 }
@@ -288,11 +324,7 @@ async fn annotations(
         Some(h) => vec![h.to_owned()],
         None => all,
     };
-    let store = state
-        .store
-        .lock()
-        .map_err(|_| AppError::Internal("store lock poisoned".into()))?;
-    let events: Vec<JobEvent> = store.events.iter().cloned().collect();
+    let events: Vec<JobEvent> = state.store.events(|_| true)?;
     let list: Vec<Value> = job_rows(&events, &hosts, from, to)
         .into_iter()
         .map(|r| json!({"annotation": req.annotation, "time": r[0], "timeEnd": r[1], "isRegion": r[0] != r[1],

@@ -68,31 +68,27 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-fn lock(store: &SharedStore) -> Result<std::sync::MutexGuard<'_, crate::store::Store>, AppError> {
-    store
-        .lock()
-        .map_err(|_| AppError::Internal("store lock poisoned".into()))
+impl From<crate::store::Poisoned> for AppError {
+    fn from(p: crate::store::Poisoned) -> Self {
+        AppError::Internal(p.to_string())
+    }
 }
 
 /// The host a query names, else the default one: `503` before any data, `404` for a host
 /// the Pi does not know (its name cut to 64 characters in the message).
 pub(crate) fn known_host(state: &AppState, asked: Option<String>) -> Result<String, AppError> {
-    let store = lock(&state.store)?;
     let host = match asked {
         Some(h) => h,
-        None => store
-            .default_host(&state.default_host)
+        None => state
+            .store
+            .default_host(&state.default_host)?
             .ok_or_else(|| AppError::NotReady("no data yet from any host".into()))?,
     };
-    if !store.hosts.contains_key(&host) {
+    if !state.store.knows(&host)? {
         let shown: String = host.chars().take(64).collect();
         return Err(AppError::NotFound(format!("unknown host {shown:?}")));
     }
     Ok(host)
-}
-
-fn is_stale(host: &HostState, now: Instant, max_age: Duration) -> bool {
-    host.is_stale(now, max_age)
 }
 
 #[derive(Debug, Deserialize)]
@@ -107,14 +103,14 @@ async fn metrics(
 ) -> Result<Json<Value>, AppError> {
     let Query(query) = query?;
     let now = Instant::now();
-    let store = lock(&state.store)?;
     let host = match query.host {
         Some(h) => h,
-        None => store
-            .default_host(&state.default_host)
+        None => state
+            .store
+            .default_host(&state.default_host)?
             .ok_or_else(|| AppError::NotReady("no data yet from any host".into()))?,
     };
-    let Some(hs) = store.hosts.get(&host) else {
+    let Some(hs) = state.store.host(&host)? else {
         return Err(AppError::NotFound(format!("unknown host {host:?}")));
     };
     let Some(latest) = &hs.latest else {
@@ -163,7 +159,7 @@ async fn metrics(
         }
     }
     if let Some(obj) = body.as_object_mut() {
-        obj.insert("stale".into(), json!(is_stale(hs, now, state.max_age)));
+        obj.insert("stale".into(), json!(hs.is_stale(now, state.max_age)));
         obj.insert(
             "received_ts".into(),
             json!(hs.last_received_ms.map(|ms| ms / 1000)),
@@ -188,25 +184,24 @@ struct HostSummary {
     clock_skew_s: Option<f64>,
 }
 
-fn summaries(store: &crate::store::Store, now: Instant, max_age: Duration) -> Vec<HostSummary> {
-    store
-        .hosts
-        .iter()
+fn summaries(hosts: Vec<(String, HostState)>, now: Instant, max_age: Duration) -> Vec<HostSummary> {
+    hosts
+        .into_iter()
         .map(|(name, hs)| HostSummary {
-            host: name.clone(),
+            stale: hs.is_stale(now, max_age),
             last_seq: hs.latest.as_ref().map(|s| s.seq),
             last_seen_ts: hs.last_received_ms.map(|ms| ms / 1000),
-            stale: is_stale(hs, now, max_age),
-            status: hs.status.clone(),
+            status: hs.status,
             history_rows: hs.samples,
             clock_skew_s: hs.clock_skew_s,
+            host: name,
         })
         .collect()
 }
 
 async fn hosts(State(state): State<AppState>) -> Result<Json<Vec<HostSummary>>, AppError> {
-    let store = lock(&state.store)?;
-    Ok(Json(summaries(&store, Instant::now(), state.max_age)))
+    let hosts = state.store.hosts()?;
+    Ok(Json(summaries(hosts, Instant::now(), state.max_age)))
 }
 
 /// Mutating endpoints answer loopback clients, or anyone with `Authorization: Bearer
@@ -360,8 +355,8 @@ async fn health(
     ha: Option<axum::Extension<HomeAssistant>>,
 ) -> Result<Response, AppError> {
     let now = Instant::now();
-    let store = lock(&state.store)?;
-    let hosts = summaries(&store, now, state.max_age);
+    let hosts = summaries(state.store.hosts()?, now, state.max_age);
+    let (ingest, history) = state.store.counters()?;
     // Hosts known only from a (retained) MQTT status never sent data: listed, not judged.
     let judged: Vec<&HostSummary> = hosts
         .iter()
@@ -373,9 +368,9 @@ async fn health(
         last_seen_ts: hosts.iter().filter_map(|h| h.last_seen_ts).max(),
         max_age_s: state.max_age.as_secs_f64(),
         hosts,
-        ingest: store.stats.clone(),
-        history: store.history,
-        mqtt: state.mqtt.lock().map(|m| m.clone()).unwrap_or_default(),
+        ingest,
+        history,
+        mqtt: state.mqtt.snapshot(),
         alerts: alerts.map(|a| a.0.health()),
         homeassistant: ha
             .and_then(|h| h.0 .0)
@@ -400,13 +395,9 @@ async fn events(
     query: Result<Query<EventsQuery>, QueryRejection>,
 ) -> Result<Json<Vec<broker::JobEvent>>, AppError> {
     let Query(q) = query?;
-    let store = lock(&state.store)?;
-    let mut out: Vec<_> = store
-        .events
-        .iter()
-        .filter(|e| q.host.as_deref().is_none_or(|h| e.host() == h))
-        .cloned()
-        .collect();
+    let mut out = state
+        .store
+        .events(|h| q.host.as_deref().is_none_or(|want| want == h))?;
     if let Some(limit) = q.limit {
         out.drain(..out.len().saturating_sub(limit));
     }

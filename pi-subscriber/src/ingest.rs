@@ -39,9 +39,7 @@ impl Ingestor {
         match validate::snapshot(payload, topic_host, self.max_payload) {
             Ok(s) => Ok(self.snapshot(s, source)),
             Err(why) => {
-                if let Ok(mut store) = self.store.lock() {
-                    store.reject(why);
-                }
+                self.store.reject(why);
                 tracing::debug!(reason = %why, ?topic_host, "snapshot rejected");
                 Err(why)
             }
@@ -73,24 +71,22 @@ impl Ingestor {
         topic_host: Option<&str>,
     ) -> Result<bool, Rejection> {
         let parsed = validate::event(payload, topic_host, self.max_payload);
-        let Ok(mut store) = self.store.lock() else {
-            return Ok(false);
-        };
         match parsed {
             Ok(event) => {
                 let end = match &event {
                     broker::JobEvent::JobEnd(end) => Some(end.clone()),
                     broker::JobEvent::JobStart(_) => None,
                 };
-                let added = store.add_event(event);
-                drop(store);
+                let Ok(added) = self.store.add_event(event) else {
+                    return Ok(false);
+                };
                 if let (true, Some(end), Some(feed)) = (added, end, &self.alerts) {
                     feed.offer(crate::alerts::Input::JobEnd(end));
                 }
                 Ok(added)
             }
             Err(why) => {
-                store.reject(why);
+                self.store.reject(why);
                 Err(why)
             }
         }
@@ -100,12 +96,11 @@ impl Ingestor {
 impl Ingestor {
     /// Hands the host's newest sample (and the one before, for rates) to the alert engine.
     fn feed_sample(&self, feed: &crate::alerts::Feed, host: &str) {
-        let pair = self.store.lock().ok().and_then(|s| {
-            let h = s.hosts.get(host)?;
-            Some((h.latest.clone()?, h.previous.clone()))
-        });
-        if let Some((latest, previous)) = pair {
-            feed.offer(crate::alerts::Input::Sample { latest, previous });
+        if let Ok(Some(pair)) = self.store.latest(host) {
+            feed.offer(crate::alerts::Input::Sample {
+                latest: pair.latest,
+                previous: pair.previous,
+            });
         }
     }
 }
@@ -126,12 +121,7 @@ mod tests {
             max_payload: 4096,
             alerts: None,
         };
-        let poisoner = store.clone();
-        let _ = std::thread::spawn(move || {
-            let _guard = poisoner.lock();
-            panic!("a bug while holding the store");
-        })
-        .join();
+        store.poison_for_test();
         let snapshot = Snapshot {
             host: "t".into(),
             seq: 1,

@@ -23,7 +23,7 @@ pub mod store;
 pub mod tsdb;
 pub mod validate;
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -52,7 +52,7 @@ async fn forget_silent_hosts(
             _ = tick.tick() => {}
         }
         let now_ms = ingest::unix_ms_now();
-        let Ok(silent) = store.lock().map(|s| s.silent_hosts(now_ms, forget_after)) else {
+        let Ok(silent) = store.silent_hosts(now_ms, forget_after) else {
             return;
         };
         for host in silent {
@@ -111,9 +111,8 @@ pub async fn run(
     listener: TcpListener,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
-    let mut state = Store::new(settings.history.max_hosts);
-    state.max_clock_skew = settings.health.max_clock_skew;
-    state.stale_after = settings.health.max_age;
+    let state = Store::new(settings.history.max_hosts)
+        .with_health(settings.health.max_age, settings.health.max_clock_skew);
     let now_ms = ingest::unix_ms_now();
     let retention = settings.retention();
     let max_series = settings.history.max_series_per_host;
@@ -162,13 +161,13 @@ pub async fn run(
         max_payload: settings.mqtt.max_payload_size,
         alerts: feed,
     };
-    let mqtt_state = Arc::new(Mutex::new(mqtt::MqttState::default()));
+    let mqtt_state = mqtt::SharedMqtt::default();
 
     let mut poller = poller::Poller::new(
         settings.poll.clone(),
         settings.mqtt.enabled,
         ingestor.clone(),
-        Arc::clone(&mqtt_state),
+        mqtt_state.clone(),
     )
     .context("cannot build the HTTP client")?;
     poller.max_backfill = settings.history.capacity as u64;
@@ -177,7 +176,7 @@ pub async fn run(
         tasks.push(tokio::spawn(mqtt::run(
             settings.mqtt.clone(),
             ingestor,
-            Arc::clone(&mqtt_state),
+            mqtt_state.clone(),
             Arc::clone(&poller.reconcile),
             shutdown.clone(),
         )));

@@ -34,7 +34,64 @@ pub struct MqttState {
     pub last_error: Option<String>,
 }
 
-pub type SharedMqtt = Arc<Mutex<MqttState>>;
+/// The consumer's counters, shared with `/health` and the poller (a handle: callers use its
+/// verbs; a poisoned lock only loses counts).
+#[derive(Debug, Default, Clone)]
+pub struct SharedMqtt {
+    state: Arc<Mutex<MqttState>>,
+}
+
+impl SharedMqtt {
+    fn update(&self, f: impl FnOnce(&mut MqttState)) {
+        if let Ok(mut s) = self.state.lock() {
+            f(&mut s);
+        }
+    }
+
+    /// The consumer started, for `broker` (`host:port`).
+    pub fn started(&self, broker: String) {
+        self.update(|s| {
+            s.enabled = true;
+            s.broker = broker;
+        });
+    }
+
+    pub fn connected(&self) {
+        self.update(|s| {
+            s.connected = true;
+            s.connects_total += 1;
+            s.last_error = None;
+        });
+    }
+
+    /// A connection attempt failed or the connection dropped.
+    pub fn disconnected(&self, reason: String) {
+        self.update(|s| {
+            s.connected = false;
+            s.connect_errors_total += 1;
+            s.last_error = Some(reason);
+        });
+    }
+
+    /// The consumer cannot start at all.
+    pub fn failed(&self, reason: String) {
+        self.update(|s| s.last_error = Some(reason));
+    }
+
+    pub fn message(&self) {
+        self.update(|s| s.messages_total += 1);
+    }
+
+    /// Job events were reconciled from `/events` after a subscription.
+    pub fn reconciled(&self) {
+        self.update(|s| s.reconciles_total += 1);
+    }
+
+    /// The counters as of now.
+    pub fn snapshot(&self) -> MqttState {
+        self.state.lock().map(|s| s.clone()).unwrap_or_default()
+    }
+}
 
 pub(crate) fn options(settings: &MqttSettings) -> Result<MqttOptions, broker::tls::TlsError> {
     let mut o = MqttOptions::new(&settings.client_id, &settings.host, settings.port);
@@ -68,9 +125,7 @@ pub async fn run(
         Ok(o) => o,
         Err(error) => {
             tracing::error!(%error, "MQTT disabled: cannot set up TLS");
-            if let Ok(mut s) = state.lock() {
-                s.last_error = Some(error.to_string());
-            }
+            state.failed(error.to_string());
             return;
         }
     };
@@ -79,10 +134,7 @@ pub async fn run(
     let prefix = settings.topic_prefix.clone();
     let mut backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(30));
     let mut outage_logged = false;
-    if let Ok(mut s) = state.lock() {
-        s.enabled = true;
-        s.broker = format!("{}:{}", settings.host, settings.port);
-    }
+    state.started(format!("{}:{}", settings.host, settings.port));
     tracing::info!(broker = %format!("{}:{}", settings.host, settings.port), client_id = %settings.client_id, "MQTT subscribing");
     loop {
         let polled = tokio::select! {
@@ -103,11 +155,7 @@ pub async fn run(
                     tracing::warn!(%error, "cannot queue the subscription");
                 }
                 tracing::info!(session_present = ack.session_present, "MQTT connected");
-                if let Ok(mut s) = state.lock() {
-                    s.connected = true;
-                    s.connects_total += 1;
-                    s.last_error = None;
-                }
+                state.connected();
             }
             Ok(Event::Incoming(Packet::SubAck(_))) => {
                 // Subscribed: from now on events arrive here; those published before, while
@@ -115,9 +163,7 @@ pub async fn run(
                 reconcile.notify_one();
             }
             Ok(Event::Incoming(Packet::Publish(publish))) => {
-                if let Ok(mut s) = state.lock() {
-                    s.messages_total += 1;
-                }
+                state.message();
                 handle(&ingestor, &prefix, &publish.topic, &publish.payload);
             }
             Ok(_) => {}
@@ -133,11 +179,7 @@ pub async fn run(
                     tracing::warn!(%reason, "MQTT unreachable; retrying with backoff (HTTP polling covers the gap)");
                     outage_logged = true;
                 }
-                if let Ok(mut s) = state.lock() {
-                    s.connected = false;
-                    s.connect_errors_total += 1;
-                    s.last_error = Some(reason);
-                }
+                state.disconnected(reason);
                 tokio::select! {
                     _ = shutdown.cancelled() => break,
                     _ = tokio::time::sleep(backoff.next_jittered()) => {}
@@ -167,9 +209,9 @@ pub fn handle(ingestor: &Ingestor, prefix: &str, topic: &str, payload: &[u8]) {
         }
         "status" => {
             if let Ok(text @ ("online" | "offline")) = std::str::from_utf8(payload) {
-                if let Ok(mut store) = ingestor.store.lock() {
-                    store.set_status(host, text, crate::ingest::unix_ms_now());
-                }
+                let _ = ingestor
+                    .store
+                    .set_status(host, text, crate::ingest::unix_ms_now());
             }
         }
         "events" => {

@@ -93,9 +93,10 @@ impl Poller {
         let last = self
             .ingestor
             .store
-            .lock()
+            .host(host)
             .ok()
-            .and_then(|s| s.hosts.get(host).and_then(|h| h.last_mqtt));
+            .flatten()
+            .and_then(|h| h.last_mqtt);
         last.unwrap_or(self.started).elapsed() >= self.settings.fallback_after
     }
 
@@ -184,9 +185,7 @@ impl Poller {
         for endpoint in &self.settings.endpoints {
             added += self.poll_events(&base_url(endpoint)).await;
         }
-        if let Ok(mut s) = self.mqtt.lock() {
-            s.reconciles_total += 1;
-        }
+        self.mqtt.reconciled();
         tracing::info!(
             added,
             "job events reconciled from /events after an MQTT subscription"

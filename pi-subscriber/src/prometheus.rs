@@ -65,7 +65,7 @@ type Counters<'a> = Vec<(Vec<(&'a str, String)>, ConstCounter<u64>)>;
 
 impl Collector for StoreCollector {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
-        let Ok(store) = self.store.lock() else {
+        let (Ok(hosts), Ok((stats, _))) = (self.store.hosts(), self.store.counters()) else {
             return Ok(());
         };
         let now = Instant::now();
@@ -82,11 +82,9 @@ impl Collector for StoreCollector {
         let mut disk_written: Counters = Vec::new();
         let mut net_rx: Counters = Vec::new();
         let mut net_tx: Counters = Vec::new();
-        for (host, hs) in &store.hosts {
+        for (host, hs) in &hosts {
             let h = || vec![("host", host.clone())];
-            let fresh = hs
-                .last_received
-                .is_some_and(|t| now.duration_since(t) <= self.max_age);
+            let fresh = !hs.is_stale(now, self.max_age);
             up.push((h(), ConstGauge::new(if fresh { 1.0 } else { 0.0 })));
             if let Some(ms) = hs.last_received_ms {
                 last_seen.push((h(), ConstGauge::new(ms as f64 / 1000.0)));
@@ -135,8 +133,6 @@ impl Collector for StoreCollector {
                 }
             }
         }
-        let stats = store.stats.clone();
-        drop(store);
         let e = &mut encoder;
         family(
             e,

@@ -21,7 +21,7 @@ type Gauges<'a> = Vec<(Vec<(&'a str, String)>, ConstGauge<f64>)>;
 
 impl Collector for FilesystemCollector {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
-        let Ok(store) = self.store.lock() else {
+        let Ok(hosts) = self.store.hosts() else {
             return Ok(());
         };
         let (mut size, mut avail, mut used, mut files, mut files_free): (
@@ -31,7 +31,7 @@ impl Collector for FilesystemCollector {
             Gauges,
             Gauges,
         ) = Default::default();
-        for (host, hs) in &store.hosts {
+        for (host, hs) in &hosts {
             let Some(map) = hs.latest.as_ref().and_then(|s| s.filesystems.as_ref()) else {
                 continue;
             };
@@ -54,7 +54,6 @@ impl Collector for FilesystemCollector {
                 }
             }
         }
-        drop(store);
         let e = &mut encoder;
         let bytes = Some(&Unit::Bytes);
         family(

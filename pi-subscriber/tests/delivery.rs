@@ -9,8 +9,9 @@ mod support;
 
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use common::mosquitto::Mosquitto;
 use common::{free_port, Client, Publisher};
 use serde_json::Value;
 use support::Subscriber;
@@ -33,62 +34,6 @@ fn run_job(data_dir: &Path, name: &str) {
     assert_eq!(out.status.code(), Some(0), "{out:?}");
 }
 
-/// mosquitto on `addr:port` (`addr` empty: every address), in network namespace `netns`
-/// when given; killed when dropped.
-struct Mosquitto(Child);
-
-impl Mosquitto {
-    fn start(dir: &Path, netns: Option<&str>, addr: &str, port: u16) -> Mosquitto {
-        let conf = dir.join(format!("mosquitto-{port}.conf"));
-        let user =
-            String::from_utf8(Command::new("id").arg("-un").output().unwrap().stdout).unwrap();
-        std::fs::write(
-            &conf,
-            format!(
-                "listener {port} {addr}\nallow_anonymous true\nuser {}\n",
-                user.trim()
-            ),
-        )
-        .unwrap();
-        let mut cmd = match netns {
-            Some(ns) => {
-                let mut c = Command::new("ip");
-                c.args(["netns", "exec", ns, "mosquitto"]);
-                c
-            }
-            None => Command::new("mosquitto"),
-        };
-        let child = cmd
-            .arg("-c")
-            .arg(&conf)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("mosquitto (Debian package mosquitto)");
-        let probe = if addr.is_empty() { "127.0.0.1" } else { addr };
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while netns.is_none() && std::net::TcpStream::connect((probe, port)).is_err() {
-            assert!(Instant::now() < deadline, "mosquitto did not start");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        Mosquitto(child)
-    }
-
-    fn stop(mut self) {
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.0.id().to_string()])
-            .status();
-        let _ = self.0.wait();
-    }
-}
-
-impl Drop for Mosquitto {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 #[test]
 fn events_published_while_the_pi_was_offline_arrive_by_reconciliation() {
     let pdir = tempfile::tempdir().unwrap();
@@ -100,7 +45,7 @@ fn events_published_while_the_pi_was_offline_arrive_by_reconciliation() {
         &["--interval", "200ms", "--broker-mode", "off"],
     );
     let port = free_port();
-    let broker = Mosquitto::start(mdir.path(), None, "127.0.0.1", port);
+    let mut broker = Mosquitto::start_in(mdir.path(), None, "127.0.0.1", port, "");
     let s = Subscriber::start(
         sdir.path(),
         Some(port),
@@ -119,7 +64,7 @@ fn events_published_while_the_pi_was_offline_arrive_by_reconciliation() {
     s.wait_for("/health", |h| h["mqtt"]["connected"] == false);
     run_job(pdir.path(), "while-away");
     std::thread::sleep(Duration::from_secs(1));
-    let _broker = Mosquitto::start(mdir.path(), None, "127.0.0.1", port);
+    let _broker = Mosquitto::start_in(mdir.path(), None, "127.0.0.1", port, "");
 
     let events = s.wait_for_within("/events", Duration::from_secs(30), |e| {
         count(e, "while-away", "job_end") >= 1
@@ -256,7 +201,7 @@ fn job_end_crosses_a_real_link_cut_exactly_once() {
     let sdir = tempfile::tempdir().unwrap();
     let mdir = tempfile::tempdir().unwrap();
     // Broker and Pi on the far side of the link; the publisher here.
-    let _broker = Mosquitto::start(mdir.path(), Some(&net.name), "", 1883);
+    let _broker = Mosquitto::start_in(mdir.path(), Some(&net.name), "", 1883, "");
     let p = Publisher::start_with_env(
         pdir.path(),
         &[

@@ -61,27 +61,31 @@ fn fill(state: &AppState, host: &str) {
         };
         state.store.ingest(s, Source::Mqtt, Instant::now(), ts_ms);
     }
-    let mut store = state.store.lock().unwrap();
+    let store = &state.store;
     let start = T0 + 600_000;
-    store.add_event(JobEvent::JobStart(JobStart {
-        v: 1,
-        run_id: "r1".into(),
-        name: "backup".into(),
-        host: host.into(),
-        start_ts_ms: start,
-        command: vec![],
-    }));
-    store.add_event(JobEvent::JobEnd(JobEnd {
-        v: 1,
-        run_id: "r1".into(),
-        name: "backup".into(),
-        host: host.into(),
-        start_ts_ms: start,
-        end_ts_ms: start + 90_000,
-        duration_s: 90.0,
-        exit_code: Some(0),
-        ..JobEnd::default()
-    }));
+    store
+        .add_event(JobEvent::JobStart(JobStart {
+            v: 1,
+            run_id: "r1".into(),
+            name: "backup".into(),
+            host: host.into(),
+            start_ts_ms: start,
+            command: vec![],
+        }))
+        .unwrap();
+    store
+        .add_event(JobEvent::JobEnd(JobEnd {
+            v: 1,
+            run_id: "r1".into(),
+            name: "backup".into(),
+            host: host.into(),
+            start_ts_ms: start,
+            end_ts_ms: start + 90_000,
+            duration_s: 90.0,
+            exit_code: Some(0),
+            ..JobEnd::default()
+        }))
+        .unwrap();
 }
 
 async fn post(state: &AppState, uri: &str, body: Value) -> (StatusCode, Value) {
@@ -168,6 +172,34 @@ async fn save_and_test_and_metric_lists() {
     assert_eq!(options, json!([{"label": "tower", "value": "tower"}]));
     let (_, vars) = post(&st, "/grafana/variable", json!({"payload": {"target": "hosts"}, "range": {"from": iso(T0), "to": iso(T0)}, "rangeRaw": {}})).await;
     assert_eq!(vars, json!([{"__text": "tower", "__value": "tower"}]));
+    // A `$device` variable: the label values of a per-device metric, per host or over all.
+    let labels = |metric: &str, host: &str| json!({"payload": {"target": "labels", "metric": metric, "host": host}});
+    let (code, vars) = post(
+        &st,
+        "/grafana/variable",
+        labels("disk_read_bytes_rate", "tower"),
+    )
+    .await;
+    assert_eq!(code, StatusCode::OK, "{vars}");
+    assert_eq!(vars, json!([{"__text": "sda", "__value": "sda"}]));
+    let (_, vars) = post(
+        &st,
+        "/grafana/variable",
+        labels("disk_read_bytes_rate", "*"),
+    )
+    .await;
+    assert_eq!(vars, json!([{"__text": "sda", "__value": "sda"}]));
+    let (code, body) = post(&st, "/grafana/variable", labels("cpu_usage_percent", "")).await;
+    assert_eq!(code, StatusCode::BAD_REQUEST, "{body}");
+    let (code, body) = post(&st, "/grafana/variable", labels("no_such_metric", "")).await;
+    assert_eq!(code, StatusCode::BAD_REQUEST, "{body}");
+    let (code, body) = post(
+        &st,
+        "/grafana/variable",
+        labels("disk_read_bytes_rate", "ghost"),
+    )
+    .await;
+    assert_eq!(code, StatusCode::NOT_FOUND, "{body}");
     let (_, keys) = post(&st, "/grafana/tag-keys", json!({})).await;
     assert_eq!(keys, json!([{"type": "string", "text": "host"}]));
     let (_, values) = post(&st, "/grafana/tag-values", json!({"key": "host"})).await;

@@ -10,54 +10,20 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+use common::mosquitto::Mosquitto;
 use common::{free_port, Publisher};
-
-/// A child process killed when dropped.
-struct Guard(Child);
-
-impl Drop for Guard {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 /// mosquitto on 127.0.0.1:`port` that saves its sessions to `dir` every second, so a
 /// subscriber's persistent session outlives a `kill -9`.
-fn mosquitto(dir: &Path, port: u16) -> Guard {
-    let conf = dir.join("mosquitto.conf");
-    let user = String::from_utf8(Command::new("id").arg("-un").output().unwrap().stdout).unwrap();
-    std::fs::write(
-        &conf,
-        format!(
-            "listener {port} 127.0.0.1\nallow_anonymous true\nuser {}\npersistence true\npersistence_location {}/\nautosave_interval 1\n",
-            user.trim(),
+fn mosquitto(dir: &Path, port: u16) -> Mosquitto {
+    Mosquitto::start(
+        dir,
+        port,
+        &format!(
+            "persistence true\npersistence_location {}/\nautosave_interval 1\n",
             dir.display()
         ),
     )
-    .unwrap();
-    let child = Command::new("mosquitto")
-        .arg("-c")
-        .arg(&conf)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("mosquitto (Debian package mosquitto)");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "mosquitto did not start");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    Guard(child)
-}
-
-fn kill(child: &Guard, signal: &str) {
-    let ok = Command::new("kill")
-        .args([&format!("-{signal}"), &child.0.id().to_string()])
-        .status()
-        .unwrap()
-        .success();
-    assert!(ok, "kill -{signal}");
 }
 
 /// Job events (`topic payload` lines) a persistent-session `mosquitto_sub` receives.
@@ -141,7 +107,7 @@ fn job_end_survives_a_broker_that_dies_before_acknowledging_it() {
     std::thread::sleep(Duration::from_millis(2500));
 
     // The broker hangs: the connection stays open but nothing is acknowledged.
-    kill(&broker, "STOP");
+    broker.signal("STOP");
     let out = common::command(dir.path())
         .args(["job", "--name", "unacked", "--", "true"])
         .output()
@@ -150,7 +116,7 @@ fn job_end_survives_a_broker_that_dies_before_acknowledging_it() {
     // The publisher sees the events in its log (1 s poll) and writes them to the socket.
     std::thread::sleep(Duration::from_millis(2500));
     // … then the broker dies without having read them, and a new one takes its port.
-    kill(&broker, "KILL");
+    broker.signal("KILL");
     drop(broker);
     let _broker = mosquitto(mdir.path(), port);
 

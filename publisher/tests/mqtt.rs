@@ -5,11 +5,11 @@
 mod common;
 
 use std::io::{BufRead, BufReader};
-use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+use common::mosquitto::{self_signed_ca, Mosquitto};
 use common::{free_port, Publisher};
 use serde_json::Value;
 
@@ -308,54 +308,6 @@ fn taken_broker_port_is_a_clear_start_up_error() {
     );
 }
 
-/// A real mosquitto on a loopback port of our choosing; killed when dropped.
-struct Mosquitto {
-    child: Child,
-}
-
-impl Mosquitto {
-    fn start(dir: &Path, port: u16, extra_conf: &str) -> Mosquitto {
-        let conf = dir.join(format!("mosquitto-{port}.conf"));
-        let user =
-            String::from_utf8(Command::new("id").arg("-un").output().unwrap().stdout).unwrap();
-        std::fs::write(
-            &conf,
-            format!(
-                "listener {port} 127.0.0.1\nallow_anonymous true\nuser {}\n{extra_conf}",
-                user.trim()
-            ),
-        )
-        .unwrap();
-        let child = Command::new("mosquitto")
-            .arg("-c")
-            .arg(&conf)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("mosquitto (Debian package mosquitto)");
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "mosquitto did not start");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        Mosquitto { child }
-    }
-
-    fn stop(&mut self) {
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Mosquitto {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 #[test]
 fn external_mosquitto_outage_of_30_s_then_publishing_resumes() {
     let dir = tempfile::tempdir().unwrap();
@@ -410,69 +362,9 @@ fn external_mosquitto_outage_of_30_s_then_publishing_resumes() {
 fn external_broker_over_tls_with_a_private_ca() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    // A CA and a server certificate for localhost, made with the openssl command line.
-    let openssl = |args: &[&str]| {
-        let ok = Command::new("openssl")
-            .current_dir(d)
-            .args(args)
-            .stderr(Stdio::null())
-            .status()
-            .unwrap()
-            .success();
-        assert!(ok, "openssl {args:?}");
-    };
-    let self_signed_ca = |name: &str, subject: &str| {
-        let (key, pem) = (format!("{name}.key"), format!("{name}.pem"));
-        openssl(&[
-            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", &key, "-out", &pem,
-            "-days", "2", "-subj", subject,
-        ]);
-    };
-    self_signed_ca("ca", "/CN=test CA");
-    openssl(&[
-        "req",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-keyout",
-        "server.key",
-        "-out",
-        "server.csr",
-        "-subj",
-        "/CN=localhost",
-    ]);
-    std::fs::write(
-        d.join("san.ext"),
-        "subjectAltName=DNS:localhost,IP:127.0.0.1\n",
-    )
-    .unwrap();
-    openssl(&[
-        "x509",
-        "-req",
-        "-in",
-        "server.csr",
-        "-CA",
-        "ca.pem",
-        "-CAkey",
-        "ca.key",
-        "-CAcreateserial",
-        "-out",
-        "server.pem",
-        "-days",
-        "2",
-        "-extfile",
-        "san.ext",
-    ]);
     let tls_port = free_port();
     let plain_port = free_port();
-    let _mosquitto = Mosquitto::start(
-        d,
-        plain_port,
-        &format!(
-            "listener {tls_port} 127.0.0.1\ncafile {0}/ca.pem\ncertfile {0}/server.pem\nkeyfile {0}/server.key\n",
-            d.display()
-        ),
-    );
+    let _mosquitto = Mosquitto::with_tls(d, plain_port, tls_port);
     let cfg = d.join("p.toml");
     std::fs::write(
         &cfg,
@@ -495,7 +387,7 @@ fn external_broker_over_tls_with_a_private_ca() {
     );
 
     // A CA that did not sign the server's certificate: the connection is refused.
-    self_signed_ca("other", "/CN=other CA");
+    self_signed_ca(d, "other", "/CN=other CA");
     std::fs::write(
         &cfg,
         format!(

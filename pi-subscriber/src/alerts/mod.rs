@@ -171,11 +171,11 @@ impl AlertsHandle {
 
 /// The hosts the store knows, with their last live receipt (Pi clock).
 fn hosts(store: &SharedStore) -> Option<Vec<(String, Option<i64>)>> {
-    let s = store.lock().ok()?;
+    let hosts = store.hosts().ok()?;
     Some(
-        s.hosts
-            .iter()
-            .map(|(h, st)| (h.clone(), st.last_received_ms))
+        hosts
+            .into_iter()
+            .map(|(h, st)| (h, st.last_received_ms))
             .collect(),
     )
 }

@@ -19,9 +19,8 @@ pub(crate) struct AlertCollector {
 
 impl Collector for AlertCollector {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
-        let known: Vec<String> = match self.store.lock() {
-            Ok(store) => store.hosts.keys().cloned().collect(),
-            Err(_) => return Ok(()),
+        let Ok(known) = self.store.host_names() else {
+            return Ok(());
         };
         let samples = self
             .alerts

@@ -9,12 +9,13 @@ pub(crate) mod tests;
 
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use broker::Snapshot;
+use broker::{JobEvent, Snapshot};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 pub use crate::row::HistoryRow;
 use crate::tsdb::{QueryError, SeriesPoints, SeriesQuery, Tier, Tsdb, TsdbError, TsdbStats};
+use crate::validate::Rejection;
 pub use state::{Gap, HostState, IngestStats, Outcome, Source, Store};
 
 /// The store shared by the ingest paths and the HTTP handlers. A panic while one of its locks
@@ -37,6 +38,13 @@ struct Shared {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error("the store was poisoned by a panic; the daemon is stopping")]
 pub struct Poisoned;
+
+/// A host's newest sample and the one before it.
+#[derive(Debug, Clone)]
+pub struct Latest {
+    pub latest: Arc<Snapshot>,
+    pub previous: Option<Arc<Snapshot>>,
+}
 
 /// Why a history read failed.
 #[derive(Debug, thiserror::Error)]
@@ -84,7 +92,7 @@ impl SharedStore {
     }
 
     /// Locks the live state; keep the guard for a few lines only.
-    pub fn lock(&self) -> Result<MutexGuard<'_, Store>, Poisoned> {
+    fn lock(&self) -> Result<MutexGuard<'_, Store>, Poisoned> {
         self.shared.state.lock().map_err(|_| self.poisoned())
     }
 
@@ -105,6 +113,89 @@ impl SharedStore {
     /// One host's live state, as of the call.
     pub fn host(&self, name: &str) -> Result<Option<HostState>, Poisoned> {
         Ok(self.lock()?.hosts.get(name).cloned())
+    }
+
+    /// The names of the hosts the Pi knows.
+    pub fn host_names(&self) -> Result<Vec<String>, Poisoned> {
+        Ok(self.lock()?.hosts.keys().cloned().collect())
+    }
+
+    /// Whether the Pi knows `host`.
+    pub fn knows(&self, host: &str) -> Result<bool, Poisoned> {
+        Ok(self.lock()?.hosts.contains_key(host))
+    }
+
+    /// The host shown without `?host=`: `configured` when set, else the one heard from most
+    /// recently.
+    pub fn default_host(&self, configured: &str) -> Result<Option<String>, Poisoned> {
+        Ok(self.lock()?.default_host(configured))
+    }
+
+    /// The newest sample of `host` and the one before it (for rates).
+    pub fn latest(&self, host: &str) -> Result<Option<Latest>, Poisoned> {
+        let state = self.lock()?;
+        Ok(state.hosts.get(host).and_then(|h| {
+            Some(Latest {
+                latest: h.latest.clone()?,
+                previous: h.previous.clone(),
+            })
+        }))
+    }
+
+    /// The job events kept, oldest first, of the hosts `keep` accepts.
+    pub fn events(&self, keep: impl Fn(&str) -> bool) -> Result<Vec<JobEvent>, Poisoned> {
+        let state = self.lock()?;
+        Ok(state
+            .events
+            .iter()
+            .filter(|e| keep(e.host()))
+            .cloned()
+            .collect())
+    }
+
+    /// Adds a job event unless it is already kept (MQTT and HTTP may both deliver it).
+    pub fn add_event(&self, event: JobEvent) -> Result<bool, Poisoned> {
+        Ok(self.lock()?.add_event(event))
+    }
+
+    /// Counts a payload refused at validation.
+    pub fn reject(&self, why: Rejection) {
+        if let Ok(mut state) = self.lock() {
+            state.reject(why);
+        }
+    }
+
+    /// Records a host's MQTT `online`/`offline` status.
+    pub fn set_status(&self, host: &str, status: &str, now_ms: i64) -> Result<(), Poisoned> {
+        self.lock()?.set_status(host, status, now_ms);
+        Ok(())
+    }
+
+    /// Hosts not heard from since `now_ms - forget_after`.
+    pub fn silent_hosts(
+        &self,
+        now_ms: i64,
+        forget_after: std::time::Duration,
+    ) -> Result<Vec<String>, Poisoned> {
+        Ok(self.lock()?.silent_hosts(now_ms, forget_after))
+    }
+
+    /// The ingest counters, and the history's as of its last commit (for `/health` and
+    /// `/prometheus`: never waits for a long query).
+    pub fn counters(&self) -> Result<(IngestStats, TsdbStats), Poisoned> {
+        let state = self.lock()?;
+        Ok((state.stats.clone(), state.history))
+    }
+
+    /// Poisons the live state's lock, as a panic in a critical section would.
+    #[cfg(test)]
+    pub(crate) fn poison_for_test(&self) {
+        let me = self.clone();
+        let _ = std::thread::spawn(move || {
+            let _guard = me.shared.state.lock();
+            panic!("a bug while holding the store");
+        })
+        .join();
     }
 
     /// Cancelled once the store is poisoned.

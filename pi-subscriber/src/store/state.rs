@@ -108,24 +108,24 @@ pub struct HostState {
 
 #[derive(Debug)]
 pub struct Store {
-    pub max_hosts: usize,
-    pub max_events: usize,
+    pub(super) max_hosts: usize,
+    pub(super) max_events: usize,
     /// Bytes the job events may hold in all ([`crate::validate::names::event_bytes`]); the
     /// oldest go first beyond it or beyond `max_events`.
-    pub max_event_bytes: usize,
+    pub(super) max_event_bytes: usize,
     event_bytes: usize,
-    pub max_clock_skew: Duration,
+    pub(super) max_clock_skew: Duration,
     /// A host silent this long is stale; when `max_hosts` is reached, the longest-silent
     /// stale host gives way to a new one (so ghosts from spoofed messages cannot lock out a
     /// real server).
-    pub stale_after: Duration,
-    pub hosts: BTreeMap<String, HostState>,
+    pub(super) stale_after: Duration,
+    pub(super) hosts: BTreeMap<String, HostState>,
     /// Oldest first, across hosts.
-    pub events: VecDeque<JobEvent>,
-    pub stats: IngestStats,
+    pub(super) events: VecDeque<JobEvent>,
+    pub(super) stats: IngestStats,
     /// The history database's counters as of its last commit (copied here so that `/health`
     /// never waits for a long query).
-    pub history: crate::tsdb::TsdbStats,
+    pub(super) history: crate::tsdb::TsdbStats,
 }
 
 impl HostState {
@@ -137,6 +137,13 @@ impl HostState {
 }
 
 impl Store {
+    /// Sets the staleness judgment (`[health] max_age`) and the allowed clock skew.
+    pub fn with_health(mut self, max_age: Duration, max_clock_skew: Duration) -> Self {
+        self.stale_after = max_age;
+        self.max_clock_skew = max_clock_skew;
+        self
+    }
+
     pub fn new(max_hosts: usize) -> Self {
         Self {
             max_hosts,
@@ -152,13 +159,13 @@ impl Store {
         }
     }
 
-    pub fn reject(&mut self, why: Rejection) {
+    pub(super) fn reject(&mut self, why: Rejection) {
         self.stats.rejected_total += 1;
         *self.stats.rejected.entry(why).or_insert(0) += 1;
     }
 
     /// A host the history knows from before a restart; `false` when there is no room.
-    pub fn restore(&mut self, known: &KnownHost) -> bool {
+    pub(super) fn restore(&mut self, known: &KnownHost) -> bool {
         if !self.hosts.contains_key(&known.name) && self.hosts.len() >= self.max_hosts {
             return false;
         }
@@ -197,7 +204,7 @@ impl Store {
     /// Backfilled samples are never the newest. A live sample whose `seq` is more than one
     /// past the previous newest reveals a gap, within one boot or across a reboot (the
     /// publisher's ring, and so `seq`, survives reboots).
-    pub fn record(
+    pub(super) fn record(
         &mut self,
         snapshot: Snapshot,
         source: Source,
@@ -292,7 +299,7 @@ impl Store {
         }
     }
 
-    pub fn set_status(&mut self, host: &str, status: &str, now_ms: i64) {
+    pub(super) fn set_status(&mut self, host: &str, status: &str, now_ms: i64) {
         if !self.hosts.contains_key(host) && self.hosts.len() >= self.max_hosts {
             return;
         }
@@ -304,7 +311,7 @@ impl Store {
     }
 
     /// Forgets a host: its state, history and job events. `false` when it was not known.
-    pub fn forget(&mut self, host: &str) -> bool {
+    pub(super) fn forget(&mut self, host: &str) -> bool {
         if self.hosts.remove(host).is_none() {
             return false;
         }
@@ -316,7 +323,7 @@ impl Store {
 
     /// Hosts not heard from since `now_ms - forget_after` (Pi clock; for a host restored from
     /// disk and not heard from since, the time of its newest row).
-    pub fn silent_hosts(&self, now_ms: i64, forget_after: Duration) -> Vec<String> {
+    pub(super) fn silent_hosts(&self, now_ms: i64, forget_after: Duration) -> Vec<String> {
         let before = now_ms.saturating_sub(forget_after.as_millis() as i64);
         self.hosts
             .iter()
@@ -326,7 +333,7 @@ impl Store {
     }
 
     /// Adds a job event unless it is already there (MQTT and HTTP may both deliver it).
-    pub fn add_event(&mut self, event: JobEvent) -> bool {
+    pub(super) fn add_event(&mut self, event: JobEvent) -> bool {
         let same = |e: &JobEvent| {
             e.run_id() == event.run_id()
                 && std::mem::discriminant(e) == std::mem::discriminant(&event)
@@ -349,7 +356,7 @@ impl Store {
 
     /// The host `/metrics` shows without `?host=`: the configured one, else the one heard from
     /// most recently.
-    pub fn default_host(&self, configured: &str) -> Option<String> {
+    pub(super) fn default_host(&self, configured: &str) -> Option<String> {
         if !configured.is_empty() {
             return Some(configured.to_owned());
         }

@@ -5,8 +5,7 @@ use std::collections::HashMap;
 
 use rusqlite::params;
 
-use super::codec;
-use super::db::{Sample, Tsdb, NEIGHBOUR_WINDOW_MS};
+use super::db::{Tsdb, NEIGHBOUR_WINDOW_MS};
 use super::TsdbError;
 use crate::registry::{Kind, Value, METRICS};
 
@@ -48,33 +47,9 @@ impl Tsdb {
         let Some(cache) = self.hosts.get(host) else {
             return Ok(Vec::new());
         };
-        let mut stmt = self.conn.prepare_cached(
-            "SELECT ts, seq, boot, data FROM raw WHERE host = ?1 AND ts BETWEEN ?2 AND ?3 ORDER BY ts, seq",
-        )?;
-        let mut rows = stmt.query(params![
-            cache.id,
-            from_ms.saturating_sub(NEIGHBOUR_WINDOW_MS),
-            to_ms
-        ])?;
-        let mut samples = Vec::new();
-        while let Some(r) = rows.next()? {
-            samples.push(Sample {
-                ts_ms: r.get(0)?,
-                seq: r.get::<_, i64>(1)? as u64,
-                boot: r.get::<_, i64>(2)? as u64,
-                values: codec::decode_sample(&r.get::<_, Vec<u8>>(3)?),
-            });
-        }
-        let by_seq: HashMap<u64, Vec<usize>> =
-            samples
-                .iter()
-                .enumerate()
-                .fold(HashMap::new(), |mut m, (i, s)| {
-                    m.entry(s.seq).or_default().push(i);
-                    m
-                });
+        let window = self.raw_window(cache.id, from_ms, to_ms, NEIGHBOUR_WINDOW_MS, |_| true)?;
         let mut out = Vec::new();
-        for s in samples.iter().filter(|s| s.ts_ms >= from_ms) {
+        for (s, previous) in window.each() {
             let mut values = HashMap::new();
             for (id, v) in &s.values {
                 if let (Some((_, m, label)), Value::Gauge(g)) = (self.series.get(id), v) {
@@ -83,11 +58,6 @@ impl Tsdb {
                     }
                 }
             }
-            let previous = s
-                .seq
-                .checked_sub(1)
-                .and_then(|p| by_seq.get(&p))
-                .and_then(|c| c.iter().map(|&i| &samples[i]).find(|p| s.follows(p)));
             if let Some(p) = previous {
                 for (id, rate) in self.rates(p, s) {
                     if let Some((_, m, label)) = self.series.get(&id) {

@@ -20,7 +20,9 @@ mod buckets;
 pub mod codec;
 mod db;
 mod flat;
+mod open;
 mod query;
+mod raw;
 pub mod rollup;
 
 pub use db::{IngestReport, Sample, Tsdb, TsdbStats};

@@ -1,13 +1,13 @@
 //! Reading series back: the finest tier that covers the range, counters as rates between
 //! seq neighbours, buckets coarsened to the asked step, empty buckets as `null`.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 use rusqlite::params;
 use serde::Serialize;
 
 use super::codec;
-use super::db::{Sample, Tsdb};
+use super::db::{Tsdb, NEIGHBOUR_WINDOW_MS};
 use super::rollup::{coarsen, floor, Agg, Bucket, Tier};
 use super::TsdbError;
 use crate::registry::{Kind, Metric, Value, METRICS};
@@ -138,49 +138,19 @@ impl Tsdb {
             .iter()
             .position(|m| m.name == q.metric.name)
             .unwrap_or(usize::MAX);
-        let mut stmt = self.conn.prepare_cached(
-            "SELECT ts, seq, boot, data FROM raw WHERE host = ?1 AND ts BETWEEN ?2 AND ?3 ORDER BY ts, seq",
-        )?;
         let margin = if q.metric.kind == Kind::Counter {
-            3_600_000
+            NEIGHBOUR_WINDOW_MS
         } else {
             0
         };
-        let mut rows = stmt.query(params![host, q.from_ms.saturating_sub(margin), q.to_ms])?;
-        let mut samples = Vec::new();
-        while let Some(r) = rows.next()? {
-            let data: Vec<u8> = r.get(3)?;
-            // Every series of the metric: a total's rate is summed over its devices.
-            let values = codec::decode_sample(&data)
-                .into_iter()
-                .filter(|(id, _)| self.series.get(id).is_some_and(|s| s.1 == metric))
-                .collect();
-            samples.push(Sample {
-                ts_ms: r.get(0)?,
-                seq: r.get::<_, i64>(1)? as u64,
-                boot: r.get::<_, i64>(2)? as u64,
-                values,
-            });
-        }
-        let by_seq: HashMap<u64, Vec<usize>> =
-            samples
-                .iter()
-                .enumerate()
-                .fold(HashMap::new(), |mut m, (i, s)| {
-                    m.entry(s.seq).or_default().push(i);
-                    m
-                });
+        // Every series of the metric: a total's rate is summed over its devices.
+        let window = self.raw_window(host, q.from_ms, q.to_ms, margin, |id| {
+            self.series.get(&id).is_some_and(|s| s.1 == metric)
+        })?;
         let mut out = vec![Vec::new(); ids.len()];
-        for s in samples.iter().filter(|s| s.ts_ms >= q.from_ms) {
+        for (s, previous) in window.each() {
             let rates = match q.metric.kind {
-                Kind::Counter => {
-                    let prev = s
-                        .seq
-                        .checked_sub(1)
-                        .and_then(|p| by_seq.get(&p))
-                        .and_then(|c| c.iter().map(|&i| &samples[i]).find(|p| s.follows(p)));
-                    prev.map(|p| self.rates(p, s)).unwrap_or_default()
-                }
+                Kind::Counter => previous.map(|p| self.rates(p, s)).unwrap_or_default(),
                 Kind::Gauge => Vec::new(),
             };
             for (k, (_, id)) in ids.iter().enumerate() {

@@ -4,11 +4,10 @@
 
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use pi_subscriber::http::AppState;
-use pi_subscriber::mqtt::MqttState;
+use pi_subscriber::mqtt::SharedMqtt;
 
 use crate::common::Client;
 
@@ -92,7 +91,7 @@ pub fn app_state(capacity: usize) -> AppState {
             None,
         ),
         store,
-        mqtt: Arc::new(Mutex::new(MqttState::default())),
+        mqtt: SharedMqtt::default(),
         default_host: "".into(),
         max_age: Duration::from_secs(45),
         request_timeout: Duration::from_secs(5),

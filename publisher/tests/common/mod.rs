@@ -3,6 +3,8 @@
 //! `pi-subscriber`'s tests include this file too (`#[path]`).
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
+pub mod mosquitto;
+
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};

@@ -1,0 +1,149 @@
+//! Opening the database: the schema, SQLite's settings (WAL, small pages and cache), and
+//! loading the hosts and series it knows before the open bucket rows are rebuilt.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+
+use rusqlite::{Connection, OptionalExtension};
+
+use super::buckets::flushed_key;
+use super::db::{HostCache, Tsdb, TsdbStats};
+use super::rollup::{Retention, Tier};
+use super::TsdbError;
+use crate::registry::METRICS;
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS hosts (id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE);
+CREATE TABLE IF NOT EXISTS series (
+    id INTEGER PRIMARY KEY, host INTEGER NOT NULL, metric TEXT NOT NULL, label TEXT NOT NULL,
+    UNIQUE (host, metric, label));
+CREATE TABLE IF NOT EXISTS raw (
+    host INTEGER NOT NULL, ts INTEGER NOT NULL, seq INTEGER NOT NULL, boot INTEGER NOT NULL,
+    data BLOB NOT NULL, PRIMARY KEY (host, ts, seq)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS minute (
+    series INTEGER NOT NULL, start INTEGER NOT NULL, data BLOB NOT NULL,
+    PRIMARY KEY (series, start)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS hour (
+    series INTEGER NOT NULL, start INTEGER NOT NULL, data BLOB NOT NULL,
+    PRIMARY KEY (series, start)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
+";
+
+impl Tsdb {
+    /// Opens (creating) the database at `path` and rebuilds the open bucket rows from the raw
+    /// tier. `now_ms` is the Pi's clock.
+    pub fn open(
+        path: &Path,
+        retention: Retention,
+        max_series: usize,
+        now_ms: i64,
+    ) -> Result<Tsdb, TsdbError> {
+        let err = |source| TsdbError {
+            path: path.to_owned(),
+            source,
+        };
+        let conn = Connection::open(path).map_err(err)?;
+        conn.execute_batch(
+            "PRAGMA page_size = 1024; PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA cache_size = -2000;
+             PRAGMA wal_autocheckpoint = 1000; PRAGMA foreign_keys = OFF;",
+        )
+        .map_err(err)?;
+        conn.execute_batch(SCHEMA).map_err(err)?;
+        let mut db = Tsdb {
+            conn,
+            path: path.to_owned(),
+            retention,
+            max_series: max_series.max(1),
+            hosts: HashMap::new(),
+            series: HashMap::new(),
+            open: BTreeMap::new(),
+            flushed: HashMap::new(),
+            in_tx: false,
+            stats: TsdbStats::default(),
+            max_series_total: usize::MAX,
+        };
+        db.load().map_err(err)?;
+        db.rebuild(now_ms).map_err(err)?;
+        Ok(db)
+    }
+
+    /// Bounds the series over all hosts (`history.max_series`): a new series beyond it is
+    /// dropped and counted like one beyond `max_series_per_host`.
+    pub fn set_series_budget(&mut self, max_series_total: usize) {
+        self.max_series_total = max_series_total.max(1);
+    }
+
+    /// A database that lives in memory only (`history.persist = false`, tests).
+    pub fn open_in_memory(
+        retention: Retention,
+        max_series: usize,
+        now_ms: i64,
+    ) -> Result<Tsdb, TsdbError> {
+        Tsdb::open(Path::new(":memory:"), retention, max_series, now_ms)
+    }
+
+    fn load(&mut self) -> rusqlite::Result<()> {
+        let mut hosts: HashMap<i64, String> = HashMap::new();
+        let mut stmt = self.conn.prepare("SELECT id, name FROM hosts")?;
+        for row in stmt.query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)))? {
+            let (id, name) = row?;
+            hosts.insert(id, name.clone());
+            self.hosts.insert(
+                name,
+                HostCache {
+                    id,
+                    series: HashMap::new(),
+                    last: None,
+                },
+            );
+        }
+        drop(stmt);
+        let mut stmt = self
+            .conn
+            .prepare("SELECT id, host, metric, label FROM series")?;
+        let rows = stmt.query_map([], |r| {
+            Ok((
+                r.get::<_, u32>(0)?,
+                r.get::<_, i64>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, String>(3)?,
+            ))
+        })?;
+        for row in rows {
+            let (id, host, metric, label) = row?;
+            // A metric this version no longer knows keeps its rows but is not served.
+            let (Some(host), Some(m)) = (
+                hosts.get(&host),
+                METRICS.iter().position(|m| m.name == metric),
+            ) else {
+                continue;
+            };
+            if let Some(cache) = self.hosts.get_mut(host) {
+                cache.series.insert((m, label.clone()), id);
+            }
+            self.series.insert(id, (host.clone(), m, label));
+        }
+        drop(stmt);
+        for tier in [Tier::Minute, Tier::Hour] {
+            let v: Option<i64> = self
+                .conn
+                .query_row(
+                    "SELECT value FROM meta WHERE key = ?1",
+                    [flushed_key(tier)],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            self.flushed.insert(tier, v.unwrap_or(i64::MIN));
+        }
+        self.stats.series_total = self.series.len() as u64;
+        Ok(())
+    }
+
+    pub(super) fn begin(&mut self) -> rusqlite::Result<()> {
+        if !self.in_tx {
+            self.conn.execute_batch("BEGIN")?;
+            self.in_tx = true;
+        }
+        Ok(())
+    }
+}
