@@ -8,9 +8,10 @@ mod support;
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
+use common::mosquitto::Mosquitto;
 use common::{free_port, Publisher};
 use pi_subscriber::homeassistant::sanitize::mount_key;
 use serde_json::Value;
@@ -19,45 +20,6 @@ use support::Subscriber;
 const HOST: &str = "testhost";
 const STATE: &str = "server-analytics/testhost/ha/state";
 const AVAILABILITY: &str = "server-analytics/testhost/ha/availability";
-
-/// A mosquitto on loopback; killed when dropped.
-struct Mosquitto(Child);
-
-impl Mosquitto {
-    fn start(dir: &Path, port: u16) -> Mosquitto {
-        let conf = dir.join("mosquitto.conf");
-        let user =
-            String::from_utf8(Command::new("id").arg("-un").output().unwrap().stdout).unwrap();
-        std::fs::write(
-            &conf,
-            format!(
-                "listener {port} 127.0.0.1\nallow_anonymous true\nuser {}\n",
-                user.trim()
-            ),
-        )
-        .unwrap();
-        let child = Command::new("mosquitto")
-            .arg("-c")
-            .arg(&conf)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("mosquitto (Debian package mosquitto)");
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "mosquitto did not start");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        Mosquitto(child)
-    }
-}
-
-impl Drop for Mosquitto {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 fn installed(bin: &str) -> bool {
     Command::new(bin).arg("--help").output().is_ok()
@@ -191,7 +153,7 @@ fn every_host_is_announced_to_home_assistant_and_a_dead_one_shows_as_dead() {
         tempfile::tempdir().unwrap(),
     );
     let (http, mqtt, ha) = (free_port(), free_port(), free_port());
-    let _mosquitto = Mosquitto::start(mdir.path(), ha);
+    let _mosquitto = Mosquitto::start(mdir.path(), ha, "");
     let cfg = sdir.path().join("pi.toml");
     std::fs::write(
         &cfg,

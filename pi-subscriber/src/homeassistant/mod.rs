@@ -107,19 +107,7 @@ type Hosts = Vec<(String, crate::store::HostState)>;
 
 /// Every host as of now, with its newest finished job.
 fn inputs(store: &SharedStore) -> Option<(Hosts, BTreeMap<String, broker::JobEnd>)> {
-    let hosts = store.hosts().ok()?;
-    let mut jobs = BTreeMap::new();
-    {
-        let s = store.lock().ok()?;
-        for e in s.events.iter().rev() {
-            if let broker::JobEvent::JobEnd(end) = e {
-                if !jobs.contains_key(&end.host) && hosts.iter().any(|(h, _)| *h == end.host) {
-                    jobs.insert(end.host.clone(), end.clone());
-                }
-            }
-        }
-    }
-    Some((hosts, jobs))
+    Some((store.hosts().ok()?, store.newest_job_ends().ok()?))
 }
 
 async fn run(
