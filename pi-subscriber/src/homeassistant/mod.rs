@@ -6,6 +6,7 @@
 
 pub mod discovery;
 pub mod sanitize;
+pub mod state;
 pub mod tracker;
 
 #[cfg(test)]

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use broker::{Cpu, Disk, Filesystem, JobEnd, Memory, Network, Snapshot, Thermal};
 use serde_json::{json, Value};
 
-use super::discovery::{self, Context, MAX_FILESYSTEMS};
+use super::discovery::{Context, MAX_FILESYSTEMS};
 use super::tracker::{HostInput, Message, Tracker};
 use crate::store::HostState;
 
@@ -101,7 +101,7 @@ fn device() -> Value {
 
 #[test]
 fn the_configs_of_a_host_are_exact() {
-    let (mounts, over) = discovery::mounts(&host(None, tower(1, 0, 0)));
+    let (mounts, over) = super::state::mounts(&host(None, tower(1, 0, 0)));
     assert_eq!(over, 0);
     let configs = ctx().configs("tower", &mounts);
     let topics: Vec<&str> = configs.iter().map(|(t, _)| t.as_str()).collect();
@@ -215,7 +215,7 @@ fn the_configs_of_a_host_are_exact() {
 
 #[test]
 fn the_state_is_the_pis_values_rounded_and_a_missing_one_is_absent() {
-    let (mounts, _) = discovery::mounts(&host(None, tower(1, 0, 0)));
+    let (mounts, _) = super::state::mounts(&host(None, tower(1, 0, 0)));
     // 15 s apart: 30 sectors (15 360 bytes) read and 15 000 bytes received.
     let h = host(Some(tower(1, 0, 0)), tower(2, 30, 15_000));
     let job = JobEnd {
@@ -226,7 +226,7 @@ fn the_state_is_the_pis_values_rounded_and_a_missing_one_is_absent() {
         exit_code: Some(1),
         ..JobEnd::default()
     };
-    let state = Value::Object(discovery::state(&h, &mounts, Some(&job), Some(0)));
+    let state = Value::Object(super::state::state(&h, &mounts, Some(&job), Some(0)));
     assert_eq!(
         state,
         json!({
@@ -249,7 +249,7 @@ fn the_state_is_the_pis_values_rounded_and_a_missing_one_is_absent() {
         })
     );
     // One sample: no rates (absent, not 0); no load_15m, no timed-out /mnt/nas.
-    let first = Value::Object(discovery::state(
+    let first = Value::Object(super::state::state(
         &host(None, tower(1, 0, 0)),
         &mounts,
         None,
@@ -268,7 +268,7 @@ fn the_state_is_the_pis_values_rounded_and_a_missing_one_is_absent() {
     // A reboot between the samples: no rate.
     let mut rebooted = tower(2, 30, 15_000);
     rebooted.boot_id = Some("b2".into());
-    let r = Value::Object(discovery::state(
+    let r = Value::Object(super::state::state(
         &host(Some(tower(1, 0, 0)), rebooted),
         &mounts,
         None,

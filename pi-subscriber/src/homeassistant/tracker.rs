@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use broker::JobEnd;
 use serde::Serialize;
 
-use super::discovery::{self, Context, MAX_FILESYSTEMS};
+use super::discovery::{Context, MAX_FILESYSTEMS};
 use crate::store::HostState;
 
 /// One MQTT message to publish (QoS 1).
@@ -123,7 +123,7 @@ impl Tracker {
                 self.stats.hosts_announced_total += 1;
                 Told::default()
             });
-            let (fresh, over) = discovery::mounts(h.state);
+            let (fresh, over) = super::state::mounts(h.state);
             over_cap += over;
             for (mount, key) in fresh {
                 if told.mounts.len() < MAX_FILESYSTEMS || told.mounts.contains_key(&mount) {
@@ -152,7 +152,7 @@ impl Tracker {
                     text.into(),
                 ));
             }
-            let state = serde_json::Value::Object(discovery::state(
+            let state = serde_json::Value::Object(super::state::state(
                 h.state,
                 &told.mounts,
                 h.last_job,
