@@ -60,8 +60,9 @@ pub struct BrokerSettings {
     /// every topic.
     pub users: Vec<BrokerUser>,
     /// Embedded: MQTT filters of the topics that may hold a retained message; empty means the
-    /// prefix's `<prefix>/+/snapshot`, `<prefix>/+/status` and `<prefix>/+/events`. Anything
-    /// retained elsewhere is cleared as it arrives.
+    /// prefix's `<prefix>/+/snapshot`, `/status`, `/events`, `<prefix>/+/alerts/#` (the Pi's
+    /// alerts), `<prefix>/+/ha/#`, `<prefix>/pi/+/availability` and `homeassistant/#` (the
+    /// Pi's Home Assistant discovery). Anything retained elsewhere is cleared as it arrives.
     pub retained_topics: Vec<String>,
     /// Embedded: a retained payload larger than this is cleared.
     pub max_retained_payload: usize,
@@ -169,11 +170,16 @@ impl BrokerSettings {
     pub fn retained_filters(&self) -> Vec<String> {
         if self.retained_topics.is_empty() {
             let mut filters = crate::Topics::all_hosts(&self.topic_prefix).to_vec();
-            // The Pi's `mqtt` alert notifier keeps each alert's state there.
-            filters.push(format!(
-                "{}/+/alerts/#",
-                self.topic_prefix.trim_end_matches('/')
-            ));
+            let prefix = self.topic_prefix.trim_end_matches('/');
+            // The Pi's `mqtt` alert notifier keeps each alert's state there; its Home
+            // Assistant discovery (pointed at this broker) its state, availability and
+            // configs (at HA's default discovery prefix).
+            filters.extend([
+                format!("{prefix}/+/alerts/#"),
+                format!("{prefix}/+/ha/#"),
+                format!("{prefix}/pi/+/availability"),
+                "homeassistant/#".to_owned(),
+            ]);
             filters
         } else {
             self.retained_topics.clone()
@@ -345,6 +351,22 @@ mod tests {
         assert_eq!(s.validate(), Ok(()));
         assert!(s.listen.ip().is_loopback());
         assert_eq!(s.listen.port(), 1883);
+    }
+
+    #[test]
+    fn the_default_retained_filters_keep_the_pis_alerts_and_home_assistant_topics() {
+        assert_eq!(
+            BrokerSettings::default().retained_filters(),
+            [
+                "server-analytics/+/snapshot",
+                "server-analytics/+/status",
+                "server-analytics/+/events",
+                "server-analytics/+/alerts/#",
+                "server-analytics/+/ha/#",
+                "server-analytics/pi/+/availability",
+                "homeassistant/#",
+            ]
+        );
     }
 
     #[test]

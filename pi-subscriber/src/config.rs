@@ -10,6 +10,10 @@ use serde::{Deserialize, Serialize};
 
 pub use daemon_kit::settings::SettingsError;
 
+pub mod homeassistant;
+
+pub use homeassistant::HomeAssistantSettings;
+
 /// `PI_SUBSCRIBER_<SECTION>__<KEY>`, e.g. `PI_SUBSCRIBER_MQTT__HOST=10.8.0.1`.
 pub const ENV_PREFIX: &str = "PI_SUBSCRIBER";
 
@@ -28,6 +32,8 @@ pub struct Settings {
     pub health: HealthSettings,
     /// Rules, thresholds and notifiers (`crate::alerts`).
     pub alerts: crate::alerts::config::AlertSettings,
+    /// MQTT discovery for Home Assistant (`crate::homeassistant`).
+    pub homeassistant: HomeAssistantSettings,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -133,6 +139,7 @@ impl Default for Settings {
             history: HistorySettings::default(),
             health: HealthSettings::default(),
             alerts: crate::alerts::config::AlertSettings::default(),
+            homeassistant: HomeAssistantSettings::default(),
         }
     }
 }
@@ -271,7 +278,8 @@ impl Settings {
         if self.data_dir.as_os_str().is_empty() {
             self.data_dir = daemon_kit::daemon::default_state_dir("server-analytics-pi");
         }
-        if self.mqtt.enabled && self.mqtt.client_id.is_empty() {
+        let connects = self.mqtt.enabled || self.homeassistant.enabled;
+        if connects && self.mqtt.client_id.is_empty() {
             let name = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
             self.mqtt.client_id = crate::client_id::derive(
                 &name,
@@ -375,6 +383,9 @@ impl Settings {
         self.alerts
             .validate()
             .map_err(|(key, reason)| invalid(key, reason))?;
+        self.homeassistant
+            .validate(&self.mqtt)
+            .map_err(|(key, reason)| invalid(key, reason))?;
         Ok(())
     }
 
@@ -393,6 +404,9 @@ impl Settings {
         let mut printable = self.clone();
         if printable.mqtt.password.is_some() {
             printable.mqtt.password = Some("<redacted>".into());
+        }
+        if printable.homeassistant.password.is_some() {
+            printable.homeassistant.password = Some("<redacted>".into());
         }
         if printable.http.admin_token.is_some() {
             printable.http.admin_token = Some("<redacted>".into());

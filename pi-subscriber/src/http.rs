@@ -34,6 +34,10 @@ pub struct AppState {
 
 pub use daemon_kit::http_error::AppError;
 
+/// `/health`'s `homeassistant` counters (`None`: discovery off).
+#[derive(Clone, Default)]
+pub struct HomeAssistant(pub Option<crate::homeassistant::SharedHa>);
+
 pub fn router(state: AppState) -> Router {
     let timeout = state.request_timeout;
     Router::new()
@@ -340,11 +344,15 @@ struct Health {
     /// Alert counts and notifier counters (absent when the router runs without the engine).
     #[serde(skip_serializing_if = "Option::is_none")]
     alerts: Option<Value>,
+    /// Home Assistant discovery counters (absent when it is off).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    homeassistant: Option<crate::homeassistant::HaHealth>,
 }
 
 async fn health(
     State(state): State<AppState>,
     alerts: Option<axum::Extension<crate::alerts::AlertsHandle>>,
+    ha: Option<axum::Extension<HomeAssistant>>,
 ) -> Result<Response, AppError> {
     let now = Instant::now();
     let hosts = summaries(state.store.hosts()?, now, state.max_age);
@@ -364,6 +372,9 @@ async fn health(
         history,
         mqtt: state.mqtt.snapshot(),
         alerts: alerts.map(|a| a.0.health()),
+        homeassistant: ha
+            .and_then(|h| h.0 .0)
+            .and_then(|h| h.lock().ok().map(|h| h.clone())),
     };
     let code = if ok {
         StatusCode::OK

@@ -7,6 +7,7 @@ pub mod assets;
 pub mod client_id;
 pub mod config;
 pub mod grafana;
+pub mod homeassistant;
 pub mod http;
 pub mod ingest;
 pub mod migrate;
@@ -182,6 +183,14 @@ pub async fn run(
     }
     tasks.push(tokio::spawn(poller.run(gap_rx, shutdown.clone())));
 
+    let homeassistant =
+        homeassistant::start(&settings, store.clone(), alerts.clone(), shutdown.clone()).map(
+            |(shared, task)| {
+                tasks.push(task);
+                shared
+            },
+        );
+
     tasks.push(tokio::spawn(forget_silent_hosts(
         store.clone(),
         settings.history.forget_after,
@@ -206,6 +215,7 @@ pub async fn run(
     let server_failed = failed.clone();
     let app = http::router(state)
         .layer(axum::Extension(alerts))
+        .layer(axum::Extension(http::HomeAssistant(homeassistant)))
         .into_make_service_with_connect_info::<std::net::SocketAddr>();
     axum::serve(listener, app)
         .with_graceful_shutdown(async move {

@@ -101,6 +101,20 @@ pub struct Rates {
     pub interfaces: BTreeMap<String, NetRates>,
 }
 
+impl Rates {
+    /// The host-wide rate of a registry counter (`crate::registry`, `Kind::Counter`), as
+    /// `/metrics` serves it; `None` for another name or a rate that could not be computed.
+    pub fn total(&self, metric: &str) -> Option<f64> {
+        match metric {
+            "disk_read_bytes_rate" => self.disk.read_bytes_rate,
+            "disk_write_bytes_rate" => self.disk.write_bytes_rate,
+            "network_rx_bytes_rate" => self.network.rx_bytes_rate,
+            "network_tx_bytes_rate" => self.network.tx_bytes_rate,
+            _ => None,
+        }
+    }
+}
+
 pub fn disk_rates(read: (u64, u64), write: (u64, u64), dt: f64) -> DiskRates {
     let r = counter_rate(read.0, read.1, dt);
     let w = counter_rate(write.0, write.1, dt);
@@ -190,6 +204,30 @@ pub fn rates(earlier: &Snapshot, later: &Snapshot) -> Option<Rates> {
 mod tests {
     use super::*;
     use broker::{Disk, DiskDevice, Network, NetworkInterface};
+
+    #[test]
+    fn every_registry_counter_has_a_host_wide_rate() {
+        let some = DiskRates {
+            read_bytes_rate: Some(1.0),
+            write_bytes_rate: Some(2.0),
+            ..DiskRates::default()
+        };
+        let r = Rates {
+            disk: some,
+            network: NetRates {
+                rx_bytes_rate: Some(3.0),
+                tx_bytes_rate: Some(4.0),
+            },
+            ..Rates::default()
+        };
+        let counters: Vec<_> = crate::registry::METRICS
+            .iter()
+            .filter(|m| m.kind == crate::registry::Kind::Counter)
+            .map(|m| r.total(m.name))
+            .collect();
+        assert_eq!(counters, [Some(1.0), Some(2.0), Some(3.0), Some(4.0)]);
+        assert_eq!(r.total("cpu_usage_percent"), None);
+    }
 
     fn snap(seq: u64, ts_s: i64, boot: &str, read: u64, rx: u64) -> Snapshot {
         Snapshot {

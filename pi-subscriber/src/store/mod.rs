@@ -7,6 +7,7 @@ mod state;
 #[cfg(test)]
 pub(crate) mod tests;
 
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use broker::{JobEvent, Snapshot};
@@ -151,6 +152,20 @@ impl SharedStore {
             .filter(|e| keep(e.host()))
             .cloned()
             .collect())
+    }
+
+    /// Each host's newest finished job among the events kept (Home Assistant's "Last job").
+    pub fn newest_job_ends(&self) -> Result<BTreeMap<String, broker::JobEnd>, Poisoned> {
+        let state = self.lock()?;
+        let mut out = BTreeMap::new();
+        for e in state.events.iter().rev() {
+            if let JobEvent::JobEnd(end) = e {
+                if !out.contains_key(&end.host) {
+                    out.insert(end.host.clone(), end.clone());
+                }
+            }
+        }
+        Ok(out)
     }
 
     /// Adds a job event unless it is already kept (MQTT and HTTP may both deliver it).

@@ -453,3 +453,37 @@ async fn silent_hosts_are_forgotten_and_stale_ghosts_give_way() {
         ["real"]
     );
 }
+
+#[test]
+fn newest_job_ends_are_one_per_host_the_latest_kept() {
+    let store = SharedStore::in_memory(10).unwrap();
+    let end = |host: &str, run: &str, exit: i32| {
+        JobEvent::JobEnd(broker::JobEnd {
+            run_id: run.into(),
+            name: "backup".into(),
+            host: host.into(),
+            exit_code: Some(exit),
+            ..broker::JobEnd::default()
+        })
+    };
+    for e in [
+        end("tower", "r1", 0),
+        end("nas", "r2", 1),
+        end("tower", "r3", 2),
+    ] {
+        assert!(store.add_event(e).unwrap());
+    }
+    let got: Vec<(String, String, Option<i32>)> = store
+        .newest_job_ends()
+        .unwrap()
+        .into_iter()
+        .map(|(h, e)| (h, e.run_id, e.exit_code))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("nas".to_string(), "r2".to_string(), Some(1)),
+            ("tower".to_string(), "r3".to_string(), Some(2))
+        ]
+    );
+}

@@ -1,0 +1,299 @@
+//! What the Pi tells Home Assistant about one host, as (topic, payload) pairs: pure, no I/O,
+//! no clock. The sensors are one table keyed on the metric registry's names
+//! (`crate::registry`); their values are the registry's and the rates module's, as
+//! `/metrics` serves them, rounded.
+
+use std::collections::BTreeMap;
+
+use serde_json::{json, Map, Value};
+
+use crate::registry;
+
+/// Filesystem sensors per host at most; mounts beyond (in mount order) are not announced.
+pub const MAX_FILESYSTEMS: usize = 64;
+/// Characters of a mount point shown in an entity's name at most.
+const MAX_MOUNT_IN_NAME: usize = 64;
+
+/// Where a sensor's value comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    /// The registry gauge `key`, host-wide.
+    Gauge,
+    /// The host-wide rate of the registry counter `key` ([`crate::rates::Rates::total`]).
+    Rate,
+    /// Boot time from the registry's `uptime_s` and the sample's time.
+    BootedAt,
+    /// `success` / `failed` of the host's newest finished job.
+    LastJob,
+    /// Alerts firing on the host (only with `[alerts]` enabled).
+    AlertsFiring,
+}
+
+/// One Home Assistant sensor of every host.
+#[derive(Debug, Clone, Copy)]
+pub struct Sensor {
+    /// The registry metric's name where there is one; the state JSON key and the end of the
+    /// `unique_id`: never rename one (HA would see a new entity).
+    pub key: &'static str,
+    pub source: Source,
+    /// `None`: the registry's title.
+    pub name: Option<&'static str>,
+    pub device_class: Option<&'static str>,
+    pub state_class: Option<&'static str>,
+    pub unit: Option<&'static str>,
+    pub display_precision: Option<u8>,
+    /// Decimals kept in the state JSON.
+    pub round: i32,
+    pub icon: Option<&'static str>,
+}
+
+const fn gauge(key: &'static str, unit: Option<&'static str>, round: i32) -> Sensor {
+    Sensor {
+        key,
+        source: Source::Gauge,
+        name: None,
+        device_class: None,
+        state_class: Some("measurement"),
+        unit,
+        display_precision: Some(1),
+        round,
+        icon: None,
+    }
+}
+
+const fn rate(key: &'static str, icon: &'static str) -> Sensor {
+    Sensor {
+        key,
+        source: Source::Rate,
+        name: None,
+        device_class: Some("data_rate"),
+        state_class: Some("measurement"),
+        unit: Some("B/s"),
+        display_precision: Some(0),
+        round: 0,
+        icon: Some(icon),
+    }
+}
+
+/// Every host's sensors (filesystems apart: one per mount, [`FILESYSTEM`]).
+pub static SENSORS: &[Sensor] = &[
+    Sensor {
+        icon: Some("mdi:cpu-64-bit"),
+        ..gauge("cpu_usage_percent", Some("%"), 2)
+    },
+    Sensor {
+        display_precision: Some(2),
+        icon: Some("mdi:gauge"),
+        ..gauge("load_1m", None, 2)
+    },
+    Sensor {
+        display_precision: Some(2),
+        icon: Some("mdi:gauge"),
+        ..gauge("load_5m", None, 2)
+    },
+    Sensor {
+        display_precision: Some(2),
+        icon: Some("mdi:gauge"),
+        ..gauge("load_15m", None, 2)
+    },
+    Sensor {
+        icon: Some("mdi:memory"),
+        ..gauge("memory_used_percent", Some("%"), 2)
+    },
+    Sensor {
+        device_class: Some("temperature"),
+        ..gauge("cpu_temp_c", Some("°C"), 1)
+    },
+    rate("disk_read_bytes_rate", "mdi:harddisk"),
+    rate("disk_write_bytes_rate", "mdi:harddisk"),
+    rate("network_rx_bytes_rate", "mdi:download-network"),
+    rate("network_tx_bytes_rate", "mdi:upload-network"),
+    Sensor {
+        key: "booted_at",
+        source: Source::BootedAt,
+        name: Some("Booted at"),
+        device_class: Some("timestamp"),
+        state_class: None,
+        unit: None,
+        display_precision: None,
+        round: 0,
+        icon: None,
+    },
+    Sensor {
+        key: "last_job",
+        source: Source::LastJob,
+        name: Some("Last job"),
+        device_class: Some("enum"),
+        state_class: None,
+        unit: None,
+        display_precision: None,
+        round: 0,
+        icon: Some("mdi:briefcase-check"),
+    },
+    Sensor {
+        key: "alerts_firing",
+        source: Source::AlertsFiring,
+        name: Some("Alerts firing"),
+        device_class: None,
+        state_class: Some("measurement"),
+        unit: None,
+        display_precision: Some(0),
+        round: 0,
+        icon: Some("mdi:alert"),
+    },
+];
+
+/// The per-mount sensor; its key is `filesystem_used_percent_<mount key>`.
+pub static FILESYSTEM: Sensor = Sensor {
+    icon: Some("mdi:harddisk"),
+    ..gauge("filesystem_used_percent", Some("%"), 2)
+};
+
+/// Where this Pi publishes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Context {
+    pub discovery_prefix: String,
+    /// The Pi's `mqtt.topic_prefix`.
+    pub topic_prefix: String,
+    /// The Pi's client id as a topic level ([`super::sanitize::topic_level`]).
+    pub pi_id: String,
+    /// `origin.sw` of every config (the Pi's version).
+    pub version: String,
+    /// Announce the `alerts_firing` sensor.
+    pub alerts: bool,
+}
+
+impl Context {
+    /// The Pi's own `online` / `offline` (its last will), retained.
+    pub fn pi_availability(&self) -> String {
+        format!("{}/pi/{}/availability", self.topic_prefix, self.pi_id)
+    }
+
+    /// `online` / `offline` of one host as the Pi judges staleness, retained.
+    pub fn host_availability(&self, host: &str) -> String {
+        format!("{}/{host}/ha/availability", self.topic_prefix)
+    }
+
+    /// One JSON per host and sample, retained.
+    pub fn state_topic(&self, host: &str) -> String {
+        format!("{}/{host}/ha/state", self.topic_prefix)
+    }
+
+    pub fn config_topic(&self, component: &str, host: &str, key: &str) -> String {
+        format!(
+            "{}/{component}/server_analytics_{host}/{key}/config",
+            self.discovery_prefix
+        )
+    }
+
+    /// Every config of one host (`mounts`: mount point → key, at most
+    /// [`MAX_FILESYSTEMS`]), as (topic, JSON).
+    pub fn configs(&self, host: &str, mounts: &BTreeMap<String, String>) -> Vec<(String, String)> {
+        let mut out = vec![self.heartbeat(host)];
+        for s in SENSORS {
+            if s.source == Source::AlertsFiring && !self.alerts {
+                continue;
+            }
+            let name = s
+                .name
+                .or_else(|| registry::metric(s.key).map(|m| m.title))
+                .unwrap_or(s.key);
+            out.push(self.sensor(host, s, s.key, name.to_owned()));
+        }
+        let title = registry::metric(FILESYSTEM.key).map_or("Filesystem used", |m| m.title);
+        for (mount, key) in mounts.iter().take(MAX_FILESYSTEMS) {
+            let shown: String = mount.chars().take(MAX_MOUNT_IN_NAME).collect();
+            let key = format!("{}_{key}", FILESYSTEM.key);
+            out.push(self.sensor(host, &FILESYSTEM, &key, format!("{title} {shown}")));
+        }
+        out
+    }
+
+    fn device(&self, host: &str) -> Value {
+        json!({
+            "identifiers": [format!("server_analytics_{host}")],
+            "name": host,
+            "manufacturer": "Server Analytics",
+            "model": "publisher",
+        })
+    }
+
+    fn origin(&self) -> Value {
+        json!({"name": "Server Analytics", "sw": self.version})
+    }
+
+    fn sensor(&self, host: &str, s: &Sensor, key: &str, name: String) -> (String, String) {
+        let mut c = Map::new();
+        c.insert("name".into(), name.into());
+        c.insert(
+            "object_id".into(),
+            format!("{}_{key}", super::sanitize::object_prefix(host)).into(),
+        );
+        c.insert(
+            "unique_id".into(),
+            format!("server_analytics_{host}_{key}").into(),
+        );
+        c.insert("state_topic".into(), self.state_topic(host).into());
+        c.insert(
+            "value_template".into(),
+            format!("{{{{ value_json.{key} if value_json.{key} is defined else 'None' }}}}").into(),
+        );
+        c.insert(
+            "availability".into(),
+            json!([{"topic": self.pi_availability()}, {"topic": self.host_availability(host)}]),
+        );
+        c.insert("availability_mode".into(), "all".into());
+        let optional = [
+            ("device_class", s.device_class),
+            ("state_class", s.state_class),
+            ("unit_of_measurement", s.unit),
+            ("icon", s.icon),
+        ];
+        for (k, v) in optional {
+            if let Some(v) = v {
+                c.insert(k.into(), v.into());
+            }
+        }
+        if let Some(p) = s.display_precision {
+            c.insert("suggested_display_precision".into(), p.into());
+        }
+        if s.source == Source::LastJob {
+            c.insert("options".into(), json!(["success", "failed"]));
+            c.insert(
+                "json_attributes_topic".into(),
+                self.state_topic(host).into(),
+            );
+            c.insert(
+                "json_attributes_template".into(),
+                "{{ value_json.last_job_detail | tojson if value_json.last_job_detail is defined else '{}' }}".into(),
+            );
+        }
+        c.insert("device".into(), self.device(host));
+        c.insert("origin".into(), self.origin());
+        (
+            self.config_topic("sensor", host, key),
+            Value::Object(c).to_string(),
+        )
+    }
+
+    /// The heartbeat: on while the host is fresh; its own availability is the Pi's only, so
+    /// a dead server shows "disconnected" (an automation can trigger on it), not unavailable.
+    fn heartbeat(&self, host: &str) -> (String, String) {
+        let c = json!({
+            "name": "Heartbeat",
+            "object_id": format!("{}_heartbeat", super::sanitize::object_prefix(host)),
+            "unique_id": format!("server_analytics_{host}_heartbeat"),
+            "state_topic": self.host_availability(host),
+            "payload_on": "online",
+            "payload_off": "offline",
+            "device_class": "connectivity",
+            "availability": [{"topic": self.pi_availability()}],
+            "device": self.device(host),
+            "origin": self.origin(),
+        });
+        (
+            self.config_topic("binary_sensor", host, "heartbeat"),
+            c.to_string(),
+        )
+    }
+}

@@ -1,0 +1,187 @@
+//! What has been told to Home Assistant, and what to tell it next: given every host's state
+//! once a second, the messages that announce new hosts and mounts, change availability and
+//! state, and remove forgotten hosts. Pure: no I/O, no clock (staleness is judged by the
+//! caller).
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use broker::JobEnd;
+use serde::Serialize;
+
+use super::discovery::{Context, MAX_FILESYSTEMS};
+use crate::store::HostState;
+
+/// One MQTT message to publish (QoS 1).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Message {
+    pub topic: String,
+    /// Empty clears a retained message (and removes an entity from HA).
+    pub payload: String,
+    pub retain: bool,
+}
+
+impl Message {
+    fn retained(topic: String, payload: String) -> Self {
+        Message {
+            topic,
+            payload,
+            retain: true,
+        }
+    }
+}
+
+/// One host as seen this second.
+#[derive(Debug, Clone, Copy)]
+pub struct HostInput<'a> {
+    pub name: &'a str,
+    pub state: &'a HostState,
+    /// Nothing new within the Pi's `health.max_age`.
+    pub stale: bool,
+    pub last_job: Option<&'a JobEnd>,
+    /// `None` without alerts.
+    pub alerts_firing: Option<usize>,
+}
+
+/// What one host has been told.
+#[derive(Debug, Default)]
+struct Told {
+    /// Mount point → key, at most [`MAX_FILESYSTEMS`], kept once announced.
+    mounts: BTreeMap<String, String>,
+    /// Config topic → payload.
+    configs: BTreeMap<String, String>,
+    online: Option<bool>,
+    state: Option<String>,
+}
+
+/// Counters for `/health`.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct TrackerStats {
+    /// Hosts announced now.
+    pub hosts: usize,
+    pub hosts_announced_total: u64,
+    /// Forgotten hosts whose entities were removed.
+    pub hosts_removed_total: u64,
+    /// Filesystems of the newest samples not announced: beyond [`MAX_FILESYSTEMS`] per host.
+    pub filesystems_over_cap: usize,
+}
+
+#[derive(Debug)]
+pub struct Tracker {
+    ctx: Context,
+    hosts: BTreeMap<String, Told>,
+    resend: bool,
+    pub stats: TrackerStats,
+}
+
+/// A host worth a device: a valid id and data (not only a retained MQTT status).
+fn eligible(h: &HostInput<'_>) -> bool {
+    broker::validate_host_id(h.name).is_ok() && (h.state.latest.is_some() || h.state.samples > 0)
+}
+
+impl Tracker {
+    pub fn new(ctx: Context) -> Self {
+        Tracker {
+            ctx,
+            hosts: BTreeMap::new(),
+            resend: false,
+            stats: TrackerStats::default(),
+        }
+    }
+
+    pub fn context(&self) -> &Context {
+        &self.ctx
+    }
+
+    /// The next [`Tracker::tick`] publishes everything again (HA restarted, or a reconnect).
+    pub fn resend_all(&mut self) {
+        self.resend = true;
+    }
+
+    /// The messages for this second: removals first, then every config not yet told (all
+    /// of them after [`Tracker::resend_all`]), then availability and state changes (after
+    /// the configs, so that HA subscribes before they arrive; all three are retained).
+    pub fn tick(&mut self, hosts: &[HostInput<'_>]) -> Vec<Message> {
+        let resend = std::mem::take(&mut self.resend);
+        let hosts: Vec<&HostInput<'_>> = hosts.iter().filter(|h| eligible(h)).collect();
+        let present: BTreeSet<&str> = hosts.iter().map(|h| h.name).collect();
+        let mut out = Vec::new();
+        let gone: Vec<String> = self
+            .hosts
+            .keys()
+            .filter(|h| !present.contains(h.as_str()))
+            .cloned()
+            .collect();
+        for host in gone {
+            if let Some(told) = self.hosts.remove(&host) {
+                out.extend(self.removal(&host, &told));
+                self.stats.hosts_removed_total += 1;
+            }
+        }
+        let mut over_cap = 0;
+        for h in &hosts {
+            let told = self.hosts.entry(h.name.to_owned()).or_insert_with(|| {
+                self.stats.hosts_announced_total += 1;
+                Told::default()
+            });
+            let (fresh, over) = super::state::mounts(h.state);
+            over_cap += over;
+            for (mount, key) in fresh {
+                if told.mounts.len() < MAX_FILESYSTEMS || told.mounts.contains_key(&mount) {
+                    told.mounts.insert(mount, key);
+                } else {
+                    over_cap += 1;
+                }
+            }
+            for (topic, payload) in self.ctx.configs(h.name, &told.mounts) {
+                if resend || told.configs.get(&topic) != Some(&payload) {
+                    told.configs.insert(topic.clone(), payload.clone());
+                    out.push(Message::retained(topic, payload));
+                }
+            }
+        }
+        for h in &hosts {
+            let Some(told) = self.hosts.get_mut(h.name) else {
+                continue;
+            };
+            let online = !h.stale;
+            if resend || told.online != Some(online) {
+                told.online = Some(online);
+                let text = if online { "online" } else { "offline" };
+                out.push(Message::retained(
+                    self.ctx.host_availability(h.name),
+                    text.into(),
+                ));
+            }
+            let state = serde_json::Value::Object(super::state::state(
+                h.state,
+                &told.mounts,
+                h.last_job,
+                h.alerts_firing,
+            ))
+            .to_string();
+            if resend || told.state.as_ref() != Some(&state) {
+                told.state = Some(state.clone());
+                out.push(Message::retained(self.ctx.state_topic(h.name), state));
+            }
+        }
+        self.stats.hosts = self.hosts.len();
+        self.stats.filesystems_over_cap = over_cap;
+        out
+    }
+
+    /// Empty retained messages on every topic told for a host: HA removes its entities and
+    /// device, and the broker forgets its state and availability.
+    fn removal(&self, host: &str, told: &Told) -> Vec<Message> {
+        let mut out: Vec<Message> = told
+            .configs
+            .keys()
+            .map(|t| Message::retained(t.clone(), String::new()))
+            .collect();
+        out.push(Message::retained(self.ctx.state_topic(host), String::new()));
+        out.push(Message::retained(
+            self.ctx.host_availability(host),
+            String::new(),
+        ));
+        out
+    }
+}

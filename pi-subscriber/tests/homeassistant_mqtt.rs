@@ -1,0 +1,331 @@
+//! Home Assistant discovery with real parts: the built `publisher` and `pi-subscriber`, a real
+//! mosquitto as HA's broker, and `mosquitto_sub`/`mosquitto_pub` in HA's place.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+#[path = "../../publisher/tests/common/mod.rs"]
+mod common;
+mod support;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::mosquitto::Mosquitto;
+use common::{free_port, Publisher};
+use pi_subscriber::homeassistant::sanitize::mount_key;
+use serde_json::Value;
+use support::Subscriber;
+
+const HOST: &str = "testhost";
+const STATE: &str = "server-analytics/testhost/ha/state";
+const AVAILABILITY: &str = "server-analytics/testhost/ha/availability";
+
+fn installed(bin: &str) -> bool {
+    Command::new(bin).arg("--help").output().is_ok()
+}
+
+/// The retained messages under `filter` now, by topic.
+fn retained(port: u16, filter: &str) -> BTreeMap<String, String> {
+    let out = Command::new("mosquitto_sub")
+        .args(["-h", "127.0.0.1", "-p", &port.to_string(), "-t", filter])
+        .args(["--retained-only", "-W", "1", "-F", "%t %p"])
+        .output()
+        .expect("mosquitto_sub (Debian package mosquitto-clients)");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.split_once(' '))
+        .map(|(t, p)| (t.to_owned(), p.to_owned()))
+        .collect()
+}
+
+/// The retained message on one topic (at once when there is one; 1 s to tell there is none).
+fn one(port: u16, topic: &str) -> Option<String> {
+    let out = Command::new("mosquitto_sub")
+        .args(["-h", "127.0.0.1", "-p", &port.to_string(), "-t", topic])
+        .args(["--retained-only", "-C", "1", "-W", "1"])
+        .output()
+        .expect("mosquitto_sub (Debian package mosquitto-clients)");
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.strip_suffix('\n').map(str::to_owned)
+}
+
+/// Polls the retained message on `topic` until it is `want`; the time it took.
+fn wait_retained(port: u16, topic: &str, want: Option<&str>, within: Duration) -> Duration {
+    let start = Instant::now();
+    loop {
+        let got = one(port, topic);
+        if got.as_deref() == want {
+            return start.elapsed();
+        }
+        assert!(
+            start.elapsed() < within,
+            "{topic}: {got:?}, not {want:?} within {within:?}"
+        );
+    }
+}
+
+fn publish(port: u16, topic: &str, args: &[&str]) {
+    let ok = Command::new("mosquitto_pub")
+        .args(["-h", "127.0.0.1", "-p", &port.to_string(), "-t", topic])
+        .args(args)
+        .status()
+        .expect("mosquitto_pub (Debian package mosquitto-clients)")
+        .success();
+    assert!(ok, "mosquitto_pub {topic}");
+}
+
+/// `/health`, 200 or 503 (a stale host).
+fn health(s: &Subscriber) -> Value {
+    serde_json::from_str(&s.get("/health").1).unwrap()
+}
+
+fn publisher(dir: &Path, http: u16, mqtt: u16) -> Publisher {
+    Publisher::start(
+        dir,
+        &[
+            "--interval",
+            "500ms",
+            "--bind",
+            &format!("127.0.0.1:{http}"),
+            "--broker-listen",
+            &format!("127.0.0.1:{mqtt}"),
+        ],
+    )
+}
+
+fn round(v: &Value, decimals: i32) -> Value {
+    let f = 10f64.powi(decimals);
+    let r = (v.as_f64().unwrap() * f).round() / f;
+    if decimals == 0 {
+        Value::from(r as i64)
+    } else {
+        serde_json::json!(r)
+    }
+}
+
+/// What the state JSON must hold, from the Pi's `/metrics`.
+fn expected_state(m: &Value) -> BTreeMap<String, Value> {
+    let mut want = BTreeMap::new();
+    let mut put = |k: &str, v: &Value, d: i32| {
+        if !v.is_null() {
+            want.insert(k.to_owned(), round(v, d));
+        }
+    };
+    put("cpu_usage_percent", &m["cpu"]["usage_percent"], 2);
+    put("load_1m", &m["cpu"]["load_1m"], 2);
+    put("load_5m", &m["cpu"]["load_5m"], 2);
+    put("load_15m", &m["cpu"]["load_15m"], 2);
+    put("cpu_temp_c", &m["thermal"]["cpu_temp_c"], 1);
+    put("disk_read_bytes_rate", &m["disk"]["read_bytes_rate"], 0);
+    put("disk_write_bytes_rate", &m["disk"]["write_bytes_rate"], 0);
+    put("network_rx_bytes_rate", &m["network"]["rx_bytes_rate"], 0);
+    put("network_tx_bytes_rate", &m["network"]["tx_bytes_rate"], 0);
+    let (avail, total) = (&m["memory"]["available_mb"], &m["memory"]["total_mb"]);
+    let used =
+        100.0 * (total.as_f64().unwrap() - avail.as_f64().unwrap()) / total.as_f64().unwrap();
+    put("memory_used_percent", &serde_json::json!(used), 2);
+    for (mount, fs) in m["filesystems"].as_object().into_iter().flatten() {
+        if fs.is_null() {
+            continue;
+        }
+        let (u, a) = (
+            fs["used_bytes"].as_f64().unwrap(),
+            fs["avail_bytes"].as_f64().unwrap(),
+        );
+        if u + a > 0.0 {
+            let key = format!("filesystem_used_percent_{}", mount_key(mount));
+            put(&key, &serde_json::json!(100.0 * u / (u + a)), 2);
+        }
+    }
+    want
+}
+
+#[test]
+fn every_host_is_announced_to_home_assistant_and_a_dead_one_shows_as_dead() {
+    if !installed("mosquitto_sub") || !installed("mosquitto") {
+        eprintln!("skipped: mosquitto and mosquitto-clients are not installed (Debian packages mosquitto, mosquitto-clients)");
+        return;
+    }
+    let (pdir, sdir, mdir) = (
+        tempfile::tempdir().unwrap(),
+        tempfile::tempdir().unwrap(),
+        tempfile::tempdir().unwrap(),
+    );
+    let (http, mqtt, ha) = (free_port(), free_port(), free_port());
+    let _mosquitto = Mosquitto::start(mdir.path(), ha, "");
+    let cfg = sdir.path().join("pi.toml");
+    std::fs::write(
+        &cfg,
+        format!("[mqtt]\nclient_id = \"pi-test\"\n\n[homeassistant]\nenabled = true\nhost = \"127.0.0.1\"\nport = {ha}\n"),
+    )
+    .unwrap();
+    let mut p = publisher(pdir.path(), http, mqtt);
+    let s = Subscriber::start(
+        sdir.path(),
+        Some(mqtt),
+        &format!("http://127.0.0.1:{http}/latest"),
+        &["--max-age", "2", "--config", &cfg.to_string_lossy()],
+        &[("PI_SUBSCRIBER_POLL__INTERVAL", "200ms")],
+    );
+    let m = s.wait_for("/metrics", |m| {
+        m["seq"].as_u64() >= Some(3) && !m["network"]["rx_bytes_rate"].is_null()
+    });
+    s.wait_for("/health", |h| h["homeassistant"]["hosts"] == 1);
+    std::thread::sleep(Duration::from_millis(1500));
+
+    // Every config is retained: the heartbeat, 13 sensors, one per filesystem.
+    let configs = retained(ha, "homeassistant/#");
+    let node = format!("server_analytics_{HOST}");
+    let mut want: Vec<String> = [
+        "cpu_usage_percent",
+        "load_1m",
+        "load_5m",
+        "load_15m",
+        "memory_used_percent",
+        "cpu_temp_c",
+        "disk_read_bytes_rate",
+        "disk_write_bytes_rate",
+        "network_rx_bytes_rate",
+        "network_tx_bytes_rate",
+        "booted_at",
+        "last_job",
+        "alerts_firing",
+    ]
+    .iter()
+    .map(|k| format!("homeassistant/sensor/{node}/{k}/config"))
+    .collect();
+    want.push(format!(
+        "homeassistant/binary_sensor/{node}/heartbeat/config"
+    ));
+    for mount in m["filesystems"]
+        .as_object()
+        .into_iter()
+        .flatten()
+        .map(|(k, _)| k)
+    {
+        want.push(format!(
+            "homeassistant/sensor/{node}/filesystem_used_percent_{}/config",
+            mount_key(mount)
+        ));
+    }
+    want.sort();
+    let got: Vec<String> = configs.keys().cloned().collect();
+    assert_eq!(got, want);
+    let cpu_topic = format!("homeassistant/sensor/{node}/cpu_usage_percent/config");
+    let cpu: Value = serde_json::from_str(&configs[&cpu_topic]).unwrap();
+    assert_eq!(
+        cpu["unique_id"],
+        "server_analytics_testhost_cpu_usage_percent"
+    );
+    assert_eq!(cpu["state_topic"], STATE);
+    assert_eq!(
+        cpu["availability"],
+        serde_json::json!([{"topic": "server-analytics/pi/pi-test/availability"}, {"topic": AVAILABILITY}])
+    );
+    assert_eq!(
+        one(ha, "server-analytics/pi/pi-test/availability").as_deref(),
+        Some("online")
+    );
+    assert_eq!(one(ha, AVAILABILITY).as_deref(), Some("online"));
+
+    // The publisher dies: its last sample is the state, and it goes offline within
+    // max_age + 2 s.
+    p.signal("KILL");
+    p.wait_exit(Duration::from_secs(5));
+    let killed = Instant::now();
+    let took = wait_retained(ha, AVAILABILITY, Some("offline"), Duration::from_secs(4));
+    let m = s.json("/metrics");
+    let state: BTreeMap<String, Value> = serde_json::from_str(&one(ha, STATE).unwrap()).unwrap();
+    let values: BTreeMap<String, Value> = state
+        .iter()
+        .filter(|(k, _)| *k != "booted_at" && *k != "alerts_firing")
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    assert_eq!(values, expected_state(&m));
+    assert!(
+        state["booted_at"].as_str().unwrap().ends_with(":00Z"),
+        "{state:?}"
+    );
+    // Alerts are on by default (host_down may fire right now): a count, 0 included.
+    assert!(state["alerts_firing"].is_u64(), "{state:?}");
+    eprintln!(
+        "offline {:?} after the kill ({took:?} of polling)",
+        killed.elapsed()
+    );
+
+    // Back: online again.
+    let _p = publisher(pdir.path(), http, mqtt);
+    wait_retained(ha, AVAILABILITY, Some("online"), Duration::from_secs(20));
+
+    // HA restarts: a config cleared on its broker comes back after its `online`.
+    publish(ha, &cpu_topic, &["-r", "-n"]);
+    assert_eq!(one(ha, &cpu_topic), None);
+    publish(ha, "homeassistant/status", &["-m", "online"]);
+    wait_retained(
+        ha,
+        &cpu_topic,
+        Some(&configs[&cpu_topic]),
+        Duration::from_secs(10),
+    );
+    assert_eq!(health(&s)["homeassistant"]["ha_online_total"], 1);
+
+    // Forgotten: every config, the state and the availability are cleared.
+    drop(_p);
+    let forgot = reqwest::blocking::Client::new()
+        .delete(s.url(&format!("/hosts/{HOST}")))
+        .send()
+        .unwrap();
+    assert_eq!(forgot.status(), 200);
+    let start = Instant::now();
+    while !retained(ha, "homeassistant/#").is_empty() {
+        assert!(start.elapsed() < Duration::from_secs(10), "configs left");
+    }
+    assert_eq!(one(ha, STATE), None);
+    assert_eq!(one(ha, AVAILABILITY), None);
+    assert_eq!(health(&s)["homeassistant"]["hosts_removed_total"], 1);
+
+    // The Pi stops: its own availability turns offline.
+    s.stop();
+    assert_eq!(
+        one(ha, "server-analytics/pi/pi-test/availability").as_deref(),
+        Some("offline")
+    );
+}
+
+#[test]
+fn without_a_host_the_configs_stay_retained_on_the_publishers_embedded_broker() {
+    if !installed("mosquitto_sub") {
+        eprintln!("skipped: mosquitto_sub is not installed (Debian package mosquitto-clients)");
+        return;
+    }
+    let (pdir, sdir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (http, mqtt) = (free_port(), free_port());
+    let cfg = sdir.path().join("pi.toml");
+    std::fs::write(
+        &cfg,
+        "[mqtt]\nclient_id = \"pi-test\"\n\n[homeassistant]\nenabled = true\n",
+    )
+    .unwrap();
+    let _p = publisher(pdir.path(), http, mqtt);
+    let s = Subscriber::start(
+        sdir.path(),
+        Some(mqtt),
+        &format!("http://127.0.0.1:{http}/latest"),
+        &["--max-age", "2", "--config", &cfg.to_string_lossy()],
+        &[],
+    );
+    s.wait_for("/health", |h| {
+        h["homeassistant"]["published_total"].as_u64() >= Some(16)
+    });
+    // The retained-store guard sweeps what its filters do not keep; give it a sweep.
+    std::thread::sleep(Duration::from_secs(2));
+    let topic = format!("homeassistant/binary_sensor/server_analytics_{HOST}/heartbeat/config");
+    assert!(one(mqtt, &topic).is_some_and(|c| c.contains("connectivity")));
+    assert_eq!(one(mqtt, AVAILABILITY).as_deref(), Some("online"));
+    assert!(one(mqtt, STATE).is_some_and(|s| s.contains("cpu_usage_percent")));
+    assert_eq!(
+        one(mqtt, "server-analytics/pi/pi-test/availability").as_deref(),
+        Some("online")
+    );
+}
