@@ -372,9 +372,7 @@ async fn health(
         history,
         mqtt: state.mqtt.snapshot(),
         alerts: alerts.map(|a| a.0.health()),
-        homeassistant: ha
-            .and_then(|h| h.0 .0)
-            .and_then(|h| h.lock().ok().map(|h| h.clone())),
+        homeassistant: ha.and_then(|h| h.0 .0).map(|h| h.snapshot()),
     };
     let code = if ok {
         StatusCode::OK

@@ -53,11 +53,22 @@ pub struct HaHealth {
     pub last_error: Option<String>,
 }
 
-pub type SharedHa = Arc<Mutex<HaHealth>>;
+/// The task's counters, shared with `/health` (a handle: a poisoned lock only loses counts).
+#[derive(Debug, Default, Clone)]
+pub struct SharedHa {
+    health: Arc<Mutex<HaHealth>>,
+}
 
-fn health(shared: &SharedHa, f: impl FnOnce(&mut HaHealth)) {
-    if let Ok(mut h) = shared.lock() {
-        f(&mut h);
+impl SharedHa {
+    fn update(&self, f: impl FnOnce(&mut HaHealth)) {
+        if let Ok(mut h) = self.health.lock() {
+            f(&mut h);
+        }
+    }
+
+    /// The counters as of now.
+    pub fn snapshot(&self) -> HaHealth {
+        self.health.lock().map(|h| h.clone()).unwrap_or_default()
     }
 }
 
@@ -88,9 +99,7 @@ pub fn start(
         alerts: settings.alerts.enabled,
     };
     let shared = SharedHa::default();
-    health(&shared, |h| {
-        h.broker = format!("{}:{}", broker.host, broker.port)
-    });
+    shared.update(|h| h.broker = format!("{}:{}", broker.host, broker.port));
     let alerts = settings.alerts.enabled.then_some(alerts);
     let task = tokio::spawn(run(
         broker,
@@ -98,7 +107,7 @@ pub fn start(
         settings.health.max_age,
         store,
         alerts,
-        Arc::clone(&shared),
+        shared.clone(),
         shutdown,
     ));
     Some((shared, task))
@@ -124,7 +133,7 @@ async fn run(
         Ok(o) => o,
         Err(error) => {
             tracing::error!(%error, "Home Assistant discovery disabled: cannot set up TLS");
-            health(&shared, |h| h.last_error = Some(error.to_string()));
+            shared.update(|h| h.last_error = Some(error.to_string()));
             return;
         }
     };
@@ -145,7 +154,7 @@ async fn run(
         client.clone(),
         status_topic,
         tx,
-        Arc::clone(&shared),
+        shared.clone(),
         stop.clone(),
     ));
     tracing::info!(broker = %format!("{}:{}", broker.host, broker.port), client_id = %broker.client_id, "Home Assistant discovery on");
@@ -177,7 +186,7 @@ async fn run(
             tracker.resend_all();
             pending = false;
             last_resend = Some(Instant::now());
-            health(&shared, |h| h.resends_total += 1);
+            shared.update(|h| h.resends_total += 1);
         }
         let Some((hosts, jobs)) = inputs(&store) else {
             break;
@@ -202,14 +211,14 @@ async fn run(
             .collect();
         let messages = tracker.tick(&inputs);
         let stats = tracker.stats;
-        health(&shared, |h| h.tracker = stats);
+        shared.update(|h| h.tracker = stats);
         for m in messages {
             let sent = tokio::select! {
                 _ = shutdown.cancelled() => break,
                 sent = client.publish(m.topic, QoS::AtLeastOnce, m.retain, m.payload) => sent,
             };
             if sent.is_ok() {
-                health(&shared, |h| h.published_total += 1);
+                shared.update(|h| h.published_total += 1);
             }
         }
     }
@@ -249,7 +258,7 @@ async fn connection(
                     tracing::warn!(%error, topic = %status_topic, "cannot queue the subscription");
                 }
                 tracing::info!("Home Assistant broker connected");
-                health(&shared, |h| {
+                shared.update(|h| {
                     h.connected = true;
                     h.connects_total += 1;
                     h.last_error = None;
@@ -262,11 +271,11 @@ async fn connection(
                 let online = p.topic == status_topic && p.payload.as_ref() == b"online";
                 let offline = p.topic == status_topic && p.payload.as_ref() == b"offline";
                 if online {
-                    health(&shared, |h| h.ha_online_total += 1);
+                    shared.update(|h| h.ha_online_total += 1);
                     // Full: a resend is already coming.
                     let _ = tx.try_send(Incoming::HaOnline);
                 } else if !offline || p.payload.len() > MAX_STATUS_PAYLOAD {
-                    health(&shared, |h| h.ignored_total += 1);
+                    shared.update(|h| h.ignored_total += 1);
                 }
             }
             Ok(Event::Outgoing(Outgoing::Disconnect)) => return,
@@ -277,7 +286,7 @@ async fn connection(
                     tracing::warn!(%error, "Home Assistant broker unreachable; retrying with backoff");
                     outage_logged = true;
                 }
-                health(&shared, |h| {
+                shared.update(|h| {
                     h.connected = false;
                     h.connect_errors_total += 1;
                     h.last_error = Some(error.to_string());
