@@ -16,7 +16,9 @@ venv=target/ha-venv
 python=${HA_PYTHON:-python3}
 # The requirements of the integrations HA loads here (their manifest.json "requirements",
 # followed through "dependencies"): backup, file_upload, frontend, hardware, http, image_upload,
-# mqtt, network. Versions are the ones HA 2024.3.3 pins.
+# mqtt, network; recorder's (analytics, a dependency of onboarding, imports it) and numpy
+# (camera, set up by the MQTT entry, imports stream). Versions are the ones HA 2024.3.3 pins;
+# the smoke test fails on any ERROR line in HA's log, so a missing one shows.
 extra=(
   josepy==1.14.0
   securetar==2024.2.1
@@ -29,6 +31,9 @@ extra=(
   Pillow==10.2.0
   paho-mqtt==1.6.1
   ifaddr==0.2.0
+  SQLAlchemy==2.0.27
+  fnv-hash-fast==0.5.0
+  numpy==1.26.0
 )
 stamp_text="homeassistant==$HA_VERSION ${extra[*]}"
 stamp=$venv/.server-analytics-installed

@@ -12,6 +12,9 @@ use pi_subscriber::mqtt::MqttState;
 
 use crate::common::Client;
 
+pub mod homeassistant;
+pub mod mosquitto;
+
 /// A running pi-subscriber; killed when dropped.
 pub struct Subscriber {
     pub child: Child,
