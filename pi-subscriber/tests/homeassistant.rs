@@ -1,8 +1,9 @@
 //! The Home Assistant harness against a real Home Assistant (`scripts/homeassistant-venv.sh`)
 //! and a real mosquitto: MQTT discovery by hand with `mosquitto_pub`, checked in `/api/states`.
 //! It pins down what the Pi's discovery relies on: a key missing from the state JSON gives
-//! `unknown` (not 0), availability `offline` gives `unavailable`, a restarted HA rebuilds the
-//! entity from the retained config, an empty retained config removes it.
+//! `unknown` (not 0), availability `offline` gives `unavailable`, HA says `offline`/`online` on
+//! `homeassistant/status`, a restarted HA rebuilds the entity from the retained config, an empty
+//! retained config removes it.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 #[path = "../../publisher/tests/common/mod.rs"]
@@ -96,12 +97,27 @@ fn discovery_by_hand_appears_goes_unknown_unavailable_survives_a_restart_and_is_
 
     // Restarted, HA rebuilds the entity from the retained config and state (before that, the
     // entity registry shows it as restored and unavailable).
+    // HA says `offline` on `homeassistant/status` when it stops and `online` (neither
+    // retained) once it is connected again: the Pi's cue to publish its discovery again.
+    let status = mosquitto.subscribe("homeassistant/status");
     let t = Instant::now();
     ha.stop().unwrap();
     eprintln!("[timing] HA stopped in {:?}", t.elapsed());
+    assert_eq!(
+        status.next(WAIT).as_deref(),
+        Some("homeassistant/status offline")
+    );
     let t = Instant::now();
     ha.start_again().unwrap();
     eprintln!("[timing] HA running again in {:?}", t.elapsed());
+    assert_eq!(
+        status.next(WAIT).as_deref(),
+        Some("homeassistant/status online")
+    );
+    eprintln!(
+        "[timing] HA online on MQTT {:?} after the start",
+        t.elapsed()
+    );
     ha.wait_state("sensor.smoke_host_cpu", WAIT, state_is("30"));
     ha.wait_state("sensor.server_analytics_smoke_load", WAIT, state_is("1.25"));
     eprintln!(

@@ -1,7 +1,9 @@
 //! A real mosquitto on a free loopback port, and `mosquitto_pub` / `mosquitto_sub` around it.
 
+use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 /// A real mosquitto (plain listener on 127.0.0.1, anonymous); killed when dropped.
@@ -73,6 +75,65 @@ impl Mosquitto {
             .status()
             .expect("mosquitto_pub (Debian package mosquitto-clients)");
         assert!(status.success(), "mosquitto_pub -t {topic}: {status}");
+    }
+}
+
+/// A `mosquitto_sub -v` running in the background: its lines (`topic payload`) in order.
+pub struct Subscription {
+    child: Child,
+    lines: mpsc::Receiver<String>,
+}
+
+impl Mosquitto {
+    /// Subscribes to `topic` and waits until mosquitto has the subscription (a probe message
+    /// on a topic of its own comes back).
+    pub fn subscribe(&self, topic: &str) -> Subscription {
+        let probe = format!("probe/{}", crate::common::free_port());
+        let mut child = Command::new("mosquitto_sub")
+            .args(["-h", "127.0.0.1", "-p", &self.port.to_string(), "-v"])
+            .args(["-t", topic, "-t", &probe])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("mosquitto_sub (Debian package mosquitto-clients)");
+        let stdout = child.stdout.take().unwrap();
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            self.publish(&probe, "probe", false);
+            if let Ok(line) = lines.recv_timeout(Duration::from_millis(200)) {
+                if line.starts_with(&probe) {
+                    break;
+                }
+            }
+            assert!(
+                Instant::now() < deadline,
+                "mosquitto_sub -t {topic} did not start"
+            );
+        }
+        Subscription { child, lines }
+    }
+}
+
+impl Subscription {
+    /// The next line, or `None` after `timeout`.
+    pub fn next(&self, timeout: Duration) -> Option<String> {
+        self.lines.recv_timeout(timeout).ok()
+    }
+}
+
+impl Drop for Subscription {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 
