@@ -28,6 +28,11 @@ if ((${#need[@]})); then
   fi
 fi
 
+# pi-subscriber/tests/homeassistant.rs runs a real Home Assistant from target/ha-venv: installed
+# from PyPI on the first run (~1.5 minutes), a no-op after. If it cannot be installed, CI fails.
+echo "== Home Assistant venv"
+scripts/homeassistant-venv.sh
+
 # No incremental caches: they only help edit-compile loops and double the disk a CI run needs.
 export CARGO_INCREMENTAL=0
 
