@@ -12,9 +12,9 @@ mod support;
 
 use std::time::{Duration, Instant};
 
+use common::mosquitto::Mosquitto;
 use serde_json::{json, Value};
 use support::homeassistant::HomeAssistant;
-use support::mosquitto::Mosquitto;
 
 const WAIT: Duration = Duration::from_secs(20);
 
@@ -25,8 +25,8 @@ fn state_is(expected: &'static str) -> impl Fn(Option<&Value>) -> bool {
 #[test]
 fn discovery_by_hand_appears_goes_unknown_unavailable_survives_a_restart_and_is_removed() {
     let dir = tempfile::tempdir().unwrap();
-    let mosquitto = Mosquitto::start(dir.path());
-    let mut ha = HomeAssistant::start(mosquitto.port).unwrap_or_else(|e| panic!("{e}"));
+    let mosquitto = Mosquitto::start(dir.path(), common::free_port(), "");
+    let mut ha = HomeAssistant::start(mosquitto.port()).unwrap_or_else(|e| panic!("{e}"));
 
     let device = json!({"identifiers": ["smoke"], "name": "Smoke host"});
     let template = "{{ value_json.cpu_percent if value_json.cpu_percent is defined else 'None' }}";

@@ -12,7 +12,6 @@ use pi_subscriber::mqtt::SharedMqtt;
 use crate::common::Client;
 
 pub mod homeassistant;
-pub mod mosquitto;
 
 /// A running pi-subscriber; killed when dropped.
 pub struct Subscriber {

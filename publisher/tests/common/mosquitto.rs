@@ -1,13 +1,16 @@
 //! A real mosquitto for the tests of both daemons, and a private CA (made with the openssl
 //! command line) for its TLS listener.
 
+use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 /// A running mosquitto; killed when dropped.
 pub struct Mosquitto {
     child: Child,
+    port: u16,
 }
 
 impl Mosquitto {
@@ -52,7 +55,7 @@ impl Mosquitto {
             .stderr(Stdio::null())
             .spawn()
             .expect("mosquitto (Debian package mosquitto)");
-        let mosquitto = Mosquitto { child };
+        let mosquitto = Mosquitto { child, port };
         if netns.is_none() {
             let probe = if addr.is_empty() { "127.0.0.1" } else { addr };
             wait_for_port(probe, port);
@@ -77,6 +80,31 @@ impl Mosquitto {
         m
     }
 
+    /// The plain listener's port.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// `mosquitto_pub` one message (`-r` when `retain`; an empty payload is sent as `-n`, which
+    /// with `retain` clears the retained message).
+    pub fn publish(&self, topic: &str, payload: &str, retain: bool) {
+        let mut cmd = Command::new("mosquitto_pub");
+        cmd.args(["-h", "127.0.0.1", "-p", &self.port.to_string(), "-q", "1"])
+            .args(["-t", topic]);
+        if retain {
+            cmd.arg("-r");
+        }
+        if payload.is_empty() {
+            cmd.arg("-n");
+        } else {
+            cmd.args(["-m", payload]);
+        }
+        let status = cmd
+            .status()
+            .expect("mosquitto_pub (Debian package mosquitto-clients)");
+        assert!(status.success(), "mosquitto_pub -t {topic}: {status}");
+    }
+
     /// Sends `signal` (`STOP`, `CONT`, `KILL`, …).
     pub fn signal(&self, signal: &str) {
         let ok = Command::new("kill")
@@ -97,6 +125,65 @@ impl Mosquitto {
 }
 
 impl Drop for Mosquitto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A `mosquitto_sub -v` running in the background: its lines (`topic payload`) in order.
+pub struct Subscription {
+    child: Child,
+    lines: mpsc::Receiver<String>,
+}
+
+impl Mosquitto {
+    /// Subscribes to `topic` and waits until mosquitto has the subscription (a probe message
+    /// on a topic of its own comes back).
+    pub fn subscribe(&self, topic: &str) -> Subscription {
+        let probe = format!("probe/{}", super::free_port());
+        let mut child = Command::new("mosquitto_sub")
+            .args(["-h", "127.0.0.1", "-p", &self.port.to_string(), "-v"])
+            .args(["-t", topic, "-t", &probe])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("mosquitto_sub (Debian package mosquitto-clients)");
+        let stdout = child.stdout.take().unwrap();
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            self.publish(&probe, "probe", false);
+            if let Ok(line) = lines.recv_timeout(Duration::from_millis(200)) {
+                if line.starts_with(&probe) {
+                    break;
+                }
+            }
+            assert!(
+                Instant::now() < deadline,
+                "mosquitto_sub -t {topic} did not start"
+            );
+        }
+        Subscription { child, lines }
+    }
+}
+
+impl Subscription {
+    /// The next line, or `None` after `timeout`.
+    pub fn next(&self, timeout: Duration) -> Option<String> {
+        self.lines.recv_timeout(timeout).ok()
+    }
+}
+
+impl Drop for Subscription {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
