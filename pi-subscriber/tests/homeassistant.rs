@@ -3,7 +3,7 @@
 //! It pins down what the Pi's discovery relies on: a key missing from the state JSON gives
 //! `unknown` (not 0), availability `offline` gives `unavailable`, HA says `offline`/`online` on
 //! `homeassistant/status`, a restarted HA rebuilds the entity from the retained config, an empty
-//! retained config removes it.
+//! retained config removes it. Then the whole pipeline: publisher → Pi → HA's mosquitto → HA.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 #[path = "../../publisher/tests/common/mod.rs"]
@@ -13,8 +13,12 @@ mod support;
 use std::time::{Duration, Instant};
 
 use common::mosquitto::Mosquitto;
+use common::Publisher;
+use pi_subscriber::homeassistant::sanitize::mount_key;
 use serde_json::{json, Value};
+use support::ha_state::expected_state;
 use support::homeassistant::HomeAssistant;
+use support::Subscriber;
 
 const WAIT: Duration = Duration::from_secs(20);
 
@@ -140,5 +144,144 @@ fn discovery_by_hand_appears_goes_unknown_unavailable_survives_a_restart_and_is_
         .collect();
     assert_eq!(ids, ["sensor.server_analytics_smoke_load"]);
     // Every integration HA set up had its packages (the venv is complete).
+    assert_eq!(ha.log_errors(), Vec::<String>::new());
+}
+
+/// The publisher on its own HTTP port and embedded broker, sampling every 500 ms.
+fn publisher(dir: &std::path::Path, http: u16, mqtt: u16) -> Publisher {
+    Publisher::start(
+        dir,
+        &[
+            "--interval",
+            "500ms",
+            "--bind",
+            &format!("127.0.0.1:{http}"),
+            "--broker-listen",
+            &format!("127.0.0.1:{mqtt}"),
+        ],
+    )
+}
+
+/// A sensor's value, once HA has one (not unknown, unavailable, or restored from before a
+/// restart).
+fn value(ha: &HomeAssistant, entity: &str) -> f64 {
+    let state = ha.wait_state(entity, WAIT, |s| {
+        s.is_some_and(|s| {
+            s["attributes"].get("restored").is_none()
+                && s["state"]
+                    .as_str()
+                    .is_some_and(|v| v.parse::<f64>().is_ok())
+        })
+    });
+    state.unwrap()["state"].as_str().unwrap().parse().unwrap()
+}
+
+#[test]
+fn the_pis_hosts_appear_in_home_assistant_go_unavailable_when_dead_and_leave_when_forgotten() {
+    let (pdir, sdir, mdir) = (
+        tempfile::tempdir().unwrap(),
+        tempfile::tempdir().unwrap(),
+        tempfile::tempdir().unwrap(),
+    );
+    let mosquitto = Mosquitto::start(mdir.path(), common::free_port(), "");
+    let mut ha = HomeAssistant::start(mosquitto.port()).unwrap_or_else(|e| panic!("{e}"));
+    let (http, mqtt) = (common::free_port(), common::free_port());
+    let cfg = sdir.path().join("pi.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[homeassistant]\nenabled = true\nhost = \"127.0.0.1\"\nport = {}\n",
+            mosquitto.port()
+        ),
+    )
+    .unwrap();
+    let max_age = Duration::from_secs(3);
+    let mut p = publisher(pdir.path(), http, mqtt);
+    let pi = Subscriber::start(
+        sdir.path(),
+        Some(mqtt),
+        &format!("http://127.0.0.1:{http}/latest"),
+        &["--max-age", "3", "--config", &cfg.to_string_lossy()],
+        &[],
+    );
+    let m = pi.wait_for("/metrics", |m| !m["network"]["rx_bytes_rate"].is_null());
+    let mount = m["filesystems"]
+        .as_object()
+        .and_then(|f| f.iter().find(|(_, fs)| !fs.is_null()))
+        .map(|(mount, _)| mount.clone())
+        .expect("the publisher reports a filesystem");
+    let fs_key = format!("filesystem_used_percent_{}", mount_key(&mount));
+    let cpu = "sensor.testhost_cpu_usage_percent";
+    let rx = "sensor.testhost_network_rx_bytes_rate";
+    let fs = format!("sensor.testhost_{fs_key}");
+    let heartbeat = "binary_sensor.testhost_heartbeat";
+    value(&ha, cpu);
+    ha.wait_state(heartbeat, WAIT, state_is("on"));
+    let device = ha.state(cpu).unwrap();
+    assert_eq!(device["attributes"]["unit_of_measurement"], "%");
+    assert_eq!(
+        ha.state(rx).unwrap()["attributes"]["unit_of_measurement"],
+        "B/s"
+    );
+    assert_eq!(
+        ha.state(rx).unwrap()["attributes"]["device_class"],
+        "data_rate"
+    );
+
+    // The server hangs (SIGSTOP): its last values stay in HA, equal to the Pi's, until the
+    // Pi judges it stale; then its sensors are unavailable and its heartbeat off.
+    p.signal("STOP");
+    let hung = Instant::now();
+    std::thread::sleep(Duration::from_millis(1200));
+    let want = expected_state(&pi.json("/metrics"));
+    for (entity, key) in [
+        (cpu, "cpu_usage_percent"),
+        (rx, "network_rx_bytes_rate"),
+        (fs.as_str(), fs_key.as_str()),
+    ] {
+        let got = ha.wait_state(entity, WAIT, |s| {
+            s.is_some_and(|s| {
+                s["state"].as_str().and_then(|v| v.parse::<f64>().ok()) == want[key].as_f64()
+            })
+        });
+        assert!(got.is_some(), "{entity}");
+    }
+    ha.wait_state(
+        cpu,
+        max_age + Duration::from_secs(2),
+        state_is("unavailable"),
+    );
+    ha.wait_state(heartbeat, WAIT, state_is("off"));
+    let took = hung.elapsed();
+    assert!(
+        took <= max_age + Duration::from_secs(2),
+        "unavailable {took:?} after the server hung (max_age {max_age:?})"
+    );
+    eprintln!("[timing] unavailable in HA {took:?} after the server hung");
+
+    // Restarted, it comes back by itself.
+    p.signal("KILL");
+    p.wait_exit(Duration::from_secs(5));
+    let _p = publisher(pdir.path(), http, mqtt);
+    ha.wait_state(heartbeat, WAIT, state_is("on"));
+    value(&ha, cpu);
+    value(&ha, &fs);
+
+    // HA restarts; the entities come back without touching the Pi.
+    ha.restart().unwrap();
+    value(&ha, cpu);
+    value(&ha, rx);
+    ha.wait_state(heartbeat, WAIT, state_is("on"));
+
+    // The server is retired and forgotten: its entities leave HA.
+    drop(_p);
+    let forgot = reqwest::blocking::Client::new()
+        .delete(pi.url("/hosts/testhost"))
+        .send()
+        .unwrap();
+    assert_eq!(forgot.status(), 200);
+    for entity in [cpu, rx, fs.as_str(), heartbeat] {
+        ha.wait_state(entity, WAIT, |s| s.is_none());
+    }
     assert_eq!(ha.log_errors(), Vec::<String>::new());
 }

@@ -236,7 +236,7 @@ impl Context {
         c.insert("state_topic".into(), self.state_topic(host).into());
         c.insert(
             "value_template".into(),
-            format!("{{{{ value_json.{key} if value_json.{key} is defined else 'None' }}}}").into(),
+            format!("{{{{ value_json.{key} if value_json is defined and value_json.{key} is defined else 'None' }}}}").into(),
         );
         c.insert(
             "availability".into(),
@@ -265,7 +265,7 @@ impl Context {
             );
             c.insert(
                 "json_attributes_template".into(),
-                "{{ value_json.last_job_detail | tojson if value_json.last_job_detail is defined else '{}' }}".into(),
+                "{{ value_json.last_job_detail | tojson if value_json is defined and value_json.last_job_detail is defined else '{}' }}".into(),
             );
         }
         c.insert("device".into(), self.device(host));

@@ -134,7 +134,7 @@ fn the_configs_of_a_host_are_exact() {
             "object_id": "tower_cpu_usage_percent",
             "unique_id": "server_analytics_tower_cpu_usage_percent",
             "state_topic": "server-analytics/tower/ha/state",
-            "value_template": "{{ value_json.cpu_usage_percent if value_json.cpu_usage_percent is defined else 'None' }}",
+            "value_template": "{{ value_json.cpu_usage_percent if value_json is defined and value_json.cpu_usage_percent is defined else 'None' }}",
             "availability": [{"topic": PI}, {"topic": AVAILABILITY}],
             "availability_mode": "all",
             "state_class": "measurement",
@@ -152,7 +152,7 @@ fn the_configs_of_a_host_are_exact() {
             "object_id": "tower_network_rx_bytes_rate",
             "unique_id": "server_analytics_tower_network_rx_bytes_rate",
             "state_topic": "server-analytics/tower/ha/state",
-            "value_template": "{{ value_json.network_rx_bytes_rate if value_json.network_rx_bytes_rate is defined else 'None' }}",
+            "value_template": "{{ value_json.network_rx_bytes_rate if value_json is defined and value_json.network_rx_bytes_rate is defined else 'None' }}",
             "availability": [{"topic": PI}, {"topic": AVAILABILITY}],
             "availability_mode": "all",
             "device_class": "data_rate",
@@ -173,7 +173,7 @@ fn the_configs_of_a_host_are_exact() {
         data["unique_id"],
         "server_analytics_tower_filesystem_used_percent_mnt_data"
     );
-    assert_eq!(data["value_template"], "{{ value_json.filesystem_used_percent_mnt_data if value_json.filesystem_used_percent_mnt_data is defined else 'None' }}");
+    assert_eq!(data["value_template"], "{{ value_json.filesystem_used_percent_mnt_data if value_json is defined and value_json.filesystem_used_percent_mnt_data is defined else 'None' }}");
     assert_eq!(
         parse(
             &configs,

@@ -11,6 +11,7 @@ use pi_subscriber::mqtt::SharedMqtt;
 
 use crate::common::Client;
 
+pub mod ha_state;
 pub mod homeassistant;
 
 /// A running pi-subscriber; killed when dropped.
