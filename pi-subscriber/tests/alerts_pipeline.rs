@@ -115,21 +115,6 @@ fn webhook(url: &str) -> String {
     format!("[[alerts.notify]]\nkind = \"webhook\"\nurl = \"{url}\"\nmin_severity = \"info\"\n")
 }
 
-/// A publisher on fixed ports, so that a restarted one is found again.
-fn publisher(dir: &Path, http: u16, mqtt: u16) -> Publisher {
-    Publisher::start(
-        dir,
-        &[
-            "--interval",
-            "200ms",
-            "--bind",
-            &format!("127.0.0.1:{http}"),
-            "--broker-listen",
-            &format!("127.0.0.1:{mqtt}"),
-        ],
-    )
-}
-
 fn subscriber(data: &Path, config: &Path, http: u16, mqtt: u16) -> Subscriber {
     let config = config.to_string_lossy().into_owned();
     Subscriber::start(
@@ -150,7 +135,7 @@ fn host_down_job_failed_and_a_user_rule_reach_a_webhook_exactly_once() {
     let (pdir, sdir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let (http, mqtt) = (free_port(), free_port());
     let cfg = config(sdir.path(), &webhook(&hook.url));
-    let p = publisher(pdir.path(), http, mqtt);
+    let p = Publisher::on_ports(pdir.path(), "200ms", http, mqtt);
     let s = subscriber(sdir.path(), &cfg, http, mqtt);
 
     // A user rule that is always true fires on the next sample.
@@ -235,7 +220,7 @@ fn host_down_job_failed_and_a_user_rule_reach_a_webhook_exactly_once() {
     std::thread::sleep(Duration::from_secs(2));
 
     // Back: one resolved; the user rule (true all along) is not told again.
-    let p = publisher(pdir.path(), http, mqtt);
+    let p = Publisher::on_ports(pdir.path(), "200ms", http, mqtt);
     hook.wait("host_down", "resolved", Duration::from_secs(15));
     s.wait_for("/metrics", |m| m["stale"] == false);
     std::thread::sleep(Duration::from_secs(2));
@@ -264,7 +249,7 @@ fn a_restarted_pi_does_not_notify_a_firing_alert_again() {
     let (pdir, sdir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let (http, mqtt) = (free_port(), free_port());
     let cfg = config(sdir.path(), &webhook(&hook.url));
-    let _p = publisher(pdir.path(), http, mqtt);
+    let _p = Publisher::on_ports(pdir.path(), "200ms", http, mqtt);
     let s = subscriber(sdir.path(), &cfg, http, mqtt);
     hook.wait("busy", "firing", Duration::from_secs(15));
     s.stop();
@@ -350,7 +335,7 @@ fn a_real_alertmanager_lists_the_alert_with_its_labels() {
             am.1
         ),
     );
-    let p = publisher(pdir.path(), http, mqtt);
+    let p = Publisher::on_ports(pdir.path(), "200ms", http, mqtt);
     let _s = subscriber(sdir.path(), &cfg, http, mqtt);
     let start = Instant::now();
     let listed = loop {
@@ -391,7 +376,7 @@ fn a_real_alertmanager_lists_the_alert_with_its_labels() {
     };
     drop(p);
     until("host_down never listed", &|| listed_now("host_down"));
-    let _p = publisher(pdir.path(), http, mqtt);
+    let _p = Publisher::on_ports(pdir.path(), "200ms", http, mqtt);
     until("host_down never resolved", &|| !listed_now("host_down"));
 }
 
@@ -422,7 +407,7 @@ fn a_hanging_and_a_failing_notifier_delay_nothing_and_are_retried() {
         "[[alerts.notify]]\nkind = \"webhook\"\nurl = \"{hang_url}\"\ntimeout = \"5m\"\n\n[[alerts.notify]]\nkind = \"ntfy\"\nurl = \"{fail_url}\"\n"
     );
     let cfg = config(sdir.path(), &notify);
-    let _p = publisher(pdir.path(), http, mqtt);
+    let _p = Publisher::on_ports(pdir.path(), "200ms", http, mqtt);
     let s = subscriber(sdir.path(), &cfg, http, mqtt);
     let h = s.wait_for("/health", |h| {
         h["alerts"]["notifiers"][1]["retries_total"].as_u64() >= Some(1)
@@ -452,7 +437,7 @@ fn the_mqtt_notifier_keeps_each_alert_retained_on_the_broker() {
     let (pdir, sdir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let (http, mqtt) = (free_port(), free_port());
     let cfg = config(sdir.path(), "[[alerts.notify]]\nkind = \"mqtt\"\n");
-    let _p = publisher(pdir.path(), http, mqtt);
+    let _p = Publisher::on_ports(pdir.path(), "200ms", http, mqtt);
     let s = subscriber(sdir.path(), &cfg, http, mqtt);
     s.wait_for("/health", |h| {
         h["alerts"]["notifiers"][0]["sent_total"].as_u64() >= Some(1)
@@ -490,7 +475,7 @@ fn a_pending_alert_survives_a_restart_of_the_pi_and_fires_on_time() {
     let path = sdir.path().join("pi.toml");
     let slow = BUSY.replace("for = \"0s\"", "for = \"6s\"");
     std::fs::write(&path, format!("[alerts]\n{slow}\n{}", webhook(&hook.url))).unwrap();
-    let _p = publisher(pdir.path(), http, mqtt);
+    let _p = Publisher::on_ports(pdir.path(), "200ms", http, mqtt);
     let s = subscriber(sdir.path(), &path, http, mqtt);
     let pending = s.wait_for("/alerts", |a| a["alerts"][0]["state"] == "pending");
     let since = pending["alerts"][0]["pending_since_ms"].as_i64().unwrap();

@@ -147,21 +147,6 @@ fn discovery_by_hand_appears_goes_unknown_unavailable_survives_a_restart_and_is_
     assert_eq!(ha.log_errors(), Vec::<String>::new());
 }
 
-/// The publisher on its own HTTP port and embedded broker, sampling every 500 ms.
-fn publisher(dir: &std::path::Path, http: u16, mqtt: u16) -> Publisher {
-    Publisher::start(
-        dir,
-        &[
-            "--interval",
-            "500ms",
-            "--bind",
-            &format!("127.0.0.1:{http}"),
-            "--broker-listen",
-            &format!("127.0.0.1:{mqtt}"),
-        ],
-    )
-}
-
 /// A sensor's value, once HA has one (not unknown, unavailable, or restored from before a
 /// restart).
 fn value(ha: &HomeAssistant, entity: &str) -> f64 {
@@ -196,7 +181,7 @@ fn the_pis_hosts_appear_in_home_assistant_go_unavailable_when_dead_and_leave_whe
     )
     .unwrap();
     let max_age = Duration::from_secs(3);
-    let mut p = publisher(pdir.path(), http, mqtt);
+    let mut p = Publisher::on_ports(pdir.path(), "500ms", http, mqtt);
     let pi = Subscriber::start(
         sdir.path(),
         Some(mqtt),
@@ -262,7 +247,7 @@ fn the_pis_hosts_appear_in_home_assistant_go_unavailable_when_dead_and_leave_whe
     // Restarted, it comes back by itself.
     p.signal("KILL");
     p.wait_exit(Duration::from_secs(5));
-    let _p = publisher(pdir.path(), http, mqtt);
+    let _p = Publisher::on_ports(pdir.path(), "500ms", http, mqtt);
     ha.wait_state(heartbeat, WAIT, state_is("on"));
     value(&ha, cpu);
     value(&ha, &fs);

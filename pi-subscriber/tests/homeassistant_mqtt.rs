@@ -7,7 +7,6 @@ mod common;
 mod support;
 
 use std::collections::BTreeMap;
-use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -81,20 +80,6 @@ fn health(s: &Subscriber) -> Value {
     serde_json::from_str(&s.get("/health").1).unwrap()
 }
 
-fn publisher(dir: &Path, http: u16, mqtt: u16) -> Publisher {
-    Publisher::start(
-        dir,
-        &[
-            "--interval",
-            "500ms",
-            "--bind",
-            &format!("127.0.0.1:{http}"),
-            "--broker-listen",
-            &format!("127.0.0.1:{mqtt}"),
-        ],
-    )
-}
-
 #[test]
 fn every_host_is_announced_to_home_assistant_and_a_dead_one_shows_as_dead() {
     if !installed("mosquitto_sub") || !installed("mosquitto") {
@@ -114,7 +99,7 @@ fn every_host_is_announced_to_home_assistant_and_a_dead_one_shows_as_dead() {
         format!("[mqtt]\nclient_id = \"pi-test\"\n\n[homeassistant]\nenabled = true\nhost = \"127.0.0.1\"\nport = {ha}\n"),
     )
     .unwrap();
-    let mut p = publisher(pdir.path(), http, mqtt);
+    let mut p = Publisher::on_ports(pdir.path(), "500ms", http, mqtt);
     let s = Subscriber::start(
         sdir.path(),
         Some(mqtt),
@@ -209,7 +194,7 @@ fn every_host_is_announced_to_home_assistant_and_a_dead_one_shows_as_dead() {
     );
 
     // Back: online again.
-    let _p = publisher(pdir.path(), http, mqtt);
+    let _p = Publisher::on_ports(pdir.path(), "500ms", http, mqtt);
     wait_retained(ha, AVAILABILITY, Some("online"), Duration::from_secs(20));
 
     // HA restarts: a config cleared on its broker comes back after its `online`.
@@ -261,7 +246,7 @@ fn without_a_host_the_configs_stay_retained_on_the_publishers_embedded_broker() 
         "[mqtt]\nclient_id = \"pi-test\"\n\n[homeassistant]\nenabled = true\n",
     )
     .unwrap();
-    let _p = publisher(pdir.path(), http, mqtt);
+    let _p = Publisher::on_ports(pdir.path(), "500ms", http, mqtt);
     let s = Subscriber::start(
         sdir.path(),
         Some(mqtt),

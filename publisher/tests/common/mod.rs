@@ -163,6 +163,22 @@ impl Publisher {
         Self::start_with_env(data_dir, args, &[])
     }
 
+    /// Sampling every `interval`, on fixed ports (HTTP on 127.0.0.1:`http`, the embedded
+    /// broker on 127.0.0.1:`mqtt`), so that a restarted one is found again.
+    pub fn on_ports(data_dir: &Path, interval: &str, http: u16, mqtt: u16) -> Publisher {
+        Self::start(
+            data_dir,
+            &[
+                "--interval",
+                interval,
+                "--bind",
+                &format!("127.0.0.1:{http}"),
+                "--broker-listen",
+                &format!("127.0.0.1:{mqtt}"),
+            ],
+        )
+    }
+
     pub fn start_with_env(data_dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Publisher {
         let mut cmd = command(data_dir);
         for flag in ["--bind", "--broker-listen"] {
