@@ -268,3 +268,55 @@ fn without_a_host_the_configs_stay_retained_on_the_publishers_embedded_broker() 
         Some("online")
     );
 }
+
+/// A host forgotten while the Pi was down (or an earlier Pi's mount gone since) left retained
+/// configs of this Pi on HA's broker: a restarted Pi removes them once its hosts are told,
+/// and leaves another Pi's alone.
+#[test]
+fn a_restarted_pi_removes_the_configs_an_earlier_run_left_and_only_those() {
+    if !installed("mosquitto_sub") || !installed("mosquitto") {
+        eprintln!("skipped: mosquitto and mosquitto-clients are not installed (Debian packages mosquitto, mosquitto-clients)");
+        return;
+    }
+    let (sdir, mdir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let ha = free_port();
+    let _mosquitto = Mosquitto::start(mdir.path(), ha, "");
+    let config = |pi: &str| {
+        serde_json::json!({"name": "CPU", "state_topic": "server-analytics/ghost/ha/state",
+            "availability": [{"topic": format!("server-analytics/pi/{pi}/availability")}]})
+        .to_string()
+    };
+    let ghost = "homeassistant/sensor/server_analytics_ghost/cpu_usage_percent/config";
+    let elsewhere = "homeassistant/sensor/server_analytics_elsewhere/cpu_usage_percent/config";
+    publish(ha, ghost, &["-r", "-m", &config("pi-test")]);
+    publish(ha, elsewhere, &["-r", "-m", &config("other-pi")]);
+    publish(
+        ha,
+        "server-analytics/ghost/ha/availability",
+        &["-r", "-m", "offline"],
+    );
+    let cfg = sdir.path().join("pi.toml");
+    std::fs::write(
+        &cfg,
+        format!("[mqtt]\nclient_id = \"pi-test\"\n\n[homeassistant]\nenabled = true\nhost = \"127.0.0.1\"\nport = {ha}\n"),
+    )
+    .unwrap();
+    let s = Subscriber::start(
+        sdir.path(),
+        None,
+        "http://127.0.0.1:9/latest",
+        &["--max-age", "2", "--config", &cfg.to_string_lossy()],
+        &[],
+    );
+    // (`/health` is 503 here: the Pi knows no host.)
+    let start = Instant::now();
+    while health(&s)["homeassistant"]["connected"] != true {
+        assert!(start.elapsed() < Duration::from_secs(10), "not connected");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // Swept 2 × max_age (at least 5 s) after connecting.
+    wait_retained(ha, ghost, None, Duration::from_secs(10));
+    assert_eq!(one(ha, "server-analytics/ghost/ha/availability"), None);
+    assert_eq!(one(ha, elsewhere), Some(config("other-pi")));
+    assert_eq!(health(&s)["homeassistant"]["leftovers_removed_total"], 1);
+}

@@ -13,6 +13,7 @@ pub mod tracker;
 mod tests;
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -77,6 +78,11 @@ impl SharedHa {
 enum Incoming {
     Connected,
     HaOnline,
+    /// A retained discovery config found on the broker (while sweeping).
+    Config {
+        topic: String,
+        payload: Vec<u8>,
+    },
 }
 
 /// Starts the task when `[homeassistant] enabled`; its counters for `/health`.
@@ -149,10 +155,15 @@ async fn run(
     let (tx, mut rx) = mpsc::channel(16);
     let stop = CancellationToken::new();
     let status_topic = format!("{}/status", ctx.discovery_prefix);
+    let configs_filter = format!("{}/+/+/+/config", ctx.discovery_prefix);
+    // Until the sweep, the connection also reads every retained discovery config (to find
+    // what an earlier run of this Pi left behind).
+    let sweeping = Arc::new(AtomicBool::new(true));
     let poller = tokio::spawn(connection(
         eventloop,
         client.clone(),
-        status_topic,
+        [status_topic, configs_filter.clone()],
+        Arc::clone(&sweeping),
         tx,
         shared.clone(),
         stop.clone(),
@@ -163,18 +174,25 @@ async fn run(
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let (mut connected, mut pending) = (false, false);
     let mut last_resend: Option<Instant> = None;
+    let mut first_connect: Option<Instant> = None;
+    let sweep_after = (2 * max_age).max(Duration::from_secs(5));
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => break,
             got = rx.recv() => match got {
                 Some(Incoming::Connected) => {
                     connected = true;
+                    first_connect.get_or_insert_with(Instant::now);
                     let pi = tracker.context().pi_availability();
                     let _ = client.publish(pi, QoS::AtLeastOnce, true, "online").await;
                     pending = true;
                     last_resend = None;
                 }
                 Some(Incoming::HaOnline) => pending = true,
+                Some(Incoming::Config { topic, payload }) => {
+                    tracker.found_config(&topic, &payload);
+                    continue;
+                }
                 None => break,
             },
             _ = tick.tick() => {}
@@ -209,7 +227,14 @@ async fn run(
                 alerts_firing: firing.as_ref().map(|f| f.get(name).copied().unwrap_or(0)),
             })
             .collect();
-        let messages = tracker.tick(&inputs);
+        let mut messages = tracker.tick(&inputs);
+        if sweeping.load(Ordering::Relaxed)
+            && first_connect.is_some_and(|t| t.elapsed() >= sweep_after)
+        {
+            sweeping.store(false, Ordering::Relaxed);
+            let _ = client.try_unsubscribe(&configs_filter);
+            messages.extend(tracker.sweep());
+        }
         let stats = tracker.stats;
         shared.update(|h| h.tracker = stats);
         for m in messages {
@@ -238,7 +263,8 @@ async fn run(
 async fn connection(
     mut eventloop: rumqttc::EventLoop,
     client: AsyncClient,
-    status_topic: String,
+    [status_topic, configs_filter]: [String; 2],
+    sweeping: Arc<AtomicBool>,
     tx: mpsc::Sender<Incoming>,
     shared: SharedHa,
     stop: CancellationToken,
@@ -257,6 +283,11 @@ async fn connection(
                 if let Err(error) = client.try_subscribe(&status_topic, QoS::AtLeastOnce) {
                     tracing::warn!(%error, topic = %status_topic, "cannot queue the subscription");
                 }
+                if sweeping.load(Ordering::Relaxed) {
+                    if let Err(error) = client.try_subscribe(&configs_filter, QoS::AtLeastOnce) {
+                        tracing::warn!(%error, topic = %configs_filter, "cannot queue the subscription");
+                    }
+                }
                 tracing::info!("Home Assistant broker connected");
                 shared.update(|h| {
                     h.connected = true;
@@ -267,13 +298,26 @@ async fn connection(
                     return;
                 }
             }
+            Ok(Event::Incoming(Packet::Publish(p))) if p.topic != status_topic => {
+                if sweeping.load(Ordering::Relaxed) && p.topic.ends_with("/config") {
+                    let found = Incoming::Config {
+                        topic: p.topic,
+                        payload: p.payload.to_vec(),
+                    };
+                    if tx.send(found).await.is_err() {
+                        return;
+                    }
+                }
+            }
             Ok(Event::Incoming(Packet::Publish(p))) => {
                 let online = p.topic == status_topic && p.payload.as_ref() == b"online";
                 let offline = p.topic == status_topic && p.payload.as_ref() == b"offline";
                 if online {
                     shared.update(|h| h.ha_online_total += 1);
-                    // Full: a resend is already coming.
-                    let _ = tx.try_send(Incoming::HaOnline);
+                    // Coalesced by the receiver (one resend per 5 s at most).
+                    if tx.send(Incoming::HaOnline).await.is_err() {
+                        return;
+                    }
                 } else if !offline || p.payload.len() > MAX_STATUS_PAYLOAD {
                     shared.update(|h| h.ignored_total += 1);
                 }

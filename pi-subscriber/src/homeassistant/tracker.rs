@@ -63,12 +63,22 @@ pub struct TrackerStats {
     pub hosts_removed_total: u64,
     /// Filesystems of the newest samples not announced: beyond [`MAX_FILESYSTEMS`] per host.
     pub filesystems_over_cap: usize,
+    /// Configs an earlier run of this Pi left on the broker and this one removed (a host
+    /// forgotten while it was down, a mount gone since).
+    pub leftovers_removed_total: u64,
+    /// Configs of this Pi found on the broker beyond [`MAX_FOUND`], not looked at.
+    pub found_over_cap_total: u64,
 }
+
+/// Configs of this Pi found on the broker at start-up, kept at most (for the sweep).
+pub const MAX_FOUND: usize = 8192;
 
 #[derive(Debug)]
 pub struct Tracker {
     ctx: Context,
     hosts: BTreeMap<String, Told>,
+    /// Retained configs of this Pi on the broker (its availability topic first), by host.
+    found: BTreeMap<String, BTreeSet<String>>,
     resend: bool,
     pub stats: TrackerStats,
 }
@@ -83,6 +93,7 @@ impl Tracker {
         Tracker {
             ctx,
             hosts: BTreeMap::new(),
+            found: BTreeMap::new(),
             resend: false,
             stats: TrackerStats::default(),
         }
@@ -166,6 +177,72 @@ impl Tracker {
         }
         self.stats.hosts = self.hosts.len();
         self.stats.filesystems_over_cap = over_cap;
+        out
+    }
+
+    /// A retained config seen on the broker. Kept for [`Tracker::sweep`] when it is one of
+    /// this Pi's (a device `server_analytics_<host>` whose first availability topic is this
+    /// Pi's); others (another Pi's, anything else HA knows) are left alone.
+    pub fn found_config(&mut self, topic: &str, payload: &[u8]) {
+        let prefix = format!("{}/", self.ctx.discovery_prefix);
+        let Some(rest) = topic.strip_prefix(&prefix) else {
+            return;
+        };
+        let levels: Vec<&str> = rest.split('/').collect();
+        let [_component, node, _key, "config"] = levels[..] else {
+            return;
+        };
+        let Some(host) = node.strip_prefix("server_analytics_") else {
+            return;
+        };
+        if payload.is_empty() || broker::validate_host_id(host).is_err() {
+            return;
+        }
+        let Ok(config) = serde_json::from_slice::<serde_json::Value>(payload) else {
+            return;
+        };
+        if config["availability"][0]["topic"].as_str() != Some(&self.ctx.pi_availability()) {
+            return;
+        }
+        let count: usize = self.found.values().map(BTreeSet::len).sum();
+        if count >= MAX_FOUND {
+            self.stats.found_over_cap_total += 1;
+            return;
+        }
+        self.found
+            .entry(host.to_owned())
+            .or_default()
+            .insert(topic.to_owned());
+    }
+
+    /// Removes what an earlier run left: the found configs of hosts not told now (with their
+    /// state and availability) and of mounts no longer told. Call it once the hosts the Pi
+    /// knows have been told (a while after start-up: every live host has sent a sample).
+    pub fn sweep(&mut self) -> Vec<Message> {
+        let mut out = Vec::new();
+        for (host, topics) in std::mem::take(&mut self.found) {
+            let told = self.hosts.get(&host);
+            let stale: Vec<String> = topics
+                .into_iter()
+                .filter(|t| told.is_none_or(|told| !told.configs.contains_key(t)))
+                .collect();
+            self.stats.leftovers_removed_total += stale.len() as u64;
+            out.extend(
+                stale
+                    .into_iter()
+                    .map(|t| Message::retained(t, String::new())),
+            );
+            if told.is_none() {
+                out.push(Message::retained(
+                    self.ctx.state_topic(&host),
+                    String::new(),
+                ));
+                out.push(Message::retained(
+                    self.ctx.host_availability(&host),
+                    String::new(),
+                ));
+            }
+        }
         out
     }
 
