@@ -32,6 +32,9 @@ use crate::sampler::Latest;
 /// Room in rumqttc's request queue. A full queue (broker away, or 100 publishes unacked)
 /// makes `try_publish` fail at once, which is counted, never waited on.
 const REQUEST_QUEUE: usize = 64;
+/// At a clean stop with the embedded broker, how long its links get to write `offline` to
+/// the subscribers once it is routed.
+const EMBEDDED_FLUSH: Duration = Duration::from_millis(200);
 /// How often the event log is checked for events written by `publisher job`.
 const EVENT_POLL: Duration = Duration::from_secs(1);
 
@@ -421,6 +424,7 @@ pub async fn run(
         events_len: None,
     };
     tracing::info!(broker = %format!("{}:{}", client_settings.host, client_settings.port), topic = %publisher.topics.snapshot, "MQTT publishing");
+    let embedded = client_settings.settings.mode == BrokerMode::Embedded;
     let mut connected = false;
     let mut outage_logged = false;
     let mut event_tick = tokio::time::interval(EVENT_POLL);
@@ -500,8 +504,13 @@ pub async fn run(
             }
         })
         .await;
-        if !matches!(echoed, Ok(true)) {
-            tracing::warn!("`offline` was not confirmed by the broker within 2 s");
+        match echoed {
+            // Routed to us means routed to every subscriber, not yet written to their
+            // sockets by the embedded broker's other links: let them run before the process
+            // (and the broker with it) ends.
+            Ok(true) if embedded => tokio::time::sleep(EMBEDDED_FLUSH).await,
+            Ok(true) => {}
+            _ => tracing::warn!("`offline` was not confirmed by the broker within 2 s"),
         }
         let _ = publisher.client.try_disconnect();
         let disconnected = tokio::time::timeout(Duration::from_secs(2), async {
