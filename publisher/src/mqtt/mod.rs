@@ -8,17 +8,12 @@
 //! event after the acknowledged cursor go out ([`crate::delivery`]). Snapshots taken while
 //! disconnected are not replayed over MQTT; a subscriber backfills them from `/history`.
 
-use std::future::Future;
 use std::path::PathBuf;
-use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use broker::{BrokerMode, BrokerSettings, Topics};
-use daemon_kit::backoff::Backoff;
-use rumqttc::{
-    AsyncClient, ConnectionError, Event, EventLoop, LastWill, MqttOptions, Outgoing, Packet, QoS,
-};
+use broker::{BrokerMode, Topics};
+use rumqttc::{AsyncClient, ConnectionError, Event, Outgoing, Packet, QoS};
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
@@ -27,7 +22,13 @@ use crate::delivery::{
     MAX_IN_FLIGHT,
 };
 use crate::events::EventLog;
+
+mod client;
+mod link;
+
 use crate::sampler::Latest;
+pub use client::{ClientSettings, MqttError};
+use link::{reason, Link};
 
 /// Room in rumqttc's request queue. A full queue (broker away, or 100 publishes unacked)
 /// makes `try_publish` fail at once, which is counted, never waited on.
@@ -57,166 +58,6 @@ pub struct MqttStats {
     /// Job events sent on this connection and not acknowledged yet.
     pub events_in_flight: u64,
     pub last_error: Option<String>,
-}
-
-/// Where to connect and how, resolved from the settings and, in embedded mode, the broker
-/// that was started.
-#[derive(Debug, Clone)]
-pub struct ClientSettings {
-    pub host_id: String,
-    /// Broker host and port.
-    pub host: String,
-    pub port: u16,
-    pub client_id: String,
-    pub topics: Topics,
-    pub settings: BrokerSettings,
-}
-
-impl ClientSettings {
-    pub fn new(
-        settings: &BrokerSettings,
-        host_id: &str,
-        embedded: Option<std::net::SocketAddr>,
-    ) -> Self {
-        let (host, port) = match embedded {
-            Some(addr) => (addr.ip().to_string(), addr.port()),
-            None => (settings.host.clone(), settings.port),
-        };
-        let client_id = if settings.client_id.is_empty() {
-            format!("publisher-{host_id}")
-        } else {
-            settings.client_id.clone()
-        };
-        Self {
-            host_id: host_id.to_owned(),
-            host,
-            port,
-            client_id,
-            topics: Topics::new(&settings.topic_prefix, host_id),
-            settings: settings.clone(),
-        }
-    }
-
-    /// Largest packet sent or accepted: the broker's limit, plus room for topic and header.
-    fn max_packet(&self) -> usize {
-        self.settings.max_payload_size + 1024
-    }
-
-    fn options(&self) -> Result<MqttOptions, MqttError> {
-        let mut options = MqttOptions::new(&self.client_id, &self.host, self.port);
-        options
-            .set_keep_alive(self.settings.keep_alive)
-            .set_clean_session(true)
-            .set_max_packet_size(self.max_packet(), self.max_packet())
-            // If the publisher dies without a word, an external broker says so for it.
-            .set_last_will(LastWill::new(
-                &self.topics.status,
-                "offline",
-                QoS::AtLeastOnce,
-                true,
-            ));
-        if let Some((user, pass)) = self.settings.credentials() {
-            options.set_credentials(user, pass);
-        }
-        if self.settings.mode == BrokerMode::External && self.settings.tls {
-            options.set_transport(rumqttc::Transport::tls_with_config(
-                rumqttc::TlsConfiguration::Rustls(Arc::new(daemon_kit::tls::client_config(
-                    self.settings.ca_file.as_deref(),
-                    "broker.ca_file",
-                )?)),
-            ));
-        }
-        Ok(options)
-    }
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum MqttError {
-    #[error(transparent)]
-    Tls(#[from] daemon_kit::tls::TlsError),
-}
-
-type PollFuture = Pin<Box<dyn Future<Output = (EventLoop, Result<Event, ConnectionError>)> + Send>>;
-
-fn poll_once(mut eventloop: EventLoop) -> PollFuture {
-    Box::pin(async move {
-        let polled = eventloop.poll().await;
-        (eventloop, polled)
-    })
-}
-
-/// rumqttc's event loop, polled from the same task that queues publishes (so the order of
-/// queued requests and reported packet ids is exact), with backoff and jitter between failed
-/// connects (rumqttc retries at once, thousands of times a second).
-///
-/// [`Link::next`] is cancel-safe: an unfinished `poll` is kept, never dropped half-way.
-struct Link {
-    state: LinkState,
-    backoff: Backoff,
-}
-
-enum LinkState {
-    Polling(PollFuture),
-    Resting(Option<Box<EventLoop>>, tokio::time::Instant),
-}
-
-impl Link {
-    fn new(eventloop: EventLoop) -> Self {
-        Self {
-            state: LinkState::Polling(poll_once(eventloop)),
-            backoff: Backoff::new(Duration::from_millis(500), Duration::from_secs(30)),
-        }
-    }
-
-    async fn next(&mut self) -> Result<Event, ConnectionError> {
-        loop {
-            match &mut self.state {
-                LinkState::Resting(eventloop, until) => {
-                    tokio::time::sleep_until(*until).await;
-                    match eventloop.take() {
-                        Some(el) => self.state = LinkState::Polling(poll_once(*el)),
-                        None => return Err(ConnectionError::RequestsDone),
-                    }
-                }
-                LinkState::Polling(future) => {
-                    let (mut eventloop, polled) = future.await;
-                    match &polled {
-                        Ok(Event::Incoming(Packet::ConnAck(ack))) => {
-                            if ack.code == rumqttc::ConnectReturnCode::Success {
-                                self.backoff.reset();
-                            }
-                            // Unacknowledged publishes of an earlier connection are the
-                            // publisher's to send again (events from the acked cursor), never
-                            // rumqttc's: its re-sends would carry ids the tracker no longer knows.
-                            eventloop.pending.clear();
-                            self.state = LinkState::Polling(poll_once(eventloop));
-                        }
-                        Ok(_) | Err(ConnectionError::RequestsDone) => {
-                            self.state = LinkState::Polling(poll_once(eventloop));
-                        }
-                        Err(_) => {
-                            let until = tokio::time::Instant::now() + self.backoff.next_jittered();
-                            self.state = LinkState::Resting(Some(Box::new(eventloop)), until);
-                        }
-                    }
-                    return polled;
-                }
-            }
-        }
-    }
-}
-
-/// Why the connection failed, in words a user can act on.
-fn reason(error: &ConnectionError) -> String {
-    match error {
-        // rumqttd refuses a bad password by closing the socket, which reads as "connection
-        // aborted": say what it may mean.
-        ConnectionError::MqttState(rumqttc::StateError::ConnectionAborted) => {
-            "connection closed by the broker (wrong credentials, or a packet over its size limit?)"
-                .to_owned()
-        }
-        other => other.to_string(),
-    }
 }
 
 struct Publisher {

@@ -1,0 +1,71 @@
+//! The Pi's settings: defaults, layering, validation and what check-config prints.
+use super::*;
+
+fn load(text: &str, o: Overrides) -> Result<Settings, SettingsError> {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.toml");
+    std::fs::write(&path, text).unwrap();
+    Settings::load(Some(&path), &o)
+}
+
+#[test]
+fn defaults_point_at_one_machine() {
+    let s = load("", Overrides::default()).unwrap();
+    assert_eq!(s.http.bind.to_string(), "127.0.0.1:9100");
+    assert_eq!((s.mqtt.host.as_str(), s.mqtt.port), ("127.0.0.1", 1883));
+    assert_eq!(s.poll.endpoints, ["http://127.0.0.1:9000/latest"]);
+    assert_eq!(s.health.max_age, Duration::from_secs(45));
+    assert!(s.mqtt.client_id.starts_with("pi-subscriber-"));
+}
+
+#[test]
+fn the_seeds_flags_work() {
+    let s = load(
+        "",
+        Overrides {
+            bind: Some("0.0.0.0".into()),
+            port: Some(9200),
+            metrics_endpoint: Some("http://10.8.0.1:9000/latest".into()),
+            poll_interval: Some("30".into()),
+            timeout: Some("3".into()),
+            max_age: Some("90".into()),
+            ..Overrides::default()
+        },
+    )
+    .unwrap();
+    assert_eq!(s.http.bind.to_string(), "0.0.0.0:9200");
+    assert_eq!(s.poll.endpoints, ["http://10.8.0.1:9000/latest"]);
+    assert_eq!(s.poll.interval, Duration::from_secs(30));
+    assert_eq!(s.poll.timeout, Duration::from_secs(3));
+    assert_eq!(s.health.max_age, Duration::from_secs(90));
+}
+
+#[test]
+fn bad_keys_and_values_are_named() {
+    let e = |t: &str| load(t, Overrides::default()).unwrap_err().to_string();
+    assert!(e("[mqtt]\nhots = \"x\"\n").contains("hots"));
+    assert!(e("[poll]\nendpoints = [\"ftp://x\"]\n").contains("poll.endpoints"));
+    assert!(e("[history]\ncapacity = 1\n").contains("history.capacity"));
+    assert!(e("[health]\nmax_age = \"soon\"\n").contains("health.max_age"));
+    assert!(e("[mqtt]\nport = 99999\n").contains("port"));
+    assert!(e("[history]\nforget_after = \"0s\"\n").contains("history.forget_after"));
+    assert!(e("[history]\nraw = \"1h\"\n").contains("history.raw"));
+    assert!(e("[history]\nhour = \"1d\"\n").contains("history.hour"));
+    assert!(e("[http]\nadmin_token = \"short\"\n").contains("http.admin_token"));
+    let bad_bind = load(
+        "",
+        Overrides {
+            bind: Some("everywhere".into()),
+            ..Overrides::default()
+        },
+    );
+    assert!(bad_bind.unwrap_err().to_string().contains("http.bind"));
+}
+
+#[test]
+fn the_shipped_example_config_is_valid() {
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../configs/pi-subscriber.toml");
+    let s = Settings::load(Some(&example), &Overrides::default()).unwrap();
+    assert_eq!(s.mqtt.host, "10.8.0.1");
+    assert!(s.to_toml().contains("<redacted>"));
+}
