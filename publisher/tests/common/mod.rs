@@ -11,6 +11,16 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+/// Sends `signal` (`TERM`, `STOP`, `KILL`, …) to a child.
+pub fn send_signal(child: &Child, signal: &str) {
+    let ok = Command::new("kill")
+        .args([&format!("-{signal}"), &child.id().to_string()])
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok, "kill -{signal} {}", child.id());
+}
+
 /// The `publisher` binary: Cargo's own path inside this package; from another package's tests,
 /// the one `cargo test --workspace` built next to them in the same target directory.
 pub fn publisher_bin() -> PathBuf {
@@ -198,12 +208,7 @@ impl Publisher {
     }
 
     pub fn signal(&self, signal: &str) {
-        let ok = Command::new("kill")
-            .args([&format!("-{signal}"), &self.child.id().to_string()])
-            .status()
-            .unwrap()
-            .success();
-        assert!(ok, "kill -{signal}");
+        send_signal(&self.child, signal);
     }
 
     pub fn wait_exit(&mut self, within: Duration) -> ExitStatus {

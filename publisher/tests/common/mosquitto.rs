@@ -107,12 +107,7 @@ impl Mosquitto {
 
     /// Sends `signal` (`STOP`, `CONT`, `KILL`, …).
     pub fn signal(&self, signal: &str) {
-        let ok = Command::new("kill")
-            .args([&format!("-{signal}"), &self.child.id().to_string()])
-            .status()
-            .unwrap()
-            .success();
-        assert!(ok, "kill -{signal} mosquitto");
+        super::send_signal(&self.child, signal);
     }
 
     /// Stops it cleanly (SIGTERM) and waits.
