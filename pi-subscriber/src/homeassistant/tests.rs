@@ -401,6 +401,21 @@ fn the_sweep_removes_what_an_earlier_run_left_and_nothing_else() {
             "not json",
         ),
         ("homeassistant/sensor/server_analytics_tower/y/config", ""),
+        (
+            &format!(
+                "homeassistant/sensor/server_analytics_ghost/{}/config",
+                "k".repeat(97)
+            ),
+            ours.as_str(),
+        ),
+        (
+            "homeassistant/light/server_analytics_ghost/lamp/config",
+            ours.as_str(),
+        ),
+        (
+            "homeassistant/sensor/server_analytics_ghost/Upper/config",
+            ours.as_str(),
+        ),
     ] {
         t.found_config(topic, payload.as_bytes());
     }

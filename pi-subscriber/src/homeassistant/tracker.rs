@@ -72,6 +72,8 @@ pub struct TrackerStats {
 
 /// Configs of this Pi found on the broker at start-up, kept at most (for the sweep).
 pub const MAX_FOUND: usize = 8192;
+/// The longest sensor key this Pi writes (`filesystem_used_percent_` + a mount key).
+const MAX_KEY: usize = 96;
 
 #[derive(Debug)]
 pub struct Tracker {
@@ -189,9 +191,18 @@ impl Tracker {
             return;
         };
         let levels: Vec<&str> = rest.split('/').collect();
-        let [_component, node, _key, "config"] = levels[..] else {
+        let [component, node, key, "config"] = levels[..] else {
             return;
         };
+        // Only what this Pi could have written (bounded: a topic is at most ~200 bytes).
+        let key_ok = !key.is_empty()
+            && key.len() <= MAX_KEY
+            && key
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+        if !matches!(component, "sensor" | "binary_sensor") || !key_ok {
+            return;
+        }
         let Some(host) = node.strip_prefix("server_analytics_") else {
             return;
         };
