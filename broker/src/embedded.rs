@@ -16,6 +16,7 @@ use rumqttd::{Config, ConnectionSettings, LinkType, Router, RouterConfig, Server
 
 use crate::retain::{RetainPolicy, RetainStats};
 use crate::settings::BrokerSettings;
+use daemon_kit::stats::Stats;
 
 #[derive(Debug, thiserror::Error)]
 pub enum EmbeddedError {
@@ -42,18 +43,18 @@ pub struct EmbeddedBroker {
     /// Set with the reason when the broker's listener or router has stopped.
     stopped: Arc<Mutex<Option<String>>>,
     /// What the retained-store guard has cleared.
-    retained: Arc<Mutex<RetainStats>>,
+    retained: Stats<RetainStats>,
 }
 
 impl EmbeddedBroker {
     /// The retained store's size and what the guard has cleared so far.
     pub fn retained(&self) -> RetainStats {
-        self.retained.lock().map(|s| s.clone()).unwrap_or_default()
+        self.retained.snapshot()
     }
 
     /// A shared handle on the same figures, for a status page.
-    pub fn retained_handle(&self) -> Arc<Mutex<RetainStats>> {
-        Arc::clone(&self.retained)
+    pub fn retained_handle(&self) -> Stats<RetainStats> {
+        self.retained.clone()
     }
 
     /// `Some(reason)` once the broker has stopped (its listener thread ended or panicked, or
@@ -134,8 +135,8 @@ pub fn spawn(settings: &BrokerSettings) -> Result<EmbeddedBroker, EmbeddedError>
         max_payload: settings.max_retained_payload,
         max_topics: settings.max_retained,
     };
-    let retained = Arc::new(Mutex::new(RetainStats::default()));
-    let guard_stats = Arc::clone(&retained);
+    let retained = Stats::<RetainStats>::default();
+    let guard_stats = retained.clone();
     let (guard_tx, guard_rx) = mpsc::channel::<Result<(), String>>();
     let (done_tx, done_rx) = mpsc::channel::<String>();
     let (router_tx_out, router_rx_out) = mpsc::channel::<RouterGone>();

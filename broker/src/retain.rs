@@ -18,8 +18,8 @@
 //! log's offsets and sweeps: it subscribes to `#` afresh, which makes rumqttd send it the
 //! retained messages themselves (at most 200 per sweep), and judges those.
 
+use daemon_kit::stats::Stats;
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use rumqttd::local::{LinkError, LinkRx, LinkTx};
@@ -148,12 +148,7 @@ pub fn matches(filter: &str, topic: &str) -> bool {
 
 /// Runs the guard on `tx`/`rx` (a local link already subscribed to `#`) until the router is
 /// gone.
-pub(crate) fn run(
-    mut tx: LinkTx,
-    mut rx: LinkRx,
-    policy: RetainPolicy,
-    stats: Arc<Mutex<RetainStats>>,
-) {
+pub(crate) fn run(mut tx: LinkTx, mut rx: LinkRx, policy: RetainPolicy, stats: Stats<RetainStats>) {
     let mut judge = RetainJudge::new(policy);
     let mut last_offset: Option<u64> = None;
     let mut retained_in_sweep = 0usize;
@@ -183,7 +178,7 @@ pub(crate) fn run(
                 {
                     return;
                 }
-                if let Ok(mut s) = stats.lock() {
+                stats.update(|s| {
                     match verdict {
                         Verdict::ClearOutside => s.cleared_outside_topics += 1,
                         Verdict::ClearTooLarge => s.cleared_too_large += 1,
@@ -192,7 +187,7 @@ pub(crate) fn run(
                     }
                     s.retained_topics = judge.topics();
                     s.retained_bytes = judge.bytes();
-                }
+                });
             }
             // rumqttd paused this link (its buffer filled up): say it may go on.
             Ok(Some(Notification::Unschedule)) => {
@@ -217,9 +212,7 @@ pub(crate) fn run(
             if tx.unsubscribe("#").is_err() || tx.subscribe("#").is_err() {
                 return;
             }
-            if let Ok(mut s) = stats.lock() {
-                s.sweeps += 1;
-            }
+            stats.update(|s| s.sweeps += 1);
             last_offset = None;
             retained_in_sweep = 0;
             fell_behind = false;

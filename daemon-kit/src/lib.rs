@@ -1,7 +1,8 @@
 //! The plumbing both daemons share: logging and signals ([`daemon`]), config layering and the
 //! settings error ([`settings`]), the HTTP error type ([`http_error`]), crash-safe record files
-//! ([`record`]), reconnect backoff ([`backoff`]), durations in config files ([`duration`]) and
-//! the TLS client towards an external MQTT broker ([`tls`]).
+//! ([`record`]), reconnect backoff ([`backoff`]), durations in config files ([`duration`]), the
+//! counters shared with `/health` ([`stats`]) and the TLS client towards an external MQTT
+//! broker ([`tls`]).
 //!
 //! None of it knows about snapshots, topics or the broker; that is the `broker` crate's wire
 //! contract. The publisher, the Pi subscriber and the standalone broker binary all use it.
@@ -12,4 +13,5 @@ pub mod duration;
 pub mod http_error;
 pub mod record;
 pub mod settings;
+pub mod stats;
 pub mod tls;

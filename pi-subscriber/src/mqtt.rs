@@ -6,11 +6,12 @@
 //! kept for it: on every SubAck it asks the poller to reconcile, i.e. to fetch the
 //! publishers' newest `/events` over HTTP (the store drops duplicates by run id and kind).
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use broker::Topics;
 use daemon_kit::backoff::Backoff;
+use daemon_kit::stats::Stats;
 use rumqttc::{AsyncClient, ConnectionError, Event, MqttOptions, Packet, QoS};
 use serde::Serialize;
 use tokio::sync::Notify;
@@ -38,14 +39,12 @@ pub struct MqttState {
 /// verbs; a poisoned lock only loses counts).
 #[derive(Debug, Default, Clone)]
 pub struct SharedMqtt {
-    state: Arc<Mutex<MqttState>>,
+    state: Stats<MqttState>,
 }
 
 impl SharedMqtt {
     fn update(&self, f: impl FnOnce(&mut MqttState)) {
-        if let Ok(mut s) = self.state.lock() {
-            f(&mut s);
-        }
+        self.state.update(f);
     }
 
     /// The consumer started, for `broker` (`host:port`).
@@ -89,7 +88,7 @@ impl SharedMqtt {
 
     /// The counters as of now.
     pub fn snapshot(&self) -> MqttState {
-        self.state.lock().map(|s| s.clone()).unwrap_or_default()
+        self.state.snapshot()
     }
 }
 

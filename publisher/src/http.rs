@@ -1,6 +1,6 @@
 //! HTTP :9000: `/latest`, `/history`, `/events`, `/health`.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::rejection::QueryRejection;
@@ -17,8 +17,9 @@ use tower_http::timeout::TimeoutLayer;
 
 use crate::events::EventLog;
 use crate::mqtt::MqttStats;
-use crate::ring::Ring;
 use crate::sampler::{Latest, SamplerStats};
+use crate::shared_ring::SharedRing;
+use daemon_kit::stats::Stats;
 
 /// Largest `limit` accepted by `/history` (a day at 15 s fits in one request).
 pub const MAX_HISTORY_LIMIT: usize = 10_000;
@@ -29,14 +30,14 @@ pub struct AppState {
     pub host: Arc<str>,
     pub interval: Duration,
     pub latest: Latest,
-    pub ring: Arc<Mutex<Ring>>,
+    pub ring: SharedRing,
     pub events: EventLog,
-    pub stats: Arc<Mutex<SamplerStats>>,
+    pub stats: Stats<SamplerStats>,
     /// MQTT publishing counters; `None` when MQTT is off.
-    pub mqtt: Option<Arc<Mutex<MqttStats>>>,
+    pub mqtt: Option<Stats<MqttStats>>,
     /// The embedded broker's retained store and what its guard cleared; `None` unless the
     /// broker is embedded.
-    pub broker: Option<Arc<Mutex<broker::retain::RetainStats>>>,
+    pub broker: Option<Stats<broker::retain::RetainStats>>,
     /// When the daemon started: it is healthy, not stale, while its first samples come in.
     pub started: Instant,
     pub request_timeout: Duration,
@@ -102,15 +103,15 @@ async fn history(
         )));
     }
     let since = query.since_seq.unwrap_or(0);
-    let ring = Arc::clone(&state.ring);
-    let (oldest_seq, newest_seq, snapshots) = tokio::task::spawn_blocking(move || {
-        let ring = ring.lock().map_err(|_| "ring lock poisoned".to_owned())?;
-        let snapshots = ring.after(since, limit).map_err(|e| e.to_string())?;
-        Ok::<_, String>((ring.oldest_seq(), ring.newest_seq(), snapshots))
-    })
-    .await
-    .map_err(|e| AppError::Internal(e.to_string()))?
-    .map_err(AppError::Internal)?;
+    let ring = state.ring.clone();
+    let crate::shared_ring::Page {
+        oldest_seq,
+        newest_seq,
+        snapshots,
+    } = tokio::task::spawn_blocking(move || ring.page(since, limit))
+        .await
+        .map_err(|e| AppError::Internal(e.to_string()))?
+        .map_err(AppError::Internal)?;
     Ok(Json(HistoryResponse {
         host: Arc::clone(&state.host),
         oldest_seq,
@@ -206,7 +207,7 @@ struct Health {
 
 async fn health(State(state): State<AppState>) -> Response {
     let now = Instant::now();
-    let stats = state.stats.lock().map(|s| s.clone()).unwrap_or_default();
+    let stats = state.stats.snapshot();
     let age = stats.last_sample_at.map(|t| now.duration_since(t));
     let max_age = state.interval.saturating_mul(3);
     let fresh = match age {
@@ -214,10 +215,7 @@ async fn health(State(state): State<AppState>) -> Response {
         None => now.duration_since(state.started) <= max_age,
     };
     let latest = state.latest.borrow().clone();
-    let (ring_len, ring_capacity) = match state.ring.try_lock() {
-        Ok(ring) => (Some(ring.len()), Some(ring.capacity())),
-        Err(_) => (None, None), // busy writing: not worth waiting for in a liveness check
-    };
+    let (ring_len, ring_capacity) = state.ring.fill().unzip();
     let body = Health {
         status: if fresh { "ok" } else { "stale" },
         host: Arc::clone(&state.host),
@@ -229,14 +227,8 @@ async fn health(State(state): State<AppState>) -> Response {
         ring_len,
         ring_capacity,
         stats,
-        mqtt: state
-            .mqtt
-            .as_ref()
-            .and_then(|m| m.lock().ok().map(|m| m.clone())),
-        broker: state
-            .broker
-            .as_ref()
-            .and_then(|b| b.lock().ok().map(|b| b.clone())),
+        mqtt: state.mqtt.as_ref().map(Stats::snapshot),
+        broker: state.broker.as_ref().map(Stats::snapshot),
     };
     let status = if fresh {
         StatusCode::OK

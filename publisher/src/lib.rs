@@ -12,8 +12,8 @@ pub mod owner;
 pub mod redact;
 pub mod ring;
 pub mod sampler;
+pub mod shared_ring;
 
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::Context;
@@ -28,6 +28,8 @@ use crate::config::Settings;
 use crate::events::EventLog;
 use crate::ring::Ring;
 use crate::sampler::{Sampler, SamplerStats};
+use crate::shared_ring::SharedRing;
+use daemon_kit::stats::Stats;
 
 /// Runs the daemon until `shutdown` is cancelled, then stops sampling, lets HTTP requests in
 /// flight finish, and returns. Every snapshot is already durable when it is served, so there
@@ -52,11 +54,11 @@ pub async fn run(
         "ring opened"
     );
     let next_seq = ring.newest_seq().map_or(1, |s| s + 1);
-    let ring = Arc::new(Mutex::new(ring));
+    let ring = SharedRing::new(ring);
     let (latest_tx, latest_rx) = watch::channel(None);
-    let stats = Arc::new(Mutex::new(SamplerStats::default()));
+    let stats = Stats::<SamplerStats>::default();
     let events = EventLog::new(&settings.data_dir);
-    let mqtt_stats = Arc::new(Mutex::new(mqtt::MqttStats::default()));
+    let mqtt_stats = Stats::<mqtt::MqttStats>::default();
 
     // The broker first: a publisher told to run one that cannot (port taken) should not start
     // half-way. rumqttd cannot be stopped; it ends with the process.
@@ -101,7 +103,7 @@ pub async fn run(
             latest_rx.clone(),
             events.clone(),
             settings.data_dir.clone(),
-            Arc::clone(&mqtt_stats),
+            mqtt_stats.clone(),
             shutdown.clone(),
         ))),
     };
@@ -114,9 +116,9 @@ pub async fn run(
                 .with_chip_filter(settings.chip_filter())
                 .with_filesystems(settings.filesystem_collector()),
         ),
-        ring: Arc::clone(&ring),
+        ring: ring.clone(),
         latest: latest_tx,
-        stats: Arc::clone(&stats),
+        stats: stats.clone(),
         next_seq,
         events: events.clone(),
         keep_events: settings.jobs.keep_events,

@@ -6,7 +6,7 @@
 //! seqs a subscriber sees are exactly those in the ring, contiguous, and `/history` can
 //! always fill a gap; during the outage `/health` turns stale and names the error.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use broker::{Snapshot, SNAPSHOT_VERSION};
@@ -17,7 +17,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::collectors::{CollectorErrors, Collectors};
 use crate::events::EventLog;
-use crate::ring::Ring;
+use crate::shared_ring::SharedRing;
+use daemon_kit::stats::Stats;
 
 /// The newest snapshot, shared with the HTTP handlers (and whoever else publishes it).
 pub type Latest = watch::Receiver<Option<Arc<Snapshot>>>;
@@ -48,9 +49,9 @@ pub struct Sampler {
     pub host: String,
     pub interval: Duration,
     pub collectors: Option<Collectors>,
-    pub ring: Arc<Mutex<Ring>>,
+    pub ring: SharedRing,
     pub latest: watch::Sender<Option<Arc<Snapshot>>>,
-    pub stats: Arc<Mutex<SamplerStats>>,
+    pub stats: Stats<SamplerStats>,
     /// The seq the next snapshot gets: one past the ring's newest, so it survives restarts;
     /// it only moves on when a snapshot is stored.
     pub next_seq: u64,
@@ -123,18 +124,15 @@ impl Sampler {
             interval_s: self.interval.as_secs_f64(),
             ..Snapshot::default()
         }));
-        let ring = Arc::clone(&self.ring);
+        let ring = self.ring.clone();
         let stored = Arc::clone(&snapshot);
-        let written = tokio::task::spawn_blocking(move || match ring.lock() {
-            Ok(mut ring) => ring.append(&stored).map_err(|e| e.to_string()),
-            Err(_) => Err("ring lock poisoned".to_owned()),
-        })
-        .await
-        .unwrap_or_else(|e| Err(e.to_string()));
+        let written = tokio::task::spawn_blocking(move || ring.append(&stored))
+            .await
+            .unwrap_or_else(|e| Err(e.to_string()));
 
         let collector_errors = collectors.errors().clone();
         self.collectors = Some(collectors);
-        if let Ok(mut stats) = self.stats.lock() {
+        self.stats.update(|stats| {
             stats.collector_errors = collector_errors;
             match &written {
                 Ok(()) => {
@@ -147,7 +145,7 @@ impl Sampler {
                     stats.last_ring_error = Some(error.clone());
                 }
             }
-        }
+        });
         if let Err(error) = written {
             // Logged every time: a full disk is worth hearing about until it is fixed.
             tracing::error!(seq = snapshot.seq, %error, "cannot store snapshot in the ring; it is dropped and its seq goes to the next sample");

@@ -4,16 +4,18 @@
 mod common;
 
 use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::http::StatusCode;
 use broker::Snapshot;
+use daemon_kit::stats::Stats;
 use publisher::collectors::{Collectors, Roots};
 use publisher::events::EventLog;
 use publisher::http::{router, AppState};
 use publisher::ring::Ring;
 use publisher::sampler::{Sampler, SamplerStats};
+use publisher::shared_ring::SharedRing;
 use serde_json::Value;
 use tokio::sync::watch;
 use tokio::time::Instant;
@@ -33,9 +35,9 @@ fn fixture(interval: Duration) -> Fixture {
         host: "h".into(),
         interval,
         latest: latest_rx,
-        ring: Arc::new(Mutex::new(ring)),
+        ring: SharedRing::new(ring),
         events: EventLog::new(dir.path()),
-        stats: Arc::new(Mutex::new(SamplerStats::default())),
+        stats: Stats::<SamplerStats>::default(),
         mqtt: None,
         broker: None,
         started: Instant::now(),
@@ -72,7 +74,7 @@ async fn latest_is_503_with_a_json_error_before_the_first_sample() {
 async fn history_pages_by_seq() {
     let f = fixture(Duration::from_secs(15));
     {
-        let mut ring = f.state.ring.lock().unwrap();
+        let ring = &f.state.ring;
         for seq in 10..20 {
             ring.append(&Snapshot {
                 seq,
@@ -107,7 +109,9 @@ async fn health_turns_stale_after_three_intervals_without_a_sample() {
         (StatusCode::OK, Some("ok")),
         "starting up"
     );
-    f.state.stats.lock().unwrap().last_sample_at = Some(Instant::now());
+    f.state
+        .stats
+        .update(|s| s.last_sample_at = Some(Instant::now()));
     tokio::time::advance(Duration::from_secs(45)).await;
     let (status, _) = call(&f.state, "/health").await;
     assert_eq!(status, StatusCode::OK, "exactly 3 intervals is still ok");
@@ -126,10 +130,10 @@ fn sampler(dir: &Path, machine: &str, interval: Duration) -> (Sampler, AppState)
     );
     let f = fixture(interval);
     let (ring, _) = Ring::open(&dir.join("ring"), 100, false).unwrap();
-    let ring = Arc::new(Mutex::new(ring));
+    let ring = SharedRing::new(ring);
     let (latest, latest_rx) = watch::channel(None);
     let state = AppState {
-        ring: Arc::clone(&ring),
+        ring: ring.clone(),
         latest: latest_rx,
         ..f.state
     };
@@ -142,7 +146,7 @@ fn sampler(dir: &Path, machine: &str, interval: Duration) -> (Sampler, AppState)
         )),
         ring,
         latest,
-        stats: Arc::clone(&state.stats),
+        stats: state.stats.clone(),
         next_seq: 41,
         events: EventLog::new(dir),
         keep_events: 10,
@@ -158,18 +162,18 @@ async fn sampler_ticks_on_a_fixed_schedule_and_continues_seq() {
     let task = tokio::spawn(sampler.run(shutdown.clone()));
     // First sample after 1 s, then at 16, 31, 46, 61 s.
     tokio::time::sleep(Duration::from_millis(61_500)).await;
-    assert_eq!(state.stats.lock().unwrap().samples_total, 5);
+    assert_eq!(state.stats.snapshot().samples_total, 5);
     let latest = state.latest.borrow().clone().unwrap();
     assert_eq!(latest.seq, 45);
     assert_eq!(latest.host, "h");
     assert_eq!(latest.interval_s, 15.0);
     assert_eq!(latest.thermal.cpu_temp_c, Some(48.686));
-    assert_eq!(state.ring.lock().unwrap().newest_seq(), Some(45));
+    assert_eq!(state.ring.page(0, 1).unwrap().newest_seq, Some(45));
     shutdown.cancel();
     task.await.unwrap();
     tokio::time::sleep(Duration::from_secs(60)).await;
     assert_eq!(
-        state.stats.lock().unwrap().samples_total,
+        state.stats.snapshot().samples_total,
         5,
         "stopped means stopped"
     );

@@ -14,10 +14,11 @@ mod tests;
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use daemon_kit::backoff::Backoff;
+use daemon_kit::stats::Stats;
 use rumqttc::{AsyncClient, ConnectionError, Event, LastWill, Outgoing, Packet, QoS};
 use serde::Serialize;
 use tokio::sync::mpsc;
@@ -57,19 +58,17 @@ pub struct HaHealth {
 /// The task's counters, shared with `/health` (a handle: a poisoned lock only loses counts).
 #[derive(Debug, Default, Clone)]
 pub struct SharedHa {
-    health: Arc<Mutex<HaHealth>>,
+    health: Stats<HaHealth>,
 }
 
 impl SharedHa {
     fn update(&self, f: impl FnOnce(&mut HaHealth)) {
-        if let Ok(mut h) = self.health.lock() {
-            f(&mut h);
-        }
+        self.health.update(f);
     }
 
     /// The counters as of now.
     pub fn snapshot(&self) -> HaHealth {
-        self.health.lock().map(|h| h.clone()).unwrap_or_default()
+        self.health.snapshot()
     }
 }
 

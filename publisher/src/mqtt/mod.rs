@@ -9,7 +9,6 @@
 //! disconnected are not replayed over MQTT; a subscriber backfills them from `/history`.
 
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use broker::{BrokerMode, Topics};
@@ -28,6 +27,7 @@ mod link;
 
 use crate::sampler::Latest;
 pub use client::{ClientSettings, MqttError};
+use daemon_kit::stats::Stats;
 use link::{reason, Link};
 
 /// Room in rumqttc's request queue. A full queue (broker away, or 100 publishes unacked)
@@ -66,7 +66,7 @@ struct Publisher {
     host: String,
     topics: Topics,
     max_payload: usize,
-    stats: Arc<Mutex<MqttStats>>,
+    stats: Stats<MqttStats>,
     events: EventLog,
     cursor_path: PathBuf,
     /// The last event acknowledged by the broker, all before it acknowledged too.
@@ -81,9 +81,7 @@ struct Publisher {
 
 impl Publisher {
     fn stat(&self, f: impl FnOnce(&mut MqttStats)) {
-        if let Ok(mut s) = self.stats.lock() {
-            f(&mut s);
-        }
+        self.stats.update(f);
     }
 
     /// Queues a QoS 1 publish, remembering what it carries.
@@ -234,20 +232,20 @@ pub async fn run(
     mut latest: Latest,
     events: EventLog,
     data_dir: PathBuf,
-    stats: Arc<Mutex<MqttStats>>,
+    stats: Stats<MqttStats>,
     shutdown: CancellationToken,
 ) -> Result<(), MqttError> {
     let options = client_settings.options()?;
     let (client, eventloop) = AsyncClient::new(options, REQUEST_QUEUE);
     let mut link = Link::new(eventloop);
-    if let Ok(mut s) = stats.lock() {
+    stats.update(|s| {
         s.mode = match client_settings.settings.mode {
             BrokerMode::Embedded => "embedded",
             BrokerMode::External => "external",
             BrokerMode::Off => "off",
         };
         s.broker = format!("{}:{}", client_settings.host, client_settings.port);
-    }
+    });
     let cursor_path = data_dir.join("mqtt-events.cursor");
     let cursor = load_cursor(&cursor_path);
     let mut publisher = Publisher {
@@ -255,7 +253,7 @@ pub async fn run(
         host: client_settings.host_id.clone(),
         topics: client_settings.topics.clone(),
         max_payload: client_settings.settings.max_payload_size,
-        stats: Arc::clone(&stats),
+        stats: stats.clone(),
         events,
         cursor_path,
         cursor,
