@@ -284,22 +284,30 @@ impl Settings {
     }
 }
 
+/// Settings from `text` as the config file, with a throwaway data dir and `host` (`None`:
+/// read from the machine), for the config tests.
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+pub(crate) fn load_for_test(text: &str, host: Option<&str>) -> Result<Settings, SettingsError> {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("p.toml");
+    std::fs::write(&path, text).unwrap();
+    Settings::load(
+        Some(&path),
+        &Overrides {
+            host: host.map(str::to_owned),
+            data_dir: Some(dir.path().to_owned()),
+            ..Overrides::default()
+        },
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn load_toml(text: &str) -> Result<Settings, SettingsError> {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("p.toml");
-        std::fs::write(&path, text).unwrap();
-        Settings::load(
-            Some(&path),
-            &Overrides {
-                host: None,
-                data_dir: Some(dir.path().to_owned()),
-                ..Overrides::default()
-            },
-        )
+        load_for_test(text, None)
     }
 
     #[test]

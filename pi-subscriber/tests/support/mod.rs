@@ -74,10 +74,7 @@ impl Subscriber {
 
     /// SIGTERM, and a clean exit.
     pub fn stop(mut self) {
-        Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status()
-            .unwrap();
+        crate::common::send_signal(&self.child, "TERM");
         let status = self.child.wait().unwrap();
         assert!(status.success(), "{status:?}");
     }

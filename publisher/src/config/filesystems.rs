@@ -139,17 +139,7 @@ mod tests {
     use super::*;
 
     fn load(text: &str) -> Result<Settings, SettingsError> {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("p.toml");
-        std::fs::write(&path, text).unwrap();
-        Settings::load(
-            Some(&path),
-            &Overrides {
-                host: Some("tower".into()),
-                data_dir: Some(dir.path().to_owned()),
-                ..Overrides::default()
-            },
-        )
+        super::super::load_for_test(text, Some("tower"))
     }
 
     #[test]
