@@ -52,9 +52,20 @@ async fn forget_silent_hosts(
             _ = tick.tick() => {}
         }
         let now_ms = ingest::unix_ms_now();
-        let Ok(silent) = store.silent_hosts(now_ms, forget_after) else {
-            return;
-        };
+        let s = store.clone();
+        let silent =
+            match tokio::task::spawn_blocking(move || s.silent_hosts(now_ms, forget_after)).await {
+                Ok(Ok(silent)) => silent,
+                Ok(Err(store::HistoryError::Poisoned(_))) => return,
+                Ok(Err(error)) => {
+                    tracing::warn!(%error, "cannot list the silent hosts");
+                    continue;
+                }
+                Err(error) => {
+                    tracing::warn!(%error, "listing the silent hosts failed");
+                    continue;
+                }
+            };
         for host in silent {
             let store = store.clone();
             let forgot =

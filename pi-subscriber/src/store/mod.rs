@@ -186,13 +186,23 @@ impl SharedStore {
         Ok(())
     }
 
-    /// Hosts not heard from since `now_ms - forget_after`.
+    /// Hosts not heard from since `now_ms - forget_after`: live ones, and those the history
+    /// alone still holds (evicted at `max_hosts`, or beyond it at start-up) whose newest row
+    /// is older than that.
     pub fn silent_hosts(
         &self,
         now_ms: i64,
         forget_after: std::time::Duration,
-    ) -> Result<Vec<String>, Poisoned> {
-        Ok(self.lock()?.silent_hosts(now_ms, forget_after))
+    ) -> Result<Vec<String>, HistoryError> {
+        let (mut silent, live) = {
+            let state = self.lock()?;
+            let live: std::collections::BTreeSet<String> = state.hosts.keys().cloned().collect();
+            (state.silent_hosts(now_ms, forget_after), live)
+        };
+        let before = now_ms.saturating_sub(forget_after.as_millis() as i64);
+        let dormant = self.tsdb()?.dormant_hosts(&|h| live.contains(h), before)?;
+        silent.extend(dormant);
+        Ok(silent)
     }
 
     /// The ingest counters, and the history's as of its last commit (for `/health` and
@@ -229,10 +239,7 @@ impl SharedStore {
             Err(()) => return Outcome::TooManyHosts,
         };
         if let Some(gone) = &evicted {
-            tracing::warn!(host = %gone, new = %snapshot.host, "history.max_hosts reached: forgot the longest-silent stale host");
-            if let Err(error) = self.forget_history(gone) {
-                tracing::warn!(%error, host = %gone, "cannot forget the history of an evicted host");
-            }
+            tracing::warn!(host = %gone, new = %snapshot.host, "history.max_hosts reached: the longest-silent stale host gave its live slot (its history is kept)");
         }
         let stored = match self.tsdb() {
             Ok(mut db) => db.ingest(&snapshot, source != Source::Backfill, now_ms),
@@ -267,6 +274,9 @@ impl SharedStore {
     pub fn forget(&self, host: &str) -> Result<bool, HistoryError> {
         let known = self.lock()?.forget(host);
         let had_history = self.forget_history(host)?;
+        if known || had_history {
+            self.lock()?.stats.forgotten_total += 1;
+        }
         Ok(known || had_history)
     }
 

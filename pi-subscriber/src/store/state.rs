@@ -70,7 +70,8 @@ pub struct IngestStats {
     pub too_many_hosts_total: u64,
     /// Hosts forgotten: silent for `history.forget_after`, or `DELETE /hosts/{host}`.
     pub forgotten_total: u64,
-    /// Stale hosts that gave way to a new host at `max_hosts`.
+    /// Stale hosts that gave way to a new host at `max_hosts` (their live slot only: their
+    /// history stays).
     pub evicted_total: u64,
     /// Snapshots whose server clock was far from the Pi's (kept, flagged).
     pub clock_skewed_total: u64,
@@ -290,8 +291,10 @@ impl Store {
             });
         match victim {
             Some(name) => {
-                self.forget(&name);
-                self.stats.forgotten_total -= 1;
+                // The live slot only: its history and job events stay until `forget_after`
+                // or `DELETE /hosts` (a NAS asleep overnight plus a few spoofed names must
+                // not wipe two years of it).
+                self.hosts.remove(&name);
                 self.stats.evicted_total += 1;
                 Room::Evicted(name)
             }
@@ -311,14 +314,13 @@ impl Store {
     }
 
     /// Forgets a host: its state, history and job events. `false` when it was not known.
+    /// `false` when it was not known live (its events, if any, go all the same: it may have
+    /// been evicted from the live state earlier).
     pub(super) fn forget(&mut self, host: &str) -> bool {
-        if self.hosts.remove(host).is_none() {
-            return false;
-        }
+        let live = self.hosts.remove(host).is_some();
         self.events.retain(|e| e.host() != host);
         self.event_bytes = self.events.iter().map(event_bytes).sum();
-        self.stats.forgotten_total += 1;
-        true
+        live
     }
 
     /// Hosts not heard from since `now_ms - forget_after` (Pi clock; for a host restored from

@@ -432,9 +432,10 @@ async fn silent_hosts_are_forgotten_and_stale_ghosts_give_way() {
         panic!("not stored")
     };
     assert_eq!(evicted.as_deref(), Some("ghost1"));
-    assert!(
-        store.lock().unwrap().events.is_empty(),
-        "its job events went with it"
+    assert_eq!(
+        store.lock().unwrap().events.len(),
+        1,
+        "eviction frees the live slot only: its job events stay (issue 18 A2)"
     );
     assert_eq!(store.lock().unwrap().stats.evicted_total, 1);
     let week = Duration::from_secs(7 * 86_400);
@@ -447,7 +448,12 @@ async fn silent_hosts_are_forgotten_and_stale_ghosts_give_way() {
     assert_eq!(store.lock().unwrap().silent_hosts(later, week), ["ghost2"]);
     assert!(store.forget("ghost2").unwrap());
     assert!(!store.forget("ghost2").unwrap());
-    assert_eq!(store.lock().unwrap().stats.forgotten_total, 1);
+    assert!(store.forget("ghost1").unwrap(), "its history was kept");
+    assert!(
+        store.lock().unwrap().events.is_empty(),
+        "forgetting takes its events"
+    );
+    assert_eq!(store.lock().unwrap().stats.forgotten_total, 2);
     assert_eq!(
         store.lock().unwrap().hosts.keys().collect::<Vec<_>>(),
         ["real"]
@@ -486,4 +492,76 @@ fn newest_job_ends_are_one_per_host_the_latest_kept() {
             ("tower".to_string(), "r3".to_string(), Some(2))
         ]
     );
+}
+
+/// Issue 18 A2: a stale host that gives way to new names at `max_hosts` keeps its history
+/// (eviction frees the live slot only), and gets it back when it returns.
+#[tokio::test]
+async fn evicting_a_host_never_deletes_its_history() {
+    let store = handle(2);
+    let t0 = 1_700_000_000;
+    for seq in 1..=5 {
+        ingest(
+            &store,
+            snap("nas", seq, t0 + 15 * seq as i64, 0),
+            Source::Mqtt,
+        );
+    }
+    let heard = (t0 + 75) * 1000;
+    // The NAS sleeps; two spoofed names arrive once it is stale.
+    let at = |s: i64| Instant::now() + Duration::from_secs(s as u64);
+    let spoof = |name: &str, s: i64| {
+        store.ingest(
+            snap(name, 1, t0 + s, 0),
+            Source::Mqtt,
+            at(s),
+            (t0 + s) * 1000,
+        )
+    };
+    assert!(matches!(
+        spoof("ghost1", 200),
+        Outcome::Stored { evicted: None, .. }
+    ));
+    let Outcome::Stored { evicted, .. } = spoof("ghost2", 300) else {
+        panic!("not stored")
+    };
+    assert_eq!(evicted.as_deref(), Some("nas"), "the live slot is freed");
+    assert_eq!(store.lock().unwrap().stats.evicted_total, 1);
+    assert_eq!(store.lock().unwrap().stats.forgotten_total, 0);
+    // Its history is still there, all five samples.
+    let seqs = |store: &SharedStore| {
+        store
+            .history("nas", 0, i64::MAX)
+            .unwrap()
+            .iter()
+            .map(|r| r.seq)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(seqs(&store), [1, 2, 3, 4, 5]);
+    // It comes back (a ghost gives way in turn) and carries on where it was.
+    let back = store.ingest(
+        snap("nas", 6, t0 + 400, 0),
+        Source::Mqtt,
+        at(400),
+        (t0 + 400) * 1000,
+    );
+    assert!(
+        matches!(
+            back,
+            Outcome::Stored {
+                evicted: Some(_),
+                ..
+            }
+        ),
+        "{back:?}"
+    );
+    assert_eq!(seqs(&store), [1, 2, 3, 4, 5, 6]);
+    // forget_after still forgets the history of a host evicted and never back.
+    let week = Duration::from_secs(7 * 86_400);
+    let silent = store
+        .silent_hosts(heard + week.as_millis() as i64 + 400_000, week)
+        .unwrap();
+    assert!(silent.contains(&"ghost1".to_string()), "{silent:?}");
+    assert!(store.forget("ghost1").unwrap());
+    assert!(store.history("ghost1", 0, i64::MAX).unwrap().is_empty());
 }

@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use rusqlite::params;
 
 use super::db::{Tsdb, NEIGHBOUR_WINDOW_MS};
+use super::rollup::Tier;
 use super::TsdbError;
 use crate::registry::{Kind, Value, METRICS};
 
@@ -111,6 +112,38 @@ impl Tsdb {
                     reference,
                 });
             }
+            Ok(out)
+        };
+        run().map_err(|e| self.err(e))
+    }
+
+    /// The hosts the history holds that `live` does not track, whose newest row (raw sample,
+    /// or the end of a minute or hour row) is older than `before_ms`: `forget_after` applies
+    /// to them too.
+    pub fn dormant_hosts(
+        &self,
+        live: &dyn Fn(&str) -> bool,
+        before_ms: i64,
+    ) -> Result<Vec<String>, TsdbError> {
+        let run = || -> rusqlite::Result<Vec<String>> {
+            let mut out = Vec::new();
+            for (name, h) in &self.hosts {
+                if live(name) {
+                    continue;
+                }
+                let newest: Option<i64> = self.conn.query_row(
+                    "SELECT MAX(t) FROM (
+                        SELECT MAX(ts) AS t FROM raw WHERE host = ?1
+                        UNION ALL SELECT MAX(start) + ?2 FROM minute WHERE series IN (SELECT id FROM series WHERE host = ?1)
+                        UNION ALL SELECT MAX(start) + ?3 FROM hour WHERE series IN (SELECT id FROM series WHERE host = ?1))",
+                    params![h.id, Tier::Minute.row_ms(), Tier::Hour.row_ms()],
+                    |r| r.get(0),
+                )?;
+                if newest.is_none_or(|t| t < before_ms) {
+                    out.push(name.clone());
+                }
+            }
+            out.sort();
             Ok(out)
         };
         run().map_err(|e| self.err(e))
