@@ -6,13 +6,11 @@ use std::collections::VecDeque;
 use rusqlite::{params, OptionalExtension};
 
 use super::codec;
-use super::db::{Sample, Tsdb, GRACE_MS, NEIGHBOUR_WINDOW_MS};
+use super::db::{Sample, Tsdb, FUTURE_MS, GRACE_MS, NEIGHBOUR_WINDOW_MS};
 use super::rollup::{floor, Bucket, Tier};
 use super::TsdbError;
 use crate::registry::Value;
 
-/// How far ahead of the Pi's clock a sample may be dated and still be rolled up.
-const FUTURE_MS: i64 = 86_400_000;
 
 impl Tsdb {
     /// Adds one value (a gauge, or a rate) at `ts_ms` to its minute and hour buckets.
@@ -131,7 +129,10 @@ impl Tsdb {
             }
         }
         let raw = self.retention.horizon(Tier::Raw, now_ms);
-        self.conn.execute("DELETE FROM raw WHERE ts < ?1", [raw])?;
+        self.conn.execute(
+            "DELETE FROM raw WHERE ts < ?1 OR ts > ?2",
+            [raw, now_ms.saturating_add(FUTURE_MS)],
+        )?;
         for (tier, table) in [(Tier::Minute, "minute"), (Tier::Hour, "hour")] {
             let keep = self.retention.horizon(tier, now_ms) - tier.row_ms();
             self.conn
@@ -152,9 +153,12 @@ impl Tsdb {
             .unwrap_or(i64::MIN)
             .max(self.retention.horizon(Tier::Raw, now_ms));
         let mut stmt = self.conn.prepare(
-            "SELECT host, ts, seq, boot, data FROM raw WHERE ts >= ?1 ORDER BY host, ts, seq",
+            "SELECT host, ts, seq, boot, data FROM raw WHERE ts >= ?1 AND ts <= ?2 ORDER BY host, ts, seq",
         )?;
-        let mut rows = stmt.query([from.saturating_sub(NEIGHBOUR_WINDOW_MS)])?;
+        let mut rows = stmt.query([
+            from.saturating_sub(NEIGHBOUR_WINDOW_MS),
+            now_ms.saturating_add(FUTURE_MS),
+        ])?;
         // The samples just before, of the current host: a seq neighbour is almost always
         // the previous row; a clock stepped back interleaves a few.
         let mut recent: VecDeque<Sample> = VecDeque::with_capacity(REBUILD_WINDOW);

@@ -18,6 +18,10 @@ use crate::registry::{Value, METRICS};
 /// a short backfill) still land in memory.
 pub(super) const GRACE_MS: i64 = 5 * MINUTE_MS;
 
+/// How far ahead of the Pi's clock a sample may be dated and still be stored: the one bound
+/// on time applied wherever a time enters (ingest, rebuild, pruning, restore).
+pub(super) const FUTURE_MS: i64 = 86_400_000;
+
 /// How far around a sample the raw tier is searched for its seq neighbour.
 pub(super) const NEIGHBOUR_WINDOW_MS: i64 = 3_600_000;
 
@@ -96,6 +100,9 @@ pub struct TsdbStats {
     pub series_total: u64,
     pub series_dropped_total: u64,
     pub commits_total: u64,
+    /// Samples dated more than a day ahead of the Pi's clock: not stored (a broken or hostile
+    /// clock would keep their rows open, and their host fresh, for days).
+    pub future_dropped_total: u64,
 }
 
 #[derive(Debug)]
@@ -227,6 +234,10 @@ impl Tsdb {
         live: bool,
         now_ms: i64,
     ) -> rusqlite::Result<IngestReport> {
+        if s.ts_ms > now_ms.saturating_add(FUTURE_MS) {
+            self.stats.future_dropped_total += 1;
+            return Ok(IngestReport::default());
+        }
         self.begin()?;
         let host_id = self.host_id(&s.host)?;
         let (values, dropped) = self.values_of(&s.host, host_id, s)?;
@@ -364,5 +375,28 @@ impl Tsdb {
         run(self).map_err(|e| self.err(e))?;
         self.commit()?;
         Ok(true)
+    }
+}
+
+#[cfg(test)]
+impl Tsdb {
+    /// The series values of a snapshot, creating its series (tests that write raw rows as an
+    /// older version did).
+    pub(super) fn ingest_values_for_test(&mut self, s: &Snapshot) -> Vec<(u32, Value)> {
+        self.begin().unwrap();
+        let id = self.host_id(&s.host).unwrap();
+        self.values_of(&s.host, id, s).unwrap().0
+    }
+
+    /// Writes one raw row as it is.
+    pub(super) fn insert_raw_for_test(&mut self, s: &Sample) {
+        self.begin().unwrap();
+        let id = self.hosts.values().next().unwrap().id;
+        self.conn
+            .execute(
+                "INSERT INTO raw (host, ts, seq, boot, data) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![id, s.ts_ms, s.seq as i64, s.boot as i64, codec::encode_sample(&s.values)],
+            )
+            .unwrap();
     }
 }

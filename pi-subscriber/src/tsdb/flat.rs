@@ -25,7 +25,8 @@ pub struct KnownHost {
     pub name: String,
     /// Raw samples kept.
     pub samples: u64,
-    /// The newest sample's time (server clock).
+    /// The newest sample's time (server clock) that the Pi's clock (plus the allowed skew)
+    /// has reached: a row dated ahead never makes its host look fresh.
     pub newest_ts_ms: Option<i64>,
     /// The highest seq whose time the Pi's clock had reached, with its time and boot: what a
     /// gap after a restart is measured from.
@@ -87,8 +88,8 @@ impl Tsdb {
             names.sort();
             for (name, id) in names {
                 let (samples, newest): (u64, Option<i64>) = self.conn.query_row(
-                    "SELECT COUNT(*), MAX(ts) FROM raw WHERE host = ?1",
-                    [id],
+                    "SELECT COUNT(*), MAX(CASE WHEN ts <= ?2 THEN ts END) FROM raw WHERE host = ?1",
+                    params![id, horizon_ms],
                     |r| Ok((r.get::<_, i64>(0)? as u64, r.get(1)?)),
                 )?;
                 let reference = self

@@ -397,7 +397,11 @@ fn flat_rows_and_known_hosts() {
     assert_eq!(known.len(), 1);
     assert_eq!(known[0].name, "tower");
     assert_eq!(known[0].samples, 8);
-    assert_eq!(known[0].newest_ts_ms, Some(T0 + 105_000));
+    assert_eq!(
+        known[0].newest_ts_ms,
+        Some(T0 + 60_000),
+        "clamped to the Pi's clock (issue 18 A3)"
+    );
     assert_eq!(
         known[0].reference.map(|r| r.0),
         Some(104),
@@ -470,4 +474,48 @@ fn the_series_budget_bounds_every_host_together() {
     db.ingest(&other, true, T0 + 15_000).unwrap();
     assert_eq!(db.stats.series_total, 4);
     assert!(db.stats.series_dropped_total >= 7);
+}
+
+/// Issue 18 A3: wide snapshots dated days ahead never reach memory at start-up: they are not
+/// stored beyond the bound, rows already on disk beyond it are not rebuilt and are pruned,
+/// and what a restart believes of the host is clamped to the Pi's clock.
+#[test]
+fn samples_dated_in_the_future_never_reach_memory_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let wide = |seq: u64, ts_ms: i64| {
+        let mut s = snap(seq, ts_ms, 5.0, seq);
+        s.thermal.sensors = (0..100).map(|i| (format!("s{i}"), 40.0)).collect();
+        s
+    };
+    let mut db = open(dir.path(), T0);
+    db.ingest(&wide(1, T0), true, T0).unwrap();
+    db.commit().unwrap();
+    let present = db.open.len();
+    // An older version stored them (the bound was only on the buckets): write them raw.
+    for i in 0..40u64 {
+        let ts = T0 + 3 * DAY_MS + i as i64 * HOUR_MS;
+        let s = Sample {
+            ts_ms: ts,
+            seq: 2 + i,
+            boot: 1,
+            values: db.ingest_values_for_test(&wide(2 + i, ts)),
+        };
+        db.insert_raw_for_test(&s);
+    }
+    db.commit().unwrap();
+    // Ingest refuses them now.
+    let report = db.ingest(&wide(100, T0 + 3 * DAY_MS), true, T0).unwrap();
+    assert!(!report.duplicate);
+    assert_eq!(db.stats.future_dropped_total, 1);
+    drop(db);
+    let mut db = open(dir.path(), T0 + 60_000);
+    assert_eq!(db.open.len(), present, "no open row for a day ahead");
+    let known = db.known_hosts(T0 + 60_000 + 120_000).unwrap();
+    assert_eq!(known[0].newest_ts_ms, Some(T0), "clamped to the Pi's clock");
+    db.maintain(T0 + 60_000).unwrap();
+    assert!(
+        db.flat_rows("tower", T0 + DAY_MS, i64::MAX).unwrap().is_empty(),
+        "rows dated beyond the bound are pruned"
+    );
+    assert_eq!(db.flat_rows("tower", 0, i64::MAX).unwrap().len(), 1);
 }
