@@ -141,17 +141,15 @@ impl Tsdb {
         Ok(())
     }
 
-    /// Re-fills the open rows from the raw tier (they were in memory when the process ended).
+    /// Re-fills the open rows from the raw tier (they were in memory when the process ended);
+    /// runs at open, before the first prune.
     /// Streams the rows: memory stays bounded by a small window of recent samples per host
     /// whatever the number of hosts or how late in the day the restart comes.
     pub(super) fn rebuild(&mut self, now_ms: i64) -> rusqlite::Result<()> {
-        let from = self
-            .flushed
-            .values()
-            .copied()
-            .min()
-            .unwrap_or(i64::MIN)
-            .max(self.retention.horizon(Tier::Raw, now_ms));
+        // From the oldest row still open, whatever the raw tier's horizon: after a Pi outage
+        // of over a day its samples are still on disk (nothing prunes before this runs) and
+        // the row is closed with all of them.
+        let from = self.flushed.values().copied().min().unwrap_or(i64::MIN);
         let mut stmt = self.conn.prepare(
             "SELECT host, ts, seq, boot, data FROM raw WHERE ts >= ?1 AND ts <= ?2 ORDER BY host, ts, seq",
         )?;

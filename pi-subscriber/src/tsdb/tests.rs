@@ -519,3 +519,27 @@ fn samples_dated_in_the_future_never_reach_memory_at_start() {
     );
     assert_eq!(db.flat_rows("tower", 0, i64::MAX).unwrap().len(), 1);
 }
+
+/// Issue 18 A4: after a Pi outage of over a day, the hour row still open when it stopped is
+/// rebuilt from all of its samples (the raw tier still holds them until the first prune),
+/// then closed with them.
+#[test]
+fn a_long_pi_outage_keeps_the_open_buckets() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut db = open(dir.path(), T0);
+    two_minutes(&mut db);
+    db.maintain(T0 + 2 * HOUR_MS).unwrap(); // minute rows of T0's hour written; its day open
+    drop(db);
+    let back = T0 + 50 * HOUR_MS; // the Pi was off for two days
+    let mut db = open(dir.path(), back);
+    db.maintain(back).unwrap();
+    let later = T0 + 20 * DAY_MS; // past the minute tier: the hour tier answers
+    let (tier, s) = db
+        .query(
+            &q("cpu_usage_percent", None, T0, T0 + HOUR_MS - 1, None, Agg::Avg),
+            later,
+        )
+        .unwrap();
+    assert_eq!(tier, Tier::Hour);
+    assert_eq!(s[0].points, [(T0, Some(45.0))]);
+}
