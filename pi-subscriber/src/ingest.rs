@@ -13,8 +13,9 @@ use crate::validate::{self, Rejection};
 #[derive(Debug, Clone)]
 pub struct Ingestor {
     pub store: SharedStore,
-    /// Gaps for the backfill task; never waited on (a full queue drops the request, and the
-    /// next snapshot's gap check asks again).
+    /// Wakes the backfill task when a gap shows; never waited on. The hole itself is recorded
+    /// in the history with the sample that revealed it, so a full queue, a failed backfill
+    /// or a restart loses nothing: the poller retries due holes from there.
     pub gaps: mpsc::Sender<Gap>,
     pub max_payload: usize,
     /// The alert engine's input (`None`: alerts off); never waited on.

@@ -16,6 +16,7 @@ use crate::config::PollSettings;
 use crate::ingest::Ingestor;
 use crate::mqtt::SharedMqtt;
 use crate::store::{Gap, Outcome, Source};
+use crate::tsdb::{Attempt, Fate, Hole};
 
 /// Most snapshots asked for in one `/history` request.
 const PAGE: u64 = 1000;
@@ -108,9 +109,19 @@ impl Poller {
         let mut ticker = tokio::time::interval(self.settings.interval);
         ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
         let mut polling: HashMap<String, bool> = HashMap::new();
+        // Holes are retried on their own schedule (recorded in the history, with backoff);
+        // this only looks for due ones, and only while any is open.
+        let mut holes = tokio::time::interval(std::time::Duration::from_secs(1));
+        holes.set_missed_tick_behavior(MissedTickBehavior::Delay);
         loop {
             tokio::select! {
                 _ = shutdown.cancelled() => break,
+                _ = holes.tick() => {
+                    let open = self.ingestor.store.counters().map(|(_, h)| h.holes.holes_open);
+                    if open.is_ok_and(|n| n > 0) {
+                        self.fill_holes().await;
+                    }
+                }
                 _ = ticker.tick() => {
                     for endpoint in self.settings.endpoints.clone() {
                         let poll = self.should_poll(&endpoint);
@@ -122,7 +133,7 @@ impl Poller {
                         }
                     }
                 }
-                Some(gap) = gaps.recv() => self.backfill(gap).await,
+                Some(_) = gaps.recv() => self.fill_holes().await,
                 _ = self.reconcile.notified() => self.reconcile_events().await,
             }
         }
@@ -220,10 +231,49 @@ impl Poller {
             .count()
     }
 
-    /// Fetches the snapshots between `gap.after_seq` and `gap.before_seq` from the publisher
-    /// that serves the host, page by page.
-    async fn backfill(&mut self, gap: Gap) {
-        let bases: Vec<String> = match self.bases.get(&gap.host) {
+    /// Attempts every hole that is due (a few at a time), and settles each: filled, retried
+    /// later with backoff, or recorded as lost.
+    async fn fill_holes(&mut self) {
+        let store = self.ingestor.store.clone();
+        let now = crate::ingest::unix_ms_now();
+        let due = match tokio::task::spawn_blocking(move || store.due_holes(now, 8)).await {
+            Ok(Ok(due)) => due,
+            Ok(Err(error)) => {
+                tracing::warn!(%error, "cannot read the holes to backfill");
+                return;
+            }
+            Err(_) => return,
+        };
+        for hole in due {
+            tracing::info!(host = %hole.host, after = hole.after_seq, before = hole.before_seq, tries = hole.tries, "backfilling a hole");
+            let attempt = self.backfill(&hole).await;
+            let store = self.ingestor.store.clone();
+            let h = hole.clone();
+            let settled = tokio::task::spawn_blocking(move || {
+                store.settle_hole(&h, &attempt, crate::ingest::unix_ms_now())
+            })
+            .await;
+            match settled {
+                Ok(Ok(Fate::Filled)) => {
+                    tracing::info!(host = %hole.host, after = hole.after_seq, before = hole.before_seq, "hole filled")
+                }
+                Ok(Ok(Fate::Retry(at))) => {
+                    tracing::info!(host = %hole.host, after = hole.after_seq, before = hole.before_seq, retry_at_ms = at, "hole still open: retrying later")
+                }
+                Ok(Ok(Fate::Lost(n))) => {
+                    tracing::warn!(host = %hole.host, after = hole.after_seq, before = hole.before_seq, lost = n, "samples lost for good: no longer in the publisher's ring")
+                }
+                Ok(Err(error)) => tracing::warn!(host = %hole.host, %error, "cannot settle a hole"),
+                Err(_) => {}
+            }
+        }
+    }
+
+    /// Fetches the snapshots between `hole.after_seq` and `hole.before_seq` from the publisher
+    /// that serves the host, page by page. `Answered` once a publisher of that host answered
+    /// every page (what it did not send, it no longer has); `Failed` otherwise.
+    async fn backfill(&mut self, hole: &Hole) -> Attempt {
+        let bases: Vec<String> = match self.bases.get(&hole.host) {
             Some(base) => vec![base.clone()],
             None => self
                 .settings
@@ -233,15 +283,16 @@ impl Poller {
                 .collect(),
         };
         for base in bases {
-            let mut since = gap.after_seq;
+            let mut since = hole.after_seq;
             let mut stored = 0u64;
             let mut fetched = 0u64;
-            while since.saturating_add(1) < gap.before_seq {
+            let mut answered = true;
+            while since.saturating_add(1) < hole.before_seq {
                 if fetched >= self.max_backfill {
-                    tracing::warn!(host = %gap.host, after = gap.after_seq, before = gap.before_seq, fetched, "gap larger than history.capacity: backfill stopped there");
+                    tracing::warn!(host = %hole.host, after = hole.after_seq, before = hole.before_seq, fetched, "hole larger than history.capacity: backfill stopped there");
                     break;
                 }
-                let limit = (gap.before_seq - since - 1)
+                let limit = (hole.before_seq - since - 1)
                     .min(PAGE)
                     .min(self.max_backfill - fetched);
                 let url = format!("{base}/history?since_seq={since}&limit={limit}");
@@ -253,23 +304,26 @@ impl Poller {
                     Ok(Ok(page)) => page,
                     Ok(Err(error)) => {
                         tracing::warn!(%url, %error, "backfill answer is not a history page");
+                        answered = false;
                         break;
                     }
                     Err(error) => {
                         tracing::warn!(%url, %error, "backfill request failed");
+                        answered = false;
                         break;
                     }
                 };
-                if page.host != gap.host {
+                if page.host != hole.host {
+                    answered = false;
                     break; // another publisher's history
                 }
-                self.bases.insert(gap.host.clone(), base.clone());
+                self.bases.insert(hole.host.clone(), base.clone());
                 fetched = fetched.saturating_add(page.snapshots.len() as u64);
                 let mut last = since;
                 for raw in &page.snapshots {
                     if let Ok(outcome) = self.ingestor.snapshot_payload(
                         raw.get().as_bytes(),
-                        Some(&gap.host),
+                        Some(&hole.host),
                         Source::Backfill,
                     ) {
                         if matches!(outcome, Outcome::Stored { .. }) {
@@ -288,12 +342,13 @@ impl Poller {
                 }
                 since = last;
             }
-            if self.bases.get(&gap.host) == Some(&base) {
-                tracing::info!(host = %gap.host, stored, "backfill done");
-                return;
+            if answered && self.bases.get(&hole.host) == Some(&base) {
+                tracing::info!(host = %hole.host, stored, "backfill pass done");
+                return Attempt::Answered;
             }
         }
-        tracing::warn!(host = %gap.host, "no publisher could backfill the gap");
+        tracing::warn!(host = %hole.host, "no publisher could backfill the hole (yet)");
+        Attempt::Failed
     }
 }
 

@@ -15,7 +15,10 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 pub use crate::row::HistoryRow;
-use crate::tsdb::{QueryError, SeriesPoints, SeriesQuery, Tier, Tsdb, TsdbError, TsdbStats};
+use crate::tsdb::{
+    Attempt, Fate, Hole, Lost, QueryError, SeriesPoints, SeriesQuery, Tier, Tsdb, TsdbError,
+    TsdbStats,
+};
 use crate::validate::Rejection;
 pub use state::{Gap, HostState, IngestStats, Outcome, Source, Store};
 
@@ -248,7 +251,7 @@ impl SharedStore {
         let Ok(mut state) = self.lock() else {
             return Outcome::Failed;
         };
-        match stored {
+        let outcome = match stored {
             Ok(report) if report.duplicate => {
                 state.stats.duplicates_total += 1;
                 Outcome::Duplicate
@@ -259,7 +262,49 @@ impl SharedStore {
                 state.stats.history_errors_total += 1;
                 state.record(snapshot, source, now, now_ms, evicted)
             }
+        };
+        drop(state);
+        if let Outcome::Stored { gap: Some(gap), .. } = &outcome {
+            // The hole commits with the sample that revealed it: a restart, a failed backfill
+            // or a full queue cannot lose it.
+            let hole = Hole {
+                host: gap.host.clone(),
+                after_seq: gap.after_seq,
+                before_seq: gap.before_seq,
+                after_ts_ms: gap.after_ts_ms,
+                before_ts_ms: gap.before_ts_ms,
+                tries: 0,
+            };
+            match self.tsdb() {
+                Ok(mut db) => {
+                    if let Err(error) = db.add_hole(&hole, now_ms) {
+                        tracing::warn!(host = %gap.host, %error, "cannot record a hole in the history");
+                    }
+                }
+                Err(_) => return Outcome::Failed,
+            }
         }
+        outcome
+    }
+
+    /// The holes due for a backfill attempt at `now_ms` (at most `limit`).
+    pub fn due_holes(&self, now_ms: i64, limit: usize) -> Result<Vec<Hole>, HistoryError> {
+        Ok(self.tsdb()?.due_holes(now_ms, limit)?)
+    }
+
+    /// Settles a hole after a backfill attempt: filled, retried later, or recorded as lost.
+    pub fn settle_hole(
+        &self,
+        hole: &Hole,
+        attempt: &Attempt,
+        now_ms: i64,
+    ) -> Result<Fate, HistoryError> {
+        Ok(self.tsdb()?.settle_hole(hole, attempt, now_ms)?)
+    }
+
+    /// The regions of `host`'s history lost for good, overlapping the range.
+    pub fn lost(&self, host: &str, from_ms: i64, to_ms: i64) -> Result<Vec<Lost>, HistoryError> {
+        Ok(self.tsdb()?.lost(host, from_ms, to_ms)?)
     }
 
     fn admit(&self, host: &str, now_ms: i64) -> Result<Result<Option<String>, ()>, Poisoned> {

@@ -41,6 +41,9 @@ pub struct Gap {
     pub after_seq: u64,
     /// The seq that revealed the gap.
     pub before_seq: u64,
+    /// The times of the two (server clock).
+    pub after_ts_ms: i64,
+    pub before_ts_ms: i64,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -243,6 +246,8 @@ impl Store {
                     host: host.clone(),
                     after_seq: r.seq,
                     before_seq: point.seq,
+                    after_ts_ms: r.ts_ms,
+                    before_ts_ms: point.ts_ms,
                 });
             }
             let skew = snapshot.ts_ms.saturating_sub(now_ms) as f64 / 1000.0;

@@ -74,7 +74,9 @@ async fn dedupes_finds_gaps_and_backfills_in_order() {
         Some(Gap {
             host: "t".into(),
             after_seq: 1,
-            before_seq: 4
+            before_seq: 4,
+            after_ts_ms: 100_000,
+            before_ts_ms: 145_000,
         })
     );
     for (seq, ts) in [(3, 130), (2, 115)] {

@@ -11,7 +11,6 @@ use super::rollup::{floor, Bucket, Tier};
 use super::TsdbError;
 use crate::registry::Value;
 
-
 impl Tsdb {
     /// Adds one value (a gauge, or a rate) at `ts_ms` to its minute and hour buckets.
     pub(super) fn add(

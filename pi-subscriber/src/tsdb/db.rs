@@ -103,6 +103,9 @@ pub struct TsdbStats {
     /// Samples dated more than a day ahead of the Pi's clock: not stored (a broken or hostile
     /// clock would keep their rows open, and their host fresh, for days).
     pub future_dropped_total: u64,
+    /// Holes and losses (`holes.rs`).
+    #[serde(flatten)]
+    pub holes: super::holes::HoleStats,
 }
 
 #[derive(Debug)]
@@ -364,8 +367,10 @@ impl Tsdb {
                     [cache.id],
                 )?;
             }
-            db.conn
-                .execute("DELETE FROM raw WHERE host = ?1", [cache.id])?;
+            for table in ["raw", "holes", "lost"] {
+                db.conn
+                    .execute(&format!("DELETE FROM {table} WHERE host = ?1"), [cache.id])?;
+            }
             db.conn
                 .execute("DELETE FROM series WHERE host = ?1", [cache.id])?;
             db.conn
@@ -395,7 +400,13 @@ impl Tsdb {
         self.conn
             .execute(
                 "INSERT INTO raw (host, ts, seq, boot, data) VALUES (?1, ?2, ?3, ?4, ?5)",
-                params![id, s.ts_ms, s.seq as i64, s.boot as i64, codec::encode_sample(&s.values)],
+                params![
+                    id,
+                    s.ts_ms,
+                    s.seq as i64,
+                    s.boot as i64,
+                    codec::encode_sample(&s.values)
+                ],
             )
             .unwrap();
     }

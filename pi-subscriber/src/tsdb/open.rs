@@ -49,6 +49,7 @@ impl Tsdb {
         )
         .map_err(err)?;
         conn.execute_batch(SCHEMA).map_err(err)?;
+        conn.execute_batch(super::holes::SCHEMA).map_err(err)?;
         let mut db = Tsdb {
             conn,
             path: path.to_owned(),
@@ -63,6 +64,7 @@ impl Tsdb {
             max_series_total: usize::MAX,
         };
         db.load().map_err(err)?;
+        db.load_holes().map_err(err)?;
         db.rebuild(now_ms).map_err(err)?;
         Ok(db)
     }

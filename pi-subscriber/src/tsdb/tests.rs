@@ -514,7 +514,9 @@ fn samples_dated_in_the_future_never_reach_memory_at_start() {
     assert_eq!(known[0].newest_ts_ms, Some(T0), "clamped to the Pi's clock");
     db.maintain(T0 + 60_000).unwrap();
     assert!(
-        db.flat_rows("tower", T0 + DAY_MS, i64::MAX).unwrap().is_empty(),
+        db.flat_rows("tower", T0 + DAY_MS, i64::MAX)
+            .unwrap()
+            .is_empty(),
         "rows dated beyond the bound are pruned"
     );
     assert_eq!(db.flat_rows("tower", 0, i64::MAX).unwrap().len(), 1);
@@ -536,7 +538,14 @@ fn a_long_pi_outage_keeps_the_open_buckets() {
     let later = T0 + 20 * DAY_MS; // past the minute tier: the hour tier answers
     let (tier, s) = db
         .query(
-            &q("cpu_usage_percent", None, T0, T0 + HOUR_MS - 1, None, Agg::Avg),
+            &q(
+                "cpu_usage_percent",
+                None,
+                T0,
+                T0 + HOUR_MS - 1,
+                None,
+                Agg::Avg,
+            ),
             later,
         )
         .unwrap();
