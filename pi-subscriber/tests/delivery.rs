@@ -14,6 +14,7 @@ use std::time::Duration;
 use common::mosquitto::Mosquitto;
 use common::{free_port, Client, Publisher};
 use serde_json::Value;
+use support::netns::{Guard, Netns};
 use support::Subscriber;
 
 /// How many events of `kind` for job `name` the Pi's `/events` lists.
@@ -76,108 +77,6 @@ fn events_published_while_the_pi_was_offline_arrive_by_reconciliation() {
     let health: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert_eq!(health["mqtt"]["connects_total"], 2, "{health}");
     assert_eq!(health["mqtt"]["reconciles_total"], 2, "{health}");
-}
-
-/// A network namespace `sadlv<pid>` joined to this one by a veth pair (10.213.x.1 here,
-/// 10.213.x.2 there); removed when dropped.
-struct Netns {
-    name: String,
-    host_if: String,
-    ns_if: String,
-    here: String,
-    there: String,
-}
-
-fn sh(args: &[&str]) -> bool {
-    Command::new(args[0])
-        .args(&args[1..])
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
-}
-
-impl Netns {
-    fn create() -> Result<Netns, String> {
-        let pid = std::process::id();
-        let net = Netns {
-            name: format!("sadlv{pid}"),
-            host_if: format!("dlv{pid}h"),
-            ns_if: format!("dlv{pid}n"),
-            here: format!("10.213.{}.1", pid % 250),
-            there: format!("10.213.{}.2", pid % 250),
-        };
-        let (ns, h, n) = (&net.name, &net.host_if, &net.ns_if);
-        let steps: Vec<Vec<String>> = [
-            "ip netns add {ns}",
-            "ip link add {h} type veth peer name {n}",
-            "ip link set {n} netns {ns}",
-            "ip addr add {here}/30 dev {h}",
-            "ip link set {h} up",
-            "ip netns exec {ns} ip addr add {there}/30 dev {n}",
-            "ip netns exec {ns} ip link set {n} up",
-            "ip netns exec {ns} ip link set lo up",
-            "ip netns exec {ns} iptables -S",
-        ]
-        .iter()
-        .map(|step| {
-            step.replace("{ns}", ns)
-                .replace("{h}", h)
-                .replace("{n}", n)
-                .replace("{here}", &net.here)
-                .replace("{there}", &net.there)
-                .split(' ')
-                .map(str::to_owned)
-                .collect()
-        })
-        .collect();
-        for step in steps {
-            let args: Vec<&str> = step.iter().map(String::as_str).collect();
-            if !sh(&args) {
-                return Err(format!("`{}` failed", step.join(" ")));
-            }
-        }
-        Ok(net)
-    }
-
-    /// Drops every packet through the veth, both directions (no RST, no ICMP: a real cut).
-    fn cut(&self) {
-        for chain in [["INPUT", "-i"], ["OUTPUT", "-o"]] {
-            assert!(sh(&[
-                "ip",
-                "netns",
-                "exec",
-                &self.name,
-                "iptables",
-                "-A",
-                chain[0],
-                chain[1],
-                &self.ns_if,
-                "-j",
-                "DROP"
-            ]));
-        }
-    }
-
-    fn heal(&self) {
-        assert!(sh(&["ip", "netns", "exec", &self.name, "iptables", "-F"]));
-    }
-}
-
-impl Drop for Netns {
-    fn drop(&mut self) {
-        sh(&["ip", "link", "del", &self.host_if]);
-        sh(&["ip", "netns", "del", &self.name]);
-    }
-}
-
-/// A child killed when dropped.
-struct Guard(Child);
-
-impl Drop for Guard {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
 
 #[test]

@@ -1,0 +1,139 @@
+//! A network namespace joined to this one by a veth pair, for tests that cut a real link
+//! (root only), and a child process killed when dropped.
+
+use std::process::{Child, Command, Stdio};
+
+/// A network namespace `sadlv<pid>x<k>` joined to this one by a veth pair (a /30 of
+/// 10.213.x.0/24: `here` on this side, `there` on the far one); removed when dropped.
+pub struct Netns {
+    pub name: String,
+    host_if: String,
+    pub ns_if: String,
+    pub here: String,
+    pub there: String,
+}
+
+pub fn sh(args: &[&str]) -> bool {
+    Command::new(args[0])
+        .args(&args[1..])
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+impl Netns {
+    pub fn create() -> Result<Netns, String> {
+        // Unique per process and per call: tests of one binary run side by side.
+        static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let k = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % 60;
+        let pid = std::process::id();
+        let net = Netns {
+            name: format!("sadlv{pid}x{k}"),
+            host_if: format!("d{pid}h{k}"),
+            ns_if: format!("d{pid}n{k}"),
+            here: format!("10.213.{}.{}", pid % 250, 4 * k + 1),
+            there: format!("10.213.{}.{}", pid % 250, 4 * k + 2),
+        };
+        let (ns, h, n) = (&net.name, &net.host_if, &net.ns_if);
+        let steps: Vec<Vec<String>> = [
+            "ip netns add {ns}",
+            "ip link add {h} type veth peer name {n}",
+            "ip link set {n} netns {ns}",
+            "ip addr add {here}/30 dev {h}",
+            "ip link set {h} up",
+            "ip netns exec {ns} ip addr add {there}/30 dev {n}",
+            "ip netns exec {ns} ip link set {n} up",
+            "ip netns exec {ns} ip link set lo up",
+            "ip netns exec {ns} iptables -S",
+        ]
+        .iter()
+        .map(|step| {
+            step.replace("{ns}", ns)
+                .replace("{h}", h)
+                .replace("{n}", n)
+                .replace("{here}", &net.here)
+                .replace("{there}", &net.there)
+                .split(' ')
+                .map(str::to_owned)
+                .collect()
+        })
+        .collect();
+        for step in steps {
+            let args: Vec<&str> = step.iter().map(String::as_str).collect();
+            if !sh(&args) {
+                return Err(format!("`{}` failed", step.join(" ")));
+            }
+        }
+        Ok(net)
+    }
+
+    /// Drops every packet through the veth, both directions (no RST, no ICMP: a real cut).
+    pub fn cut(&self) {
+        for chain in [["INPUT", "-i"], ["OUTPUT", "-o"]] {
+            assert!(sh(&[
+                "ip",
+                "netns",
+                "exec",
+                &self.name,
+                "iptables",
+                "-A",
+                chain[0],
+                chain[1],
+                &self.ns_if,
+                "-j",
+                "DROP"
+            ]));
+        }
+    }
+
+    /// Drops only TCP to and from `port` on the far side (a service there, or reached from
+    /// there), both directions; everything else passes.
+    pub fn cut_port(&self, port: u16) {
+        let port = port.to_string();
+        for rule in [
+            ["INPUT", "-i", "--sport"],
+            ["INPUT", "-i", "--dport"],
+            ["OUTPUT", "-o", "--sport"],
+            ["OUTPUT", "-o", "--dport"],
+        ] {
+            assert!(sh(&[
+                "ip",
+                "netns",
+                "exec",
+                &self.name,
+                "iptables",
+                "-A",
+                rule[0],
+                rule[1],
+                &self.ns_if,
+                "-p",
+                "tcp",
+                rule[2],
+                &port,
+                "-j",
+                "DROP"
+            ]));
+        }
+    }
+
+    pub fn heal(&self) {
+        assert!(sh(&["ip", "netns", "exec", &self.name, "iptables", "-F"]));
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        sh(&["ip", "link", "del", &self.host_if]);
+        sh(&["ip", "netns", "del", &self.name]);
+    }
+}
+
+/// A child killed when dropped.
+pub struct Guard(pub Child);
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
