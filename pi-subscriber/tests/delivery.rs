@@ -8,7 +8,7 @@ mod common;
 mod support;
 
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use common::mosquitto::Mosquitto;
