@@ -53,6 +53,7 @@
 
   const charts = {}; // element id -> { u, key }
   let xwin = [0, 1];  // x range of every chart, epoch seconds (the window being shown)
+  let lostNow = []; // regions of the window whose samples are lost for good (SaSeries.load)
 
   // A y tick with three significant digits at most (small rates do not all read "0").
   function tick(v) {
@@ -70,11 +71,28 @@
     };
   }
 
-  // hooks.draw: dashed horizontal threshold lines, and a note when there's no data.
+  // Regions of the window whose samples are lost for good: hatched, with the count.
+  function drawLost(u, ctx, b, px) {
+    (lostNow || []).forEach((l) => {
+      const x0 = Math.max(b.left, u.valToPos(l.from_ms / 1000, 'x', true));
+      const x1 = Math.min(b.left + b.width, u.valToPos(l.to_ms / 1000, 'x', true));
+      if (!(x1 > x0)) return;
+      ctx.fillStyle = 'rgba(239, 83, 80, 0.18)';
+      ctx.fillRect(x0, b.top, Math.max(x1 - x0, px), b.height);
+      ctx.fillStyle = '#ef5350';
+      ctx.textAlign = 'left';
+      ctx.textBaseline = 'top';
+      ctx.fillText(l.samples + ' lost', x0 + 2 * px, b.top + 2 * px);
+    });
+  }
+
+  // hooks.draw: dashed horizontal threshold lines, lost regions, and a note when there's no data.
   function drawNotes(def) {
     return (u) => {
       const ctx = u.ctx, b = u.bbox, px = window.devicePixelRatio || 1;
       ctx.save();
+      ctx.font = (11 * px) + 'px system-ui, sans-serif';
+      drawLost(u, ctx, b, px);
       ctx.lineWidth = px;
       ctx.setLineDash([6 * px, 4 * px]);
       ctx.font = (11 * px) + 'px system-ui, sans-serif';
@@ -213,6 +231,7 @@
     if (typeof uPlot !== 'function') throw new Error('chart library (uPlot) failed to load');
     $('charts').hidden = false; // must be visible before measuring widths
     xwin = [win.from / 1000, win.to / 1000];
+    lostNow = win.lost || [];
     let cpu = null;
     MAIN.forEach((def) => {
       const data = draw('chart-' + def.id, def, win, '');
@@ -226,6 +245,7 @@
     b.step = String(win.step);
     b.tier = win.tier;
     b.band = win.band ? '1' : '0';
+    b.lost = String(lostNow.reduce((n, l) => n + l.samples, 0));
     b.range = String(win.range);
     b.ready = '1';
   }

@@ -43,10 +43,15 @@
       '&step=' + step + '&metric=';
     const data = {};
     const metrics = [];
+    // Regions whose samples are lost for good (the same for every metric of the host).
+    let lost = [];
     wants.forEach((w) => { if (metrics.indexOf(w.metric) < 0) metrics.push(w.metric); });
     const read = (metric, agg) => getJSON(base + encodeURIComponent(metric) + '&agg=' + agg)
       .then((a) => {
         (data[metric] || (data[metric] = {}))[agg] = byLabel(a);
+        if (a && Array.isArray(a.lost) && a.lost.length) {
+          lost = a.lost.filter((l) => l && isNum(l.from_ms) && isNum(l.to_ms) && isNum(l.samples));
+        }
         return a && typeof a.tier === 'string' ? a.tier : null;
       });
     const banded = metrics.filter((m) => wants.some((w) => w.metric === m && w.band));
@@ -61,7 +66,7 @@
       await Promise.all(banded.map((m) => Promise.all([read(m, 'min'), read(m, 'max')])));
     }
     return { host: host, range: rangeSec, step: step, tier: tier, band: band,
-             from: from, to: to, at: nowMs, data: data };
+             from: from, to: to, at: nowMs, data: data, lost: lost };
   }
 
   // Whether a window read at `win.at` should be read again.

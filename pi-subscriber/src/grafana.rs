@@ -312,7 +312,8 @@ struct AnnotationsRequest {
     annotation: Value,
 }
 
-/// The SimpleJSON-style annotation call: job runs as start→end regions.
+/// The SimpleJSON-style annotation call: job runs as start→end regions, and the regions
+/// whose samples are lost for good.
 async fn annotations(
     State(state): State<AppState>,
     req: Result<Json<AnnotationsRequest>, JsonRejection>,
@@ -325,10 +326,31 @@ async fn annotations(
         None => all,
     };
     let events: Vec<JobEvent> = state.store.events(|_| true)?;
-    let list: Vec<Value> = job_rows(&events, &hosts, from, to)
+    let mut list: Vec<Value> = job_rows(&events, &hosts, from, to)
         .into_iter()
         .map(|r| json!({"annotation": req.annotation, "time": r[0], "timeEnd": r[1], "isRegion": r[0] != r[1],
                         "title": r[2], "text": r[3], "tags": ["job", r[5]]}))
         .collect();
+    // Samples lost for good, as regions: never a silent hole in a panel.
+    let store = state.store.clone();
+    let lost = tokio::task::spawn_blocking(move || {
+        hosts
+            .into_iter()
+            .map(|h| Ok((store.lost(&h, from, to)?, h)))
+            .collect::<Result<Vec<_>, crate::store::HistoryError>>()
+    })
+    .await
+    .map_err(|e| AppError::Internal(e.to_string()))?
+    .map_err(|e| AppError::Internal(e.to_string()))?;
+    for (regions, host) in lost {
+        for l in regions {
+            list.push(
+                json!({"annotation": req.annotation, "time": l.from_ms, "timeEnd": l.to_ms,
+                "isRegion": true, "title": format!("{host}: {} samples lost", l.samples),
+                "text": "no longer in the publisher's ring when the Pi asked for them",
+                "tags": ["lost", host]}),
+            );
+        }
+    }
     Ok(Json(Value::Array(list)))
 }

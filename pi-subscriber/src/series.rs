@@ -66,6 +66,10 @@ pub struct SeriesParams {
 pub struct SeriesAnswer {
     pub tier: Tier,
     pub series: Vec<SeriesPoints>,
+    /// The host's regions in the range whose samples are lost for good (older than the
+    /// publisher's ring when a backfill asked): the dashboard marks them.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub lost: Vec<crate::tsdb::Lost>,
 }
 
 impl SeriesParams {
@@ -148,12 +152,13 @@ pub async fn series(
             step_ms,
             agg,
         };
-        store.series(&q, now_ms)
+        let (tier, series) = store.series(&q, now_ms)?;
+        Ok((tier, series, store.lost(&host, from, to)?))
     })
     .await
     .map_err(|e| AppError::Internal(e.to_string()))?;
     match answer {
-        Ok((tier, series)) => Ok(Json(SeriesAnswer { tier, series })),
+        Ok((tier, series, lost)) => Ok(Json(SeriesAnswer { tier, series, lost })),
         Err(crate::store::HistoryError::Query(crate::tsdb::QueryError::Range(why))) => {
             Err(AppError::BadRequest(why))
         }

@@ -89,21 +89,7 @@ fn fill(state: &AppState, host: &str) {
 }
 
 async fn post(state: &AppState, uri: &str, body: Value) -> (StatusCode, Value) {
-    let response = router(state.clone())
-        .oneshot(
-            Request::post(uri)
-                .header(header::CONTENT_TYPE, "application/json")
-                .body(Body::from(body.to_string()))
-                .unwrap(),
-        )
-        .await
-        .unwrap();
-    let status = response.status();
-    let bytes = response.into_body().collect().await.unwrap().to_bytes();
-    (
-        status,
-        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-    )
+    common::oneshot_post(router(state.clone()), uri, body).await
 }
 
 fn iso(ms: i64) -> String {

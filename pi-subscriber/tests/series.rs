@@ -256,3 +256,69 @@ async fn health_reports_the_history_counters_as_of_the_last_commit() {
     assert_eq!(body["history"]["series_total"], 7, "{body}");
     assert_eq!(body["history"]["series_dropped_total"], 0, "{body}");
 }
+
+/// Issue 18 A1: samples lost for good are said, never silent: `/series` carries the region
+/// (the dashboard hatches it) and Grafana's annotations list it.
+#[tokio::test]
+async fn lost_samples_are_shown_in_series_and_grafana_annotations() {
+    let st = support::app_state(100);
+    let t0 = t0();
+    let at = |seq: u64| t0 + 15_000 * (seq as i64 - 1);
+    for seq in [1, 2, 9] {
+        st.store.ingest(
+            snap(seq, at(seq), 5.0, 0, 0),
+            Source::Mqtt,
+            Instant::now(),
+            at(seq),
+        );
+    }
+    // The publisher answered the backfill with 7 and 8 only: 3..=6 are gone from its ring.
+    for seq in [7, 8] {
+        st.store.ingest(
+            snap(seq, at(seq), 5.0, 0, 0),
+            Source::Backfill,
+            Instant::now(),
+            at(9),
+        );
+    }
+    let now = pi_subscriber::ingest::unix_ms_now();
+    let holes = st.store.due_holes(now, 8).unwrap();
+    assert_eq!(holes.len(), 1);
+    assert_eq!((holes[0].after_seq, holes[0].before_seq), (2, 9));
+    let fate = st
+        .store
+        .settle_hole(&holes[0], &pi_subscriber::tsdb::Attempt::Answered, now)
+        .unwrap();
+    assert_eq!(fate, pi_subscriber::tsdb::Fate::Lost(4));
+
+    let (code, body) = call(
+        &st,
+        &format!(
+            "/series?host=tower&metric=cpu_usage_percent&from={t0}&to={}",
+            at(9)
+        ),
+    )
+    .await;
+    assert_eq!(code, StatusCode::OK, "{body}");
+    assert_eq!(
+        body["lost"],
+        json!([{"from_ms": at(2), "to_ms": at(9), "samples": 4}])
+    );
+    let (code, ann) = common::oneshot_post(
+        router(st.clone()),
+        "/grafana/annotations",
+        json!({"range": {"from": t0.to_string(), "to": at(9).to_string()}, "annotation": {"name": "lost", "query": ""}}),
+    )
+    .await;
+    assert_eq!(code, StatusCode::OK, "{ann}");
+    let lost: Vec<&Value> = ann
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| a["tags"][0] == "lost")
+        .collect();
+    assert_eq!(lost.len(), 1, "{ann}");
+    assert_eq!(lost[0]["time"], at(2));
+    assert_eq!(lost[0]["timeEnd"], at(9));
+    assert_eq!(lost[0]["title"], "tower: 4 samples lost");
+}
