@@ -91,7 +91,12 @@ impl Tsdb {
     /// Writes the bucket rows that closed by `now_ms` (their end plus a grace period), then
     /// prunes what every tier's retention let go. Call every few seconds; commits.
     pub fn maintain(&mut self, now_ms: i64) -> Result<(), TsdbError> {
-        self.maintain_inner(now_ms).map_err(|e| self.err(e))?;
+        self.tx.now_ms = self.tx.now_ms.max(now_ms);
+        if let Err(e) = self.maintain_inner(now_ms) {
+            let error = self.err(e);
+            self.roll_back();
+            return Err(error);
+        }
         self.commit()
     }
 

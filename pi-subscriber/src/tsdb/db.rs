@@ -103,6 +103,8 @@ pub struct TsdbStats {
     /// Samples dated more than a day ahead of the Pi's clock: not stored (a broken or hostile
     /// clock would keep their rows open, and their host fresh, for days).
     pub future_dropped_total: u64,
+    /// Transactions rolled back (a full disk, most likely); their samples became holes.
+    pub rollbacks_total: u64,
     /// Holes and losses (`holes.rs`).
     #[serde(flatten)]
     pub holes: super::holes::HoleStats,
@@ -131,6 +133,8 @@ pub struct Tsdb {
     /// Every row of the tier ending at or before this is written.
     pub(super) flushed: HashMap<Tier, i64>,
     pub(super) in_tx: bool,
+    /// What the open transaction changed, to undo or redo if it fails (`tx.rs`).
+    pub(super) tx: super::tx::TxLog,
     pub stats: TsdbStats,
     /// Series over all hosts at most (each costs ~4.7 KB of open bucket rows in memory).
     pub(super) max_series_total: usize,
@@ -144,17 +148,7 @@ impl Tsdb {
         }
     }
 
-    /// Commits what was ingested since the last commit (call about once a second).
-    pub fn commit(&mut self) -> Result<(), TsdbError> {
-        if self.in_tx {
-            self.in_tx = false;
-            self.conn.execute_batch("COMMIT").map_err(|e| self.err(e))?;
-            self.stats.commits_total += 1;
-        }
-        Ok(())
-    }
-
-    fn host_id(&mut self, host: &str) -> rusqlite::Result<i64> {
+    pub(super) fn host_id(&mut self, host: &str) -> rusqlite::Result<i64> {
         if let Some(h) = self.hosts.get(host) {
             return Ok(h.id);
         }
@@ -228,7 +222,18 @@ impl Tsdb {
         live: bool,
         now_ms: i64,
     ) -> Result<IngestReport, TsdbError> {
-        self.ingest_inner(s, live, now_ms).map_err(|e| self.err(e))
+        self.tx.now_ms = self.tx.now_ms.max(now_ms);
+        match self.ingest_inner(s, live, now_ms) {
+            Ok(report) => Ok(report),
+            Err(e) => {
+                // A full disk, most likely: the sample (and the rest of the transaction,
+                // which SQLite may have rolled back already) becomes a hole to backfill.
+                let error = self.err(e);
+                self.tx.unsaved_sample(&s.host, s.seq, s.ts_ms);
+                self.roll_back();
+                Err(error)
+            }
+        }
     }
 
     fn ingest_inner(
@@ -270,6 +275,7 @@ impl Tsdb {
                 report.duplicate = true;
                 return Ok(report);
             }
+            self.tx.stored_sample(&s.host, sample.seq, sample.ts_ms);
         }
         self.stats.samples_total += 1;
         for (id, v) in &sample.values {
@@ -377,7 +383,11 @@ impl Tsdb {
                 .execute("DELETE FROM hosts WHERE id = ?1", [cache.id])?;
             Ok(())
         };
-        run(self).map_err(|e| self.err(e))?;
+        if let Err(e) = run(self) {
+            let error = self.err(e);
+            self.roll_back();
+            return Err(error);
+        }
         self.commit()?;
         Ok(true)
     }

@@ -99,23 +99,41 @@ impl Tsdb {
     /// Records a hole (in the current transaction: it commits with the sample that revealed
     /// it). A hole already recorded from the same sample is widened, not doubled.
     pub fn add_hole(&mut self, hole: &Hole, now_ms: i64) -> Result<(), TsdbError> {
-        self.add_hole_inner(hole, now_ms).map_err(|e| self.err(e))
+        self.add_hole_inner(hole, now_ms).map_err(|e| {
+            let error = self.err(e);
+            self.roll_back();
+            error
+        })
     }
 
     fn add_hole_inner(&mut self, hole: &Hole, now_ms: i64) -> rusqlite::Result<()> {
         if hole.missing() == 0 {
             return Ok(());
         }
+        self.tx.remember_hole(hole);
         self.begin()?;
-        let Some(id) = self.hosts.get(&hole.host).map(|h| h.id) else {
-            return Ok(());
-        };
+        self.write_hole(hole, now_ms)?;
+        self.count_holes()
+    }
+
+    /// Writes a hole in the open transaction (creating its host if a rolled-back one took it).
+    pub(super) fn write_hole(&mut self, hole: &Hole, now_ms: i64) -> rusqlite::Result<()> {
+        let id = self.host_id(&hole.host)?;
+        let known: bool = self
+            .conn
+            .query_row(
+                "SELECT 1 FROM holes WHERE host = ?1 AND after_seq = ?2",
+                params![id, hole.after_seq as i64],
+                |_| Ok(()),
+            )
+            .optional()?
+            .is_some();
         let count: i64 =
             self.conn
                 .query_row("SELECT COUNT(*) FROM holes WHERE host = ?1", [id], |r| {
                     r.get(0)
                 })?;
-        if count as usize >= MAX_HOLES_PER_HOST {
+        if !known && count as usize >= MAX_HOLES_PER_HOST {
             // Merge into the newest hole: it now reaches this one's end.
             self.conn.execute(
                 "UPDATE holes SET before_seq = MAX(before_seq, ?2), before_ts = MAX(before_ts, ?3), next = ?4
@@ -139,7 +157,7 @@ impl Tsdb {
                 ],
             )?;
         }
-        self.count_holes()
+        Ok(())
     }
 
     fn count_holes(&mut self) -> rusqlite::Result<()> {
@@ -200,8 +218,11 @@ impl Tsdb {
         attempt: &Attempt,
         now_ms: i64,
     ) -> Result<Fate, TsdbError> {
-        self.settle_inner(hole, attempt, now_ms)
-            .map_err(|e| self.err(e))
+        self.settle_inner(hole, attempt, now_ms).map_err(|e| {
+            let error = self.err(e);
+            self.roll_back();
+            error
+        })
     }
 
     fn settle_inner(

@@ -25,6 +25,7 @@ mod open;
 mod query;
 mod raw;
 pub mod rollup;
+mod tx;
 
 pub use db::{IngestReport, Sample, Tsdb, TsdbStats};
 pub use flat::{FlatRow, KnownHost};
@@ -43,5 +44,7 @@ pub struct TsdbError {
     pub source: rusqlite::Error,
 }
 
+#[cfg(test)]
+mod full_tests;
 #[cfg(test)]
 mod tests;

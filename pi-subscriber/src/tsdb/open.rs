@@ -60,6 +60,7 @@ impl Tsdb {
             open: BTreeMap::new(),
             flushed: HashMap::new(),
             in_tx: false,
+            tx: Default::default(),
             stats: TsdbStats::default(),
             max_series_total: usize::MAX,
         };
@@ -84,7 +85,7 @@ impl Tsdb {
         Tsdb::open(Path::new(":memory:"), retention, max_series, now_ms)
     }
 
-    fn load(&mut self) -> rusqlite::Result<()> {
+    pub(super) fn load(&mut self) -> rusqlite::Result<()> {
         let mut hosts: HashMap<i64, String> = HashMap::new();
         let mut stmt = self.conn.prepare("SELECT id, name FROM hosts")?;
         for row in stmt.query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)))? {
@@ -138,14 +139,6 @@ impl Tsdb {
             self.flushed.insert(tier, v.unwrap_or(i64::MIN));
         }
         self.stats.series_total = self.series.len() as u64;
-        Ok(())
-    }
-
-    pub(super) fn begin(&mut self) -> rusqlite::Result<()> {
-        if !self.in_tx {
-            self.conn.execute_batch("BEGIN")?;
-            self.in_tx = true;
-        }
         Ok(())
     }
 }

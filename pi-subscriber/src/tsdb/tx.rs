@@ -1,0 +1,155 @@
+//! The history's transactions: one open at a time, committed about once a second. A commit
+//! (or a statement) that fails, a full disk most likely, is rolled back whole and undone in
+//! memory too: closed bucket rows and `flushed` come back (the open rows are rebuilt from
+//! what the raw tier committed), the caches are reloaded, and every sample the transaction
+//! held becomes a hole, so the backfill brings it back from the publisher's ring. Nothing
+//! blocks the next transaction, and nothing is lost that the ring still holds.
+
+use std::collections::HashMap;
+
+use super::db::Tsdb;
+use super::holes::Hole;
+use super::rollup::Tier;
+use super::TsdbError;
+
+/// Holes kept in memory until a commit saves them (a disk full for long merges them per host).
+const MAX_UNSAVED: usize = 4096;
+
+/// A (seq, time) pair.
+type At = (u64, i64);
+
+/// What the open transaction changed.
+#[derive(Debug, Default)]
+pub struct TxLog {
+    /// `flushed` as it was when the transaction began.
+    flushed_before: Option<HashMap<Tier, i64>>,
+    /// Per host, the lowest and highest (seq, ts) of the samples stored in it.
+    samples: HashMap<String, (At, At)>,
+    /// Holes not yet committed: written again into every transaction until one commits.
+    unsaved: Vec<Hole>,
+    /// The newest "now" the store was given (what a rebuild after a rollback measures from).
+    pub now_ms: i64,
+}
+
+impl TxLog {
+    pub fn stored_sample(&mut self, host: &str, seq: u64, ts_ms: i64) {
+        let e = self
+            .samples
+            .entry(host.to_owned())
+            .or_insert(((seq, ts_ms), (seq, ts_ms)));
+        if seq < e.0 .0 {
+            e.0 = (seq, ts_ms);
+        }
+        if seq > e.1 .0 {
+            e.1 = (seq, ts_ms);
+        }
+    }
+
+    /// A sample that could not be stored at all.
+    pub fn unsaved_sample(&mut self, host: &str, seq: u64, ts_ms: i64) {
+        self.remember_hole(&Hole {
+            host: host.to_owned(),
+            after_seq: seq.saturating_sub(1),
+            before_seq: seq.saturating_add(1),
+            after_ts_ms: ts_ms,
+            before_ts_ms: ts_ms,
+            tries: 0,
+        });
+    }
+
+    /// Keeps a hole until a commit saves it; overlapping or adjacent holes of one host merge.
+    pub fn remember_hole(&mut self, hole: &Hole) {
+        if let Some(h) = self.unsaved.iter_mut().find(|h| {
+            h.host == hole.host && h.after_seq <= hole.before_seq && hole.after_seq <= h.before_seq
+        }) {
+            h.after_seq = h.after_seq.min(hole.after_seq);
+            h.before_seq = h.before_seq.max(hole.before_seq);
+            h.after_ts_ms = h.after_ts_ms.min(hole.after_ts_ms);
+            h.before_ts_ms = h.before_ts_ms.max(hole.before_ts_ms);
+            return;
+        }
+        if self.unsaved.len() >= MAX_UNSAVED {
+            if let Some(h) = self.unsaved.iter_mut().rev().find(|h| h.host == hole.host) {
+                h.before_seq = h.before_seq.max(hole.before_seq);
+                h.before_ts_ms = h.before_ts_ms.max(hole.before_ts_ms);
+                return;
+            }
+        }
+        self.unsaved.push(hole.clone());
+    }
+}
+
+impl Tsdb {
+    pub(super) fn begin(&mut self) -> rusqlite::Result<()> {
+        if !self.in_tx {
+            self.conn.execute_batch("BEGIN")?;
+            self.in_tx = true;
+            self.tx.flushed_before = Some(self.flushed.clone());
+            let now = self.tx.now_ms;
+            for hole in self.tx.unsaved.clone() {
+                self.write_hole(&hole, now)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Commits what was ingested since the last commit (call about once a second). When the
+    /// commit fails, the transaction is rolled back and undone (see the module's doc).
+    pub fn commit(&mut self) -> Result<(), TsdbError> {
+        if !self.in_tx {
+            return Ok(());
+        }
+        match self.conn.execute_batch("COMMIT") {
+            Ok(()) => {
+                self.in_tx = false;
+                self.tx.flushed_before = None;
+                self.tx.samples.clear();
+                self.tx.unsaved.clear();
+                self.stats.commits_total += 1;
+                Ok(())
+            }
+            Err(e) => {
+                let error = self.err(e);
+                self.roll_back();
+                Err(error)
+            }
+        }
+    }
+
+    /// Rolls the open transaction back (SQLite may have done it already) and undoes it in
+    /// memory; its samples become holes, saved by the next transaction that commits.
+    pub(super) fn roll_back(&mut self) {
+        if !self.conn.is_autocommit() {
+            if let Err(error) = self.conn.execute_batch("ROLLBACK") {
+                tracing::warn!(%error, db = %self.path.display(), "history rollback failed");
+            }
+        }
+        self.in_tx = false;
+        self.stats.rollbacks_total += 1;
+        if let Some(flushed) = self.tx.flushed_before.take() {
+            self.flushed = flushed;
+        }
+        let samples: Vec<_> = self.tx.samples.drain().collect();
+        for (host, ((lo, lo_ts), (hi, hi_ts))) in samples {
+            self.tx.remember_hole(&Hole {
+                host,
+                after_seq: lo.saturating_sub(1),
+                before_seq: hi.saturating_add(1),
+                after_ts_ms: lo_ts,
+                before_ts_ms: hi_ts,
+                tries: 0,
+            });
+        }
+        // Series and hosts created in it are gone from the database: reload what is there,
+        // and rebuild the open bucket rows from the committed raw tier (the values folded in
+        // from the rolled-back samples go with them, so the backfill counts them once).
+        self.hosts.clear();
+        self.series.clear();
+        self.open.clear();
+        let now = self.tx.now_ms;
+        if let Err(error) = self.load().and_then(|()| self.rebuild(now)) {
+            tracing::warn!(%error, db = %self.path.display(), "cannot reload the history after a rollback");
+        }
+        tracing::warn!(db = %self.path.display(), unsaved_holes = self.tx.unsaved.len(), "history transaction rolled back: its samples will be backfilled");
+    }
+}
