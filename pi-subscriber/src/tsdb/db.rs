@@ -70,8 +70,14 @@ impl Tsdb {
         let mut out = counter_rates(earlier, later);
         let mut sums: HashMap<usize, f64> = HashMap::new();
         for (id, r) in &out {
-            if let Some((_, m, _)) = self.series.get(id).filter(|s| !s.2.is_empty()) {
-                *sums.entry(*m).or_insert(0.0) += r;
+            if let Some((host, m, _)) = self.series.get(id).filter(|s| !s.2.is_empty()) {
+                let partial = self
+                    .hosts
+                    .get(host)
+                    .is_some_and(|h| h.partial & bit(*m) != 0);
+                if !partial {
+                    *sums.entry(*m).or_insert(0.0) += r;
+                }
             }
         }
         for (id, r) in out.iter_mut() {
@@ -83,6 +89,15 @@ impl Tsdb {
         }
         out
     }
+}
+
+/// A metric's bit in [`HostCache::partial`] (the registry has fewer than 64 metrics).
+pub(super) fn bit(metric: usize) -> u64 {
+    1u64.checked_shl(metric as u32).unwrap_or(0)
+}
+
+pub(super) fn partial_key(host_id: i64) -> String {
+    format!("partial:{host_id}")
 }
 
 /// What one ingest did.
@@ -117,6 +132,10 @@ pub(super) struct HostCache {
     pub series: HashMap<(usize, String), u32>,
     /// The newest live sample, for the next one's rates.
     pub last: Option<Sample>,
+    /// Metrics (bits by registry index) one of whose devices was dropped by the series
+    /// budget: their total's rate comes from the total counter, not the sum of the devices.
+    /// Persisted in `meta` (`partial:<host id>`).
+    pub partial: u64,
 }
 
 #[derive(Debug)]
@@ -163,6 +182,7 @@ impl Tsdb {
                 id,
                 series: HashMap::new(),
                 last: None,
+                partial: 0,
             },
         );
         Ok(id)
@@ -189,6 +209,7 @@ impl Tsdb {
                         let count = self.hosts.get(host).map_or(0, |h| h.series.len());
                         if count >= self.max_series || self.series.len() >= self.max_series_total {
                             dropped += 1;
+                            self.mark_partial(host, host_id, m, &label)?;
                             continue;
                         }
                         self.conn.execute(
@@ -212,6 +233,30 @@ impl Tsdb {
             }
         }
         Ok((values, dropped))
+    }
+
+    /// Notes that a device of metric `m` has no series: the host's total is then never the
+    /// sum of its devices (persisted, so a restart keeps the rule).
+    fn mark_partial(
+        &mut self,
+        host: &str,
+        host_id: i64,
+        m: usize,
+        label: &str,
+    ) -> rusqlite::Result<()> {
+        let Some(h) = self.hosts.get_mut(host) else {
+            return Ok(());
+        };
+        if label.is_empty() || h.partial & bit(m) != 0 {
+            return Ok(());
+        }
+        h.partial |= bit(m);
+        let mask = h.partial;
+        self.conn.execute(
+            "INSERT OR REPLACE INTO meta (key, value) VALUES (?1, ?2)",
+            params![partial_key(host_id), mask as i64],
+        )?;
+        Ok(())
     }
 
     /// Stores one validated snapshot. `live`: it came over MQTT or HTTP as the newest (not a
@@ -381,6 +426,8 @@ impl Tsdb {
                 .execute("DELETE FROM series WHERE host = ?1", [cache.id])?;
             db.conn
                 .execute("DELETE FROM hosts WHERE id = ?1", [cache.id])?;
+            db.conn
+                .execute("DELETE FROM meta WHERE key = ?1", [partial_key(cache.id)])?;
             Ok(())
         };
         if let Err(e) = run(self) {

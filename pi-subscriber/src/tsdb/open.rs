@@ -97,6 +97,7 @@ impl Tsdb {
                     id,
                     series: HashMap::new(),
                     last: None,
+                    partial: 0,
                 },
             );
         }
@@ -127,6 +128,17 @@ impl Tsdb {
             self.series.insert(id, (host.clone(), m, label));
         }
         drop(stmt);
+        for cache in self.hosts.values_mut() {
+            let mask: Option<i64> = self
+                .conn
+                .query_row(
+                    "SELECT value FROM meta WHERE key = ?1",
+                    [super::db::partial_key(cache.id)],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            cache.partial = mask.unwrap_or(0) as u64;
+        }
         for tier in [Tier::Minute, Tier::Hour] {
             let v: Option<i64> = self
                 .conn

@@ -552,3 +552,42 @@ fn a_long_pi_outage_keeps_the_open_buckets() {
     assert_eq!(tier, Tier::Hour);
     assert_eq!(s[0].points, [(T0, Some(45.0))]);
 }
+
+/// Issue 18 A6: when the series budget drops a device, the host-wide rate comes from the total
+/// counter, never from the partial sum of the devices that got a series; across a restart too.
+#[test]
+fn a_device_dropped_by_the_series_budget_leaves_the_total_true() {
+    let dir = tempfile::tempdir().unwrap();
+    let two_disks = |seq: u64, ts: i64, sda: u64, sdb: u64| {
+        let mut s = snap(seq, ts, 5.0, sda);
+        let disk = s.disk.as_mut().unwrap();
+        disk.devices.insert(
+            "sdb".into(),
+            DiskDevice {
+                read_sectors: sdb,
+                write_sectors: 0,
+            },
+        );
+        disk.read_sectors = sda + sdb;
+        s
+    };
+    let path = dir.path().join("h.sqlite");
+    // cpu, the disk_read total and sda get a series; sdb (and the rest) are over the budget.
+    let mut db = Tsdb::open(&path, retention(), 3, T0).unwrap();
+    db.ingest(&two_disks(1, T0, 0, 0), true, T0).unwrap();
+    db.ingest(&two_disks(2, T0 + 15_000, 15, 30), true, T0 + 15_000)
+        .unwrap();
+    db.commit().unwrap();
+    let rows = db.flat_rows("tower", T0, T0 + 15_000).unwrap();
+    // sda 15 sectors + sdb 30 sectors in 15 s: 45 × 512 / 15 = 1536 B/s, not sda's 512.
+    assert_eq!(rows[1].values["disk_read_bytes_rate"], 1536.0);
+    drop(db);
+    let mut db = Tsdb::open(&path, retention(), 3, T0 + 15_000).unwrap();
+    db.ingest(&two_disks(3, T0 + 30_000, 30, 60), true, T0 + 30_000)
+        .unwrap();
+    let rows = db.flat_rows("tower", T0 + 30_000, T0 + 30_000).unwrap();
+    assert_eq!(
+        rows[0].values["disk_read_bytes_rate"], 1536.0,
+        "after a restart"
+    );
+}
