@@ -10,6 +10,9 @@ use serde::{Deserialize, Serialize};
 use super::config::Severity;
 use super::rules::{self, RuleSet};
 
+mod series;
+mod tick;
+
 /// Notices kept for `GET /alerts`' `recent`.
 pub const MAX_RECENT: usize = 100;
 /// Job runs remembered as already notified (MQTT and polling both deliver a job's end).
@@ -42,6 +45,10 @@ pub struct Alert {
     pub for_ms: i64,
     /// The last firing notice (first or repeat).
     pub notified_ms: Option<i64>,
+    /// Since when the host's samples lack this series (`None`: the newest had it). Not saved:
+    /// after a restart every series is unseen until a sample shows it.
+    #[serde(skip)]
+    pub unseen_since_ms: Option<i64>,
 }
 
 /// Something to tell the notifiers.
@@ -105,7 +112,12 @@ impl Engine {
         let alerts = saved
             .alerts
             .into_iter()
-            .map(|a| ((a.host.clone(), a.rule.clone(), a.label.clone()), a))
+            .map(|mut a| {
+                if a.rule != "host_down" {
+                    a.unseen_since_ms = Some(now_ms);
+                }
+                ((a.host.clone(), a.rule.clone(), a.label.clone()), a)
+            })
             .collect();
         Self {
             rules,
@@ -158,6 +170,11 @@ impl Engine {
             format!("{} {}", a.rule, a.label)
         };
         let message = match (status, a.rule.as_str()) {
+            ("expired", _) => format!(
+                "{}: {what} no longer reported: expired (last {})",
+                a.host,
+                fmt_value(a.value)
+            ),
             ("resolved", "host_down") => format!("{}: back up", a.host),
             ("resolved", _) => format!("{}: {what} resolved ({})", a.host, fmt_value(a.value)),
             (_, "host_down") => format!(
@@ -173,7 +190,13 @@ impl Engine {
             ),
         };
         let n = Notice {
-            status: status.into(),
+            // An expiry is a resolution, said in the message.
+            status: if status == "expired" {
+                "resolved"
+            } else {
+                status
+            }
+            .into(),
             host: a.host.clone(),
             rule: a.rule.clone(),
             label: a.label.clone(),
@@ -247,7 +270,7 @@ impl Engine {
     pub fn sample(&mut self, cur: &Snapshot, prev: Option<&Snapshot>, now_ms: i64) -> Vec<Notice> {
         let host = cur.host.as_str();
         let mut out = Vec::new();
-        self.stale.remove(host);
+        let was_stale = self.stale.remove(host);
         let down = (host.to_owned(), "host_down".to_owned(), String::new());
         out.extend(self.resolve(&down, now_ms));
         if let Some(boot) = &cur.boot_id {
@@ -261,9 +284,14 @@ impl Engine {
             }
         }
         let rules = std::mem::take(&mut self.rules.thresholds);
+        let mut seen = BTreeSet::new();
         for rule in rules.iter().filter(|r| r.applies_to(host)) {
             for o in rule.evaluate(cur, prev) {
                 let key = (host.to_owned(), rule.name.clone(), o.label.clone());
+                if let Some(a) = self.alerts.get_mut(&key) {
+                    a.unseen_since_ms = None;
+                }
+                seen.insert(key.clone());
                 let existing = self.alerts.get(&key).map(|a| (a.phase, a.severity));
                 match (o.level, existing) {
                     (Some((severity, threshold)), None) => {
@@ -281,6 +309,7 @@ impl Engine {
                                 firing_since_ms: None,
                                 for_ms: rule.for_ms,
                                 notified_ms: None,
+                                unseen_since_ms: None,
                             },
                         );
                         self.dirty = true;
@@ -322,6 +351,7 @@ impl Engine {
             }
         }
         self.rules.thresholds = rules;
+        out.extend(self.unseen(host, &seen, was_stale, now_ms));
         out
     }
 
@@ -345,77 +375,5 @@ impl Engine {
         };
         let msg = format!("{}: job {} failed ({how})", e.host, e.name);
         vec![self.event(&e.host, "job_failed", &e.name, msg, now_ms)]
-    }
-
-    /// Every second: `host_down` from the hosts' last receipt (Pi clock; `None`: not since
-    /// start-up), pending alerts whose `for` elapsed, and reminders. A host missing from
-    /// `hosts` was forgotten: its alerts go silently.
-    pub fn tick(&mut self, hosts: &[(String, Option<i64>)], now_ms: i64) -> Vec<Notice> {
-        let mut out = Vec::new();
-        let known: BTreeSet<&str> = hosts.iter().map(|(h, _)| h.as_str()).collect();
-        let before = self.alerts.len();
-        self.alerts
-            .retain(|(h, _, _), _| known.contains(h.as_str()));
-        self.boots.retain(|h, _| known.contains(h.as_str()));
-        self.dirty |= self.alerts.len() != before;
-        self.stale.clear();
-        for (host, last) in hosts {
-            let heard = last.unwrap_or(self.start_ms);
-            let stale = now_ms.saturating_sub(heard) > self.max_age_ms;
-            let key = (host.clone(), "host_down".to_owned(), String::new());
-            if stale {
-                self.stale.insert(host.clone());
-                if self.rules.host_down && !self.alerts.contains_key(&key) {
-                    self.alerts.insert(
-                        key.clone(),
-                        Alert {
-                            host: host.clone(),
-                            rule: "host_down".into(),
-                            label: String::new(),
-                            phase: Phase::Pending,
-                            severity: Severity::Critical,
-                            value: None,
-                            threshold: Some(self.max_age_ms as f64 / 1000.0),
-                            pending_since_ms: heard,
-                            firing_since_ms: None,
-                            for_ms: 0,
-                            notified_ms: None,
-                        },
-                    );
-                    out.extend(self.fire(&key, now_ms));
-                }
-            } else {
-                out.extend(self.resolve(&key, now_ms));
-            }
-        }
-        let keys: Vec<Key> = self.alerts.keys().cloned().collect();
-        for key in keys {
-            let Some(a) = self.alerts.get(&key) else {
-                continue;
-            };
-            // While a host is stale its metric rules are unknown: neither fire nor remind.
-            if a.rule != "host_down" && self.stale.contains(&a.host) {
-                continue;
-            }
-            match a.phase {
-                Phase::Pending if now_ms.saturating_sub(a.pending_since_ms) >= a.for_ms => {
-                    out.extend(self.fire(&key, now_ms));
-                }
-                Phase::Firing
-                    if self.repeat_ms > 0
-                        && a.notified_ms
-                            .is_some_and(|t| now_ms.saturating_sub(t) >= self.repeat_ms) =>
-                {
-                    let a = a.clone();
-                    out.push(self.notice(&a, "firing", now_ms, true));
-                    if let Some(a) = self.alerts.get_mut(&key) {
-                        a.notified_ms = Some(now_ms);
-                    }
-                    self.dirty = true;
-                }
-                _ => {}
-            }
-        }
-        out
     }
 }

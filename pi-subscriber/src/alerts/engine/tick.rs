@@ -1,0 +1,86 @@
+//! The every-second pass: `host_down` from the hosts' last receipt, pending alerts whose `for`
+//! elapsed, reminders.
+
+use std::collections::BTreeSet;
+
+use super::{Alert, Engine, Key, Phase};
+use crate::alerts::config::Severity;
+use crate::alerts::engine::Notice;
+
+impl Engine {
+    /// Every second: `host_down` from the hosts' last receipt (Pi clock; `None`: not since
+    /// start-up), pending alerts whose `for` elapsed, and reminders. A host missing from
+    /// `hosts` was forgotten: its alerts go silently.
+    pub fn tick(&mut self, hosts: &[(String, Option<i64>)], now_ms: i64) -> Vec<Notice> {
+        let mut out = Vec::new();
+        let known: BTreeSet<&str> = hosts.iter().map(|(h, _)| h.as_str()).collect();
+        let before = self.alerts.len();
+        self.alerts
+            .retain(|(h, _, _), _| known.contains(h.as_str()));
+        self.boots.retain(|h, _| known.contains(h.as_str()));
+        self.dirty |= self.alerts.len() != before;
+        self.stale.clear();
+        for (host, last) in hosts {
+            let heard = last.unwrap_or(self.start_ms);
+            let stale = now_ms.saturating_sub(heard) > self.max_age_ms;
+            let key = (host.clone(), "host_down".to_owned(), String::new());
+            if stale {
+                self.stale.insert(host.clone());
+                if self.rules.host_down && !self.alerts.contains_key(&key) {
+                    self.alerts.insert(
+                        key.clone(),
+                        Alert {
+                            host: host.clone(),
+                            rule: "host_down".into(),
+                            label: String::new(),
+                            phase: Phase::Pending,
+                            severity: Severity::Critical,
+                            value: None,
+                            threshold: Some(self.max_age_ms as f64 / 1000.0),
+                            pending_since_ms: heard,
+                            firing_since_ms: None,
+                            for_ms: 0,
+                            notified_ms: None,
+                            unseen_since_ms: None,
+                        },
+                    );
+                    out.extend(self.fire(&key, now_ms));
+                }
+            } else {
+                out.extend(self.resolve(&key, now_ms));
+            }
+        }
+        let keys: Vec<Key> = self.alerts.keys().cloned().collect();
+        for key in keys {
+            let Some(a) = self.alerts.get(&key) else {
+                continue;
+            };
+            // While a host is stale its metric rules are unknown, and a series its newest
+            // sample lacked may have stopped: neither fires nor reminds.
+            if a.rule != "host_down"
+                && (self.stale.contains(&a.host) || a.unseen_since_ms.is_some())
+            {
+                continue;
+            }
+            match a.phase {
+                Phase::Pending if now_ms.saturating_sub(a.pending_since_ms) >= a.for_ms => {
+                    out.extend(self.fire(&key, now_ms));
+                }
+                Phase::Firing
+                    if self.repeat_ms > 0
+                        && a.notified_ms
+                            .is_some_and(|t| now_ms.saturating_sub(t) >= self.repeat_ms) =>
+                {
+                    let a = a.clone();
+                    out.push(self.notice(&a, "firing", now_ms, true));
+                    if let Some(a) = self.alerts.get_mut(&key) {
+                        a.notified_ms = Some(now_ms);
+                    }
+                    self.dirty = true;
+                }
+                _ => {}
+            }
+        }
+        out
+    }
+}
