@@ -82,6 +82,11 @@ pub struct Saved {
     /// The newest `boot_id` of each host.
     pub boots: BTreeMap<String, String>,
     pub jobs_seen: VecDeque<String>,
+    /// When each host was last heard (Pi clock, Unix ms): after a restart a host is judged
+    /// stale from it, not from the restart.
+    pub heard: BTreeMap<String, i64>,
+    /// The Pi's clock when this was saved: from then until the restart it was not listening.
+    pub clock_ms: Option<i64>,
 }
 
 type Key = (String, String, String);
@@ -91,8 +96,18 @@ pub struct Engine {
     rules: RuleSet,
     max_age_ms: i64,
     repeat_ms: i64,
-    /// Hosts not heard from since start-up get `max_age` from here before they are down.
+    /// Hosts not heard from ever get `max_age` from here before they are down.
     start_ms: i64,
+    /// How long the Pi was down before `start_ms` (from the saved state's `clock_ms`): a host
+    /// restored and not heard from since is down after `max_age` of the Pi listening.
+    offline_ms: i64,
+    /// The Pi's clock at the latest call.
+    clock_ms: i64,
+    heard: BTreeMap<String, i64>,
+    /// `heard` moved since the last save, and when that save was: a moved `heard` is saved
+    /// at most [`tick::CHECKPOINT_MS`] late (on its own it does not make the state dirty).
+    heard_moved: bool,
+    saved_at_ms: i64,
     alerts: BTreeMap<Key, Alert>,
     recent: VecDeque<Notice>,
     boots: BTreeMap<String, String>,
@@ -124,6 +139,13 @@ impl Engine {
             max_age_ms,
             repeat_ms,
             start_ms: now_ms,
+            offline_ms: saved
+                .clock_ms
+                .map_or(0, |c| now_ms.saturating_sub(c).max(0)),
+            clock_ms: now_ms,
+            heard: saved.heard,
+            heard_moved: false,
+            saved_at_ms: now_ms,
             alerts,
             recent: saved.recent,
             boots: saved.boots,
@@ -139,6 +161,8 @@ impl Engine {
             recent: self.recent.clone(),
             boots: self.boots.clone(),
             jobs_seen: self.jobs_seen.clone(),
+            heard: self.heard.clone(),
+            clock_ms: Some(self.clock_ms),
         }
     }
 
@@ -146,8 +170,10 @@ impl Engine {
         self.dirty
     }
 
-    /// `true` once after a change worth persisting.
+    /// `true` once after a change worth persisting (the caller saves [`Engine::saved`] now).
     pub fn take_dirty(&mut self) -> bool {
+        self.heard_moved = false;
+        self.saved_at_ms = self.clock_ms;
         std::mem::take(&mut self.dirty)
     }
 
@@ -271,6 +297,8 @@ impl Engine {
         let host = cur.host.as_str();
         let mut out = Vec::new();
         let was_stale = self.stale.remove(host);
+        self.clock_ms = now_ms;
+        self.hear(host, now_ms);
         let down = (host.to_owned(), "host_down".to_owned(), String::new());
         out.extend(self.resolve(&down, now_ms));
         if let Some(boot) = &cur.boot_id {
@@ -357,6 +385,7 @@ impl Engine {
 
     /// A new `job_end` (already deduplicated by the store).
     pub fn job_end(&mut self, e: &JobEnd, now_ms: i64) -> Vec<Notice> {
+        self.clock_ms = now_ms;
         if !self.rules.job_failed
             || !rules::job_failed(e)
             || now_ms.saturating_sub(e.end_ts_ms) > MAX_JOB_AGE_MS

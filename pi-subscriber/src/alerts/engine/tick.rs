@@ -1,5 +1,8 @@
 //! The every-second pass: `host_down` from the hosts' last receipt, pending alerts whose `for`
-//! elapsed, reminders.
+//! elapsed, reminders. A host restored after a restart of the Pi and not heard from since is
+//! judged from when it was last heard before (saved), counting only the time the Pi was
+//! listening: a host already down stays down (no `back up`, no second `down`), a host that
+//! was fine gets `max_age` after the restart.
 
 use std::collections::BTreeSet;
 
@@ -7,23 +10,60 @@ use super::{Alert, Engine, Key, Phase};
 use crate::alerts::config::Severity;
 use crate::alerts::engine::Notice;
 
+/// A `heard` that moved is saved at least this often (a crash loses at most that much of it;
+/// a restored host is then judged as heard earlier and the Pi as down longer, which delays its
+/// `host_down` and never makes one up).
+pub const CHECKPOINT_MS: i64 = 60_000;
+
 impl Engine {
+    /// `host` was heard at `at_ms` (Pi clock).
+    pub(super) fn hear(&mut self, host: &str, at_ms: i64) {
+        match self.heard.get_mut(host) {
+            Some(t) if *t >= at_ms => {}
+            Some(t) => {
+                *t = at_ms;
+                self.heard_moved = true;
+            }
+            None => {
+                self.heard.insert(host.to_owned(), at_ms);
+                self.heard_moved = true;
+            }
+        }
+    }
+
+    /// When `host` was last heard (for the notice), and the time its `max_age` runs from.
+    fn heard_from(&self, host: &str, last: Option<i64>) -> (i64, i64) {
+        match (last, self.heard.get(host)) {
+            (Some(t), _) => (t, t),
+            (None, Some(&t)) => (t, t.saturating_add(self.offline_ms)),
+            (None, None) => (self.start_ms, self.start_ms),
+        }
+    }
+
     /// Every second: `host_down` from the hosts' last receipt (Pi clock; `None`: not since
     /// start-up), pending alerts whose `for` elapsed, and reminders. A host missing from
     /// `hosts` was forgotten: its alerts go silently.
     pub fn tick(&mut self, hosts: &[(String, Option<i64>)], now_ms: i64) -> Vec<Notice> {
         let mut out = Vec::new();
+        self.clock_ms = now_ms;
         let known: BTreeSet<&str> = hosts.iter().map(|(h, _)| h.as_str()).collect();
         let before = self.alerts.len();
         self.alerts
             .retain(|(h, _, _), _| known.contains(h.as_str()));
         self.boots.retain(|h, _| known.contains(h.as_str()));
+        self.heard.retain(|h, _| known.contains(h.as_str()));
         self.dirty |= self.alerts.len() != before;
         self.stale.clear();
         for (host, last) in hosts {
-            let heard = last.unwrap_or(self.start_ms);
-            let stale = now_ms.saturating_sub(heard) > self.max_age_ms;
+            if let Some(t) = last {
+                self.hear(host, *t);
+            }
+            let (heard, from) = self.heard_from(host, *last);
             let key = (host.clone(), "host_down".to_owned(), String::new());
+            // Down stays down until the host is heard again (an older alerts.json has no
+            // `heard`).
+            let stale = now_ms.saturating_sub(from) > self.max_age_ms
+                || (last.is_none() && self.alerts.contains_key(&key));
             if stale {
                 self.stale.insert(host.clone());
                 if self.rules.host_down && !self.alerts.contains_key(&key) {
@@ -80,6 +120,9 @@ impl Engine {
                 }
                 _ => {}
             }
+        }
+        if self.heard_moved && now_ms.saturating_sub(self.saved_at_ms) >= CHECKPOINT_MS {
+            self.dirty = true;
         }
         out
     }

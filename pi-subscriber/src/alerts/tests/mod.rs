@@ -304,4 +304,5 @@ min_severity = "info"
     assert!(e("[[alerts.notify]]\nkind = \"pager\"\nurl = \"http://x\"\n").contains("pager"));
 }
 
+mod restart;
 mod stopped;
