@@ -319,7 +319,6 @@ impl Engine {
                 if let Some(a) = self.alerts.get_mut(&key) {
                     a.unseen_since_ms = None;
                 }
-                seen.insert(key.clone());
                 let existing = self.alerts.get(&key).map(|a| (a.phase, a.severity));
                 match (o.level, existing) {
                     (Some((severity, threshold)), None) => {
@@ -375,6 +374,10 @@ impl Engine {
                         }
                     }
                     (None, None) => {}
+                }
+                // Only the series with an alert matter to `unseen`.
+                if self.alerts.contains_key(&key) {
+                    seen.insert(key);
                 }
             }
         }
