@@ -2,132 +2,21 @@
 //! test runs on a free port, and a real Prometheus Alertmanager.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+#[path = "support/alerts.rs"]
+mod alerts;
 #[path = "../../publisher/tests/common/mod.rs"]
 mod common;
 mod support;
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::TcpListener;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use alerts::{config, subscriber, webhook, Hook};
 use common::{free_port, Publisher};
 use serde_json::Value;
-use support::Subscriber;
-
-/// Every JSON body POSTed to it, in order.
-#[derive(Clone)]
-struct Hook {
-    url: String,
-    got: Arc<Mutex<Vec<Value>>>,
-}
-
-impl Hook {
-    fn start() -> Hook {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let url = format!("http://{}/hook", listener.local_addr().unwrap());
-        let got = Arc::new(Mutex::new(Vec::new()));
-        let sink = Arc::clone(&got);
-        std::thread::spawn(move || {
-            for conn in listener.incoming() {
-                let Ok(mut conn) = conn else { continue };
-                let mut reader = BufReader::new(conn.try_clone().unwrap());
-                let mut len = 0usize;
-                loop {
-                    let mut line = String::new();
-                    if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
-                        break;
-                    }
-                    let lower = line.to_ascii_lowercase();
-                    if let Some(v) = lower.strip_prefix("content-length:") {
-                        len = v.trim().parse().unwrap_or(0);
-                    }
-                }
-                let mut body = vec![0; len];
-                if reader.read_exact(&mut body).is_ok() {
-                    if let Ok(v) = serde_json::from_slice(&body) {
-                        sink.lock().unwrap().push(v);
-                    }
-                }
-                let _ = conn.write_all(
-                    b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
-                );
-            }
-        });
-        Hook { url, got }
-    }
-
-    /// (rule, status) of every notice received.
-    fn seen(&self) -> Vec<(String, String)> {
-        self.got
-            .lock()
-            .unwrap()
-            .iter()
-            .map(|v| {
-                (
-                    v["rule"].as_str().unwrap_or("").into(),
-                    v["status"].as_str().unwrap_or("").into(),
-                )
-            })
-            .collect()
-    }
-
-    fn count(&self, rule: &str, status: &str) -> usize {
-        self.seen()
-            .iter()
-            .filter(|(r, s)| r == rule && s == status)
-            .count()
-    }
-
-    /// Waits until `rule`/`status` was received at least once; the time it took.
-    fn wait(&self, rule: &str, status: &str, within: Duration) -> Duration {
-        let start = Instant::now();
-        while self.count(rule, status) == 0 {
-            assert!(
-                start.elapsed() < within,
-                "no {rule} {status} within {within:?}: {:?}",
-                self.seen()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        start.elapsed()
-    }
-}
-
-const BUSY: &str = r#"
-[[alerts.rule]]
-name = "busy"
-metric = "cpu_usage_percent"
-above = -1.0
-for = "0s"
-severity = "info"
-"#;
-
-fn config(dir: &Path, notify: &str) -> std::path::PathBuf {
-    let path = dir.join("pi.toml");
-    std::fs::write(&path, format!("[alerts]\n{BUSY}\n{notify}")).unwrap();
-    path
-}
-
-fn webhook(url: &str) -> String {
-    format!("[[alerts.notify]]\nkind = \"webhook\"\nurl = \"{url}\"\nmin_severity = \"info\"\n")
-}
-
-fn subscriber(data: &Path, config: &Path, http: u16, mqtt: u16) -> Subscriber {
-    let config = config.to_string_lossy().into_owned();
-    Subscriber::start(
-        data,
-        Some(mqtt),
-        &format!("http://127.0.0.1:{http}/latest"),
-        &["--max-age", "2", "--config", &config],
-        &[
-            ("PI_SUBSCRIBER_POLL__INTERVAL", "200ms"),
-            ("PI_SUBSCRIBER_MQTT__KEEP_ALIVE", "5s"),
-        ],
-    )
-}
 
 #[test]
 fn host_down_job_failed_and_a_user_rule_reach_a_webhook_exactly_once() {
@@ -241,28 +130,6 @@ fn host_down_job_failed_and_a_user_rule_reach_a_webhook_exactly_once() {
     );
     assert_eq!(health["alerts"]["notifiers"][0]["dropped_total"], 0);
     drop(p);
-}
-
-#[test]
-fn a_restarted_pi_does_not_notify_a_firing_alert_again() {
-    let hook = Hook::start();
-    let (pdir, sdir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let (http, mqtt) = (free_port(), free_port());
-    let cfg = config(sdir.path(), &webhook(&hook.url));
-    let _p = Publisher::on_ports(pdir.path(), "200ms", http, mqtt);
-    let s = subscriber(sdir.path(), &cfg, http, mqtt);
-    hook.wait("busy", "firing", Duration::from_secs(15));
-    s.stop();
-    let saved: Value =
-        serde_json::from_slice(&std::fs::read(sdir.path().join("alerts.json")).unwrap()).unwrap();
-    assert_eq!(saved["alerts"][0]["phase"], "firing");
-    let s = subscriber(sdir.path(), &cfg, http, mqtt);
-    let before = s.wait_for("/health", |h| {
-        h["ingest"]["stored_mqtt_total"].as_u64() >= Some(5)
-    });
-    assert_eq!(before["alerts"]["firing"], 1);
-    std::thread::sleep(Duration::from_secs(1));
-    assert_eq!(hook.seen(), [("busy".to_string(), "firing".to_string())]);
 }
 
 /// The body of a 2xx answer; `None` otherwise or when nothing listens.
@@ -465,36 +332,4 @@ fn the_mqtt_notifier_keeps_each_alert_retained_on_the_broker() {
     assert_eq!(notice["status"], "firing");
     assert_eq!(notice["rule"], "busy");
     assert_eq!(notice["host"], "testhost");
-}
-
-#[test]
-fn a_pending_alert_survives_a_restart_of_the_pi_and_fires_on_time() {
-    let hook = Hook::start();
-    let (pdir, sdir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let (http, mqtt) = (free_port(), free_port());
-    let path = sdir.path().join("pi.toml");
-    let slow = BUSY.replace("for = \"0s\"", "for = \"6s\"");
-    std::fs::write(&path, format!("[alerts]\n{slow}\n{}", webhook(&hook.url))).unwrap();
-    let _p = Publisher::on_ports(pdir.path(), "200ms", http, mqtt);
-    let s = subscriber(sdir.path(), &path, http, mqtt);
-    let pending = s.wait_for("/alerts", |a| a["alerts"][0]["state"] == "pending");
-    let since = pending["alerts"][0]["pending_since_ms"].as_i64().unwrap();
-    // Half of `for` passes before the restart: a timer that started over would fire ~9 s in.
-    std::thread::sleep(Duration::from_secs(3));
-    s.stop();
-    let s = subscriber(sdir.path(), &path, http, mqtt);
-    hook.wait("busy", "firing", Duration::from_secs(20));
-    let fired = s.json("/alerts")["alerts"][0]["since_ms"].as_i64().unwrap();
-    // The timer kept its start across the restart: firing 6 s after the first pending
-    // sample (plus a tick and a sample), not 6 s after the restart.
-    assert_eq!(
-        s.json("/alerts")["alerts"][0]["pending_since_ms"].as_i64(),
-        Some(since)
-    );
-    assert!(
-        (since + 6_000..since + 9_000).contains(&fired),
-        "fired {} ms after pending began",
-        fired - since
-    );
-    assert_eq!(hook.seen(), [("busy".to_string(), "firing".to_string())]);
 }

@@ -10,6 +10,9 @@ use serde::{Deserialize, Serialize};
 use super::config::Severity;
 use super::rules::{self, RuleSet};
 
+mod series;
+mod tick;
+
 /// Notices kept for `GET /alerts`' `recent`.
 pub const MAX_RECENT: usize = 100;
 /// Job runs remembered as already notified (MQTT and polling both deliver a job's end).
@@ -42,6 +45,10 @@ pub struct Alert {
     pub for_ms: i64,
     /// The last firing notice (first or repeat).
     pub notified_ms: Option<i64>,
+    /// Since when the host's samples lack this series (`None`: the newest had it). Not saved:
+    /// after a restart every series is unseen until a sample shows it.
+    #[serde(skip)]
+    pub unseen_since_ms: Option<i64>,
 }
 
 /// Something to tell the notifiers.
@@ -75,6 +82,11 @@ pub struct Saved {
     /// The newest `boot_id` of each host.
     pub boots: BTreeMap<String, String>,
     pub jobs_seen: VecDeque<String>,
+    /// When each host was last heard (Pi clock, Unix ms): after a restart a host is judged
+    /// stale from it, not from the restart.
+    pub heard: BTreeMap<String, i64>,
+    /// The Pi's clock when this was saved: from then until the restart it was not listening.
+    pub clock_ms: Option<i64>,
 }
 
 type Key = (String, String, String);
@@ -84,8 +96,18 @@ pub struct Engine {
     rules: RuleSet,
     max_age_ms: i64,
     repeat_ms: i64,
-    /// Hosts not heard from since start-up get `max_age` from here before they are down.
+    /// Hosts not heard from ever get `max_age` from here before they are down.
     start_ms: i64,
+    /// How long the Pi was down before `start_ms` (from the saved state's `clock_ms`): a host
+    /// restored and not heard from since is down after `max_age` of the Pi listening.
+    offline_ms: i64,
+    /// The Pi's clock at the latest call.
+    clock_ms: i64,
+    heard: BTreeMap<String, i64>,
+    /// `heard` moved since the last save, and when that save was: a moved `heard` is saved
+    /// at most [`tick::CHECKPOINT_MS`] late (on its own it does not make the state dirty).
+    heard_moved: bool,
+    saved_at_ms: i64,
     alerts: BTreeMap<Key, Alert>,
     recent: VecDeque<Notice>,
     boots: BTreeMap<String, String>,
@@ -105,13 +127,25 @@ impl Engine {
         let alerts = saved
             .alerts
             .into_iter()
-            .map(|a| ((a.host.clone(), a.rule.clone(), a.label.clone()), a))
+            .map(|mut a| {
+                if a.rule != "host_down" {
+                    a.unseen_since_ms = Some(now_ms);
+                }
+                ((a.host.clone(), a.rule.clone(), a.label.clone()), a)
+            })
             .collect();
         Self {
             rules,
             max_age_ms,
             repeat_ms,
             start_ms: now_ms,
+            offline_ms: saved
+                .clock_ms
+                .map_or(0, |c| now_ms.saturating_sub(c).max(0)),
+            clock_ms: now_ms,
+            heard: saved.heard,
+            heard_moved: false,
+            saved_at_ms: now_ms,
             alerts,
             recent: saved.recent,
             boots: saved.boots,
@@ -127,6 +161,8 @@ impl Engine {
             recent: self.recent.clone(),
             boots: self.boots.clone(),
             jobs_seen: self.jobs_seen.clone(),
+            heard: self.heard.clone(),
+            clock_ms: Some(self.clock_ms),
         }
     }
 
@@ -134,8 +170,10 @@ impl Engine {
         self.dirty
     }
 
-    /// `true` once after a change worth persisting.
+    /// `true` once after a change worth persisting (the caller saves [`Engine::saved`] now).
     pub fn take_dirty(&mut self) -> bool {
+        self.heard_moved = false;
+        self.saved_at_ms = self.clock_ms;
         std::mem::take(&mut self.dirty)
     }
 
@@ -158,6 +196,11 @@ impl Engine {
             format!("{} {}", a.rule, a.label)
         };
         let message = match (status, a.rule.as_str()) {
+            ("expired", _) => format!(
+                "{}: {what} no longer reported: expired (last {})",
+                a.host,
+                fmt_value(a.value)
+            ),
             ("resolved", "host_down") => format!("{}: back up", a.host),
             ("resolved", _) => format!("{}: {what} resolved ({})", a.host, fmt_value(a.value)),
             (_, "host_down") => format!(
@@ -173,7 +216,13 @@ impl Engine {
             ),
         };
         let n = Notice {
-            status: status.into(),
+            // An expiry is a resolution, said in the message.
+            status: if status == "expired" {
+                "resolved"
+            } else {
+                status
+            }
+            .into(),
             host: a.host.clone(),
             rule: a.rule.clone(),
             label: a.label.clone(),
@@ -247,7 +296,9 @@ impl Engine {
     pub fn sample(&mut self, cur: &Snapshot, prev: Option<&Snapshot>, now_ms: i64) -> Vec<Notice> {
         let host = cur.host.as_str();
         let mut out = Vec::new();
-        self.stale.remove(host);
+        let was_stale = self.stale.remove(host);
+        self.clock_ms = now_ms;
+        self.hear(host, now_ms);
         let down = (host.to_owned(), "host_down".to_owned(), String::new());
         out.extend(self.resolve(&down, now_ms));
         if let Some(boot) = &cur.boot_id {
@@ -261,9 +312,13 @@ impl Engine {
             }
         }
         let rules = std::mem::take(&mut self.rules.thresholds);
+        let mut seen = BTreeSet::new();
         for rule in rules.iter().filter(|r| r.applies_to(host)) {
             for o in rule.evaluate(cur, prev) {
                 let key = (host.to_owned(), rule.name.clone(), o.label.clone());
+                if let Some(a) = self.alerts.get_mut(&key) {
+                    a.unseen_since_ms = None;
+                }
                 let existing = self.alerts.get(&key).map(|a| (a.phase, a.severity));
                 match (o.level, existing) {
                     (Some((severity, threshold)), None) => {
@@ -281,6 +336,7 @@ impl Engine {
                                 firing_since_ms: None,
                                 for_ms: rule.for_ms,
                                 notified_ms: None,
+                                unseen_since_ms: None,
                             },
                         );
                         self.dirty = true;
@@ -319,14 +375,20 @@ impl Engine {
                     }
                     (None, None) => {}
                 }
+                // Only the series with an alert matter to `unseen`.
+                if self.alerts.contains_key(&key) {
+                    seen.insert(key);
+                }
             }
         }
         self.rules.thresholds = rules;
+        out.extend(self.unseen(host, &seen, was_stale, now_ms));
         out
     }
 
     /// A new `job_end` (already deduplicated by the store).
     pub fn job_end(&mut self, e: &JobEnd, now_ms: i64) -> Vec<Notice> {
+        self.clock_ms = now_ms;
         if !self.rules.job_failed
             || !rules::job_failed(e)
             || now_ms.saturating_sub(e.end_ts_ms) > MAX_JOB_AGE_MS
@@ -345,77 +407,5 @@ impl Engine {
         };
         let msg = format!("{}: job {} failed ({how})", e.host, e.name);
         vec![self.event(&e.host, "job_failed", &e.name, msg, now_ms)]
-    }
-
-    /// Every second: `host_down` from the hosts' last receipt (Pi clock; `None`: not since
-    /// start-up), pending alerts whose `for` elapsed, and reminders. A host missing from
-    /// `hosts` was forgotten: its alerts go silently.
-    pub fn tick(&mut self, hosts: &[(String, Option<i64>)], now_ms: i64) -> Vec<Notice> {
-        let mut out = Vec::new();
-        let known: BTreeSet<&str> = hosts.iter().map(|(h, _)| h.as_str()).collect();
-        let before = self.alerts.len();
-        self.alerts
-            .retain(|(h, _, _), _| known.contains(h.as_str()));
-        self.boots.retain(|h, _| known.contains(h.as_str()));
-        self.dirty |= self.alerts.len() != before;
-        self.stale.clear();
-        for (host, last) in hosts {
-            let heard = last.unwrap_or(self.start_ms);
-            let stale = now_ms.saturating_sub(heard) > self.max_age_ms;
-            let key = (host.clone(), "host_down".to_owned(), String::new());
-            if stale {
-                self.stale.insert(host.clone());
-                if self.rules.host_down && !self.alerts.contains_key(&key) {
-                    self.alerts.insert(
-                        key.clone(),
-                        Alert {
-                            host: host.clone(),
-                            rule: "host_down".into(),
-                            label: String::new(),
-                            phase: Phase::Pending,
-                            severity: Severity::Critical,
-                            value: None,
-                            threshold: Some(self.max_age_ms as f64 / 1000.0),
-                            pending_since_ms: heard,
-                            firing_since_ms: None,
-                            for_ms: 0,
-                            notified_ms: None,
-                        },
-                    );
-                    out.extend(self.fire(&key, now_ms));
-                }
-            } else {
-                out.extend(self.resolve(&key, now_ms));
-            }
-        }
-        let keys: Vec<Key> = self.alerts.keys().cloned().collect();
-        for key in keys {
-            let Some(a) = self.alerts.get(&key) else {
-                continue;
-            };
-            // While a host is stale its metric rules are unknown: neither fire nor remind.
-            if a.rule != "host_down" && self.stale.contains(&a.host) {
-                continue;
-            }
-            match a.phase {
-                Phase::Pending if now_ms.saturating_sub(a.pending_since_ms) >= a.for_ms => {
-                    out.extend(self.fire(&key, now_ms));
-                }
-                Phase::Firing
-                    if self.repeat_ms > 0
-                        && a.notified_ms
-                            .is_some_and(|t| now_ms.saturating_sub(t) >= self.repeat_ms) =>
-                {
-                    let a = a.clone();
-                    out.push(self.notice(&a, "firing", now_ms, true));
-                    if let Some(a) = self.alerts.get_mut(&key) {
-                        a.notified_ms = Some(now_ms);
-                    }
-                    self.dirty = true;
-                }
-                _ => {}
-            }
-        }
-        out
     }
 }

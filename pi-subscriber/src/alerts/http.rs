@@ -1,5 +1,5 @@
 //! `GET /alerts`: the alerts that are not ok (pending, firing, or unknown while their host is
-//! stale) and the recent notices, newest first.
+//! stale or their series missing from its newest sample) and the recent notices, newest first.
 
 use axum::{Extension, Json};
 use serde_json::{json, Value};
@@ -17,7 +17,9 @@ pub fn view(handle: &AlertsHandle) -> Value {
     let alerts: Vec<Value> = e
         .alerts()
         .map(|a| {
-            let state = if a.rule != "host_down" && e.is_stale(&a.host) {
+            // Unknown: the host is stale, or its newest sample lacked the series.
+            let unknown = e.is_stale(&a.host) || a.unseen_since_ms.is_some();
+            let state = if a.rule != "host_down" && unknown {
                 "unknown"
             } else if a.phase == Phase::Firing {
                 "firing"

@@ -303,3 +303,6 @@ min_severity = "info"
     assert!(e("[[alerts.notify]]\nkind = \"command\"\n").contains("alerts.notify.command"));
     assert!(e("[[alerts.notify]]\nkind = \"pager\"\nurl = \"http://x\"\n").contains("pager"));
 }
+
+mod restart;
+mod stopped;
