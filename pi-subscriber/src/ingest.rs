@@ -71,7 +71,8 @@ impl Ingestor {
         payload: &[u8],
         topic_host: Option<&str>,
     ) -> Result<bool, Rejection> {
-        let parsed = validate::event(payload, topic_host, self.max_payload);
+        let parsed = validate::event(payload, topic_host, self.max_payload)
+            .and_then(|e| validate::event_time(&e, unix_ms_now()).map(|()| e));
         match parsed {
             Ok(event) => {
                 let end = match &event {
@@ -134,5 +135,49 @@ mod tests {
             store.failed().is_cancelled(),
             "run() is told to stop with an error"
         );
+    }
+}
+
+#[cfg(test)]
+mod event_time_tests {
+    use super::*;
+
+    /// Issue 18 A11: events dated far from the Pi's clock are rejected (1000 dated 2200 used
+    /// to push every real event out).
+    #[tokio::test]
+    async fn job_events_outside_a_window_around_the_clock_are_rejected() {
+        let store = crate::store::tests::handle(10);
+        let (gaps, _rx) = mpsc::channel(1);
+        let ingestor = Ingestor {
+            store: store.clone(),
+            gaps,
+            max_payload: 65536,
+            alerts: None,
+        };
+        let now = unix_ms_now();
+        let end = |run: &str, ts: i64| {
+            format!(
+                r#"{{"type":"job_end","v":1,"run_id":"{run}","name":"b","host":"tower","start_ts_ms":{ts},"end_ts_ms":{ts},"duration_s":0}}"#
+            )
+        };
+        for i in 0..1000 {
+            let spoof = end(&format!("s{i}"), 7_200_000_000_000);
+            assert_eq!(
+                ingestor.event_payload(spoof.as_bytes(), None),
+                Err(Rejection::BadTime)
+            );
+        }
+        let ancient = end("old", now - 500 * 86_400_000);
+        assert_eq!(
+            ingestor.event_payload(ancient.as_bytes(), None),
+            Err(Rejection::BadTime)
+        );
+        assert_eq!(
+            ingestor.event_payload(end("real", now).as_bytes(), None),
+            Ok(true)
+        );
+        assert_eq!(store.events(|_| true).unwrap().len(), 1);
+        let (stats, _) = store.counters().unwrap();
+        assert_eq!(stats.rejected[&Rejection::BadTime], 1001);
     }
 }

@@ -35,6 +35,23 @@ pub enum Rejection {
     /// More than 128 devices, interfaces or sensors, or more than 512 cores.
     #[error("a map or list has too many entries")]
     TooManyEntries,
+    /// A job event dated more than a day ahead of the Pi's clock or over 400 days behind it.
+    #[error("a time far from the Pi's clock")]
+    BadTime,
+}
+
+/// How far ahead of the Pi's clock a job event may be dated (the history's bound too).
+pub const EVENT_AHEAD_MS: i64 = 86_400_000;
+/// How far behind it (a yearly job's last run, reconciled from `/events`).
+pub const EVENT_BEHIND_MS: i64 = 400 * 86_400_000;
+
+/// A job event's time is within a window around the Pi's clock.
+pub fn event_time(event: &JobEvent, now_ms: i64) -> Result<(), Rejection> {
+    let ts = event.ts_ms();
+    if ts > now_ms.saturating_add(EVENT_AHEAD_MS) || ts < now_ms.saturating_sub(EVENT_BEHIND_MS) {
+        return Err(Rejection::BadTime);
+    }
+    Ok(())
 }
 
 fn classify(e: &serde_json::Error) -> Rejection {

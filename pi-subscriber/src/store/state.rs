@@ -124,8 +124,11 @@ pub struct Store {
     /// real server).
     pub(super) stale_after: Duration,
     pub(super) hosts: BTreeMap<String, HostState>,
-    /// Oldest first, across hosts.
+    /// Oldest first by time, across hosts.
     pub(super) events: VecDeque<JobEvent>,
+    /// When each of `events` arrived (a counter), at the same index: eviction goes by arrival.
+    arrivals: VecDeque<u64>,
+    arrived: u64,
     pub(super) stats: IngestStats,
     /// The history database's counters as of its last commit (copied here so that `/health`
     /// never waits for a long query).
@@ -158,6 +161,8 @@ impl Store {
             stale_after: Duration::from_secs(45),
             hosts: BTreeMap::new(),
             events: VecDeque::new(),
+            arrivals: VecDeque::new(),
+            arrived: 0,
             stats: IngestStats::default(),
             history: crate::tsdb::TsdbStats::default(),
         }
@@ -323,8 +328,9 @@ impl Store {
     /// been evicted from the live state earlier).
     pub(super) fn forget(&mut self, host: &str) -> bool {
         let live = self.hosts.remove(host).is_some();
-        self.events.retain(|e| e.host() != host);
-        self.event_bytes = self.events.iter().map(event_bytes).sum();
+        while let Some(i) = self.events.iter().position(|e| e.host() == host) {
+            self.remove_event(i);
+        }
         live
     }
 
@@ -339,10 +345,14 @@ impl Store {
             .collect()
     }
 
-    /// Adds a job event unless it is already there (MQTT and HTTP may both deliver it).
+    /// Adds a job event unless it is already there (MQTT and HTTP may both deliver it: the
+    /// same host, run and kind). Beyond `max_events` or `max_event_bytes`, the host holding
+    /// the most events gives up the one that arrived first: a flooding host pushes out its
+    /// own events, whatever their dates, never another host's.
     pub(super) fn add_event(&mut self, event: JobEvent) -> bool {
         let same = |e: &JobEvent| {
             e.run_id() == event.run_id()
+                && e.host() == event.host()
                 && std::mem::discriminant(e) == std::mem::discriminant(&event)
         };
         if self.events.iter().rev().any(same) {
@@ -351,14 +361,39 @@ impl Store {
         let at = self.events.partition_point(|e| e.ts_ms() <= event.ts_ms());
         self.event_bytes += event_bytes(&event);
         self.events.insert(at, event);
+        self.arrived += 1;
+        self.arrivals.insert(at, self.arrived);
         while self.events.len() > self.max_events || self.event_bytes > self.max_event_bytes {
-            let Some(gone) = self.events.pop_front() else {
+            let Some(i) = self.eviction_victim() else {
                 break;
             };
-            self.event_bytes = self.event_bytes.saturating_sub(event_bytes(&gone));
+            self.remove_event(i);
         }
         self.stats.events_total += 1;
         true
+    }
+
+    /// The index of the first-arrived event of the host with the most events.
+    fn eviction_victim(&self) -> Option<usize> {
+        let mut per_host: BTreeMap<&str, usize> = BTreeMap::new();
+        for e in &self.events {
+            *per_host.entry(e.host()).or_insert(0) += 1;
+        }
+        let (host, _) = per_host.iter().max_by_key(|(_, n)| **n)?;
+        self.events
+            .iter()
+            .zip(&self.arrivals)
+            .enumerate()
+            .filter(|(_, (e, _))| e.host() == *host)
+            .min_by_key(|(_, (_, arrival))| **arrival)
+            .map(|(i, _)| i)
+    }
+
+    fn remove_event(&mut self, i: usize) {
+        if let Some(gone) = self.events.remove(i) {
+            self.event_bytes = self.event_bytes.saturating_sub(event_bytes(&gone));
+        }
+        self.arrivals.remove(i);
     }
 
     /// The host `/metrics` shows without `?host=`: the configured one, else the one heard from

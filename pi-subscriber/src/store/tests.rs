@@ -567,3 +567,40 @@ async fn evicting_a_host_never_deletes_its_history() {
     assert!(store.forget("ghost1").unwrap());
     assert!(store.history("ghost1", 0, i64::MAX).unwrap().is_empty());
 }
+
+fn job_end(host: &str, run: &str, end_ts_ms: i64) -> JobEvent {
+    JobEvent::JobEnd(broker::JobEnd {
+        run_id: run.into(),
+        name: "backup".into(),
+        host: host.into(),
+        end_ts_ms,
+        ..Default::default()
+    })
+}
+
+/// Issue 18 A11: job events are evicted by arrival and per host (a flooding host pushes out
+/// its own events first, whatever their dates), and the dedupe key includes the host.
+#[test]
+fn job_events_are_evicted_by_arrival_and_per_host() {
+    let mut state = Store::new(4);
+    state.max_events = 10;
+    let day = 86_400_000;
+    let now = 1_700_000_000_000;
+    // A real event from yesterday, then a flood dated later than it.
+    assert!(state.add_event(job_end("nas", "real", now - day)));
+    for i in 0..50 {
+        assert!(state.add_event(job_end("flood", &format!("f{i}"), now + i)));
+    }
+    assert_eq!(state.events.len(), 10);
+    let kept: Vec<&str> = state.events.iter().map(JobEvent::run_id).collect();
+    assert!(kept.contains(&"real"), "{kept:?}");
+    // The flood kept its newest arrivals.
+    assert!(kept.contains(&"f49") && !kept.contains(&"f0"), "{kept:?}");
+    // The same run id on another host is another event.
+    assert!(state.add_event(job_end("tower", "real", now)));
+    assert!(!state.add_event(job_end("tower", "real", now)));
+    assert!(state.events.iter().any(|e| e.host() == "nas"));
+    // Shown oldest first by time.
+    let times: Vec<i64> = state.events.iter().map(JobEvent::ts_ms).collect();
+    assert!(times.windows(2).all(|w| w[0] <= w[1]), "{times:?}");
+}
