@@ -350,13 +350,13 @@ impl SharedStore {
     /// Commits what was stored since the last call (the history writer calls it every
     /// second: a power cut loses at most that).
     pub fn commit(&self) -> Result<(), HistoryError> {
-        let stats = {
+        let (done, stats) = {
             let mut db = self.tsdb()?;
-            db.commit()?;
-            db.stats
+            (db.commit(), db.stats)
         };
+        // Copied whatever the outcome: a failing disk shows in `/health` (rollbacks).
         self.lock()?.history = stats;
-        Ok(())
+        Ok(done?)
     }
 
     /// Closes finished bucket rows and prunes by retention (every minute or so).

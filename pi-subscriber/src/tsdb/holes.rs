@@ -160,7 +160,7 @@ impl Tsdb {
         Ok(())
     }
 
-    fn count_holes(&mut self) -> rusqlite::Result<()> {
+    pub(super) fn count_holes(&mut self) -> rusqlite::Result<()> {
         self.stats.holes.holes_open =
             self.conn
                 .query_row("SELECT COUNT(*) FROM holes", [], |r| r.get::<_, i64>(0))?

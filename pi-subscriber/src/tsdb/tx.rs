@@ -86,8 +86,12 @@ impl Tsdb {
             self.in_tx = true;
             self.tx.flushed_before = Some(self.flushed.clone());
             let now = self.tx.now_ms;
-            for hole in self.tx.unsaved.clone() {
-                self.write_hole(&hole, now)?;
+            let unsaved = self.tx.unsaved.clone();
+            for hole in &unsaved {
+                self.write_hole(hole, now)?;
+            }
+            if !unsaved.is_empty() {
+                self.count_holes()?;
             }
         }
         Ok(())
