@@ -10,6 +10,7 @@ pub mod grafana;
 pub mod homeassistant;
 pub mod http;
 pub mod ingest;
+pub mod ingest_queue;
 pub mod migrate;
 pub mod mqtt;
 pub mod poller;

@@ -161,7 +161,11 @@ impl Poller {
     async fn poll_one(&mut self, endpoint: &str) {
         // One byte over the payload limit lets validation count it as too large.
         match self.get(endpoint, self.ingestor.max_payload + 1).await {
-            Ok(body) => match self.ingestor.snapshot_payload(&body, None, Source::Http) {
+            Ok(body) => match self
+                .ingestor
+                .store_blocking(body.clone(), None, Source::Http)
+                .await
+            {
                 Ok(outcome) => {
                     if let Some(host) = host_of(&body) {
                         self.bases.insert(host.clone(), base_url(endpoint));
@@ -267,11 +271,15 @@ impl Poller {
                 fetched = fetched.saturating_add(page.snapshots.len() as u64);
                 let mut last = since;
                 for raw in &page.snapshots {
-                    if let Ok(outcome) = self.ingestor.snapshot_payload(
-                        raw.get().as_bytes(),
-                        Some(&gap.host),
-                        Source::Backfill,
-                    ) {
+                    if let Ok(outcome) = self
+                        .ingestor
+                        .store_blocking(
+                            raw.get().as_bytes().to_vec(),
+                            Some(gap.host.clone()),
+                            Source::Backfill,
+                        )
+                        .await
+                    {
                         if matches!(outcome, Outcome::Stored { .. }) {
                             stored += 1;
                         }

@@ -3,6 +3,8 @@
 //! store ([`Tsdb`], behind its own lock; the slow parts run off the async workers). Every
 //! source (MQTT, HTTP polling, backfill) goes through [`SharedStore::ingest`].
 
+mod admission;
+mod reads;
 mod state;
 #[cfg(test)]
 pub(crate) mod tests;
@@ -270,7 +272,8 @@ impl SharedStore {
         Ok(known || had_history)
     }
 
-    /// The flat `/history` rows of `host` (raw tier), ascending. Blocking: call it from
+    /// The flat `/history` rows of `host` (raw tier), ascending; a range of more than
+    /// [`crate::tsdb::MAX_HISTORY_ROWS`] is refused before it is read. Blocking: call it from
     /// `spawn_blocking`.
     pub fn history(
         &self,
@@ -278,7 +281,9 @@ impl SharedStore {
         from_ms: i64,
         to_ms: i64,
     ) -> Result<Vec<HistoryRow>, HistoryError> {
-        let rows = self.tsdb()?.flat_rows(host, from_ms, to_ms)?;
+        let rows =
+            self.tsdb()?
+                .flat_rows_at_most(host, from_ms, to_ms, crate::tsdb::MAX_HISTORY_ROWS)?;
         Ok(rows.iter().map(|r| HistoryRow::of(host, r)).collect())
     }
 

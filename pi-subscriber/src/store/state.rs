@@ -77,6 +77,9 @@ pub struct IngestStats {
     pub events_total: u64,
     /// Samples the history database could not store (the error is logged).
     pub history_errors_total: u64,
+    /// MQTT snapshots dropped because the ingest queue was full (a long query held the
+    /// history); the next live sample's gap backfills them.
+    pub queue_full_total: u64,
 }
 
 #[derive(Debug, Default, Clone)]

@@ -20,6 +20,7 @@ mod buckets;
 pub mod codec;
 mod db;
 mod flat;
+mod limits;
 mod open;
 mod query;
 mod raw;
@@ -27,6 +28,7 @@ pub mod rollup;
 
 pub use db::{IngestReport, Sample, Tsdb, TsdbStats};
 pub use flat::{FlatRow, KnownHost};
+pub use limits::MAX_HISTORY_ROWS;
 pub use query::{QueryError, SeriesPoints, SeriesQuery, MAX_POINTS};
 pub use rollup::{Agg, Bucket, Retention, Tier};
 
