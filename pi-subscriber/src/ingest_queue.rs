@@ -23,9 +23,9 @@ use crate::validate::Rejection;
 /// and then some; the thread stores one in well under a millisecond when no query holds the
 /// database).
 pub const QUEUE_SNAPSHOTS: usize = 256;
-/// Payload bytes waiting at most (32 payloads of the largest size `mqtt.max_payload_size`
-/// allows by default; a tower's snapshot is ~2 KB).
-pub const QUEUE_BYTES: usize = 8 * 1024 * 1024;
+/// Payload bytes waiting at most (16 payloads of the largest size `mqtt.max_payload_size`
+/// allows by default, a few MiB of the unit's `MemoryMax=64M`; a tower's snapshot is ~2 KB).
+pub const QUEUE_BYTES: usize = 4 * 1024 * 1024;
 
 struct Item {
     host: String,
@@ -155,16 +155,16 @@ mod tests {
             .filter(|&i| queue.offer(&format!("h{i}"), &payload(i)))
             .count();
         assert_eq!(taken, QUEUE_BYTES / (64 * 1024));
-        assert_eq!(taken, 128);
-        assert_eq!(store.counters().unwrap().0.queue_full_total, 2);
+        assert_eq!(taken, 64);
+        assert_eq!(store.counters().unwrap().0.queue_full_total, 66);
         drop(query);
         queue.close();
         let (ingest, _) = store.counters().unwrap();
         assert_eq!(ingest.rejected_total, 0);
         assert_eq!(
-            ingest.stored_mqtt_total, 128,
+            ingest.stored_mqtt_total, 64,
             "every queued snapshot was stored, once the query was done"
         );
-        assert_eq!(ingest.queue_full_total, 2);
+        assert_eq!(ingest.queue_full_total, 66);
     }
 }

@@ -19,6 +19,7 @@ use tokio_util::sync::CancellationToken;
 pub use crate::row::HistoryRow;
 use crate::tsdb::{QueryError, SeriesPoints, SeriesQuery, Tier, Tsdb, TsdbError, TsdbStats};
 use crate::validate::Rejection;
+pub use admission::{Pace, DEFAULT_MAX_SAMPLES_PER_S};
 pub use state::{Gap, HostState, IngestStats, Outcome, Source, Store};
 
 /// The store shared by the ingest paths and the HTTP handlers. A panic while one of its locks
@@ -230,6 +231,11 @@ impl SharedStore {
             Ok(evicted) => evicted,
             Err(()) => return Outcome::TooManyHosts,
         };
+        match self.admit_rate(&snapshot, source, now) {
+            Ok(true) => {}
+            Ok(false) => return Outcome::RateLimited,
+            Err(_) => return Outcome::Failed,
+        }
         if let Some(gone) = &evicted {
             tracing::warn!(host = %gone, new = %snapshot.host, "history.max_hosts reached: forgot the longest-silent stale host");
             if let Err(error) = self.forget_history(gone) {

@@ -54,6 +54,8 @@ pub enum Outcome {
     Duplicate,
     /// A new host beyond `max_hosts`.
     TooManyHosts,
+    /// A live sample beyond the host's rate bound (`history.max_samples_per_s`).
+    RateLimited,
     /// Not stored: the store is poisoned and the daemon is stopping.
     Failed,
 }
@@ -80,6 +82,8 @@ pub struct IngestStats {
     /// MQTT snapshots dropped because the ingest queue was full (a long query held the
     /// history); the next live sample's gap backfills them.
     pub queue_full_total: u64,
+    /// Live samples beyond their host's rate bound, dropped.
+    pub rate_limited_total: u64,
 }
 
 #[derive(Debug, Default, Clone)]
@@ -107,6 +111,8 @@ pub struct HostState {
     /// After a restart, until the first live sample: the restored row gaps are measured from
     /// (the highest seq whose time the Pi's clock had reached at start-up).
     pub restored_newest: Option<Point>,
+    /// Where the host stands against its rate bound ([`super::admission`]).
+    pub pace: super::admission::Pace,
 }
 
 #[derive(Debug)]
@@ -129,6 +135,9 @@ pub struct Store {
     /// The history database's counters as of its last commit (copied here so that `/health`
     /// never waits for a long query).
     pub(super) history: crate::tsdb::TsdbStats,
+    /// Live samples per second a host may store at most (`history.max_samples_per_s`;
+    /// `None`, as [`Store::new`] makes it for tests and benchmarks: no rate bound).
+    pub(super) max_samples_per_s: Option<u32>,
 }
 
 impl HostState {
@@ -159,6 +168,7 @@ impl Store {
             events: VecDeque::new(),
             stats: IngestStats::default(),
             history: crate::tsdb::TsdbStats::default(),
+            max_samples_per_s: None,
         }
     }
 

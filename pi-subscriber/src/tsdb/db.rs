@@ -96,6 +96,8 @@ pub struct TsdbStats {
     pub series_total: u64,
     pub series_dropped_total: u64,
     pub commits_total: u64,
+    /// Size against `history.max_disk` (`size.rs`).
+    pub disk: super::size::DiskStats,
 }
 
 #[derive(Debug)]

@@ -25,12 +25,14 @@ mod open;
 mod query;
 mod raw;
 pub mod rollup;
+mod size;
 
 pub use db::{IngestReport, Sample, Tsdb, TsdbStats};
 pub use flat::{FlatRow, KnownHost};
 pub use limits::MAX_HISTORY_ROWS;
 pub use query::{QueryError, SeriesPoints, SeriesQuery, MAX_POINTS};
 pub use rollup::{Agg, Bucket, Retention, Tier};
+pub use size::DiskStats;
 
 use std::path::PathBuf;
 
