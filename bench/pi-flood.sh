@@ -90,7 +90,8 @@ echo "$health" | python3 -c '
 import json, sys
 h = json.load(sys.stdin)
 i = h["ingest"]
-print("hosts:", len(h["hosts"]), " stored:", i["stored_mqtt_total"], " rejected:", i["rejected"], " too_many_hosts:", i["too_many_hosts_total"])'
+print("hosts:", len(h["hosts"]), " stored:", i["stored_mqtt_total"], " rejected:", i["rejected"], " too_many_hosts:", i["too_many_hosts_total"],
+      " rate_limited:", i.get("rate_limited_total"), " queue_full:", i.get("queue_full_total"))'
 curl -s -o /dev/null -w "prometheus scrape: %{http_code}, %{size_download} bytes\n" "http://127.0.0.1:$http/prometheus"
 echo "flood: $hosts hosts x $msgs snapshots of ~256 KiB in $((end - start)) s; MALLOC_ARENA_MAX=${MALLOC_ARENA_MAX:-unset}"
 echo "after: $(grep -E 'VmRSS|VmHWM' /proc/$pi/status | tr -s ' \n' ' ')"

@@ -10,12 +10,16 @@ use serde::{Deserialize, Serialize};
 
 pub use daemon_kit::settings::SettingsError;
 
+pub mod bytes;
 pub mod homeassistant;
 
 pub use homeassistant::HomeAssistantSettings;
 
 /// `PI_SUBSCRIBER_<SECTION>__<KEY>`, e.g. `PI_SUBSCRIBER_MQTT__HOST=10.8.0.1`.
 pub const ENV_PREFIX: &str = "PI_SUBSCRIBER";
+
+/// `history.max_disk` at least: the schema and a few hosts' open rows.
+const MIN_MAX_DISK: u64 = 16 << 20;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -114,6 +118,14 @@ pub struct HistorySettings {
     /// and the host count, and its history file is removed.
     #[serde(with = "daemon_kit::duration")]
     pub forget_after: Duration,
+    /// Live samples one host may store per second at most, whatever interval it declares
+    /// (it gets a burst of 10, then 2 per declared `interval_s`); the rest are dropped and
+    /// counted (`ingest.rate_limited_total`).
+    pub max_samples_per_s: u32,
+    /// Bytes the history database may use; beyond it the oldest raw rows are deleted first
+    /// (`"2GiB"`, `"500MB"` or a number of bytes).
+    #[serde(with = "bytes")]
+    pub max_disk: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -195,6 +207,8 @@ impl Default for HistorySettings {
             max_hosts: 64,
             persist: true,
             forget_after: Duration::from_secs(7 * 86_400),
+            max_samples_per_s: crate::store::DEFAULT_MAX_SAMPLES_PER_S,
+            max_disk: 2 << 30,
         }
     }
 }
@@ -365,6 +379,15 @@ impl Settings {
         }
         if self.history.forget_after < Duration::from_secs(1) {
             return Err(invalid("history.forget_after", "must be at least 1s"));
+        }
+        if !(1..=1000).contains(&self.history.max_samples_per_s) {
+            return Err(invalid(
+                "history.max_samples_per_s",
+                "must be between 1 and 1000",
+            ));
+        }
+        if self.history.max_disk < MIN_MAX_DISK {
+            return Err(invalid("history.max_disk", "must be at least 16MiB"));
         }
         if let Some(token) = &self.http.admin_token {
             if token.len() < 16 || token.chars().any(|c| c.is_whitespace() || c.is_control()) {

@@ -284,9 +284,7 @@ pub fn to_ms(t: i64) -> i64 {
     }
 }
 
-/// Rows one `/history` answer may hold (the raw tier of a host sampled every 15 s holds 11 520
-/// over its 48 h); a longer answer is a 400 asking for a narrower range.
-pub const MAX_HISTORY_ROWS: usize = 100_000;
+pub use crate::tsdb::MAX_HISTORY_ROWS;
 
 /// A `/history` bound in ms, between 1970 and 2200, else a 400 naming it.
 fn history_time(name: &str, t: Option<i64>, default: i64) -> Result<i64, AppError> {
@@ -315,17 +313,23 @@ async fn history(
     }
     let host = known_host(&state, q.host)?;
     let store = state.store.clone();
+    // A range of more than MAX_HISTORY_ROWS is refused before its rows are read.
     let rows = tokio::task::spawn_blocking(move || store.history(&host, from, to))
         .await
         .map_err(|e| AppError::Internal(e.to_string()))?
-        .map_err(|e| AppError::Internal(e.to_string()))?;
-    if rows.len() > MAX_HISTORY_ROWS {
-        return Err(AppError::BadRequest(format!(
-            "{} rows in that range; at most {MAX_HISTORY_ROWS}: narrow it with from= and to=",
-            rows.len()
-        )));
-    }
+        .map_err(history_error)?;
     Ok(Json(rows))
+}
+
+/// A history read's error: a 400 naming the bound for a range the client must narrow, else a
+/// 500.
+pub(crate) fn history_error(e: crate::store::HistoryError) -> AppError {
+    match e {
+        crate::store::HistoryError::Query(crate::tsdb::QueryError::Range(why)) => {
+            AppError::BadRequest(why)
+        }
+        e => AppError::Internal(e.to_string()),
+    }
 }
 
 #[derive(Serialize)]

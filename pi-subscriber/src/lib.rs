@@ -10,6 +10,7 @@ pub mod grafana;
 pub mod homeassistant;
 pub mod http;
 pub mod ingest;
+pub mod ingest_queue;
 pub mod migrate;
 pub mod mqtt;
 pub mod poller;
@@ -81,9 +82,14 @@ async fn forget_silent_hosts(
     }
 }
 
-/// Commits the history every second (a power cut loses at most that) and closes bucket rows
-/// and prunes every minute, off the async workers; commits once more at shutdown.
-fn history_writer(store: SharedStore, shutdown: CancellationToken) -> tokio::task::JoinHandle<()> {
+/// Commits the history every second (a power cut loses at most that), keeps it within
+/// `max_disk` bytes (oldest rows first), and closes bucket rows and prunes every minute, off
+/// the async workers; commits once more at shutdown.
+fn history_writer(
+    store: SharedStore,
+    max_disk: u64,
+    shutdown: CancellationToken,
+) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -97,10 +103,15 @@ fn history_writer(store: SharedStore, shutdown: CancellationToken) -> tokio::tas
             let maintain = ticks % 60 == 1;
             let s = store.clone();
             let done = tokio::task::spawn_blocking(move || {
-                if maintain {
-                    s.maintain(ingest::unix_ms_now())?;
-                }
-                s.commit()
+                // Each step runs whatever the one before did (a full disk fails them all,
+                // and the commit still copies the counters that say so to `/health`).
+                let maintained = match maintain {
+                    true => s.maintain(ingest::unix_ms_now()),
+                    false => Ok(()),
+                };
+                let bounded = s.bound_disk(max_disk);
+                let committed = s.commit();
+                maintained.and(bounded).and(committed)
             })
             .await;
             match done {
@@ -123,7 +134,8 @@ pub async fn run(
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     let state = Store::new(settings.history.max_hosts)
-        .with_health(settings.health.max_age, settings.health.max_clock_skew);
+        .with_health(settings.health.max_age, settings.health.max_clock_skew)
+        .with_max_samples_per_s(settings.history.max_samples_per_s);
     let now_ms = ingest::unix_ms_now();
     let retention = settings.retention();
     let max_series = settings.history.max_series_per_host;
@@ -163,7 +175,11 @@ pub async fn run(
     let failed = store.failed();
     // Stopped after every task that stores has ended, so the last samples are committed.
     let writer_stop = CancellationToken::new();
-    let writer = history_writer(store.clone(), writer_stop.clone());
+    let writer = history_writer(
+        store.clone(),
+        settings.history.max_disk,
+        writer_stop.clone(),
+    );
     let (gap_tx, gap_rx) = mpsc::channel(256);
     let (feed, alerts, alert_task) = alerts::start(&settings, store.clone(), shutdown.clone());
     let ingestor = Ingestor {

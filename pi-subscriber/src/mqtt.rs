@@ -19,7 +19,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::MqttSettings;
 use crate::ingest::Ingestor;
-use crate::store::Source;
+use crate::ingest_queue::IngestQueue;
 
 /// Counters for `/health`.
 #[derive(Debug, Default, Clone, Serialize)]
@@ -128,6 +128,15 @@ pub async fn run(
             return;
         }
     };
+    // Snapshots are stored by a thread of their own: this task never waits for the history.
+    let queue = match IngestQueue::start(ingestor.clone()) {
+        Ok(q) => q,
+        Err(error) => {
+            tracing::error!(%error, "MQTT disabled: cannot start the ingest thread");
+            state.failed(error.to_string());
+            return;
+        }
+    };
     let (client, mut eventloop) = AsyncClient::new(options, 16);
     let filters = Topics::all_hosts(&settings.topic_prefix);
     let prefix = settings.topic_prefix.clone();
@@ -163,7 +172,7 @@ pub async fn run(
             }
             Ok(Event::Incoming(Packet::Publish(publish))) => {
                 state.message();
-                handle(&ingestor, &prefix, &publish.topic, &publish.payload);
+                handle(&ingestor, &queue, &prefix, &publish.topic, &publish.payload);
             }
             Ok(_) => {}
             Err(ConnectionError::RequestsDone) => break,
@@ -187,11 +196,14 @@ pub async fn run(
         }
     }
     let _ = client.try_disconnect();
+    // What was queued is stored before the history writer's last commit.
+    let _ = tokio::task::spawn_blocking(move || queue.close()).await;
     tracing::info!("MQTT consumer stopped");
 }
 
-/// One incoming message, by the kind its topic names.
-pub fn handle(ingestor: &Ingestor, prefix: &str, topic: &str, payload: &[u8]) {
+/// One incoming message, by the kind its topic names. Never waits for the history: a
+/// snapshot is queued for the ingest thread; status and job events touch only the live state.
+pub fn handle(ingestor: &Ingestor, queue: &IngestQueue, prefix: &str, topic: &str, payload: &[u8]) {
     let Some((host, kind)) = Topics::parse(prefix, topic) else {
         return;
     };
@@ -204,7 +216,7 @@ pub fn handle(ingestor: &Ingestor, prefix: &str, topic: &str, payload: &[u8]) {
     match kind {
         "snapshot" => {
             // Counted in the store, per host (the poller's cue to stay quiet).
-            let _ = ingestor.snapshot_payload(payload, Some(host), Source::Mqtt);
+            queue.offer(host, payload);
         }
         "status" => {
             if let Ok(text @ ("online" | "offline")) = std::str::from_utf8(payload) {
@@ -217,5 +229,64 @@ pub fn handle(ingestor: &Ingestor, prefix: &str, topic: &str, payload: &[u8]) {
             let _ = ingestor.event_payload(payload, Some(host));
         }
         _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use tokio::sync::mpsc;
+
+    const SNAPSHOT: &str =
+        r#"{"v":1,"host":"t","seq":1,"ts":1767225600,"ts_ms":1767225600000,"interval_s":15}"#;
+
+    /// Issue 18 item 9: the MQTT task (the only one polling rumqttc's event loop, so the one
+    /// that sends the keepalive pings) hands a snapshot on and returns while a long history
+    /// query holds the database; the snapshot is stored once the query is done.
+    #[test]
+    fn a_long_history_query_never_stalls_the_mqtt_task() {
+        let store = crate::store::tests::handle(10);
+        let (gaps, _gap_rx) = mpsc::channel(4);
+        let ingestor = Ingestor {
+            store: store.clone(),
+            gaps,
+            max_payload: 64 * 1024,
+            alerts: None,
+        };
+        let query = store.hold_history_for_test();
+        let (done, handled) = std::sync::mpsc::channel();
+        let queue = IngestQueue::start(ingestor.clone()).unwrap();
+        let task = std::thread::spawn(move || {
+            handle(
+                &ingestor,
+                &queue,
+                "sa",
+                "sa/t/snapshot",
+                SNAPSHOT.as_bytes(),
+            );
+            let _ = done.send(());
+            queue
+        });
+        // A deadline, not a measurement: the call either returns at once or waits for the
+        // lock (forever, here, until the query is released).
+        let returned = handled.recv_timeout(Duration::from_secs(10)).is_ok();
+        drop(query);
+        let queue = task.join().unwrap();
+        assert!(
+            returned,
+            "the MQTT task waited for the history lock held by a query"
+        );
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while store.host("t").unwrap().is_none_or(|h| h.samples == 0) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the snapshot was never stored"
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        assert_eq!(store.counters().unwrap().0.stored_mqtt_total, 1);
+        queue.close();
     }
 }

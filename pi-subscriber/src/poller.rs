@@ -172,7 +172,11 @@ impl Poller {
     async fn poll_one(&mut self, endpoint: &str) {
         // One byte over the payload limit lets validation count it as too large.
         match self.get(endpoint, self.ingestor.max_payload + 1).await {
-            Ok(body) => match self.ingestor.snapshot_payload(&body, None, Source::Http) {
+            Ok(body) => match self
+                .ingestor
+                .store_blocking(body.clone(), None, Source::Http)
+                .await
+            {
                 Ok(outcome) => {
                     if let Some(host) = host_of(&body) {
                         self.bases.insert(host.clone(), base_url(endpoint));
@@ -287,6 +291,7 @@ impl Poller {
             let mut stored = 0u64;
             let mut fetched = 0u64;
             let mut answered = true;
+            let mut newest_seq = None;
             while since.saturating_add(1) < hole.before_seq {
                 if fetched >= self.max_backfill {
                     tracing::warn!(host = %hole.host, after = hole.after_seq, before = hole.before_seq, fetched, "hole larger than history.capacity: backfill stopped there");
@@ -318,14 +323,19 @@ impl Poller {
                     break; // another publisher's history
                 }
                 self.bases.insert(hole.host.clone(), base.clone());
+                newest_seq = page.newest_seq;
                 fetched = fetched.saturating_add(page.snapshots.len() as u64);
                 let mut last = since;
                 for raw in &page.snapshots {
-                    if let Ok(outcome) = self.ingestor.snapshot_payload(
-                        raw.get().as_bytes(),
-                        Some(&hole.host),
-                        Source::Backfill,
-                    ) {
+                    if let Ok(outcome) = self
+                        .ingestor
+                        .store_blocking(
+                            raw.get().as_bytes().to_vec(),
+                            Some(hole.host.clone()),
+                            Source::Backfill,
+                        )
+                        .await
+                    {
                         if matches!(outcome, Outcome::Stored { .. }) {
                             stored += 1;
                         }
@@ -344,7 +354,7 @@ impl Poller {
             }
             if answered && self.bases.get(&hole.host) == Some(&base) {
                 tracing::info!(host = %hole.host, stored, "backfill pass done");
-                return Attempt::Answered;
+                return Attempt::Answered { newest_seq };
             }
         }
         tracing::warn!(host = %hole.host, "no publisher could backfill the hole (yet)");

@@ -243,3 +243,75 @@ async fn history_extreme_times_get_a_400() {
     let (code, _) = get(&st, "/history?host=h0&from=99999999999999999999").await;
     assert_eq!(code, StatusCode::BAD_REQUEST);
 }
+
+/// Issue 18 item 9: `label: "*"` expands to every series of the metric on every host; the
+/// series bound counts what it expands to, before a row is read.
+#[tokio::test]
+async fn grafana_label_star_counts_every_series_it_expands_to() {
+    let st = support::app_state(0);
+    for h in 0..2 {
+        let s = Snapshot {
+            v: 1,
+            host: format!("h{h}"),
+            seq: 1,
+            ts: T0 / 1000,
+            ts_ms: T0,
+            cpu: Some(Cpu {
+                per_core_percent: (0..100).map(|c| Some(c as f64)).collect(),
+                ..Cpu::default()
+            }),
+            ..Snapshot::default()
+        };
+        st.store.ingest(s, Source::Mqtt, Instant::now(), T0);
+    }
+    let from = format!("\"{T0}\"");
+    let to = format!("\"{}\"", T0 + 600_000);
+    let star = |host: Option<&str>| {
+        let mut payload = json!({"label": "*"});
+        if let Some(h) = host {
+            payload["host"] = json!(h);
+        }
+        json!([{"refId": "A", "target": "cpu_core_usage_percent", "payload": payload}])
+    };
+    // One host: its 100 cores, within the bound.
+    let (code, b) = post(
+        &st,
+        "/grafana/query",
+        body(&from, &to, "100", "0", &star(Some("h0"))),
+    )
+    .await;
+    assert_eq!(code, StatusCode::OK, "{b}");
+    assert_eq!(b.as_array().unwrap().len(), 100);
+    // Both hosts: 200 series, though the target names one metric and no host.
+    let (code, b) = post(
+        &st,
+        "/grafana/query",
+        body(&from, &to, "100", "0", &star(None)),
+    )
+    .await;
+    assert_eq!(
+        code,
+        StatusCode::BAD_REQUEST,
+        "{} series answered",
+        b.as_array().map_or(0, Vec::len)
+    );
+    assert_eq!(
+        b["error"],
+        "200 series (targets × hosts × labels) in one query; at most 128"
+    );
+    // The points bound counts them too: 100 series × 10000 points.
+    let (code, b) = post(
+        &st,
+        "/grafana/query",
+        body(
+            "\"0\"",
+            "\"7258118400000\"",
+            "10000",
+            "0",
+            &star(Some("h0")),
+        ),
+    )
+    .await;
+    assert_eq!(code, StatusCode::BAD_REQUEST, "{b}");
+    assert_eq!(b["error"], "100 series × 10000 points is more than 200000 points; narrow the range, lower maxDataPoints or raise intervalMs");
+}

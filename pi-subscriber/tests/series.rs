@@ -287,7 +287,11 @@ async fn lost_samples_are_shown_in_series_and_grafana_annotations() {
     assert_eq!((holes[0].after_seq, holes[0].before_seq), (2, 9));
     let fate = st
         .store
-        .settle_hole(&holes[0], &pi_subscriber::tsdb::Attempt::Answered, now)
+        .settle_hole(
+            &holes[0],
+            &pi_subscriber::tsdb::Attempt::Answered { newest_seq: None },
+            now,
+        )
         .unwrap();
     assert_eq!(fate, pi_subscriber::tsdb::Fate::Lost(4));
 

@@ -16,6 +16,17 @@ fn defaults_point_at_one_machine() {
     assert_eq!(s.poll.endpoints, ["http://127.0.0.1:9000/latest"]);
     assert_eq!(s.health.max_age, Duration::from_secs(45));
     assert!(s.mqtt.client_id.starts_with("pi-subscriber-"));
+    assert_eq!(s.history.max_disk, 2 << 30);
+    assert_eq!(s.history.max_samples_per_s, 10);
+    let s = load(
+        "[history]\nmax_disk = \"500MB\"\nmax_samples_per_s = 50\n",
+        Overrides::default(),
+    )
+    .unwrap();
+    assert_eq!(
+        (s.history.max_disk, s.history.max_samples_per_s),
+        (500_000_000, 50)
+    );
 }
 
 #[test]
@@ -52,6 +63,9 @@ fn bad_keys_and_values_are_named() {
     assert!(e("[history]\nraw = \"1h\"\n").contains("history.raw"));
     assert!(e("[history]\nhour = \"1d\"\n").contains("history.hour"));
     assert!(e("[http]\nadmin_token = \"short\"\n").contains("http.admin_token"));
+    assert!(e("[history]\nmax_disk = \"1MiB\"\n").contains("history.max_disk"));
+    assert!(e("[history]\nmax_disk = \"lots\"\n").contains("max_disk"));
+    assert!(e("[history]\nmax_samples_per_s = 0\n").contains("history.max_samples_per_s"));
     let bad_bind = load(
         "",
         Overrides {

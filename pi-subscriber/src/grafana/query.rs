@@ -18,8 +18,7 @@ use super::request::{
 use super::{datapoints, host_names, job_rows, Agg, ALERT_EVENTS, JOB_EVENTS, METRICS};
 use crate::http::{AppError, AppState};
 use crate::registry;
-use crate::store::HistoryError;
-use crate::tsdb::{Agg as TierAgg, QueryError, SeriesQuery};
+use crate::tsdb::{Agg as TierAgg, SeriesQuery};
 /// One element of the answer.
 #[derive(Debug, Serialize)]
 #[serde(untagged)]
@@ -70,6 +69,46 @@ fn too_many_points() -> AppError {
     ))
 }
 
+/// The series the plans read, with `label: "*"` expanded to every label each host has, checked
+/// against [`MAX_SERIES`] and [`MAX_TOTAL_POINTS`] before a row is read. Blocking (the
+/// history's lock).
+fn check_expanded(state: &AppState, plans: &[Plan], per_series: usize) -> Result<(), AppError> {
+    let mut series = 0usize;
+    for plan in plans {
+        series = series.saturating_add(match plan {
+            Plan::Jobs(_) => 0,
+            Plan::Metric { hosts, .. } => hosts.len(),
+            Plan::Series {
+                metric,
+                hosts,
+                label,
+                ..
+            } => {
+                let mut n = 0usize;
+                for host in hosts {
+                    // A label named, or the total, is one series (or none): as the first check counted.
+                    n = n.saturating_add(match label {
+                        Some(_) => 1,
+                        None => state.store.series_count(host, metric.name, None)?,
+                    });
+                }
+                n
+            }
+        });
+    }
+    if series > MAX_SERIES {
+        return Err(AppError::BadRequest(format!(
+            "{series} series (targets × hosts × labels) in one query; at most {MAX_SERIES}"
+        )));
+    }
+    if series.saturating_mul(per_series) > MAX_TOTAL_POINTS {
+        return Err(AppError::BadRequest(format!(
+            "{series} series × {per_series} points is more than {MAX_TOTAL_POINTS} points; narrow the range, lower maxDataPoints or raise intervalMs"
+        )));
+    }
+    Ok(())
+}
+
 /// Reads the history and builds the series: blocking, run it off the async workers.
 fn answer(
     state: &AppState,
@@ -77,7 +116,9 @@ fn answer(
     from: i64,
     to: i64,
     bucket: i64,
+    per_series: usize,
 ) -> Result<Vec<Answer>, AppError> {
+    check_expanded(state, &plans, per_series)?;
     let mut out = Vec::new();
     let mut total = 0usize;
     for plan in plans {
@@ -117,7 +158,7 @@ fn answer(
             let rows = state
                 .store
                 .history(host, from, to)
-                .map_err(|e| AppError::Internal(e.to_string()))?;
+                .map_err(crate::http::history_error)?;
             let native = super::datapoints::native_interval_ms(&rows);
             let series = datapoints(&rows, &metric, from, bucket, agg, native);
             drop(rows);
@@ -263,9 +304,10 @@ pub(super) async fn query(
         )));
     }
     let blocking = state.clone();
-    let built = tokio::task::spawn_blocking(move || answer(&blocking, plans, from, to, bucket))
-        .await
-        .map_err(|e| AppError::Internal(format!("grafana query task: {e}")))??;
+    let built =
+        tokio::task::spawn_blocking(move || answer(&blocking, plans, from, to, bucket, per_series))
+            .await
+            .map_err(|e| AppError::Internal(format!("grafana query task: {e}")))??;
     Ok(Json(built))
 }
 
@@ -314,10 +356,10 @@ fn series_answer(
             step_ms: (p.bucket > 15_000).then_some(p.bucket),
             agg: p.agg,
         };
-        let (_, series) = state.store.series(&q, now).map_err(|e| match e {
-            HistoryError::Query(QueryError::Range(why)) => AppError::BadRequest(why),
-            e => AppError::Internal(e.to_string()),
-        })?;
+        let (_, series) = state
+            .store
+            .series(&q, now)
+            .map_err(crate::http::history_error)?;
         for s in series {
             *total = total.saturating_add(s.points.len());
             if *total > MAX_TOTAL_POINTS {

@@ -3,6 +3,8 @@
 //! store ([`Tsdb`], behind its own lock; the slow parts run off the async workers). Every
 //! source (MQTT, HTTP polling, backfill) goes through [`SharedStore::ingest`].
 
+mod admission;
+mod reads;
 mod state;
 #[cfg(test)]
 pub(crate) mod tests;
@@ -20,6 +22,7 @@ use crate::tsdb::{
     TsdbStats,
 };
 use crate::validate::Rejection;
+pub use admission::{Pace, DEFAULT_MAX_SAMPLES_PER_S};
 pub use state::{Gap, HostState, IngestStats, Outcome, Source, Store};
 
 /// The store shared by the ingest paths and the HTTP handlers. A panic while one of its locks
@@ -241,6 +244,11 @@ impl SharedStore {
             Ok(evicted) => evicted,
             Err(()) => return Outcome::TooManyHosts,
         };
+        match self.admit_rate(&snapshot, source, now) {
+            Ok(true) => {}
+            Ok(false) => return Outcome::RateLimited,
+            Err(_) => return Outcome::Failed,
+        }
         if let Some(gone) = &evicted {
             tracing::warn!(host = %gone, new = %snapshot.host, "history.max_hosts reached: the longest-silent stale host gave its live slot (its history is kept)");
         }
@@ -325,7 +333,8 @@ impl SharedStore {
         Ok(known || had_history)
     }
 
-    /// The flat `/history` rows of `host` (raw tier), ascending. Blocking: call it from
+    /// The flat `/history` rows of `host` (raw tier), ascending; a range of more than
+    /// [`crate::tsdb::MAX_HISTORY_ROWS`] is refused before it is read. Blocking: call it from
     /// `spawn_blocking`.
     pub fn history(
         &self,
@@ -333,7 +342,9 @@ impl SharedStore {
         from_ms: i64,
         to_ms: i64,
     ) -> Result<Vec<HistoryRow>, HistoryError> {
-        let rows = self.tsdb()?.flat_rows(host, from_ms, to_ms)?;
+        let rows =
+            self.tsdb()?
+                .flat_rows_at_most(host, from_ms, to_ms, crate::tsdb::MAX_HISTORY_ROWS)?;
         Ok(rows.iter().map(|r| HistoryRow::of(host, r)).collect())
     }
 

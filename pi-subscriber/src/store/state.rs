@@ -57,6 +57,8 @@ pub enum Outcome {
     Duplicate,
     /// A new host beyond `max_hosts`.
     TooManyHosts,
+    /// A live sample beyond the host's rate bound (`history.max_samples_per_s`).
+    RateLimited,
     /// Not stored: the store is poisoned and the daemon is stopping.
     Failed,
 }
@@ -81,6 +83,11 @@ pub struct IngestStats {
     pub events_total: u64,
     /// Samples the history database could not store (the error is logged).
     pub history_errors_total: u64,
+    /// MQTT snapshots dropped because the ingest queue was full (a long query held the
+    /// history); the next live sample's gap backfills them.
+    pub queue_full_total: u64,
+    /// Live samples beyond their host's rate bound, dropped.
+    pub rate_limited_total: u64,
 }
 
 #[derive(Debug, Default, Clone)]
@@ -108,6 +115,8 @@ pub struct HostState {
     /// After a restart, until the first live sample: the restored row gaps are measured from
     /// (the highest seq whose time the Pi's clock had reached at start-up).
     pub restored_newest: Option<Point>,
+    /// Where the host stands against its rate bound ([`super::admission`]).
+    pub pace: super::admission::Pace,
 }
 
 #[derive(Debug)]
@@ -133,6 +142,9 @@ pub struct Store {
     /// The history database's counters as of its last commit (copied here so that `/health`
     /// never waits for a long query).
     pub(super) history: crate::tsdb::TsdbStats,
+    /// Live samples per second a host may store at most (`history.max_samples_per_s`;
+    /// `None`, as [`Store::new`] makes it for tests and benchmarks: no rate bound).
+    pub(super) max_samples_per_s: Option<u32>,
 }
 
 impl HostState {
@@ -165,6 +177,7 @@ impl Store {
             arrived: 0,
             stats: IngestStats::default(),
             history: crate::tsdb::TsdbStats::default(),
+            max_samples_per_s: None,
         }
     }
 

@@ -123,6 +123,8 @@ pub struct TsdbStats {
     /// Holes and losses (`holes.rs`).
     #[serde(flatten)]
     pub holes: super::holes::HoleStats,
+    /// Size against `history.max_disk` (`size.rs`).
+    pub disk: super::size::DiskStats,
 }
 
 #[derive(Debug)]

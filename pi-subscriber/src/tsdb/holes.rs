@@ -17,6 +17,8 @@ pub const MAX_LOST_PER_HOST: usize = 1000;
 /// A hole older than this is past any publisher's ring (24 h by default): what is still
 /// missing is lost.
 pub const GIVE_UP_MS: i64 = 25 * 3_600_000;
+/// One lost region's count at most (a count, never a reason to overflow).
+const MAX_LOST_COUNT: u64 = 1_000_000_000_000;
 /// Retries wait 1 s doubling to this.
 pub const MAX_RETRY_MS: i64 = 30_000;
 
@@ -57,8 +59,9 @@ pub enum Attempt {
     /// The publisher could not be asked (down, timeout, a bad answer): try again later.
     Failed,
     /// The publisher answered every page it was asked: what is still missing is not in its
-    /// ring (older than it, or refused here).
-    Answered,
+    /// ring (older than it, or refused here). `newest_seq` is the newest it has: seqs past
+    /// it never existed (a spoofed seq revealed the hole), so they are not lost either.
+    Answered { newest_seq: Option<u64> },
 }
 
 /// What became of a hole after an attempt.
@@ -248,16 +251,30 @@ impl Tsdb {
             return Ok(Fate::Filled); // settled meanwhile
         };
         let present = self.present(id, hole)?;
-        let missing = hole.missing().saturating_sub(present.len() as u64);
+        let missing = match attempt {
+            // Only what the publisher ever had can be missing.
+            Attempt::Answered {
+                newest_seq: Some(newest),
+            } => {
+                let end = hole.before_seq.min(newest.saturating_add(1));
+                let within = present.iter().filter(|s| **s < end).count() as u64;
+                end.saturating_sub(hole.after_seq)
+                    .saturating_sub(1)
+                    .saturating_sub(within)
+            }
+            _ => hole.missing().saturating_sub(present.len() as u64),
+        };
         // Older than the raw tier: what was fetched went into the buckets and cannot be
         // counted here; one answered attempt settles it.
         let below_raw = hole.before_ts_ms < self.retention.horizon(super::Tier::Raw, now_ms);
         let fate = match attempt {
             _ if missing == 0 => Fate::Filled,
-            Attempt::Answered if below_raw => Fate::Filled,
-            Attempt::Answered => Fate::Lost(missing),
+            Attempt::Answered { .. } if below_raw => Fate::Filled,
+            Attempt::Answered { .. } => Fate::Lost(missing),
             Attempt::Failed if now_ms.saturating_sub(opened) > GIVE_UP_MS => Fate::Lost(missing),
-            Attempt::Failed => Fate::Retry(now_ms.saturating_add(retry_after(hole.tries + 1))),
+            Attempt::Failed => {
+                Fate::Retry(now_ms.saturating_add(retry_after(hole.tries.saturating_add(1))))
+            }
         };
         match fate {
             Fate::Retry(next) => {
@@ -295,7 +312,7 @@ impl Tsdb {
                         after.1,
                         hole.before_ts_ms,
                         opened,
-                        hole.tries as i64 + 1,
+                        i64::from(hole.tries.saturating_add(1)),
                         next
                     ],
                 )?;
@@ -310,7 +327,8 @@ impl Tsdb {
                 self.conn
                     .execute("DELETE FROM holes WHERE host = ?1 AND after_seq = ?2", key)?;
                 self.record_lost(id, hole, n)?;
-                self.stats.holes.samples_lost_total += n;
+                self.stats.holes.samples_lost_total =
+                    self.stats.holes.samples_lost_total.saturating_add(n);
             }
         }
         self.count_holes()?;
@@ -322,8 +340,13 @@ impl Tsdb {
         self.conn.execute(
             "INSERT INTO lost (host, from_ts, to_ts, samples) VALUES (?1, ?2, ?3, ?4)
              ON CONFLICT (host, from_ts) DO UPDATE SET to_ts = MAX(to_ts, excluded.to_ts),
-                samples = samples + excluded.samples",
-            params![host, hole.after_ts_ms, hole.before_ts_ms, samples as i64],
+                samples = MIN(samples + excluded.samples, 1000000000000)",
+            params![
+                host,
+                hole.after_ts_ms,
+                hole.before_ts_ms,
+                samples.min(MAX_LOST_COUNT) as i64
+            ],
         )?;
         self.conn.execute(
             "DELETE FROM lost WHERE host = ?1 AND from_ts NOT IN

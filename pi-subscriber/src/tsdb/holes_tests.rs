@@ -86,8 +86,12 @@ fn a_failed_attempt_is_retried_with_backoff_and_survives_a_restart() {
         db.ingest(&snap(seq), false, now + 60_000).unwrap();
     }
     assert_eq!(
-        db.settle_hole(&due[0], &Attempt::Answered, now + 60_000)
-            .unwrap(),
+        db.settle_hole(
+            &due[0],
+            &Attempt::Answered { newest_seq: None },
+            now + 60_000
+        )
+        .unwrap(),
         Fate::Filled
     );
     assert_eq!(db.stats.holes.holes_open, 0);
@@ -105,8 +109,12 @@ fn what_the_ring_no_longer_holds_is_recorded_as_lost() {
         db.ingest(&snap(seq), false, now).unwrap();
     }
     assert_eq!(
-        db.settle_hole(&hole(1, 10, 0), &Attempt::Answered, now)
-            .unwrap(),
+        db.settle_hole(
+            &hole(1, 10, 0),
+            &Attempt::Answered { newest_seq: None },
+            now
+        )
+        .unwrap(),
         Fate::Lost(5)
     );
     db.commit().unwrap();
@@ -153,4 +161,52 @@ fn a_hole_past_any_ring_gives_up_and_holes_are_bounded_per_host() {
     // Forgetting the host takes its holes and losses.
     assert!(db.forget("tower").unwrap());
     assert!(db.due_holes(late, 1000).unwrap().is_empty());
+}
+
+/// A spoofed seq near 2^64 reveals a "hole" the publisher never had: only what its ring
+/// lacks up to its newest seq is lost, and no count overflows.
+#[test]
+fn seqs_past_the_publishers_newest_are_never_counted_lost() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut db, now) = with_hole(dir.path());
+    for seq in 2..=9 {
+        db.ingest(&snap(seq), false, now).unwrap();
+    }
+    let spoof = Hole {
+        before_seq: u64::MAX,
+        before_ts_ms: T0 + 160_000,
+        ..hole(10, 11, 0)
+    };
+    db.add_hole(&spoof, now).unwrap();
+    let answered = Attempt::Answered {
+        newest_seq: Some(12),
+    };
+    // 11 and 12 existed and are gone; nothing past 12 ever existed.
+    assert_eq!(
+        db.settle_hole(&spoof, &answered, now).unwrap(),
+        Fate::Lost(2)
+    );
+    assert_eq!(
+        db.settle_hole(&hole(1, 10, 0), &answered, now).unwrap(),
+        Fate::Filled
+    );
+    let huge = Hole {
+        after_seq: 0,
+        ..spoof.clone()
+    };
+    db.add_hole(&huge, now).unwrap();
+    let unknown = Attempt::Answered { newest_seq: None };
+    assert!(matches!(
+        db.settle_hole(&huge, &unknown, now).unwrap(),
+        Fate::Lost(_)
+    ));
+    db.add_hole(&huge, now).unwrap();
+    db.settle_hole(&huge, &unknown, now).unwrap();
+    db.commit().unwrap();
+    assert!(db.stats.holes.samples_lost_total > 2);
+    let lost = db.lost("tower", 0, i64::MAX).unwrap();
+    assert!(
+        lost.iter().all(|l| l.samples <= 1_000_000_000_000),
+        "{lost:?}"
+    );
 }

@@ -21,17 +21,21 @@ pub mod codec;
 mod db;
 mod flat;
 pub mod holes;
+mod limits;
 mod open;
 mod query;
 mod raw;
 pub mod rollup;
+mod size;
 mod tx;
 
 pub use db::{IngestReport, Sample, Tsdb, TsdbStats};
 pub use flat::{FlatRow, KnownHost};
 pub use holes::{Attempt, Fate, Hole, HoleStats, Lost};
+pub use limits::MAX_HISTORY_ROWS;
 pub use query::{QueryError, SeriesPoints, SeriesQuery, MAX_POINTS};
 pub use rollup::{Agg, Bucket, Retention, Tier};
+pub use size::DiskStats;
 
 use std::path::PathBuf;
 

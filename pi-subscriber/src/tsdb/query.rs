@@ -17,6 +17,9 @@ type Points = Vec<(i64, Option<Bucket>)>;
 
 /// Points one query may return per series at most; a longer answer is refused.
 pub const MAX_POINTS: i64 = 50_000;
+/// Raw rows one query reads at most (counted before any is loaded): as many as the points
+/// it may return.
+pub const MAX_RAW_ROWS: u64 = MAX_POINTS as u64;
 
 /// What to read.
 #[derive(Debug, Clone)]
@@ -48,6 +51,16 @@ impl Tsdb {
         q: &SeriesQuery<'_>,
         now_ms: i64,
     ) -> Result<(Tier, Vec<SeriesPoints>), QueryError> {
+        self.query_bounded(q, now_ms, MAX_RAW_ROWS)
+    }
+
+    /// [`Tsdb::query`] reading at most `max_raw_rows` raw rows.
+    pub(super) fn query_bounded(
+        &self,
+        q: &SeriesQuery<'_>,
+        now_ms: i64,
+        max_raw_rows: u64,
+    ) -> Result<(Tier, Vec<SeriesPoints>), QueryError> {
         if q.from_ms > q.to_ms {
             return Err(QueryError::Range("from is after to".into()));
         }
@@ -75,6 +88,10 @@ impl Tsdb {
             .ok_or_else(|| QueryError::Range("unknown metric".into()))?;
         let Some(host) = self.hosts.get(q.host) else {
             return Ok((tier, Vec::new()));
+        };
+        let tier = match tier {
+            Tier::Raw => self.raw_or_minutes(host.id, q, max_raw_rows)?,
+            coarser => coarser,
         };
         let mut ids: Vec<(&String, u32)> = host
             .series

@@ -51,6 +51,8 @@ impl Tsdb {
         let mut rows = stmt.query(params![host, from_ms.saturating_sub(margin_ms), to_ms])?;
         let mut samples = Vec::new();
         while let Some(r) = rows.next()? {
+            #[cfg(test)]
+            super::limits::decoded::add(1);
             let data: Vec<u8> = r.get(3)?;
             let mut values = codec::decode_sample(&data);
             values.retain(|(id, _)| keep(*id));
