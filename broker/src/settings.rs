@@ -44,6 +44,11 @@ pub struct BrokerSettings {
     /// (1 GB per filter); snapshots need a few hundred KB.
     pub max_segment_size: usize,
     pub max_segment_count: usize,
+    /// Embedded: a connection that takes no data for this long (a client that stopped
+    /// reading, a peer gone without a word) is closed by the kernel (`TCP_USER_TIMEOUT` on
+    /// the listener), and rumqttd frees the up to 200 messages it queues for it. `0s`: never.
+    #[serde(with = "daemon_kit::duration")]
+    pub stall_timeout: Duration,
     /// External: the broker's host name or address.
     pub host: String,
     /// External: the broker's port (8883 is usual with TLS).
@@ -88,6 +93,7 @@ impl Default for BrokerSettings {
             max_payload_size: 256 * 1024,
             max_segment_size: 256 * 1024,
             max_segment_count: 4,
+            stall_timeout: Duration::from_secs(30),
             host: "127.0.0.1".to_owned(),
             port: 1883,
             tls: false,
@@ -115,6 +121,9 @@ pub struct BrokerUser {
 
 /// Most `[[broker.users]]` entries.
 pub const MAX_USERS: usize = 256;
+/// `broker.stall_timeout`'s range (besides 0, never).
+pub const MIN_STALL_TIMEOUT: Duration = Duration::from_secs(1);
+pub const MAX_STALL_TIMEOUT: Duration = Duration::from_secs(3600);
 /// Largest `broker.max_retained` (see `retain::SWEEP_WINDOW`).
 pub const MAX_RETAINED: usize = 192;
 
@@ -323,6 +332,14 @@ impl BrokerSettings {
                 if self.max_segment_count == 0 {
                     return Err(invalid("max_segment_count", "must be at least 1"));
                 }
+                if !(self.stall_timeout.is_zero()
+                    || (MIN_STALL_TIMEOUT..=MAX_STALL_TIMEOUT).contains(&self.stall_timeout))
+                {
+                    return Err(invalid(
+                        "stall_timeout",
+                        "must be 0s (never) or between 1s and 1h",
+                    ));
+                }
             }
             BrokerMode::External => {
                 if self.host.is_empty() {
@@ -412,6 +429,13 @@ mod tests {
             }),
             "host"
         );
+        for stall in [Duration::from_millis(500), Duration::from_secs(3601)] {
+            let s = BrokerSettings {
+                stall_timeout: stall,
+                ..BrokerSettings::default()
+            };
+            assert_eq!(key(s), "stall_timeout", "{stall:?}");
+        }
         assert_eq!(
             key(BrokerSettings {
                 keep_alive: Duration::ZERO,

@@ -1,5 +1,6 @@
 //! The sampling loop: every interval, run the collectors off the async workers, stamp the
-//! reading with host, seq and time, append it to the ring and make it the latest snapshot.
+//! reading with host, seq and the time its counters were read, append it to the ring and
+//! make it the latest snapshot.
 //!
 //! A seq belongs to a stored snapshot: one that cannot be stored (a full disk) is dropped,
 //! neither served on `/latest` nor published, and its seq goes to the next sample. So the
@@ -113,8 +114,9 @@ impl Sampler {
                 return None;
             }
         };
-        let now = SystemTime::now();
-        let ts_ms = unix_ms(now);
+        // The time the counters were read, not now: the filesystem collector after them can
+        // take up to its timeout.
+        let ts_ms = unix_ms(reading.read_at);
         let snapshot = Arc::new(reading.into_snapshot(Snapshot {
             v: SNAPSHOT_VERSION,
             host: self.host.clone(),
@@ -165,5 +167,73 @@ impl Sampler {
             Ok(Err(error)) => tracing::warn!(%error, "cannot compact the event log"),
             Err(error) => tracing::warn!(%error, "event log compaction task failed"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+    use std::sync::Mutex;
+
+    use crate::collectors::filesystem::Selection;
+    use crate::collectors::statvfs::{FsStats, Prober};
+    use crate::collectors::{FilesystemCollector, Roots};
+    use crate::ring::Ring;
+
+    /// A `statvfs` that takes 300 ms, noting when it was first called.
+    #[derive(Debug, Default)]
+    struct Slow {
+        first_call: Mutex<Option<SystemTime>>,
+    }
+
+    impl Prober for Slow {
+        fn statvfs(&self, _: &Path) -> std::io::Result<FsStats> {
+            self.first_call
+                .lock()
+                .unwrap()
+                .get_or_insert_with(SystemTime::now);
+            std::thread::sleep(Duration::from_millis(300));
+            Ok(FsStats {
+                frsize: 4096,
+                blocks: 100,
+                ..FsStats::default()
+            })
+        }
+    }
+
+    #[tokio::test]
+    async fn a_sample_is_dated_when_its_counters_were_read_not_after_a_slow_statvfs() {
+        let dir = tempfile::tempdir().unwrap();
+        let slow = Arc::new(Slow::default());
+        let roots = Roots::under(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/rpi4"));
+        let collectors = Collectors::new(roots, crate::collectors::network::default_filter())
+            .with_filesystems(Some(FilesystemCollector::new(
+                Selection::default(),
+                slow.clone(),
+                Duration::from_secs(5),
+            )));
+        let (ring, _) = Ring::open(&dir.path().join("ring"), 10, false).unwrap();
+        let (latest, _rx) = watch::channel(None);
+        let mut sampler = Sampler {
+            host: "h".into(),
+            interval: Duration::from_secs(15),
+            collectors: Some(collectors),
+            ring: SharedRing::new(ring),
+            latest,
+            stats: Stats::default(),
+            next_seq: 1,
+            events: EventLog::new(dir.path()),
+            keep_events: 10,
+        };
+        let snapshot = sampler.sample_once().await.unwrap();
+        let probed = slow.first_call.lock().unwrap().expect("statvfs was called");
+        assert!(snapshot.filesystems.as_ref().is_some_and(|f| !f.is_empty()));
+        assert!(
+            snapshot.ts_ms <= unix_ms(probed),
+            "ts_ms {} is after the first statvfs at {}",
+            snapshot.ts_ms,
+            unix_ms(probed)
+        );
     }
 }

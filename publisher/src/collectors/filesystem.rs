@@ -233,7 +233,8 @@ pub fn read_mountinfo(roots: &Roots) -> Result<Vec<Mount>, CollectError> {
 pub struct ProbeFailures {
     pub timed_out: u64,
     pub failed: u64,
-    /// Not asked: an earlier call is still hung, or every helper thread is.
+    /// Not asked: an earlier call is still hung, every helper thread is, or the sample's
+    /// deadline had passed.
     pub skipped: u64,
 }
 
@@ -300,7 +301,7 @@ impl FilesystemCollector {
                     tracing::warn!(mount = %m.mount_point, "statvfs timed out; the mount is null until it answers");
                     None
                 }
-                Outcome::StillHung | Outcome::NoThread => {
+                Outcome::StillHung | Outcome::NoThread | Outcome::Deferred => {
                     self.failures.skipped += 1;
                     None
                 }

@@ -20,6 +20,7 @@ pub mod thermal;
 use std::collections::{BTreeMap, BTreeSet};
 use std::io;
 use std::path::{Path, PathBuf};
+use std::time::SystemTime;
 
 use broker::{Cpu, Snapshot, Thermal};
 use serde::Serialize;
@@ -134,9 +135,12 @@ pub enum CollectorName {
 /// Failure counts per collector, for `/health`.
 pub type CollectorErrors = BTreeMap<CollectorName, u64>;
 
-/// Everything one sample reads, before it gets its host, seq and time.
-#[derive(Debug, Clone, PartialEq, Default)]
+/// Everything one sample reads, before it gets its host and seq.
+#[derive(Debug, Clone, PartialEq)]
 pub struct Reading {
+    /// When the counters (CPU times, disk and network bytes) were read: the sample's time,
+    /// which rates divide by. Taken before the slower collectors (hwmon, `statvfs`).
+    pub read_at: SystemTime,
     pub boot_id: Option<String>,
     pub uptime_s: Option<f64>,
     pub cpu: Option<Cpu>,
@@ -221,9 +225,17 @@ impl Collectors {
         self.previous_stat = cpu::read(&self.roots).ok();
     }
 
-    /// Runs every collector once. Blocking file I/O: call it off the async workers.
+    /// Runs every collector once. Blocking file I/O: call it off the async workers. The
+    /// counters are read first, together, and the reading is dated right after them; a slow
+    /// `statvfs` or hwmon read afterwards does not move the sample's time.
     pub fn sample(&mut self) -> Reading {
         let stat = self.check(CollectorName::Cpu, cpu::read(&self.roots));
+        let disk = self.check(CollectorName::Disk, disk::read(&self.roots));
+        let network = self.check(
+            CollectorName::Network,
+            network::read(&self.roots, &self.interfaces),
+        );
+        let read_at = SystemTime::now();
         let load = self.check(CollectorName::Load, load::read(&self.roots));
         let cpu_section = cpu::summarize(self.previous_stat.as_ref(), stat.as_ref(), load);
         if stat.is_some() {
@@ -236,15 +248,11 @@ impl Collectors {
                 thermal::read(&self.roots, &self.chips),
             )
             .unwrap_or_default();
-        let disk = self.check(CollectorName::Disk, disk::read(&self.roots));
-        let network = self.check(
-            CollectorName::Network,
-            network::read(&self.roots, &self.interfaces),
-        );
         let uptime_s = self.check(CollectorName::Uptime, host::read_uptime(&self.roots));
         let boot_id = self.check(CollectorName::BootId, host::read_boot_id(&self.roots));
         let filesystems = self.sample_filesystems();
         Reading {
+            read_at,
             boot_id,
             uptime_s,
             cpu: cpu_section,

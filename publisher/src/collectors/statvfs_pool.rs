@@ -1,12 +1,14 @@
 //! `statvfs` with a timeout: a hung network mount must never stall a sample.
 //!
 //! The mounts of one sample go as one batch to a long-lived helper thread, which answers
-//! them in order (two thread wake-ups per sample, not two per mount). When no answer comes
-//! for the timeout, the mount the thread is stuck on is reported `null`, the thread stays
-//! with it, and the rest of the batch goes to another thread. A stuck mount is not asked
-//! again (no new thread per sample for it) until its late answer comes back, after which it
-//! is probed as usual. At most [`MAX_THREADS`] helper threads exist; when all are stuck on
-//! hung mounts, the remaining mounts are reported `null` too.
+//! them in order (two thread wake-ups per sample, not two per mount). The whole batch has
+//! one deadline, the timeout, however many mounts it holds: at the deadline, the mount the
+//! thread is on is reported `null` (timed out) and the thread stays with it, and the mounts
+//! not reached yet are reported `null` too (deferred) and go first in the next sample, so
+//! N slow-but-answering mounts cost one timeout per sample, not N. A mount whose thread is
+//! stuck on it is not asked again (no new thread per sample for it) until its late answer
+//! comes back, after which it is probed as usual. At most [`MAX_THREADS`] helper threads
+//! exist; when all are stuck on hung mounts, the remaining mounts are reported `null` too.
 
 use std::fmt;
 use std::io;
@@ -31,6 +33,8 @@ pub enum Outcome {
     StillHung,
     /// Every helper thread is stuck on a hung mount (or none could be started).
     NoThread,
+    /// Not reached before the sample's deadline: asked first in the next sample.
+    Deferred,
 }
 
 /// What a thread has done of its batch so far; shared with the thread.
@@ -98,6 +102,8 @@ pub struct TimedProber {
     /// an await); `probe_all` takes `&mut self`, so it is never contended.
     done: Mutex<Receiver<Done>>,
     next_job: u64,
+    /// The mounts deferred by the last sample's deadline.
+    deferred: Vec<PathBuf>,
 }
 
 impl TimedProber {
@@ -110,6 +116,7 @@ impl TimedProber {
             done_tx,
             done: Mutex::new(done),
             next_job: 0,
+            deferred: Vec::new(),
         }
     }
 
@@ -129,8 +136,9 @@ impl TimedProber {
             .collect()
     }
 
-    /// `statvfs` of every path, one outcome each, in order.
+    /// `statvfs` of every path, one outcome each, in order, within one timeout in all.
     pub fn probe_all(&mut self, paths: &[PathBuf]) -> Vec<Outcome> {
+        let deadline = Instant::now() + self.timeout;
         // Late answers free their threads and their mounts.
         while let Some(done) = self.try_done() {
             self.finish(done);
@@ -143,27 +151,40 @@ impl TimedProber {
         let mut pending: Vec<usize> = (0..paths.len())
             .filter(|i| outcomes[*i].is_none())
             .collect();
-        while !pending.is_empty() {
+        // Those the last deadline cut off first, so that every mount gets its turn.
+        pending.sort_by_key(|i| !self.deferred.contains(&paths[*i]));
+        while !pending.is_empty() && Instant::now() < deadline {
             let Some(w) = self.idle_worker() else { break };
-            let answered = self.run_batch(w, paths, &pending);
+            let answered = self.run_batch(w, paths, &pending, deadline);
             for (i, outcome) in answered {
                 outcomes[i] = Some(outcome);
             }
             pending.retain(|i| outcomes[*i].is_none());
         }
+        let late = Instant::now() >= deadline;
+        self.deferred = if late {
+            pending.iter().map(|i| paths[*i].clone()).collect()
+        } else {
+            Vec::new()
+        };
         outcomes
             .into_iter()
-            .map(|o| o.unwrap_or(Outcome::NoThread))
+            .map(|o| match o {
+                Some(o) => o,
+                None if late => Outcome::Deferred,
+                None => Outcome::NoThread,
+            })
             .collect()
     }
 
-    /// Sends `pending` to worker `w` and waits while it makes progress. Returns what it
-    /// answered and, if it got stuck, that mount as timed out.
+    /// Sends `pending` to worker `w` and waits for it until `deadline`. Returns what it
+    /// answered and, if it had not finished, the mount it is on as timed out.
     fn run_batch(
         &mut self,
         w: usize,
         paths: &[PathBuf],
         pending: &[usize],
+        deadline: Instant,
     ) -> Vec<(usize, Outcome)> {
         let id = self.next_job;
         self.next_job += 1;
@@ -181,18 +202,7 @@ impl TimedProber {
             return Vec::new();
         }
         self.workers[w].busy = Some(Busy::Finishing(id));
-        let mut seen = 0;
-        let finished = loop {
-            if self.wait_done(id) {
-                break true;
-            }
-            // No news for a whole timeout: stuck, unless a call answered meanwhile.
-            let progress = lock(&self.workers[w].progress).results.len();
-            if progress == seen {
-                break false;
-            }
-            seen = progress;
-        };
+        let finished = self.wait_done(id, deadline);
         let mut progress = lock(&self.workers[w].progress);
         progress.abandoned = true;
         let results = std::mem::take(&mut progress.results);
@@ -212,10 +222,9 @@ impl TimedProber {
         out
     }
 
-    /// Waits up to the timeout for batch `id` to be done, handling other threads' late
+    /// Waits until `deadline` for batch `id` to be done, handling other threads' late
     /// answers meanwhile.
-    fn wait_done(&mut self, id: u64) -> bool {
-        let deadline = Instant::now() + self.timeout;
+    fn wait_done(&mut self, id: u64, deadline: Instant) -> bool {
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
             let received = match self.done.get_mut() {
@@ -322,28 +331,70 @@ mod tests {
         let prober = Arc::new(AllHang::default());
         let mut pool = TimedProber::new(prober.clone(), Duration::from_millis(20));
         let paths: Vec<PathBuf> = (0..10).map(|i| PathBuf::from(format!("/m{i}"))).collect();
-        let first = pool.probe_all(&paths);
-        let kinds: Vec<&str> = first
-            .iter()
-            .map(|o| match o {
-                Outcome::TimedOut => "timeout",
-                Outcome::NoThread => "nothread",
-                _ => "other",
-            })
-            .collect();
-        assert_eq!(kinds[..MAX_THREADS], ["timeout"; MAX_THREADS]);
-        assert_eq!(kinds[MAX_THREADS..], ["nothread", "nothread"]);
-        assert_eq!(pool.threads(), MAX_THREADS);
+        // One deadline per sample: each sample leaves one more thread on a hung mount, and
+        // reports the mounts it did not reach as deferred.
+        for sample in 0..MAX_THREADS {
+            let outcomes = pool.probe_all(&paths);
+            assert!(matches!(outcomes[sample], Outcome::TimedOut), "{sample}");
+            assert!(outcomes[..sample]
+                .iter()
+                .all(|o| matches!(o, Outcome::StillHung)));
+            assert!(outcomes[sample + 1..]
+                .iter()
+                .all(|o| matches!(o, Outcome::Deferred)));
+            assert_eq!(pool.threads(), sample + 1);
+        }
         assert_eq!(pool.hung(), paths[..MAX_THREADS]);
 
-        let second = pool.probe_all(&paths);
-        assert!(second[..MAX_THREADS]
+        let next = pool.probe_all(&paths);
+        assert!(next[..MAX_THREADS]
             .iter()
             .all(|o| matches!(o, Outcome::StillHung)));
-        assert!(matches!(second[MAX_THREADS], Outcome::NoThread));
+        assert!(next[MAX_THREADS..]
+            .iter()
+            .all(|o| matches!(o, Outcome::NoThread)));
         assert_eq!(pool.threads(), MAX_THREADS);
 
         *prober.released.lock().unwrap() = true;
         prober.wake.notify_all();
+    }
+
+    /// Answers every path, each after 600 ms: slow, never hung.
+    #[derive(Debug)]
+    struct Slow;
+
+    impl Prober for Slow {
+        fn statvfs(&self, _: &Path) -> io::Result<FsStats> {
+            std::thread::sleep(Duration::from_millis(600));
+            Ok(FsStats::default())
+        }
+    }
+
+    fn kinds(outcomes: &[Outcome]) -> Vec<&'static str> {
+        outcomes
+            .iter()
+            .map(|o| match o {
+                Outcome::Answered(_) => "answered",
+                Outcome::TimedOut => "timeout",
+                Outcome::StillHung | Outcome::NoThread | Outcome::Deferred => "skipped",
+                Outcome::Failed(_) => "failed",
+            })
+            .collect()
+    }
+
+    #[test]
+    fn slow_mounts_share_one_deadline_per_sample_and_the_skipped_go_first_next_time() {
+        // 5 mounts of 600 ms each with a 1 s timeout: one sample waits about 1 s, not 3 s.
+        let mut pool = TimedProber::new(Arc::new(Slow), Duration::from_secs(1));
+        let paths: Vec<PathBuf> = (0..5).map(|i| PathBuf::from(format!("/m{i}"))).collect();
+        assert_eq!(
+            kinds(&pool.probe_all(&paths)),
+            ["answered", "timeout", "skipped", "skipped", "skipped"]
+        );
+        // /m1 still in its call; /m2../m4 were skipped for the deadline and go first.
+        assert_eq!(
+            kinds(&pool.probe_all(&paths)),
+            ["skipped", "skipped", "answered", "timeout", "skipped"]
+        );
     }
 }

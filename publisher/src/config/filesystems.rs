@@ -20,8 +20,9 @@ pub const MAX_MOUNTS_LIMIT: usize = 256;
 pub struct FilesystemSettings {
     /// Off leaves `filesystems` out of snapshots.
     pub enabled: bool,
-    /// How long one `statvfs` may take before its mount is reported `null` (and not asked
-    /// again until the hung call returns).
+    /// The deadline of one sample's `statvfs` calls, all together: the mount being asked
+    /// then is reported `null` (and not asked again until the hung call returns), and so are
+    /// those not reached yet (asked first in the next sample).
     #[serde(with = "daemon_kit::duration")]
     pub timeout: Duration,
     /// Mounts reported at most (the first by mount point), 1..=256.
