@@ -8,13 +8,11 @@ mod common;
 mod support;
 
 use std::path::Path;
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use common::mosquitto::Mosquitto;
-use common::{free_port, Client, Publisher};
+use common::{free_port, Publisher};
 use serde_json::Value;
-use support::netns::{Guard, Netns};
 use support::Subscriber;
 
 /// How many events of `kind` for job `name` the Pi's `/events` lists.
@@ -81,58 +79,17 @@ fn events_published_while_the_pi_was_offline_arrive_by_reconciliation() {
 
 #[test]
 fn job_end_crosses_a_real_link_cut_exactly_once() {
-    let root = String::from_utf8(Command::new("id").arg("-u").output().unwrap().stdout)
-        .is_ok_and(|u| u.trim() == "0");
-    if !root {
-        eprintln!("SKIPPED: a link cut needs root (network namespace, veth, iptables)");
+    let Some(net) = support::netns::create_or_skip() else {
         return;
-    }
-    let net = match Netns::create() {
-        Ok(net) => net,
-        Err(why) => {
-            eprintln!(
-                "SKIPPED: cannot build the network namespace (packages iproute2, iptables): {why}"
-            );
-            return;
-        }
     };
     let pdir = tempfile::tempdir().unwrap();
     let sdir = tempfile::tempdir().unwrap();
     let mdir = tempfile::tempdir().unwrap();
     // Broker and Pi on the far side of the link; the publisher here.
     let _broker = Mosquitto::start_in(mdir.path(), Some(&net.name), "", 1883, "");
-    let p = Publisher::start_with_env(
-        pdir.path(),
-        &[
-            "--interval",
-            "200ms",
-            "--broker-mode",
-            "external",
-            "--bind",
-            &format!("{}:0", net.here),
-        ],
-        &[
-            ("PUBLISHER_BROKER__HOST", &net.there),
-            ("PUBLISHER_BROKER__PORT", "1883"),
-            ("PUBLISHER_BROKER__KEEP_ALIVE", "2s"),
-        ],
-    );
-    let mut cmd = Command::new("ip");
-    cmd.args(["netns", "exec", &net.name])
-        .arg(env!("CARGO_BIN_EXE_pi-subscriber"))
-        .env("RUST_LOG", "info")
-        .env("PI_SUBSCRIBER_POLL__INTERVAL", "200ms")
-        // No fallback polling: the job_end must come over MQTT.
-        .env("PI_SUBSCRIBER_POLL__FALLBACK_AFTER", "600s")
-        .args(["--bind", &format!("{}:0", net.there)])
-        .args(["--mqtt-host", "127.0.0.1", "--mqtt-port", "1883"])
-        .args(["--metrics-endpoint", &p.url("/latest")])
-        .arg("--data-dir")
-        .arg(sdir.path())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped());
-    let mut child = Guard(cmd.spawn().expect("ip netns exec pi-subscriber"));
-    let s = Client::attach(&mut child.0);
+    let p = net.publisher_here(pdir.path());
+    // No fallback polling: the job_end must come over MQTT.
+    let (_pi, s) = net.pi_there(sdir.path(), &p.url("/latest"), &[]);
     // Both connected, snapshots flowing over MQTT.
     p.wait_for("/health", |h| h["mqtt"]["connected"] == true);
     s.wait_for("/health", |h| {

@@ -15,6 +15,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use common::Publisher;
+use support::netns::seqs;
 use support::Subscriber;
 
 struct Tmpfs(tempfile::TempDir);
@@ -23,14 +24,6 @@ impl Drop for Tmpfs {
     fn drop(&mut self) {
         let _ = Command::new("umount").arg("-l").arg(self.0.path()).status();
     }
-}
-
-fn seqs(rows: &serde_json::Value) -> BTreeSet<u64> {
-    rows.as_array()
-        .unwrap()
-        .iter()
-        .map(|r| r["seq"].as_u64().unwrap())
-        .collect()
 }
 
 fn fill(dir: &Path) {
@@ -42,9 +35,7 @@ fn fill(dir: &Path) {
 
 #[test]
 fn a_full_disk_on_the_pi_loses_nothing_the_ring_still_holds() {
-    let root = String::from_utf8(Command::new("id").arg("-u").output().unwrap().stdout)
-        .is_ok_and(|u| u.trim() == "0");
-    if !root {
+    if !support::netns::is_root() {
         eprintln!("SKIPPED: mounting a small tmpfs needs root");
         return;
     }

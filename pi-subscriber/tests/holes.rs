@@ -11,47 +11,15 @@ mod common;
 mod support;
 
 use std::collections::BTreeSet;
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use common::mosquitto::Mosquitto;
-use common::{Client, Publisher};
-use support::netns::{Guard, Netns};
-
-fn is_root() -> bool {
-    String::from_utf8(Command::new("id").arg("-u").output().unwrap().stdout)
-        .is_ok_and(|u| u.trim() == "0")
-}
+use common::Client;
+use support::netns::{seqs, Guard, Netns};
 
 /// The Pi inside the namespace, subscribed to the broker there, polling the publisher here.
 fn start_pi(net: &Netns, data: &std::path::Path, endpoint: &str) -> (Guard, Client) {
-    let mut cmd = Command::new("ip");
-    cmd.args(["netns", "exec", &net.name])
-        .arg(env!("CARGO_BIN_EXE_pi-subscriber"))
-        .env("RUST_LOG", "info")
-        .env("PI_SUBSCRIBER_POLL__INTERVAL", "200ms")
-        .env("PI_SUBSCRIBER_POLL__TIMEOUT", "1s")
-        // No fallback polling: the samples missed must come from the backfill.
-        .env("PI_SUBSCRIBER_POLL__FALLBACK_AFTER", "600s")
-        .args(["--bind", &format!("{}:0", net.there)])
-        .args(["--mqtt-host", "127.0.0.1", "--mqtt-port", "1883"])
-        .args(["--metrics-endpoint", endpoint])
-        .args(["--max-age", "3"])
-        .arg("--data-dir")
-        .arg(data)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped());
-    let mut child = Guard(cmd.spawn().expect("ip netns exec pi-subscriber"));
-    let client = Client::attach(&mut child.0);
-    (child, client)
-}
-
-fn seqs(rows: &serde_json::Value) -> BTreeSet<u64> {
-    rows.as_array()
-        .unwrap()
-        .iter()
-        .map(|r| r["seq"].as_u64().unwrap())
-        .collect()
+    net.pi_there(data, endpoint, &["--max-age", "3"])
 }
 
 fn history(c: &Client, path: &str) -> serde_json::Value {
@@ -69,18 +37,8 @@ fn stored_mqtt(c: &Client) -> u64 {
 }
 
 fn cut_mqtt_and_http_then_heal_mqtt_first(restart_pi: bool) {
-    if !is_root() {
-        eprintln!("SKIPPED: a link cut needs root (network namespace, veth, iptables)");
+    let Some(net) = support::netns::create_or_skip() else {
         return;
-    }
-    let net = match Netns::create() {
-        Ok(net) => net,
-        Err(why) => {
-            eprintln!(
-                "SKIPPED: cannot build the network namespace (packages iproute2, iptables): {why}"
-            );
-            return;
-        }
     };
     let (pdir, sdir, mdir) = (
         tempfile::tempdir().unwrap(),
@@ -88,22 +46,7 @@ fn cut_mqtt_and_http_then_heal_mqtt_first(restart_pi: bool) {
         tempfile::tempdir().unwrap(),
     );
     let _broker = Mosquitto::start_in(mdir.path(), Some(&net.name), "", 1883, "");
-    let p = Publisher::start_with_env(
-        pdir.path(),
-        &[
-            "--interval",
-            "200ms",
-            "--broker-mode",
-            "external",
-            "--bind",
-            &format!("{}:0", net.here),
-        ],
-        &[
-            ("PUBLISHER_BROKER__HOST", &net.there),
-            ("PUBLISHER_BROKER__PORT", "1883"),
-            ("PUBLISHER_BROKER__KEEP_ALIVE", "2s"),
-        ],
-    );
+    let p = net.publisher_here(pdir.path());
     let http_port: u16 = p.base.rsplit(':').next().unwrap().parse().unwrap();
     let endpoint = p.url("/latest");
     let (mut pi, mut s) = start_pi(&net, sdir.path(), &endpoint);

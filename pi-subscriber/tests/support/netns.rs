@@ -1,7 +1,10 @@
 //! A network namespace joined to this one by a veth pair, for tests that cut a real link
 //! (root only), and a child process killed when dropped.
 
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
+
+use crate::common::{Client, Publisher};
 
 /// A network namespace `sadlv<pid>x<k>` joined to this one by a veth pair (a /30 of
 /// 10.213.x.0/24: `here` on this side, `there` on the far one); removed when dropped.
@@ -136,4 +139,84 @@ impl Drop for Guard {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
+}
+
+/// Whether this test runs as root (CI does).
+pub fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+}
+
+/// A namespace for a link-cut test, or `None` with a line saying why the test is skipped.
+pub fn create_or_skip() -> Option<Netns> {
+    if !is_root() {
+        eprintln!("SKIPPED: a link cut needs root (network namespace, veth, iptables)");
+        return None;
+    }
+    match Netns::create() {
+        Ok(net) => Some(net),
+        Err(why) => {
+            eprintln!(
+                "SKIPPED: cannot build the network namespace (packages iproute2, iptables): {why}"
+            );
+            None
+        }
+    }
+}
+
+impl Netns {
+    /// The publisher on this side (HTTP on `here`, every 200 ms), publishing to the broker on
+    /// the far side at `there:1883`.
+    pub fn publisher_here(&self, data: &Path) -> Publisher {
+        Publisher::start_with_env(
+            data,
+            &[
+                "--interval",
+                "200ms",
+                "--broker-mode",
+                "external",
+                "--bind",
+                &format!("{}:0", self.here),
+            ],
+            &[
+                ("PUBLISHER_BROKER__HOST", &self.there),
+                ("PUBLISHER_BROKER__PORT", "1883"),
+                ("PUBLISHER_BROKER__KEEP_ALIVE", "2s"),
+            ],
+        )
+    }
+
+    /// The Pi on the far side, subscribed to the broker there, polling `endpoint` every
+    /// 200 ms with no fallback polling (what it misses must come by MQTT or backfill).
+    pub fn pi_there(&self, data: &Path, endpoint: &str, args: &[&str]) -> (Guard, Client) {
+        let mut cmd = Command::new("ip");
+        cmd.args(["netns", "exec", &self.name])
+            .arg(env!("CARGO_BIN_EXE_pi-subscriber"))
+            .env("RUST_LOG", "info")
+            .env("PI_SUBSCRIBER_POLL__INTERVAL", "200ms")
+            .env("PI_SUBSCRIBER_POLL__TIMEOUT", "1s")
+            .env("PI_SUBSCRIBER_POLL__FALLBACK_AFTER", "600s")
+            .args(["--bind", &format!("{}:0", self.there)])
+            .args(["--mqtt-host", "127.0.0.1", "--mqtt-port", "1883"])
+            .args(["--metrics-endpoint", endpoint])
+            .args(args)
+            .arg("--data-dir")
+            .arg(data)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        let mut child = Guard(cmd.spawn().expect("ip netns exec pi-subscriber"));
+        let client = Client::attach(&mut child.0);
+        (child, client)
+    }
+}
+
+/// The seqs of a list of snapshots or `/history` rows.
+pub fn seqs(rows: &serde_json::Value) -> std::collections::BTreeSet<u64> {
+    rows.as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|r| r["seq"].as_u64())
+        .collect()
 }
