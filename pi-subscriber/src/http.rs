@@ -16,7 +16,6 @@ use tokio::time::Instant;
 use tower_http::timeout::TimeoutLayer;
 
 use crate::mqtt::{MqttState, SharedMqtt};
-use crate::rates;
 use crate::store::{HostState, IngestStats, SharedStore};
 
 #[derive(Clone)]
@@ -120,44 +119,7 @@ async fn metrics(
     };
     let mut body =
         serde_json::to_value(latest.as_ref()).map_err(|e| AppError::Internal(e.to_string()))?;
-    let r = hs
-        .previous
-        .as_ref()
-        .and_then(|p| rates::rates(p, latest))
-        .unwrap_or_default();
-    if let Some(disk) = body.get_mut("disk").and_then(Value::as_object_mut) {
-        disk.insert("read_sectors_rate".into(), json!(r.disk.read_sectors_rate));
-        disk.insert(
-            "write_sectors_rate".into(),
-            json!(r.disk.write_sectors_rate),
-        );
-        disk.insert("read_bytes_rate".into(), json!(r.disk.read_bytes_rate));
-        disk.insert("write_bytes_rate".into(), json!(r.disk.write_bytes_rate));
-        if let Some(devices) = disk.get_mut("devices").and_then(Value::as_object_mut) {
-            for (name, dev) in devices.iter_mut() {
-                let d = r.disk_devices.get(name).copied().unwrap_or_default();
-                if let Some(dev) = dev.as_object_mut() {
-                    dev.insert("read_sectors_rate".into(), json!(d.read_sectors_rate));
-                    dev.insert("write_sectors_rate".into(), json!(d.write_sectors_rate));
-                    dev.insert("read_bytes_rate".into(), json!(d.read_bytes_rate));
-                    dev.insert("write_bytes_rate".into(), json!(d.write_bytes_rate));
-                }
-            }
-        }
-    }
-    if let Some(net) = body.get_mut("network").and_then(Value::as_object_mut) {
-        net.insert("rx_bytes_rate".into(), json!(r.network.rx_bytes_rate));
-        net.insert("tx_bytes_rate".into(), json!(r.network.tx_bytes_rate));
-        if let Some(ifaces) = net.get_mut("interfaces").and_then(Value::as_object_mut) {
-            for (name, iface) in ifaces.iter_mut() {
-                let i = r.interfaces.get(name).copied().unwrap_or_default();
-                if let Some(iface) = iface.as_object_mut() {
-                    iface.insert("rx_bytes_rate".into(), json!(i.rx_bytes_rate));
-                    iface.insert("tx_bytes_rate".into(), json!(i.tx_bytes_rate));
-                }
-            }
-        }
-    }
+    crate::seed::add_rates(&mut body, hs.rates.as_deref());
     if let Some(obj) = body.as_object_mut() {
         obj.insert("stale".into(), json!(hs.is_stale(now, state.max_age)));
         obj.insert(

@@ -101,7 +101,7 @@ impl Ingestor {
         if let Ok(Some(pair)) = self.store.latest(host) {
             feed.offer(crate::alerts::Input::Sample {
                 latest: pair.latest,
-                previous: pair.previous,
+                rates: pair.rates,
             });
         }
     }

@@ -19,6 +19,7 @@ mod prometheus_fs;
 pub mod rates;
 pub mod registry;
 pub mod row;
+pub mod seed;
 pub mod series;
 pub mod store;
 pub mod tsdb;

@@ -5,10 +5,7 @@
 //! counter wrap or a publisher whose ring was reset starts a new series: the rate is `None`
 //! (shown as `null`), never negative and never the huge number a naive subtraction gives.
 
-use std::collections::BTreeMap;
-
-use broker::{Snapshot, SECTOR_BYTES};
-use serde::Serialize;
+use broker::Snapshot;
 
 /// The counters a rate is computed from, with what identifies their series.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -68,6 +65,160 @@ pub fn name_set_hash<'a>(names: impl IntoIterator<Item = &'a String>) -> u32 {
     }
 }
 
+/// The one rate rule (every surface reads its result): the per-second rates of `later`'s
+/// counters against `earlier`, its seq predecessor `dt_s` seconds before. `key` tells, for a
+/// value's key, its metric (registry index) and whether it is the metric's host-wide total.
+///
+/// - A device's (interface's, …) rate: its counter's increase over `dt_s`; none when the
+///   counter went down (a reset or a wrap), never negative.
+/// - A total: the sum of the rates of the devices present in both samples, so a disk that
+///   appears, vanishes or is re-included changes no total; none when one of them reset or
+///   none is in both. From the total's own counter when either sample has no devices for
+///   the metric, or when the metric's bit is set in `whole` (a device of it has no series:
+///   the sum would silently be partial).
+pub fn counter_rates<K: Copy + PartialEq>(
+    earlier: &[(K, crate::registry::Value)],
+    later: &[(K, crate::registry::Value)],
+    dt_s: f64,
+    key: impl Fn(K) -> Option<(usize, bool)>,
+    whole: u64,
+) -> Vec<(K, f64)> {
+    use crate::registry::Value;
+    #[derive(Clone, Copy, Default)]
+    struct Sum {
+        rate: f64,
+        both: usize,
+        reset: bool,
+        in_earlier: bool,
+        in_later: bool,
+    }
+    let counter = |values: &[(K, Value)], k: K| {
+        values.iter().find_map(|(e, v)| match v {
+            Value::Counter(c) if *e == k => Some(*c),
+            _ => None,
+        })
+    };
+    let mut sums: Vec<Sum> = vec![Sum::default(); crate::registry::METRICS.len()];
+    for (k, _) in earlier.iter().filter(|(_, v)| matches!(v, Value::Counter(_))) {
+        if let Some((m, false)) = key(*k) {
+            if let Some(s) = sums.get_mut(m) {
+                s.in_earlier = true;
+            }
+        }
+    }
+    let mut out = Vec::new();
+    let mut totals = Vec::new();
+    for (k, v) in later {
+        let (Value::Counter(now), Some((m, total))) = (v, key(*k)) else {
+            continue;
+        };
+        if total {
+            totals.push((*k, m, *now));
+            continue;
+        }
+        let rate = counter(earlier, *k).map(|was| counter_rate(was, *now, dt_s));
+        if let Some(s) = sums.get_mut(m) {
+            s.in_later = true;
+            if let Some(r) = rate {
+                s.both += 1;
+                match r {
+                    Some(r) => s.rate += r,
+                    None => s.reset = true,
+                }
+            }
+        }
+        if let Some(Some(r)) = rate {
+            out.push((*k, r));
+        }
+    }
+    for (k, m, now) in totals {
+        let s = sums.get(m).copied().unwrap_or_default();
+        let whole = whole & 1u64.checked_shl(m as u32).unwrap_or(0) != 0;
+        let rate = if whole || !(s.in_earlier && s.in_later) {
+            counter(earlier, k).and_then(|was| counter_rate(was, now, dt_s))
+        } else {
+            (s.both > 0 && !s.reset).then_some(s.rate)
+        };
+        if let Some(r) = rate {
+            out.push((k, r));
+        }
+    }
+    out
+}
+
+/// The rates of one sample's counters, by metric (registry index) and label (`""` for the
+/// total), as the rate rule gave them at ingest: what `/metrics`, Home Assistant and the
+/// alert rules read. A counter absent here has no rate for that sample (`null`).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Derived(pub Vec<(usize, String, f64)>);
+
+impl Derived {
+    /// The rate of `metric`'s series `label` (`""`: the host-wide total).
+    pub fn get(&self, metric: &str, label: &str) -> Option<f64> {
+        let m = crate::registry::METRICS.iter().position(|x| x.name == metric)?;
+        self.by_index(m, label)
+    }
+
+    pub fn by_index(&self, metric: usize, label: &str) -> Option<f64> {
+        self.0
+            .iter()
+            .find(|(m, l, _)| *m == metric && l == label)
+            .map(|(_, _, r)| *r)
+    }
+
+    /// The host-wide rate of a registry counter.
+    pub fn total(&self, metric: &str) -> Option<f64> {
+        self.get(metric, "")
+    }
+}
+
+/// The rates of `later` against `earlier` by the one rate rule, straight from two snapshots
+/// (every device counted): `None` unless `later` is `earlier`'s seq successor in one boot,
+/// later in time. The store computes the same through its series at ingest.
+pub fn between(earlier: &Snapshot, later: &Snapshot) -> Option<Derived> {
+    let (a, b) = (point_of(earlier), point_of(later));
+    let adjacent = a.seq.checked_add(1) == Some(b.seq)
+        && (a.boot == b.boot || a.boot == 0 || b.boot == 0)
+        && b.ts_ms > a.ts_ms;
+    if !adjacent {
+        return None;
+    }
+    let values = |s: &Snapshot| -> Vec<((usize, String), crate::registry::Value)> {
+        crate::registry::METRICS
+            .iter()
+            .enumerate()
+            .flat_map(|(m, metric)| {
+                metric
+                    .values(s)
+                    .into_iter()
+                    .map(move |(label, v)| ((m, label), v))
+            })
+            .collect()
+    };
+    let (e, l) = (values(earlier), values(later));
+    let keys: Vec<(usize, String)> = l.iter().map(|(k, _)| k.clone()).collect();
+    let index = |values: &[((usize, String), crate::registry::Value)]| -> Vec<(usize, crate::registry::Value)> {
+        values
+            .iter()
+            .filter_map(|(k, v)| Some((keys.iter().position(|x| x == k)?, *v)))
+            .collect()
+    };
+    let dt = (b.ts_ms - a.ts_ms) as f64 / 1000.0;
+    let rates = counter_rates(
+        &index(&e),
+        &index(&l),
+        dt,
+        |i| keys.get(i).map(|(m, label)| (*m, label.is_empty())),
+        0,
+    );
+    Some(Derived(
+        rates
+            .into_iter()
+            .filter_map(|(i, r)| keys.get(i).map(|(m, label)| (*m, label.clone(), r)))
+            .collect(),
+    ))
+}
+
 pub fn point_of(s: &Snapshot) -> Point {
     Point {
         seq: s.seq,
@@ -76,157 +227,15 @@ pub fn point_of(s: &Snapshot) -> Point {
     }
 }
 
-/// Read and write rates of one disk (or the sum), in sectors/s and bytes/s.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Default)]
-pub struct DiskRates {
-    pub read_sectors_rate: Option<f64>,
-    pub write_sectors_rate: Option<f64>,
-    pub read_bytes_rate: Option<f64>,
-    pub write_bytes_rate: Option<f64>,
-}
-
-/// Receive and transmit rates of one interface (or the sum), in bytes/s.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Default)]
-pub struct NetRates {
-    pub rx_bytes_rate: Option<f64>,
-    pub tx_bytes_rate: Option<f64>,
-}
-
-/// Every rate between two snapshots.
-#[derive(Debug, Clone, PartialEq, Default, Serialize)]
-pub struct Rates {
-    pub disk: DiskRates,
-    pub disk_devices: BTreeMap<String, DiskRates>,
-    pub network: NetRates,
-    pub interfaces: BTreeMap<String, NetRates>,
-}
-
-impl Rates {
-    /// The host-wide rate of a registry counter (`crate::registry`, `Kind::Counter`), as
-    /// `/metrics` serves it; `None` for another name or a rate that could not be computed.
-    pub fn total(&self, metric: &str) -> Option<f64> {
-        match metric {
-            "disk_read_bytes_rate" => self.disk.read_bytes_rate,
-            "disk_write_bytes_rate" => self.disk.write_bytes_rate,
-            "network_rx_bytes_rate" => self.network.rx_bytes_rate,
-            "network_tx_bytes_rate" => self.network.tx_bytes_rate,
-            _ => None,
-        }
-    }
-}
-
-pub fn disk_rates(read: (u64, u64), write: (u64, u64), dt: f64) -> DiskRates {
-    let r = counter_rate(read.0, read.1, dt);
-    let w = counter_rate(write.0, write.1, dt);
-    let bytes = SECTOR_BYTES as f64;
-    DiskRates {
-        read_sectors_rate: r,
-        write_sectors_rate: w,
-        read_bytes_rate: r.map(|x| x * bytes),
-        write_bytes_rate: w.map(|x| x * bytes),
-    }
-}
-
-pub fn net_rates(rx: (u64, u64), tx: (u64, u64), dt: f64) -> NetRates {
-    NetRates {
-        rx_bytes_rate: counter_rate(rx.0, rx.1, dt),
-        tx_bytes_rate: counter_rate(tx.0, tx.1, dt),
-    }
-}
-
-/// Rates from `earlier` to `later`, per device/interface present in both, and totals summed
-/// over those same devices (a disk that appears or disappears between the two changes no
-/// total); `None` when the two are not one series. Snapshots without per-device maps (the
-/// seed's) use their totals.
-pub fn rates(earlier: &Snapshot, later: &Snapshot) -> Option<Rates> {
-    let dt = elapsed_s(&point_of(earlier), &point_of(later))?;
-    let mut out = Rates::default();
-    if let (Some(a), Some(b)) = (&earlier.disk, &later.disk) {
-        let (mut read, mut write) = ((0u64, 0u64), (0u64, 0u64));
-        for (name, d) in &b.devices {
-            if let Some(p) = a.devices.get(name) {
-                read = (
-                    read.0.saturating_add(p.read_sectors),
-                    read.1.saturating_add(d.read_sectors),
-                );
-                write = (
-                    write.0.saturating_add(p.write_sectors),
-                    write.1.saturating_add(d.write_sectors),
-                );
-                out.disk_devices.insert(
-                    name.clone(),
-                    disk_rates(
-                        (p.read_sectors, d.read_sectors),
-                        (p.write_sectors, d.write_sectors),
-                        dt,
-                    ),
-                );
-            }
-        }
-        out.disk = if a.devices.is_empty() || b.devices.is_empty() {
-            disk_rates(
-                (a.read_sectors, b.read_sectors),
-                (a.write_sectors, b.write_sectors),
-                dt,
-            )
-        } else {
-            disk_rates(read, write, dt)
-        };
-    }
-    if let (Some(a), Some(b)) = (&earlier.network, &later.network) {
-        let (mut rx, mut tx) = ((0u64, 0u64), (0u64, 0u64));
-        for (name, i) in &b.interfaces {
-            if let Some(p) = a.interfaces.get(name) {
-                rx = (
-                    rx.0.saturating_add(p.rx_bytes),
-                    rx.1.saturating_add(i.rx_bytes),
-                );
-                tx = (
-                    tx.0.saturating_add(p.tx_bytes),
-                    tx.1.saturating_add(i.tx_bytes),
-                );
-                out.interfaces.insert(
-                    name.clone(),
-                    net_rates((p.rx_bytes, i.rx_bytes), (p.tx_bytes, i.tx_bytes), dt),
-                );
-            }
-        }
-        out.network = if a.interfaces.is_empty() || b.interfaces.is_empty() {
-            net_rates((a.rx_bytes, b.rx_bytes), (a.tx_bytes, b.tx_bytes), dt)
-        } else {
-            net_rates(rx, tx, dt)
-        };
-    }
-    Some(out)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use broker::{Disk, DiskDevice, Network, NetworkInterface};
 
-    #[test]
-    fn every_registry_counter_has_a_host_wide_rate() {
-        let some = DiskRates {
-            read_bytes_rate: Some(1.0),
-            write_bytes_rate: Some(2.0),
-            ..DiskRates::default()
-        };
-        let r = Rates {
-            disk: some,
-            network: NetRates {
-                rx_bytes_rate: Some(3.0),
-                tx_bytes_rate: Some(4.0),
-            },
-            ..Rates::default()
-        };
-        let counters: Vec<_> = crate::registry::METRICS
-            .iter()
-            .filter(|m| m.kind == crate::registry::Kind::Counter)
-            .map(|m| r.total(m.name))
-            .collect();
-        assert_eq!(counters, [Some(1.0), Some(2.0), Some(3.0), Some(4.0)]);
-        assert_eq!(r.total("cpu_usage_percent"), None);
+
+    /// Sectors per second of a disk rate in bytes/s (the registry speaks bytes).
+    fn sectors(r: Option<f64>) -> Option<f64> {
+        r.map(|b| b / 512.0)
     }
 
     fn snap(seq: u64, ts_s: i64, boot: &str, read: u64, rx: u64) -> Snapshot {
@@ -264,54 +273,56 @@ mod tests {
 
     #[test]
     fn rates_over_15_s() {
-        let r = rates(
+        let r = between(
             &snap(1, 100, "b", 1000, 30_000),
             &snap(2, 115, "b", 1300, 60_000),
         )
         .unwrap();
-        assert_eq!(r.disk.read_sectors_rate, Some(20.0));
-        assert_eq!(r.disk.write_sectors_rate, Some(40.0));
-        assert_eq!(r.disk.read_bytes_rate, Some(20.0 * 512.0));
-        assert_eq!(r.network.rx_bytes_rate, Some(2000.0));
-        assert_eq!(r.network.tx_bytes_rate, Some(1000.0));
-        assert_eq!(r.disk_devices["sda"].read_sectors_rate, Some(20.0));
-        assert_eq!(r.interfaces["eth0"].rx_bytes_rate, Some(2000.0));
+        assert_eq!(sectors(r.total("disk_read_bytes_rate")), Some(20.0));
+        assert_eq!(sectors(r.total("disk_write_bytes_rate")), Some(40.0));
+        assert_eq!(r.total("disk_read_bytes_rate"), Some(20.0 * 512.0));
+        assert_eq!(r.total("network_rx_bytes_rate"), Some(2000.0));
+        assert_eq!(r.total("network_tx_bytes_rate"), Some(1000.0));
+        assert_eq!(sectors(r.get("disk_read_bytes_rate", "sda")), Some(20.0));
+        assert_eq!(r.get("network_rx_bytes_rate", "eth0"), Some(2000.0));
+        assert_eq!(r.total("cpu_usage_percent"), None, "a gauge has no rate");
     }
 
     #[test]
     fn reboot_starts_a_new_series() {
         // Counters drop and the boot id changes: no rate, not a negative or wrapped one.
         assert_eq!(
-            rates(
+            between(
                 &snap(1, 100, "a", 1_000_000, 9_000_000),
                 &snap(2, 115, "b", 10, 20)
             ),
             None
         );
         // Counters drop with the same boot id (a wrap, or a device replaced): that counter only.
-        let r = rates(
+        let r = between(
             &snap(1, 100, "a", 1_000_000, 100),
             &snap(2, 115, "a", 10, 400),
         )
         .unwrap();
-        assert_eq!(r.disk.read_sectors_rate, None);
-        assert_eq!(r.network.rx_bytes_rate, Some(20.0));
+        assert_eq!(r.get("disk_read_bytes_rate", "sda"), None);
+        assert_eq!(r.total("disk_read_bytes_rate"), None, "a device reset: no total");
+        assert_eq!(r.total("network_rx_bytes_rate"), Some(20.0));
     }
 
     #[test]
     fn no_rate_without_time_or_order() {
         assert_eq!(
-            rates(&snap(2, 100, "a", 1, 1), &snap(2, 100, "a", 5, 5)),
+            between(&snap(2, 100, "a", 1, 1), &snap(2, 100, "a", 5, 5)),
             None,
             "same sample"
         );
         assert_eq!(
-            rates(&snap(3, 100, "a", 1, 1), &snap(2, 115, "a", 5, 5)),
+            between(&snap(3, 100, "a", 1, 1), &snap(2, 115, "a", 5, 5)),
             None,
             "seq went back"
         );
         assert_eq!(
-            rates(&snap(1, 115, "a", 1, 1), &snap(2, 100, "a", 5, 5)),
+            between(&snap(1, 115, "a", 1, 1), &snap(2, 100, "a", 5, 5)),
             None,
             "time went back"
         );
@@ -329,12 +340,13 @@ mod tests {
             .devices
             .insert("sdb".into(), DiskDevice::default());
         b.network = None;
-        let r = rates(&snap(1, 100, "a", 1000, 30_000), &b).unwrap();
-        assert!(
-            !r.disk_devices.contains_key("sdb"),
+        let r = between(&snap(1, 100, "a", 1000, 30_000), &b).unwrap();
+        assert_eq!(
+            r.get("disk_read_bytes_rate", "sdb"),
+            None,
             "no rate for a device that just appeared"
         );
-        assert_eq!(r.network, NetRates::default());
+        assert_eq!(r.total("network_rx_bytes_rate"), None);
     }
 
     #[test]
@@ -350,14 +362,21 @@ mod tests {
         );
         disk.read_sectors += 9_000_000;
         disk.write_sectors += 9_000_000;
-        let r = rates(&snap(1, 100, "a", 1000, 30_000), &b).unwrap();
-        assert_eq!(r.disk.read_sectors_rate, Some(20.0), "sdb just appeared");
-        assert_eq!(r.disk.write_sectors_rate, Some(40.0));
+        let r = between(&snap(1, 100, "a", 1000, 30_000), &b).unwrap();
+        assert_eq!(
+            sectors(r.total("disk_read_bytes_rate")),
+            Some(20.0),
+            "sdb just appeared"
+        );
+        assert_eq!(sectors(r.total("disk_write_bytes_rate")), Some(40.0));
         // Seed-format snapshots (no per-device maps) use their totals.
         let (mut a, mut b) = (snap(1, 100, "a", 1000, 0), snap(2, 115, "a", 1300, 0));
         a.disk.as_mut().unwrap().devices.clear();
         b.disk.as_mut().unwrap().devices.clear();
-        assert_eq!(rates(&a, &b).unwrap().disk.read_sectors_rate, Some(20.0));
+        assert_eq!(
+            sectors(between(&a, &b).unwrap().total("disk_read_bytes_rate")),
+            Some(20.0)
+        );
         assert_eq!(
             name_set_hash(["sda".to_string()].iter()),
             name_set_hash(["sda".to_string()].iter())

@@ -292,8 +292,13 @@ impl Engine {
         (a.phase == Phase::Firing).then(|| self.notice(&a, "resolved", now_ms, false))
     }
 
-    /// A new live sample of `cur.host` (`prev`: the one before it, for counter rates).
-    pub fn sample(&mut self, cur: &Snapshot, prev: Option<&Snapshot>, now_ms: i64) -> Vec<Notice> {
+    /// A new live sample of `cur.host` with its counters' rates as the store computed them.
+    pub fn sample(
+        &mut self,
+        cur: &Snapshot,
+        rates: Option<&crate::rates::Derived>,
+        now_ms: i64,
+    ) -> Vec<Notice> {
         let host = cur.host.as_str();
         let mut out = Vec::new();
         let was_stale = self.stale.remove(host);
@@ -314,7 +319,7 @@ impl Engine {
         let rules = std::mem::take(&mut self.rules.thresholds);
         let mut seen = BTreeSet::new();
         for rule in rules.iter().filter(|r| r.applies_to(host)) {
-            for o in rule.evaluate(cur, prev) {
+            for o in rule.evaluate(cur, rates) {
                 let key = (host.to_owned(), rule.name.clone(), o.label.clone());
                 if let Some(a) = self.alerts.get_mut(&key) {
                     a.unseen_since_ms = None;

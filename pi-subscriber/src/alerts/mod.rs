@@ -33,7 +33,8 @@ pub const FEED_QUEUE: usize = 1024;
 pub enum Input {
     Sample {
         latest: Arc<Snapshot>,
-        previous: Option<Arc<Snapshot>>,
+        /// Its rates, as the store computed them at ingest.
+        rates: Option<Arc<crate::rates::Derived>>,
     },
     JobEnd(JobEnd),
 }
@@ -256,8 +257,8 @@ pub fn start(
             let known = if input.is_none() { hosts(&store) } else { None };
             let notices: Vec<Notice> = match shared.lock() {
                 Ok(mut e) => match (e.as_mut(), input) {
-                    (Some(e), Some(Input::Sample { latest, previous })) => {
-                        e.sample(&latest, previous.as_deref(), now_ms)
+                    (Some(e), Some(Input::Sample { latest, rates })) => {
+                        e.sample(&latest, rates.as_deref(), now_ms)
                     }
                     (Some(e), Some(Input::JobEnd(end))) => e.job_end(&end, now_ms),
                     (Some(e), None) => known.map(|k| e.tick(&k, now_ms)).unwrap_or_default(),

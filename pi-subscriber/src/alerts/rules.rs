@@ -4,7 +4,8 @@
 use broker::{JobEnd, Snapshot};
 
 use super::config::{AlertSettings, Levels, Severity, UserRule};
-use crate::registry::{self, Kind, Value};
+use crate::rates::Derived;
+use crate::registry::{self, Value};
 
 /// The built-in rules' names (a user rule may not take one).
 pub const BUILTIN_NAMES: [&str; 6] = [
@@ -124,14 +125,6 @@ impl RuleSet {
     }
 }
 
-/// A counter's per-second rate between two seq-adjacent samples of one boot.
-fn rate(prev: &Snapshot, cur: &Snapshot, was: u64, now: u64) -> Option<f64> {
-    let adjacent = prev.seq.checked_add(1) == Some(cur.seq);
-    let dt_ms = cur.ts_ms.checked_sub(prev.ts_ms).filter(|d| *d > 0)?;
-    (adjacent && prev.boot_id == cur.boot_id && now >= was)
-        .then(|| (now - was) as f64 * 1000.0 / dt_ms as f64)
-}
-
 impl Rule {
     pub fn applies_to(&self, host: &str) -> bool {
         self.hosts.is_empty() || self.hosts.iter().any(|h| h == host)
@@ -153,34 +146,21 @@ impl Rule {
     }
 
     /// The rule over one sample; empty when the registry lacks the metric or the sample has
-    /// no value for it.
-    pub fn evaluate(&self, cur: &Snapshot, prev: Option<&Snapshot>) -> Vec<Observation> {
-        let Some(metric) = registry::metric(&self.metric) else {
+    /// no value for it. A counter's value is its rate as the store computed it at ingest
+    /// (`rates`: the one rate rule), the number every other surface shows.
+    pub fn evaluate(&self, cur: &Snapshot, rates: Option<&Derived>) -> Vec<Observation> {
+        let Some(m) = registry::METRICS.iter().position(|m| m.name == self.metric) else {
             return Vec::new();
         };
-        let mut before = Vec::new();
-        if metric.kind == Kind::Counter {
-            if let Some(p) = prev {
-                before = metric.values(p);
-            }
-        }
         let mut out = Vec::new();
         let label_ok = |l: &str| self.label.as_deref().is_none_or(|want| want == l);
-        (metric.extract)(cur, &mut |label, v| {
+        (registry::METRICS[m].extract)(cur, &mut |label, v| {
             if !label_ok(label) {
                 return;
             }
             let value = match v {
                 Value::Gauge(g) => Some(g),
-                Value::Counter(now) => {
-                    before
-                        .iter()
-                        .find(|(l, _)| l == label)
-                        .and_then(|(_, was)| match (*was, prev) {
-                            (Value::Counter(was), Some(p)) => rate(p, cur, was, now),
-                            _ => None,
-                        })
-                }
+                Value::Counter(_) => rates.and_then(|r| r.by_index(m, label)),
             };
             if let Some(v) = value.filter(|v| v.is_finite()) {
                 out.push(self.judge(label.to_owned(), v));
@@ -198,6 +178,7 @@ pub fn job_failed(e: &JobEnd) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::rates::between;
     use broker::{Cpu, Network, Thermal};
 
     fn temp(v: f64) -> Snapshot {
@@ -249,14 +230,14 @@ mod tests {
             }),
             ..Snapshot::default()
         };
-        let got = r.evaluate(&at(2, 2_000, 1_500), Some(&at(1, 1_000, 1_000)));
+        let got = r.evaluate(&at(2, 2_000, 1_500), between(&at(1, 1_000, 1_000), &at(2, 2_000, 1_500)).as_ref());
         assert_eq!(got.len(), 1);
         assert_eq!(got[0].value, 500.0);
         assert!(r
-            .evaluate(&at(3, 2_000, 1_500), Some(&at(1, 1_000, 1_000)))
+            .evaluate(&at(3, 2_000, 1_500), between(&at(1, 1_000, 1_000), &at(3, 2_000, 1_500)).as_ref())
             .is_empty());
         assert!(r
-            .evaluate(&at(2, 2_000, 500), Some(&at(1, 1_000, 1_000)))
+            .evaluate(&at(2, 2_000, 500), between(&at(1, 1_000, 1_000), &at(2, 2_000, 500)).as_ref())
             .is_empty());
         assert!(r.evaluate(&at(2, 2_000, 1_500), None).is_empty());
     }

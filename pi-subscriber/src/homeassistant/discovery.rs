@@ -19,7 +19,7 @@ const MAX_MOUNT_IN_NAME: usize = 64;
 pub enum Source {
     /// The registry gauge `key`, host-wide.
     Gauge,
-    /// The host-wide rate of the registry counter `key` ([`crate::rates::Rates::total`]).
+    /// The host-wide rate of the registry counter `key` ([`crate::rates::Derived::total`], computed at ingest).
     Rate,
     /// Boot time from the registry's `uptime_s` and the sample's time.
     BootedAt,

@@ -56,14 +56,12 @@ pub fn state(
         }
     };
     if let Some(latest) = host.latest.as_deref() {
-        let rates = host
-            .previous
-            .as_deref()
-            .and_then(|p| crate::rates::rates(p, latest));
+        // The rates the store computed once at ingest (the one rate rule).
+        let rates = host.rates.as_deref();
         for s in SENSORS {
             let v = match s.source {
                 Source::Gauge => total_gauge(latest, s.key),
-                Source::Rate => rates.as_ref().and_then(|r| r.total(s.key)),
+                Source::Rate => rates.and_then(|r| r.total(s.key)),
                 _ => continue,
             };
             put(s.key.to_owned(), v, s.round);

@@ -77,9 +77,14 @@ fn tower(seq: u64, read: u64, rx: u64) -> Snapshot {
     }
 }
 
+/// A host's state as the store leaves it: the rates computed at ingest beside the samples.
 fn host(prev: Option<Snapshot>, latest: Snapshot) -> HostState {
     HostState {
         samples: 2,
+        rates: prev
+            .as_ref()
+            .and_then(|p| crate::rates::between(p, &latest))
+            .map(Arc::new),
         previous: prev.map(Arc::new),
         latest: Some(Arc::new(latest)),
         ..HostState::default()

@@ -18,7 +18,7 @@ use tokio_util::sync::CancellationToken;
 
 pub use crate::row::HistoryRow;
 use crate::tsdb::{
-    Attempt, Fate, Hole, Lost, QueryError, SeriesPoints, SeriesQuery, Tier, Tsdb, TsdbError,
+    Attempt, Fate, Hole, IngestReport, Lost, QueryError, SeriesPoints, SeriesQuery, Tier, Tsdb, TsdbError,
     TsdbStats,
 };
 use crate::validate::Rejection;
@@ -46,11 +46,12 @@ struct Shared {
 #[error("the store was poisoned by a panic; the daemon is stopping")]
 pub struct Poisoned;
 
-/// A host's newest sample and the one before it.
+/// A host's newest sample, the one before it, and the newest's rates (the one rate rule).
 #[derive(Debug, Clone)]
 pub struct Latest {
     pub latest: Arc<Snapshot>,
     pub previous: Option<Arc<Snapshot>>,
+    pub rates: Option<Arc<crate::rates::Derived>>,
 }
 
 /// Why a history read failed.
@@ -145,6 +146,7 @@ impl SharedStore {
             Some(Latest {
                 latest: h.latest.clone()?,
                 previous: h.previous.clone(),
+                rates: h.rates.clone(),
             })
         }))
     }
@@ -264,11 +266,18 @@ impl SharedStore {
                 state.stats.duplicates_total += 1;
                 Outcome::Duplicate
             }
-            Ok(_) => state.record(snapshot, source, now, now_ms, evicted),
+            Ok(report) => state.record(snapshot, source, now, now_ms, evicted, &report),
             Err(error) => {
                 tracing::warn!(host = %snapshot.host, %error, "cannot store a sample in the history");
                 state.stats.history_errors_total += 1;
-                state.record(snapshot, source, now, now_ms, evicted)
+                state.record(
+                    snapshot,
+                    source,
+                    now,
+                    now_ms,
+                    evicted,
+                    &IngestReport::default(),
+                )
             }
         };
         drop(state);

@@ -10,7 +10,7 @@ use serde::Serialize;
 use tokio::time::Instant;
 
 use crate::rates::{self, Point};
-use crate::tsdb::KnownHost;
+use crate::tsdb::{IngestReport, KnownHost};
 use crate::validate::names::event_bytes;
 use crate::validate::Rejection;
 
@@ -93,8 +93,11 @@ pub struct IngestStats {
 #[derive(Debug, Default, Clone)]
 pub struct HostState {
     pub latest: Option<Arc<Snapshot>>,
-    /// The sample before `latest`, for per-device rates.
+    /// The sample before `latest` (as received; not necessarily its seq predecessor).
     pub previous: Option<Arc<Snapshot>>,
+    /// `latest`'s counter rates, computed once at ingest against its seq predecessor by the
+    /// one rate rule: `/metrics`, Home Assistant and the alert rules read these.
+    pub rates: Option<Arc<crate::rates::Derived>>,
     /// When the newest sample arrived, on the Pi's monotonic clock: staleness is judged on
     /// this, not on the server's `ts`.
     pub last_received: Option<Instant>,
@@ -233,6 +236,7 @@ impl Store {
         now: Instant,
         now_ms: i64,
         evicted: Option<String>,
+        rates: &IngestReport,
     ) -> Outcome {
         let max_skew = self.max_clock_skew.as_secs_f64();
         let host = snapshot.host.clone();
@@ -279,8 +283,15 @@ impl Store {
             state.restored_newest = None;
             state.previous = state.latest.take();
             state.latest = Some(Arc::new(snapshot));
+            state.rates = rates.derived.clone().map(Arc::new);
             if skewed {
                 self.stats.clock_skewed_total += 1;
+            }
+        }
+        // A backfilled sample that precedes the newest makes the newest's rates computable.
+        if let (Some((seq, next)), Some(latest)) = (&rates.next, &state.latest) {
+            if latest.seq == *seq {
+                state.rates = Some(Arc::new(next.clone()));
             }
         }
         match source {

@@ -11,7 +11,7 @@ use serde::Serialize;
 use super::codec;
 use super::rollup::{Bucket, Retention, Tier, MINUTE_MS};
 use super::TsdbError;
-use crate::rates::{boot_hash, counter_rate};
+use crate::rates::{boot_hash, counter_rates, Derived};
 use crate::registry::{Value, METRICS};
 
 /// A row closes this long after its end, so samples that arrive a little late (a reconnect,
@@ -44,50 +44,36 @@ impl Sample {
     }
 }
 
-/// Per-second rates of the counters in both samples (`later` must follow `earlier`).
-fn counter_rates(earlier: &Sample, later: &Sample) -> Vec<(u32, f64)> {
-    let dt = (later.ts_ms - earlier.ts_ms) as f64 / 1000.0;
-    later
-        .values
-        .iter()
-        .filter_map(|(id, v)| {
-            let Value::Counter(now) = v else { return None };
-            let before = earlier.values.iter().find(|(e, _)| e == id)?;
-            let Value::Counter(before) = before.1 else {
-                return None;
-            };
-            Some((*id, counter_rate(before, *now, dt)?))
-        })
-        .collect()
-}
-
 impl Tsdb {
-    /// Per-second rates of the counters in both samples (`later` must follow `earlier`). A
-    /// metric's total (its `""` series) is the sum of the rates of its devices present in both
-    /// samples, when it has any: a disk that appears, disappears or is re-included between
-    /// the two changes no total.
+    /// Per-second rates of `later`'s counters (`later` must follow `earlier`), by the one rate
+    /// rule ([`crate::rates::counter_rates`]) over the host's series.
     pub(super) fn rates(&self, earlier: &Sample, later: &Sample) -> Vec<(u32, f64)> {
-        let mut out = counter_rates(earlier, later);
-        let mut sums: HashMap<usize, f64> = HashMap::new();
-        for (id, r) in &out {
-            if let Some((host, m, _)) = self.series.get(id).filter(|s| !s.2.is_empty()) {
-                let partial = self
-                    .hosts
-                    .get(host)
-                    .is_some_and(|h| h.partial & bit(*m) != 0);
-                if !partial {
-                    *sums.entry(*m).or_insert(0.0) += r;
-                }
-            }
-        }
-        for (id, r) in out.iter_mut() {
-            if let Some((_, m, label)) = self.series.get(id) {
-                if let (true, Some(sum)) = (label.is_empty(), sums.get(m)) {
-                    *r = *sum;
-                }
-            }
-        }
-        out
+        let dt = (later.ts_ms - earlier.ts_ms) as f64 / 1000.0;
+        let whole = self
+            .series
+            .get(&later.values.first().map_or(0, |v| v.0))
+            .and_then(|(host, _, _)| self.hosts.get(host))
+            .map_or(0, |h| h.partial);
+        counter_rates(
+            &earlier.values,
+            &later.values,
+            dt,
+            |id| self.series.get(&id).map(|(_, m, l)| (*m, l.is_empty())),
+            whole,
+        )
+    }
+
+    /// The same rates by metric and label, as the store hands them to every surface.
+    pub(super) fn derived(&self, rates: &[(u32, f64)]) -> Derived {
+        Derived(
+            rates
+                .iter()
+                .filter_map(|(id, r)| {
+                    let (_, m, l) = self.series.get(id)?;
+                    Some((*m, l.clone(), *r))
+                })
+                .collect(),
+        )
     }
 }
 
@@ -101,11 +87,15 @@ pub(super) fn partial_key(host_id: i64) -> String {
 }
 
 /// What one ingest did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct IngestReport {
     pub duplicate: bool,
     /// Label sets beyond `max_series_per_host`, dropped.
     pub series_dropped: usize,
+    /// The sample's rates against its seq predecessor (`None`: none is stored).
+    pub derived: Option<Derived>,
+    /// For a sample that fills a gap: its successor's seq and rates, now computable.
+    pub next: Option<(u64, Derived)>,
 }
 
 /// Counters for `/health`.
@@ -304,8 +294,8 @@ impl Tsdb {
             values,
         };
         let mut report = IngestReport {
-            duplicate: false,
             series_dropped: dropped,
+            ..IngestReport::default()
         };
         if sample.ts_ms >= self.retention.horizon(Tier::Raw, now_ms) {
             let inserted = self.conn.execute(
@@ -338,9 +328,11 @@ impl Tsdb {
             None => self.neighbour(host_id, &sample, -1)?,
         };
         if let Some(p) = &previous {
-            for (id, r) in self.rates(p, &sample) {
-                self.add(id, sample.ts_ms, r, now_ms)?;
+            let rates = self.rates(p, &sample);
+            for (id, r) in &rates {
+                self.add(*id, sample.ts_ms, *r, now_ms)?;
             }
+            report.derived = Some(self.derived(&rates));
         }
         let newest = self
             .hosts
@@ -349,9 +341,11 @@ impl Tsdb {
             .is_none_or(|l| sample.follows(l));
         if !(live && newest) {
             if let Some(next) = self.neighbour(host_id, &sample, 1)? {
-                for (id, r) in self.rates(&sample, &next) {
-                    self.add(id, next.ts_ms, r, now_ms)?;
+                let rates = self.rates(&sample, &next);
+                for (id, r) in &rates {
+                    self.add(*id, next.ts_ms, *r, now_ms)?;
                 }
+                report.next = Some((next.seq, self.derived(&rates)));
             }
         }
         if live {

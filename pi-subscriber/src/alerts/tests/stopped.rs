@@ -56,7 +56,7 @@ fn run(e: &mut Engine, from: i64, to: i64, make: &dyn Fn(i64) -> Snapshot) -> Ve
     let mut prev = make(from - 1);
     for t in from..=to {
         let cur = make(t);
-        out.extend(e.sample(&cur, Some(&prev), t * 1000));
+        out.extend(e.sample(&cur, crate::rates::between(&prev, &cur).as_ref(), t * 1000));
         out.extend(e.tick(&hosts(t * 1000), t * 1000 + 500));
         prev = cur;
     }
