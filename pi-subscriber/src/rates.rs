@@ -99,7 +99,10 @@ pub fn counter_rates<K: Copy + PartialEq>(
         })
     };
     let mut sums: Vec<Sum> = vec![Sum::default(); crate::registry::METRICS.len()];
-    for (k, _) in earlier.iter().filter(|(_, v)| matches!(v, Value::Counter(_))) {
+    for (k, _) in earlier
+        .iter()
+        .filter(|(_, v)| matches!(v, Value::Counter(_)))
+    {
         if let Some((m, false)) = key(*k) {
             if let Some(s) = sums.get_mut(m) {
                 s.in_earlier = true;
@@ -155,7 +158,9 @@ pub struct Derived(pub Vec<(usize, String, f64)>);
 impl Derived {
     /// The rate of `metric`'s series `label` (`""`: the host-wide total).
     pub fn get(&self, metric: &str, label: &str) -> Option<f64> {
-        let m = crate::registry::METRICS.iter().position(|x| x.name == metric)?;
+        let m = crate::registry::METRICS
+            .iter()
+            .position(|x| x.name == metric)?;
         self.by_index(m, label)
     }
 
@@ -196,7 +201,12 @@ pub fn between(earlier: &Snapshot, later: &Snapshot) -> Option<Derived> {
             .collect()
     };
     let (e, l) = (values(earlier), values(later));
-    let keys: Vec<(usize, String)> = l.iter().map(|(k, _)| k.clone()).collect();
+    let mut keys: Vec<(usize, String)> = l.iter().map(|(k, _)| k.clone()).collect();
+    keys.extend(
+        e.iter()
+            .map(|(k, _)| k.clone())
+            .filter(|k| !l.iter().any(|(x, _)| x == k)),
+    );
     let index = |values: &[((usize, String), crate::registry::Value)]| -> Vec<(usize, crate::registry::Value)> {
         values
             .iter()
@@ -231,7 +241,6 @@ pub fn point_of(s: &Snapshot) -> Point {
 mod tests {
     use super::*;
     use broker::{Disk, DiskDevice, Network, NetworkInterface};
-
 
     /// Sectors per second of a disk rate in bytes/s (the registry speaks bytes).
     fn sectors(r: Option<f64>) -> Option<f64> {
@@ -305,7 +314,11 @@ mod tests {
         )
         .unwrap();
         assert_eq!(r.get("disk_read_bytes_rate", "sda"), None);
-        assert_eq!(r.total("disk_read_bytes_rate"), None, "a device reset: no total");
+        assert_eq!(
+            r.total("disk_read_bytes_rate"),
+            None,
+            "a device reset: no total"
+        );
         assert_eq!(r.total("network_rx_bytes_rate"), Some(20.0));
     }
 

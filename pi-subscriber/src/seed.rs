@@ -21,12 +21,48 @@ pub struct Alias {
 const PER_SECTOR: f64 = 1.0 / SECTOR_BYTES as f64;
 
 pub const ALIASES: &[Alias] = &[
-    Alias { metric: "disk_read_bytes_rate", section: "disk", devices: "devices", field: "read_sectors_rate", factor: PER_SECTOR },
-    Alias { metric: "disk_write_bytes_rate", section: "disk", devices: "devices", field: "write_sectors_rate", factor: PER_SECTOR },
-    Alias { metric: "disk_read_bytes_rate", section: "disk", devices: "devices", field: "read_bytes_rate", factor: 1.0 },
-    Alias { metric: "disk_write_bytes_rate", section: "disk", devices: "devices", field: "write_bytes_rate", factor: 1.0 },
-    Alias { metric: "network_rx_bytes_rate", section: "network", devices: "interfaces", field: "rx_bytes_rate", factor: 1.0 },
-    Alias { metric: "network_tx_bytes_rate", section: "network", devices: "interfaces", field: "tx_bytes_rate", factor: 1.0 },
+    Alias {
+        metric: "disk_read_bytes_rate",
+        section: "disk",
+        devices: "devices",
+        field: "read_sectors_rate",
+        factor: PER_SECTOR,
+    },
+    Alias {
+        metric: "disk_write_bytes_rate",
+        section: "disk",
+        devices: "devices",
+        field: "write_sectors_rate",
+        factor: PER_SECTOR,
+    },
+    Alias {
+        metric: "disk_read_bytes_rate",
+        section: "disk",
+        devices: "devices",
+        field: "read_bytes_rate",
+        factor: 1.0,
+    },
+    Alias {
+        metric: "disk_write_bytes_rate",
+        section: "disk",
+        devices: "devices",
+        field: "write_bytes_rate",
+        factor: 1.0,
+    },
+    Alias {
+        metric: "network_rx_bytes_rate",
+        section: "network",
+        devices: "interfaces",
+        field: "rx_bytes_rate",
+        factor: 1.0,
+    },
+    Alias {
+        metric: "network_tx_bytes_rate",
+        section: "network",
+        devices: "interfaces",
+        field: "tx_bytes_rate",
+        factor: 1.0,
+    },
 ];
 
 /// Adds every alias's rate to the snapshot's JSON: the total in its section, each device's

@@ -230,14 +230,23 @@ mod tests {
             }),
             ..Snapshot::default()
         };
-        let got = r.evaluate(&at(2, 2_000, 1_500), between(&at(1, 1_000, 1_000), &at(2, 2_000, 1_500)).as_ref());
+        let got = r.evaluate(
+            &at(2, 2_000, 1_500),
+            between(&at(1, 1_000, 1_000), &at(2, 2_000, 1_500)).as_ref(),
+        );
         assert_eq!(got.len(), 1);
         assert_eq!(got[0].value, 500.0);
         assert!(r
-            .evaluate(&at(3, 2_000, 1_500), between(&at(1, 1_000, 1_000), &at(3, 2_000, 1_500)).as_ref())
+            .evaluate(
+                &at(3, 2_000, 1_500),
+                between(&at(1, 1_000, 1_000), &at(3, 2_000, 1_500)).as_ref()
+            )
             .is_empty());
         assert!(r
-            .evaluate(&at(2, 2_000, 500), between(&at(1, 1_000, 1_000), &at(2, 2_000, 500)).as_ref())
+            .evaluate(
+                &at(2, 2_000, 500),
+                between(&at(1, 1_000, 1_000), &at(2, 2_000, 500)).as_ref()
+            )
             .is_empty());
         assert!(r.evaluate(&at(2, 2_000, 1_500), None).is_empty());
     }

@@ -4,6 +4,8 @@
 //! source (MQTT, HTTP polling, backfill) goes through [`SharedStore::ingest`].
 
 mod admission;
+#[cfg(test)]
+mod prop_tests;
 mod reads;
 mod state;
 #[cfg(test)]
@@ -18,8 +20,8 @@ use tokio_util::sync::CancellationToken;
 
 pub use crate::row::HistoryRow;
 use crate::tsdb::{
-    Attempt, Fate, Hole, IngestReport, Lost, QueryError, SeriesPoints, SeriesQuery, Tier, Tsdb, TsdbError,
-    TsdbStats,
+    Attempt, Fate, Hole, IngestReport, Lost, QueryError, SeriesPoints, SeriesQuery, Tier, Tsdb,
+    TsdbError, TsdbStats,
 };
 use crate::validate::Rejection;
 pub use admission::{Pace, DEFAULT_MAX_SAMPLES_PER_S};

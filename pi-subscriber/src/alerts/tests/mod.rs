@@ -306,3 +306,69 @@ min_severity = "info"
 
 mod restart;
 mod stopped;
+
+/// Issue 19 item 2: a disk that appears in the second sample makes no alert. The rule reads
+/// the rate the store computed at ingest (51 200 B/s, from the disk present in both), not a
+/// diff of the raw totals (5 × 10^10 B/s once the new disk's counter joins the total).
+#[tokio::test]
+async fn a_new_disk_fires_no_rate_rule() {
+    use broker::{Disk, DiskDevice};
+    let mut s = AlertSettings::default();
+    s.rule.push(UserRule {
+        name: "reads".into(),
+        metric: "disk_read_bytes_rate".into(),
+        above: Some(1e6),
+        below: None,
+        clear: None,
+        for_: std::time::Duration::ZERO,
+        severity: Severity::Warning,
+        hosts: vec![],
+        label: Some(String::new()),
+    });
+    let store = crate::store::tests::handle(4);
+    let disk = |devices: &[(&str, u64)]| Disk {
+        read_sectors: devices.iter().map(|d| d.1).sum(),
+        write_sectors: 0,
+        devices: devices
+            .iter()
+            .map(|(n, r)| {
+                let d = DiskDevice {
+                    read_sectors: *r,
+                    write_sectors: 0,
+                };
+                (n.to_string(), d)
+            })
+            .collect(),
+    };
+    let t0 = 1_700_000_000_000;
+    let mut e = engine_with(&s, t0);
+    let mut notices = Vec::new();
+    for (seq, devices) in [
+        (1, vec![("sda", 0)]),
+        (2, vec![("sda", 1500), ("sdb", 1_500_000_000)]),
+    ] {
+        let snap = Snapshot {
+            host: "tower".into(),
+            seq,
+            ts_ms: t0 + 15_000 * seq as i64,
+            boot_id: Some("b".into()),
+            disk: Some(disk(&devices)),
+            ..Snapshot::default()
+        };
+        let now = snap.ts_ms;
+        store.ingest(
+            snap,
+            crate::store::Source::Mqtt,
+            tokio::time::Instant::now(),
+            now,
+        );
+        let latest = store.latest("tower").unwrap().unwrap();
+        notices.extend(e.sample(&latest.latest, latest.rates.as_deref(), now));
+    }
+    let latest = store.latest("tower").unwrap().unwrap();
+    assert_eq!(
+        latest.rates.unwrap().total("disk_read_bytes_rate"),
+        Some(51_200.0)
+    );
+    assert!(brief(&notices).is_empty(), "{:?}", brief(&notices));
+}
