@@ -12,34 +12,38 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use crate::http::{AppError, AppState};
-use crate::store::HistoryRow;
+use crate::registry;
 
-mod datapoints;
 mod query;
 mod request;
 
-pub use datapoints::{datapoints, Agg};
 pub use request::{
     parse_time, time_in_range, MAX_DATA_POINTS, MAX_SERIES, MAX_TARGETS, MAX_TOTAL_POINTS,
 };
 
-/// Every metric a panel can ask for: the `/history` row fields, with their label and unit.
-pub const METRICS: [(&str, &str); 14] = [
-    ("cpu_usage_percent", "CPU usage (%)"),
-    ("load_1m", "Load 1m"),
-    ("load_5m", "Load 5m"),
-    ("load_15m", "Load 15m"),
-    ("memory_used_percent", "Memory used (%)"),
-    ("memory_available_mb", "Memory available (MB)"),
-    ("swap_used_mb", "Swap used (MB)"),
-    ("cpu_temp_c", "CPU temperature (°C)"),
-    ("disk_read_bytes_rate", "Disk read (bytes/s)"),
-    ("disk_write_bytes_rate", "Disk write (bytes/s)"),
-    ("disk_read_sectors_rate", "Disk read (sectors/s)"),
-    ("disk_write_sectors_rate", "Disk write (sectors/s)"),
-    ("network_rx_bytes_rate", "Network receive (bytes/s)"),
-    ("network_tx_bytes_rate", "Network transmit (bytes/s)"),
-];
+/// The metric a target may name, and the factor from its unit to the name's: every registry
+/// metric (1), and the seed's `/history` names that are not one
+/// ([`crate::history::alias`]: `disk_read_sectors_rate` is `disk_read_bytes_rate` ÷ 512).
+pub fn metric(name: &str) -> Option<(&'static registry::Metric, f64)> {
+    registry::metric(name)
+        .map(|m| (m, 1.0))
+        .or_else(|| crate::history::alias(name))
+}
+
+/// Every name a target may ask for, with its label for a metric list: the registry's, then
+/// the seed's aliases.
+fn metric_names() -> impl Iterator<Item = (&'static str, String)> {
+    registry::METRICS
+        .iter()
+        .map(|m| {
+            let label = match m.unit {
+                "" => m.title.to_owned(),
+                unit => format!("{} ({unit})", m.title),
+            };
+            (m.name, label)
+        })
+        .chain(crate::history::aliases())
+}
 
 /// The summaries a panel may ask of a bucket (`max` keeps spikes, `min` dips).
 fn agg_options() -> Value {
@@ -51,26 +55,6 @@ fn agg_options() -> Value {
 pub const JOB_EVENTS: &str = "job_events";
 /// The pseudo-metric whose rows are alert ranges (first firing → resolved, or now).
 pub const ALERT_EVENTS: &str = "alert_events";
-
-pub fn metric_value(row: &HistoryRow, metric: &str) -> Option<f64> {
-    match metric {
-        "cpu_usage_percent" => row.cpu_usage_percent,
-        "load_1m" => row.load_1m,
-        "load_5m" => row.load_5m,
-        "load_15m" => row.load_15m,
-        "memory_used_percent" => row.memory_used_percent,
-        "memory_available_mb" => row.memory_available_mb,
-        "swap_used_mb" => row.swap_used_mb,
-        "cpu_temp_c" => row.cpu_temp_c,
-        "disk_read_bytes_rate" => row.disk_read_bytes_rate,
-        "disk_write_bytes_rate" => row.disk_write_bytes_rate,
-        "disk_read_sectors_rate" => row.disk_read_sectors_rate,
-        "disk_write_sectors_rate" => row.disk_write_sectors_rate,
-        "network_rx_bytes_rate" => row.network_rx_bytes_rate,
-        "network_tx_bytes_rate" => row.network_tx_bytes_rate,
-        _ => None,
-    }
-}
 
 /// `GET /grafana` and `GET /grafana/`: the datasource's "Save & test".
 pub async fn save_and_test() -> &'static str {
@@ -116,25 +100,12 @@ async fn metrics(
         }
         Value::Array(p)
     };
-    // The seed's metric names first (its panels use them), then every other registry metric.
-    let mut list: Vec<Value> = METRICS
-        .iter()
+    let mut list: Vec<Value> = metric_names()
         .map(|(value, label)| {
-            let key = crate::registry::metric(value)
-                .and_then(|m| m.label)
-                .map(|k| k.as_str());
+            let key = metric(value).and_then(|(m, _)| m.label).map(|k| k.as_str());
             json!({"label": label, "value": value, "payloads": payloads(key)})
         })
         .collect();
-    list.extend(
-        crate::registry::METRICS
-            .iter()
-            .filter(|m| !METRICS.iter().any(|(name, _)| *name == m.name))
-            .map(|m| {
-                json!({"label": format!("{} ({})", m.title, m.unit), "value": m.name,
-                       "payloads": payloads(m.label.map(|k| k.as_str()))})
-            }),
-    );
     list.push(json!({"label": "Alerts (annotations, table)", "value": ALERT_EVENTS,
                      "payloads": [{"label": "Host", "name": "host", "type": "multi-select", "options": host_options(&state)?}]}));
     list.push(json!({"label": "Job runs (annotations, table)", "value": JOB_EVENTS,
@@ -216,10 +187,10 @@ pub const MAX_LABEL_VALUES: usize = 1000;
 
 /// The label values (devices, interfaces, cores, sensors, mounts) of `metric` in the newest
 /// sample of `host`, or of every host when `host` is empty or `*`; sorted, unique.
-fn label_values(state: &AppState, metric: &str, host: &str) -> Result<Vec<String>, AppError> {
-    let shown: String = metric.chars().take(64).collect();
-    let m = crate::registry::metric(metric)
-        .ok_or_else(|| AppError::BadRequest(format!("unknown metric {shown:?}")))?;
+fn label_values(state: &AppState, name: &str, host: &str) -> Result<Vec<String>, AppError> {
+    let shown: String = name.chars().take(64).collect();
+    let (m, _) =
+        metric(name).ok_or_else(|| AppError::BadRequest(format!("unknown metric {shown:?}")))?;
     if m.label.is_none() {
         return Err(AppError::BadRequest(format!(
             "metric {shown:?} has no label: it is one value per host"
@@ -253,17 +224,7 @@ async fn variable(
     let Json(req) = req?;
     let what = req.payload["target"].as_str().unwrap_or("hosts");
     let values: Vec<String> = match what {
-        "metrics" => METRICS
-            .iter()
-            .map(|(m, _)| *m)
-            .chain(
-                crate::registry::METRICS
-                    .iter()
-                    .map(|m| m.name)
-                    .filter(|n| !METRICS.iter().any(|(m, _)| m == n)),
-            )
-            .map(str::to_owned)
-            .collect(),
+        "metrics" => metric_names().map(|(m, _)| m.to_owned()).collect(),
         "labels" => label_values(
             &state,
             req.payload["metric"].as_str().unwrap_or_default(),

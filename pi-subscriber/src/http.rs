@@ -264,7 +264,7 @@ fn history_time(name: &str, t: Option<i64>, default: i64) -> Result<i64, AppErro
 async fn history(
     State(state): State<AppState>,
     query: Result<Query<HistoryQuery>, QueryRejection>,
-) -> Result<Json<Vec<crate::store::HistoryRow>>, AppError> {
+) -> Result<Json<crate::history::Rows>, AppError> {
     let Query(q) = query?;
     let from = history_time("from", q.from, i64::MIN)?;
     let to = history_time("to", q.to, i64::MAX)?;
@@ -276,10 +276,13 @@ async fn history(
     let host = known_host(&state, q.host)?;
     let store = state.store.clone();
     // A range of more than MAX_HISTORY_ROWS is refused before its rows are read.
-    let rows = tokio::task::spawn_blocking(move || store.history(&host, from, to))
-        .await
-        .map_err(|e| AppError::Internal(e.to_string()))?
-        .map_err(history_error)?;
+    let rows = tokio::task::spawn_blocking(move || {
+        let rows = store.history(&host, from, to)?;
+        Ok(crate::history::Rows { host, rows })
+    })
+    .await
+    .map_err(|e| AppError::Internal(e.to_string()))?
+    .map_err(history_error)?;
     Ok(Json(rows))
 }
 

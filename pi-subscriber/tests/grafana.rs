@@ -18,22 +18,36 @@ use serde_json::{json, Value};
 use tokio::time::Instant;
 use tower::ServiceExt;
 
-/// 2026-01-01T00:00:00Z.
+/// 2026-01-01T00:00:00Z: months ago, so only the hour tier answers for it.
 const T0: i64 = 1_767_225_600_000;
+
+/// An hour boundary three to four hours ago, the same for every test of the run: what it
+/// fills is in the raw tier.
+fn recent() -> i64 {
+    static AT: std::sync::OnceLock<i64> = std::sync::OnceLock::new();
+    *AT.get_or_init(|| {
+        (pi_subscriber::ingest::unix_ms_now() - 3 * 3_600_000) / 3_600_000 * 3_600_000
+    })
+}
 
 fn state() -> AppState {
     support::app_state(10_000)
 }
 
-/// One hour of 15 s samples for `host`: CPU % = minute of the hour, 100 sectors read per
-/// sample, and no data between minutes 30 and 40 (an outage).
+/// One hour of 15 s samples for `host` from [`T0`]: see [`fill_at`].
 fn fill(state: &AppState, host: &str) {
+    fill_at(state, host, T0);
+}
+
+/// One hour of 15 s samples for `host` from `t0`: CPU % = minute of the hour, 100 sectors
+/// read per sample, and no data between minutes 30 and 40 (an outage).
+fn fill_at(state: &AppState, host: &str, t0: i64) {
     for i in 0..240u64 {
         let minute = i / 4;
         if (30..40).contains(&minute) {
             continue;
         }
-        let ts_ms = T0 + i as i64 * 15_000;
+        let ts_ms = t0 + i as i64 * 15_000;
         let s = Snapshot {
             v: 1,
             host: host.into(),
@@ -62,7 +76,7 @@ fn fill(state: &AppState, host: &str) {
         state.store.ingest(s, Source::Mqtt, Instant::now(), ts_ms);
     }
     let store = &state.store;
-    let start = T0 + 600_000;
+    let start = t0 + 600_000;
     store
         .add_event(JobEvent::JobStart(JobStart {
             v: 1,
@@ -195,13 +209,15 @@ async fn save_and_test_and_metric_lists() {
 #[tokio::test]
 async fn query_timeseries_raw_with_nulls_for_the_outage() {
     let st = state();
-    fill(&st, "tower");
+    // Recent, so that the raw tier answers (for T0, months ago, only the hour tier does).
+    let t0 = recent();
+    fill_at(&st, "tower", t0);
     let targets = json!([{"refId": "A", "datasource": {"type": "simpod-json-datasource", "uid": "sa"}, "editorMode": "code",
                           "payload": {"host": "tower"}, "target": "cpu_usage_percent", "key": "Q-1", "hide": false}]);
     let (code, body) = post(
         &st,
         "/grafana/query",
-        grafana_query(targets, T0, T0 + 3_600_000, 2000, 1000),
+        grafana_query(targets, t0, t0 + 3_600_000, 2000, 1000),
     )
     .await;
     assert_eq!(code, StatusCode::OK, "{body}");
@@ -213,14 +229,14 @@ async fn query_timeseries_raw_with_nulls_for_the_outage() {
         200 + 1,
         "200 samples and one null marking the outage"
     );
-    assert_eq!(points[0], json!([0.0, T0]));
-    assert_eq!(points[119], json!([29.0, T0 + 119 * 15_000]));
+    assert_eq!(points[0], json!([0.0, t0]));
+    assert_eq!(points[119], json!([29.0, t0 + 119 * 15_000]));
     assert_eq!(
         points[120],
-        json!([null, T0 + 120 * 15_000]),
+        json!([null, t0 + 120 * 15_000]),
         "explicit null for the gap"
     );
-    assert_eq!(points[121], json!([40.0, T0 + 160 * 15_000]));
+    assert_eq!(points[121], json!([40.0, t0 + 160 * 15_000]));
     assert!(
         points
             .windows(2)
@@ -232,75 +248,99 @@ async fn query_timeseries_raw_with_nulls_for_the_outage() {
 #[tokio::test]
 async fn query_downsamples_by_max_data_points_avg_and_max() {
     let st = state();
-    fill(&st, "tower");
+    // Recent, so that the raw tier answers (for T0, months ago, only the hour tier does).
+    let t0 = recent();
+    fill_at(&st, "tower", t0);
     let query = |agg: &str| {
         grafana_query(
             json!([{"refId": "A", "target": "cpu_usage_percent", "payload": {"host": "tower", "agg": agg}}]),
-            T0,
-            T0 + 3_600_000,
+            t0,
+            t0 + 3_600_000,
             12,
             1000,
         )
     };
     let (_, avg) = post(&st, "/grafana/query", query("avg")).await;
     let points = avg[0]["datapoints"].as_array().unwrap();
-    // 12 buckets of 5 minutes; minutes 30-39 are empty: two explicit nulls.
-    assert_eq!(points.len(), 12);
-    assert_eq!(points[0], json!([2.0, T0]), "mean of minutes 0..=4");
-    assert_eq!(points[6], json!([null, T0 + 6 * 300_000]));
-    assert_eq!(points[7], json!([null, T0 + 7 * 300_000]));
-    assert_eq!(points[8], json!([42.0, T0 + 8 * 300_000]));
+    // 12 buckets of 5 minutes; minutes 30-39 are empty: two explicit nulls. The range's end
+    // (inclusive) starts a 13th, empty: a null, as `/series` answers.
+    assert_eq!(points.len(), 13);
+    assert_eq!(points[12], json!([null, t0 + 12 * 300_000]));
+    assert_eq!(points[0], json!([2.0, t0]), "mean of minutes 0..=4");
+    assert_eq!(points[6], json!([null, t0 + 6 * 300_000]));
+    assert_eq!(points[7], json!([null, t0 + 7 * 300_000]));
+    assert_eq!(points[8], json!([42.0, t0 + 8 * 300_000]));
     let (_, max) = post(&st, "/grafana/query", query("max")).await;
     assert_eq!(
         max[0]["datapoints"][0],
-        json!([4.0, T0]),
+        json!([4.0, t0]),
         "max keeps the spike"
     );
-    // Rates: 100 sectors per 15 s = 3413.333 bytes/s.
+    // Rates: 100 sectors per 15 s = 3413.333… bytes/s, unrounded as `/series` serves it.
     let (_, rate) = post(
         &st,
         "/grafana/query",
         grafana_query(
             json!([{"refId": "B", "target": "disk_read_bytes_rate", "payload": {"host": "tower"}}]),
-            T0,
-            T0 + 600_000,
+            t0,
+            t0 + 600_000,
             1000,
             15_000,
         ),
     )
     .await;
-    assert_eq!(rate[0]["datapoints"][1], json!([3413.333, T0 + 15_000]));
+    assert_eq!(
+        rate[0]["datapoints"][1],
+        json!([100.0 * 512.0 / 15.0, t0 + 15_000])
+    );
 }
 
 #[tokio::test]
 async fn query_table_hosts_by_adhoc_filter_and_errors() {
     let st = state();
-    fill(&st, "tower");
-    fill(&st, "nas");
-    let mut body = grafana_query(
-        json!([{"refId": "A", "target": "load_1m", "type": "table", "payload": {}}]),
-        T0,
-        T0 + 60_000,
-        100,
-        15_000,
-    );
-    body["adhocFilters"] =
-        json!([{"key": "host", "operator": "=", "value": "nas", "condition": ""}]);
-    let (code, table) = post(&st, "/grafana/query", body).await;
+    // Recent, so that the raw tier answers (for T0, months ago, only the hour tier does).
+    let t0 = recent();
+    fill_at(&st, "tower", t0);
+    fill_at(&st, "nas", t0);
+    let table_of = |metric: &str| {
+        let mut body = grafana_query(
+            json!([{"refId": "A", "target": metric, "type": "table", "payload": {}}]),
+            t0,
+            t0 + 60_000,
+            100,
+            15_000,
+        );
+        body["adhocFilters"] =
+            json!([{"key": "host", "operator": "=", "value": "nas", "condition": ""}]);
+        body
+    };
+    let (code, table) = post(&st, "/grafana/query", table_of("load_1m")).await;
     assert_eq!(code, StatusCode::OK);
     assert_eq!(table[0]["type"], "table");
     assert_eq!(table[0]["columns"][2]["text"], "load_1m");
-    let rows = table[0]["rows"].as_array().unwrap();
-    assert_eq!(rows.len(), 5);
-    assert!(rows.iter().all(|r| r[1] == "nas" && r[2].is_null()));
+    // Neither host sends a load: no series, no rows (raw rows answered 5 of `null`).
+    assert_eq!(table[0]["rows"], json!([]));
+    let (code, table) = post(&st, "/grafana/query", table_of("cpu_usage_percent")).await;
+    assert_eq!(code, StatusCode::OK);
+    let at = |i: i64| t0 + i * 15_000;
+    assert_eq!(
+        table[0]["rows"],
+        json!([
+            [at(0), "nas", 0.0],
+            [at(1), "nas", 0.0],
+            [at(2), "nas", 0.0],
+            [at(3), "nas", 0.0],
+            [at(4), "nas", 1.0]
+        ])
+    );
     // Both hosts when no host is named.
     let (_, both) = post(
         &st,
         "/grafana/query",
         grafana_query(
             json!([{"refId": "A", "target": "cpu_usage_percent"}]),
-            T0,
-            T0 + 60_000,
+            t0,
+            t0 + 60_000,
             100,
             15_000,
         ),
@@ -312,8 +352,8 @@ async fn query_table_hosts_by_adhoc_filter_and_errors() {
         "/grafana/query",
         grafana_query(
             json!([{"refId": "A", "target": "nonsense"}]),
-            T0,
-            T0 + 1,
+            t0,
+            t0 + 1,
             1,
             1,
         ),
@@ -419,10 +459,6 @@ fn shipped_grafana_files_match_the_datasource() {
         &std::fs::read_to_string(dir.join("dashboards/server-analytics.json")).unwrap(),
     )
     .unwrap();
-    let known: Vec<&str> = pi_subscriber::grafana::METRICS
-        .iter()
-        .map(|(m, _)| *m)
-        .collect();
     let panels = dash["panels"].as_array().unwrap();
     let titles: Vec<&str> = panels
         .iter()
@@ -442,7 +478,10 @@ fn shipped_grafana_files_match_the_datasource() {
     for panel in panels {
         for target in panel["targets"].as_array().unwrap() {
             let metric = target["target"].as_str().unwrap();
-            assert!(known.contains(&metric), "{metric} is not served");
+            assert!(
+                pi_subscriber::grafana::metric(metric).is_some(),
+                "{metric} is not served"
+            );
             assert_eq!(target["payload"]["host"], "$host");
             assert_eq!(target["datasource"]["uid"], "server-analytics-json");
         }

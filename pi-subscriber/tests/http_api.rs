@@ -193,3 +193,53 @@ async fn forgetting_a_host_needs_loopback_or_the_admin_token() {
     assert!(state.store.host_names().unwrap().is_empty());
     assert_eq!(call(&state, "/hosts").await.1, serde_json::json!([]));
 }
+
+/// Issue 19 item 3: `/history` is built from the raw tier's flat rows without a row type of
+/// its own; its bytes stay what they were (the seed's field names, in the seed's order,
+/// rounded as before, `null` where there is no value).
+#[tokio::test(start_paused = true)]
+async fn history_bytes_are_the_seeds() {
+    use broker::{Cpu, Memory, Network, Thermal};
+    use http_body_util::BodyExt;
+    use tower::ServiceExt;
+    let st = state();
+    for i in 0..3u64 {
+        let mut s = snap("tower", i + 1, 1_700_000_000 + 15 * i as i64, 100 * i);
+        s.cpu = Some(Cpu {
+            usage_percent: Some(45.23 + i as f64),
+            load_1m: Some(1.42),
+            load_5m: (i > 0).then_some(0.5),
+            load_15m: None,
+            ..Cpu::default()
+        });
+        s.memory = Some(Memory {
+            available_mb: 20952,
+            total_mb: 31951,
+            swap_used_mb: 1159,
+            swap_total_mb: 2048,
+        });
+        s.thermal = Thermal {
+            cpu_temp_c: Some(52.5),
+            ..Thermal::default()
+        };
+        s.network = Some(Network {
+            rx_bytes: 1000 * i * i,
+            tx_bytes: 7 * i,
+            ..Network::default()
+        });
+        ingest(&st, s);
+    }
+    let request = axum::http::Request::get("/history?host=tower")
+        .body(axum::body::Body::empty())
+        .unwrap();
+    let response = router(st.clone()).oneshot(request).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let bytes = response.into_body().collect().await.unwrap().to_bytes();
+    let text = String::from_utf8(bytes.to_vec()).unwrap();
+    let expected = [
+        r#"{"time":1700000000000,"host":"tower","seq":1,"cpu_usage_percent":45.23,"load_1m":1.42,"load_5m":null,"load_15m":null,"memory_available_mb":20952.0,"memory_total_mb":31951.0,"memory_used_percent":34.425,"swap_used_mb":1159.0,"cpu_temp_c":52.5,"disk_read_sectors_rate":null,"disk_write_sectors_rate":null,"disk_read_bytes_rate":null,"disk_write_bytes_rate":null,"network_rx_bytes_rate":null,"network_tx_bytes_rate":null}"#,
+        r#"{"time":1700000015000,"host":"tower","seq":2,"cpu_usage_percent":46.23,"load_1m":1.42,"load_5m":0.5,"load_15m":null,"memory_available_mb":20952.0,"memory_total_mb":31951.0,"memory_used_percent":34.425,"swap_used_mb":1159.0,"cpu_temp_c":52.5,"disk_read_sectors_rate":6.667,"disk_write_sectors_rate":0.0,"disk_read_bytes_rate":3413.333,"disk_write_bytes_rate":0.0,"network_rx_bytes_rate":66.667,"network_tx_bytes_rate":0.467}"#,
+        r#"{"time":1700000030000,"host":"tower","seq":3,"cpu_usage_percent":47.23,"load_1m":1.42,"load_5m":0.5,"load_15m":null,"memory_available_mb":20952.0,"memory_total_mb":31951.0,"memory_used_percent":34.425,"swap_used_mb":1159.0,"cpu_temp_c":52.5,"disk_read_sectors_rate":6.667,"disk_write_sectors_rate":0.0,"disk_read_bytes_rate":3413.333,"disk_write_bytes_rate":0.0,"network_rx_bytes_rate":200.0,"network_tx_bytes_rate":0.467}"#,
+    ];
+    assert_eq!(text, format!("[{}]", expected.join(",")));
+}

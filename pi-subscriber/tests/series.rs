@@ -152,6 +152,65 @@ async fn a_gauge_and_a_per_device_rate_from_the_raw_tier() {
     );
 }
 
+/// Issue 19 item 3: a gap in the raw tier is a `null` point, after the last sample before it
+/// (at one sampling interval, 15 s here): seq 3 lost (seq 4 comes 30 s after 2: only the seq
+/// says so), and a 5-minute stall between seqs 5 and 6 (they follow on: only the time says
+/// so). A counter has no rate after a lost sample either.
+#[tokio::test]
+async fn a_gap_in_the_raw_tier_is_a_null_point() {
+    let st = support::app_state(100);
+    let t0 = t0();
+    let at = |s: i64| t0 + s * 1000;
+    for (seq, s) in [(1, 0), (2, 15), (4, 45), (5, 60), (6, 360), (7, 375)] {
+        st.store.ingest(
+            snap(seq, at(s), seq as f64, 30 * seq, 0),
+            Source::Mqtt,
+            Instant::now(),
+            at(s),
+        );
+    }
+    let to = at(400);
+    let (code, body) = call(
+        &st,
+        &format!("/series?host=tower&metric=cpu_usage_percent&from={t0}&to={to}"),
+    )
+    .await;
+    assert_eq!(code, StatusCode::OK, "{body}");
+    assert_eq!(body["tier"], "raw");
+    assert_eq!(
+        body["series"][0]["points"],
+        json!([
+            [at(0), 1.0],
+            [at(15), 2.0],
+            [at(30), null],
+            [at(45), 4.0],
+            [at(60), 5.0],
+            [at(75), null],
+            [at(360), 6.0],
+            [at(375), 7.0]
+        ])
+    );
+    let (code, body) = call(
+        &st,
+        &format!("/series?host=tower&metric=disk_read_bytes_rate&device=sda&from={t0}&to={to}"),
+    )
+    .await;
+    assert_eq!(code, StatusCode::OK, "{body}");
+    assert_eq!(
+        body["series"][0]["points"],
+        json!([
+            [at(0), null],
+            [at(15), 1024.0],
+            [at(30), null],
+            [at(45), null],
+            [at(60), 1024.0],
+            [at(75), null],
+            [at(360), 51.2],
+            [at(375), 1024.0]
+        ])
+    );
+}
+
 #[tokio::test]
 async fn a_step_aggregates_with_the_asked_summary() {
     let (st, t0) = state_with_three_samples();

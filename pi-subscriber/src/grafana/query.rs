@@ -1,8 +1,10 @@
 //! `POST /grafana/query`: time series and tables of the history, bounded whatever the panel
 //! asks: at most [`MAX_TARGETS`] targets, [`MAX_SERIES`] series (targets × hosts),
 //! [`MAX_DATA_POINTS`] points per series and [`MAX_TOTAL_POINTS`] in one answer; times between
-//! 1970 and 2200. Anything else is a 400 that says which limit. The store reads and the
-//! downsampling run off the async workers (`spawn_blocking`).
+//! 1970 and 2200. Anything else is a 400 that says which limit. Every metric target reads
+//! the tiered store as `/series` does ([`crate::tsdb::SeriesQuery`]): raw samples (with a
+//! `null` in each gap) while a bucket is no wider than the host's sampling interval, buckets
+//! of the asked summary beyond. The store reads run off the async workers (`spawn_blocking`).
 
 use axum::extract::rejection::JsonRejection;
 use axum::extract::State;
@@ -15,10 +17,11 @@ use super::request::{
     integer, target_hosts, QueryRequest, Target, MAX_DATA_POINTS, MAX_INTERVAL_MS, MAX_SERIES,
     MAX_TARGETS, MAX_TOTAL_POINTS,
 };
-use super::{datapoints, host_names, job_rows, Agg, ALERT_EVENTS, JOB_EVENTS, METRICS};
+use super::{host_names, job_rows, ALERT_EVENTS, JOB_EVENTS};
 use crate::http::{AppError, AppState};
 use crate::registry;
-use crate::tsdb::{Agg as TierAgg, SeriesQuery};
+use crate::tsdb::{Agg, SeriesQuery};
+
 /// One element of the answer.
 #[derive(Debug, Serialize)]
 #[serde(untagged)]
@@ -41,27 +44,23 @@ pub(super) enum Answer {
 enum Plan {
     /// The job-runs table, already built (bounded by the events kept).
     Jobs(Value),
-    Metric {
-        metric: String,
-        hosts: Vec<String>,
-        agg: Agg,
-        table: bool,
-    },
-    /// From the tiered store (any registry metric, a label, `min`/`last`, or a range longer
-    /// than a day).
+    /// A metric, from the tiered store.
     Series {
+        /// The name the target asked for, which names the answer.
+        name: String,
         metric: &'static registry::Metric,
+        /// From the registry's unit to the asked name's (`disk_read_sectors_rate`: 1/512).
+        factor: f64,
         hosts: Vec<String>,
         /// `Some("")`: the host-wide total; `None`: every label.
         label: Option<String>,
-        agg: TierAgg,
+        agg: Agg,
         table: bool,
     },
 }
 
-/// A range longer than this reads the tiered store (buckets beyond the raw tier), not the
-/// raw rows.
-const RAW_ROWS_MS: i64 = 24 * 3_600_000;
+/// The sampling interval assumed of a host whose snapshots do not say theirs (`interval_s`).
+const ASSUMED_INTERVAL_MS: i64 = 15_000;
 
 fn too_many_points() -> AppError {
     AppError::BadRequest(format!(
@@ -77,7 +76,6 @@ fn check_expanded(state: &AppState, plans: &[Plan], per_series: usize) -> Result
     for plan in plans {
         series = series.saturating_add(match plan {
             Plan::Jobs(_) => 0,
-            Plan::Metric { hosts, .. } => hosts.len(),
             Plan::Series {
                 metric,
                 hosts,
@@ -122,20 +120,21 @@ fn answer(
     let mut out = Vec::new();
     let mut total = 0usize;
     for plan in plans {
-        let (metric, hosts, agg, table) = match plan {
-            Plan::Jobs(rows) => {
-                out.push(Answer::Jobs(rows));
-                continue;
-            }
+        match plan {
+            Plan::Jobs(rows) => out.push(Answer::Jobs(rows)),
             Plan::Series {
+                name,
                 metric,
+                factor,
                 hosts,
                 label,
                 agg,
                 table,
             } => {
                 let q = SeriesPlan {
+                    name: &name,
                     metric,
+                    factor,
                     label: label.as_deref(),
                     agg,
                     table,
@@ -144,43 +143,7 @@ fn answer(
                     bucket,
                 };
                 series_answer(state, &q, &hosts, &mut total, &mut out)?;
-                continue;
             }
-            Plan::Metric {
-                metric,
-                hosts,
-                agg,
-                table,
-            } => (metric, hosts, agg, table),
-        };
-        let mut table_rows = Vec::new();
-        for host in &hosts {
-            let rows = state
-                .store
-                .history(host, from, to)
-                .map_err(crate::http::history_error)?;
-            let native = super::datapoints::native_interval_ms(&rows);
-            let series = datapoints(&rows, &metric, from, bucket, agg, native);
-            drop(rows);
-            total = total.saturating_add(series.len());
-            if total > MAX_TOTAL_POINTS {
-                return Err(too_many_points());
-            }
-            if table {
-                table_rows.extend(series.into_iter().map(|(v, t)| (t, host.clone(), v)));
-            } else {
-                out.push(Answer::Series {
-                    target: format!("{metric} {host}"),
-                    datapoints: series,
-                });
-            }
-        }
-        if table {
-            out.push(Answer::Table {
-                kind: "table",
-                columns: json!([{"text": "time", "type": "time"}, {"text": "host", "type": "string"}, {"text": metric, "type": "number"}]),
-                rows: table_rows,
-            });
         }
     }
     Ok(out)
@@ -243,44 +206,28 @@ pub(super) async fn query(
             continue;
         }
         let table = target.kind.as_deref() == Some("table") || target.payload["format"] == "table";
-        let legacy = METRICS.iter().any(|(m, _)| *m == metric);
+        let Some((m, factor)) = super::metric(metric) else {
+            let shown: String = metric.chars().take(64).collect();
+            return Err(AppError::BadRequest(format!(
+                "unknown metric {shown:?}; POST /metrics lists them"
+            )));
+        };
         let label = target.payload["label"].as_str().filter(|l| !l.is_empty());
         let agg_name = target.payload["agg"].as_str().unwrap_or("avg");
-        let long = to - from > RAW_ROWS_MS;
-        if let Some(m) = registry::metric(metric) {
-            if !legacy || label.is_some() || !matches!(agg_name, "avg" | "max") || long {
-                let agg = serde_json::from_value(Value::from(agg_name)).map_err(|_| {
-                    AppError::BadRequest(format!(
-                        "agg {agg_name:?} is not one of avg, min, max, last"
-                    ))
-                })?;
-                plans.push(Plan::Series {
-                    metric: m,
-                    hosts,
-                    label: match label {
-                        Some("*") => None,
-                        Some(l) => Some(l.chars().take(256).collect()),
-                        None => Some(String::new()),
-                    },
-                    agg,
-                    table,
-                });
-                continue;
-            }
-        }
-        if !legacy {
-            return Err(AppError::BadRequest(format!(
-                "unknown metric {metric:?}; POST /metrics lists them"
-            )));
-        }
-        let agg = if agg_name == "max" {
-            Agg::Max
-        } else {
-            Agg::Avg
-        };
-        plans.push(Plan::Metric {
-            metric: metric.to_owned(),
+        let agg = serde_json::from_value(Value::from(agg_name)).map_err(|_| {
+            let shown: String = agg_name.chars().take(64).collect();
+            AppError::BadRequest(format!("agg {shown:?} is not one of avg, min, max, last"))
+        })?;
+        plans.push(Plan::Series {
+            name: metric.to_owned(),
+            metric: m,
+            factor,
             hosts,
+            label: match label {
+                Some("*") => None,
+                Some(l) => Some(l.chars().take(256).collect()),
+                None => Some(String::new()),
+            },
             agg,
             table,
         });
@@ -288,7 +235,7 @@ pub(super) async fn query(
     let series: usize = plans
         .iter()
         .map(|p| match p {
-            Plan::Metric { hosts, .. } | Plan::Series { hosts, .. } => hosts.len(),
+            Plan::Series { hosts, .. } => hosts.len(),
             Plan::Jobs(_) => 0,
         })
         .sum();
@@ -326,17 +273,31 @@ fn region_table(rows: Vec<Value>) -> Value {
 
 /// One tiered-store target, checked.
 struct SeriesPlan<'a> {
+    name: &'a str,
     metric: &'static registry::Metric,
+    factor: f64,
     label: Option<&'a str>,
-    agg: TierAgg,
+    agg: Agg,
     table: bool,
     from: i64,
     to: i64,
     bucket: i64,
 }
 
-/// A registry metric's series of each host, from the finest tier that covers the range:
-/// raw samples for a fine bucket, else buckets of `bucket` ms with the asked summary.
+/// The sampling interval of `host`, as its newest snapshot says (`interval_s`), between 1 s
+/// and 1 h (as the ingest rate bound takes it).
+fn interval_ms(state: &AppState, host: &str) -> Result<i64, AppError> {
+    let said = state.store.latest(host)?.map(|l| l.latest.interval_s);
+    Ok(said
+        .filter(|s| s.is_finite() && *s > 0.0)
+        .map_or(ASSUMED_INTERVAL_MS, |s| {
+            (s * 1000.0).clamp(1000.0, 3_600_000.0) as i64
+        }))
+}
+
+/// A metric's series of each host, from the finest tier that covers the range: raw samples
+/// while `bucket` is no wider than the host's sampling interval, else buckets of `bucket` ms
+/// with the asked summary.
 fn series_answer(
     state: &AppState,
     p: &SeriesPlan<'_>,
@@ -353,7 +314,7 @@ fn series_answer(
             label: p.label,
             from_ms: p.from,
             to_ms: p.to,
-            step_ms: (p.bucket > 15_000).then_some(p.bucket),
+            step_ms: (p.bucket > interval_ms(state, host)?).then_some(p.bucket),
             agg: p.agg,
         };
         let (_, series) = state
@@ -367,19 +328,23 @@ fn series_answer(
             }
             let label = s.labels.values().next().cloned();
             let name = match &label {
-                Some(l) => format!("{} {host} {l}", p.metric.name),
-                None => format!("{} {host}", p.metric.name),
+                Some(l) => format!("{} {host} {l}", p.name),
+                None => format!("{} {host}", p.name),
             };
+            let points = s
+                .points
+                .into_iter()
+                .map(|(t, v)| (t, v.map(|v| v * p.factor)));
             if p.table {
                 let who = match &label {
                     Some(l) => format!("{host} {l}"),
                     None => host.clone(),
                 };
-                table_rows.extend(s.points.into_iter().map(|(t, v)| (t, who.clone(), v)));
+                table_rows.extend(points.map(|(t, v)| (t, who.clone(), v)));
             } else {
                 out.push(Answer::Series {
                     target: name,
-                    datapoints: s.points.into_iter().map(|(t, v)| (v, t)).collect(),
+                    datapoints: points.map(|(t, v)| (v, t)).collect(),
                 });
             }
         }
@@ -387,7 +352,7 @@ fn series_answer(
     if p.table {
         out.push(Answer::Table {
             kind: "table",
-            columns: json!([{"text": "time", "type": "time"}, {"text": "host", "type": "string"}, {"text": p.metric.name, "type": "number"}]),
+            columns: json!([{"text": "time", "type": "time"}, {"text": "host", "type": "string"}, {"text": p.name, "type": "number"}]),
             rows: table_rows,
         });
     }

@@ -18,7 +18,6 @@ use broker::{JobEvent, Snapshot};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-pub use crate::row::HistoryRow;
 use crate::tsdb::{
     Attempt, Fate, Hole, IngestReport, Lost, QueryError, SeriesPoints, SeriesQuery, Tier, Tsdb,
     TsdbError, TsdbStats,
@@ -352,11 +351,10 @@ impl SharedStore {
         host: &str,
         from_ms: i64,
         to_ms: i64,
-    ) -> Result<Vec<HistoryRow>, HistoryError> {
-        let rows =
-            self.tsdb()?
-                .flat_rows_at_most(host, from_ms, to_ms, crate::tsdb::MAX_HISTORY_ROWS)?;
-        Ok(rows.iter().map(|r| HistoryRow::of(host, r)).collect())
+    ) -> Result<Vec<crate::tsdb::FlatRow>, HistoryError> {
+        Ok(self
+            .tsdb()?
+            .flat_rows_at_most(host, from_ms, to_ms, crate::tsdb::MAX_HISTORY_ROWS)?)
     }
 
     /// Series from the finest tier that covers the range. Blocking: call it from

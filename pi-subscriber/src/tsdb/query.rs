@@ -1,5 +1,6 @@
 //! Reading series back: the finest tier that covers the range, counters as rates between
-//! seq neighbours, buckets coarsened to the asked step, empty buckets as `null`.
+//! seq neighbours, buckets coarsened to the asked step, empty buckets as `null`, and a `null`
+//! where raw samples are missing ([`super::raw::gap_at`]).
 
 use std::collections::BTreeMap;
 
@@ -7,7 +8,8 @@ use rusqlite::params;
 use serde::Serialize;
 
 use super::codec;
-use super::db::{Tsdb, NEIGHBOUR_WINDOW_MS};
+use super::db::{Sample, Tsdb, NEIGHBOUR_WINDOW_MS};
+use super::raw::gap_at;
 use super::rollup::{coarsen, floor, Agg, Bucket, Tier};
 use super::TsdbError;
 use crate::registry::{Kind, Metric, Value, METRICS};
@@ -144,7 +146,7 @@ impl Tsdb {
     }
 
     /// Raw points of each series in `ids` (a rate for a counter, `None` where it has no seq
-    /// neighbour), as one-value buckets.
+    /// neighbour), as one-value buckets, with a `None` point in each gap between two.
     fn raw_points(
         &self,
         host: i64,
@@ -164,7 +166,9 @@ impl Tsdb {
         let window = self.raw_window(host, q.from_ms, q.to_ms, margin, |id| {
             self.series.get(&id).is_some_and(|s| s.1 == metric)
         })?;
+        let interval = window.interval_ms();
         let mut out = vec![Vec::new(); ids.len()];
+        let mut last: Vec<Option<&Sample>> = vec![None; ids.len()];
         for (s, previous) in window.each() {
             let rates = match q.metric.kind {
                 Kind::Counter => previous.map(|p| self.rates(p, s)).unwrap_or_default(),
@@ -185,7 +189,11 @@ impl Tsdb {
                 };
                 let present = s.values.iter().any(|(v, _)| v == id);
                 if present {
+                    if let Some(gap) = last[k].and_then(|l| gap_at(l, s, interval)) {
+                        out[k].push((gap, None));
+                    }
                     out[k].push((s.ts_ms, value.map(|v| Bucket::of(v, s.ts_ms))));
+                    last[k] = Some(s);
                 }
             }
         }

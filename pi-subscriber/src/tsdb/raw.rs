@@ -1,5 +1,6 @@
 //! Reading the raw tier: a host's samples over a range, each paired with the sample before it
-//! in seq (the only one a counter's rate may be taken against), for `/history` and `/series`.
+//! in seq (the only one a counter's rate may be taken against), for `/history` and `/series`;
+//! and where a series of them has a gap.
 
 use std::collections::HashMap;
 
@@ -22,15 +23,43 @@ impl RawWindow {
         self.samples
             .iter()
             .filter(|s| s.ts_ms >= self.from_ms)
-            .map(|s| {
-                let previous = s
-                    .seq
-                    .checked_sub(1)
-                    .and_then(|p| self.by_seq.get(&p))
-                    .and_then(|c| c.iter().map(|&i| &self.samples[i]).find(|p| s.follows(p)));
-                (s, previous)
-            })
+            .map(|s| (s, self.previous(s)))
     }
+
+    fn previous(&self, s: &Sample) -> Option<&Sample> {
+        s.seq
+            .checked_sub(1)
+            .and_then(|p| self.by_seq.get(&p))
+            .and_then(|c| c.iter().map(|&i| &self.samples[i]).find(|p| s.follows(p)))
+    }
+
+    /// The host's sampling interval in the window: the median time between a sample and its
+    /// seq predecessor ([`DEFAULT_INTERVAL_MS`] when no two samples follow on).
+    pub(super) fn interval_ms(&self) -> i64 {
+        let mut steps: Vec<i64> = self
+            .samples
+            .iter()
+            .filter_map(|s| Some(s.ts_ms - self.previous(s)?.ts_ms))
+            .collect();
+        if steps.is_empty() {
+            return DEFAULT_INTERVAL_MS;
+        }
+        let middle = steps.len() / 2;
+        *steps.select_nth_unstable(middle).1
+    }
+}
+
+/// The sampling interval assumed of a host until two of its samples follow on.
+pub(super) const DEFAULT_INTERVAL_MS: i64 = 15_000;
+
+/// Where a series whose point before is `last` and whose next point is `next` has a gap: the
+/// time of the `null` that marks it, one sampling interval after `last` (at most halfway to
+/// `next`). A gap is a seq jump, a new boot, or more than twice the interval between the two
+/// (a publisher that stalled, or a device missing from the samples between).
+pub(super) fn gap_at(last: &Sample, next: &Sample, interval_ms: i64) -> Option<i64> {
+    let apart = next.ts_ms.saturating_sub(last.ts_ms);
+    let gap = !next.follows(last) || apart > interval_ms.saturating_mul(2);
+    (gap && apart >= 2).then(|| last.ts_ms + interval_ms.clamp(1, apart / 2))
 }
 
 impl Tsdb {
@@ -72,5 +101,53 @@ impl Tsdb {
             by_seq,
             from_ms,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample(seq: u64, boot: u64, ts_ms: i64) -> Sample {
+        Sample {
+            ts_ms,
+            seq,
+            boot,
+            values: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn a_gap_is_a_seq_jump_a_new_boot_or_twice_the_interval() {
+        let s = |seq, ts| sample(seq, 7, ts);
+        assert_eq!(gap_at(&s(1, 0), &s(2, 15_000), 15_000), None);
+        assert_eq!(
+            gap_at(&s(1, 0), &s(2, 30_000), 15_000),
+            None,
+            "twice: jitter"
+        );
+        assert_eq!(gap_at(&s(1, 0), &s(2, 30_001), 15_000), Some(15_000));
+        assert_eq!(
+            gap_at(&s(1, 0), &s(3, 30_000), 15_000),
+            Some(15_000),
+            "seq jump"
+        );
+        assert_eq!(
+            gap_at(&s(1, 0), &s(3, 20_000), 15_000),
+            Some(10_000),
+            "halfway at most"
+        );
+        assert_eq!(
+            gap_at(&s(1, 0), &sample(2, 8, 15_000), 15_000),
+            Some(7_500),
+            "new boot"
+        );
+        assert_eq!(
+            gap_at(&s(1, 0), &s(3, 1), 15_000),
+            None,
+            "no room for a null"
+        );
+        assert_eq!(gap_at(&s(1, 0), &s(3, 2), 15_000), Some(1));
+        assert_eq!(gap_at(&s(1, 0), &s(2, 600_000), 60_000), Some(60_000));
     }
 }

@@ -1,14 +1,8 @@
-//! The flat [`HistoryRow`] served by `/history` (one per raw sample, rates from the
-//! seq-adjacent sample), and the compact [`Row`] of the history files of earlier versions,
-//! read once to import them.
+//! The compact [`Row`] of the history files of earlier versions, read once to import them.
 
 use broker::Snapshot;
-use serde::Serialize;
-
-use broker::SECTOR_BYTES;
 
 use crate::rates;
-use crate::tsdb::FlatRow;
 
 /// Missing counter in a [`Row`].
 const NO_COUNTER: u64 = u64::MAX;
@@ -217,68 +211,6 @@ impl Row {
             disk_set: ds,
             net_set: ns,
         })
-    }
-}
-
-/// A flat history row for `/history` (Grafana Infinity / JSON API): every key always present,
-/// `null` where there is no value, time in epoch milliseconds.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct HistoryRow {
-    pub time: i64,
-    pub host: String,
-    pub seq: u64,
-    pub cpu_usage_percent: Option<f64>,
-    pub load_1m: Option<f64>,
-    pub load_5m: Option<f64>,
-    pub load_15m: Option<f64>,
-    pub memory_available_mb: Option<f64>,
-    pub memory_total_mb: Option<f64>,
-    pub memory_used_percent: Option<f64>,
-    pub swap_used_mb: Option<f64>,
-    pub cpu_temp_c: Option<f64>,
-    pub disk_read_sectors_rate: Option<f64>,
-    pub disk_write_sectors_rate: Option<f64>,
-    pub disk_read_bytes_rate: Option<f64>,
-    pub disk_write_bytes_rate: Option<f64>,
-    pub network_rx_bytes_rate: Option<f64>,
-    pub network_tx_bytes_rate: Option<f64>,
-}
-
-/// Rounded to `decimals` (values come back from `f32` storage: 45.23 reads 45.2299995…).
-fn round(x: f64, decimals: i32) -> f64 {
-    let scale = 10f64.powi(decimals);
-    (x * scale).round() / scale
-}
-
-impl HistoryRow {
-    /// The flat row of one raw sample.
-    pub(crate) fn of(host: &str, row: &FlatRow) -> HistoryRow {
-        let get = |name: &str, decimals: i32| row.values.get(name).map(|v| round(*v, decimals));
-        let sectors = |name: &str| {
-            row.values
-                .get(name)
-                .map(|v| round(*v / SECTOR_BYTES as f64, 3))
-        };
-        HistoryRow {
-            time: row.ts_ms,
-            host: host.to_owned(),
-            seq: row.seq,
-            cpu_usage_percent: get("cpu_usage_percent", 2),
-            load_1m: get("load_1m", 2),
-            load_5m: get("load_5m", 2),
-            load_15m: get("load_15m", 2),
-            memory_available_mb: get("memory_available_mb", 0),
-            memory_total_mb: get("memory_total_mb", 0),
-            memory_used_percent: get("memory_used_percent", 3),
-            swap_used_mb: get("swap_used_mb", 0),
-            cpu_temp_c: get("cpu_temp_c", 3),
-            disk_read_sectors_rate: sectors("disk_read_bytes_rate"),
-            disk_write_sectors_rate: sectors("disk_write_bytes_rate"),
-            disk_read_bytes_rate: get("disk_read_bytes_rate", 3),
-            disk_write_bytes_rate: get("disk_write_bytes_rate", 3),
-            network_rx_bytes_rate: get("network_rx_bytes_rate", 3),
-            network_tx_bytes_rate: get("network_tx_bytes_rate", 3),
-        }
     }
 }
 

@@ -9,8 +9,10 @@ use std::path::{Path, PathBuf};
 
 use daemon_kit::record;
 
-use crate::row::Row;
+mod row;
+
 use crate::store::{SharedStore, Source};
+pub use row::Row;
 
 pub fn history_dir(data_dir: &Path) -> PathBuf {
     data_dir.join("history")
@@ -147,9 +149,10 @@ mod tests {
         assert!(!dir.path().join("pi.log").exists());
         let rows = store.history("pi", 0, i64::MAX).unwrap();
         assert_eq!(rows.iter().map(|r| r.seq).collect::<Vec<_>>(), [1, 2, 3]);
-        assert_eq!(rows[1].cpu_usage_percent, Some(2.0));
+        let field = |name: &str| crate::history::value(&rows[1], name);
+        assert_eq!(field("cpu_usage_percent"), Some(2.0));
         assert_eq!(
-            rows[1].disk_read_sectors_rate,
+            field("disk_read_sectors_rate"),
             Some(2.0),
             "30 sectors in 15 s"
         );
