@@ -7,7 +7,6 @@ mod common;
 mod support;
 
 use std::collections::BTreeMap;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::mosquitto::Mosquitto;
@@ -15,65 +14,12 @@ use common::{free_port, Publisher};
 use pi_subscriber::homeassistant::sanitize::mount_key;
 use serde_json::Value;
 use support::ha_state::expected_state;
+use support::mqtt_tools::{installed, one, publish, retained, wait_retained};
 use support::Subscriber;
 
 const HOST: &str = "testhost";
 const STATE: &str = "server-analytics/testhost/ha/state";
 const AVAILABILITY: &str = "server-analytics/testhost/ha/availability";
-
-fn installed(bin: &str) -> bool {
-    Command::new(bin).arg("--help").output().is_ok()
-}
-
-/// The retained messages under `filter` now, by topic.
-fn retained(port: u16, filter: &str) -> BTreeMap<String, String> {
-    let out = Command::new("mosquitto_sub")
-        .args(["-h", "127.0.0.1", "-p", &port.to_string(), "-t", filter])
-        .args(["--retained-only", "-W", "1", "-F", "%t %p"])
-        .output()
-        .expect("mosquitto_sub (Debian package mosquitto-clients)");
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter_map(|l| l.split_once(' '))
-        .map(|(t, p)| (t.to_owned(), p.to_owned()))
-        .collect()
-}
-
-/// The retained message on one topic (at once when there is one; 1 s to tell there is none).
-fn one(port: u16, topic: &str) -> Option<String> {
-    let out = Command::new("mosquitto_sub")
-        .args(["-h", "127.0.0.1", "-p", &port.to_string(), "-t", topic])
-        .args(["--retained-only", "-C", "1", "-W", "1"])
-        .output()
-        .expect("mosquitto_sub (Debian package mosquitto-clients)");
-    let text = String::from_utf8_lossy(&out.stdout);
-    text.strip_suffix('\n').map(str::to_owned)
-}
-
-/// Polls the retained message on `topic` until it is `want`; the time it took.
-fn wait_retained(port: u16, topic: &str, want: Option<&str>, within: Duration) -> Duration {
-    let start = Instant::now();
-    loop {
-        let got = one(port, topic);
-        if got.as_deref() == want {
-            return start.elapsed();
-        }
-        assert!(
-            start.elapsed() < within,
-            "{topic}: {got:?}, not {want:?} within {within:?}"
-        );
-    }
-}
-
-fn publish(port: u16, topic: &str, args: &[&str]) {
-    let ok = Command::new("mosquitto_pub")
-        .args(["-h", "127.0.0.1", "-p", &port.to_string(), "-t", topic])
-        .args(args)
-        .status()
-        .expect("mosquitto_pub (Debian package mosquitto-clients)")
-        .success();
-    assert!(ok, "mosquitto_pub {topic}");
-}
 
 /// `/health`, 200 or 503 (a stale host).
 fn health(s: &Subscriber) -> Value {

@@ -21,7 +21,7 @@ pub struct Message {
 }
 
 impl Message {
-    fn retained(topic: String, payload: String) -> Self {
+    pub fn retained(topic: String, payload: String) -> Self {
         Message {
             topic,
             payload,
@@ -83,6 +83,42 @@ pub struct Tracker {
     found: BTreeMap<String, BTreeSet<String>>,
     resend: bool,
     pub stats: TrackerStats,
+}
+
+/// Largest retained config looked at by the sweep (this Pi's are ~1 KiB).
+pub const MAX_CONFIG_PAYLOAD: usize = 16 * 1024;
+
+/// The host of a retained config that this Pi wrote: a `sensor`/`binary_sensor` config of
+/// a device `server_analytics_<host>` whose first availability topic is this Pi's, with a
+/// key this Pi could write. `None` for anything else (another Pi's, the rest of what HA
+/// knows): the sweep leaves those alone.
+pub fn own_config(ctx: &Context, topic: &str, payload: &[u8]) -> Option<String> {
+    let rest = topic
+        .strip_prefix(ctx.discovery_prefix.as_str())?
+        .strip_prefix('/')?;
+    let levels: Vec<&str> = rest.split('/').collect();
+    let [component, node, key, "config"] = levels[..] else {
+        return None;
+    };
+    // Only what this Pi could have written (bounded: a topic is at most ~200 bytes).
+    let key_ok = !key.is_empty()
+        && key.len() <= MAX_KEY
+        && key
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+    if !matches!(component, "sensor" | "binary_sensor") || !key_ok {
+        return None;
+    }
+    let host = node.strip_prefix("server_analytics_")?;
+    if payload.is_empty()
+        || payload.len() > MAX_CONFIG_PAYLOAD
+        || broker::validate_host_id(host).is_err()
+    {
+        return None;
+    }
+    let config = serde_json::from_slice::<serde_json::Value>(payload).ok()?;
+    (config["availability"][0]["topic"].as_str() == Some(&ctx.pi_availability()))
+        .then(|| host.to_owned())
 }
 
 /// A host worth a device: a valid id and data (not only a retained MQTT status).
@@ -182,48 +218,23 @@ impl Tracker {
         out
     }
 
-    /// A retained config seen on the broker. Kept for [`Tracker::sweep`] when it is one of
-    /// this Pi's (a device `server_analytics_<host>` whose first availability topic is this
-    /// Pi's); others (another Pi's, anything else HA knows) are left alone.
+    /// A retained config seen on the broker: kept for [`Tracker::sweep`] when it is one of
+    /// this Pi's ([`own_config`]).
     pub fn found_config(&mut self, topic: &str, payload: &[u8]) {
-        let prefix = format!("{}/", self.ctx.discovery_prefix);
-        let Some(rest) = topic.strip_prefix(&prefix) else {
-            return;
-        };
-        let levels: Vec<&str> = rest.split('/').collect();
-        let [component, node, key, "config"] = levels[..] else {
-            return;
-        };
-        // Only what this Pi could have written (bounded: a topic is at most ~200 bytes).
-        let key_ok = !key.is_empty()
-            && key.len() <= MAX_KEY
-            && key
-                .bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
-        if !matches!(component, "sensor" | "binary_sensor") || !key_ok {
-            return;
+        if let Some(host) = own_config(&self.ctx, topic, payload) {
+            self.found(host, topic.to_owned());
         }
-        let Some(host) = node.strip_prefix("server_analytics_") else {
-            return;
-        };
-        if payload.is_empty() || broker::validate_host_id(host).is_err() {
-            return;
-        }
-        let Ok(config) = serde_json::from_slice::<serde_json::Value>(payload) else {
-            return;
-        };
-        if config["availability"][0]["topic"].as_str() != Some(&self.ctx.pi_availability()) {
-            return;
-        }
+    }
+
+    /// A config of this Pi's on the broker for `host` ([`own_config`]), kept for the sweep
+    /// (at most [`MAX_FOUND`]).
+    pub fn found(&mut self, host: String, topic: String) {
         let count: usize = self.found.values().map(BTreeSet::len).sum();
         if count >= MAX_FOUND {
             self.stats.found_over_cap_total += 1;
             return;
         }
-        self.found
-            .entry(host.to_owned())
-            .or_default()
-            .insert(topic.to_owned());
+        self.found.entry(host).or_default().insert(topic);
     }
 
     /// Removes what an earlier run left: the found configs of hosts not told now (with their
