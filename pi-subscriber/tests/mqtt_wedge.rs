@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use common::free_port;
 use common::mosquitto::Mosquitto;
 use serde_json::Value;
-use support::mqtt_tools::{burst, installed, one, Feeder};
+use support::mqtt_tools::{burst, installed, one, publish, Feeder};
 use support::Subscriber;
 
 /// `/health`, 200 or 503 (no host yet, a stale host).
@@ -130,4 +130,70 @@ fn a_burst_of_ha_online_messages_never_stops_the_states() {
     // Coalesced: one resend at the connect, one at the first `online` of the burst, and at
     // most one more 5 s later for the rest of it.
     assert!(matches!(h["resends_total"].as_u64(), Some(2 | 3)), "{h}");
+}
+
+/// Issue 18 item 8: retained messages larger than the clients' old packet limits (1 MiB for
+/// the consumer, 64 KiB for Home Assistant's) on topics they subscribe to: both stay
+/// connected (rumqttc used to drop the connection on every reconnect, forever), ingest goes
+/// on, states go on, and what is too large is ignored and counted.
+#[test]
+fn an_oversized_retained_message_never_disconnects_the_pi() {
+    if !installed("mosquitto_sub") || !installed("mosquitto") {
+        eprintln!("skipped: mosquitto and mosquitto-clients are not installed (Debian packages mosquitto, mosquitto-clients)");
+        return;
+    }
+    let (sdir, mdir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let port = free_port();
+    let _mosquitto = Mosquitto::start(mdir.path(), port, "");
+    let (snapshot, config) = (mdir.path().join("snapshot"), mdir.path().join("config"));
+    std::fs::write(&snapshot, vec![b'x'; 2 << 20]).unwrap();
+    std::fs::write(&config, vec![b'{'; 200 << 10]).unwrap();
+    let retain = |topic: &str, file: &Path| {
+        publish(
+            port,
+            topic,
+            &["-r", "-q", "1", "-f", &file.to_string_lossy()],
+        );
+    };
+    retain("server-analytics/big/snapshot", &snapshot);
+    retain(
+        "homeassistant/sensor/server_analytics_big/big/config",
+        &config,
+    );
+    retain("homeassistant/status", &config);
+    let hosts: Vec<String> = (0..2).map(|i| format!("host{i}")).collect();
+    let _feeder = Feeder::start(port, &hosts, 1, Duration::from_secs(1));
+    let s = pi(sdir.path(), port, "");
+    wait_health(&s, Duration::from_secs(20), "both hosts told", |h| {
+        h["homeassistant"]["hosts"] == 2
+            && h["homeassistant"]["published_total"].as_u64() > Some(40)
+    });
+    let before = health(&s)["ingest"]["stored_mqtt_total"].as_u64().unwrap();
+    std::thread::sleep(Duration::from_secs(4));
+    let h = health(&s);
+    let status = std::fs::read_to_string(format!("/proc/{}/status", s.child.id())).unwrap();
+    let peak = status
+        .lines()
+        .find(|l| l.starts_with("VmHWM"))
+        .unwrap_or("");
+    eprintln!("{h}\npi-subscriber {peak}");
+    assert!(
+        h["ingest"]["stored_mqtt_total"].as_u64().unwrap() >= before + 4,
+        "{h}"
+    );
+    for host in &hosts {
+        let state = one(port, &format!("server-analytics/{host}/ha/state"));
+        assert!(
+            state.is_some_and(|s| s.contains("cpu_usage_percent")),
+            "{host}: {h}"
+        );
+    }
+    for client in ["mqtt", "homeassistant"] {
+        assert_eq!(h[client]["connects_total"], 1, "{client}: {h}");
+        assert_eq!(h[client]["connect_errors_total"], 0, "{client}: {h}");
+        assert_eq!(h[client]["connected"], true, "{client}: {h}");
+    }
+    assert_eq!(h["ingest"]["rejected"]["too_large"], 1, "{h}");
+    assert_eq!(h["homeassistant"]["ignored_total"], 1, "{h}");
+    assert_eq!(h["homeassistant"]["too_large_total"], 1, "{h}");
 }

@@ -52,6 +52,8 @@ fn bad_keys_and_values_are_named() {
     assert!(e("[history]\nraw = \"1h\"\n").contains("history.raw"));
     assert!(e("[history]\nhour = \"1d\"\n").contains("history.hour"));
     assert!(e("[http]\nadmin_token = \"short\"\n").contains("http.admin_token"));
+    assert!(e("[mqtt]\nmax_packet_size = 1000\n").contains("mqtt.max_packet_size"));
+    assert!(e("[mqtt]\nmax_packet_size = 268435456\n").contains("mqtt.max_packet_size"));
     let bad_bind = load(
         "",
         Overrides {

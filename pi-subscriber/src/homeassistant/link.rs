@@ -15,7 +15,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::discovery::Context;
-use super::tracker::{own_config, MAX_FOUND};
+use super::tracker::{own_config, MAX_CONFIG_PAYLOAD, MAX_FOUND};
 use super::{SharedHa, MAX_STATUS_PAYLOAD};
 
 /// What the connection saw since the publishing task last looked.
@@ -159,6 +159,10 @@ pub async fn run(mut eventloop: rumqttc::EventLoop, link: Link) {
             }
             Ok(Event::Incoming(Packet::Publish(p))) => {
                 if !sweeping.load(Ordering::Relaxed) {
+                    continue;
+                }
+                if p.payload.len() > MAX_CONFIG_PAYLOAD {
+                    shared.update(|h| h.too_large_total += 1);
                     continue;
                 }
                 if let Some(host) = own_config(&ctx, &p.topic, &p.payload) {
