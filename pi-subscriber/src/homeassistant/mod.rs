@@ -12,6 +12,8 @@ pub mod state;
 pub mod tracker;
 
 #[cfg(test)]
+mod sweep_tests;
+#[cfg(test)]
 mod tests;
 
 use std::collections::BTreeMap;
