@@ -130,10 +130,13 @@ pub fn spawn(settings: &BrokerSettings) -> Result<EmbeddedBroker, EmbeddedError>
         })?
     };
     let config = rumqttd_config(settings, addr);
+    // Half the slots are for the prefix's and Home Assistant's topics alone.
     let policy = RetainPolicy {
         filters: settings.retained_filters(),
+        protected: settings.protected_filters(),
         max_payload: settings.max_retained_payload,
         max_topics: settings.max_retained,
+        reserved: settings.max_retained / 2,
     };
     let retained = Stats::<RetainStats>::default();
     let guard_stats = retained.clone();

@@ -83,6 +83,7 @@ fn serve(settings: &BrokerSettings) -> anyhow::Result<()> {
         mqtt = %running.addr,
         logins = settings.logins().map_or(0, |l| l.len()),
         retained_topics = ?settings.retained_filters(),
+        protected_topics = ?settings.protected_filters(),
         max_retained = settings.max_retained,
         max_retained_payload = settings.max_retained_payload,
         "broker running; stop with SIGTERM or Ctrl-C"
@@ -125,6 +126,8 @@ fn log_retained(s: &broker::retain::RetainStats) {
         cleared_outside_topics = s.cleared_outside_topics,
         cleared_too_large = s.cleared_too_large,
         cleared_over_count = s.cleared_over_count,
+        cleared_to_make_room = s.cleared_to_make_room,
+        cleared_protected_over_count = s.cleared_protected_over_count,
         sweeps = s.sweeps,
         "retained store"
     );

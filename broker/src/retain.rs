@@ -11,6 +11,12 @@
 //! * a payload over `broker.max_retained_payload`,
 //! * a new topic once `broker.max_retained` topics may hold a retained message.
 //!
+//! An empty retained config deletes a Home Assistant entity, so the prefix's own topics and
+//! the discovery prefix's (`RetainPolicy::protected`) are never cleared to make room: the
+//! other topics may hold `max_retained - reserved` slots at most, and when the store is full a
+//! new protected topic takes the slot of the oldest other topic (which is cleared). Only when
+//! every slot holds a protected topic is a new one cleared (counted apart).
+//!
 //! rumqttd hands a local link every live publish with `retain` unset, so the guard cannot tell
 //! a retained publish from a plain one: it treats every publish as possibly retained (a clear
 //! after a plain publish costs one empty message to that topic's subscribers). When the guard
@@ -19,7 +25,7 @@
 //! retained messages themselves (at most 200 per sweep), and judges those.
 
 use daemon_kit::stats::Stats;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
 
 use rumqttd::local::{LinkError, LinkRx, LinkTx};
@@ -47,6 +53,10 @@ pub struct RetainStats {
     pub cleared_outside_topics: u64,
     pub cleared_too_large: u64,
     pub cleared_over_count: u64,
+    /// Other topics cleared to make room for a protected one.
+    pub cleared_to_make_room: u64,
+    /// Protected topics cleared because every slot held a protected topic.
+    pub cleared_protected_over_count: u64,
     /// Times the guard fell behind and swept the retained store.
     pub sweeps: u64,
 }
@@ -55,27 +65,47 @@ pub struct RetainStats {
 #[derive(Debug, Clone)]
 pub struct RetainPolicy {
     pub filters: Vec<String>,
+    /// Topics (within `filters`) never cleared to make room: the prefix's own and the Home
+    /// Assistant discovery prefix's.
+    pub protected: Vec<String>,
     pub max_payload: usize,
     pub max_topics: usize,
+    /// Slots only protected topics may take.
+    pub reserved: usize,
 }
 
 /// What to do with one publish.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Verdict {
     Keep,
+    /// Keep it, in the slot of this other topic, to be cleared.
+    KeepClearing(String),
     /// An empty payload: a clear, nothing to keep.
     Cleared,
     ClearOutside,
     ClearTooLarge,
     ClearOverCount,
+    /// A protected topic while every slot holds one.
+    ClearProtectedOverCount,
+}
+
+/// One topic that may hold a retained message.
+#[derive(Debug, Clone, Copy)]
+struct Slot {
+    len: usize,
+    /// Its place among the other (unprotected) topics, oldest write first; `None` when
+    /// protected.
+    order: Option<u64>,
 }
 
 /// The guard's judgment, without rumqttd: pure and unit-tested.
 #[derive(Debug)]
 pub struct RetainJudge {
     policy: RetainPolicy,
-    /// Topic → payload size of what may be retained there.
-    kept: HashMap<String, usize>,
+    kept: HashMap<String, Slot>,
+    /// The unprotected kept topics by their last write, oldest first (the first to make room).
+    others: BTreeMap<u64, String>,
+    writes: u64,
     bytes: usize,
 }
 
@@ -84,6 +114,8 @@ impl RetainJudge {
         Self {
             policy,
             kept: HashMap::new(),
+            others: BTreeMap::new(),
+            writes: 0,
             bytes: 0,
         }
     }
@@ -96,25 +128,61 @@ impl RetainJudge {
             Verdict::ClearOutside
         } else if len > self.policy.max_payload {
             Verdict::ClearTooLarge
-        } else if !self.kept.contains_key(topic) && self.kept.len() >= self.policy.max_topics {
-            Verdict::ClearOverCount
-        } else {
+        } else if self.kept.contains_key(topic) {
             Verdict::Keep
-        };
-        if verdict == Verdict::Keep {
-            if let Some(old) = self.kept.insert(topic.to_owned(), len) {
-                self.bytes -= old;
+        } else if self.policy.protected.iter().any(|f| matches(f, topic)) {
+            if self.kept.len() < self.policy.max_topics {
+                Verdict::Keep
+            } else if let Some((_, oldest)) = self.others.pop_first() {
+                Verdict::KeepClearing(oldest)
+            } else {
+                Verdict::ClearProtectedOverCount
             }
-            self.bytes += len;
-        } else if let Some(old) = self.kept.remove(topic) {
-            self.bytes -= old;
+        } else {
+            let others_max = self.policy.max_topics.saturating_sub(self.policy.reserved);
+            if self.kept.len() >= self.policy.max_topics || self.others.len() >= others_max {
+                Verdict::ClearOverCount
+            } else {
+                Verdict::Keep
+            }
+        };
+        match &verdict {
+            Verdict::Keep => self.keep(topic, len),
+            Verdict::KeepClearing(oldest) => {
+                let oldest = oldest.clone();
+                self.forget(&oldest);
+                self.keep(topic, len);
+            }
+            _ => self.forget(topic),
         }
         verdict
+    }
+
+    fn keep(&mut self, topic: &str, len: usize) {
+        let protected = self.policy.protected.iter().any(|f| matches(f, topic));
+        self.forget(topic);
+        let order = (!protected).then(|| {
+            self.writes += 1;
+            self.others.insert(self.writes, topic.to_owned());
+            self.writes
+        });
+        self.kept.insert(topic.to_owned(), Slot { len, order });
+        self.bytes += len;
+    }
+
+    fn forget(&mut self, topic: &str) {
+        if let Some(slot) = self.kept.remove(topic) {
+            self.bytes -= slot.len;
+            if let Some(order) = slot.order {
+                self.others.remove(&order);
+            }
+        }
     }
 
     /// Forgets what is kept: a sweep is about to report the retained store as it is.
     pub fn reset(&mut self) {
         self.kept.clear();
+        self.others.clear();
         self.bytes = 0;
     }
 
@@ -173,16 +241,23 @@ pub(crate) fn run(mut tx: LinkTx, mut rx: LinkRx, policy: RetainPolicy, stats: S
                     continue;
                 };
                 let verdict = judge.judge(topic, forward.publish.payload.len());
-                if !matches!(verdict, Verdict::Keep | Verdict::Cleared)
-                    && tx.publish(topic.to_owned(), Vec::<u8>::new()).is_err()
-                {
-                    return;
+                let clear = match &verdict {
+                    Verdict::Keep | Verdict::Cleared => None,
+                    Verdict::KeepClearing(other) => Some(other.as_str()),
+                    _ => Some(topic),
+                };
+                if let Some(clear) = clear {
+                    if tx.publish(clear.to_owned(), Vec::<u8>::new()).is_err() {
+                        return;
+                    }
                 }
                 stats.update(|s| {
                     match verdict {
                         Verdict::ClearOutside => s.cleared_outside_topics += 1,
                         Verdict::ClearTooLarge => s.cleared_too_large += 1,
                         Verdict::ClearOverCount => s.cleared_over_count += 1,
+                        Verdict::KeepClearing(_) => s.cleared_to_make_room += 1,
+                        Verdict::ClearProtectedOverCount => s.cleared_protected_over_count += 1,
                         Verdict::Keep | Verdict::Cleared => {}
                     }
                     s.retained_topics = judge.topics();
@@ -229,8 +304,10 @@ mod tests {
     fn judge(max_payload: usize, max_topics: usize) -> RetainJudge {
         RetainJudge::new(RetainPolicy {
             filters: vec!["p/+/snapshot".into(), "p/+/status".into()],
+            protected: Vec::new(),
             max_payload,
             max_topics,
+            reserved: 0,
         })
     }
 
@@ -267,5 +344,49 @@ mod tests {
         assert_eq!((j.topics(), j.bytes()), (1, 50));
         j.reset();
         assert_eq!((j.topics(), j.bytes()), (0, 0));
+    }
+
+    /// Issue 18 item 13: the prefix's and Home Assistant's topics are never cleared to make
+    /// room; other topics get at most `max_topics - reserved` slots and give theirs up, oldest
+    /// write first.
+    #[test]
+    fn protected_topics_are_never_cleared_to_make_room() {
+        let mut j = RetainJudge::new(RetainPolicy {
+            filters: vec!["p/#".into(), "ha/#".into(), "home/#".into()],
+            protected: vec!["p/#".into(), "ha/#".into()],
+            max_payload: 100,
+            max_topics: 4,
+            reserved: 2,
+        });
+        assert_eq!(j.judge("home/a", 1), Verdict::Keep);
+        assert_eq!(j.judge("home/b", 1), Verdict::Keep);
+        assert_eq!(j.judge("home/c", 1), Verdict::ClearOverCount);
+        // A rewrite makes `home/a` the newest.
+        assert_eq!(j.judge("home/a", 2), Verdict::Keep);
+        assert_eq!(j.judge("ha/x/config", 10), Verdict::Keep);
+        assert_eq!(j.judge("p/h/snapshot", 20), Verdict::Keep);
+        assert_eq!((j.topics(), j.bytes()), (4, 33));
+        assert_eq!(
+            j.judge("ha/y/config", 10),
+            Verdict::KeepClearing("home/b".into())
+        );
+        assert_eq!(
+            j.judge("ha/z/config", 10),
+            Verdict::KeepClearing("home/a".into())
+        );
+        assert_eq!((j.topics(), j.bytes()), (4, 50));
+        // Every slot protected: another topic, and (the last resort) a protected one, are
+        // cleared; kept ones may still be rewritten.
+        assert_eq!(j.judge("home/a", 1), Verdict::ClearOverCount);
+        assert_eq!(j.judge("ha/w/config", 1), Verdict::ClearProtectedOverCount);
+        assert_eq!(j.judge("ha/x/config", 5), Verdict::Keep);
+        assert_eq!((j.topics(), j.bytes()), (4, 45));
+        // Still judged like any topic for size and filters.
+        assert_eq!(j.judge("ha/x/config", 101), Verdict::ClearTooLarge);
+        assert_eq!(j.judge("homeassistant/x", 1), Verdict::ClearOutside);
+        assert_eq!((j.topics(), j.bytes()), (3, 40));
+        // A freed slot goes to another topic again, within its share.
+        assert_eq!(j.judge("home/a", 1), Verdict::Keep);
+        assert_eq!(j.judge("home/b", 1), Verdict::ClearOverCount);
     }
 }

@@ -66,9 +66,14 @@ pub struct BrokerSettings {
     pub users: Vec<BrokerUser>,
     /// Embedded: MQTT filters of the topics that may hold a retained message; empty means the
     /// prefix's `<prefix>/+/snapshot`, `/status`, `/events`, `<prefix>/+/alerts/#` (the Pi's
-    /// alerts), `<prefix>/+/ha/#`, `<prefix>/pi/+/availability` and `homeassistant/#` (the
-    /// Pi's Home Assistant discovery). Anything retained elsewhere is cleared as it arrives.
+    /// alerts), `<prefix>/+/ha/#`, `<prefix>/pi/+/availability` and `<discovery_prefix>/#`
+    /// (the Pi's Home Assistant discovery). Anything retained elsewhere is cleared as it
+    /// arrives.
     pub retained_topics: Vec<String>,
+    /// Embedded: Home Assistant's discovery prefix (the Pi's `homeassistant.discovery_prefix`):
+    /// `<discovery_prefix>/#` keeps retained messages by default, and like the topic prefix's
+    /// own topics they are never cleared to make room (an empty config deletes an entity).
+    pub discovery_prefix: String,
     /// Embedded: a retained payload larger than this is cleared.
     pub max_retained_payload: usize,
     /// Embedded: at most this many topics hold a retained message; a new topic beyond them is
@@ -102,6 +107,7 @@ impl Default for BrokerSettings {
             password: None,
             users: Vec::new(),
             retained_topics: Vec::new(),
+            discovery_prefix: "homeassistant".to_owned(),
             max_retained_payload: 64 * 1024,
             max_retained: 192,
             topic_prefix: DEFAULT_PREFIX.to_owned(),
@@ -187,12 +193,21 @@ impl BrokerSettings {
                 format!("{prefix}/+/alerts/#"),
                 format!("{prefix}/+/ha/#"),
                 format!("{prefix}/pi/+/availability"),
-                "homeassistant/#".to_owned(),
+                format!("{}/#", self.discovery_prefix),
             ]);
             filters
         } else {
             self.retained_topics.clone()
         }
+    }
+
+    /// The filters of the topics never cleared to make room: the topic prefix's and the
+    /// discovery prefix's.
+    pub fn protected_filters(&self) -> Vec<String> {
+        vec![
+            format!("{}/#", self.topic_prefix.trim_end_matches('/')),
+            format!("{}/#", self.discovery_prefix),
+        ]
     }
 
     /// A copy safe to print: passwords replaced by `"<redacted>"`.
@@ -250,6 +265,18 @@ impl BrokerSettings {
                     format!("{filter:?} is not an MQTT topic filter"),
                 ));
             }
+        }
+        let d = &self.discovery_prefix;
+        if d.is_empty()
+            || d.len() > 64
+            || d.contains(['+', '#', '\0'])
+            || d.starts_with('/')
+            || d.ends_with('/')
+        {
+            return Err(invalid(
+                "discovery_prefix",
+                format!("{d:?} is not a topic prefix (1 to 64 bytes, without + # NUL or a leading/trailing /)"),
+            ));
         }
         if self.max_retained > MAX_RETAINED {
             return Err(invalid(
@@ -384,6 +411,26 @@ mod tests {
                 "homeassistant/#",
             ]
         );
+    }
+
+    #[test]
+    fn the_discovery_prefix_is_kept_and_protected_with_the_topic_prefix() {
+        let s = BrokerSettings {
+            discovery_prefix: "ha".into(),
+            ..BrokerSettings::default()
+        };
+        assert_eq!(
+            s.retained_filters().last().map(String::as_str),
+            Some("ha/#")
+        );
+        assert_eq!(s.protected_filters(), ["server-analytics/#", "ha/#"]);
+        for bad in ["", "ha/#", "/ha", "ha/"] {
+            let s = BrokerSettings {
+                discovery_prefix: bad.into(),
+                ..BrokerSettings::default()
+            };
+            assert_eq!(s.validate().unwrap_err().key, "discovery_prefix", "{bad:?}");
+        }
     }
 
     #[test]

@@ -38,6 +38,7 @@ impl Broker {
             .arg("--config")
             .arg(&cfg)
             .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).unwrap())
             .spawn()
             .unwrap();
@@ -107,6 +108,14 @@ impl Broker {
     }
 }
 
+/// A failed test leaves no broker behind.
+impl Drop for Broker {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 #[test]
 fn retained_junk_is_cleared_and_the_snapshot_stays() {
     let dir = tempfile::tempdir().unwrap();
@@ -173,6 +182,55 @@ fn max_retained_bounds_the_topics_and_retained_topics_widens_them() {
         ],
     );
     broker.stop();
+}
+
+/// Issue 18 item 13: an empty retained config deletes a Home Assistant entity, so the guard
+/// never clears the discovery prefix's topics or the prefix's own to make room: half the
+/// slots are theirs alone, and when the store is full one of them takes the slot of the
+/// oldest other topic. Only when every slot holds one of theirs is a new one cleared.
+#[test]
+fn home_assistant_and_the_prefixs_topics_are_never_cleared_to_make_room() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Broker::start(
+        dir.path(),
+        "max_retained = 4\ndiscovery_prefix = \"ha\"\n\
+         retained_topics = [\"server-analytics/#\", \"ha/#\", \"home/#\"]\n",
+    );
+    let config = |key: &str| format!("ha/sensor/server_analytics_tower/{key}/config");
+    // Other topics get half the slots at most.
+    for lamp in ["home/a", "home/b", "home/c"] {
+        assert!(broker.pub_(&[], lamp, None, "on"));
+    }
+    broker.wait_retained(&[], &["home/a on", "home/b on"]);
+    // The Pi's configs and a snapshot fill the rest, then take the oldest other topics'.
+    for (topic, payload) in [
+        (config("cpu"), "{}"),
+        (config("load"), "{}"),
+        ("server-analytics/tower/snapshot".to_owned(), "{}"),
+        (config("mem"), "{}"),
+    ] {
+        assert!(broker.pub_(&[], &topic, None, payload));
+    }
+    let want = [
+        "ha/sensor/server_analytics_tower/cpu/config {}",
+        "ha/sensor/server_analytics_tower/load/config {}",
+        "ha/sensor/server_analytics_tower/mem/config {}",
+        "server-analytics/tower/snapshot {}",
+    ];
+    broker.wait_retained(&[], &want);
+    // Every slot is theirs: a new other topic is cleared, and so (the last resort, counted
+    // apart) is a new one of theirs; the ones kept are never touched.
+    assert!(broker.pub_(&[], "home/d", None, "on"));
+    assert!(broker.pub_(&[], &config("temp"), None, "{}"));
+    assert!(broker.pub_(&[], &config("cpu"), None, "{\"v\":2}"));
+    let mut want = want.to_vec();
+    want[0] = "ha/sensor/server_analytics_tower/cpu/config {\"v\":2}";
+    broker.wait_retained(&[], &want);
+    let log = broker.stop();
+    assert!(
+        log.contains("cleared_over_count=2 cleared_to_make_room=2 cleared_protected_over_count=1"),
+        "{log}"
+    );
 }
 
 /// MQTT 3.1.1 remaining length.

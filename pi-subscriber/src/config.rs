@@ -74,7 +74,14 @@ pub struct MqttSettings {
     pub keep_alive: Duration,
     /// Largest payload accepted; bigger ones are rejected and counted.
     pub max_payload_size: usize,
+    /// Largest MQTT packet read (the consumer's and Home Assistant's clients): anything up
+    /// to it is read, and ignored and counted when too large to use; a bigger one makes
+    /// rumqttc drop the connection. At most [`MAX_PACKET_SIZE`], at least `max_payload_size`.
+    pub max_packet_size: usize,
 }
+
+/// Largest `mqtt.max_packet_size`: MQTT's own limit (a remaining length of 256 MiB − 1).
+pub const MAX_PACKET_SIZE: usize = 268_435_455;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -180,6 +187,7 @@ impl Default for MqttSettings {
             ca_file: None,
             keep_alive: Duration::from_secs(30),
             max_payload_size: 256 * 1024,
+            max_packet_size: 16 * 1024 * 1024,
         }
     }
 }
@@ -323,6 +331,14 @@ impl Settings {
             return Err(invalid(
                 "mqtt.password",
                 "username and password go together",
+            ));
+        }
+        if self.mqtt.max_packet_size < self.mqtt.max_payload_size
+            || self.mqtt.max_packet_size > MAX_PACKET_SIZE
+        {
+            return Err(invalid(
+                "mqtt.max_packet_size",
+                format!("must be from mqtt.max_payload_size to {MAX_PACKET_SIZE} bytes"),
             ));
         }
         if self.mqtt.keep_alive < Duration::from_secs(1) {

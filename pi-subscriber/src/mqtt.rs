@@ -94,13 +94,13 @@ impl SharedMqtt {
 
 pub(crate) fn options(settings: &MqttSettings) -> Result<MqttOptions, daemon_kit::tls::TlsError> {
     let mut o = MqttOptions::new(&settings.client_id, &settings.host, settings.port);
-    // Accept packets well over our own payload limit, so an oversize payload is read, refused
+    // Read packets far over our own payload limit, so an oversize payload is read, refused
     // and counted: over rumqttc's limit it would drop the connection instead (and a retained
-    // one would do so on every reconnect).
-    let incoming = (settings.max_payload_size * 4).max(1024 * 1024);
+    // one would do so on every reconnect, forever). Outgoing: Home Assistant's states and
+    // configs, the alert notices (a few KiB).
     o.set_keep_alive(settings.keep_alive)
         .set_clean_session(true)
-        .set_max_packet_size(incoming, 64 * 1024);
+        .set_max_packet_size(settings.max_packet_size, 256 * 1024);
     if let (Some(u), Some(p)) = (&settings.username, &settings.password) {
         o.set_credentials(u, p);
     }
@@ -211,6 +211,11 @@ pub fn handle(ingestor: &Ingestor, queue: &IngestQueue, prefix: &str, topic: &st
     // sends these after an oversize publish): not a sample, not garbage.
     if payload.is_empty() {
         tracing::debug!(%topic, "empty message (a retained message cleared)");
+        return;
+    }
+    if payload.len() > ingestor.max_payload {
+        tracing::debug!(%topic, bytes = payload.len(), "message over mqtt.max_payload_size ignored");
+        ingestor.store.reject(crate::validate::Rejection::TooLarge);
         return;
     }
     match kind {

@@ -7,7 +7,6 @@ mod common;
 mod support;
 
 use std::collections::BTreeMap;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::mosquitto::Mosquitto;
@@ -15,65 +14,12 @@ use common::{free_port, Publisher};
 use pi_subscriber::homeassistant::sanitize::mount_key;
 use serde_json::Value;
 use support::ha_state::expected_state;
+use support::mqtt_tools::{installed, one, publish, retained, wait_retained, Feeder};
 use support::Subscriber;
 
 const HOST: &str = "testhost";
 const STATE: &str = "server-analytics/testhost/ha/state";
 const AVAILABILITY: &str = "server-analytics/testhost/ha/availability";
-
-fn installed(bin: &str) -> bool {
-    Command::new(bin).arg("--help").output().is_ok()
-}
-
-/// The retained messages under `filter` now, by topic.
-fn retained(port: u16, filter: &str) -> BTreeMap<String, String> {
-    let out = Command::new("mosquitto_sub")
-        .args(["-h", "127.0.0.1", "-p", &port.to_string(), "-t", filter])
-        .args(["--retained-only", "-W", "1", "-F", "%t %p"])
-        .output()
-        .expect("mosquitto_sub (Debian package mosquitto-clients)");
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter_map(|l| l.split_once(' '))
-        .map(|(t, p)| (t.to_owned(), p.to_owned()))
-        .collect()
-}
-
-/// The retained message on one topic (at once when there is one; 1 s to tell there is none).
-fn one(port: u16, topic: &str) -> Option<String> {
-    let out = Command::new("mosquitto_sub")
-        .args(["-h", "127.0.0.1", "-p", &port.to_string(), "-t", topic])
-        .args(["--retained-only", "-C", "1", "-W", "1"])
-        .output()
-        .expect("mosquitto_sub (Debian package mosquitto-clients)");
-    let text = String::from_utf8_lossy(&out.stdout);
-    text.strip_suffix('\n').map(str::to_owned)
-}
-
-/// Polls the retained message on `topic` until it is `want`; the time it took.
-fn wait_retained(port: u16, topic: &str, want: Option<&str>, within: Duration) -> Duration {
-    let start = Instant::now();
-    loop {
-        let got = one(port, topic);
-        if got.as_deref() == want {
-            return start.elapsed();
-        }
-        assert!(
-            start.elapsed() < within,
-            "{topic}: {got:?}, not {want:?} within {within:?}"
-        );
-    }
-}
-
-fn publish(port: u16, topic: &str, args: &[&str]) {
-    let ok = Command::new("mosquitto_pub")
-        .args(["-h", "127.0.0.1", "-p", &port.to_string(), "-t", topic])
-        .args(args)
-        .status()
-        .expect("mosquitto_pub (Debian package mosquitto-clients)")
-        .success();
-    assert!(ok, "mosquitto_pub {topic}");
-}
 
 /// `/health`, 200 or 503 (a stale host).
 fn health(s: &Subscriber) -> Value {
@@ -318,5 +264,80 @@ fn a_restarted_pi_removes_the_configs_an_earlier_run_left_and_only_those() {
     wait_retained(ha, ghost, None, Duration::from_secs(10));
     assert_eq!(one(ha, "server-analytics/ghost/ha/availability"), None);
     assert_eq!(one(ha, elsewhere), Some(config("other-pi")));
+    assert_eq!(health(&s)["homeassistant"]["leftovers_removed_total"], 1);
+}
+
+/// Issue 18 item 12: a host merely offline when the Pi restarts is known from its history
+/// only, with no mounts on record: the sweep keeps its filesystem entities, and removes only
+/// the one gone since, once the host's first sample tells its mounts.
+#[test]
+fn the_sweep_keeps_the_filesystems_of_a_host_offline_at_the_pis_start() {
+    if !installed("mosquitto_sub") || !installed("mosquitto") {
+        eprintln!("skipped: mosquitto and mosquitto-clients are not installed (Debian packages mosquitto, mosquitto-clients)");
+        return;
+    }
+    let (sdir, mdir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let ha = free_port();
+    let _mosquitto = Mosquitto::start(mdir.path(), ha, "");
+    let cfg = sdir.path().join("pi.toml");
+    std::fs::write(
+        &cfg,
+        format!("[mqtt]\nclient_id = \"pi-test\"\n\n[homeassistant]\nenabled = true\nhost = \"127.0.0.1\"\nport = {ha}\n"),
+    )
+    .unwrap();
+    let start = || {
+        let args = ["--max-age", "2", "--config", &cfg.to_string_lossy()];
+        Subscriber::start(
+            sdir.path(),
+            Some(ha),
+            "http://127.0.0.1:9/latest",
+            &args,
+            &[],
+        )
+    };
+    let config = |key: &str| format!("homeassistant/sensor/server_analytics_tower/{key}/config");
+    let mounts = [
+        config("filesystem_used_percent_mnt_d0"),
+        config("filesystem_used_percent_mnt_d1"),
+    ];
+    let tower = ["tower".to_owned()];
+    let feeder = Feeder::start(ha, &tower, 2, Duration::from_millis(500));
+    let s = start();
+    let start_wait = Instant::now();
+    while !mounts.iter().all(|m| one(ha, m).is_some()) {
+        assert!(
+            start_wait.elapsed() < Duration::from_secs(20),
+            "{:?}",
+            retained(ha, "homeassistant/#")
+        );
+    }
+    drop(feeder);
+    s.stop();
+    // A mount that went away while the Pi was down.
+    let gone = config("filesystem_used_percent_mnt_gone");
+    let ours = one(ha, &mounts[0]).unwrap().replace("mnt_d0", "mnt_gone");
+    publish(ha, &gone, &["-r", "-m", &ours]);
+
+    // The Pi restarts; tower is silent. Swept 2 × max_age (at least 5 s) after connecting.
+    let s = start();
+    let connected = Instant::now();
+    while health(&s)["homeassistant"]["connected"] != true {
+        assert!(
+            connected.elapsed() < Duration::from_secs(10),
+            "not connected"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_secs(7));
+    for m in mounts.iter().chain([&gone]) {
+        assert!(one(ha, m).is_some(), "{m} removed while tower was offline");
+    }
+    assert_eq!(health(&s)["homeassistant"]["leftovers_removed_total"], 0);
+    // tower is back with its two mounts: only the gone one is removed.
+    let _feeder = Feeder::start(ha, &tower, 2, Duration::from_millis(500));
+    wait_retained(ha, &gone, None, Duration::from_secs(20));
+    for m in &mounts {
+        assert!(one(ha, m).is_some(), "{m}");
+    }
     assert_eq!(health(&s)["homeassistant"]["leftovers_removed_total"], 1);
 }

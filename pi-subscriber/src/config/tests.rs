@@ -66,6 +66,8 @@ fn bad_keys_and_values_are_named() {
     assert!(e("[history]\nmax_disk = \"1MiB\"\n").contains("history.max_disk"));
     assert!(e("[history]\nmax_disk = \"lots\"\n").contains("max_disk"));
     assert!(e("[history]\nmax_samples_per_s = 0\n").contains("history.max_samples_per_s"));
+    assert!(e("[mqtt]\nmax_packet_size = 1000\n").contains("mqtt.max_packet_size"));
+    assert!(e("[mqtt]\nmax_packet_size = 268435456\n").contains("mqtt.max_packet_size"));
     let bad_bind = load(
         "",
         Overrides {

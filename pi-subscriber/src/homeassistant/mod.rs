@@ -5,10 +5,14 @@
 //! own mosquitto). `SPEC.md`, "Home Assistant (from the Pi)".
 
 pub mod discovery;
+mod link;
+mod outbox;
 pub mod sanitize;
 pub mod state;
 pub mod tracker;
 
+#[cfg(test)]
+mod sweep_tests;
 #[cfg(test)]
 mod tests;
 
@@ -17,11 +21,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use daemon_kit::backoff::Backoff;
 use daemon_kit::stats::Stats;
-use rumqttc::{AsyncClient, ConnectionError, Event, LastWill, Outgoing, Packet, QoS};
+use rumqttc::{AsyncClient, LastWill, QoS};
 use serde::Serialize;
-use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
@@ -29,27 +31,41 @@ use crate::alerts::AlertsHandle;
 use crate::config::{MqttSettings, Settings};
 use crate::store::SharedStore;
 use discovery::Context;
-use tracker::{HostInput, Tracker, TrackerStats};
+use outbox::Outbox;
+use tracker::{HostInput, Message, Tracker, TrackerStats};
 
 /// HA's `online` on `<discovery_prefix>/status` re-publishes everything at most this often.
 pub const RESEND_EVERY: Duration = Duration::from_secs(5);
 /// A message on the status topic longer than this is ignored (and counted).
 pub const MAX_STATUS_PAYLOAD: usize = 16;
+/// rumqttc's request queue: what the task hands over at once (the rest waits, coalesced,
+/// in its outbox).
+const REQUEST_QUEUE: usize = 64;
+/// `connected` turns false when nothing was acknowledged for 2 × `keep_alive` (at least
+/// this) while messages wait.
+const STALL_AT_LEAST: Duration = Duration::from_secs(10);
 
 /// Counters for `/health` (`homeassistant`).
 #[derive(Debug, Default, Clone, Serialize)]
 pub struct HaHealth {
     pub broker: String,
+    /// A session is up and what is sent is acknowledged (nothing waits unacknowledged for
+    /// 2 × `keep_alive`).
     pub connected: bool,
     pub connects_total: u64,
     pub connect_errors_total: u64,
+    /// Messages the broker acknowledged.
     pub published_total: u64,
+    /// Messages waiting to be handed to the connection (the newest per topic).
+    pub queued: usize,
     /// `online` from HA's status topic.
     pub ha_online_total: u64,
     /// Every config, availability and state published again (HA online, reconnect).
     pub resends_total: u64,
     /// Messages on the status topic that were not `online`/`offline` (or over 16 bytes).
     pub ignored_total: u64,
+    /// Retained discovery configs over 16 KiB, not looked at by the leftover sweep.
+    pub too_large_total: u64,
     #[serde(flatten)]
     pub tracker: TrackerStats,
     pub last_error: Option<String>,
@@ -70,18 +86,6 @@ impl SharedHa {
     pub fn snapshot(&self) -> HaHealth {
         self.health.snapshot()
     }
-}
-
-/// What the connection task reports.
-#[derive(Debug, PartialEq, Eq)]
-enum Incoming {
-    Connected,
-    HaOnline,
-    /// A retained discovery config found on the broker (while sweeping).
-    Config {
-        topic: String,
-        payload: Vec<u8>,
-    },
 }
 
 /// Starts the task when `[homeassistant] enabled`; its counters for `/health`.
@@ -125,6 +129,7 @@ fn inputs(store: &SharedStore) -> Option<(Hosts, BTreeMap<String, broker::JobEnd
     Some((store.hosts().ok()?, store.newest_job_ends().ok()?))
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn run(
     broker: MqttSettings,
     ctx: Context,
@@ -142,203 +147,182 @@ async fn run(
             return;
         }
     };
-    // It only reads HA's short status messages; its own largest message is a state JSON.
-    options.set_max_packet_size(64 * 1024, 256 * 1024);
     options.set_last_will(LastWill::new(
         ctx.pi_availability(),
         "offline",
         QoS::AtLeastOnce,
         true,
     ));
-    let (client, eventloop) = AsyncClient::new(options, 64);
-    let (tx, mut rx) = mpsc::channel(16);
+    let (client, eventloop) = AsyncClient::new(options, REQUEST_QUEUE);
     let stop = CancellationToken::new();
     let status_topic = format!("{}/status", ctx.discovery_prefix);
     let configs_filter = format!("{}/+/+/+/config", ctx.discovery_prefix);
     // Until the sweep, the connection also reads every retained discovery config (to find
     // what an earlier run of this Pi left behind).
     let sweeping = Arc::new(AtomicBool::new(true));
-    let poller = tokio::spawn(connection(
+    let inbox = Arc::new(link::Inbox::default());
+    let poller = tokio::spawn(link::run(
         eventloop,
-        client.clone(),
-        [status_topic, configs_filter.clone()],
-        Arc::clone(&sweeping),
-        tx,
-        shared.clone(),
-        stop.clone(),
+        link::Link {
+            ctx: ctx.clone(),
+            status_topic: status_topic.clone(),
+            sweeping: Arc::clone(&sweeping),
+            inbox: Arc::clone(&inbox),
+            shared: shared.clone(),
+            stop: stop.clone(),
+        },
     ));
     tracing::info!(broker = %format!("{}:{}", broker.host, broker.port), client_id = %broker.client_id, "Home Assistant discovery on");
     let mut tracker = Tracker::new(ctx);
+    let mut outbox = Outbox::default();
+    // Subscriptions to (re)make, before any publish: (filter, subscribe or unsubscribe).
+    let mut control: Vec<(String, bool)> = Vec::new();
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let (mut connected, mut pending) = (false, false);
+    let mut flow = link::Flow::new((2 * broker.keep_alive).max(STALL_AT_LEAST), Instant::now());
+    let (mut session, mut pending) = (false, false);
     let mut last_resend: Option<Instant> = None;
     let mut first_connect: Option<Instant> = None;
     let sweep_after = (2 * max_age).max(Duration::from_secs(5));
     loop {
-        tokio::select! {
+        let due = tokio::select! {
             _ = shutdown.cancelled() => break,
-            got = rx.recv() => match got {
-                Some(Incoming::Connected) => {
-                    connected = true;
-                    first_connect.get_or_insert_with(Instant::now);
-                    let pi = tracker.context().pi_availability();
-                    let _ = client.publish(pi, QoS::AtLeastOnce, true, "online").await;
-                    pending = true;
-                    last_resend = None;
-                }
-                Some(Incoming::HaOnline) => pending = true,
-                Some(Incoming::Config { topic, payload }) => {
-                    tracker.found_config(&topic, &payload);
-                    continue;
-                }
-                None => break,
-            },
-            _ = tick.tick() => {}
-        }
-        if !connected {
-            continue;
-        }
-        if pending && last_resend.is_none_or(|t| t.elapsed() >= RESEND_EVERY) {
-            tracker.resend_all();
-            pending = false;
-            last_resend = Some(Instant::now());
-            shared.update(|h| h.resends_total += 1);
-        }
-        let Some((hosts, jobs)) = inputs(&store) else {
-            break;
+            () = inbox.woken() => false,
+            _ = tick.tick() => true,
         };
-        let firing = alerts.as_ref().map(|a| {
-            let mut n: BTreeMap<String, usize> = BTreeMap::new();
-            for alert in a.firing() {
-                *n.entry(alert.host).or_default() += 1;
-            }
-            n
-        });
-        let now = Instant::now();
-        let inputs: Vec<HostInput<'_>> = hosts
-            .iter()
-            .map(|(name, state)| HostInput {
-                name,
-                state,
-                stale: state.is_stale(now, max_age),
-                last_job: jobs.get(name),
-                alerts_firing: firing.as_ref().map(|f| f.get(name).copied().unwrap_or(0)),
-            })
-            .collect();
-        let mut messages = tracker.tick(&inputs);
-        if sweeping.load(Ordering::Relaxed)
-            && first_connect.is_some_and(|t| t.elapsed() >= sweep_after)
-        {
-            sweeping.store(false, Ordering::Relaxed);
-            let _ = client.try_unsubscribe(&configs_filter);
-            messages.extend(tracker.sweep());
+        let news = inbox.take();
+        if news.closed {
+            break;
         }
-        let stats = tracker.stats;
-        shared.update(|h| h.tracker = stats);
-        for m in messages {
-            let sent = tokio::select! {
-                _ = shutdown.cancelled() => break,
-                sent = client.publish(m.topic, QoS::AtLeastOnce, m.retain, m.payload) => sent,
+        for (host, topic) in news.found {
+            tracker.found(host, topic);
+        }
+        tracker.stats.found_over_cap_total += news.found_over_cap;
+        if news.connects > 0 {
+            first_connect.get_or_insert_with(Instant::now);
+            // A clean session: nothing of the last one is left on the broker's side.
+            control = vec![(status_topic.clone(), true)];
+            if sweeping.load(Ordering::Relaxed) {
+                control.push((configs_filter.clone(), true));
+            }
+            let pi = tracker.context().pi_availability();
+            outbox.push_front(Message::retained(pi, "online".into()));
+            pending = true;
+            last_resend = None;
+        }
+        pending |= news.ha_online;
+        session = news.session;
+        if session && due {
+            if pending && last_resend.is_none_or(|t| t.elapsed() >= RESEND_EVERY) {
+                tracker.resend_all();
+                pending = false;
+                last_resend = Some(Instant::now());
+                shared.update(|h| h.resends_total += 1);
+            }
+            let Some(messages) = tick_tracker(&mut tracker, &store, alerts.as_ref(), max_age)
+            else {
+                break;
             };
-            if sent.is_ok() {
-                shared.update(|h| h.published_total += 1);
+            for m in messages {
+                outbox.push(m);
+            }
+            if sweeping.load(Ordering::Relaxed)
+                && first_connect.is_some_and(|t| t.elapsed() >= sweep_after)
+            {
+                sweeping.store(false, Ordering::Relaxed);
+                control.push((configs_filter.clone(), false));
+                for m in tracker.sweep() {
+                    outbox.push(m);
+                }
             }
         }
+        if session {
+            hand_over(&client, &mut control, &mut outbox);
+        }
+        let waiting = !outbox.is_empty() || news.inflight > 0;
+        let stalled = flow.stalled(Instant::now(), news.acked, session && waiting);
+        let (stats, queued) = (tracker.stats, outbox.len());
+        shared.update(|h| {
+            h.tracker = stats;
+            h.queued = queued;
+            h.connected = session && !stalled;
+            if session && stalled {
+                h.last_error = Some(format!(
+                    "nothing acknowledged by the broker for {:?} with {queued} messages queued",
+                    flow.stall_after()
+                ));
+            }
+        });
     }
-    // Gone on purpose: the last will is only for a crash or a lost link.
-    if connected {
+    // Gone on purpose: the last will is only for a crash or a lost link. The connection
+    // task still polls (it waits on nothing of ours), so this wait is bounded by it.
+    if session {
         let pi = tracker.context().pi_availability();
-        let _ = client.publish(pi, QoS::AtLeastOnce, true, "offline").await;
+        let offline = client.publish(pi, QoS::AtLeastOnce, true, "offline");
+        let _ = tokio::time::timeout(Duration::from_secs(2), offline).await;
     }
-    let _ = client.disconnect().await;
+    let _ = tokio::time::timeout(Duration::from_secs(2), client.disconnect()).await;
     let _ = tokio::time::timeout(Duration::from_secs(3), poller).await;
     stop.cancel();
+    shared.update(|h| h.connected = false);
     tracing::info!("Home Assistant discovery stopped");
 }
 
-/// Polls the connection: subscribes to HA's status on every ConnAck (clean session),
-/// reconnects with backoff, and reports connections and HA's `online`.
-async fn connection(
-    mut eventloop: rumqttc::EventLoop,
-    client: AsyncClient,
-    [status_topic, configs_filter]: [String; 2],
-    sweeping: Arc<AtomicBool>,
-    tx: mpsc::Sender<Incoming>,
-    shared: SharedHa,
-    stop: CancellationToken,
-) {
-    let mut backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(30));
-    let mut outage_logged = false;
-    loop {
-        let polled = tokio::select! {
-            _ = stop.cancelled() => return,
-            polled = eventloop.poll() => polled,
+/// The tracker's messages for this second; `None` when the store is gone.
+fn tick_tracker(
+    tracker: &mut Tracker,
+    store: &SharedStore,
+    alerts: Option<&AlertsHandle>,
+    max_age: Duration,
+) -> Option<Vec<Message>> {
+    let (hosts, jobs) = inputs(store)?;
+    let firing = alerts.map(|a| {
+        let mut n: BTreeMap<String, usize> = BTreeMap::new();
+        for alert in a.firing() {
+            *n.entry(alert.host).or_default() += 1;
+        }
+        n
+    });
+    let now = Instant::now();
+    let inputs: Vec<HostInput<'_>> = hosts
+        .iter()
+        .map(|(name, state)| HostInput {
+            name,
+            state,
+            stale: state.is_stale(now, max_age),
+            last_job: jobs.get(name),
+            alerts_firing: firing.as_ref().map(|f| f.get(name).copied().unwrap_or(0)),
+        })
+        .collect();
+    Some(tracker.tick(&inputs))
+}
+
+/// Hands rumqttc what fits in its request queue now, subscriptions first; never waits (the
+/// rest goes at the next wake-up: a request sent, an acknowledgement, the next second).
+fn hand_over(client: &AsyncClient, control: &mut Vec<(String, bool)>, outbox: &mut Outbox) {
+    while let Some((filter, subscribe)) = control.first() {
+        let queued = if *subscribe {
+            client.try_subscribe(filter.as_str(), QoS::AtLeastOnce)
+        } else {
+            client.try_unsubscribe(filter.as_str())
         };
-        match polled {
-            Ok(Event::Incoming(Packet::ConnAck(_))) => {
-                backoff.reset();
-                outage_logged = false;
-                if let Err(error) = client.try_subscribe(&status_topic, QoS::AtLeastOnce) {
-                    tracing::warn!(%error, topic = %status_topic, "cannot queue the subscription");
-                }
-                if sweeping.load(Ordering::Relaxed) {
-                    if let Err(error) = client.try_subscribe(&configs_filter, QoS::AtLeastOnce) {
-                        tracing::warn!(%error, topic = %configs_filter, "cannot queue the subscription");
-                    }
-                }
-                tracing::info!("Home Assistant broker connected");
-                shared.update(|h| {
-                    h.connected = true;
-                    h.connects_total += 1;
-                    h.last_error = None;
-                });
-                if tx.send(Incoming::Connected).await.is_err() {
-                    return;
-                }
-            }
-            Ok(Event::Incoming(Packet::Publish(p))) if p.topic != status_topic => {
-                if sweeping.load(Ordering::Relaxed) && p.topic.ends_with("/config") {
-                    let found = Incoming::Config {
-                        topic: p.topic,
-                        payload: p.payload.to_vec(),
-                    };
-                    if tx.send(found).await.is_err() {
-                        return;
-                    }
-                }
-            }
-            Ok(Event::Incoming(Packet::Publish(p))) => {
-                let online = p.topic == status_topic && p.payload.as_ref() == b"online";
-                let offline = p.topic == status_topic && p.payload.as_ref() == b"offline";
-                if online {
-                    shared.update(|h| h.ha_online_total += 1);
-                    // Coalesced by the receiver (one resend per 5 s at most).
-                    if tx.send(Incoming::HaOnline).await.is_err() {
-                        return;
-                    }
-                } else if !offline || p.payload.len() > MAX_STATUS_PAYLOAD {
-                    shared.update(|h| h.ignored_total += 1);
-                }
-            }
-            Ok(Event::Outgoing(Outgoing::Disconnect)) => return,
-            Ok(_) => {}
-            Err(ConnectionError::RequestsDone) => return,
-            Err(error) => {
-                if !outage_logged {
-                    tracing::warn!(%error, "Home Assistant broker unreachable; retrying with backoff");
-                    outage_logged = true;
-                }
-                shared.update(|h| {
-                    h.connected = false;
-                    h.connect_errors_total += 1;
-                    h.last_error = Some(error.to_string());
-                });
-                tokio::select! {
-                    _ = stop.cancelled() => return,
-                    _ = tokio::time::sleep(backoff.next_jittered()) => {}
-                }
-            }
+        if queued.is_err() {
+            return;
+        }
+        control.remove(0);
+    }
+    while let Some(m) = outbox.pop() {
+        // Never a wildcard (rumqttc would refuse it as if its queue were full, forever).
+        if m.topic.is_empty() || m.topic.contains(['+', '#']) {
+            continue;
+        }
+        let payload = m.payload.clone().into_bytes();
+        if client
+            .try_publish(m.topic.as_str(), QoS::AtLeastOnce, m.retain, payload)
+            .is_err()
+        {
+            outbox.unpop(m);
+            return;
         }
     }
 }

@@ -10,7 +10,7 @@ use super::discovery::{Context, MAX_FILESYSTEMS};
 use super::tracker::{HostInput, Message, Tracker};
 use crate::store::HostState;
 
-fn ctx() -> Context {
+pub(super) fn ctx() -> Context {
     Context {
         discovery_prefix: "homeassistant".into(),
         topic_prefix: "server-analytics".into(),
@@ -33,7 +33,7 @@ fn fs(used: u64, avail: u64) -> Option<Filesystem> {
 }
 
 /// The tower of the registry's tests, 15 s apart; `rx`/`read` are its counters.
-fn tower(seq: u64, read: u64, rx: u64) -> Snapshot {
+pub(super) fn tower(seq: u64, read: u64, rx: u64) -> Snapshot {
     Snapshot {
         host: "tower".into(),
         seq,
@@ -78,7 +78,7 @@ fn tower(seq: u64, read: u64, rx: u64) -> Snapshot {
 }
 
 /// A host's state as the store leaves it: the rates computed at ingest beside the samples.
-fn host(prev: Option<Snapshot>, latest: Snapshot) -> HostState {
+pub(super) fn host(prev: Option<Snapshot>, latest: Snapshot) -> HostState {
     HostState {
         samples: 2,
         rates: prev
@@ -282,7 +282,7 @@ fn the_state_is_the_pis_values_rounded_and_a_missing_one_is_absent() {
     assert!(r.get("disk_read_bytes_rate").is_none(), "{r}");
 }
 
-fn input<'a>(name: &'a str, state: &'a HostState, stale: bool) -> HostInput<'a> {
+pub(super) fn input<'a>(name: &'a str, state: &'a HostState, stale: bool) -> HostInput<'a> {
     HostInput {
         name,
         state,
@@ -292,7 +292,7 @@ fn input<'a>(name: &'a str, state: &'a HostState, stale: bool) -> HostInput<'a> 
     }
 }
 
-fn topics(m: &[Message]) -> Vec<(&str, &str)> {
+pub(super) fn topics(m: &[Message]) -> Vec<(&str, &str)> {
     m.iter()
         .map(|m| {
             assert!(m.retain, "{m:?}");
@@ -374,68 +374,4 @@ fn mounts_are_capped_and_counted_and_a_status_only_host_is_not_announced() {
     let mut t = Tracker::new(ctx());
     assert_eq!(t.tick(&[input("ghost", &ghost, true)]), []);
     assert_eq!(t.tick(&[input("bad/host", &h, false)]), []);
-}
-
-/// What an earlier run of this Pi left on the broker goes at the sweep: a host it no longer
-/// knows (configs, state, availability), a mount gone since; another Pi's configs and
-/// anything else stay.
-#[test]
-fn the_sweep_removes_what_an_earlier_run_left_and_nothing_else() {
-    let mut t = Tracker::new(ctx());
-    let ours = json!({"availability": [{"topic": "server-analytics/pi/pi-subscriber-pi-0123/availability"}]}).to_string();
-    let theirs = json!({"availability": [{"topic": "server-analytics/pi/other-pi/availability"}]})
-        .to_string();
-    let ghost = "homeassistant/sensor/server_analytics_ghost/cpu_usage_percent/config";
-    let old_mount =
-        "homeassistant/sensor/server_analytics_tower/filesystem_used_percent_old/config";
-    let cpu = "homeassistant/sensor/server_analytics_tower/cpu_usage_percent/config";
-    let other_pi = "homeassistant/sensor/server_analytics_elsewhere/cpu_usage_percent/config";
-    let zigbee = "homeassistant/sensor/0x00158d/temperature/config";
-    for (topic, payload) in [
-        (ghost, ours.as_str()),
-        (old_mount, ours.as_str()),
-        (cpu, ours.as_str()),
-        (other_pi, theirs.as_str()),
-        (zigbee, ours.as_str()),
-        (
-            "homeassistant/sensor/server_analytics_bad host/x/config",
-            ours.as_str(),
-        ),
-        (
-            "homeassistant/sensor/server_analytics_tower/x/config",
-            "not json",
-        ),
-        ("homeassistant/sensor/server_analytics_tower/y/config", ""),
-        (
-            &format!(
-                "homeassistant/sensor/server_analytics_ghost/{}/config",
-                "k".repeat(97)
-            ),
-            ours.as_str(),
-        ),
-        (
-            "homeassistant/light/server_analytics_ghost/lamp/config",
-            ours.as_str(),
-        ),
-        (
-            "homeassistant/sensor/server_analytics_ghost/Upper/config",
-            ours.as_str(),
-        ),
-    ] {
-        t.found_config(topic, payload.as_bytes());
-    }
-    let tower = host(None, tower(1, 0, 0));
-    assert_eq!(t.tick(&[input("tower", &tower, false)]).len(), 16 + 2);
-    let swept = t.sweep();
-    assert_eq!(
-        topics(&swept),
-        [
-            (ghost, ""),
-            ("server-analytics/ghost/ha/state", ""),
-            ("server-analytics/ghost/ha/availability", ""),
-            (old_mount, ""),
-        ]
-    );
-    assert_eq!(t.stats.leftovers_removed_total, 2);
-    assert_eq!(t.sweep(), []);
 }

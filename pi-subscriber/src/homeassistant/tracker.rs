@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use broker::JobEnd;
 use serde::Serialize;
 
-use super::discovery::{Context, MAX_FILESYSTEMS};
+use super::discovery::{Context, FILESYSTEM, MAX_FILESYSTEMS};
 use crate::store::HostState;
 
 /// One MQTT message to publish (QoS 1).
@@ -21,7 +21,7 @@ pub struct Message {
 }
 
 impl Message {
-    fn retained(topic: String, payload: String) -> Self {
+    pub fn retained(topic: String, payload: String) -> Self {
         Message {
             topic,
             payload,
@@ -47,6 +47,8 @@ pub struct HostInput<'a> {
 struct Told {
     /// Mount point → key, at most [`MAX_FILESYSTEMS`], kept once announced.
     mounts: BTreeMap<String, String>,
+    /// A sample with the host's mounts has been seen (not only its history).
+    mounts_known: bool,
     /// Config topic → payload.
     configs: BTreeMap<String, String>,
     online: Option<bool>,
@@ -82,7 +84,54 @@ pub struct Tracker {
     /// Retained configs of this Pi on the broker (its availability topic first), by host.
     found: BTreeMap<String, BTreeSet<String>>,
     resend: bool,
+    /// [`Tracker::sweep`] has run: leftovers waiting for a host's mounts go as they are known.
+    swept: bool,
     pub stats: TrackerStats,
+}
+
+/// Whether a config topic is a filesystem sensor's (`…/filesystem_used_percent_<key>/config`).
+fn is_filesystem(topic: &str) -> bool {
+    topic
+        .rsplit('/')
+        .nth(1)
+        .and_then(|key| key.strip_prefix(FILESYSTEM.key))
+        .is_some_and(|rest| rest.starts_with('_'))
+}
+
+/// Largest retained config looked at by the sweep (this Pi's are ~1 KiB).
+pub const MAX_CONFIG_PAYLOAD: usize = 16 * 1024;
+
+/// The host of a retained config that this Pi wrote: a `sensor`/`binary_sensor` config of
+/// a device `server_analytics_<host>` whose first availability topic is this Pi's, with a
+/// key this Pi could write. `None` for anything else (another Pi's, the rest of what HA
+/// knows): the sweep leaves those alone.
+pub fn own_config(ctx: &Context, topic: &str, payload: &[u8]) -> Option<String> {
+    let rest = topic
+        .strip_prefix(ctx.discovery_prefix.as_str())?
+        .strip_prefix('/')?;
+    let levels: Vec<&str> = rest.split('/').collect();
+    let [component, node, key, "config"] = levels[..] else {
+        return None;
+    };
+    // Only what this Pi could have written (bounded: a topic is at most ~200 bytes).
+    let key_ok = !key.is_empty()
+        && key.len() <= MAX_KEY
+        && key
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+    if !matches!(component, "sensor" | "binary_sensor") || !key_ok {
+        return None;
+    }
+    let host = node.strip_prefix("server_analytics_")?;
+    if payload.is_empty()
+        || payload.len() > MAX_CONFIG_PAYLOAD
+        || broker::validate_host_id(host).is_err()
+    {
+        return None;
+    }
+    let config = serde_json::from_slice::<serde_json::Value>(payload).ok()?;
+    (config["availability"][0]["topic"].as_str() == Some(&ctx.pi_availability()))
+        .then(|| host.to_owned())
 }
 
 /// A host worth a device: a valid id and data (not only a retained MQTT status).
@@ -97,6 +146,7 @@ impl Tracker {
             hosts: BTreeMap::new(),
             found: BTreeMap::new(),
             resend: false,
+            swept: false,
             stats: TrackerStats::default(),
         }
     }
@@ -128,6 +178,14 @@ impl Tracker {
             if let Some(told) = self.hosts.remove(&host) {
                 out.extend(self.removal(&host, &told));
                 self.stats.hosts_removed_total += 1;
+                // Leftovers still waiting for its mounts go with it.
+                if let Some(left) = self.found.remove(&host) {
+                    self.stats.leftovers_removed_total += left.len() as u64;
+                    out.extend(
+                        left.into_iter()
+                            .map(|t| Message::retained(t, String::new())),
+                    );
+                }
             }
         }
         let mut over_cap = 0;
@@ -136,6 +194,11 @@ impl Tracker {
                 self.stats.hosts_announced_total += 1;
                 Told::default()
             });
+            told.mounts_known |= h
+                .state
+                .latest
+                .as_deref()
+                .is_some_and(|s| s.filesystems.is_some());
             let (fresh, over) = super::state::mounts(h.state);
             over_cap += over;
             for (mount, key) in fresh {
@@ -177,66 +240,60 @@ impl Tracker {
                 out.push(Message::retained(self.ctx.state_topic(h.name), state));
             }
         }
+        if self.swept && !self.found.is_empty() {
+            out.extend(self.sweep_ready());
+        }
         self.stats.hosts = self.hosts.len();
         self.stats.filesystems_over_cap = over_cap;
         out
     }
 
-    /// A retained config seen on the broker. Kept for [`Tracker::sweep`] when it is one of
-    /// this Pi's (a device `server_analytics_<host>` whose first availability topic is this
-    /// Pi's); others (another Pi's, anything else HA knows) are left alone.
+    /// A retained config seen on the broker: kept for [`Tracker::sweep`] when it is one of
+    /// this Pi's ([`own_config`]).
     pub fn found_config(&mut self, topic: &str, payload: &[u8]) {
-        let prefix = format!("{}/", self.ctx.discovery_prefix);
-        let Some(rest) = topic.strip_prefix(&prefix) else {
-            return;
-        };
-        let levels: Vec<&str> = rest.split('/').collect();
-        let [component, node, key, "config"] = levels[..] else {
-            return;
-        };
-        // Only what this Pi could have written (bounded: a topic is at most ~200 bytes).
-        let key_ok = !key.is_empty()
-            && key.len() <= MAX_KEY
-            && key
-                .bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
-        if !matches!(component, "sensor" | "binary_sensor") || !key_ok {
-            return;
+        if let Some(host) = own_config(&self.ctx, topic, payload) {
+            self.found(host, topic.to_owned());
         }
-        let Some(host) = node.strip_prefix("server_analytics_") else {
-            return;
-        };
-        if payload.is_empty() || broker::validate_host_id(host).is_err() {
-            return;
-        }
-        let Ok(config) = serde_json::from_slice::<serde_json::Value>(payload) else {
-            return;
-        };
-        if config["availability"][0]["topic"].as_str() != Some(&self.ctx.pi_availability()) {
-            return;
-        }
+    }
+
+    /// A config of this Pi's on the broker for `host` ([`own_config`]), kept for the sweep
+    /// (at most [`MAX_FOUND`]).
+    pub fn found(&mut self, host: String, topic: String) {
         let count: usize = self.found.values().map(BTreeSet::len).sum();
         if count >= MAX_FOUND {
             self.stats.found_over_cap_total += 1;
             return;
         }
-        self.found
-            .entry(host.to_owned())
-            .or_default()
-            .insert(topic.to_owned());
+        self.found.entry(host).or_default().insert(topic);
     }
 
     /// Removes what an earlier run left: the found configs of hosts not told now (with their
     /// state and availability) and of mounts no longer told. Call it once the hosts the Pi
     /// knows have been told (a while after start-up: every live host has sent a sample).
+    /// The filesystem configs of a host told without mounts on record (offline since the
+    /// Pi started: known from its history only) wait for its first sample with mounts; every
+    /// later [`Tracker::tick`] removes those gone by then.
     pub fn sweep(&mut self) -> Vec<Message> {
+        self.swept = true;
+        self.sweep_ready()
+    }
+
+    /// The found configs that can be judged now (see [`Tracker::sweep`]).
+    fn sweep_ready(&mut self) -> Vec<Message> {
         let mut out = Vec::new();
         for (host, topics) in std::mem::take(&mut self.found) {
             let told = self.hosts.get(&host);
-            let stale: Vec<String> = topics
-                .into_iter()
-                .filter(|t| told.is_none_or(|told| !told.configs.contains_key(t)))
-                .collect();
+            let mut waiting = BTreeSet::new();
+            let mut stale = Vec::new();
+            for t in topics {
+                match told {
+                    Some(told) if told.configs.contains_key(&t) => {}
+                    Some(told) if !told.mounts_known && is_filesystem(&t) => {
+                        waiting.insert(t);
+                    }
+                    _ => stale.push(t),
+                }
+            }
             self.stats.leftovers_removed_total += stale.len() as u64;
             out.extend(
                 stale
@@ -252,6 +309,9 @@ impl Tracker {
                     self.ctx.host_availability(&host),
                     String::new(),
                 ));
+            }
+            if !waiting.is_empty() {
+                self.found.insert(host, waiting);
             }
         }
         out

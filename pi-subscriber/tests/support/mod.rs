@@ -13,6 +13,7 @@ use crate::common::Client;
 
 pub mod ha_state;
 pub mod homeassistant;
+pub mod mqtt_tools;
 pub mod netns;
 
 /// A running pi-subscriber; killed when dropped.

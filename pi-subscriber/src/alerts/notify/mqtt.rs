@@ -6,9 +6,12 @@ use rumqttc::{AsyncClient, ConnectReturnCode, Event, Packet, QoS};
 
 use super::Ctx;
 use crate::alerts::engine::Notice;
+use crate::homeassistant::sanitize::topic_level;
 
 /// The topic of a notice. Host ids and rule names are already topic-safe; a label (a mount
-/// point such as `/srv`, a device) becomes one level: anything but `[A-Za-z0-9._-]` is `_`.
+/// point such as `/srv`, a device) becomes one level ([`topic_level`]): `sda` stays `sda`, a
+/// label with anything but `[A-Za-z0-9_-]` gets `_` for it and a hash of the label, so
+/// `/mnt/x y` and `/mnt/x_y` never share a topic.
 pub fn topic(prefix: &str, n: &Notice) -> String {
     let mut t = format!(
         "{}/{}/alerts/{}",
@@ -18,13 +21,7 @@ pub fn topic(prefix: &str, n: &Notice) -> String {
     );
     if !n.label.is_empty() {
         t.push('/');
-        t.extend(n.label.chars().take(64).map(|c| {
-            if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') {
-                c
-            } else {
-                '_'
-            }
-        }));
+        t.push_str(&topic_level(&n.label));
     }
     t
 }
@@ -69,13 +66,12 @@ mod tests {
     use super::*;
     use crate::alerts::config::Severity;
 
-    #[test]
-    fn topics_keep_one_level_per_label() {
-        let mut n = Notice {
+    fn notice(label: &str) -> Notice {
+        Notice {
             status: "firing".into(),
             host: "tower".into(),
             rule: "filesystem_used".into(),
-            label: "/srv/my disk+#".into(),
+            label: label.into(),
             severity: Severity::Warning,
             value: None,
             threshold: None,
@@ -84,15 +80,49 @@ mod tests {
             event: false,
             repeat: false,
             message: String::new(),
-        };
+        }
+    }
+
+    #[test]
+    fn topics_keep_one_level_per_label() {
+        let hash = |s: &str| topic_level(s).rsplit("__").next().unwrap().to_owned();
         assert_eq!(
-            topic("server-analytics/", &n),
-            "server-analytics/tower/alerts/filesystem_used/_srv_my_disk__"
+            topic("server-analytics/", &notice("/srv/my disk+#")),
+            format!(
+                "server-analytics/tower/alerts/filesystem_used/srv_my_disk__{}",
+                hash("/srv/my disk+#")
+            )
         );
-        n.label.clear();
         assert_eq!(
-            topic("server-analytics", &n),
+            topic("server-analytics", &notice("")),
             "server-analytics/tower/alerts/filesystem_used"
         );
+        assert_eq!(
+            topic("server-analytics", &notice("sda")),
+            "server-analytics/tower/alerts/filesystem_used/sda"
+        );
+    }
+
+    /// Issue 18 item 13: two labels that differ only in what a topic level cannot hold never
+    /// share a topic (one alert's state would overwrite the other's).
+    #[test]
+    fn labels_that_differ_only_in_unsafe_characters_get_their_own_topics() {
+        let labels = ["/mnt/x y", "/mnt/x_y", "/mnt/x+y", "/mnt/x/y", "mnt_x_y"];
+        let mut topics: Vec<String> = labels
+            .iter()
+            .map(|l| topic("server-analytics", &notice(l)))
+            .collect();
+        for t in &topics {
+            let level = t.rsplit('/').next().unwrap();
+            assert!(
+                level
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-'),
+                "{t}"
+            );
+        }
+        topics.sort();
+        topics.dedup();
+        assert_eq!(topics.len(), labels.len(), "{topics:?}");
     }
 }
