@@ -46,6 +46,27 @@ pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error
     }
 }
 
+/// An optional duration (`None` when the key is absent): `#[serde(default, with =
+/// "daemon_kit::duration::option")]`.
+pub mod option {
+    use std::time::Duration;
+
+    use serde::{Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+        match d {
+            Some(d) => super::serialize(d, s),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+        #[derive(serde::Deserialize)]
+        struct Wrapped(#[serde(with = "super")] Duration);
+        Ok(<Option<Wrapped> as serde::Deserialize>::deserialize(d)?.map(|Wrapped(d)| d))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

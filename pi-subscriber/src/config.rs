@@ -139,9 +139,9 @@ pub struct HistorySettings {
 #[serde(deny_unknown_fields, default)]
 pub struct HealthSettings {
     /// A host is stale when nothing new arrived for this long, on the Pi's clock (the seed's
-    /// `--max-age`; 3 × the 15 s interval).
-    #[serde(with = "daemon_kit::duration")]
-    pub max_age: Duration,
+    /// `--max-age`). Unset (the default): 3 × the interval each host's snapshots declare.
+    #[serde(default, with = "daemon_kit::duration::option")]
+    pub max_age: Option<Duration>,
     /// A snapshot whose server clock is further than this from the Pi's is kept but flagged.
     #[serde(with = "daemon_kit::duration")]
     pub max_clock_skew: Duration,
@@ -224,7 +224,7 @@ impl Default for HistorySettings {
 impl Default for HealthSettings {
     fn default() -> Self {
         Self {
-            max_age: Duration::from_secs(45),
+            max_age: None,
             max_clock_skew: Duration::from_secs(120),
         }
     }
@@ -413,7 +413,7 @@ impl Settings {
                 ));
             }
         }
-        if self.health.max_age.is_zero() {
+        if self.health.max_age.is_some_and(|d| d.is_zero()) {
             return Err(invalid("health.max_age", "must be more than 0"));
         }
         if !self.default_host.is_empty() {

@@ -121,7 +121,8 @@ async fn metrics(
         serde_json::to_value(latest.as_ref()).map_err(|e| AppError::Internal(e.to_string()))?;
     crate::seed::add_rates(&mut body, hs.rates.as_deref());
     if let Some(obj) = body.as_object_mut() {
-        obj.insert("stale".into(), json!(hs.is_stale(now, state.max_age)));
+        obj.insert("stale".into(), json!(hs.is_stale(now)));
+        obj.insert("max_age_s".into(), json!(hs.max_age.as_secs_f64()));
         obj.insert(
             "received_ts".into(),
             json!(hs.last_received_ms.map(|ms| ms / 1000)),
@@ -144,13 +145,17 @@ struct HostSummary {
     /// Samples in the history's raw tier.
     history_rows: u64,
     clock_skew_s: Option<f64>,
+    /// How long it may stay silent before it is stale: `health.max_age`, else 3 × its
+    /// sampling interval.
+    max_age_s: f64,
 }
 
-fn summaries(hosts: Vec<(String, HostState)>, now: Instant, max_age: Duration) -> Vec<HostSummary> {
+fn summaries(hosts: Vec<(String, HostState)>, now: Instant) -> Vec<HostSummary> {
     hosts
         .into_iter()
         .map(|(name, hs)| HostSummary {
-            stale: hs.is_stale(now, max_age),
+            stale: hs.is_stale(now),
+            max_age_s: hs.max_age.as_secs_f64(),
             last_seq: hs.latest.as_ref().map(|s| s.seq),
             last_seen_ts: hs.last_received_ms.map(|ms| ms / 1000),
             status: hs.status,
@@ -163,7 +168,7 @@ fn summaries(hosts: Vec<(String, HostState)>, now: Instant, max_age: Duration) -
 
 async fn hosts(State(state): State<AppState>) -> Result<Json<Vec<HostSummary>>, AppError> {
     let hosts = state.store.hosts()?;
-    Ok(Json(summaries(hosts, Instant::now(), state.max_age)))
+    Ok(Json(summaries(hosts, Instant::now())))
 }
 
 /// Mutating endpoints answer loopback clients, or anyone with `Authorization: Bearer
@@ -324,7 +329,7 @@ async fn health(
     ha: Option<axum::Extension<HomeAssistant>>,
 ) -> Result<Response, AppError> {
     let now = Instant::now();
-    let hosts = summaries(state.store.hosts()?, now, state.max_age);
+    let hosts = summaries(state.store.hosts()?, now);
     let (ingest, history) = state.store.counters()?;
     // Hosts known only from a (retained) MQTT status never sent data: listed, not judged.
     let judged: Vec<&HostSummary> = hosts

@@ -102,6 +102,7 @@ impl Ingestor {
             feed.offer(crate::alerts::Input::Sample {
                 latest: pair.latest,
                 rates: pair.rates,
+                max_age: pair.max_age,
             });
         }
     }

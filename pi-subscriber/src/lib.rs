@@ -226,15 +226,11 @@ pub async fn run(
     )));
 
     let state = http::AppState {
-        prometheus: prometheus::registry(
-            store.clone(),
-            settings.health.max_age,
-            Some(alerts.clone()),
-        ),
+        prometheus: prometheus::registry(store.clone(), Some(alerts.clone())),
         store,
         mqtt: mqtt_state,
         default_host: settings.default_host.as_str().into(),
-        max_age: settings.health.max_age,
+        max_age: settings.health.max_age.unwrap_or(store::DEFAULT_MAX_AGE),
         request_timeout: settings.http.request_timeout,
         admin_token: settings.http.admin_token.as_deref().map(Arc::from),
     };

@@ -13,7 +13,6 @@
 mod escape;
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use broker::SECTOR_BYTES;
 use prometheus_client::collector::Collector;
@@ -34,7 +33,6 @@ pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; cha
 #[derive(Debug)]
 struct StoreCollector {
     store: SharedStore,
-    max_age: Duration,
 }
 
 /// One metric family: its descriptor, then one sample per label set.
@@ -84,7 +82,7 @@ impl Collector for StoreCollector {
         let mut net_tx: Counters = Vec::new();
         for (host, hs) in &hosts {
             let h = || vec![("host", host.clone())];
-            let fresh = !hs.is_stale(now, self.max_age);
+            let fresh = !hs.is_stale(now);
             up.push((h(), ConstGauge::new(if fresh { 1.0 } else { 0.0 })));
             if let Some(ms) = hs.last_received_ms {
                 last_seen.push((h(), ConstGauge::new(ms as f64 / 1000.0)));
@@ -137,7 +135,7 @@ impl Collector for StoreCollector {
         family(
             e,
             "up",
-            "1 when the host sent a snapshot within max_age (Pi clock), else 0",
+            "1 when the host sent a snapshot within its max_age (Pi clock), else 0",
             None,
             MetricType::Gauge,
             up,
@@ -296,11 +294,7 @@ impl Collector for StoreCollector {
 }
 
 /// The registry behind `/prometheus`.
-pub fn registry(
-    store: SharedStore,
-    max_age: Duration,
-    alerts: Option<crate::alerts::AlertsHandle>,
-) -> Arc<Registry> {
+pub fn registry(store: SharedStore, alerts: Option<crate::alerts::AlertsHandle>) -> Arc<Registry> {
     let mut registry = Registry::with_prefix("server_analytics");
     if let Some(alerts) = alerts {
         registry.register_collector(Box::new(crate::alerts::prometheus::AlertCollector {
@@ -311,7 +305,7 @@ pub fn registry(
     let filesystems = crate::prometheus_fs::FilesystemCollector {
         store: store.clone(),
     };
-    registry.register_collector(Box::new(StoreCollector { store, max_age }));
+    registry.register_collector(Box::new(StoreCollector { store }));
     registry.register_collector(Box::new(filesystems));
     Arc::new(registry)
 }
@@ -363,7 +357,7 @@ mod tests {
             ..Snapshot::default()
         };
         store.ingest(s, Source::Mqtt, Instant::now(), 1_000);
-        let text = scrape(&registry(store, Duration::from_secs(45), None)).unwrap();
+        let text = scrape(&registry(store, None)).unwrap();
         let lines: Vec<&str> = text
             .lines()
             .filter(|l| {

@@ -94,7 +94,10 @@ type Key = (String, String, String);
 #[derive(Debug)]
 pub struct Engine {
     rules: RuleSet,
+    /// The staleness bound of a host the store has not told (`health.max_age` or 45 s).
     max_age_ms: i64,
+    /// Each host's bound as the store judges it (`health.max_age`, else 3 × its interval).
+    max_ages: BTreeMap<String, i64>,
     repeat_ms: i64,
     /// Hosts not heard from ever get `max_age` from here before they are down.
     start_ms: i64,
@@ -123,6 +126,18 @@ fn fmt_value(v: Option<f64>) -> String {
 }
 
 impl Engine {
+    /// The store's staleness bound for `host` (the one judgment: `host_down` and the expiry
+    /// of stopped series use the same bound as `/health`).
+    pub fn set_max_age(&mut self, host: &str, max_age_ms: i64) {
+        if self.max_ages.get(host) != Some(&max_age_ms) {
+            self.max_ages.insert(host.to_owned(), max_age_ms);
+        }
+    }
+
+    pub(super) fn max_age_of(&self, host: &str) -> i64 {
+        self.max_ages.get(host).copied().unwrap_or(self.max_age_ms)
+    }
+
     pub fn new(rules: RuleSet, max_age_ms: i64, repeat_ms: i64, saved: Saved, now_ms: i64) -> Self {
         let alerts = saved
             .alerts
@@ -137,6 +152,7 @@ impl Engine {
         Self {
             rules,
             max_age_ms,
+            max_ages: BTreeMap::new(),
             repeat_ms,
             start_ms: now_ms,
             offline_ms: saved

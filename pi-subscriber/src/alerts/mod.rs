@@ -35,6 +35,8 @@ pub enum Input {
         latest: Arc<Snapshot>,
         /// Its rates, as the store computed them at ingest.
         rates: Option<Arc<crate::rates::Derived>>,
+        /// Its host's staleness bound, as the store judges it.
+        max_age: Duration,
     },
     JobEnd(JobEnd),
 }
@@ -171,12 +173,15 @@ impl AlertsHandle {
 }
 
 /// The hosts the store knows, with their last live receipt (Pi clock).
-fn hosts(store: &SharedStore) -> Option<Vec<(String, Option<i64>)>> {
+/// Every host with when it was last heard (Pi clock) and its staleness bound, as the store
+/// judges them.
+fn hosts(store: &SharedStore) -> Option<Vec<(String, Option<i64>, i64)>> {
     let hosts = store.hosts().ok()?;
+    let ms = |d: Duration| i64::try_from(d.as_millis()).unwrap_or(i64::MAX);
     Some(
         hosts
             .into_iter()
-            .map(|(h, st)| (h, st.last_received_ms))
+            .map(|(h, st)| (h, st.last_received_ms, ms(st.max_age)))
             .collect(),
     )
 }
@@ -225,7 +230,10 @@ pub fn start(
     let now_ms = crate::ingest::unix_ms_now();
     let engine = Engine::new(
         RuleSet::from_settings(a),
-        ms(settings.health.max_age),
+        ms(settings
+            .health
+            .max_age
+            .unwrap_or(crate::store::DEFAULT_MAX_AGE)),
         ms(a.repeat_interval),
         saved,
         now_ms,
@@ -257,11 +265,30 @@ pub fn start(
             let known = if input.is_none() { hosts(&store) } else { None };
             let notices: Vec<Notice> = match shared.lock() {
                 Ok(mut e) => match (e.as_mut(), input) {
-                    (Some(e), Some(Input::Sample { latest, rates })) => {
+                    (
+                        Some(e),
+                        Some(Input::Sample {
+                            latest,
+                            rates,
+                            max_age,
+                        }),
+                    ) => {
+                        e.set_max_age(&latest.host, ms(max_age));
                         e.sample(&latest, rates.as_deref(), now_ms)
                     }
                     (Some(e), Some(Input::JobEnd(end))) => e.job_end(&end, now_ms),
-                    (Some(e), None) => known.map(|k| e.tick(&k, now_ms)).unwrap_or_default(),
+                    (Some(e), None) => known
+                        .map(|k| {
+                            let heard: Vec<(String, Option<i64>)> = k
+                                .into_iter()
+                                .map(|(h, last, max_age)| {
+                                    e.set_max_age(&h, max_age);
+                                    (h, last)
+                                })
+                                .collect();
+                            e.tick(&heard, now_ms)
+                        })
+                        .unwrap_or_default(),
                     (None, _) => Vec::new(),
                 },
                 Err(_) => break,

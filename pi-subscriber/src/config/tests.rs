@@ -14,7 +14,7 @@ fn defaults_point_at_one_machine() {
     assert_eq!(s.http.bind.to_string(), "127.0.0.1:9100");
     assert_eq!((s.mqtt.host.as_str(), s.mqtt.port), ("127.0.0.1", 1883));
     assert_eq!(s.poll.endpoints, ["http://127.0.0.1:9000/latest"]);
-    assert_eq!(s.health.max_age, Duration::from_secs(45));
+    assert_eq!(s.health.max_age, None, "derived per host from its interval");
     assert!(s.mqtt.client_id.starts_with("pi-subscriber-"));
     assert_eq!(s.history.max_disk, 2 << 30);
     assert_eq!(s.history.max_samples_per_s, 10);
@@ -48,7 +48,7 @@ fn the_seeds_flags_work() {
     assert_eq!(s.poll.endpoints, ["http://10.8.0.1:9000/latest"]);
     assert_eq!(s.poll.interval, Duration::from_secs(30));
     assert_eq!(s.poll.timeout, Duration::from_secs(3));
-    assert_eq!(s.health.max_age, Duration::from_secs(90));
+    assert_eq!(s.health.max_age, Some(Duration::from_secs(90)));
 }
 
 #[test]

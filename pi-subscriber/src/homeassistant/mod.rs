@@ -113,7 +113,10 @@ pub fn start(
     let task = tokio::spawn(run(
         broker,
         ctx,
-        settings.health.max_age,
+        settings
+            .health
+            .max_age
+            .unwrap_or(crate::store::DEFAULT_MAX_AGE),
         store,
         alerts,
         shared.clone(),
@@ -219,8 +222,7 @@ async fn run(
                 last_resend = Some(Instant::now());
                 shared.update(|h| h.resends_total += 1);
             }
-            let Some(messages) = tick_tracker(&mut tracker, &store, alerts.as_ref(), max_age)
-            else {
+            let Some(messages) = tick_tracker(&mut tracker, &store, alerts.as_ref()) else {
                 break;
             };
             for m in messages {
@@ -273,7 +275,6 @@ fn tick_tracker(
     tracker: &mut Tracker,
     store: &SharedStore,
     alerts: Option<&AlertsHandle>,
-    max_age: Duration,
 ) -> Option<Vec<Message>> {
     let (hosts, jobs) = inputs(store)?;
     let firing = alerts.map(|a| {
@@ -289,7 +290,7 @@ fn tick_tracker(
         .map(|(name, state)| HostInput {
             name,
             state,
-            stale: state.is_stale(now, max_age),
+            stale: state.is_stale(now),
             last_job: jobs.get(name),
             alerts_firing: firing.as_ref().map(|f| f.get(name).copied().unwrap_or(0)),
         })

@@ -24,7 +24,9 @@ use crate::tsdb::{
 };
 use crate::validate::Rejection;
 pub use admission::{Pace, DEFAULT_MAX_SAMPLES_PER_S};
-pub use state::{Gap, HostState, IngestStats, Outcome, Source, Store};
+pub use state::{
+    max_age_for, Gap, HostState, IngestStats, Outcome, Source, Store, DEFAULT_MAX_AGE,
+};
 
 /// The store shared by the ingest paths and the HTTP handlers. A panic while one of its locks
 /// was held (a bug) poisons it; from then on every call fails and [`SharedStore::failed`] is
@@ -53,6 +55,8 @@ pub struct Latest {
     pub latest: Arc<Snapshot>,
     pub previous: Option<Arc<Snapshot>>,
     pub rates: Option<Arc<crate::rates::Derived>>,
+    /// The host's staleness bound (the one judgment's).
+    pub max_age: std::time::Duration,
 }
 
 /// Why a history read failed.
@@ -148,6 +152,7 @@ impl SharedStore {
                 latest: h.latest.clone()?,
                 previous: h.previous.clone(),
                 rates: h.rates.clone(),
+                max_age: h.max_age,
             })
         }))
     }

@@ -110,6 +110,10 @@ pub struct HostState {
     pub last_mqtt: Option<Instant>,
     /// Server clock minus Pi clock at the newest sample, when beyond the allowed skew.
     pub clock_skew_s: Option<f64>,
+    /// How long it may stay silent before it is stale ([`max_age_for`]), and its sampling
+    /// interval as its newest snapshot declares it (its native step; zero: not known).
+    pub max_age: Duration,
+    pub interval: Duration,
     /// Samples in the history's raw tier, and the newest one's time (server clock).
     pub samples: u64,
     pub newest_ts_ms: Option<i64>,
@@ -131,10 +135,9 @@ pub struct Store {
     pub(super) max_event_bytes: usize,
     event_bytes: usize,
     pub(super) max_clock_skew: Duration,
-    /// A host silent this long is stale; when `max_hosts` is reached, the longest-silent
-    /// stale host gives way to a new one (so ghosts from spoofed messages cannot lock out a
-    /// real server).
-    pub(super) stale_after: Duration,
+    /// `health.max_age`: when set, every host's staleness bound; else each host's is derived
+    /// from its sampling interval ([`max_age_for`]).
+    pub(super) max_age: Option<Duration>,
     pub(super) hosts: BTreeMap<String, HostState>,
     /// Oldest first by time, across hosts.
     pub(super) events: VecDeque<JobEvent>,
@@ -150,18 +153,38 @@ pub struct Store {
     pub(super) max_samples_per_s: Option<u32>,
 }
 
+/// A host's staleness bound when `health.max_age` is not set and its sampling interval is not
+/// known yet (3 × the publisher's default 15 s).
+pub const DEFAULT_MAX_AGE: Duration = Duration::from_secs(45);
+
+/// A host's staleness bound: `health.max_age` when set, else 3 × the interval its snapshots
+/// declare (`interval_s`, taken between 1 s and 1 h), else [`DEFAULT_MAX_AGE`]. A publisher
+/// sampling every 5 s is stale after 15 s, one sampling every minute after 3 minutes.
+pub fn max_age_for(interval_s: f64, configured: Option<Duration>) -> Duration {
+    configured.unwrap_or_else(|| {
+        if interval_s.is_finite() && interval_s > 0.0 {
+            Duration::from_secs_f64(3.0 * interval_s.clamp(1.0, 3600.0))
+        } else {
+            DEFAULT_MAX_AGE
+        }
+    })
+}
+
 impl HostState {
-    /// Stale: nothing new arrived within `max_age` (Pi's monotonic clock), or never.
-    pub fn is_stale(&self, now: Instant, max_age: Duration) -> bool {
+    /// The one staleness judgment, on the Pi's monotonic clock: nothing new arrived within
+    /// the host's `max_age`, or never since start-up. `/health`, `/metrics`, `/hosts`,
+    /// Prometheus's `up` and Home Assistant's availability all read it.
+    pub fn is_stale(&self, now: Instant) -> bool {
         self.last_received
-            .is_none_or(|t| now.duration_since(t) > max_age)
+            .is_none_or(|t| now.duration_since(t) > self.max_age)
     }
 }
 
 impl Store {
-    /// Sets the staleness judgment (`[health] max_age`) and the allowed clock skew.
-    pub fn with_health(mut self, max_age: Duration, max_clock_skew: Duration) -> Self {
-        self.stale_after = max_age;
+    /// Sets the staleness override (`[health] max_age`; `None`: derived per host) and the
+    /// allowed clock skew.
+    pub fn with_health(mut self, max_age: Option<Duration>, max_clock_skew: Duration) -> Self {
+        self.max_age = max_age;
         self.max_clock_skew = max_clock_skew;
         self
     }
@@ -173,7 +196,7 @@ impl Store {
             max_event_bytes: 2 * 1024 * 1024,
             event_bytes: 0,
             max_clock_skew: Duration::from_secs(120),
-            stale_after: Duration::from_secs(45),
+            max_age: None,
             hosts: BTreeMap::new(),
             events: VecDeque::new(),
             arrivals: VecDeque::new(),
@@ -195,6 +218,7 @@ impl Store {
             return false;
         }
         let state = self.hosts.entry(known.name.clone()).or_default();
+        state.max_age = max_age_for(0.0, self.max_age);
         state.samples = known.samples;
         state.newest_ts_ms = known.newest_ts_ms;
         state.restored_newest =
@@ -240,7 +264,11 @@ impl Store {
     ) -> Outcome {
         let max_skew = self.max_clock_skew.as_secs_f64();
         let host = snapshot.host.clone();
+        let configured = self.max_age;
         let state = self.hosts.entry(host.clone()).or_default();
+        if state.max_age.is_zero() {
+            state.max_age = max_age_for(0.0, configured);
+        }
         let point = rates::point_of(&snapshot);
         if state
             .latest
@@ -281,6 +309,9 @@ impl Store {
                 state.last_mqtt = Some(now);
             }
             state.restored_newest = None;
+            state.max_age = max_age_for(snapshot.interval_s, configured);
+            state.interval = Duration::try_from_secs_f64(snapshot.interval_s.clamp(0.0, 3600.0))
+                .unwrap_or_default();
             state.previous = state.latest.take();
             state.latest = Some(Arc::new(snapshot));
             state.rates = rates.derived.clone().map(Arc::new);
@@ -308,7 +339,7 @@ impl Store {
         if self.hosts.len() < self.max_hosts {
             return Room::Free;
         }
-        let stale_before = now_ms.saturating_sub(self.stale_after.as_millis() as i64);
+
         let victim = self
             .hosts
             .iter()
@@ -318,8 +349,11 @@ impl Store {
             .or_else(|| {
                 self.hosts
                     .iter()
-                    .filter_map(|(name, h)| Some((last_heard_ms(h)?, name)))
-                    .filter(|(heard, _)| *heard < stale_before)
+                    .filter_map(|(name, h)| Some((last_heard_ms(h)?, name, h.max_age)))
+                    .filter(|(heard, _, max_age)| {
+                        *heard < now_ms.saturating_sub(max_age.as_millis() as i64)
+                    })
+                    .map(|(heard, name, _)| (heard, name))
                     .min()
                     .map(|(_, name)| name.clone())
             });
@@ -340,7 +374,11 @@ impl Store {
         if !self.hosts.contains_key(host) && self.hosts.len() >= self.max_hosts {
             return;
         }
+        let configured = self.max_age;
         let state = self.hosts.entry(host.to_owned()).or_default();
+        if state.max_age.is_zero() {
+            state.max_age = max_age_for(0.0, configured);
+        }
         state.status = Some(status.to_owned());
         if state.latest.is_none() && state.samples == 0 {
             state.status_ms = Some(now_ms);

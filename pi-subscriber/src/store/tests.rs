@@ -596,3 +596,36 @@ fn job_events_are_evicted_by_arrival_and_per_host() {
     let times: Vec<i64> = state.events.iter().map(JobEvent::ts_ms).collect();
     assert!(times.windows(2).all(|w| w[0] <= w[1]), "{times:?}");
 }
+
+/// Issue 19 item 4: one staleness judgment per host, on the Pi's monotonic clock, bounded by
+/// `health.max_age` when set, else by 3 × the interval the host's snapshots declare.
+#[tokio::test]
+async fn each_host_is_judged_stale_by_its_own_interval_unless_max_age_is_set() {
+    let base = Instant::now();
+    let at = |s: u64| base + Duration::from_secs(s);
+    let sampled = |host: &str, interval_s: f64| Snapshot {
+        interval_s,
+        ..snap(host, 1, 100, 0)
+    };
+    let store = handle(10);
+    for (host, interval) in [("fast", 5.0), ("slow", 60.0), ("seed", 0.0)] {
+        store.ingest(sampled(host, interval), Source::Mqtt, at(0), 100_000);
+    }
+    let stale = |host: &str, s: u64| store.host(host).unwrap().unwrap().is_stale(at(s));
+    assert!(!stale("fast", 15) && stale("fast", 16), "3 × 5 s");
+    assert!(!stale("slow", 180) && stale("slow", 181), "3 × 60 s");
+    assert!(!stale("seed", 45) && stale("seed", 46), "no interval: 45 s");
+    assert_eq!(
+        store.host("slow").unwrap().unwrap().interval,
+        Duration::from_secs(60)
+    );
+
+    let tsdb = crate::tsdb::Tsdb::open_in_memory(retention(), 500, 0).unwrap();
+    let store = SharedStore::new(
+        Store::new(10).with_health(Some(Duration::from_secs(90)), Duration::from_secs(120)),
+        tsdb,
+    );
+    store.ingest(sampled("fast", 5.0), Source::Mqtt, at(0), 100_000);
+    let stale = |s: u64| store.host("fast").unwrap().unwrap().is_stale(at(s));
+    assert!(!stale(90) && stale(91), "health.max_age overrides");
+}

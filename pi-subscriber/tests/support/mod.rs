@@ -87,11 +87,7 @@ pub fn app_state(capacity: usize) -> AppState {
     let _ = capacity;
     let store = pi_subscriber::store::SharedStore::in_memory(10).unwrap();
     AppState {
-        prometheus: pi_subscriber::prometheus::registry(
-            store.clone(),
-            Duration::from_secs(45),
-            None,
-        ),
+        prometheus: pi_subscriber::prometheus::registry(store.clone(), None),
         store,
         mqtt: SharedMqtt::default(),
         default_host: "".into(),

@@ -18,6 +18,7 @@ impl Engine {
         was_stale: bool,
         now_ms: i64,
     ) -> Vec<Notice> {
+        let max_age = self.max_age_of(host);
         let from = (host.to_owned(), String::new(), String::new());
         let mut expired = Vec::new();
         for (key, a) in self.alerts.range_mut(from..) {
@@ -32,7 +33,7 @@ impl Engine {
                 _ => now_ms,
             };
             a.unseen_since_ms = Some(since);
-            if now_ms.saturating_sub(since) > self.max_age_ms {
+            if now_ms.saturating_sub(since) > max_age {
                 expired.push(key.clone());
             }
         }

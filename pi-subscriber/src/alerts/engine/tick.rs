@@ -52,6 +52,7 @@ impl Engine {
             .retain(|(h, _, _), _| known.contains(h.as_str()));
         self.boots.retain(|h, _| known.contains(h.as_str()));
         self.heard.retain(|h, _| known.contains(h.as_str()));
+        self.max_ages.retain(|h, _| known.contains(h.as_str()));
         self.dirty |= self.alerts.len() != before;
         self.stale.clear();
         for (host, last) in hosts {
@@ -62,7 +63,8 @@ impl Engine {
             let key = (host.clone(), "host_down".to_owned(), String::new());
             // Down stays down until the host is heard again (an older alerts.json has no
             // `heard`).
-            let stale = now_ms.saturating_sub(from) > self.max_age_ms
+            let max_age = self.max_age_of(host);
+            let stale = now_ms.saturating_sub(from) > max_age
                 || (last.is_none() && self.alerts.contains_key(&key));
             if stale {
                 self.stale.insert(host.clone());
@@ -76,7 +78,7 @@ impl Engine {
                             phase: Phase::Pending,
                             severity: Severity::Critical,
                             value: None,
-                            threshold: Some(self.max_age_ms as f64 / 1000.0),
+                            threshold: Some(max_age as f64 / 1000.0),
                             pending_since_ms: heard,
                             firing_since_ms: None,
                             for_ms: 0,
