@@ -4,17 +4,16 @@
 
 use super::{Kind, Metric, METRICS};
 
-/// The document's columns: heading and how one metric fills it.
-const COLUMNS: &[(&str, fn(&Metric) -> String)] = &[
+/// A column of the document: its heading and how one metric fills it.
+type Column = (&'static str, fn(&Metric) -> String);
+
+const COLUMNS: &[Column] = &[
     ("Metric", |m| format!("`{}`", m.name)),
     ("Title", |m| m.title.to_owned()),
     ("Unit", |m| or_dash(m.unit)),
     ("Kind", |m| kind(m.kind).to_owned()),
     ("Label", |m| or_dash(m.label.map_or("", |l| l.as_str()))),
 ];
-
-/// Where the document lives, from the workspace root.
-pub const PATH: &str = "docs/metrics.md";
 
 fn or_dash(text: &str) -> String {
     if text.is_empty() {
@@ -68,6 +67,9 @@ pub fn markdown() -> String {
 mod tests {
     use super::*;
     use std::path::Path;
+
+    /// Where the document lives, from the workspace root.
+    const PATH: &str = "docs/metrics.md";
 
     #[test]
     fn metrics_doc_is_what_the_registry_generates() {
