@@ -59,7 +59,7 @@ fn main() -> ExitCode {
     let settings = match load(&cli) {
         Ok(s) => s,
         Err(error) => {
-            eprintln!("broker: {error:#}");
+            eprintln!("broker: {}", daemon_kit::daemon::report(&*error));
             return ExitCode::from(2);
         }
     };
@@ -71,7 +71,7 @@ fn main() -> ExitCode {
         return ExitCode::SUCCESS;
     }
     if let Err(error) = serve(&settings) {
-        eprintln!("broker: {error:#}");
+        eprintln!("broker: {}", daemon_kit::daemon::report(&*error));
         return ExitCode::FAILURE;
     }
     ExitCode::SUCCESS

@@ -85,3 +85,74 @@ pub fn default_state_dir(name: &str) -> PathBuf {
     }
     PathBuf::from(format!("{name}-data"))
 }
+
+/// `error` and its causes on one line, `a: b: c`, for a binary's last words. Each cause is
+/// said once: one whose text the line already holds is skipped, as with an error whose
+/// message ends with its own source (`cannot listen on ADDR: {source}`), which anyhow's
+/// `{:#}` would print twice.
+pub fn report(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut line = error.to_string();
+    let mut cause = error.source();
+    while let Some(error) = cause {
+        let text = error.to_string();
+        if !line.contains(&text) {
+            line.push_str(": ");
+            line.push_str(&text);
+        }
+        cause = error.source();
+    }
+    line
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Says its source in its message and returns it as `source()` too, as thiserror does
+    /// for `#[error("cannot listen on {addr}: {source}")]`.
+    #[derive(Debug, thiserror::Error)]
+    #[error("cannot listen on {addr} (broker.listen): {source}")]
+    struct Listen {
+        addr: &'static str,
+        source: std::io::Error,
+    }
+
+    /// A context that does not say its source, as anyhow's `.context(…)`.
+    #[derive(Debug, thiserror::Error)]
+    #[error("{context}")]
+    struct Context<E: std::error::Error + 'static> {
+        context: &'static str,
+        #[source]
+        source: E,
+    }
+
+    fn in_use() -> std::io::Error {
+        std::io::Error::from_raw_os_error(98)
+    }
+
+    #[test]
+    fn report_says_each_cause_once() {
+        let listen = Listen {
+            addr: "127.0.0.1:1883",
+            source: in_use(),
+        };
+        let wrapped = Context {
+            context: "cannot start the embedded MQTT broker",
+            source: listen,
+        };
+        assert_eq!(
+            report(&wrapped),
+            "cannot start the embedded MQTT broker: cannot listen on 127.0.0.1:1883 \
+             (broker.listen): Address already in use (os error 98)"
+        );
+        let bare = Context {
+            context: "cannot listen on 127.0.0.1:9000 (http.bind)",
+            source: in_use(),
+        };
+        assert_eq!(
+            report(&bare),
+            "cannot listen on 127.0.0.1:9000 (http.bind): Address already in use (os error 98)"
+        );
+        assert_eq!(report(&in_use()), "Address already in use (os error 98)");
+    }
+}

@@ -28,17 +28,22 @@ pub fn invalid(key: &'static str, reason: impl ToString) -> SettingsError {
 pub const MAX_CONFIG_FILE_BYTES: u64 = 1 << 20;
 
 /// The first layers of every binary's settings: built-in `defaults` → the TOML `file` (which
-/// must exist when given; read at once, and every error with it names its path) → environment variables `<env_prefix>_<SECTION>__<KEY>` (lists
-/// comma-separated for `list_keys`). Callers add their command-line overrides on top.
-pub fn layered_config<T: serde::Serialize>(
+/// must exist when given; read at once, and every error with it names its path: an unknown
+/// key or a bad value in it as well as a syntax error) → environment variables
+/// `<env_prefix>_<SECTION>__<KEY>` (lists comma-separated for `list_keys`). Callers add their
+/// command-line overrides on top.
+pub fn layered_config<T: serde::Serialize + serde::de::DeserializeOwned>(
     defaults: &T,
     file: Option<&Path>,
     env_prefix: &str,
     list_keys: &[&str],
 ) -> Result<config::ConfigBuilder<config::builder::DefaultState>, config::ConfigError> {
-    let mut builder = config::Config::builder().add_source(config::Config::try_from(defaults)?);
+    let defaults = config::Config::try_from(defaults)?;
+    let mut builder = config::Config::builder().add_source(defaults.clone());
     if let Some(file) = file {
-        builder = builder.add_source(TomlFile::read(file)?);
+        let toml = TomlFile::read(file)?;
+        check_file::<T>(defaults, &toml, file)?;
+        builder = builder.add_source(toml);
     }
     let mut env = config::Environment::with_prefix(env_prefix)
         .prefix_separator("_")
@@ -53,6 +58,58 @@ pub fn layered_config<T: serde::Serialize>(
     Ok(builder.add_source(env))
 }
 
+/// The file over the defaults alone must give a `T`: once the layers are merged, an unknown
+/// key or a bad value can no longer be traced to the file it came from.
+fn check_file<T: serde::de::DeserializeOwned>(
+    defaults: config::Config,
+    file: &TomlFile,
+    path: &Path,
+) -> Result<(), config::ConfigError> {
+    let merged = config::Config::builder()
+        .add_source(defaults)
+        .add_source(file.clone())
+        .build()?;
+    match merged.try_deserialize::<T>() {
+        Ok(_) => Ok(()),
+        // A value of the wrong type already says `in PATH`.
+        Err(error) if error.to_string().contains(&file.uri) => Err(error),
+        Err(error) => {
+            let path = path.to_owned();
+            let error = match unknown_key(&error) {
+                Some((key, expected)) => ConfigFileError::UnknownKey {
+                    path,
+                    key,
+                    expected,
+                },
+                None => ConfigFileError::Value {
+                    path,
+                    error: error.to_string(),
+                },
+            };
+            Err(config::ConfigError::Foreign(Box::new(error)))
+        }
+    }
+}
+
+/// The dotted key and serde's list of the expected ones from a `deny_unknown_fields` error
+/// ("unknown field `hots`, expected one of … for key `mqtt`").
+fn unknown_key(error: &config::ConfigError) -> Option<(String, String)> {
+    let (section, message) = match error {
+        config::ConfigError::At { error, key, .. } => match error.as_ref() {
+            config::ConfigError::Message(message) => (key.as_deref(), message),
+            _ => return None,
+        },
+        config::ConfigError::Message(message) => (None, message),
+        _ => return None,
+    };
+    let (field, expected) = message.strip_prefix("unknown field `")?.split_once("`, ")?;
+    let key = match section {
+        Some(section) if !section.is_empty() => format!("{section}.{field}"),
+        _ => field.to_owned(),
+    };
+    Some((key, expected.to_owned()))
+}
+
 /// A configuration file that cannot be used; every message names the file.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigFileError {
@@ -63,6 +120,14 @@ pub enum ConfigFileError {
     },
     #[error("{} is larger than {limit} bytes", path.display())]
     TooLarge { path: PathBuf, limit: u64 },
+    #[error("unknown key `{key}` in {}, {expected}", path.display())]
+    UnknownKey {
+        path: PathBuf,
+        key: String,
+        expected: String,
+    },
+    #[error("{error} in {}", path.display())]
+    Value { path: PathBuf, error: String },
 }
 
 /// A TOML file read once, up front, so that an unreadable file (a service user that may not
@@ -166,6 +231,78 @@ mod tests {
         let path = dir.path().join("c.toml");
         std::fs::write(&path, "\u{feff}name = \"file\"\n").unwrap();
         assert_eq!(load(&path).unwrap().name, "file");
+    }
+
+    #[derive(serde::Serialize, serde::Deserialize)]
+    #[serde(deny_unknown_fields, default)]
+    struct Strict {
+        port: u16,
+        http: Section,
+    }
+
+    #[derive(serde::Serialize, serde::Deserialize)]
+    #[serde(deny_unknown_fields, default)]
+    struct Section {
+        bind: std::net::IpAddr,
+        timeout: u32,
+    }
+
+    impl Default for Strict {
+        fn default() -> Strict {
+            Strict {
+                port: 1,
+                http: Section::default(),
+            }
+        }
+    }
+
+    impl Default for Section {
+        fn default() -> Section {
+            Section {
+                bind: [127, 0, 0, 1].into(),
+                timeout: 5,
+            }
+        }
+    }
+
+    fn strict_error(text: &str) -> (String, String) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("strict.toml");
+        std::fs::write(&path, text).unwrap();
+        let loaded = layered_config(&Strict::default(), Some(&path), "SA_DAEMON_STRICT", &[])
+            .and_then(|b| b.build()?.try_deserialize::<Strict>());
+        match loaded {
+            Ok(_) => panic!("{text:?} loaded"),
+            Err(e) => (
+                SettingsError::from(e).to_string(),
+                path.display().to_string(),
+            ),
+        }
+    }
+
+    #[test]
+    fn an_unknown_key_or_a_bad_value_in_the_file_names_the_file_and_the_key() {
+        let (msg, file) = strict_error("[http]\nbnd = \"x\"\n");
+        assert_eq!(
+            msg,
+            format!(
+                "configuration: unknown key `http.bnd` in {file}, expected `bind` or `timeout`"
+            )
+        );
+        let (msg, file) = strict_error("prot = 2\n");
+        assert_eq!(
+            msg,
+            format!("configuration: unknown key `prot` in {file}, expected `port` or `http`")
+        );
+        let (msg, file) = strict_error("[http]\nbind = \"everywhere\"\n");
+        assert_eq!(
+            msg,
+            format!("configuration: invalid IP address syntax for key `http.bind` in {file}")
+        );
+        // A value of the wrong type names the file once.
+        let (msg, file) = strict_error("[http]\ntimeout = \"soon\"\n");
+        assert_eq!(msg.matches(&file).count(), 1, "{msg}");
+        assert!(msg.contains("http.timeout"), "{msg}");
     }
 
     #[test]

@@ -94,7 +94,7 @@ fn main() -> ExitCode {
     match runtime.block_on(serve(settings)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
-            eprintln!("pi-subscriber: {error:#}");
+            eprintln!("pi-subscriber: {}", daemon_kit::daemon::report(&*error));
             ExitCode::FAILURE
         }
     }

@@ -332,6 +332,9 @@ pub fn metric(name: &str) -> Option<&'static Metric> {
     METRICS.iter().find(|m| m.name == name)
 }
 
+mod markdown;
+pub use markdown::markdown;
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -372,6 +372,36 @@ mod tests {
     }
 
     #[test]
+    fn an_unknown_key_or_a_bad_value_names_the_file_and_the_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("publisher.toml");
+        let error = |text: &str| {
+            std::fs::write(&path, text).unwrap();
+            Settings::load(Some(&path), &Overrides::default())
+                .unwrap_err()
+                .to_string()
+        };
+        let file = path.display();
+        assert_eq!(
+            error("[sampler]\nintervall = \"15s\"\n"),
+            format!(
+                "configuration: unknown key `sampler.intervall` in {file}, \
+                 expected one of `interval`, `proc_root`, `sys_root`"
+            )
+        );
+        let e = error("colour = 1\n");
+        assert!(
+            e.starts_with(&format!(
+                "configuration: unknown key `colour` in {file}, expected one of `host`, "
+            )),
+            "{e}"
+        );
+        let e = error("[http]\nbind = \"not an address\"\n");
+        assert!(e.contains("`http.bind`"), "{e}");
+        assert!(e.ends_with(&format!(" in {file}")), "{e}");
+    }
+
+    #[test]
     fn command_line_beats_file() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("p.toml");

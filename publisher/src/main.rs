@@ -92,7 +92,7 @@ fn main() -> ExitCode {
         Command::Run => match runtime.block_on(serve(settings)) {
             Ok(()) => ExitCode::SUCCESS,
             Err(error) => {
-                eprintln!("publisher: {error:#}");
+                eprintln!("publisher: {}", daemon_kit::daemon::report(&*error));
                 ExitCode::FAILURE
             }
         },

@@ -300,3 +300,33 @@ fn a_dead_embedded_broker_stops_the_publisher_with_an_error() {
     assert!(!status.success(), "exit status {status:?}");
     assert_eq!(status.code(), Some(1));
 }
+
+/// A broker port another program holds (a mosquitto already on 1883) stops start-up with
+/// each cause said once, not `…: Address already in use (os error 98): Address already in
+/// use (os error 98)`.
+#[test]
+fn a_taken_broker_port_is_reported_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let held = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = held.local_addr().unwrap();
+    let out = common::command(dir.path())
+        .args([
+            "--bind",
+            "127.0.0.1:0",
+            "--broker-listen",
+            &addr.to_string(),
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    let last = err.lines().last().unwrap_or_default();
+    assert_eq!(
+        last,
+        format!(
+            "publisher: cannot start the embedded MQTT broker: cannot listen on {addr} \
+             (broker.listen): Address already in use (os error 98)"
+        ),
+        "{err}"
+    );
+}

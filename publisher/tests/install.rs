@@ -1,14 +1,12 @@
 //! The install scripts in a scratch root (`DESTDIR`), twice (idempotent) and over an edited
 //! config (kept); the units they install pass `systemd-analyze verify` (Debian package
-//! systemd); and the one-command demo runs the pipeline and stops on Ctrl-C.
+//! systemd). The one-command demo is `demo.rs`.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Output};
 
 fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
@@ -152,134 +150,4 @@ fn pi_system_install_is_idempotent_keeps_edits_and_verifies() {
         .arg(format!("--root={}", dest.display()))
         .args(["verify", "pi-subscriber.service"]);
     assert_verifies(verify, "pi-subscriber.service");
-}
-
-/// `scripts/demo.sh` in its own process group, as a terminal runs a foreground job, and
-/// started with SIGINT ignored, as every background job of a non-interactive shell is (bash
-/// cannot trap a signal it inherited ignored). Dropping it kills the whole group, so a failed
-/// test leaves neither the script nor its daemons behind.
-struct Demo {
-    child: Child,
-    ports: [u16; 3],
-    _data: tempfile::TempDir,
-}
-
-impl Demo {
-    fn start() -> Demo {
-        let data = tempfile::tempdir().unwrap();
-        let ports = [
-            common::free_port(),
-            common::free_port(),
-            common::free_port(),
-        ];
-        let [http, mqtt, pi] = ports;
-        let child = Command::new("bash")
-            .args(["-c", "trap '' INT; exec \"$0\""])
-            .arg(repo().join("scripts/demo.sh"))
-            .process_group(0)
-            .env("DEMO_BIN_DIR", common::publisher_bin().parent().unwrap())
-            .env("DEMO_DATA_DIR", data.path())
-            .env("DEMO_INTERVAL", "200ms")
-            .env("PUBLISHER_HTTP__BIND", format!("127.0.0.1:{http}"))
-            .env("PUBLISHER_BROKER__LISTEN", format!("127.0.0.1:{mqtt}"))
-            .env("PI_SUBSCRIBER_HTTP__BIND", format!("127.0.0.1:{pi}"))
-            .env("PI_SUBSCRIBER_MQTT__PORT", mqtt.to_string())
-            .env(
-                "PI_SUBSCRIBER_POLL__ENDPOINTS",
-                format!("http://127.0.0.1:{http}/latest"),
-            )
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let demo = Demo {
-            child,
-            ports,
-            _data: data,
-        };
-        demo.wait_live();
-        demo
-    }
-
-    fn wait_live(&self) {
-        let pi = self.ports[2];
-        let deadline = Instant::now() + Duration::from_secs(30);
-        let metrics = format!("http://127.0.0.1:{pi}/metrics");
-        loop {
-            if let Ok(r) = reqwest::blocking::get(&metrics) {
-                if r.status().is_success()
-                    && r.json::<serde_json::Value>().unwrap()["stale"] == false
-                {
-                    break;
-                }
-            }
-            assert!(Instant::now() < deadline, "demo never showed live data");
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        let page = reqwest::blocking::get(format!("http://127.0.0.1:{pi}/"))
-            .unwrap()
-            .text()
-            .unwrap();
-        assert!(page.contains("Server Analytics"));
-    }
-
-    /// Sends `signal` to the script alone, or to its whole group as a terminal's Ctrl-C does.
-    fn signal(&self, signal: &str, group: bool) {
-        let pid = self.child.id();
-        let target = if group {
-            format!("-{pid}")
-        } else {
-            pid.to_string()
-        };
-        let sent = Command::new("kill")
-            .args([&format!("-{signal}"), "--", &target])
-            .status()
-            .unwrap();
-        assert!(sent.success(), "kill -{signal} {target}");
-    }
-
-    /// The script exited 0 within 15 s and both daemons' ports are closed.
-    fn assert_stops(&mut self, what: &str) {
-        let deadline = Instant::now() + Duration::from_secs(15);
-        let status = loop {
-            if let Some(s) = self.child.try_wait().unwrap() {
-                break s;
-            }
-            assert!(Instant::now() < deadline, "demo did not stop on {what}");
-            std::thread::sleep(Duration::from_millis(50));
-        };
-        assert!(status.success(), "{what}: {status:?}");
-        for port in self.ports {
-            assert!(
-                std::net::TcpStream::connect(("127.0.0.1", port)).is_err(),
-                "{what}: port {port} still open"
-            );
-        }
-    }
-}
-
-impl Drop for Demo {
-    fn drop(&mut self) {
-        let _ = Command::new("kill")
-            .args(["-KILL", "--", &format!("-{}", self.child.id())])
-            .stderr(Stdio::null())
-            .status();
-        let _ = self.child.wait();
-    }
-}
-
-#[test]
-fn demo_runs_the_pipeline_and_stops_on_ctrl_c() {
-    let mut demo = Demo::start();
-    demo.signal("INT", true);
-    demo.assert_stops("Ctrl-C (SIGINT to its process group)");
-}
-
-#[test]
-fn demo_stops_on_sigint_or_sigterm_sent_to_the_script_alone() {
-    for signal in ["INT", "TERM"] {
-        let mut demo = Demo::start();
-        demo.signal(signal, false);
-        demo.assert_stops(&format!("SIG{signal} to the script"));
-    }
 }

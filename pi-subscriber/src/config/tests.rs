@@ -79,6 +79,29 @@ fn bad_keys_and_values_are_named() {
 }
 
 #[test]
+fn an_unknown_key_or_a_bad_value_names_the_file_and_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("pi-subscriber.toml");
+    let error = |text: &str| {
+        std::fs::write(&path, text).unwrap();
+        Settings::load(Some(&path), &Overrides::default())
+            .unwrap_err()
+            .to_string()
+    };
+    let file = path.display();
+    let e = error("[mqtt]\nhots = \"x\"\n");
+    assert!(
+        e.starts_with(&format!(
+            "configuration: unknown key `mqtt.hots` in {file}, expected one of `enabled`, `host`, "
+        )),
+        "{e}"
+    );
+    let e = error("[mqtt]\nport = 99999\n");
+    assert!(e.contains("`mqtt.port`"), "{e}");
+    assert!(e.ends_with(&format!(" in {file}")), "{e}");
+}
+
+#[test]
 fn the_shipped_example_config_is_valid() {
     let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../configs/pi-subscriber.toml");
     let s = Settings::load(Some(&example), &Overrides::default()).unwrap();

@@ -1,0 +1,114 @@
+//! `docs/metrics.md`, generated from [`METRICS`](super::METRICS) so that the reference cannot
+//! drift from the registry. A column is one line of [`COLUMNS`]: a field added to
+//! [`Metric`] shows in the document with one more line there.
+
+use super::{Kind, Metric, METRICS};
+
+/// A column of the document: its heading and how one metric fills it.
+type Column = (&'static str, fn(&Metric) -> String);
+
+const COLUMNS: &[Column] = &[
+    ("Metric", |m| format!("`{}`", m.name)),
+    ("Title", |m| m.title.to_owned()),
+    ("Unit", |m| or_dash(m.unit)),
+    ("Kind", |m| kind(m.kind).to_owned()),
+    ("Label", |m| or_dash(m.label.map_or("", |l| l.as_str()))),
+];
+
+fn or_dash(text: &str) -> String {
+    if text.is_empty() {
+        "—".to_owned()
+    } else {
+        format!("`{text}`")
+    }
+}
+
+fn kind(kind: Kind) -> &'static str {
+    match kind {
+        Kind::Gauge => "gauge",
+        Kind::Counter => "counter (served as a rate)",
+    }
+}
+
+/// A table cell: `|` and line breaks would break the row.
+fn cell(text: &str) -> String {
+    text.replace('|', "\\|").replace('\n', " ")
+}
+
+/// The metric reference, `docs/metrics.md`, one row per registry entry in registry order.
+pub fn markdown() -> String {
+    let mut doc = String::from(
+        "# Metrics\n\
+         \n\
+         <!-- Generated from METRICS in pi-subscriber/src/registry.rs; do not edit. Regenerate with\n     \
+         UPDATE_DOCS=1 cargo test -p pi-subscriber --lib metrics_doc -->\n\
+         \n\
+         Every number the Pi keeps, as its registry declares it: the name is what `/series` and\n\
+         alert rules take, and `GET /series/metrics` serves the same table.\n\
+         A **gauge** is a value at an instant; a **counter** is stored and served as its\n\
+         per-second rate between seq-adjacent samples of one boot (its unit is the rate's). A\n\
+         metric with a **label** has one series per device, interface, core, sensor or mount;\n\
+         one without is host-wide.\n\
+         \n",
+    );
+    let row = |cells: Vec<String>| format!("| {} |\n", cells.join(" | "));
+    doc.push_str(&row(COLUMNS.iter().map(|(h, _)| (*h).to_owned()).collect()));
+    doc.push_str(&row(COLUMNS.iter().map(|_| "---".to_owned()).collect()));
+    for metric in METRICS {
+        doc.push_str(&row(COLUMNS
+            .iter()
+            .map(|(_, f)| cell(&f(metric)))
+            .collect()));
+    }
+    doc
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    /// Where the document lives, from the workspace root.
+    const PATH: &str = "docs/metrics.md";
+
+    #[test]
+    fn metrics_doc_is_what_the_registry_generates() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(PATH);
+        let generated = markdown();
+        if std::env::var_os("UPDATE_DOCS").is_some() {
+            std::fs::write(&path, &generated).unwrap();
+        }
+        let on_disk = std::fs::read_to_string(&path).unwrap_or_default();
+        let first_difference = on_disk
+            .lines()
+            .zip(generated.lines())
+            .position(|(a, b)| a != b)
+            .unwrap_or_else(|| on_disk.lines().count().min(generated.lines().count()));
+        assert!(
+            on_disk == generated,
+            "{PATH} differs from what the registry generates (from line {}); regenerate it \
+             with `UPDATE_DOCS=1 cargo test -p pi-subscriber --lib metrics_doc` and commit it",
+            first_difference + 1
+        );
+    }
+
+    #[test]
+    fn metrics_doc_has_one_row_per_metric_with_every_column() {
+        let doc = markdown();
+        let rows: Vec<&str> = doc.lines().filter(|l| l.starts_with("| `")).collect();
+        assert_eq!(rows.len(), METRICS.len());
+        assert!(
+            doc.contains("\n| `disk_read_bytes_rate` | Disk read | `bytes/s` | counter (served as a rate) | `device` |\n"),
+            "{doc}"
+        );
+        assert!(
+            doc.contains("\n| `load_1m` | Load (1 min) | — | gauge | — |\n"),
+            "{doc}"
+        );
+        assert_eq!(
+            cell("a|b\nc"),
+            "a\\|b c",
+            "a cell cannot end its row or the table"
+        );
+    }
+}
