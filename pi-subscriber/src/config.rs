@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 
 pub use daemon_kit::settings::SettingsError;
 
+pub mod alerts;
 pub mod bytes;
 pub mod homeassistant;
 
@@ -35,7 +36,7 @@ pub struct Settings {
     pub history: HistorySettings,
     pub health: HealthSettings,
     /// Rules, thresholds and notifiers (`crate::alerts`).
-    pub alerts: crate::alerts::config::AlertSettings,
+    pub alerts: alerts::AlertSettings,
     /// MQTT discovery for Home Assistant (`crate::homeassistant`).
     pub homeassistant: HomeAssistantSettings,
 }
@@ -157,7 +158,7 @@ impl Default for Settings {
             poll: PollSettings::default(),
             history: HistorySettings::default(),
             health: HealthSettings::default(),
-            alerts: crate::alerts::config::AlertSettings::default(),
+            alerts: alerts::AlertSettings::default(),
             homeassistant: HomeAssistantSettings::default(),
         }
     }

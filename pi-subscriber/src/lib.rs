@@ -5,22 +5,22 @@
 pub mod alerts;
 pub mod assets;
 pub mod client_id;
+pub mod clock;
 pub mod config;
-pub mod grafana;
 pub mod history;
 pub mod homeassistant;
 pub mod http;
+pub use http::{grafana, series};
 pub mod ingest;
 pub mod ingest_queue;
 pub mod migrate;
 pub mod mqtt;
 pub mod poller;
 pub mod prometheus;
-mod prometheus_fs;
 pub mod rates;
 pub mod registry;
+pub mod sanitize;
 pub mod seed;
-pub mod series;
 pub mod store;
 pub mod tsdb;
 pub mod validate;
@@ -233,14 +233,13 @@ pub async fn run(
         max_age: settings.health.max_age.unwrap_or(store::DEFAULT_MAX_AGE),
         request_timeout: settings.http.request_timeout,
         admin_token: settings.http.admin_token.as_deref().map(Arc::from),
+        alerts: Some(alerts),
+        homeassistant,
     };
     tracing::info!(http = %listener.local_addr()?, mqtt = settings.mqtt.enabled, "pi-subscriber serving HTTP");
     let server_shutdown = shutdown.clone();
     let server_failed = failed.clone();
-    let app = http::router(state)
-        .layer(axum::Extension(alerts))
-        .layer(axum::Extension(http::HomeAssistant(homeassistant)))
-        .into_make_service_with_connect_info::<std::net::SocketAddr>();
+    let app = http::router(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
     axum::serve(listener, app)
         .with_graceful_shutdown(async move {
             tokio::select! {

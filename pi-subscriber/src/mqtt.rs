@@ -227,7 +227,7 @@ pub fn handle(ingestor: &Ingestor, queue: &IngestQueue, prefix: &str, topic: &st
             if let Ok(text @ ("online" | "offline")) = std::str::from_utf8(payload) {
                 let _ = ingestor
                     .store
-                    .set_status(host, text, crate::ingest::unix_ms_now());
+                    .set_status(host, text, crate::clock::unix_ms_now());
             }
         }
         "events" => {

@@ -239,7 +239,7 @@ impl Poller {
     /// later with backoff, or recorded as lost.
     async fn fill_holes(&mut self) {
         let store = self.ingestor.store.clone();
-        let now = crate::ingest::unix_ms_now();
+        let now = crate::clock::unix_ms_now();
         let due = match tokio::task::spawn_blocking(move || store.due_holes(now, 8)).await {
             Ok(Ok(due)) => due,
             Ok(Err(error)) => {
@@ -254,7 +254,7 @@ impl Poller {
             let store = self.ingestor.store.clone();
             let h = hole.clone();
             let settled = tokio::task::spawn_blocking(move || {
-                store.settle_hole(&h, &attempt, crate::ingest::unix_ms_now())
+                store.settle_hole(&h, &attempt, crate::clock::unix_ms_now())
             })
             .await;
             match settled {

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use common::mosquitto::Mosquitto;
 use common::Publisher;
-use pi_subscriber::homeassistant::sanitize::mount_key;
+use pi_subscriber::sanitize::mount_key;
 use serde_json::{json, Value};
 use support::ha_state::expected_state;
 use support::homeassistant::HomeAssistant;

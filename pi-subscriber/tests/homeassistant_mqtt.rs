@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use common::mosquitto::Mosquitto;
 use common::{free_port, Publisher};
-use pi_subscriber::homeassistant::sanitize::mount_key;
+use pi_subscriber::sanitize::mount_key;
 use serde_json::Value;
 use support::ha_state::expected_state;
 use support::mqtt_tools::{installed, one, publish, retained, wait_retained, Feeder};

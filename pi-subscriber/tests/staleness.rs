@@ -62,9 +62,10 @@ fn a_host_is_judged_by_its_own_interval_and_every_surface_agrees() {
         );
         std::thread::sleep(Duration::from_millis(100));
     }
+    // Judged from the last sample received, at most one interval before the hang.
     let took = hung.elapsed();
     assert!(
-        took >= Duration::from_secs(3),
+        took >= Duration::from_secs(2),
         "not before its max_age: {took:?}"
     );
     p.signal("CONT");

@@ -3,11 +3,10 @@
 //! ([`http`]). Ingest hands samples and job ends to a [`Feed`] (never waiting); one task
 //! evaluates them, ticks every second for staleness, persists and queues notices.
 
-pub mod config;
+pub use crate::config::alerts as config;
 pub mod engine;
 pub mod http;
 pub mod notify;
-pub mod prometheus;
 pub mod rules;
 pub mod state;
 
@@ -227,7 +226,7 @@ pub fn start(
         None
     };
     let saved = path.as_deref().map(state::load).unwrap_or_default();
-    let now_ms = crate::ingest::unix_ms_now();
+    let now_ms = crate::clock::unix_ms_now();
     let engine = Engine::new(
         RuleSet::from_settings(a),
         ms(settings
@@ -261,7 +260,7 @@ pub fn start(
                 i = rx.recv() => i,
                 _ = tick.tick() => None,
             };
-            let now_ms = crate::ingest::unix_ms_now();
+            let now_ms = crate::clock::unix_ms_now();
             let known = if input.is_none() { hosts(&store) } else { None };
             let notices: Vec<Notice> = match shared.lock() {
                 Ok(mut e) => match (e.as_mut(), input) {

@@ -7,15 +7,7 @@ use super::config::{AlertSettings, Levels, Severity, UserRule};
 use crate::rates::Derived;
 use crate::registry::{self, Value};
 
-/// The built-in rules' names (a user rule may not take one).
-pub const BUILTIN_NAMES: [&str; 6] = [
-    "host_down",
-    "cpu_temp",
-    "memory_used",
-    "filesystem_used",
-    "job_failed",
-    "reboot",
-];
+pub use crate::config::alerts::BUILTIN_NAMES;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Direction {

@@ -7,7 +7,6 @@
 pub mod discovery;
 mod link;
 mod outbox;
-pub mod sanitize;
 pub mod state;
 pub mod tracker;
 
@@ -29,6 +28,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::alerts::AlertsHandle;
 use crate::config::{MqttSettings, Settings};
+use crate::sanitize;
 use crate::store::SharedStore;
 use discovery::Context;
 use outbox::Outbox;

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use pi_subscriber::homeassistant::sanitize::mount_key;
+use pi_subscriber::sanitize::mount_key;
 use serde_json::Value;
 
 pub fn round(v: &Value, decimals: i32) -> Value {

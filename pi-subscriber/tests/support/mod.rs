@@ -94,5 +94,7 @@ pub fn app_state(capacity: usize) -> AppState {
         max_age: Duration::from_secs(45),
         request_timeout: Duration::from_secs(5),
         admin_token: None,
+        alerts: None,
+        homeassistant: None,
     }
 }

@@ -6,7 +6,7 @@ use rumqttc::{AsyncClient, ConnectReturnCode, Event, Packet, QoS};
 
 use super::Ctx;
 use crate::alerts::engine::Notice;
-use crate::homeassistant::sanitize::topic_level;
+use crate::sanitize::topic_level;
 
 /// The topic of a notice. Host ids and rule names are already topic-safe; a label (a mount
 /// point such as `/srv`, a device) becomes one level ([`topic_level`]): `sda` stays `sda`, a

@@ -8,7 +8,7 @@ use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::Unit;
 
-use crate::prometheus::family;
+use super::family;
 use crate::registry::used_percent;
 use crate::store::SharedStore;
 

@@ -7,6 +7,16 @@ use serde::{Deserialize, Serialize};
 
 use crate::registry;
 
+/// The built-in rules' names (a user rule may not take one).
+pub const BUILTIN_NAMES: [&str; 6] = [
+    "host_down",
+    "cpu_temp",
+    "memory_used",
+    "filesystem_used",
+    "job_failed",
+    "reboot",
+];
+
 /// User rules at most.
 pub const MAX_RULES: usize = 100;
 /// Notifiers at most.
@@ -272,7 +282,7 @@ impl AlertSettings {
 
     fn check_rule(&self, r: &UserRule) -> Result<(), Invalid> {
         let name = &r.name;
-        if !valid_name(name) || crate::alerts::rules::BUILTIN_NAMES.contains(&name.as_str()) {
+        if !valid_name(name) || BUILTIN_NAMES.contains(&name.as_str()) {
             return Err((
                 "alerts.rule.name",
                 format!("{name:?}: 1 to {MAX_NAME} of [A-Za-z0-9_-], not a built-in rule's name"),

@@ -6,8 +6,8 @@ use prometheus_client::encoding::DescriptorEncoder;
 use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::metrics::MetricType;
 
-use super::AlertsHandle;
-use crate::prometheus::family;
+use super::family;
+use crate::alerts::AlertsHandle;
 
 #[derive(Debug)]
 pub(crate) struct AlertCollector {

@@ -6,8 +6,10 @@ use std::time::SystemTime;
 use serde::Deserialize;
 use serde_json::{Number, Value};
 
-use crate::http::AppError;
+use crate::http::state::time_in_range;
+#[cfg(test)]
 use crate::validate::MAX_TS_MS;
+use daemon_kit::http_error::AppError;
 
 /// Targets one query may hold (hidden ones not counted).
 pub const MAX_TARGETS: usize = 16;
@@ -87,11 +89,6 @@ pub fn parse_time(text: &str) -> Option<i64> {
     let t = humantime::parse_rfc3339_weak(text).ok()?;
     let ms = t.duration_since(SystemTime::UNIX_EPOCH).ok()?.as_millis();
     i64::try_from(ms).ok()
-}
-
-/// Epoch ms between 1970-01-01 and 2200-01-01: the times a query may name.
-pub fn time_in_range(ms: i64) -> bool {
-    (0..=MAX_TS_MS).contains(&ms)
 }
 
 /// An integer field within `lo..=hi`, else a 400 naming it and its bounds.

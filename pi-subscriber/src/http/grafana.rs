@@ -11,15 +11,14 @@ use broker::JobEvent;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use crate::http::{AppError, AppState};
+use crate::http::state::AppState;
 use crate::registry;
+use daemon_kit::http_error::AppError;
 
 mod query;
 mod request;
 
-pub use request::{
-    parse_time, time_in_range, MAX_DATA_POINTS, MAX_SERIES, MAX_TARGETS, MAX_TOTAL_POINTS,
-};
+pub use request::{parse_time, MAX_DATA_POINTS, MAX_SERIES, MAX_TARGETS, MAX_TOTAL_POINTS};
 
 /// The metric a target may name, and the factor from its unit to the name's: every registry
 /// metric (1), and the seed's `/history` names that are not one
@@ -198,7 +197,7 @@ fn label_values(state: &AppState, name: &str, host: &str) -> Result<Vec<String>,
     }
     let hosts = match host {
         "" | "*" => state.store.host_names()?,
-        h => vec![crate::http::known_host(state, Some(h.to_owned()))?],
+        h => vec![crate::http::state::known_host(state, Some(h.to_owned()))?],
     };
     let mut values = std::collections::BTreeSet::new();
     for h in hosts {

@@ -18,9 +18,10 @@ use super::request::{
     MAX_TARGETS, MAX_TOTAL_POINTS,
 };
 use super::{host_names, job_rows, ALERT_EVENTS, JOB_EVENTS};
-use crate::http::{AppError, AppState};
+use crate::http::state::AppState;
 use crate::registry;
 use crate::tsdb::{Agg, SeriesQuery};
+use daemon_kit::http_error::AppError;
 
 /// One element of the answer.
 #[derive(Debug, Serialize)]
@@ -151,7 +152,6 @@ fn answer(
 
 pub(super) async fn query(
     State(state): State<AppState>,
-    alerts: Option<axum::Extension<crate::alerts::AlertsHandle>>,
     req: Result<Json<QueryRequest>, JsonRejection>,
 ) -> Result<Json<Vec<Answer>>, AppError> {
     let Json(req) = req?;
@@ -189,8 +189,9 @@ pub(super) async fn query(
         };
         let hosts = target_hosts(&target.payload, &req.adhoc_filters, &all);
         if metric == ALERT_EVENTS {
-            let now = crate::ingest::unix_ms_now();
-            let rows = alerts
+            let now = crate::clock::unix_ms_now();
+            let rows = state
+                .alerts
                 .as_ref()
                 .map(|a| a.ranges(&hosts, from, to, now))
                 .unwrap_or_default();
@@ -305,7 +306,7 @@ fn series_answer(
     total: &mut usize,
     out: &mut Vec<Answer>,
 ) -> Result<(), AppError> {
-    let now = crate::ingest::unix_ms_now();
+    let now = crate::clock::unix_ms_now();
     let mut table_rows = Vec::new();
     for host in hosts {
         let q = SeriesQuery {
@@ -320,7 +321,7 @@ fn series_answer(
         let (_, series) = state
             .store
             .series(&q, now)
-            .map_err(crate::http::history_error)?;
+            .map_err(crate::http::state::history_error)?;
         for s in series {
             *total = total.saturating_add(s.points.len());
             if *total > MAX_TOTAL_POINTS {

@@ -6,9 +6,10 @@ use axum::extract::{Query, State};
 use axum::Json;
 use serde::{Deserialize, Serialize};
 
-use crate::http::{to_ms, AppError, AppState};
+use crate::http::state::{to_ms, AppState};
 use crate::registry::{self, Kind, LabelKey, METRICS};
 use crate::tsdb::{Agg, SeriesPoints, SeriesQuery, Tier};
+use daemon_kit::http_error::AppError;
 
 /// The longest `step` a query may ask for (ten years, in seconds).
 const MAX_STEP_S: u64 = 10 * 366 * 86_400;
@@ -121,7 +122,7 @@ pub async fn series(
         ))
     })?;
     let label = p.label(metric)?;
-    let now_ms = crate::ingest::unix_ms_now();
+    let now_ms = crate::clock::unix_ms_now();
     let to = p.to.map_or(now_ms, to_ms);
     let from = p.from.map_or(to.saturating_sub(DEFAULT_RANGE_MS), to_ms);
     if from > to {
@@ -139,7 +140,7 @@ pub async fn series(
         Some(s) => Some(s as i64 * 1000),
         None => None,
     };
-    let host = crate::http::known_host(&state, p.host)?;
+    let host = crate::http::state::known_host(&state, p.host)?;
     let store = state.store.clone();
     let agg = p.agg.unwrap_or_default();
     let answer = tokio::task::spawn_blocking(move || {

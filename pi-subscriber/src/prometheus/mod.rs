@@ -10,7 +10,9 @@
 //! [`escape_label_value`]: a device named `sd"a` or `x\ny` stays one label value and cannot end
 //! the line or forge a series.
 
+mod alerts;
 mod escape;
+mod fs;
 
 use std::sync::Arc;
 
@@ -297,12 +299,12 @@ impl Collector for StoreCollector {
 pub fn registry(store: SharedStore, alerts: Option<crate::alerts::AlertsHandle>) -> Arc<Registry> {
     let mut registry = Registry::with_prefix("server_analytics");
     if let Some(alerts) = alerts {
-        registry.register_collector(Box::new(crate::alerts::prometheus::AlertCollector {
+        registry.register_collector(Box::new(alerts::AlertCollector {
             alerts,
             store: store.clone(),
         }));
     }
-    let filesystems = crate::prometheus_fs::FilesystemCollector {
+    let filesystems = fs::FilesystemCollector {
         store: store.clone(),
     };
     registry.register_collector(Box::new(StoreCollector { store }));
