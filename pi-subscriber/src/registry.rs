@@ -76,7 +76,68 @@ pub struct Metric {
     pub label: Option<LabelKey>,
     /// What a person reads in a chart title or a Home Assistant entity name.
     pub title: &'static str,
+    /// Its family on `/prometheus` (`None`: not exported there).
+    pub prom: Option<Prom>,
     pub extract: fn(&Snapshot, Sink<'_>),
+}
+
+/// A metric's family on `/prometheus`, node_exporter-style: the name under
+/// `server_analytics_` (the encoder adds the unit suffix and a counter's `_total`), its help,
+/// unit, the factor into that base unit, and which of its series are exported.
+#[derive(Debug, Clone, Copy)]
+pub struct Prom {
+    pub name: &'static str,
+    pub help: &'static str,
+    pub unit: Option<PromUnit>,
+    pub scale: Scale,
+    /// `None`: the host-wide value only; `Some(name)`: each device's, under this label name
+    /// (a counter's total is left to PromQL's `sum`).
+    pub per_device: Option<&'static str>,
+}
+
+/// A family's unit (OpenMetrics' `# UNIT` and name suffix).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PromUnit {
+    Bytes,
+    Seconds,
+    Celsius,
+    Ratio,
+}
+
+/// From the registry's unit into the family's base unit.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Scale {
+    Same,
+    Times(f64),
+    Per(f64),
+}
+
+impl Scale {
+    pub fn apply(self, v: f64) -> f64 {
+        match self {
+            Scale::Same => v,
+            Scale::Times(k) => v * k,
+            Scale::Per(k) => v / k,
+        }
+    }
+}
+
+const MIB: f64 = 1024.0 * 1024.0;
+
+const fn prom(
+    name: &'static str,
+    help: &'static str,
+    unit: Option<PromUnit>,
+    scale: Scale,
+    per_device: Option<&'static str>,
+) -> Option<Prom> {
+    Some(Prom {
+        name,
+        help,
+        unit,
+        scale,
+        per_device,
+    })
 }
 
 impl Metric {
@@ -121,6 +182,13 @@ pub static METRICS: &[Metric] = &[
         kind: Kind::Gauge,
         label: None,
         title: "CPU usage",
+        prom: prom(
+            "cpu_usage",
+            "Busy share of all CPUs over the last interval (0-1)",
+            Some(PromUnit::Ratio),
+            Scale::Per(100.0),
+            None,
+        ),
         extract: |s, sink| gauge(sink, "", s.cpu.as_ref().and_then(|c| c.usage_percent)),
     },
     Metric {
@@ -129,6 +197,7 @@ pub static METRICS: &[Metric] = &[
         kind: Kind::Gauge,
         label: Some(LabelKey::Core),
         title: "CPU usage per core",
+        prom: None,
         extract: |s, sink| {
             for (i, v) in s
                 .cpu
@@ -146,6 +215,7 @@ pub static METRICS: &[Metric] = &[
         kind: Kind::Gauge,
         label: None,
         title: "Load (1 min)",
+        prom: prom("load1", "1-minute load average", None, Scale::Same, None),
         extract: |s, sink| gauge(sink, "", s.cpu.as_ref().and_then(|c| c.load_1m)),
     },
     Metric {
@@ -154,6 +224,7 @@ pub static METRICS: &[Metric] = &[
         kind: Kind::Gauge,
         label: None,
         title: "Load (5 min)",
+        prom: prom("load5", "5-minute load average", None, Scale::Same, None),
         extract: |s, sink| gauge(sink, "", s.cpu.as_ref().and_then(|c| c.load_5m)),
     },
     Metric {
@@ -162,6 +233,7 @@ pub static METRICS: &[Metric] = &[
         kind: Kind::Gauge,
         label: None,
         title: "Load (15 min)",
+        prom: prom("load15", "15-minute load average", None, Scale::Same, None),
         extract: |s, sink| gauge(sink, "", s.cpu.as_ref().and_then(|c| c.load_15m)),
     },
     Metric {
@@ -170,6 +242,7 @@ pub static METRICS: &[Metric] = &[
         kind: Kind::Gauge,
         label: None,
         title: "Memory used",
+        prom: None,
         extract: |s, sink| {
             let used = s.memory.as_ref().filter(|m| m.total_mb > 0).map(|m| {
                 100.0 * m.total_mb.saturating_sub(m.available_mb) as f64 / m.total_mb as f64
@@ -183,6 +256,13 @@ pub static METRICS: &[Metric] = &[
         kind: Kind::Gauge,
         label: None,
         title: "Memory available",
+        prom: prom(
+            "memory_available",
+            "MemAvailable",
+            Some(PromUnit::Bytes),
+            Scale::Times(MIB),
+            None,
+        ),
         extract: |s, sink| gauge(sink, "", s.memory.as_ref().map(|m| m.available_mb as f64)),
     },
     Metric {
@@ -191,6 +271,13 @@ pub static METRICS: &[Metric] = &[
         kind: Kind::Gauge,
         label: None,
         title: "Memory total",
+        prom: prom(
+            "memory_total",
+            "MemTotal",
+            Some(PromUnit::Bytes),
+            Scale::Times(MIB),
+            None,
+        ),
         extract: |s, sink| gauge(sink, "", s.memory.as_ref().map(|m| m.total_mb as f64)),
     },
     Metric {
@@ -199,6 +286,13 @@ pub static METRICS: &[Metric] = &[
         kind: Kind::Gauge,
         label: None,
         title: "Swap used",
+        prom: prom(
+            "swap_used",
+            "SwapTotal - SwapFree",
+            Some(PromUnit::Bytes),
+            Scale::Times(MIB),
+            None,
+        ),
         extract: |s, sink| gauge(sink, "", s.memory.as_ref().map(|m| m.swap_used_mb as f64)),
     },
     Metric {
@@ -207,6 +301,13 @@ pub static METRICS: &[Metric] = &[
         kind: Kind::Gauge,
         label: None,
         title: "CPU temperature",
+        prom: prom(
+            "cpu_temperature",
+            "CPU temperature",
+            Some(PromUnit::Celsius),
+            Scale::Same,
+            None,
+        ),
         extract: |s, sink| gauge(sink, "", s.thermal.cpu_temp_c),
     },
     Metric {
@@ -215,6 +316,7 @@ pub static METRICS: &[Metric] = &[
         kind: Kind::Gauge,
         label: Some(LabelKey::Sensor),
         title: "Temperature per sensor",
+        prom: None,
         extract: |s, sink| {
             for (name, t) in &s.thermal.sensors {
                 gauge(sink, name, Some(*t));
@@ -227,6 +329,13 @@ pub static METRICS: &[Metric] = &[
         kind: Kind::Gauge,
         label: None,
         title: "Uptime",
+        prom: prom(
+            "uptime",
+            "Time since the host booted",
+            Some(PromUnit::Seconds),
+            Scale::Same,
+            None,
+        ),
         extract: |s, sink| gauge(sink, "", s.uptime_s),
     },
     Metric {
@@ -235,6 +344,13 @@ pub static METRICS: &[Metric] = &[
         kind: Kind::Counter,
         label: Some(LabelKey::Device),
         title: "Disk read",
+        prom: prom(
+            "disk_read",
+            "Bytes read from a whole disk (512-byte sectors)",
+            Some(PromUnit::Bytes),
+            Scale::Same,
+            Some("device"),
+        ),
         extract: |s, sink| {
             if let Some(d) = &s.disk {
                 sink("", sectors(d.read_sectors));
@@ -250,6 +366,13 @@ pub static METRICS: &[Metric] = &[
         kind: Kind::Counter,
         label: Some(LabelKey::Device),
         title: "Disk write",
+        prom: prom(
+            "disk_written",
+            "Bytes written to a whole disk (512-byte sectors)",
+            Some(PromUnit::Bytes),
+            Scale::Same,
+            Some("device"),
+        ),
         extract: |s, sink| {
             if let Some(d) = &s.disk {
                 sink("", sectors(d.write_sectors));
@@ -265,6 +388,13 @@ pub static METRICS: &[Metric] = &[
         kind: Kind::Counter,
         label: Some(LabelKey::Interface),
         title: "Network received",
+        prom: prom(
+            "network_receive",
+            "Bytes received on an interface",
+            Some(PromUnit::Bytes),
+            Scale::Same,
+            Some("device"),
+        ),
         extract: |s, sink| {
             if let Some(n) = &s.network {
                 sink("", Value::Counter(n.rx_bytes));
@@ -280,6 +410,13 @@ pub static METRICS: &[Metric] = &[
         kind: Kind::Counter,
         label: Some(LabelKey::Interface),
         title: "Network sent",
+        prom: prom(
+            "network_transmit",
+            "Bytes transmitted on an interface",
+            Some(PromUnit::Bytes),
+            Scale::Same,
+            Some("device"),
+        ),
         extract: |s, sink| {
             if let Some(n) = &s.network {
                 sink("", Value::Counter(n.tx_bytes));
@@ -295,6 +432,7 @@ pub static METRICS: &[Metric] = &[
         kind: Kind::Gauge,
         label: Some(LabelKey::Mount),
         title: "Filesystem used",
+        prom: None,
         extract: |s, sink| {
             for (mount, fs) in filesystems(s) {
                 gauge(sink, mount, used_percent(fs));
@@ -307,6 +445,7 @@ pub static METRICS: &[Metric] = &[
         kind: Kind::Gauge,
         label: Some(LabelKey::Mount),
         title: "Filesystem available",
+        prom: None,
         extract: |s, sink| {
             for (mount, fs) in filesystems(s) {
                 gauge(sink, mount, Some(fs.avail_bytes as f64));
@@ -319,6 +458,7 @@ pub static METRICS: &[Metric] = &[
         kind: Kind::Gauge,
         label: Some(LabelKey::Mount),
         title: "Filesystem size",
+        prom: None,
         extract: |s, sink| {
             for (mount, fs) in filesystems(s) {
                 gauge(sink, mount, Some(fs.size_bytes as f64));

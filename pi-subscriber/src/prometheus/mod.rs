@@ -16,7 +16,6 @@ mod fs;
 
 use std::sync::Arc;
 
-use broker::SECTOR_BYTES;
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
 use prometheus_client::metrics::counter::ConstCounter;
@@ -25,6 +24,7 @@ use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::{Registry, Unit};
 use tokio::time::Instant;
 
+use crate::registry::{Kind, PromUnit, Value, METRICS};
 use crate::store::SharedStore;
 pub use escape::escape_label_value;
 use escape::Escaped;
@@ -63,6 +63,54 @@ pub(crate) fn family<M: EncodeMetric>(
 type Gauges<'a> = Vec<(Vec<(&'a str, String)>, ConstGauge<f64>)>;
 type Counters<'a> = Vec<(Vec<(&'a str, String)>, ConstCounter<u64>)>;
 
+/// The OpenMetrics unit of a registry family.
+fn unit(u: PromUnit) -> Unit {
+    match u {
+        PromUnit::Bytes => Unit::Bytes,
+        PromUnit::Seconds => Unit::Seconds,
+        PromUnit::Celsius => Unit::Celsius,
+        PromUnit::Ratio => Unit::Other("ratio".into()),
+    }
+}
+
+impl StoreCollector {
+    /// Every registry metric with a Prometheus family, over every host's newest snapshot: one
+    /// loop, no family written by hand.
+    fn registry_families(
+        &self,
+        e: &mut DescriptorEncoder,
+        hosts: &[(String, crate::store::HostState)],
+    ) -> Result<(), std::fmt::Error> {
+        for metric in METRICS {
+            let Some(p) = metric.prom else { continue };
+            let mut gauges: Gauges = Vec::new();
+            let mut counters: Counters = Vec::new();
+            for (host, hs) in hosts {
+                let Some(s) = &hs.latest else { continue };
+                for (label, value) in metric.values(s) {
+                    let labels = match (p.per_device, label.is_empty()) {
+                        (None, true) => vec![("host", host.clone())],
+                        (Some(name), false) => vec![("host", host.clone()), (name, label)],
+                        _ => continue,
+                    };
+                    match value {
+                        Value::Gauge(g) => gauges.push((labels, ConstGauge::new(p.scale.apply(g)))),
+                        Value::Counter(c) => counters.push((labels, ConstCounter::new(c))),
+                    }
+                }
+            }
+            let u = p.unit.map(unit);
+            match metric.kind {
+                Kind::Gauge => family(e, p.name, p.help, u.as_ref(), MetricType::Gauge, gauges)?,
+                Kind::Counter => {
+                    family(e, p.name, p.help, u.as_ref(), MetricType::Counter, counters)?
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
 impl Collector for StoreCollector {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
         let (Ok(hosts), Ok((stats, _))) = (self.store.hosts(), self.store.counters()) else {
@@ -71,66 +119,13 @@ impl Collector for StoreCollector {
         let now = Instant::now();
         let mut up: Gauges = Vec::new();
         let mut last_seen: Gauges = Vec::new();
-        let mut cpu: Gauges = Vec::new();
-        let mut load: [Gauges; 3] = Default::default();
-        let mut mem_avail: Gauges = Vec::new();
-        let mut mem_total: Gauges = Vec::new();
-        let mut swap_used: Gauges = Vec::new();
-        let mut temp: Gauges = Vec::new();
-        let mut uptime: Gauges = Vec::new();
-        let mut disk_read: Counters = Vec::new();
-        let mut disk_written: Counters = Vec::new();
-        let mut net_rx: Counters = Vec::new();
-        let mut net_tx: Counters = Vec::new();
         for (host, hs) in &hosts {
             let h = || vec![("host", host.clone())];
+            // The one staleness judgment.
             let fresh = !hs.is_stale(now);
             up.push((h(), ConstGauge::new(if fresh { 1.0 } else { 0.0 })));
             if let Some(ms) = hs.last_received_ms {
                 last_seen.push((h(), ConstGauge::new(ms as f64 / 1000.0)));
-            }
-            let Some(s) = &hs.latest else { continue };
-            if let Some(c) = &s.cpu {
-                if let Some(u) = c.usage_percent {
-                    cpu.push((h(), ConstGauge::new(u / 100.0)));
-                }
-                for (i, l) in [c.load_1m, c.load_5m, c.load_15m].into_iter().enumerate() {
-                    if let Some(l) = l {
-                        load[i].push((h(), ConstGauge::new(l)));
-                    }
-                }
-            }
-            if let Some(m) = &s.memory {
-                const MIB: f64 = 1024.0 * 1024.0;
-                mem_avail.push((h(), ConstGauge::new(m.available_mb as f64 * MIB)));
-                mem_total.push((h(), ConstGauge::new(m.total_mb as f64 * MIB)));
-                swap_used.push((h(), ConstGauge::new(m.swap_used_mb as f64 * MIB)));
-            }
-            if let Some(t) = s.thermal.cpu_temp_c {
-                temp.push((h(), ConstGauge::new(t)));
-            }
-            if let Some(u) = s.uptime_s {
-                uptime.push((h(), ConstGauge::new(u)));
-            }
-            if let Some(d) = &s.disk {
-                for (dev, c) in &d.devices {
-                    let l = vec![("host", host.clone()), ("device", dev.clone())];
-                    disk_read.push((
-                        l.clone(),
-                        ConstCounter::new(c.read_sectors.saturating_mul(SECTOR_BYTES)),
-                    ));
-                    disk_written.push((
-                        l,
-                        ConstCounter::new(c.write_sectors.saturating_mul(SECTOR_BYTES)),
-                    ));
-                }
-            }
-            if let Some(n) = &s.network {
-                for (dev, c) in &n.interfaces {
-                    let l = vec![("host", host.clone()), ("device", dev.clone())];
-                    net_rx.push((l.clone(), ConstCounter::new(c.rx_bytes)));
-                    net_tx.push((l, ConstCounter::new(c.tx_bytes)));
-                }
             }
         }
         let e = &mut encoder;
@@ -150,111 +145,7 @@ impl Collector for StoreCollector {
             MetricType::Gauge,
             last_seen,
         )?;
-        family(
-            e,
-            "cpu_usage",
-            "Busy share of all CPUs over the last interval (0-1)",
-            Some(&Unit::Other("ratio".into())),
-            MetricType::Gauge,
-            cpu,
-        )?;
-        let [l1, l5, l15] = load;
-        family(
-            e,
-            "load1",
-            "1-minute load average",
-            None,
-            MetricType::Gauge,
-            l1,
-        )?;
-        family(
-            e,
-            "load5",
-            "5-minute load average",
-            None,
-            MetricType::Gauge,
-            l5,
-        )?;
-        family(
-            e,
-            "load15",
-            "15-minute load average",
-            None,
-            MetricType::Gauge,
-            l15,
-        )?;
-        family(
-            e,
-            "memory_available",
-            "MemAvailable",
-            Some(&Unit::Bytes),
-            MetricType::Gauge,
-            mem_avail,
-        )?;
-        family(
-            e,
-            "memory_total",
-            "MemTotal",
-            Some(&Unit::Bytes),
-            MetricType::Gauge,
-            mem_total,
-        )?;
-        family(
-            e,
-            "swap_used",
-            "SwapTotal - SwapFree",
-            Some(&Unit::Bytes),
-            MetricType::Gauge,
-            swap_used,
-        )?;
-        family(
-            e,
-            "cpu_temperature",
-            "CPU temperature",
-            Some(&Unit::Celsius),
-            MetricType::Gauge,
-            temp,
-        )?;
-        family(
-            e,
-            "uptime",
-            "Time since the host booted",
-            Some(&Unit::Seconds),
-            MetricType::Gauge,
-            uptime,
-        )?;
-        family(
-            e,
-            "disk_read",
-            "Bytes read from a whole disk (512-byte sectors)",
-            Some(&Unit::Bytes),
-            MetricType::Counter,
-            disk_read,
-        )?;
-        family(
-            e,
-            "disk_written",
-            "Bytes written to a whole disk (512-byte sectors)",
-            Some(&Unit::Bytes),
-            MetricType::Counter,
-            disk_written,
-        )?;
-        family(
-            e,
-            "network_receive",
-            "Bytes received on an interface",
-            Some(&Unit::Bytes),
-            MetricType::Counter,
-            net_rx,
-        )?;
-        family(
-            e,
-            "network_transmit",
-            "Bytes transmitted on an interface",
-            Some(&Unit::Bytes),
-            MetricType::Counter,
-            net_tx,
-        )?;
+        self.registry_families(e, &hosts)?;
         let total = |v: u64| vec![(Vec::new(), ConstCounter::new(v))];
         family(
             e,
