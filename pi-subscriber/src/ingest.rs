@@ -1,8 +1,6 @@
 //! The one path every payload takes: validate, store (history and live state), and ask for a
 //! backfill when a gap shows. Shared by the MQTT consumer and the HTTP poller.
 
-use std::time::SystemTime;
-
 use broker::Snapshot;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
@@ -22,12 +20,7 @@ pub struct Ingestor {
     pub alerts: Option<crate::alerts::Feed>,
 }
 
-pub fn unix_ms_now() -> i64 {
-    SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
-}
+pub use daemon_kit::clock::unix_ms_now;
 
 impl Ingestor {
     /// Validates and stores a snapshot payload.

@@ -36,3 +36,44 @@ impl LinkCounters for LinkStats {
         self
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, Default, Clone, Serialize)]
+    struct Health {
+        broker: String,
+        #[serde(flatten)]
+        link: LinkStats,
+        messages_total: u64,
+    }
+
+    impl LinkCounters for Health {
+        fn link_stats(&mut self) -> &mut LinkStats {
+            &mut self.link
+        }
+    }
+
+    /// `/health` keeps its field names: the link's counters sit beside the daemon's own.
+    #[test]
+    fn link_counters_flatten_into_a_daemons_counters() {
+        let stats = crate::stats::Stats::new(Health::default());
+        stats.update(|h| {
+            h.link_stats().connects_total = 2;
+            h.link_stats().last_error = Some("refused".into());
+            h.messages_total = 5;
+        });
+        assert_eq!(
+            serde_json::to_value(stats.snapshot()).unwrap(),
+            serde_json::json!({
+                "broker": "",
+                "connected": false,
+                "connects_total": 2,
+                "connect_errors_total": 0,
+                "last_error": "refused",
+                "messages_total": 5
+            })
+        );
+    }
+}
