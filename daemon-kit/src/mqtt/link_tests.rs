@@ -113,3 +113,36 @@ async fn a_refused_connect_is_counted_with_its_reason_and_never_as_a_connect() {
         "{s:?}"
     );
 }
+
+/// `next` sits in `select!`s that drop it whenever something else is ready first: a dropped
+/// call loses no event and no connect, and the backoff wait is kept, not restarted.
+#[tokio::test]
+async fn next_dropped_half_way_loses_nothing() {
+    let port = ack_and_close().await;
+    let options = ClientOptions::new("link-test", "127.0.0.1", port)
+        .build()
+        .unwrap();
+    let (_client, eventloop) = AsyncClient::new(options, 4);
+    let stats: Stats<LinkStats> = Stats::default();
+    let mut link = Link::new(eventloop, stats.clone(), "test broker");
+    let (mut connacks, mut errors, mut dropped) = (0u64, 0u64, 0u64);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while errors < 2 {
+        assert!(
+            Instant::now() < deadline,
+            "{connacks} ConnAcks, {errors} errors"
+        );
+        match tokio::time::timeout(ms(1), link.next()).await {
+            Err(_) => dropped += 1,
+            Ok(Ok(Event::Incoming(Packet::ConnAck(_)))) => connacks += 1,
+            Ok(Ok(_)) => {}
+            Ok(Err(_)) => errors += 1,
+        }
+    }
+    assert!(dropped > 10, "the waits were interrupted ({dropped})");
+    let s = stats.snapshot();
+    assert_eq!(
+        (connacks, s.connects_total, s.connect_errors_total),
+        (2, 2, 2)
+    );
+}
