@@ -1,11 +1,3 @@
-//! The Pi's wall clock, in the one unit every table and answer uses.
+//! The Pi's wall clock: daemon-kit's one clock helper, in Unix milliseconds.
 
-use std::time::SystemTime;
-
-/// Now, in Unix milliseconds (0 before 1970).
-pub fn unix_ms_now() -> i64 {
-    SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
-}
+pub use daemon_kit::clock::unix_ms_now;

@@ -456,5 +456,25 @@ impl Settings {
     }
 }
 
+impl MqttSettings {
+    /// The client options of `[mqtt]` (or of a connection derived from it, as Home Assistant's
+    /// and the alert notifier's): address, client id, login, TLS and packet limits.
+    pub fn client_options(&self) -> daemon_kit::mqtt::ClientOptions {
+        let login = match (&self.username, &self.password) {
+            (Some(u), Some(p)) => Some((u.as_str(), p.as_str())),
+            _ => None,
+        };
+        daemon_kit::mqtt::ClientOptions::new(&self.client_id, &self.host, self.port)
+            .keep_alive(self.keep_alive)
+            // Read packets far over our own payload limit, so an oversize payload is read,
+            // refused and counted: over rumqttc's limit it would drop the connection instead (and
+            // a retained one would do so on every reconnect, forever). Outgoing: Home Assistant's
+            // states and configs, the alert notices (a few KiB).
+            .max_packet_size(self.max_packet_size, 256 * 1024)
+            .login(login)
+            .tls(self.tls, self.ca_file.clone(), "mqtt.ca_file")
+    }
+}
+
 #[cfg(test)]
 mod tests;

@@ -20,7 +20,7 @@ pub struct Ingestor {
     pub alerts: Option<crate::alerts::Feed>,
 }
 
-pub use crate::clock::unix_ms_now;
+pub use daemon_kit::clock::unix_ms_now;
 
 impl Ingestor {
     /// Validates and stores a snapshot payload.

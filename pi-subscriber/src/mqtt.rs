@@ -1,18 +1,17 @@
 //! The MQTT consumer: subscribes to `<prefix>/+/{snapshot,status,events}` at QoS 1 on every
 //! ConnAck (clean session: the only way rumqttd replays retained snapshots), reconnects
-//! forever with backoff and jitter, and feeds every payload through the [`Ingestor`].
+//! forever with backoff and jitter (`daemon_kit::mqtt::Link`), and feeds every payload through the [`Ingestor`].
 //!
 //! A clean session also means that job events published while this Pi was away are not
 //! kept for it: on every SubAck it asks the poller to reconcile, i.e. to fetch the
 //! publishers' newest `/events` over HTTP (the store drops duplicates by run id and kind).
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use broker::Topics;
-use daemon_kit::backoff::Backoff;
+use daemon_kit::mqtt::{Link, LinkCounters, LinkStats};
 use daemon_kit::stats::Stats;
-use rumqttc::{AsyncClient, ConnectionError, Event, MqttOptions, Packet, QoS};
+use rumqttc::{AsyncClient, ConnectionError, Event, Packet, QoS};
 use serde::Serialize;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
@@ -26,13 +25,18 @@ use crate::ingest_queue::IngestQueue;
 pub struct MqttState {
     pub enabled: bool,
     pub broker: String,
-    pub connected: bool,
-    pub connects_total: u64,
-    pub connect_errors_total: u64,
+    /// `connected`, `connects_total`, `connect_errors_total`, `last_error`.
+    #[serde(flatten)]
+    pub link: LinkStats,
     pub messages_total: u64,
     /// `/events` reconciliations done after a (re)subscription.
     pub reconciles_total: u64,
-    pub last_error: Option<String>,
+}
+
+impl LinkCounters for MqttState {
+    fn link_stats(&mut self) -> &mut LinkStats {
+        &mut self.link
+    }
 }
 
 /// The consumer's counters, shared with `/health` and the poller (a handle: callers use its
@@ -55,26 +59,9 @@ impl SharedMqtt {
         });
     }
 
-    pub fn connected(&self) {
-        self.update(|s| {
-            s.connected = true;
-            s.connects_total += 1;
-            s.last_error = None;
-        });
-    }
-
-    /// A connection attempt failed or the connection dropped.
-    pub fn disconnected(&self, reason: String) {
-        self.update(|s| {
-            s.connected = false;
-            s.connect_errors_total += 1;
-            s.last_error = Some(reason);
-        });
-    }
-
     /// The consumer cannot start at all.
     pub fn failed(&self, reason: String) {
-        self.update(|s| s.last_error = Some(reason));
+        self.update(|s| s.link.last_error = Some(reason));
     }
 
     pub fn message(&self) {
@@ -92,27 +79,6 @@ impl SharedMqtt {
     }
 }
 
-pub(crate) fn options(settings: &MqttSettings) -> Result<MqttOptions, daemon_kit::tls::TlsError> {
-    let mut o = MqttOptions::new(&settings.client_id, &settings.host, settings.port);
-    // Read packets far over our own payload limit, so an oversize payload is read, refused
-    // and counted: over rumqttc's limit it would drop the connection instead (and a retained
-    // one would do so on every reconnect, forever). Outgoing: Home Assistant's states and
-    // configs, the alert notices (a few KiB).
-    o.set_keep_alive(settings.keep_alive)
-        .set_clean_session(true)
-        .set_max_packet_size(settings.max_packet_size, 256 * 1024);
-    if let (Some(u), Some(p)) = (&settings.username, &settings.password) {
-        o.set_credentials(u, p);
-    }
-    if settings.tls {
-        let tls = daemon_kit::tls::client_config(settings.ca_file.as_deref(), "mqtt.ca_file")?;
-        o.set_transport(rumqttc::Transport::tls_with_config(
-            rumqttc::TlsConfiguration::Rustls(Arc::new(tls)),
-        ));
-    }
-    Ok(o)
-}
-
 pub async fn run(
     settings: MqttSettings,
     ingestor: Ingestor,
@@ -120,7 +86,7 @@ pub async fn run(
     reconcile: Arc<Notify>,
     shutdown: CancellationToken,
 ) {
-    let options = match options(&settings) {
+    let options = match settings.client_options().build() {
         Ok(o) => o,
         Err(error) => {
             tracing::error!(%error, "MQTT disabled: cannot set up TLS");
@@ -137,22 +103,20 @@ pub async fn run(
             return;
         }
     };
-    let (client, mut eventloop) = AsyncClient::new(options, 16);
+    let (client, eventloop) = AsyncClient::new(options, 16);
+    let mut link = Link::new(eventloop, state.state.clone(), "MQTT broker")
+        .meanwhile("HTTP polling covers the gap");
     let filters = Topics::all_hosts(&settings.topic_prefix);
     let prefix = settings.topic_prefix.clone();
-    let mut backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(30));
-    let mut outage_logged = false;
     state.started(format!("{}:{}", settings.host, settings.port));
     tracing::info!(broker = %format!("{}:{}", settings.host, settings.port), client_id = %settings.client_id, "MQTT subscribing");
     loop {
         let polled = tokio::select! {
             _ = shutdown.cancelled() => break,
-            polled = eventloop.poll() => polled,
+            polled = link.next() => polled,
         };
         match polled {
-            Ok(Event::Incoming(Packet::ConnAck(ack))) => {
-                backoff.reset();
-                outage_logged = false;
+            Ok(Event::Incoming(Packet::ConnAck(_))) => {
                 // rumqttc does not resubscribe by itself; with a clean session nothing is kept.
                 let subscribed = client.try_subscribe_many(
                     filters
@@ -162,8 +126,6 @@ pub async fn run(
                 if let Err(error) = subscribed {
                     tracing::warn!(%error, "cannot queue the subscription");
                 }
-                tracing::info!(session_present = ack.session_present, "MQTT connected");
-                state.connected();
             }
             Ok(Event::Incoming(Packet::SubAck(_))) => {
                 // Subscribed: from now on events arrive here; those published before, while
@@ -176,23 +138,8 @@ pub async fn run(
             }
             Ok(_) => {}
             Err(ConnectionError::RequestsDone) => break,
-            Err(error) => {
-                let reason = match &error {
-                    ConnectionError::MqttState(rumqttc::StateError::ConnectionAborted) => {
-                        "connection closed by the broker (wrong credentials?)".to_owned()
-                    }
-                    other => other.to_string(),
-                };
-                if !outage_logged {
-                    tracing::warn!(%reason, "MQTT unreachable; retrying with backoff (HTTP polling covers the gap)");
-                    outage_logged = true;
-                }
-                state.disconnected(reason);
-                tokio::select! {
-                    _ = shutdown.cancelled() => break,
-                    _ = tokio::time::sleep(backoff.next_jittered()) => {}
-                }
-            }
+            // Counted and logged by the link, which waits out its backoff on the next call.
+            Err(_) => {}
         }
     }
     let _ = client.try_disconnect();
@@ -227,7 +174,7 @@ pub fn handle(ingestor: &Ingestor, queue: &IngestQueue, prefix: &str, topic: &st
             if let Ok(text @ ("online" | "offline")) = std::str::from_utf8(payload) {
                 let _ = ingestor
                     .store
-                    .set_status(host, text, crate::clock::unix_ms_now());
+                    .set_status(host, text, daemon_kit::clock::unix_ms_now());
             }
         }
         "events" => {

@@ -9,7 +9,7 @@
 use std::collections::VecDeque;
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use broker::{JobEnd, JobEvent, JobStart};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -18,7 +18,7 @@ use tokio::signal::unix::{signal, SignalKind};
 
 use crate::config::Settings;
 use crate::events::EventLog;
-use crate::sampler::unix_ms;
+use daemon_kit::clock::unix_ms_now;
 
 /// The last `capacity` bytes of a stream.
 #[derive(Debug)]
@@ -94,7 +94,7 @@ pub async fn run_job(settings: &Settings, name: Option<String>, command: Vec<Str
             .unwrap_or_else(|| program.clone())
     });
     let run_id = uuid::Uuid::new_v4().simple().to_string();
-    let start_ts_ms = unix_ms(SystemTime::now());
+    let start_ts_ms = unix_ms_now();
     let started = Instant::now();
     record(
         &log,
@@ -164,7 +164,7 @@ pub async fn run_job(settings: &Settings, name: Option<String>, command: Vec<Str
             }
         }
     };
-    let end_ts_ms = unix_ms(SystemTime::now());
+    let end_ts_ms = unix_ms_now();
     let output_tail = tail.lock().map(|t| t.text()).unwrap_or_default();
     record(
         &log,

@@ -8,7 +8,9 @@
 //! always fill a gap; during the outage `/health` turns stale and names the error.
 
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
+
+use daemon_kit::clock::unix_ms;
 
 use broker::{Snapshot, SNAPSHOT_VERSION};
 use serde::Serialize;
@@ -37,12 +39,6 @@ pub struct SamplerStats {
     /// When the newest stored sample was taken, on the monotonic clock (not serialized).
     #[serde(skip)]
     pub last_sample_at: Option<Instant>,
-}
-
-pub fn unix_ms(t: SystemTime) -> i64 {
-    t.duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
 }
 
 #[derive(Debug)]
@@ -175,6 +171,7 @@ mod tests {
     use super::*;
     use std::path::Path;
     use std::sync::Mutex;
+    use std::time::SystemTime;
 
     use crate::collectors::filesystem::Selection;
     use crate::collectors::statvfs::{FsStats, Prober};

@@ -1,5 +1,5 @@
-//! The Home Assistant connection: the only task that polls rumqttc's event loop. It never
-//! waits on anything but the event loop (and its backoff): what it learns goes into an
+//! The Home Assistant connection: the only task that polls rumqttc's event loop (through
+//! `daemon_kit::mqtt::Link`). It never waits on anything but the event loop (and its backoff): what it learns goes into an
 //! [`Inbox`] under a short lock and wakes the publishing task, which never waits on rumqttc's
 //! request queue either (`outbox`). Two tasks that each await the other's bounded queue
 //! deadlock (issue 18, item 7); these two cannot.
@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use daemon_kit::backoff::Backoff;
+use daemon_kit::mqtt::Link as MqttLink;
 use rumqttc::{ConnectionError, Event, Outgoing, Packet};
 use tokio::sync::Notify;
 use tokio::time::Instant;
@@ -119,7 +119,7 @@ pub struct Link {
 
 /// Polls the connection until stopped: reconnects with backoff, reports connections, HA's
 /// `online`, the retained configs found while sweeping and every acknowledgement.
-pub async fn run(mut eventloop: rumqttc::EventLoop, link: Link) {
+pub async fn run(eventloop: rumqttc::EventLoop, link: Link) {
     let Link {
         ctx,
         status_topic,
@@ -128,22 +128,15 @@ pub async fn run(mut eventloop: rumqttc::EventLoop, link: Link) {
         shared,
         stop,
     } = link;
-    let mut backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(30));
-    let mut outage_logged = false;
+    let mut conn = MqttLink::new(eventloop, shared.stats(), "Home Assistant broker");
     loop {
         let polled = tokio::select! {
             _ = stop.cancelled() => break,
-            polled = eventloop.poll() => polled,
+            polled = conn.next() => polled,
         };
         match polled {
+            // Counted by the link.
             Ok(Event::Incoming(Packet::ConnAck(_))) => {
-                backoff.reset();
-                outage_logged = false;
-                tracing::info!("Home Assistant broker connected");
-                shared.update(|h| {
-                    h.connects_total += 1;
-                    h.last_error = None;
-                });
                 inbox.post(|n| {
                     n.connects += 1;
                     n.session = true;
@@ -178,7 +171,7 @@ pub async fn run(mut eventloop: rumqttc::EventLoop, link: Link) {
             }
             Ok(Event::Incoming(Packet::PubAck(_))) => {
                 shared.update(|h| h.published_total += 1);
-                let inflight = eventloop.state.inflight();
+                let inflight = conn.inflight();
                 inbox.post(|n| {
                     n.acked += 1;
                     n.inflight = inflight;
@@ -186,29 +179,18 @@ pub async fn run(mut eventloop: rumqttc::EventLoop, link: Link) {
             }
             // A request left rumqttc's queue: room for the publishing task.
             Ok(Event::Outgoing(Outgoing::Publish(_))) => {
-                let inflight = eventloop.state.inflight();
+                let inflight = conn.inflight();
                 inbox.post(|n| n.inflight = inflight);
             }
             Ok(Event::Outgoing(Outgoing::Disconnect)) => break,
             Ok(_) => {}
             Err(ConnectionError::RequestsDone) => break,
-            Err(error) => {
-                if !outage_logged {
-                    tracing::warn!(%error, "Home Assistant broker unreachable; retrying with backoff");
-                    outage_logged = true;
-                }
-                shared.update(|h| {
-                    h.connect_errors_total += 1;
-                    h.last_error = Some(error.to_string());
-                });
+            // Counted and logged by the link, which waits out its backoff on the next call.
+            Err(_) => {
                 inbox.post(|n| {
                     n.session = false;
                     n.inflight = 0;
                 });
-                tokio::select! {
-                    _ = stop.cancelled() => break,
-                    _ = tokio::time::sleep(backoff.next_jittered()) => {}
-                }
             }
         }
     }

@@ -20,8 +20,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use daemon_kit::mqtt::{LinkCounters, LinkStats};
 use daemon_kit::stats::Stats;
-use rumqttc::{AsyncClient, LastWill, QoS};
+use rumqttc::{AsyncClient, QoS};
 use serde::Serialize;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -49,11 +50,11 @@ const STALL_AT_LEAST: Duration = Duration::from_secs(10);
 #[derive(Debug, Default, Clone, Serialize)]
 pub struct HaHealth {
     pub broker: String,
-    /// A session is up and what is sent is acknowledged (nothing waits unacknowledged for
-    /// 2 × `keep_alive`).
-    pub connected: bool,
-    pub connects_total: u64,
-    pub connect_errors_total: u64,
+    /// `connected` (here: a session is up and what is sent is acknowledged, nothing waits
+    /// unacknowledged for 2 × `keep_alive`), `connects_total`, `connect_errors_total`,
+    /// `last_error`.
+    #[serde(flatten)]
+    pub link: LinkStats,
     /// Messages the broker acknowledged.
     pub published_total: u64,
     /// Messages waiting to be handed to the connection (the newest per topic).
@@ -68,7 +69,12 @@ pub struct HaHealth {
     pub too_large_total: u64,
     #[serde(flatten)]
     pub tracker: TrackerStats,
-    pub last_error: Option<String>,
+}
+
+impl LinkCounters for HaHealth {
+    fn link_stats(&mut self) -> &mut LinkStats {
+        &mut self.link
+    }
 }
 
 /// The task's counters, shared with `/health` (a handle: a poisoned lock only loses counts).
@@ -80,6 +86,11 @@ pub struct SharedHa {
 impl SharedHa {
     fn update(&self, f: impl FnOnce(&mut HaHealth)) {
         self.health.update(f);
+    }
+
+    /// The handle the connection counts into.
+    fn stats(&self) -> Stats<HaHealth> {
+        self.health.clone()
     }
 
     /// The counters as of now.
@@ -142,20 +153,18 @@ async fn run(
     shared: SharedHa,
     shutdown: CancellationToken,
 ) {
-    let mut options = match crate::mqtt::options(&broker) {
+    let options = broker
+        .client_options()
+        .last_will(ctx.pi_availability(), "offline", true)
+        .build();
+    let options = match options {
         Ok(o) => o,
         Err(error) => {
             tracing::error!(%error, "Home Assistant discovery disabled: cannot set up TLS");
-            shared.update(|h| h.last_error = Some(error.to_string()));
+            shared.update(|h| h.link.last_error = Some(error.to_string()));
             return;
         }
     };
-    options.set_last_will(LastWill::new(
-        ctx.pi_availability(),
-        "offline",
-        QoS::AtLeastOnce,
-        true,
-    ));
     let (client, eventloop) = AsyncClient::new(options, REQUEST_QUEUE);
     let stop = CancellationToken::new();
     let status_topic = format!("{}/status", ctx.discovery_prefix);
@@ -247,9 +256,9 @@ async fn run(
         shared.update(|h| {
             h.tracker = stats;
             h.queued = queued;
-            h.connected = session && !stalled;
+            h.link.connected = session && !stalled;
             if session && stalled {
-                h.last_error = Some(format!(
+                h.link.last_error = Some(format!(
                     "nothing acknowledged by the broker for {:?} with {queued} messages queued",
                     flow.stall_after()
                 ));
@@ -266,7 +275,7 @@ async fn run(
     let _ = tokio::time::timeout(Duration::from_secs(2), client.disconnect()).await;
     let _ = tokio::time::timeout(Duration::from_secs(3), poller).await;
     stop.cancel();
-    shared.update(|h| h.connected = false);
+    shared.update(|h| h.link.connected = false);
     tracing::info!("Home Assistant discovery stopped");
 }
 

@@ -1,10 +1,9 @@
 //! Where the publisher connects and how: broker address (the embedded one or `[broker]`'s),
 //! client id, topics, packet limits, last will, login and TLS.
 
-use std::sync::Arc;
-
 use broker::{BrokerMode, BrokerSettings, Topics};
-use rumqttc::{LastWill, MqttOptions, QoS};
+use daemon_kit::mqtt::ClientOptions;
+use rumqttc::MqttOptions;
 
 /// Where to connect and how, resolved from the settings and, in embedded mode, the broker
 /// that was started.
@@ -50,35 +49,23 @@ impl ClientSettings {
     }
 
     pub(super) fn options(&self) -> Result<MqttOptions, MqttError> {
-        let mut options = MqttOptions::new(&self.client_id, &self.host, self.port);
-        options
-            .set_keep_alive(self.settings.keep_alive)
-            .set_clean_session(true)
-            .set_max_packet_size(self.max_packet(), self.max_packet())
+        Ok(ClientOptions::new(&self.client_id, &self.host, self.port)
+            .keep_alive(self.settings.keep_alive)
+            .max_packet_size(self.max_packet(), self.max_packet())
             // If the publisher dies without a word, an external broker says so for it.
-            .set_last_will(LastWill::new(
-                &self.topics.status,
-                "offline",
-                QoS::AtLeastOnce,
-                true,
-            ));
-        if let Some((user, pass)) = self.settings.credentials() {
-            options.set_credentials(user, pass);
-        }
-        if self.settings.mode == BrokerMode::External && self.settings.tls {
-            options.set_transport(rumqttc::Transport::tls_with_config(
-                rumqttc::TlsConfiguration::Rustls(Arc::new(daemon_kit::tls::client_config(
-                    self.settings.ca_file.as_deref(),
-                    "broker.ca_file",
-                )?)),
-            ));
-        }
-        Ok(options)
+            .last_will(&self.topics.status, "offline", true)
+            .login(self.settings.credentials())
+            .tls(
+                self.settings.mode == BrokerMode::External && self.settings.tls,
+                self.settings.ca_file.clone(),
+                "broker.ca_file",
+            )
+            .build()?)
     }
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum MqttError {
     #[error(transparent)]
-    Tls(#[from] daemon_kit::tls::TlsError),
+    Options(#[from] daemon_kit::mqtt::OptionsError),
 }

@@ -1,10 +1,10 @@
 //! Publishing to MQTT: the latest snapshot (retained, QoS 1), `online`/`offline` status
 //! (retained) and job events (QoS 1, at least once), to the embedded broker or an external one.
 //!
-//! One task polls rumqttc's event loop ([`Link`], with exponential backoff and jitter between
-//! failed connects) and reacts to connects, acks, new snapshots and new events. Publishing
-//! uses `try_publish` only, so nothing here ever waits on the network: while the broker is
-//! away, sampling, the ring and HTTP carry on, and on reconnect the newest snapshot and every
+//! One task polls rumqttc's event loop (`daemon_kit::mqtt::Link`, with exponential backoff
+//! and jitter between failed connects, and the link's counters) and reacts to connects, acks,
+//! new snapshots and new events. Publishing uses `try_publish` only, so nothing here ever
+//! waits on the network: while the broker is away, sampling, the ring and HTTP carry on, and on reconnect the newest snapshot and every
 //! event after the acknowledged cursor go out ([`crate::delivery`]). Snapshots taken while
 //! disconnected are not replayed over MQTT; a subscriber backfills them from `/history`.
 
@@ -23,12 +23,11 @@ use crate::delivery::{
 use crate::events::EventLog;
 
 mod client;
-mod link;
 
 use crate::sampler::Latest;
 pub use client::{ClientSettings, MqttError};
+use daemon_kit::mqtt::{Link, LinkCounters, LinkStats};
 use daemon_kit::stats::Stats;
-use link::{reason, Link};
 
 /// Room in rumqttc's request queue. A full queue (broker away, or 100 publishes unacked)
 /// makes `try_publish` fail at once, which is counted, never waited on.
@@ -45,9 +44,9 @@ pub struct MqttStats {
     pub mode: &'static str,
     /// `host:port` of the broker published to.
     pub broker: String,
-    pub connected: bool,
-    pub connects_total: u64,
-    pub connect_errors_total: u64,
+    /// `connected`, `connects_total`, `connect_errors_total`, `last_error`.
+    #[serde(flatten)]
+    pub link: LinkStats,
     pub snapshots_published_total: u64,
     /// Snapshots not handed to the client (queue full or too large); still in the ring.
     pub snapshots_dropped_total: u64,
@@ -57,7 +56,12 @@ pub struct MqttStats {
     pub events_acked_total: u64,
     /// Job events sent on this connection and not acknowledged yet.
     pub events_in_flight: u64,
-    pub last_error: Option<String>,
+}
+
+impl LinkCounters for MqttStats {
+    fn link_stats(&mut self) -> &mut LinkStats {
+        &mut self.link
+    }
 }
 
 struct Publisher {
@@ -237,7 +241,12 @@ pub async fn run(
 ) -> Result<(), MqttError> {
     let options = client_settings.options()?;
     let (client, eventloop) = AsyncClient::new(options, REQUEST_QUEUE);
-    let mut link = Link::new(eventloop);
+    let mut link = Link::new(eventloop, stats.clone(), "MQTT broker")
+        .meanwhile("sampling and HTTP carry on")
+        // Unacknowledged publishes of an earlier connection are the publisher's to send
+        // again (events from the acked cursor), never rumqttc's: its re-sends would carry ids
+        // the tracker no longer knows.
+        .drop_unsent_on_reconnect();
     stats.update(|s| {
         s.mode = match client_settings.settings.mode {
             BrokerMode::Embedded => "embedded",
@@ -265,7 +274,6 @@ pub async fn run(
     tracing::info!(broker = %format!("{}:{}", client_settings.host, client_settings.port), topic = %publisher.topics.snapshot, "MQTT publishing");
     let embedded = client_settings.settings.mode == BrokerMode::Embedded;
     let mut connected = false;
-    let mut outage_logged = false;
     let mut event_tick = tokio::time::interval(EVENT_POLL);
     event_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -277,9 +285,6 @@ pub async fn run(
                         continue;
                     }
                     connected = true;
-                    outage_logged = false;
-                    tracing::info!(session_present = ack.session_present, "MQTT connected");
-                    publisher.stat(|s| { s.connected = true; s.connects_total += 1; s.last_error = None; });
                     publisher.connected();
                     publisher.publish_status("online");
                     // Subscribed to our own status so that at shutdown we can tell when
@@ -299,17 +304,10 @@ pub async fn run(
                 }
                 Ok(_) => {}
                 Err(ConnectionError::RequestsDone) => break,
-                Err(error) => {
-                    let reason = reason(&error);
-                    if connected || !outage_logged {
-                        tracing::warn!(%reason, "MQTT broker unreachable; retrying with backoff (sampling and HTTP carry on)");
-                        outage_logged = true;
-                    } else {
-                        tracing::debug!(%reason, "MQTT connect failed");
-                    }
+                // Counted and logged by the link.
+                Err(_) => {
                     connected = false;
                     publisher.disconnected();
-                    publisher.stat(|s| { s.connected = false; s.connect_errors_total += 1; s.last_error = Some(reason); });
                 }
             },
             changed = latest.changed() => {

@@ -3,7 +3,7 @@
 //! reminder, so Alertmanager keeps it while the Pi keeps re-sending it (`repeat_interval`) and
 //! lets it expire if the Pi goes quiet; a resolved one ends now.
 
-use std::time::{Duration, UNIX_EPOCH};
+use std::time::Duration;
 
 use serde_json::json;
 
@@ -11,8 +11,7 @@ use super::{check, Ctx};
 use crate::alerts::engine::Notice;
 
 fn rfc3339(ms: i64) -> String {
-    let t = UNIX_EPOCH + Duration::from_millis(u64::try_from(ms).unwrap_or(0));
-    humantime::format_rfc3339_millis(t).to_string()
+    humantime::format_rfc3339_millis(daemon_kit::clock::from_unix_ms(ms)).to_string()
 }
 
 pub fn body(n: &Notice, repeat_interval: Duration) -> serde_json::Value {

@@ -12,6 +12,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use daemon_kit::backoff::Backoff;
 use serde::Serialize;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -19,7 +20,8 @@ use tokio_util::sync::CancellationToken;
 use super::config::{AlertSettings, Notifier, NotifierKind};
 use super::engine::Notice;
 
-/// First retry delay; doubles per attempt up to [`MAX_BACKOFF`], ±50 % jitter.
+/// First retry delay; doubles per attempt up to [`MAX_BACKOFF`], each wait drawn from
+/// 50–100 % of its step (`daemon_kit::backoff`).
 pub const FIRST_BACKOFF: Duration = Duration::from_millis(500);
 pub const MAX_BACKOFF: Duration = Duration::from_secs(60);
 /// Response bodies read at most (only for error messages).
@@ -96,13 +98,6 @@ pub(super) async fn check(mut resp: reqwest::Response) -> Result<(), String> {
     Err(format!("HTTP {status}: {}", String::from_utf8_lossy(&body)))
 }
 
-fn backoff(attempt: u32) -> Duration {
-    let base = FIRST_BACKOFF
-        .saturating_mul(1u32 << attempt.min(16))
-        .min(MAX_BACKOFF);
-    base.mul_f64(0.5 + fastrand::f64())
-}
-
 async fn worker(
     queue: Queue,
     mut rx: mpsc::Receiver<Notice>,
@@ -132,6 +127,7 @@ async fn worker(
             _ = shutdown.cancelled() => return,
             n = rx.recv() => match n { Some(n) => n, None => return },
         };
+        let mut backoff = Backoff::new(FIRST_BACKOFF, MAX_BACKOFF);
         for attempt in 1..=max_attempts {
             let sent = tokio::select! {
                 _ = shutdown.cancelled() => return,
@@ -151,7 +147,7 @@ async fn worker(
                     tracing::info!(kind = ctx.notifier.kind.as_str(), host = %n.host, rule = %n.rule, %error, "notification failed; retrying");
                     tokio::select! {
                         _ = shutdown.cancelled() => return,
-                        _ = tokio::time::sleep(backoff(attempt - 1)) => {}
+                        _ = tokio::time::sleep(backoff.next_jittered()) => {}
                     }
                 }
             }

@@ -2,7 +2,9 @@
 //! Pi's own broker (`[mqtt]`), so any subscriber (Home Assistant, Node-RED, a phone app) sees
 //! what fires now and what was resolved. One short connection per notice: alerts are rare.
 
-use rumqttc::{AsyncClient, ConnectReturnCode, Event, Packet, QoS};
+use daemon_kit::mqtt::{reason, Link, LinkStats};
+use daemon_kit::stats::Stats;
+use rumqttc::{AsyncClient, Event, Packet, QoS};
 
 use super::Ctx;
 use crate::alerts::engine::Notice;
@@ -32,8 +34,18 @@ pub async fn send(ctx: &Ctx<'_>, n: &Notice) -> Result<(), String> {
     };
     let mut settings = mqtt.clone();
     settings.client_id = format!("{}-alerts", settings.client_id);
-    let options = crate::mqtt::options(&settings).map_err(|e| e.to_string())?;
-    let (client, mut events) = AsyncClient::new(options, 4);
+    let options = settings
+        .client_options()
+        .build()
+        .map_err(|e| e.to_string())?;
+    let (client, eventloop) = AsyncClient::new(options, 4);
+    // The link's counters are this notice's alone: what `/health` shows of the notifier is
+    // its sent/retried/failed counts.
+    let mut link = Link::new(
+        eventloop,
+        Stats::<LinkStats>::default(),
+        "alert MQTT broker",
+    );
     let payload = serde_json::to_vec(n).map_err(|e| e.to_string())?;
     let topic = topic(&settings.topic_prefix, n);
     client
@@ -42,13 +54,11 @@ pub async fn send(ctx: &Ctx<'_>, n: &Notice) -> Result<(), String> {
         .map_err(|e| format!("{topic}: {e}"))?;
     let acked = tokio::time::timeout(ctx.notifier.timeout, async {
         loop {
-            match events.poll().await {
+            match link.next().await {
                 Ok(Event::Incoming(Packet::PubAck(_))) => return Ok(()),
-                Ok(Event::Incoming(Packet::ConnAck(c))) if c.code != ConnectReturnCode::Success => {
-                    return Err(format!("{topic}: broker refused: {:?}", c.code));
-                }
                 Ok(_) => {}
-                Err(e) => return Err(format!("{topic}: {e}")),
+                // A refused login is an error here too (`Connection refused, return code: ..`).
+                Err(e) => return Err(format!("{topic}: {}", reason(&e))),
             }
         }
     })
@@ -56,7 +66,7 @@ pub async fn send(ctx: &Ctx<'_>, n: &Notice) -> Result<(), String> {
     .map_err(|_| format!("{topic}: no PUBACK within the timeout"))?;
     if acked.is_ok() {
         let _ = client.try_disconnect();
-        let _ = tokio::time::timeout(std::time::Duration::from_millis(200), events.poll()).await;
+        let _ = tokio::time::timeout(std::time::Duration::from_millis(200), link.next()).await;
     }
     acked
 }
