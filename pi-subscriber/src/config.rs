@@ -10,6 +10,9 @@ use serde::{Deserialize, Serialize};
 
 pub use daemon_kit::settings::SettingsError;
 
+/// Live samples a host may store per second at most (`history.max_samples_per_s`).
+pub const DEFAULT_MAX_SAMPLES_PER_S: u32 = 10;
+
 pub mod alerts;
 pub mod bytes;
 pub mod homeassistant;
@@ -216,7 +219,7 @@ impl Default for HistorySettings {
             max_hosts: 64,
             persist: true,
             forget_after: Duration::from_secs(7 * 86_400),
-            max_samples_per_s: crate::store::DEFAULT_MAX_SAMPLES_PER_S,
+            max_samples_per_s: DEFAULT_MAX_SAMPLES_PER_S,
             max_disk: 2 << 30,
         }
     }

@@ -13,7 +13,6 @@ pub mod http;
 pub use http::{grafana, series};
 pub mod ingest;
 pub mod ingest_queue;
-pub mod migrate;
 pub mod mqtt;
 pub mod poller;
 pub mod prometheus;
@@ -35,97 +34,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::Settings;
 use crate::ingest::Ingestor;
-use crate::store::{SharedStore, Store};
-use crate::tsdb::Tsdb;
-
-/// Forgets the hosts silent for `forget_after`, checking a few times per `forget_after` (at
-/// most once a minute).
-async fn forget_silent_hosts(
-    store: SharedStore,
-    forget_after: Duration,
-    shutdown: CancellationToken,
-) {
-    let period = (forget_after / 3).clamp(Duration::from_millis(500), Duration::from_secs(60));
-    let mut tick = tokio::time::interval(period);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            _ = shutdown.cancelled() => return,
-            _ = tick.tick() => {}
-        }
-        let now_ms = ingest::unix_ms_now();
-        let s = store.clone();
-        let silent =
-            match tokio::task::spawn_blocking(move || s.silent_hosts(now_ms, forget_after)).await {
-                Ok(Ok(silent)) => silent,
-                Ok(Err(store::HistoryError::Poisoned(_))) => return,
-                Ok(Err(error)) => {
-                    tracing::warn!(%error, "cannot list the silent hosts");
-                    continue;
-                }
-                Err(error) => {
-                    tracing::warn!(%error, "listing the silent hosts failed");
-                    continue;
-                }
-            };
-        for host in silent {
-            let store = store.clone();
-            let forgot =
-                tokio::task::spawn_blocking(move || store.forget(&host).map(|_| host)).await;
-            match forgot {
-                Ok(Ok(host)) => {
-                    tracing::info!(%host, after = ?forget_after, "host silent for history.forget_after: forgotten")
-                }
-                Ok(Err(error)) => tracing::warn!(%error, "cannot forget a silent host"),
-                Err(error) => tracing::warn!(%error, "forgetting a silent host failed"),
-            }
-        }
-    }
-}
-
-/// Commits the history every second (a power cut loses at most that), keeps it within
-/// `max_disk` bytes (oldest rows first), and closes bucket rows and prunes every minute, off
-/// the async workers; commits once more at shutdown.
-fn history_writer(
-    store: SharedStore,
-    max_disk: u64,
-    shutdown: CancellationToken,
-) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval(Duration::from_secs(1));
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let mut ticks = 0u64;
-        loop {
-            let stop = tokio::select! {
-                _ = shutdown.cancelled() => true,
-                _ = tick.tick() => false,
-            };
-            ticks += 1;
-            let maintain = ticks % 60 == 1;
-            let s = store.clone();
-            let done = tokio::task::spawn_blocking(move || {
-                // Each step runs whatever the one before did (a full disk fails them all,
-                // and the commit still copies the counters that say so to `/health`).
-                let maintained = match maintain {
-                    true => s.maintain(ingest::unix_ms_now()),
-                    false => Ok(()),
-                };
-                let bounded = s.bound_disk(max_disk);
-                let committed = s.commit();
-                maintained.and(bounded).and(committed)
-            })
-            .await;
-            match done {
-                Ok(Ok(())) => {}
-                Ok(Err(error)) => tracing::warn!(%error, "cannot write the history"),
-                Err(error) => tracing::warn!(%error, "history writer task failed"),
-            }
-            if stop {
-                return;
-            }
-        }
-    })
-}
+use crate::store::SharedStore;
 
 /// Runs until `shutdown` is cancelled; then stops the consumers, lets requests in flight
 /// finish, and flushes the history to disk.
@@ -134,53 +43,15 @@ pub async fn run(
     listener: TcpListener,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
-    let state = Store::new(settings.history.max_hosts)
-        .with_health(settings.health.max_age, settings.health.max_clock_skew)
-        .with_max_samples_per_s(settings.history.max_samples_per_s);
-    let now_ms = ingest::unix_ms_now();
-    let retention = settings.retention();
-    let max_series = settings.history.max_series_per_host;
-    let series_budget = settings.history.max_series;
-    let db_path = settings.data_dir.join("history.sqlite");
-    let store = if settings.history.persist {
-        std::fs::create_dir_all(&settings.data_dir).with_context(|| {
-            format!(
-                "cannot create the data directory {}",
-                settings.data_dir.display()
-            )
-        })?;
-        let (path, old) = (db_path.clone(), migrate::history_dir(&settings.data_dir));
-        let skew = settings.health.max_clock_skew;
-        tokio::task::spawn_blocking(move || -> anyhow::Result<SharedStore> {
-            let mut tsdb = Tsdb::open(&path, retention, max_series, now_ms)?;
-            tsdb.set_series_budget(series_budget);
-            let store = SharedStore::new(state, tsdb);
-            let imported = migrate::import(&old, &store, now_ms);
-            if imported > 0 {
-                tracing::info!(
-                    rows = imported,
-                    "history files of an earlier version imported"
-                );
-            }
-            let horizon = now_ms.saturating_add(skew.as_millis() as i64);
-            let hosts = store.restore_hosts(horizon)?;
-            tracing::info!(hosts, db = %path.display(), "history opened");
-            Ok(store)
-        })
-        .await??
-    } else {
-        let mut tsdb = Tsdb::open_in_memory(retention, max_series, now_ms)?;
-        tsdb.set_series_budget(series_budget);
-        SharedStore::new(state, tsdb)
+    let store = {
+        let settings = settings.clone();
+        tokio::task::spawn_blocking(move || SharedStore::open(&settings, ingest::unix_ms_now()))
+            .await??
     };
     let failed = store.failed();
-    // Stopped after every task that stores has ended, so the last samples are committed.
-    let writer_stop = CancellationToken::new();
-    let writer = history_writer(
-        store.clone(),
-        settings.history.max_disk,
-        writer_stop.clone(),
-    );
+    // The store's own tasks (history writer, forgetting silent hosts): stopped after every
+    // task that stores has ended, so the last samples are committed.
+    let maintenance = store.start_maintenance(&settings);
     let (gap_tx, gap_rx) = mpsc::channel(256);
     let (feed, alerts, alert_task) = alerts::start(&settings, store.clone(), shutdown.clone());
     let ingestor = Ingestor {
@@ -219,12 +90,6 @@ pub async fn run(
             },
         );
 
-    tasks.push(tokio::spawn(forget_silent_hosts(
-        store.clone(),
-        settings.history.forget_after,
-        shutdown.clone(),
-    )));
-
     let state = http::AppState {
         prometheus: prometheus::registry(store.clone(), Some(alerts.clone())),
         store,
@@ -255,8 +120,8 @@ pub async fn run(
         let _ = tokio::time::timeout(Duration::from_secs(5), task).await;
     }
     // The writer commits what is left and ends.
-    writer_stop.cancel();
-    writer
+    maintenance
+        .finish()
         .await
         .map_err(|_| anyhow::anyhow!("history writer panicked"))?;
     if failed.is_cancelled() {

@@ -23,7 +23,7 @@ pub const PER_INTERVAL: u32 = 2;
 /// Live samples a host may store at once (a reconnect, a poll and MQTT together).
 pub const BURST: u32 = 10;
 /// `history.max_samples_per_s` by default: twice a 200 ms publisher's rate.
-pub const DEFAULT_MAX_SAMPLES_PER_S: u32 = 10;
+pub use crate::config::DEFAULT_MAX_SAMPLES_PER_S;
 
 /// A host's standing against its rate bound (GCRA: the time its next sample is due, on the
 /// Pi's monotonic clock; integer arithmetic, so counts are exact).

@@ -4,10 +4,13 @@
 //! source (MQTT, HTTP polling, backfill) goes through [`SharedStore::ingest`].
 
 mod admission;
+pub mod migrate;
+mod open;
 #[cfg(test)]
 mod prop_tests;
 mod reads;
 mod state;
+mod tasks;
 #[cfg(test)]
 pub(crate) mod tests;
 
@@ -24,9 +27,11 @@ use crate::tsdb::{
 };
 use crate::validate::Rejection;
 pub use admission::{Pace, DEFAULT_MAX_SAMPLES_PER_S};
+pub use open::OpenError;
 pub use state::{
     max_age_for, Gap, HostState, IngestStats, Outcome, Source, Store, DEFAULT_MAX_AGE,
 };
+pub use tasks::Maintenance;
 
 /// The store shared by the ingest paths and the HTTP handlers. A panic while one of its locks
 /// was held (a bug) poisons it; from then on every call fails and [`SharedStore::failed`] is
