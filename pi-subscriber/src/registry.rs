@@ -78,6 +78,9 @@ pub struct Metric {
     pub title: &'static str,
     /// Its family on `/prometheus` (`None`: not exported there).
     pub prom: Option<Prom>,
+    /// Its Home Assistant sensor (`None`: no entity): host-wide, or one per mount for a
+    /// per-mount metric.
+    pub ha: Option<Ha>,
     pub extract: fn(&Snapshot, Sink<'_>),
 }
 
@@ -93,6 +96,33 @@ pub struct Prom {
     /// `None`: the host-wide value only; `Some(name)`: each device's, under this label name
     /// (a counter's total is left to PromQL's `sum`).
     pub per_device: Option<&'static str>,
+}
+
+/// A metric's Home Assistant sensor: its hints (a `measurement`; a counter's sensor shows its
+/// host-wide rate) and the decimals its state keeps.
+#[derive(Debug, Clone, Copy)]
+pub struct Ha {
+    pub device_class: Option<&'static str>,
+    pub unit: Option<&'static str>,
+    pub display_precision: Option<u8>,
+    pub round: i32,
+    pub icon: Option<&'static str>,
+}
+
+const fn ha(
+    device_class: Option<&'static str>,
+    unit: Option<&'static str>,
+    display_precision: u8,
+    round: i32,
+    icon: Option<&'static str>,
+) -> Option<Ha> {
+    Some(Ha {
+        device_class,
+        unit,
+        display_precision: Some(display_precision),
+        round,
+        icon,
+    })
 }
 
 /// A family's unit (OpenMetrics' `# UNIT` and name suffix).
@@ -189,6 +219,7 @@ pub static METRICS: &[Metric] = &[
             Scale::Per(100.0),
             None,
         ),
+        ha: ha(None, Some("%"), 1, 2, Some("mdi:cpu-64-bit")),
         extract: |s, sink| gauge(sink, "", s.cpu.as_ref().and_then(|c| c.usage_percent)),
     },
     Metric {
@@ -198,6 +229,7 @@ pub static METRICS: &[Metric] = &[
         label: Some(LabelKey::Core),
         title: "CPU usage per core",
         prom: None,
+        ha: None,
         extract: |s, sink| {
             for (i, v) in s
                 .cpu
@@ -216,6 +248,7 @@ pub static METRICS: &[Metric] = &[
         label: None,
         title: "Load (1 min)",
         prom: prom("load1", "1-minute load average", None, Scale::Same, None),
+        ha: ha(None, None, 2, 2, Some("mdi:gauge")),
         extract: |s, sink| gauge(sink, "", s.cpu.as_ref().and_then(|c| c.load_1m)),
     },
     Metric {
@@ -225,6 +258,7 @@ pub static METRICS: &[Metric] = &[
         label: None,
         title: "Load (5 min)",
         prom: prom("load5", "5-minute load average", None, Scale::Same, None),
+        ha: ha(None, None, 2, 2, Some("mdi:gauge")),
         extract: |s, sink| gauge(sink, "", s.cpu.as_ref().and_then(|c| c.load_5m)),
     },
     Metric {
@@ -234,6 +268,7 @@ pub static METRICS: &[Metric] = &[
         label: None,
         title: "Load (15 min)",
         prom: prom("load15", "15-minute load average", None, Scale::Same, None),
+        ha: ha(None, None, 2, 2, Some("mdi:gauge")),
         extract: |s, sink| gauge(sink, "", s.cpu.as_ref().and_then(|c| c.load_15m)),
     },
     Metric {
@@ -243,6 +278,7 @@ pub static METRICS: &[Metric] = &[
         label: None,
         title: "Memory used",
         prom: None,
+        ha: ha(None, Some("%"), 1, 2, Some("mdi:memory")),
         extract: |s, sink| {
             let used = s.memory.as_ref().filter(|m| m.total_mb > 0).map(|m| {
                 100.0 * m.total_mb.saturating_sub(m.available_mb) as f64 / m.total_mb as f64
@@ -263,6 +299,7 @@ pub static METRICS: &[Metric] = &[
             Scale::Times(MIB),
             None,
         ),
+        ha: None,
         extract: |s, sink| gauge(sink, "", s.memory.as_ref().map(|m| m.available_mb as f64)),
     },
     Metric {
@@ -278,6 +315,7 @@ pub static METRICS: &[Metric] = &[
             Scale::Times(MIB),
             None,
         ),
+        ha: None,
         extract: |s, sink| gauge(sink, "", s.memory.as_ref().map(|m| m.total_mb as f64)),
     },
     Metric {
@@ -293,6 +331,7 @@ pub static METRICS: &[Metric] = &[
             Scale::Times(MIB),
             None,
         ),
+        ha: None,
         extract: |s, sink| gauge(sink, "", s.memory.as_ref().map(|m| m.swap_used_mb as f64)),
     },
     Metric {
@@ -308,6 +347,7 @@ pub static METRICS: &[Metric] = &[
             Scale::Same,
             None,
         ),
+        ha: ha(Some("temperature"), Some("°C"), 1, 1, None),
         extract: |s, sink| gauge(sink, "", s.thermal.cpu_temp_c),
     },
     Metric {
@@ -317,6 +357,7 @@ pub static METRICS: &[Metric] = &[
         label: Some(LabelKey::Sensor),
         title: "Temperature per sensor",
         prom: None,
+        ha: None,
         extract: |s, sink| {
             for (name, t) in &s.thermal.sensors {
                 gauge(sink, name, Some(*t));
@@ -336,6 +377,7 @@ pub static METRICS: &[Metric] = &[
             Scale::Same,
             None,
         ),
+        ha: None,
         extract: |s, sink| gauge(sink, "", s.uptime_s),
     },
     Metric {
@@ -351,6 +393,7 @@ pub static METRICS: &[Metric] = &[
             Scale::Same,
             Some("device"),
         ),
+        ha: ha(Some("data_rate"), Some("B/s"), 0, 0, Some("mdi:harddisk")),
         extract: |s, sink| {
             if let Some(d) = &s.disk {
                 sink("", sectors(d.read_sectors));
@@ -373,6 +416,7 @@ pub static METRICS: &[Metric] = &[
             Scale::Same,
             Some("device"),
         ),
+        ha: ha(Some("data_rate"), Some("B/s"), 0, 0, Some("mdi:harddisk")),
         extract: |s, sink| {
             if let Some(d) = &s.disk {
                 sink("", sectors(d.write_sectors));
@@ -394,6 +438,13 @@ pub static METRICS: &[Metric] = &[
             Some(PromUnit::Bytes),
             Scale::Same,
             Some("device"),
+        ),
+        ha: ha(
+            Some("data_rate"),
+            Some("B/s"),
+            0,
+            0,
+            Some("mdi:download-network"),
         ),
         extract: |s, sink| {
             if let Some(n) = &s.network {
@@ -417,6 +468,13 @@ pub static METRICS: &[Metric] = &[
             Scale::Same,
             Some("device"),
         ),
+        ha: ha(
+            Some("data_rate"),
+            Some("B/s"),
+            0,
+            0,
+            Some("mdi:upload-network"),
+        ),
         extract: |s, sink| {
             if let Some(n) = &s.network {
                 sink("", Value::Counter(n.tx_bytes));
@@ -433,6 +491,7 @@ pub static METRICS: &[Metric] = &[
         label: Some(LabelKey::Mount),
         title: "Filesystem used",
         prom: None,
+        ha: ha(None, Some("%"), 1, 2, Some("mdi:harddisk")),
         extract: |s, sink| {
             for (mount, fs) in filesystems(s) {
                 gauge(sink, mount, used_percent(fs));
@@ -446,6 +505,7 @@ pub static METRICS: &[Metric] = &[
         label: Some(LabelKey::Mount),
         title: "Filesystem available",
         prom: None,
+        ha: None,
         extract: |s, sink| {
             for (mount, fs) in filesystems(s) {
                 gauge(sink, mount, Some(fs.avail_bytes as f64));
@@ -459,6 +519,7 @@ pub static METRICS: &[Metric] = &[
         label: Some(LabelKey::Mount),
         title: "Filesystem size",
         prom: None,
+        ha: None,
         extract: |s, sink| {
             for (mount, fs) in filesystems(s) {
                 gauge(sink, mount, Some(fs.size_bytes as f64));

@@ -5,6 +5,8 @@
 
 use std::collections::BTreeMap;
 
+use std::sync::LazyLock;
+
 use serde_json::{json, Map, Value};
 
 use crate::registry;
@@ -47,107 +49,90 @@ pub struct Sensor {
     pub icon: Option<&'static str>,
 }
 
-const fn gauge(key: &'static str, unit: Option<&'static str>, round: i32) -> Sensor {
+/// The sensor of a registry metric with Home Assistant hints.
+fn of_metric(m: &registry::Metric, ha: &registry::Ha) -> Sensor {
     Sensor {
-        key,
-        source: Source::Gauge,
+        key: m.name,
+        source: match m.kind {
+            registry::Kind::Gauge => Source::Gauge,
+            registry::Kind::Counter => Source::Rate,
+        },
         name: None,
-        device_class: None,
+        device_class: ha.device_class,
         state_class: Some("measurement"),
-        unit,
-        display_precision: Some(1),
-        round,
-        icon: None,
+        unit: ha.unit,
+        display_precision: ha.display_precision,
+        round: ha.round,
+        icon: ha.icon,
     }
 }
 
-const fn rate(key: &'static str, icon: &'static str) -> Sensor {
-    Sensor {
-        key,
-        source: Source::Rate,
-        name: None,
-        device_class: Some("data_rate"),
-        state_class: Some("measurement"),
-        unit: Some("B/s"),
-        display_precision: Some(0),
-        round: 0,
-        icon: Some(icon),
-    }
-}
+/// Every host's sensors (filesystems apart: one per mount, [`FILESYSTEM`]): the host-wide
+/// value of each registry metric that declares Home Assistant hints, then what is not a
+/// metric.
+pub static SENSORS: LazyLock<Vec<Sensor>> = LazyLock::new(|| {
+    let mut out: Vec<Sensor> = registry::METRICS
+        .iter()
+        .filter(|m| m.label != Some(registry::LabelKey::Mount))
+        .filter_map(|m| Some(of_metric(m, m.ha.as_ref()?)))
+        .collect();
+    out.extend([
+        Sensor {
+            key: "booted_at",
+            source: Source::BootedAt,
+            name: Some("Booted at"),
+            device_class: Some("timestamp"),
+            state_class: None,
+            unit: None,
+            display_precision: None,
+            round: 0,
+            icon: None,
+        },
+        Sensor {
+            key: "last_job",
+            source: Source::LastJob,
+            name: Some("Last job"),
+            device_class: Some("enum"),
+            state_class: None,
+            unit: None,
+            display_precision: None,
+            round: 0,
+            icon: Some("mdi:briefcase-check"),
+        },
+        Sensor {
+            key: "alerts_firing",
+            source: Source::AlertsFiring,
+            name: Some("Alerts firing"),
+            device_class: None,
+            state_class: Some("measurement"),
+            unit: None,
+            display_precision: Some(0),
+            round: 0,
+            icon: Some("mdi:alert"),
+        },
+    ]);
+    out
+});
 
-/// Every host's sensors (filesystems apart: one per mount, [`FILESYSTEM`]).
-pub static SENSORS: &[Sensor] = &[
-    Sensor {
-        icon: Some("mdi:cpu-64-bit"),
-        ..gauge("cpu_usage_percent", Some("%"), 2)
-    },
-    Sensor {
-        display_precision: Some(2),
-        icon: Some("mdi:gauge"),
-        ..gauge("load_1m", None, 2)
-    },
-    Sensor {
-        display_precision: Some(2),
-        icon: Some("mdi:gauge"),
-        ..gauge("load_5m", None, 2)
-    },
-    Sensor {
-        display_precision: Some(2),
-        icon: Some("mdi:gauge"),
-        ..gauge("load_15m", None, 2)
-    },
-    Sensor {
-        icon: Some("mdi:memory"),
-        ..gauge("memory_used_percent", Some("%"), 2)
-    },
-    Sensor {
-        device_class: Some("temperature"),
-        ..gauge("cpu_temp_c", Some("°C"), 1)
-    },
-    rate("disk_read_bytes_rate", "mdi:harddisk"),
-    rate("disk_write_bytes_rate", "mdi:harddisk"),
-    rate("network_rx_bytes_rate", "mdi:download-network"),
-    rate("network_tx_bytes_rate", "mdi:upload-network"),
-    Sensor {
-        key: "booted_at",
-        source: Source::BootedAt,
-        name: Some("Booted at"),
-        device_class: Some("timestamp"),
-        state_class: None,
-        unit: None,
-        display_precision: None,
-        round: 0,
-        icon: None,
-    },
-    Sensor {
-        key: "last_job",
-        source: Source::LastJob,
-        name: Some("Last job"),
-        device_class: Some("enum"),
-        state_class: None,
-        unit: None,
-        display_precision: None,
-        round: 0,
-        icon: Some("mdi:briefcase-check"),
-    },
-    Sensor {
-        key: "alerts_firing",
-        source: Source::AlertsFiring,
-        name: Some("Alerts firing"),
-        device_class: None,
-        state_class: Some("measurement"),
-        unit: None,
-        display_precision: Some(0),
-        round: 0,
-        icon: Some("mdi:alert"),
-    },
-];
-
-/// The per-mount sensor; its key is `filesystem_used_percent_<mount key>`.
-pub static FILESYSTEM: Sensor = Sensor {
-    icon: Some("mdi:harddisk"),
-    ..gauge("filesystem_used_percent", Some("%"), 2)
-};
+/// The per-mount sensor (the registry's per-mount metric with Home Assistant hints); its key
+/// is `<metric>_<mount key>`.
+pub static FILESYSTEM: LazyLock<Sensor> = LazyLock::new(|| {
+    registry::METRICS
+        .iter()
+        .filter(|m| m.label == Some(registry::LabelKey::Mount))
+        .find_map(|m| Some(of_metric(m, m.ha.as_ref()?)))
+        .unwrap_or(Sensor {
+            key: "filesystem_used_percent",
+            source: Source::Gauge,
+            name: None,
+            device_class: None,
+            state_class: Some("measurement"),
+            unit: Some("%"),
+            display_precision: Some(1),
+            round: 2,
+            icon: Some("mdi:harddisk"),
+        })
+});
 
 /// Where this Pi publishes.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -190,7 +175,7 @@ impl Context {
     /// [`MAX_FILESYSTEMS`]), as (topic, JSON).
     pub fn configs(&self, host: &str, mounts: &BTreeMap<String, String>) -> Vec<(String, String)> {
         let mut out = vec![self.heartbeat(host)];
-        for s in SENSORS {
+        for s in SENSORS.iter() {
             if s.source == Source::AlertsFiring && !self.alerts {
                 continue;
             }

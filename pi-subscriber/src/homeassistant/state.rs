@@ -58,7 +58,7 @@ pub fn state(
     if let Some(latest) = host.latest.as_deref() {
         // The rates the store computed once at ingest (the one rate rule).
         let rates = host.rates.as_deref();
-        for s in SENSORS {
+        for s in SENSORS.iter() {
             let v = match s.source {
                 Source::Gauge => total_gauge(latest, s.key),
                 Source::Rate => rates.and_then(|r| r.total(s.key)),

@@ -13,6 +13,37 @@ const COLUMNS: &[Column] = &[
     ("Unit", |m| or_dash(m.unit)),
     ("Kind", |m| kind(m.kind).to_owned()),
     ("Label", |m| or_dash(m.label.map_or("", |l| l.as_str()))),
+    ("Prometheus", |m| {
+        m.prom.map_or("—".to_owned(), |p| {
+            let per = p
+                .per_device
+                .map_or(String::new(), |l| format!(" per `{l}`"));
+            let unit = match p.unit {
+                Some(super::PromUnit::Bytes) => "_bytes",
+                Some(super::PromUnit::Seconds) => "_seconds",
+                Some(super::PromUnit::Celsius) => "_celsius",
+                Some(super::PromUnit::Ratio) => "_ratio",
+                None => "",
+            };
+            let total = if m.kind == Kind::Counter {
+                "_total"
+            } else {
+                ""
+            };
+            format!("`server_analytics_{}{unit}{total}`{per}", p.name)
+        })
+    }),
+    ("Home Assistant", |m| {
+        m.ha.map_or("—".to_owned(), |h| {
+            let class = h.device_class.map_or(String::new(), |c| format!(" `{c}`"));
+            let scope = if m.label == Some(super::LabelKey::Mount) {
+                "per mount"
+            } else {
+                "host-wide"
+            };
+            format!("sensor{class}, {scope}")
+        })
+    }),
 ];
 
 fn or_dash(text: &str) -> String {
@@ -98,11 +129,11 @@ mod tests {
         let rows: Vec<&str> = doc.lines().filter(|l| l.starts_with("| `")).collect();
         assert_eq!(rows.len(), METRICS.len());
         assert!(
-            doc.contains("\n| `disk_read_bytes_rate` | Disk read | `bytes/s` | counter (served as a rate) | `device` |\n"),
+            doc.contains("\n| `disk_read_bytes_rate` | Disk read | `bytes/s` | counter (served as a rate) | `device` | `server_analytics_disk_read_bytes_total` per `device` | sensor `data_rate`, host-wide |\n"),
             "{doc}"
         );
         assert!(
-            doc.contains("\n| `load_1m` | Load (1 min) | — | gauge | — |\n"),
+            doc.contains("\n| `load_1m` | Load (1 min) | — | gauge | — | `server_analytics_load1` | sensor, host-wide |\n"),
             "{doc}"
         );
         assert_eq!(
