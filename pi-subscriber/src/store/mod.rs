@@ -4,11 +4,13 @@
 //! source (MQTT, HTTP polling, backfill) goes through [`SharedStore::ingest`].
 
 mod admission;
+mod events;
 pub mod migrate;
 mod open;
 #[cfg(test)]
 mod prop_tests;
 mod reads;
+mod staleness;
 mod state;
 mod tasks;
 #[cfg(test)]

@@ -11,7 +11,6 @@ use tokio::time::Instant;
 
 use crate::rates::{self, Point};
 use crate::tsdb::{IngestReport, KnownHost};
-use crate::validate::names::event_bytes;
 use crate::validate::Rejection;
 
 /// Where a snapshot came from.
@@ -133,7 +132,7 @@ pub struct Store {
     /// Bytes the job events may hold in all ([`crate::validate::names::event_bytes`]); the
     /// oldest go first beyond it or beyond `max_events`.
     pub(super) max_event_bytes: usize,
-    event_bytes: usize,
+    pub(super) event_bytes: usize,
     pub(super) max_clock_skew: Duration,
     /// `health.max_age`: when set, every host's staleness bound; else each host's is derived
     /// from its sampling interval ([`max_age_for`]).
@@ -142,8 +141,8 @@ pub struct Store {
     /// Oldest first by time, across hosts.
     pub(super) events: VecDeque<JobEvent>,
     /// When each of `events` arrived (a counter), at the same index: eviction goes by arrival.
-    arrivals: VecDeque<u64>,
-    arrived: u64,
+    pub(super) arrivals: VecDeque<u64>,
+    pub(super) arrived: u64,
     pub(super) stats: IngestStats,
     /// The history database's counters as of its last commit (copied here so that `/health`
     /// never waits for a long query).
@@ -153,32 +152,7 @@ pub struct Store {
     pub(super) max_samples_per_s: Option<u32>,
 }
 
-/// A host's staleness bound when `health.max_age` is not set and its sampling interval is not
-/// known yet (3 × the publisher's default 15 s).
-pub const DEFAULT_MAX_AGE: Duration = Duration::from_secs(45);
-
-/// A host's staleness bound: `health.max_age` when set, else 3 × the interval its snapshots
-/// declare (`interval_s`, taken between 1 s and 1 h), else [`DEFAULT_MAX_AGE`]. A publisher
-/// sampling every 5 s is stale after 15 s, one sampling every minute after 3 minutes.
-pub fn max_age_for(interval_s: f64, configured: Option<Duration>) -> Duration {
-    configured.unwrap_or_else(|| {
-        if interval_s.is_finite() && interval_s > 0.0 {
-            Duration::from_secs_f64(3.0 * interval_s.clamp(1.0, 3600.0))
-        } else {
-            DEFAULT_MAX_AGE
-        }
-    })
-}
-
-impl HostState {
-    /// The one staleness judgment, on the Pi's monotonic clock: nothing new arrived within
-    /// the host's `max_age`, or never since start-up. `/health`, `/metrics`, `/hosts`,
-    /// Prometheus's `up` and Home Assistant's availability all read it.
-    pub fn is_stale(&self, now: Instant) -> bool {
-        self.last_received
-            .is_none_or(|t| now.duration_since(t) > self.max_age)
-    }
-}
+pub use super::staleness::{max_age_for, DEFAULT_MAX_AGE};
 
 impl Store {
     /// Sets the staleness override (`[health] max_age`; `None`: derived per host) and the
@@ -405,57 +379,6 @@ impl Store {
             .filter(|(_, h)| last_heard_ms(h).is_none_or(|t| t < before))
             .map(|(name, _)| name.clone())
             .collect()
-    }
-
-    /// Adds a job event unless it is already there (MQTT and HTTP may both deliver it: the
-    /// same host, run and kind). Beyond `max_events` or `max_event_bytes`, the host holding
-    /// the most events gives up the one that arrived first: a flooding host pushes out its
-    /// own events, whatever their dates, never another host's.
-    pub(super) fn add_event(&mut self, event: JobEvent) -> bool {
-        let same = |e: &JobEvent| {
-            e.run_id() == event.run_id()
-                && e.host() == event.host()
-                && std::mem::discriminant(e) == std::mem::discriminant(&event)
-        };
-        if self.events.iter().rev().any(same) {
-            return false;
-        }
-        let at = self.events.partition_point(|e| e.ts_ms() <= event.ts_ms());
-        self.event_bytes += event_bytes(&event);
-        self.events.insert(at, event);
-        self.arrived += 1;
-        self.arrivals.insert(at, self.arrived);
-        while self.events.len() > self.max_events || self.event_bytes > self.max_event_bytes {
-            let Some(i) = self.eviction_victim() else {
-                break;
-            };
-            self.remove_event(i);
-        }
-        self.stats.events_total += 1;
-        true
-    }
-
-    /// The index of the first-arrived event of the host with the most events.
-    fn eviction_victim(&self) -> Option<usize> {
-        let mut per_host: BTreeMap<&str, usize> = BTreeMap::new();
-        for e in &self.events {
-            *per_host.entry(e.host()).or_insert(0) += 1;
-        }
-        let (host, _) = per_host.iter().max_by_key(|(_, n)| **n)?;
-        self.events
-            .iter()
-            .zip(&self.arrivals)
-            .enumerate()
-            .filter(|(_, (e, _))| e.host() == *host)
-            .min_by_key(|(_, (_, arrival))| **arrival)
-            .map(|(i, _)| i)
-    }
-
-    fn remove_event(&mut self, i: usize) {
-        if let Some(gone) = self.events.remove(i) {
-            self.event_bytes = self.event_bytes.saturating_sub(event_bytes(&gone));
-        }
-        self.arrivals.remove(i);
     }
 
     /// The host `/metrics` shows without `?host=`: the configured one, else the one heard from

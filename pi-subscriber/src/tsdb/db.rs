@@ -9,9 +9,10 @@ use rusqlite::{params, Connection};
 use serde::Serialize;
 
 use super::codec;
+use super::derive::partial_key;
 use super::rollup::{Bucket, Retention, Tier, MINUTE_MS};
 use super::TsdbError;
-use crate::rates::{boot_hash, counter_rates, Derived};
+use crate::rates::{boot_hash, Derived};
 use crate::registry::{Value, METRICS};
 
 /// A row closes this long after its end, so samples that arrive a little late (a reconnect,
@@ -42,48 +43,6 @@ impl Sample {
             && (self.boot == earlier.boot || self.boot == 0 || earlier.boot == 0)
             && self.ts_ms > earlier.ts_ms
     }
-}
-
-impl Tsdb {
-    /// Per-second rates of `later`'s counters (`later` must follow `earlier`), by the one rate
-    /// rule ([`crate::rates::counter_rates`]) over the host's series.
-    pub(super) fn rates(&self, earlier: &Sample, later: &Sample) -> Vec<(u32, f64)> {
-        let dt = (later.ts_ms - earlier.ts_ms) as f64 / 1000.0;
-        let whole = self
-            .series
-            .get(&later.values.first().map_or(0, |v| v.0))
-            .and_then(|(host, _, _)| self.hosts.get(host))
-            .map_or(0, |h| h.partial);
-        counter_rates(
-            &earlier.values,
-            &later.values,
-            dt,
-            |id| self.series.get(&id).map(|(_, m, l)| (*m, l.is_empty())),
-            whole,
-        )
-    }
-
-    /// The same rates by metric and label, as the store hands them to every surface.
-    pub(super) fn derived(&self, rates: &[(u32, f64)]) -> Derived {
-        Derived(
-            rates
-                .iter()
-                .filter_map(|(id, r)| {
-                    let (_, m, l) = self.series.get(id)?;
-                    Some((*m, l.clone(), *r))
-                })
-                .collect(),
-        )
-    }
-}
-
-/// A metric's bit in [`HostCache::partial`] (the registry has fewer than 64 metrics).
-pub(super) fn bit(metric: usize) -> u64 {
-    1u64.checked_shl(metric as u32).unwrap_or(0)
-}
-
-pub(super) fn partial_key(host_id: i64) -> String {
-    format!("partial:{host_id}")
 }
 
 /// What one ingest did.
@@ -225,30 +184,6 @@ impl Tsdb {
             }
         }
         Ok((values, dropped))
-    }
-
-    /// Notes that a device of metric `m` has no series: the host's total is then never the
-    /// sum of its devices (persisted, so a restart keeps the rule).
-    fn mark_partial(
-        &mut self,
-        host: &str,
-        host_id: i64,
-        m: usize,
-        label: &str,
-    ) -> rusqlite::Result<()> {
-        let Some(h) = self.hosts.get_mut(host) else {
-            return Ok(());
-        };
-        if label.is_empty() || h.partial & bit(m) != 0 {
-            return Ok(());
-        }
-        h.partial |= bit(m);
-        let mask = h.partial;
-        self.conn.execute(
-            "INSERT OR REPLACE INTO meta (key, value) VALUES (?1, ?2)",
-            params![partial_key(host_id), mask as i64],
-        )?;
-        Ok(())
     }
 
     /// Stores one validated snapshot. `live`: it came over MQTT or HTTP as the newest (not a

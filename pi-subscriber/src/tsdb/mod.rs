@@ -19,6 +19,7 @@
 mod buckets;
 pub mod codec;
 mod db;
+mod derive;
 mod flat;
 pub mod holes;
 mod limits;

@@ -133,7 +133,7 @@ impl Tsdb {
                 .conn
                 .query_row(
                     "SELECT value FROM meta WHERE key = ?1",
-                    [super::db::partial_key(cache.id)],
+                    [super::derive::partial_key(cache.id)],
                     |r| r.get(0),
                 )
                 .optional()?;
