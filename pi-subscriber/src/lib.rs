@@ -7,7 +7,6 @@ pub mod assets;
 pub mod client_id;
 pub mod clock;
 pub mod config;
-pub mod history;
 pub mod homeassistant;
 pub mod http;
 pub use http::{grafana, series};

@@ -22,11 +22,11 @@ pub use request::{parse_time, MAX_DATA_POINTS, MAX_SERIES, MAX_TARGETS, MAX_TOTA
 
 /// The metric a target may name, and the factor from its unit to the name's: every registry
 /// metric (1), and the seed's `/history` names that are not one
-/// ([`crate::history::alias`]: `disk_read_sectors_rate` is `disk_read_bytes_rate` ÷ 512).
+/// ([`crate::seed::history::alias`]: `disk_read_sectors_rate` is `disk_read_bytes_rate` ÷ 512).
 pub fn metric(name: &str) -> Option<(&'static registry::Metric, f64)> {
     registry::metric(name)
         .map(|m| (m, 1.0))
-        .or_else(|| crate::history::alias(name))
+        .or_else(|| crate::seed::history::alias(name))
 }
 
 /// Every name a target may ask for, with its label for a metric list: the registry's, then
@@ -41,7 +41,7 @@ fn metric_names() -> impl Iterator<Item = (&'static str, String)> {
             };
             (m.name, label)
         })
-        .chain(crate::history::aliases())
+        .chain(crate::seed::history::aliases())
 }
 
 /// The summaries a panel may ask of a bucket (`max` keeps spikes, `min` dips).

@@ -32,7 +32,7 @@ fn history_time(name: &str, t: Option<i64>, default: i64) -> Result<i64, AppErro
 pub(super) async fn history(
     State(state): State<AppState>,
     query: Result<Query<HistoryQuery>, QueryRejection>,
-) -> Result<Json<crate::history::Rows>, AppError> {
+) -> Result<Json<crate::seed::history::Rows>, AppError> {
     let Query(q) = query?;
     let from = history_time("from", q.from, i64::MIN)?;
     let to = history_time("to", q.to, i64::MAX)?;
@@ -46,7 +46,7 @@ pub(super) async fn history(
     // A range of more than MAX_HISTORY_ROWS is refused before its rows are read.
     let rows = tokio::task::spawn_blocking(move || {
         let rows = store.history(&host, from, to)?;
-        Ok(crate::history::Rows { host, rows })
+        Ok(crate::seed::history::Rows { host, rows })
     })
     .await
     .map_err(|e| AppError::Internal(e.to_string()))?

@@ -51,7 +51,7 @@ fn snap(host: &str, seq: u64, ts_s: i64, read: u64) -> Snapshot {
 
 /// `/history`'s `disk_read_sectors_rate` of a row.
 fn sectors(row: &crate::tsdb::FlatRow) -> Option<f64> {
-    crate::history::value(row, "disk_read_sectors_rate")
+    crate::seed::history::value(row, "disk_read_sectors_rate")
 }
 
 fn ingest(store: &SharedStore, s: Snapshot, source: Source) -> Outcome {
@@ -99,7 +99,7 @@ async fn dedupes_finds_gaps_and_backfills_in_order() {
     assert_eq!(sectors(&rows[1]), Some(10.0));
     assert_eq!(sectors(&rows[3]), Some(10.0), "recomputed around backfill");
     assert_eq!(
-        crate::history::value(&rows[3], "cpu_usage_percent"),
+        crate::seed::history::value(&rows[3], "cpu_usage_percent"),
         Some(45.23)
     );
     assert_eq!(store.lock().unwrap().stats.stored_backfill_total, 2);

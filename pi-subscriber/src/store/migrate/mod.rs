@@ -149,7 +149,7 @@ mod tests {
         assert!(!dir.path().join("pi.log").exists());
         let rows = store.history("pi", 0, i64::MAX).unwrap();
         assert_eq!(rows.iter().map(|r| r.seq).collect::<Vec<_>>(), [1, 2, 3]);
-        let field = |name: &str| crate::history::value(&rows[1], name);
+        let field = |name: &str| crate::seed::history::value(&rows[1], name);
         assert_eq!(field("cpu_usage_percent"), Some(2.0));
         assert_eq!(
             field("disk_read_sectors_rate"),

@@ -1,6 +1,9 @@
-//! The seed's `/metrics` field names for the registry's rates: one alias table, in one
-//! place. `/metrics` is the newest snapshot as received with these rate fields added beside
-//! its counters; their values are the store's (the one rate rule, at ingest).
+//! The seed's field names, in one place: `/metrics`' rate fields (this file's alias table)
+//! and `/history`'s columns ([`history`]). `/metrics` is the newest snapshot as received,
+//! with these rate fields added beside its counters; their values are the store's (the one
+//! rate rule, at ingest).
+
+pub mod history;
 
 use serde_json::{json, Value};
 
