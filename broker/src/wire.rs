@@ -93,11 +93,23 @@ pub struct Disk {
     pub devices: BTreeMap<String, DiskDevice>,
 }
 
+/// One whole device's counters (`/proc/diskstats`, Documentation/admin-guide/iostats.rst).
+/// The I/O counters are absent (not 0) in a snapshot from a publisher that predates them, so
+/// the Pi says nothing about a disk's busy time rather than something false.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(default)]
 pub struct DiskDevice {
     pub read_sectors: u64,
     pub write_sectors: u64,
+    /// Reads plus writes completed (diskstats fields 4 + 8).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ios: Option<u64>,
+    /// Milliseconds spent on those reads and writes, queueing included (fields 7 + 11).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub io_wait_ms: Option<u64>,
+    /// Milliseconds the device had I/O in flight (field 13; `iostat`'s `%util` numerator).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub io_time_ms: Option<u64>,
 }
 
 /// Cumulative byte counters of the counted interfaces.

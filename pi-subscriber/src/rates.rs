@@ -7,6 +7,8 @@
 
 use broker::Snapshot;
 
+use crate::registry::{Kind, Rate, Value, METRICS};
+
 /// The counters a rate is computed from, with what identifies their series.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Point {
@@ -65,28 +67,33 @@ pub fn name_set_hash<'a>(names: impl IntoIterator<Item = &'a String>) -> u32 {
     }
 }
 
-/// The one rate rule (every surface reads its result): the per-second rates of `later`'s
-/// counters against `earlier`, its seq predecessor `dt_s` seconds before. `key` tells, for a
-/// value's key, its metric (registry index) and whether it is the metric's host-wide total.
+/// The one rate rule (every surface reads its result): what `later`'s counters say against
+/// `earlier`, its seq predecessor `dt_s` seconds before. `key` tells, for a value's key, its
+/// metric (registry index) and label (`""`: the metric's host-wide total); the metric's
+/// [`Rate`] says how an increase is served.
 ///
-/// - A device's (interface's, …) rate: its counter's increase over `dt_s`; none when the
-///   counter went down (a reset or a wrap), never negative.
-/// - A total: the sum of the rates of the devices present in both samples, so a disk that
+/// - A device's (interface's, …) increase: its counter's, when it is in both samples; none
+///   when the counter went down (a reset or a wrap), so never negative.
+/// - A total's increase: the sum over the devices present in both samples, so a disk that
 ///   appears, vanishes or is re-included changes no total; none when one of them reset or
 ///   none is in both. From the total's own counter when either sample has no devices for
 ///   the metric, or when the metric's bit is set in `whole` (a device of it has no series:
 ///   the sum would silently be partial).
-pub fn counter_rates<K: Copy + PartialEq>(
-    earlier: &[(K, crate::registry::Value)],
-    later: &[(K, crate::registry::Value)],
+/// - [`Rate::PerSecond`]: the increase over `dt_s`. [`Rate::BusyPercent`]: milliseconds
+///   busy over `dt_s` as a %, at most 100; its total is the busiest device's (none when the
+///   total would come from its own counter, a sum of busy times). [`Rate::PerEvent`]: the
+///   increase over the named metric's increase of the same label (0 when that is 0).
+pub fn counter_rates<'a, K: Copy + PartialEq>(
+    earlier: &[(K, Value)],
+    later: &[(K, Value)],
     dt_s: f64,
-    key: impl Fn(K) -> Option<(usize, bool)>,
+    key: impl Fn(K) -> Option<(usize, &'a str)>,
     whole: u64,
 ) -> Vec<(K, f64)> {
-    use crate::registry::Value;
     #[derive(Clone, Copy, Default)]
     struct Sum {
-        rate: f64,
+        increase: f64,
+        busiest: Option<f64>,
         both: usize,
         reset: bool,
         in_earlier: bool,
@@ -98,55 +105,98 @@ pub fn counter_rates<K: Copy + PartialEq>(
             _ => None,
         })
     };
-    let mut sums: Vec<Sum> = vec![Sum::default(); crate::registry::METRICS.len()];
+    let mut sums: Vec<Sum> = vec![Sum::default(); METRICS.len()];
     for (k, _) in earlier
         .iter()
         .filter(|(_, v)| matches!(v, Value::Counter(_)))
     {
-        if let Some((m, false)) = key(*k) {
-            if let Some(s) = sums.get_mut(m) {
+        if let Some((m, label)) = key(*k) {
+            if let (false, Some(s)) = (label.is_empty(), sums.get_mut(m)) {
                 s.in_earlier = true;
             }
         }
     }
-    let mut out = Vec::new();
-    let mut totals = Vec::new();
+    // Each counter's increase: `None` when not in `earlier`, `Some(None)` when it went down.
+    let mut increases: Vec<(K, usize, &'a str, Option<Option<f64>>)> = Vec::new();
     for (k, v) in later {
-        let (Value::Counter(now), Some((m, total))) = (v, key(*k)) else {
+        let (Value::Counter(now), Some((m, label))) = (v, key(*k)) else {
             continue;
         };
-        if total {
-            totals.push((*k, m, *now));
+        let increase = counter(earlier, *k)
+            .map(|was| (*now >= was && dt_s > 0.0).then(|| (*now - was) as f64));
+        increases.push((*k, m, label, increase));
+        if label.is_empty() {
             continue;
         }
-        let rate = counter(earlier, *k).map(|was| counter_rate(was, *now, dt_s));
         if let Some(s) = sums.get_mut(m) {
             s.in_later = true;
-            if let Some(r) = rate {
+            if let Some(d) = increase {
                 s.both += 1;
-                match r {
-                    Some(r) => s.rate += r,
+                match d {
+                    Some(d) => {
+                        s.increase += d;
+                        let busy = busy_percent(d, dt_s);
+                        s.busiest = Some(s.busiest.map_or(busy, |b: f64| b.max(busy)));
+                    }
                     None => s.reset = true,
                 }
             }
         }
-        if let Some(Some(r)) = rate {
-            out.push((*k, r));
-        }
     }
-    for (k, m, now) in totals {
+    // Totals' increases by the sum rule (and whether they came from their own counter).
+    let total_increase = |m: usize, own: Option<Option<f64>>| -> (Option<f64>, bool) {
         let s = sums.get(m).copied().unwrap_or_default();
         let whole = whole & 1u64.checked_shl(m as u32).unwrap_or(0) != 0;
-        let rate = if whole || !(s.in_earlier && s.in_later) {
-            counter(earlier, k).and_then(|was| counter_rate(was, now, dt_s))
+        if whole || !(s.in_earlier && s.in_later) {
+            (own.flatten(), true)
         } else {
-            (s.both > 0 && !s.reset).then_some(s.rate)
+            ((s.both > 0 && !s.reset).then_some(s.increase), false)
+        }
+    };
+    let increase_of = |m: usize, label: &str| -> Option<f64> {
+        let (_, _, _, own) = increases.iter().find(|(_, x, l, _)| *x == m && *l == label)?;
+        if label.is_empty() {
+            total_increase(m, *own).0
+        } else {
+            own.flatten()
+        }
+    };
+    let mut out = Vec::new();
+    for (k, m, label, own) in increases.iter().copied() {
+        let Some(Kind::Counter(rate)) = METRICS.get(m).map(|x| x.kind) else {
+            continue;
         };
-        if let Some(r) = rate {
-            out.push((k, r));
+        let (increase, from_own) = if label.is_empty() {
+            total_increase(m, own)
+        } else {
+            (own.flatten(), false)
+        };
+        let value = match rate {
+            Rate::PerSecond => increase.map(|d| d / dt_s),
+            Rate::BusyPercent if label.is_empty() => {
+                (!from_own).then(|| sums.get(m).and_then(|s| s.busiest)).flatten()
+            }
+            Rate::BusyPercent => increase.map(|d| busy_percent(d, dt_s)),
+            Rate::PerEvent(per) => {
+                let events = crate::registry::index_of(per).and_then(|p| increase_of(p, label));
+                match (increase, events) {
+                    (Some(d), Some(n)) if n > 0.0 => Some(d / n),
+                    (Some(_), Some(_)) => Some(0.0),
+                    _ => None,
+                }
+            }
+        };
+        if let Some(v) = value {
+            out.push((k, v));
         }
     }
     out
+}
+
+/// Milliseconds busy over `dt_s` seconds, as a % (at most 100: the kernel's accounting may
+/// run a little ahead of the wall clock, as `iostat` also caps it).
+fn busy_percent(busy_ms: f64, dt_s: f64) -> f64 {
+    (busy_ms / (dt_s * 10.0)).min(100.0)
 }
 
 /// The rates of one sample's counters, by metric (registry index) and label (`""` for the
@@ -158,10 +208,7 @@ pub struct Derived(pub Vec<(usize, String, f64)>);
 impl Derived {
     /// The rate of `metric`'s series `label` (`""`: the host-wide total).
     pub fn get(&self, metric: &str, label: &str) -> Option<f64> {
-        let m = crate::registry::METRICS
-            .iter()
-            .position(|x| x.name == metric)?;
-        self.by_index(m, label)
+        self.by_index(crate::registry::index_of(metric)?, label)
     }
 
     pub fn by_index(&self, metric: usize, label: &str) -> Option<f64> {
@@ -188,8 +235,8 @@ pub fn between(earlier: &Snapshot, later: &Snapshot) -> Option<Derived> {
     if !adjacent {
         return None;
     }
-    let values = |s: &Snapshot| -> Vec<((usize, String), crate::registry::Value)> {
-        crate::registry::METRICS
+    let values = |s: &Snapshot| -> Vec<((usize, String), Value)> {
+        METRICS
             .iter()
             .enumerate()
             .flat_map(|(m, metric)| {
@@ -207,7 +254,7 @@ pub fn between(earlier: &Snapshot, later: &Snapshot) -> Option<Derived> {
             .map(|(k, _)| k.clone())
             .filter(|k| !l.iter().any(|(x, _)| x == k)),
     );
-    let index = |values: &[((usize, String), crate::registry::Value)]| -> Vec<(usize, crate::registry::Value)> {
+    let index = |values: &[((usize, String), Value)]| -> Vec<(usize, Value)> {
         values
             .iter()
             .filter_map(|(k, v)| Some((keys.iter().position(|x| x == k)?, *v)))
@@ -218,7 +265,7 @@ pub fn between(earlier: &Snapshot, later: &Snapshot) -> Option<Derived> {
         &index(&e),
         &index(&l),
         dt,
-        |i| keys.get(i).map(|(m, label)| (*m, label.is_empty())),
+        |i| keys.get(i).map(|(m, label)| (*m, label.as_str())),
         0,
     );
     Some(Derived(

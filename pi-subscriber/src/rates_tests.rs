@@ -1,5 +1,6 @@
 //! The one rate rule's cases, over pairs of snapshots.
 use super::*;
+use crate::registry::metric;
 use broker::{Disk, DiskDevice, Network, NetworkInterface};
 
 /// Sectors per second of a disk rate in bytes/s (the registry speaks bytes).
@@ -20,6 +21,7 @@ fn snap(seq: u64, ts_s: i64, boot: &str, read: u64, rx: u64) -> Snapshot {
                 DiskDevice {
                     read_sectors: read,
                     write_sectors: 2 * read,
+                    ..Default::default()
                 },
             )]
             .into(),
@@ -131,6 +133,7 @@ fn totals_are_summed_over_the_devices_present_in_both() {
         DiskDevice {
             read_sectors: 9_000_000,
             write_sectors: 9_000_000,
+            ..Default::default()
         },
     );
     disk.read_sectors += 9_000_000;
@@ -167,4 +170,94 @@ fn boot_hash_is_stable_and_nonzero() {
     assert_eq!(boot_hash(Some("x")), boot_hash(Some("x")));
     assert_ne!(boot_hash(Some("x")), boot_hash(Some("y")));
     assert_ne!(boot_hash(Some("")), 0);
+}
+
+/// A tower's disks at `seq` from its diskstats (publisher/tests/fixtures/tower, t0 and t1):
+/// (name, reads + writes, read + write ms, io_time ms).
+fn tower_disks(seq: u64, ts_s: i64, disks: &[(&str, u64, u64, u64)]) -> Snapshot {
+    let devices = disks
+        .iter()
+        .map(|(name, ios, wait, busy)| {
+            let d = DiskDevice {
+                ios: Some(*ios),
+                io_wait_ms: Some(*wait),
+                io_time_ms: Some(*busy),
+                ..Default::default()
+            };
+            (name.to_string(), d)
+        })
+        .collect();
+    Snapshot {
+        seq,
+        ts_ms: ts_s * 1000,
+        boot_id: Some("b".into()),
+        disk: Some(Disk {
+            devices,
+            ..Disk::default()
+        }),
+        ..Snapshot::default()
+    }
+}
+
+#[test]
+fn busy_percent_and_await_as_iostat_computes_them() {
+    // Fields 4 + 8, 7 + 11 and 13 of the tower fixture's nvme0n1, sda, sdb and sr0.
+    let t0 = tower_disks(
+        1,
+        100,
+        &[
+            ("nvme0n1", 2419321 + 3771950, 512563 + 2804132, 1913249),
+            ("sda", 88432 + 12448, 1445010 + 408223, 763998),
+            ("sdb", 80516 + 100465, 1319238 + 3712324, 1114993),
+            ("sr0", 0, 0, 0),
+        ],
+    );
+    let t1 = tower_disks(
+        2,
+        115,
+        &[
+            ("nvme0n1", 2421163 + 3772561, 512951 + 2804633, 1913951),
+            ("sda", 88446 + 12451, 1445198 + 408254, 764199),
+            ("sdb", 80527 + 100468, 1319400 + 3712352, 1115170),
+            ("sr0", 0, 0, 0),
+        ],
+    );
+    let r = between(&t0, &t1).unwrap();
+    // %util: io_time's increase over the 15 000 ms interval.
+    assert_eq!(r.get("disk_busy_percent", "nvme0n1"), Some(702.0 / 150.0));
+    assert_eq!(r.get("disk_busy_percent", "sda"), Some(201.0 / 150.0));
+    assert_eq!(r.get("disk_busy_percent", "sdb"), Some(177.0 / 150.0));
+    assert_eq!(r.get("disk_busy_percent", "sr0"), Some(0.0));
+    assert_eq!(r.total("disk_busy_percent"), Some(702.0 / 150.0), "the busiest");
+    // await: ms spent over I/Os completed; 0 for a disk that completed none.
+    assert_eq!(r.get("disk_await_ms", "nvme0n1"), Some(889.0 / 2453.0));
+    assert_eq!(r.get("disk_await_ms", "sda"), Some(219.0 / 17.0));
+    assert_eq!(r.get("disk_await_ms", "sdb"), Some(190.0 / 14.0));
+    assert_eq!(r.get("disk_await_ms", "sr0"), Some(0.0));
+    assert_eq!(
+        r.total("disk_await_ms"),
+        Some((889.0 + 219.0 + 190.0) / (2453.0 + 17.0 + 14.0)),
+        "every I/O of the host, each counted once"
+    );
+    assert_eq!(r.get("disk_io_ops_rate", "sda"), Some(17.0 / 15.0));
+    assert_eq!(r.total("disk_io_ops_rate"), Some(2484.0 / 15.0));
+}
+
+#[test]
+fn busy_is_capped_a_reset_has_no_value_and_an_old_publisher_says_nothing() {
+    let t0 = tower_disks(1, 100, &[("sda", 10, 100, 1_000), ("sdb", 10, 100, 50)]);
+    // sda ran 15.2 s busy in 15 s (accounting ahead of the clock); sdb's counters reset.
+    let t1 = tower_disks(2, 115, &[("sda", 20, 300, 16_200), ("sdb", 2, 1, 1)]);
+    let r = between(&t0, &t1).unwrap();
+    assert_eq!(r.get("disk_busy_percent", "sda"), Some(100.0));
+    assert_eq!(r.get("disk_busy_percent", "sdb"), None);
+    assert_eq!(r.get("disk_await_ms", "sdb"), None);
+    assert_eq!(r.total("disk_busy_percent"), Some(100.0), "the busiest valid");
+    assert_eq!(r.total("disk_await_ms"), None, "a device reset: no total");
+    // A snapshot without the I/O fields (a publisher before them) has no busy series at all.
+    let old = snap(1, 100, "b", 1000, 0);
+    assert!(metric("disk_busy_percent").unwrap().values(&old).is_empty());
+    let r = between(&old, &snap(2, 115, "b", 1300, 0)).unwrap();
+    assert_eq!(r.total("disk_busy_percent"), None);
+    assert_eq!(r.total("disk_await_ms"), None);
 }

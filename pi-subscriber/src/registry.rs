@@ -8,15 +8,47 @@ use broker::{Snapshot, SECTOR_BYTES};
 use serde::Serialize;
 
 /// How a metric's values behave.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
     /// A value at an instant (a percentage, a temperature).
     Gauge,
-    /// A cumulative counter; what is stored and served is its per-second rate between
-    /// seq-adjacent samples of one boot.
-    Counter,
+    /// A cumulative counter; what is stored and served is its increase between seq-adjacent
+    /// samples of one boot, as the [`Rate`] says.
+    Counter(Rate),
 }
+
+impl Kind {
+    pub fn is_counter(self) -> bool {
+        matches!(self, Kind::Counter(_))
+    }
+}
+
+impl Serialize for Kind {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(match self {
+            Kind::Gauge => "gauge",
+            Kind::Counter(_) => "counter",
+        })
+    }
+}
+
+/// What a counter's increase between two samples is served as (the one rate rule,
+/// [`crate::rates::counter_rates`], applies it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rate {
+    /// Per second. The host-wide total is the sum over the devices present in both samples.
+    PerSecond,
+    /// A counter of milliseconds a device was busy, as a % of the interval (Δms / Δs / 10,
+    /// at most 100: `iostat`'s `%util`). The host-wide total is the busiest device's.
+    BusyPercent,
+    /// The increase per event that the named metric (a counter of the same label) counts:
+    /// `iostat`'s `await`, milliseconds per I/O completed, 0 when none completed. The
+    /// host-wide total is the sum of the increases over the sum of the events.
+    PerEvent(&'static str),
+}
+
+/// A per-second counter (bytes/s, packets/s).
+const COUNTER: Kind = Kind::Counter(Rate::PerSecond);
 
 /// The label that tells a metric's series apart (none for a host-wide total).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
@@ -188,6 +220,22 @@ fn gauge(sink: Sink<'_>, label: &str, v: Option<f64>) {
 /// Disk counters are sectors on the wire; the registry speaks bytes (base units).
 fn sectors(n: u64) -> Value {
     Value::Counter(n.saturating_mul(SECTOR_BYTES))
+}
+
+/// A disk I/O counter of every device that has it, and their sum as the total (none when no
+/// device has it: a publisher that predates the field says nothing rather than 0).
+fn disk_io(s: &Snapshot, sink: Sink<'_>, field: fn(&broker::DiskDevice) -> Option<u64>) {
+    let Some(d) = &s.disk else { return };
+    let mut total: Option<u64> = None;
+    for (name, dev) in &d.devices {
+        if let Some(v) = field(dev) {
+            total = Some(total.unwrap_or(0).saturating_add(v));
+            sink(name, Value::Counter(v));
+        }
+    }
+    if let Some(t) = total {
+        sink("", Value::Counter(t));
+    }
 }
 
 /// The filesystems that answered, by mount point (a `null` entry timed out: absent here).
@@ -383,7 +431,7 @@ pub static METRICS: &[Metric] = &[
     Metric {
         name: "disk_read_bytes_rate",
         unit: "bytes/s",
-        kind: Kind::Counter,
+        kind: COUNTER,
         label: Some(LabelKey::Device),
         title: "Disk read",
         prom: prom(
@@ -406,7 +454,7 @@ pub static METRICS: &[Metric] = &[
     Metric {
         name: "disk_write_bytes_rate",
         unit: "bytes/s",
-        kind: Kind::Counter,
+        kind: COUNTER,
         label: Some(LabelKey::Device),
         title: "Disk write",
         prom: prom(
@@ -427,9 +475,57 @@ pub static METRICS: &[Metric] = &[
         },
     },
     Metric {
+        name: "disk_io_ops_rate",
+        unit: "ops/s",
+        kind: COUNTER,
+        label: Some(LabelKey::Device),
+        title: "Disk I/O operations",
+        prom: prom(
+            "disk_io_completed",
+            "Reads and writes completed on a whole disk (diskstats fields 4 + 8)",
+            None,
+            Scale::Same,
+            Some("device"),
+        ),
+        ha: None,
+        extract: |s, sink| disk_io(s, sink, |d| d.ios),
+    },
+    Metric {
+        name: "disk_busy_percent",
+        unit: "%",
+        kind: Kind::Counter(Rate::BusyPercent),
+        label: Some(LabelKey::Device),
+        title: "Disk busy",
+        prom: prom(
+            "disk_io_time",
+            "Time a whole disk had I/O in flight (diskstats field 13)",
+            Some(PromUnit::Seconds),
+            Scale::Per(1000.0),
+            Some("device"),
+        ),
+        ha: ha(None, Some("%"), 1, 1, Some("mdi:harddisk")),
+        extract: |s, sink| disk_io(s, sink, |d| d.io_time_ms),
+    },
+    Metric {
+        name: "disk_await_ms",
+        unit: "ms",
+        kind: Kind::Counter(Rate::PerEvent("disk_io_ops_rate")),
+        label: Some(LabelKey::Device),
+        title: "Disk I/O wait",
+        prom: prom(
+            "disk_io_wait_time",
+            "Time spent on completed reads and writes, queueing included (diskstats fields 7 + 11)",
+            Some(PromUnit::Seconds),
+            Scale::Per(1000.0),
+            Some("device"),
+        ),
+        ha: ha(Some("duration"), Some("ms"), 1, 2, Some("mdi:timer-sand")),
+        extract: |s, sink| disk_io(s, sink, |d| d.io_wait_ms),
+    },
+    Metric {
         name: "network_rx_bytes_rate",
         unit: "bytes/s",
-        kind: Kind::Counter,
+        kind: COUNTER,
         label: Some(LabelKey::Interface),
         title: "Network received",
         prom: prom(
@@ -458,7 +554,7 @@ pub static METRICS: &[Metric] = &[
     Metric {
         name: "network_tx_bytes_rate",
         unit: "bytes/s",
-        kind: Kind::Counter,
+        kind: COUNTER,
         label: Some(LabelKey::Interface),
         title: "Network sent",
         prom: prom(
@@ -533,6 +629,11 @@ pub fn metric(name: &str) -> Option<&'static Metric> {
     METRICS.iter().find(|m| m.name == name)
 }
 
+/// The registry index of the metric called `name`.
+pub fn index_of(name: &str) -> Option<usize> {
+    METRICS.iter().position(|m| m.name == name)
+}
+
 mod markdown;
 pub use markdown::markdown;
 
@@ -571,6 +672,7 @@ mod tests {
                     DiskDevice {
                         read_sectors: 3,
                         write_sectors: 4,
+                        ..Default::default()
                     },
                 )]
                 .into(),

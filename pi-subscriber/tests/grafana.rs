@@ -67,6 +67,7 @@ fn fill_at(state: &AppState, host: &str, t0: i64) {
                     DiskDevice {
                         read_sectors: 100 * i,
                         write_sectors: 0,
+                        ..Default::default()
                     },
                 )]
                 .into(),

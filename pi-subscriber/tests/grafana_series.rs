@@ -95,6 +95,7 @@ fn full(
                 DiskDevice {
                     read_sectors: read,
                     write_sectors: 0,
+                    ..Default::default()
                 },
             )]
             .into(),

@@ -46,6 +46,7 @@ fn snap(seq: u64, ts_ms: i64, cpu: f64, sda: u64, sdb: u64) -> Snapshot {
                     DiskDevice {
                         read_sectors: sda,
                         write_sectors: 0,
+                        ..Default::default()
                     },
                 ),
                 (
@@ -53,6 +54,7 @@ fn snap(seq: u64, ts_ms: i64, cpu: f64, sda: u64, sdb: u64) -> Snapshot {
                     DiskDevice {
                         read_sectors: sdb,
                         write_sectors: 0,
+                        ..Default::default()
                     },
                 ),
             ]),

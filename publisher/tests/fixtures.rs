@@ -123,7 +123,8 @@ fn tower_full_sample() {
         disk.devices["nvme0n1"],
         DiskDevice {
             read_sectors: 181626888,
-            write_sectors: 312664544
+            write_sectors: 312664544,
+            ..Default::default()
         }
     );
     assert_eq!(

@@ -60,6 +60,7 @@ pub fn at(host: &str, seq: u64, ts_ms: i64) -> Snapshot {
                         DiskDevice {
                             read_sectors: seq * 250,
                             write_sectors: seq * 500,
+                            ..Default::default()
                         },
                     )
                 })

@@ -55,7 +55,7 @@ fn of_metric(m: &registry::Metric, ha: &registry::Ha) -> Sensor {
         key: m.name,
         source: match m.kind {
             registry::Kind::Gauge => Source::Gauge,
-            registry::Kind::Counter => Source::Rate,
+            registry::Kind::Counter(_) => Source::Rate,
         },
         name: None,
         device_class: ha.device_class,

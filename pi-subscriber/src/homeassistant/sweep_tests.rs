@@ -3,6 +3,7 @@
 
 use serde_json::json;
 
+use super::tests::host_wide;
 use super::tests::{ctx, host, input, topics, tower};
 use super::tracker::Tracker;
 use crate::store::HostState;
@@ -61,7 +62,7 @@ fn the_sweep_removes_what_an_earlier_run_left_and_nothing_else() {
         t.found_config(topic, payload.as_bytes());
     }
     let tower = host(None, tower(1, 0, 0));
-    assert_eq!(t.tick(&[input("tower", &tower, false)]).len(), 16 + 2);
+    assert_eq!(t.tick(&[input("tower", &tower, false)]).len(), host_wide() + 3 + 2);
     let swept = t.sweep();
     assert_eq!(
         topics(&swept),
@@ -96,7 +97,7 @@ fn the_sweep_keeps_the_filesystems_of_a_host_offline_at_start_until_its_mounts_a
         samples: 40,
         ..HostState::default()
     };
-    assert_eq!(t.tick(&[input("tower", &offline, true)]).len(), 13 + 2);
+    assert_eq!(t.tick(&[input("tower", &offline, true)]).len(), host_wide() + 2);
     // Only what no mount list can bring back (`alerts_firing` with alerts off).
     assert_eq!(topics(&t.sweep()), [(alerts.as_str(), "")]);
     assert_eq!(t.tick(&[input("tower", &offline, true)]), []);
@@ -142,7 +143,7 @@ fn a_forgotten_host_takes_its_waiting_leftovers_with_it() {
     assert!(topics(&gone).contains(&(old, "")), "{gone:?}");
     assert_eq!(
         topics(&gone).iter().filter(|(_, p)| p.is_empty()).count(),
-        13 + 1 + 2
+        host_wide() + 1 + 2
     );
     assert_eq!(t.stats.leftovers_removed_total, 1);
 }

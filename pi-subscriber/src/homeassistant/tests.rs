@@ -123,6 +123,8 @@ fn the_configs_of_a_host_are_exact() {
             format!("{p}/cpu_temp_c/config"),
             format!("{p}/disk_read_bytes_rate/config"),
             format!("{p}/disk_write_bytes_rate/config"),
+            format!("{p}/disk_busy_percent/config"),
+            format!("{p}/disk_await_ms/config"),
             format!("{p}/network_rx_bytes_rate/config"),
             format!("{p}/network_tx_bytes_rate/config"),
             format!("{p}/booted_at/config"),
@@ -306,10 +308,10 @@ fn the_tracker_announces_once_then_sends_only_what_changed_and_removes_a_forgott
     let mut t = Tracker::new(ctx());
     let one = host(None, tower(1, 0, 0));
     let first = t.tick(&[input("tower", &one, false)]);
-    assert_eq!(first.len(), 16 + 2, "{first:?}");
-    let last_two: Vec<_> = topics(&first[16..]).into_iter().map(|(t, _)| t).collect();
+    assert_eq!(first.len(), host_wide() + 3 + 2, "{first:?}");
+    let last_two: Vec<_> = topics(&first[host_wide() + 3..]).into_iter().map(|(t, _)| t).collect();
     assert_eq!(last_two, [AVAILABILITY, "server-analytics/tower/ha/state"]);
-    assert_eq!(first[16].payload, "online");
+    assert_eq!(first[host_wide() + 3].payload, "online");
     assert_eq!(t.stats.hosts_announced_total, 1);
     // Nothing new: nothing sent.
     assert_eq!(t.tick(&[input("tower", &one, false)]), []);
@@ -341,11 +343,11 @@ fn the_tracker_announces_once_then_sends_only_what_changed_and_removes_a_forgott
     assert_eq!(sent.len(), 2);
     // HA came back: everything again, availability and state included.
     t.resend_all();
-    assert_eq!(t.tick(&[input("tower", &three, true)]).len(), 17 + 2);
+    assert_eq!(t.tick(&[input("tower", &three, true)]).len(), host_wide() + 4 + 2);
     // Forgotten: an empty retained message on each of its 17 configs, its state and its
     // availability.
     let gone = t.tick(&[]);
-    assert_eq!(gone.len(), 17 + 2);
+    assert_eq!(gone.len(), host_wide() + 4 + 2);
     assert!(gone.iter().all(|m| m.payload.is_empty() && m.retain));
     assert!(gone
         .iter()
@@ -365,7 +367,7 @@ fn mounts_are_capped_and_counted_and_a_status_only_host_is_not_announced() {
     let h = host(None, s);
     let mut t = Tracker::new(ctx());
     let sent = t.tick(&[input("tower", &h, false)]);
-    assert_eq!(sent.len(), 13 + MAX_FILESYSTEMS + 2);
+    assert_eq!(sent.len(), host_wide() + MAX_FILESYSTEMS + 2);
     assert_eq!(t.stats.filesystems_over_cap, 5);
     let ghost = HostState {
         status: Some("online".into()),
@@ -374,4 +376,11 @@ fn mounts_are_capped_and_counted_and_a_status_only_host_is_not_announced() {
     let mut t = Tracker::new(ctx());
     assert_eq!(t.tick(&[input("ghost", &ghost, true)]), []);
     assert_eq!(t.tick(&[input("bad/host", &h, false)]), []);
+}
+
+/// The configs of a host without mounts and with alerts off: the heartbeat and every sensor
+/// but `alerts_firing` (one per registry entry with Home Assistant hints, `booted_at`,
+/// `last_job`).
+pub(super) fn host_wide() -> usize {
+    1 + super::discovery::SENSORS.len() - 1
 }

@@ -17,7 +17,8 @@ pub(super) struct HostQuery {
     host: Option<String>,
 }
 
-/// The seed's `/metrics`: the latest snapshot with rate fields added beside the counters.
+/// The seed's `/metrics`: the latest snapshot with rate fields added beside the counters,
+/// and every registry counter's value under `rates`.
 pub(super) async fn metrics(
     State(state): State<AppState>,
     query: Result<Query<HostQuery>, QueryRejection>,
@@ -43,6 +44,7 @@ pub(super) async fn metrics(
         serde_json::to_value(latest.as_ref()).map_err(|e| AppError::Internal(e.to_string()))?;
     crate::seed::add_rates(&mut body, hs.rates.as_deref());
     if let Some(obj) = body.as_object_mut() {
+        obj.insert("rates".into(), rates(latest, hs.rates.as_deref()));
         obj.insert("stale".into(), json!(hs.is_stale(now)));
         obj.insert("max_age_s".into(), json!(hs.max_age.as_secs_f64()));
         obj.insert(
@@ -53,6 +55,34 @@ pub(super) async fn metrics(
         obj.insert("status".into(), json!(hs.status));
     }
     Ok(Json(body))
+}
+
+/// Every registry counter's value at ingest, by its registry name: `{"value": total,
+/// "<label key>": {"<label>": value}}`, `null` where the rule gave none.
+fn rates(latest: &broker::Snapshot, rates: Option<&crate::rates::Derived>) -> Value {
+    let mut out = serde_json::Map::new();
+    for (m, metric) in crate::registry::METRICS.iter().enumerate() {
+        if !metric.kind.is_counter() {
+            continue;
+        }
+        let rate = |label: &str| json!(rates.and_then(|r| r.by_index(m, label)));
+        let mut entry = serde_json::Map::new();
+        entry.insert("value".into(), rate(""));
+        if let Some(key) = metric.label {
+            let labels: serde_json::Map<String, Value> = metric
+                .values(latest)
+                .into_iter()
+                .filter(|(label, _)| !label.is_empty())
+                .map(|(label, _)| {
+                    let v = rate(&label);
+                    (label, v)
+                })
+                .collect();
+            entry.insert(key.as_str().into(), Value::Object(labels));
+        }
+        out.insert(metric.name.into(), Value::Object(entry));
+    }
+    Value::Object(out)
 }
 
 #[derive(Serialize)]

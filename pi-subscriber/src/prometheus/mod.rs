@@ -24,7 +24,7 @@ use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::{Registry, Unit};
 use tokio::time::Instant;
 
-use crate::registry::{Kind, PromUnit, Value, METRICS};
+use crate::registry::{Kind, PromUnit, Scale, Value, METRICS};
 use crate::store::SharedStore;
 pub use escape::escape_label_value;
 use escape::Escaped;
@@ -85,6 +85,7 @@ impl StoreCollector {
             let Some(p) = metric.prom else { continue };
             let mut gauges: Gauges = Vec::new();
             let mut counters: Counters = Vec::new();
+            let mut scaled: Vec<(Vec<(&str, String)>, ConstCounter<f64>)> = Vec::new();
             for (host, hs) in hosts {
                 let Some(s) = &hs.latest else { continue };
                 for (label, value) in metric.values(s) {
@@ -95,15 +96,24 @@ impl StoreCollector {
                     };
                     match value {
                         Value::Gauge(g) => gauges.push((labels, ConstGauge::new(p.scale.apply(g)))),
-                        Value::Counter(c) => counters.push((labels, ConstCounter::new(c))),
+                        // Exact integers where the counter is already in base units.
+                        Value::Counter(c) if p.scale == Scale::Same => {
+                            counters.push((labels, ConstCounter::new(c)))
+                        }
+                        Value::Counter(c) => {
+                            scaled.push((labels, ConstCounter::new(p.scale.apply(c as f64))))
+                        }
                     }
                 }
             }
             let u = p.unit.map(unit);
             match metric.kind {
                 Kind::Gauge => family(e, p.name, p.help, u.as_ref(), MetricType::Gauge, gauges)?,
-                Kind::Counter => {
+                Kind::Counter(_) if p.scale == Scale::Same => {
                     family(e, p.name, p.help, u.as_ref(), MetricType::Counter, counters)?
+                }
+                Kind::Counter(_) => {
+                    family(e, p.name, p.help, u.as_ref(), MetricType::Counter, scaled)?
                 }
             }
         }
@@ -225,6 +235,7 @@ mod tests {
                 DiskDevice {
                     read_sectors: 1,
                     write_sectors: 2,
+                    ..Default::default()
                 },
             )
         };

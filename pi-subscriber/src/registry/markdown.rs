@@ -11,7 +11,7 @@ const COLUMNS: &[Column] = &[
     ("Metric", |m| format!("`{}`", m.name)),
     ("Title", |m| m.title.to_owned()),
     ("Unit", |m| or_dash(m.unit)),
-    ("Kind", |m| kind(m.kind).to_owned()),
+    ("Kind", |m| kind(m.kind)),
     ("Label", |m| or_dash(m.label.map_or("", |l| l.as_str()))),
     ("Prometheus", |m| {
         m.prom.map_or("—".to_owned(), |p| {
@@ -25,7 +25,7 @@ const COLUMNS: &[Column] = &[
                 Some(super::PromUnit::Ratio) => "_ratio",
                 None => "",
             };
-            let total = if m.kind == Kind::Counter {
+            let total = if m.kind.is_counter() {
                 "_total"
             } else {
                 ""
@@ -54,10 +54,16 @@ fn or_dash(text: &str) -> String {
     }
 }
 
-fn kind(kind: Kind) -> &'static str {
+fn kind(kind: Kind) -> String {
     match kind {
-        Kind::Gauge => "gauge",
-        Kind::Counter => "counter (served as a rate)",
+        Kind::Gauge => "gauge".into(),
+        Kind::Counter(super::Rate::PerSecond) => "counter (served as a rate)".into(),
+        Kind::Counter(super::Rate::BusyPercent) => {
+            "counter of busy ms (served as % of the interval; total: the busiest)".into()
+        }
+        Kind::Counter(super::Rate::PerEvent(per)) => {
+            format!("counter (served per event of `{per}`; total: sum over sum)")
+        }
     }
 }
 

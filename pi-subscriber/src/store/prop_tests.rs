@@ -1,6 +1,6 @@
 //! The one rate rule, over random sample sequences (issue 19 item 2): devices appearing and
 //! vanishing, reboots, clock steps back, seq jumps, counter wraps, duplicates and out-of-order
-//! arrival. For every live sample, the rate the store computed at ingest (what `/metrics`,
+//! arrival, disks whose I/O counters come and go. For every live sample, the rate the store computed at ingest (what `/metrics`,
 //! Home Assistant and the alert rules read) equals the raw tier's answer for that sample
 //! (what `/series` serves) and the rule applied to the two snapshots directly.
 
@@ -41,11 +41,29 @@ fn sequence(rng: &mut fastrand::Rng) -> Vec<Snapshot> {
                 0 => rng.u64(0..100), // a wrap or a reset
                 _ => *c + rng.u64(0..10_000),
             };
+            let read_sectors = *c;
+            // The I/O counters: absent now and then (a publisher before them), each may reset.
+            let mut io = |what: &'static str, most: u64| -> Option<u64> {
+                let c = counters.entry(what).or_insert(rng.u64(0..1_000_000));
+                *c = match rng.u8(0..20) {
+                    0 => rng.u64(0..100),
+                    _ => *c + rng.u64(0..most),
+                };
+                (rng.u8(0..10) != 0).then_some(*c)
+            };
+            let (ios, io_wait_ms, io_time_ms) = match name {
+                "sda" => (io("sda.ios", 50), io("sda.wait", 900), io("sda.busy", 16_000)),
+                "sdb" => (io("sdb.ios", 50), io("sdb.wait", 900), io("sdb.busy", 16_000)),
+                _ => (io("sdc.ios", 3), io("sdc.wait", 900), io("sdc.busy", 16_000)),
+            };
             devices.insert(
                 name.to_string(),
                 DiskDevice {
-                    read_sectors: *c,
+                    read_sectors,
                     write_sectors: 0,
+                    ios,
+                    io_wait_ms,
+                    io_time_ms,
                 },
             );
         }
@@ -148,6 +166,11 @@ fn every_surface_reads_the_same_rate_for_every_sample() {
                 ("disk_read_bytes_rate", ""),
                 ("disk_read_bytes_rate", "sda"),
                 ("disk_read_bytes_rate", "sdb"),
+                ("disk_busy_percent", ""),
+                ("disk_busy_percent", "sda"),
+                ("disk_await_ms", ""),
+                ("disk_await_ms", "sdc"),
+                ("disk_io_ops_rate", ""),
                 ("network_rx_bytes_rate", ""),
                 ("network_rx_bytes_rate", "eth0"),
             ] {
@@ -167,5 +190,5 @@ fn every_surface_reads_the_same_rate_for_every_sample() {
             }
         }
     }
-    assert!(compared > SEQUENCES * 10, "{compared}");
+    assert!(compared > SEQUENCES * 20, "{compared}");
 }

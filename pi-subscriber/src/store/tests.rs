@@ -277,6 +277,7 @@ fn with_devices(mut s: Snapshot, disks: &[(&str, u64)]) -> Snapshot {
             let d = broker::DiskDevice {
                 read_sectors: *v,
                 write_sectors: *v,
+                ..Default::default()
             };
             ((*n).to_owned(), d)
         })

@@ -21,7 +21,7 @@ impl Tsdb {
             &earlier.values,
             &later.values,
             dt,
-            |id| self.series.get(&id).map(|(_, m, l)| (*m, l.is_empty())),
+            |id| self.series.get(&id).map(|(_, m, l)| (*m, l.as_str())),
             whole,
         )
     }

@@ -8,7 +8,7 @@ use rusqlite::params;
 use super::db::{Tsdb, NEIGHBOUR_WINDOW_MS};
 use super::rollup::Tier;
 use super::TsdbError;
-use crate::registry::{Kind, Value, METRICS};
+use crate::registry::{Value, METRICS};
 
 /// One raw sample: its host-wide values by metric name (a counter's is its rate from the
 /// seq-adjacent sample; absent when there is none).
@@ -63,7 +63,7 @@ impl Tsdb {
             if let Some(p) = previous {
                 for (id, rate) in self.rates(p, s) {
                     if let Some((_, m, label)) = self.series.get(&id) {
-                        if label.is_empty() && METRICS[*m].kind == Kind::Counter {
+                        if label.is_empty() && METRICS[*m].kind.is_counter() {
                             values.insert(METRICS[*m].name, rate);
                         }
                     }

@@ -44,7 +44,7 @@ impl Tsdb {
         max: u64,
     ) -> Result<Tier, QueryError> {
         let margin = match q.metric.kind {
-            Kind::Counter => NEIGHBOUR_WINDOW_MS,
+            Kind::Counter(_) => NEIGHBOUR_WINDOW_MS,
             Kind::Gauge => 0,
         };
         let loaded = q.from_ms.saturating_sub(margin);

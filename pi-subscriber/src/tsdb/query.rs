@@ -12,7 +12,7 @@ use super::db::{Sample, Tsdb, NEIGHBOUR_WINDOW_MS};
 use super::raw::gap_at;
 use super::rollup::{coarsen, floor, Agg, Bucket, Tier};
 use super::TsdbError;
-use crate::registry::{Kind, Metric, Value, METRICS};
+use crate::registry::{Kind, Metric, Rate, Value, METRICS};
 
 /// Points of one series before aggregation: time and a one-value (raw) or stored bucket.
 type Points = Vec<(i64, Option<Bucket>)>;
@@ -157,21 +157,28 @@ impl Tsdb {
             .iter()
             .position(|m| m.name == q.metric.name)
             .unwrap_or(usize::MAX);
-        let margin = if q.metric.kind == Kind::Counter {
+        let margin = if q.metric.kind.is_counter() {
             NEIGHBOUR_WINDOW_MS
         } else {
             0
         };
-        // Every series of the metric: a total's rate is summed over its devices.
+        // Every series of the metric (a total's rate is summed over its devices), and of the
+        // metric whose events a per-event rate divides by.
+        let per = match q.metric.kind {
+            Kind::Counter(Rate::PerEvent(per)) => crate::registry::index_of(per),
+            _ => None,
+        };
         let window = self.raw_window(host, q.from_ms, q.to_ms, margin, |id| {
-            self.series.get(&id).is_some_and(|s| s.1 == metric)
+            self.series
+                .get(&id)
+                .is_some_and(|s| s.1 == metric || Some(s.1) == per)
         })?;
         let interval = window.interval_ms();
         let mut out = vec![Vec::new(); ids.len()];
         let mut last: Vec<Option<&Sample>> = vec![None; ids.len()];
         for (s, previous) in window.each() {
             let rates = match q.metric.kind {
-                Kind::Counter => previous.map(|p| self.rates(p, s)).unwrap_or_default(),
+                Kind::Counter(_) => previous.map(|p| self.rates(p, s)).unwrap_or_default(),
                 Kind::Gauge => Vec::new(),
             };
             for (k, (_, id)) in ids.iter().enumerate() {
@@ -185,7 +192,7 @@ impl Tsdb {
                                 Value::Counter(_) => None,
                             })
                     }
-                    Kind::Counter => rates.iter().find(|(r, _)| r == id).map(|(_, r)| *r),
+                    Kind::Counter(_) => rates.iter().find(|(r, _)| r == id).map(|(_, r)| *r),
                 };
                 let present = s.values.iter().any(|(v, _)| v == id);
                 if present {

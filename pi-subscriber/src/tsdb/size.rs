@@ -206,6 +206,7 @@ mod tests {
                             DiskDevice {
                                 read_sectors: seq * d,
                                 write_sectors: seq,
+                                ..Default::default()
                             },
                         )
                     })

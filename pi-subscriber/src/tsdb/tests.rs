@@ -34,6 +34,7 @@ fn snap(seq: u64, ts_ms: i64, cpu: f64, sda_sectors: u64) -> Snapshot {
                 DiskDevice {
                     read_sectors: sda_sectors,
                     write_sectors: 0,
+                    ..Default::default()
                 },
             )]
             .into(),
@@ -344,6 +345,7 @@ fn a_disk_that_appears_changes_no_total_rate() {
             DiskDevice {
                 read_sectors: sdb,
                 write_sectors: 0,
+                ..Default::default()
             },
         );
         d.read_sectors += sdb;
@@ -566,6 +568,7 @@ fn a_device_dropped_by_the_series_budget_leaves_the_total_true() {
             DiskDevice {
                 read_sectors: sdb,
                 write_sectors: 0,
+                ..Default::default()
             },
         );
         disk.read_sectors = sda + sdb;

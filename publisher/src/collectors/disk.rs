@@ -1,4 +1,4 @@
-//! Disk sectors from `/proc/diskstats` (Documentation/admin-guide/iostats.rst).
+//! Disk sectors and I/O times from `/proc/diskstats` (Documentation/admin-guide/iostats.rst).
 //!
 //! Only whole devices are counted: a partition's I/O is already in its disk's line, and
 //! loop, ram, zram, dm-, md and the other stacked devices (ZFS zvols `zd*`, network block
@@ -19,10 +19,18 @@ pub struct DiskLine {
     pub read_sectors: u64,
     /// Field 10: sectors written.
     pub write_sectors: u64,
+    /// Fields 4 + 8: reads and writes completed.
+    pub ios: u64,
+    /// Fields 7 + 11: milliseconds spent on them (`iostat`'s `await` numerator).
+    pub io_wait_ms: u64,
+    /// Field 13: milliseconds with I/O in flight (`node_disk_io_time_seconds_total`).
+    pub io_time_ms: u64,
 }
 
 /// Parses every line. Lines have 14 (Linux ≥ 2.6.25), 18 (≥ 4.18, discards) or
-/// 20 (≥ 5.5, flushes) fields; fields 6 and 10 are in the same place in all of them.
+/// 20 (≥ 5.5, flushes) fields; fields 4 to 13 are in the same place in all of them. The
+/// kernel keeps them as `unsigned long` (32 bits on a 32-bit kernel), so they may wrap: the
+/// Pi's rate rule treats a counter that went down as a new series.
 pub fn parse_diskstats(text: &str) -> Result<Vec<DiskLine>, ParseError> {
     let mut lines = Vec::new();
     for (index, line) in text.lines().enumerate() {
@@ -45,6 +53,9 @@ pub fn parse_diskstats(text: &str) -> Result<Vec<DiskLine>, ParseError> {
             name: fields[2].to_owned(),
             read_sectors: number(5)?,
             write_sectors: number(9)?,
+            ios: number(3)?.saturating_add(number(7)?),
+            io_wait_ms: number(6)?.saturating_add(number(10)?),
+            io_time_ms: number(12)?,
         });
     }
     Ok(lines)
@@ -89,6 +100,9 @@ pub fn summarize(lines: &[DiskLine]) -> Disk {
                 DiskDevice {
                     read_sectors: l.read_sectors,
                     write_sectors: l.write_sectors,
+                    ios: Some(l.ios),
+                    io_wait_ms: Some(l.io_wait_ms),
+                    io_time_ms: Some(l.io_time_ms),
                 },
             )
         })
@@ -147,7 +161,7 @@ mod tests {
     }
 
     #[test]
-    fn fields_six_and_ten_of_14_18_and_20_column_lines() {
+    fn fields_of_14_18_and_20_column_lines() {
         let text = "   8       0 sda 25354637 34367663 1003346126 18492372 28444756 11134226 505697032 63877960 0 9653880 82621804\n\
                     8      1 sda1 250 0 2000 36 0 0 0 0 0 36 36\n\
                     8      16 sdb 326552 841 9657779 84 41822 2895 1972905 5007 0 60730 67070 68851 0 1925173784 11130\n\
@@ -155,13 +169,26 @@ mod tests {
                     252    0 dm-0 59910002 0 1003337218 46229572 39231014 0 505696880 1158557800 0 11325968 1206301256\n";
         let disk = summarize(&parse_diskstats(text).unwrap());
         assert_eq!(disk.devices.len(), 3);
+        // node_exporter reads the same lines as node_disk_reads_completed_total{device="sda"}
+        // 25354637, writes_completed 28444756, read_time_seconds 18492.372, write_time_seconds
+        // 63877.96 and io_time_seconds 9653.88.
         assert_eq!(
             disk.devices["sda"],
             DiskDevice {
                 read_sectors: 1003346126,
-                write_sectors: 505697032
+                write_sectors: 505697032,
+                ios: Some(25354637 + 28444756),
+                io_wait_ms: Some(18492372 + 63877960),
+                io_time_ms: Some(9653880),
             }
         );
+        // sdb and sdc have the 18- and 20-column layouts (discards, flushes after field 14).
+        assert_eq!(
+            (disk.devices["sdb"].ios, disk.devices["sdb"].io_wait_ms),
+            (Some(326552 + 41822), Some(84 + 5007))
+        );
+        assert_eq!(disk.devices["sdb"].io_time_ms, Some(60730));
+        assert_eq!(disk.devices["sdc"].io_time_ms, Some(10730));
         assert_eq!(disk.devices["sdb"].write_sectors, 1972905);
         assert_eq!(disk.devices["sdc"].read_sectors, 1657779);
         assert_eq!(disk.read_sectors, 1003346126 + 9657779 + 1657779);

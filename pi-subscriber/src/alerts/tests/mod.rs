@@ -335,6 +335,7 @@ async fn a_new_disk_fires_no_rate_rule() {
                 let d = DiskDevice {
                     read_sectors: *r,
                     write_sectors: 0,
+                    ..Default::default()
                 };
                 (n.to_string(), d)
             })

@@ -30,6 +30,7 @@ fn at(t: i64, mounts: &[(&str, u64)], disks: &[(&str, u64)]) -> Snapshot {
             let dev = DiskDevice {
                 read_sectors: *read,
                 write_sectors: 0,
+                ..Default::default()
             };
             ((*d).to_owned(), dev)
         })
