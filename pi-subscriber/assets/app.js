@@ -321,10 +321,15 @@
 
   // Re-reads the window when the host or range changed or it is due, then draws it.
   async function loadCharts() {
+    if (!window.SaCharts.defined()) {
+      const metrics = await soft(getJSON('series/metrics'));
+      if (!metrics) return;
+      window.SaCharts.define(metrics);
+    }
     const now = Date.now();
     if (window.SaSeries.stale(state.win, state.host, state.range, now)) {
       state.win = await window.SaSeries.load((p) => soft(getJSON(p)), state.host, state.range,
-                                             window.SaCharts.WANTS, now);
+                                             window.SaCharts.wants(), now);
     }
     $('chart-host').textContent = state.hosts.length > 1 ? '— ' + state.win.host : '';
     window.SaCharts.render(state.win);

@@ -1,6 +1,6 @@
-/* The dashboard's uPlot charts over a window of SaSeries: the host totals in the main grid,
- * one chart per disk, interface and mount in the collapsed "per device" section (built only
- * while it is open). On a banded window each line gets a min–max band around its average;
+/* The dashboard's uPlot charts over a window of SaSeries, as the registry lists them on
+ * /series/metrics: the host totals in the main grid, each disk's, interface's and mount's
+ * charts in the collapsed "per device" section (built only while it is open). On a banded window each line gets a min–max band around its average;
  * the min/max series are left out of the legend, whose average shows "(min–max)".
  * Exposes window.SaCharts. */
 (function () {
@@ -27,29 +27,55 @@
   // Lines: [label, metric, colour, options]; `band: false` keeps a line without a band.
   const line = (label, metric, color, o) => Object.assign({ label: label, metric: metric, color: color, band: true }, o || {});
 
-  const MAIN = [
-    { id: 'cpu', unit: '%', dec: 1, range: [0, 100], lines: [line('CPU', 'cpu_usage_percent', C.blue, { fill: true })] },
-    { id: 'load', unit: '', dec: 2, lines: [line('1 min', 'load_1m', C.blue), line('5 min', 'load_5m', C.purple, { band: false }),
-                                             line('15 min', 'load_15m', C.green, { band: false })] },
-    { id: 'mem', unit: '%', dec: 1, range: [0, 100], lines: [line('Used', 'memory_used_percent', C.green, { fill: true })] },
-    { id: 'temp', unit: '°C', dec: 1, range: tempRange, thresholds: [[70, '#ffb020'], [85, '#ff5c5c']],
-      empty: 'No temperature data', lines: [line('CPU', 'cpu_temp_c', C.orange)] },
-    { id: 'disk', unit: 'MB/s', dec: 2, scale: MB, lines: [line('Read', 'disk_read_bytes_rate', C.blue),
-                                                          line('Write', 'disk_write_bytes_rate', C.pink)] },
-    { id: 'net', unit: 'MB/s', dec: 2, scale: MB, lines: [line('Rx', 'network_rx_bytes_rate', C.green),
-                                                         line('Tx', 'network_tx_bytes_rate', C.purple)] },
-  ];
+  const PALETTE = [C.blue, C.pink, C.green, C.purple, C.orange];
+  const RANGES = { zero: fromZero, percent: [0, 100], temperature: tempRange };
+  // What a label key counts in the per-device summary ("2 disks, 1 interface").
+  const NOUN = { device: 'disk', interface: 'interface', mount: 'mount', core: 'core', sensor: 'sensor' };
 
-  // Per-device kinds: a chart per label value of their metrics.
-  const DEVICES = [
-    { kind: 'disk', title: 'Disk', unit: 'MB/s', dec: 2, scale: MB, lines: MAIN[4].lines },
-    { kind: 'interface', title: 'Network', unit: 'MB/s', dec: 2, scale: MB, lines: MAIN[5].lines },
-    { kind: 'mount', title: 'Filesystem used', unit: '%', dec: 1, range: [0, 100],
-      lines: [line('Used', 'filesystem_used_percent', C.orange)] },
-  ];
+  /* The charts, built once from /series/metrics (the registry's `chart` hints): the lines
+   * sharing a chart id form one chart, in registry order; `place` puts its host-wide values
+   * on the main grid, each label's in the per-device section, or both. */
+  let MAIN = [];
+  let DEVICES = [];
+  let WANTS = []; // what a window must hold for every chart: [{metric, band}]
 
-  // What a window must hold for every chart.
-  const WANTS = MAIN.concat(DEVICES).reduce((a, d) => a.concat(d.lines.map((l) => ({ metric: l.metric, band: l.band }))), []);
+  function define(metrics) {
+    const byId = {}, order = [];
+    (Array.isArray(metrics) ? metrics : []).forEach((m) => {
+      const c = m && m.chart;
+      if (!c || typeof c.id !== 'string') return;
+      let def = byId[c.id];
+      if (!def) {
+        def = byId[c.id] = {
+          id: c.id, title: String(c.title), unit: String(c.unit || ''), dec: c.decimals | 0,
+          scale: isNum(c.scale) ? c.scale : 1, range: RANGES[c.range] || fromZero, place: c.place,
+          key: (m.labels || [])[0] || null, lines: [],
+        };
+        if (c.range === 'temperature') {
+          def.thresholds = [[70, '#ffb020'], [85, '#ff5c5c']];
+          def.empty = 'No temperature data';
+        }
+        order.push(def);
+      }
+      const first = def.lines.length === 0;
+      def.lines.push(line(String(c.line), m.metric, PALETTE[def.lines.length % PALETTE.length],
+                          { band: !!c.band, fill: first && c.range === 'percent' && c.place === 'main' }));
+    });
+    MAIN = order.filter((d) => d.place === 'main' || d.place === 'both');
+    DEVICES = order.filter((d) => d.key && (d.place === 'devices' || d.place === 'both'))
+      .map((d) => Object.assign({}, d, { kind: NOUN[d.key] || d.key }));
+    WANTS = order.reduce((a, d) => a.concat(d.lines.map((l) => ({ metric: l.metric, band: l.band }))), []);
+    const grid = $('main-charts');
+    grid.textContent = '';
+    MAIN.forEach((d) => {
+      const panel = el('div', 'panel');
+      panel.appendChild(el('h3', null, d.title + (d.unit ? ' (' + d.unit + ')' : '')));
+      const c = el('div', 'chart');
+      c.id = 'chart-' + d.id;
+      panel.appendChild(c);
+      grid.appendChild(panel);
+    });
+  }
 
   const charts = {}; // element id -> { u, key }
   let xwin = [0, 1];  // x range of every chart, epoch seconds (the window being shown)
@@ -186,18 +212,26 @@
     return e;
   }
 
-  // Per-device charts of `win`: names in the summary always, charts only while open.
+  // Per-device charts of `win`: names in the summary always, charts only while open. A
+  // device's charts stay together (a disk's throughput, busy % and I/O wait).
   function renderDevices(win) {
     const section = $('devices'), box = $('device-charts');
     const found = DEVICES.map((d) => ({ def: d, names: SaSeries.labels(win, d.lines.map((l) => l.metric)) }));
-    const total = found.reduce((n, f) => n + f.names.length, 0);
-    const counts = found.filter((f) => f.names.length).map((f) => f.names.length + ' ' + f.def.kind + (f.names.length > 1 ? 's' : ''));
+    const byKind = {}, kinds = [];
+    found.forEach((f) => f.names.forEach((n) => {
+      if (!byKind[f.def.kind]) { byKind[f.def.kind] = []; kinds.push(f.def.kind); }
+      if (byKind[f.def.kind].indexOf(n) < 0) byKind[f.def.kind].push(n);
+    }));
+    const total = kinds.reduce((n, k) => n + byKind[k].length, 0);
+    const counts = kinds.map((k) => byKind[k].length + ' ' + k + (byKind[k].length > 1 ? 's' : ''));
     $('devices-count').textContent = counts.length ? '(' + counts.join(', ') + ')' : '(none)';
     section.dataset.count = String(total);
     xwin = [win.from / 1000, win.to / 1000];
     if (!section.open) { drop('dev-'); box.textContent = ''; delete box.dataset.key; return; }
     const list = [];
-    found.forEach((f) => f.names.forEach((n) => list.push({ def: f.def, name: n })));
+    kinds.forEach((k) => byKind[k].slice().sort().forEach((n) => found.forEach((f) => {
+      if (f.def.kind === k && f.names.indexOf(n) >= 0) list.push({ def: f.def, name: n });
+    })));
     const shown = list.slice(0, MAX_DEVICE_CHARTS);
     const key = shown.map((s) => s.def.kind + '\u0000' + s.name).join('\u0001');
     if (box.dataset.key !== key) {
@@ -235,7 +269,7 @@
     let cpu = null;
     MAIN.forEach((def) => {
       const data = draw('chart-' + def.id, def, win, '');
-      if (def.id === 'cpu') cpu = data;
+      if (cpu === null) cpu = data; // the first chart's points: what tests and tools read
     });
     renderDevices(win);
     fit();
@@ -258,5 +292,12 @@
     });
   }
 
-  window.SaCharts = { WANTS: WANTS, render: render, renderDevices: renderDevices, fit: fit };
+  window.SaCharts = {
+    define: define,
+    defined: () => WANTS.length > 0,
+    wants: () => WANTS,
+    render: render,
+    renderDevices: renderDevices,
+    fit: fit,
+  };
 })();

@@ -154,7 +154,9 @@ pub fn counter_rates<'a, K: Copy + PartialEq>(
         }
     };
     let increase_of = |m: usize, label: &str| -> Option<f64> {
-        let (_, _, _, own) = increases.iter().find(|(_, x, l, _)| *x == m && *l == label)?;
+        let (_, _, _, own) = increases
+            .iter()
+            .find(|(_, x, l, _)| *x == m && *l == label)?;
         if label.is_empty() {
             total_increase(m, *own).0
         } else {
@@ -173,9 +175,9 @@ pub fn counter_rates<'a, K: Copy + PartialEq>(
         };
         let value = match rate {
             Rate::PerSecond => increase.map(|d| d / dt_s),
-            Rate::BusyPercent if label.is_empty() => {
-                (!from_own).then(|| sums.get(m).and_then(|s| s.busiest)).flatten()
-            }
+            Rate::BusyPercent if label.is_empty() => (!from_own)
+                .then(|| sums.get(m).and_then(|s| s.busiest))
+                .flatten(),
             Rate::BusyPercent => increase.map(|d| busy_percent(d, dt_s)),
             Rate::PerEvent(per) => {
                 let events = crate::registry::index_of(per).and_then(|p| increase_of(p, label));

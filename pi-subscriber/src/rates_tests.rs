@@ -228,7 +228,11 @@ fn busy_percent_and_await_as_iostat_computes_them() {
     assert_eq!(r.get("disk_busy_percent", "sda"), Some(201.0 / 150.0));
     assert_eq!(r.get("disk_busy_percent", "sdb"), Some(177.0 / 150.0));
     assert_eq!(r.get("disk_busy_percent", "sr0"), Some(0.0));
-    assert_eq!(r.total("disk_busy_percent"), Some(702.0 / 150.0), "the busiest");
+    assert_eq!(
+        r.total("disk_busy_percent"),
+        Some(702.0 / 150.0),
+        "the busiest"
+    );
     // await: ms spent over I/Os completed; 0 for a disk that completed none.
     assert_eq!(r.get("disk_await_ms", "nvme0n1"), Some(889.0 / 2453.0));
     assert_eq!(r.get("disk_await_ms", "sda"), Some(219.0 / 17.0));
@@ -252,7 +256,11 @@ fn busy_is_capped_a_reset_has_no_value_and_an_old_publisher_says_nothing() {
     assert_eq!(r.get("disk_busy_percent", "sda"), Some(100.0));
     assert_eq!(r.get("disk_busy_percent", "sdb"), None);
     assert_eq!(r.get("disk_await_ms", "sdb"), None);
-    assert_eq!(r.total("disk_busy_percent"), Some(100.0), "the busiest valid");
+    assert_eq!(
+        r.total("disk_busy_percent"),
+        Some(100.0),
+        "the busiest valid"
+    );
     assert_eq!(r.total("disk_await_ms"), None, "a device reset: no total");
     // A snapshot without the I/O fields (a publisher before them) has no busy series at all.
     let old = snap(1, 100, "b", 1000, 0);

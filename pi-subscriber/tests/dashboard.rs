@@ -80,14 +80,16 @@ fn from_id<'a>(dom: &'a str, id: &str) -> &'a str {
     &dom[at..]
 }
 
-/// A snapshot of `zbox` as a real client would publish it: one disk and one interface whose
-/// counters grow by 1 MiB per second, and the tower fixture's filesystems (md0, a full root, a
+/// A snapshot of `zbox` as a real client would publish it: one disk (25 % busy, 3 ms a
+/// request) and one interface whose counters grow by 1 MiB per second, and the tower fixture's filesystems (md0, a full root, a
 /// hung NFS mount) plus a mount named like markup.
 fn zbox(seq: u64, ts_ms: u128) -> String {
     let (sectors, bytes) = (2048 * seq, 1_048_576 * seq);
+    // 100 I/Os a second, each waiting 3 ms; the disk busy 250 ms of each second.
+    let (ios, wait, busy) = (100 * seq, 300 * seq, 250 * seq);
     format!(
         r#"{{"v":1,"host":"zbox","seq":{seq},"ts":{},"ts_ms":{ts_ms},"interval_s":1,
-        "disk":{{"read_sectors":{sectors},"write_sectors":0,"devices":{{"sda":{{"read_sectors":{sectors},"write_sectors":0}}}}}},
+        "disk":{{"read_sectors":{sectors},"write_sectors":0,"devices":{{"sda":{{"read_sectors":{sectors},"write_sectors":0,"ios":{ios},"io_wait_ms":{wait},"io_time_ms":{busy}}}}}}},
         "network":{{"rx_bytes":{bytes},"tx_bytes":0,"interfaces":{{"eth0":{{"rx_bytes":{bytes},"tx_bytes":0}}}}}},
         "filesystems":{{
         "/":{{"device":"sda2","fstype":"ext4","size_bytes":100,"used_bytes":96,"avail_bytes":4,"files":1,"files_free":1}},
@@ -341,26 +343,36 @@ fn seven_days(url: &str) {
         "{devices}"
     );
     assert!(!devices.contains("<b>"), "a name became markup");
-    let panels: Vec<(&str, &str)> = devices
+    let panels: Vec<(&str, &str, &str)> = devices
         .split(r#"<div class="panel" data-kind=""#)
         .skip(1)
         .map(|p| {
             let kind = p.split('"').next().unwrap();
+            let title =
+                &p[p.find("<h3>").unwrap() + 4..p.find(r#" <span class="dev-name">"#).unwrap()];
             let name = p.split(r#"<span class="dev-name">"#).nth(1).unwrap();
-            (kind, name.split("</span>").next().unwrap())
+            (kind, title, name.split("</span>").next().unwrap())
         })
         .collect();
+    // A disk's charts together, as the registry's `chart` hints on /series/metrics say: its
+    // throughput, busy % and I/O wait (issue 19 item 7, no line of the dashboard names them).
     assert_eq!(
         panels,
         [
-            ("disk", "sda"),
-            ("interface", "eth0"),
-            ("mount", "/"),
-            ("mount", "/mnt/&lt;b&gt;x&lt;/b&gt;"),
-            ("mount", "/srv/storage"),
+            ("disk", "Disk", "sda"),
+            ("disk", "Disk busy", "sda"),
+            ("disk", "Disk I/O wait", "sda"),
+            ("interface", "Network", "eth0"),
+            ("mount", "Filesystem used", "/"),
+            ("mount", "Filesystem used", "/mnt/&lt;b&gt;x&lt;/b&gt;"),
+            ("mount", "Filesystem used", "/srv/storage"),
         ]
     );
-    assert_eq!(devices.matches("<canvas").count(), 5, "a chart per device");
+    assert_eq!(
+        devices.matches("<canvas").count(),
+        7,
+        "a chart per device and chart"
+    );
     let drawn = devices.matches(r#"data-points="0""#).count();
     assert_eq!(drawn, 0, "a device chart without data: {devices}");
 }

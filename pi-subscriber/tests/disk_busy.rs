@@ -10,10 +10,10 @@
 //! every disk's I/Os (889 + 219 + 190) / (2453 + 17 + 14) = 1298 / 2484 ms.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-#[path = "../../publisher/tests/common/mod.rs"]
-mod common;
 #[path = "support/alerts.rs"]
 mod alerts;
+#[path = "../../publisher/tests/common/mod.rs"]
+mod common;
 mod support;
 
 use std::path::Path;
@@ -107,7 +107,9 @@ fn disk_busy_and_await_reach_every_surface_with_one_value() {
         &[],
     );
     // Two samples of t0: every disk idle, the I/O wait 0 (no I/O completed), as iostat says.
-    let idle = pi.wait_for("/metrics", |m| m["rates"]["disk_busy_percent"]["value"] == 0.0);
+    let idle = pi.wait_for("/metrics", |m| {
+        m["rates"]["disk_busy_percent"]["value"] == 0.0
+    });
     assert_eq!(idle["rates"]["disk_await_ms"]["device"]["nvme0n1"], 0.0);
     let seq = idle["seq"].as_u64().unwrap();
 
@@ -126,18 +128,27 @@ fn disk_busy_and_await_reach_every_surface_with_one_value() {
 
     // /series (the raw tier): the busy point and its seq neighbour give the interval.
     let raw = points(&pi, "disk_busy_percent");
-    let i = raw.iter().position(|(t, _)| *t == at).expect("the busy sample");
+    let i = raw
+        .iter()
+        .position(|(t, _)| *t == at)
+        .expect("the busy sample");
     let dt_s = (at - raw[i - 1].0) as f64 / 1000.0;
     let busy_nvme = 702.0 / (dt_s * 10.0);
     near(&json!(raw[i].1), busy_nvme);
     let waits = points(&pi, "disk_await_ms");
-    near(&json!(waits.iter().find(|(t, _)| *t == at).unwrap().1), AWAIT_NVME);
+    near(
+        &json!(waits.iter().find(|(t, _)| *t == at).unwrap().1),
+        AWAIT_NVME,
+    );
 
     // /metrics: the same numbers, by registry name; the host's busy % is its busiest disk's.
     let rates = &busy["rates"];
     near(&rates["disk_busy_percent"]["device"]["nvme0n1"], busy_nvme);
     near(&rates["disk_busy_percent"]["value"], busy_nvme);
-    near(&rates["disk_busy_percent"]["device"]["sda"], 201.0 / (dt_s * 10.0));
+    near(
+        &rates["disk_busy_percent"]["device"]["sda"],
+        201.0 / (dt_s * 10.0),
+    );
     near(&rates["disk_await_ms"]["device"]["nvme0n1"], AWAIT_NVME);
     near(&rates["disk_await_ms"]["device"]["sda"], 219.0 / 17.0);
     near(&rates["disk_await_ms"]["device"]["sr0"], 0.0);
@@ -167,7 +178,9 @@ fn disk_busy_and_await_reach_every_surface_with_one_value() {
     let dp = answer[0]["datapoints"].as_array().unwrap();
     assert!(
         dp.iter().any(|p| p[1].as_i64() == Some(at)
-            && p[0].as_f64().is_some_and(|v| (v - AWAIT_HOST).abs() < 1e-12)),
+            && p[0]
+                .as_f64()
+                .is_some_and(|v| (v - AWAIT_HOST).abs() < 1e-12)),
         "{answer}"
     );
 
@@ -183,10 +196,7 @@ fn disk_busy_and_await_reach_every_surface_with_one_value() {
         }
         assert!(Instant::now() < deadline, "no busy state in HA");
     };
-    assert_eq!(
-        seen["disk_busy_percent"],
-        (busy_nvme * 10.0).round() / 10.0
-    );
+    assert_eq!(seen["disk_busy_percent"], (busy_nvme * 10.0).round() / 10.0);
     assert_eq!(seen["disk_await_ms"], (AWAIT_HOST * 100.0).round() / 100.0);
 
     // The alert rule saw the same value, per device and host-wide.
@@ -198,13 +208,22 @@ fn disk_busy_and_await_reach_every_surface_with_one_value() {
         .unwrap()
         .iter()
         .filter(|a| a["rule"] == "disk-busy")
-        .map(|a| (a["label"].as_str().unwrap().to_owned(), a["value"].as_f64().unwrap()))
+        .map(|a| {
+            (
+                a["label"].as_str().unwrap().to_owned(),
+                a["value"].as_f64().unwrap(),
+            )
+        })
         .collect();
     for label in ["nvme0n1", ""] {
         let (_, v) = values.iter().find(|(l, _)| l == label).unwrap();
         near(&json!(v), busy_nvme);
     }
-    assert_eq!(values.len(), 4, "nvme0n1, sda, sdb and the host: {values:?}");
+    assert_eq!(
+        values.len(),
+        4,
+        "nvme0n1, sda, sdb and the host: {values:?}"
+    );
 }
 
 /// `v` is `want`, up to the last bit serde_json's float parser may get wrong (it parses

@@ -92,8 +92,14 @@ async fn series_metrics_lists_the_registry() {
     let find = |name: &str| list.iter().find(|m| m["metric"] == name).unwrap().clone();
     assert_eq!(
         find("cpu_usage_percent"),
-        json!({"metric":"cpu_usage_percent","unit":"%","kind":"gauge","title":"CPU usage","labels":[]})
+        json!({"metric":"cpu_usage_percent","unit":"%","kind":"gauge","title":"CPU usage","labels":[],
+               "chart":{"id":"cpu","title":"CPU usage","line":"CPU","unit":"%","scale":1.0,"decimals":1,
+                        "range":"percent","band":true,"place":"main"}})
     );
+    // What the dashboard draws per device, and what it does not chart at all.
+    assert_eq!(find("disk_busy_percent")["chart"]["place"], "devices");
+    assert_eq!(find("disk_read_bytes_rate")["chart"]["scale"], 1e-6);
+    assert!(find("uptime_s").get("chart").is_none());
     let disk = find("disk_read_bytes_rate");
     assert_eq!(disk["kind"], "counter");
     assert_eq!(disk["unit"], "bytes/s");

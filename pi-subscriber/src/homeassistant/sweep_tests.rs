@@ -62,7 +62,10 @@ fn the_sweep_removes_what_an_earlier_run_left_and_nothing_else() {
         t.found_config(topic, payload.as_bytes());
     }
     let tower = host(None, tower(1, 0, 0));
-    assert_eq!(t.tick(&[input("tower", &tower, false)]).len(), host_wide() + 3 + 2);
+    assert_eq!(
+        t.tick(&[input("tower", &tower, false)]).len(),
+        host_wide() + 3 + 2
+    );
     let swept = t.sweep();
     assert_eq!(
         topics(&swept),
@@ -97,7 +100,10 @@ fn the_sweep_keeps_the_filesystems_of_a_host_offline_at_start_until_its_mounts_a
         samples: 40,
         ..HostState::default()
     };
-    assert_eq!(t.tick(&[input("tower", &offline, true)]).len(), host_wide() + 2);
+    assert_eq!(
+        t.tick(&[input("tower", &offline, true)]).len(),
+        host_wide() + 2
+    );
     // Only what no mount list can bring back (`alerts_firing` with alerts off).
     assert_eq!(topics(&t.sweep()), [(alerts.as_str(), "")]);
     assert_eq!(t.tick(&[input("tower", &offline, true)]), []);

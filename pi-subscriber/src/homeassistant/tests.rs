@@ -309,7 +309,10 @@ fn the_tracker_announces_once_then_sends_only_what_changed_and_removes_a_forgott
     let one = host(None, tower(1, 0, 0));
     let first = t.tick(&[input("tower", &one, false)]);
     assert_eq!(first.len(), host_wide() + 3 + 2, "{first:?}");
-    let last_two: Vec<_> = topics(&first[host_wide() + 3..]).into_iter().map(|(t, _)| t).collect();
+    let last_two: Vec<_> = topics(&first[host_wide() + 3..])
+        .into_iter()
+        .map(|(t, _)| t)
+        .collect();
     assert_eq!(last_two, [AVAILABILITY, "server-analytics/tower/ha/state"]);
     assert_eq!(first[host_wide() + 3].payload, "online");
     assert_eq!(t.stats.hosts_announced_total, 1);
@@ -343,7 +346,10 @@ fn the_tracker_announces_once_then_sends_only_what_changed_and_removes_a_forgott
     assert_eq!(sent.len(), 2);
     // HA came back: everything again, availability and state included.
     t.resend_all();
-    assert_eq!(t.tick(&[input("tower", &three, true)]).len(), host_wide() + 4 + 2);
+    assert_eq!(
+        t.tick(&[input("tower", &three, true)]).len(),
+        host_wide() + 4 + 2
+    );
     // Forgotten: an empty retained message on each of its 17 configs, its state and its
     // availability.
     let gone = t.tick(&[]);

@@ -26,6 +26,9 @@ pub struct MetricInfo {
     pub kind: Kind,
     pub title: &'static str,
     pub labels: Vec<&'static str>,
+    /// Its line on the dashboard, which builds its charts from this list.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub chart: Option<registry::Chart>,
 }
 
 /// The registry, as a client sees it.
@@ -39,6 +42,7 @@ pub async fn metrics() -> Json<Vec<MetricInfo>> {
                 kind: m.kind,
                 title: m.title,
                 labels: m.label.map(|l| vec![l.as_str()]).unwrap_or_default(),
+                chart: m.chart,
             })
             .collect(),
     )

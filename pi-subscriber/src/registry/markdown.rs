@@ -25,11 +25,7 @@ const COLUMNS: &[Column] = &[
                 Some(super::PromUnit::Ratio) => "_ratio",
                 None => "",
             };
-            let total = if m.kind.is_counter() {
-                "_total"
-            } else {
-                ""
-            };
+            let total = if m.kind.is_counter() { "_total" } else { "" };
             format!("`server_analytics_{}{unit}{total}`{per}", p.name)
         })
     }),
@@ -42,6 +38,16 @@ const COLUMNS: &[Column] = &[
                 "host-wide"
             };
             format!("sensor{class}, {scope}")
+        })
+    }),
+    ("Dashboard", |m| {
+        m.chart.map_or("—".to_owned(), |c| {
+            let place = match c.place {
+                super::ChartPlace::Main => "main grid",
+                super::ChartPlace::Devices => "per device",
+                super::ChartPlace::Both => "main grid and per device",
+            };
+            format!("{} ({}), {place}", c.title, c.line)
         })
     }),
 ];
@@ -135,11 +141,11 @@ mod tests {
         let rows: Vec<&str> = doc.lines().filter(|l| l.starts_with("| `")).collect();
         assert_eq!(rows.len(), METRICS.len());
         assert!(
-            doc.contains("\n| `disk_read_bytes_rate` | Disk read | `bytes/s` | counter (served as a rate) | `device` | `server_analytics_disk_read_bytes_total` per `device` | sensor `data_rate`, host-wide |\n"),
+            doc.contains("\n| `disk_read_bytes_rate` | Disk read | `bytes/s` | counter (served as a rate) | `device` | `server_analytics_disk_read_bytes_total` per `device` | sensor `data_rate`, host-wide | Disk (Read), main grid and per device |\n"),
             "{doc}"
         );
         assert!(
-            doc.contains("\n| `load_1m` | Load (1 min) | — | gauge | — | `server_analytics_load1` | sensor, host-wide |\n"),
+            doc.contains("\n| `load_1m` | Load (1 min) | — | gauge | — | `server_analytics_load1` | sensor, host-wide | Load average (1 min), main grid |\n"),
             "{doc}"
         );
         assert_eq!(

@@ -52,9 +52,21 @@ fn sequence(rng: &mut fastrand::Rng) -> Vec<Snapshot> {
                 (rng.u8(0..10) != 0).then_some(*c)
             };
             let (ios, io_wait_ms, io_time_ms) = match name {
-                "sda" => (io("sda.ios", 50), io("sda.wait", 900), io("sda.busy", 16_000)),
-                "sdb" => (io("sdb.ios", 50), io("sdb.wait", 900), io("sdb.busy", 16_000)),
-                _ => (io("sdc.ios", 3), io("sdc.wait", 900), io("sdc.busy", 16_000)),
+                "sda" => (
+                    io("sda.ios", 50),
+                    io("sda.wait", 900),
+                    io("sda.busy", 16_000),
+                ),
+                "sdb" => (
+                    io("sdb.ios", 50),
+                    io("sdb.wait", 900),
+                    io("sdb.busy", 16_000),
+                ),
+                _ => (
+                    io("sdc.ios", 3),
+                    io("sdc.wait", 900),
+                    io("sdc.busy", 16_000),
+                ),
             };
             devices.insert(
                 name.to_string(),

@@ -33,7 +33,11 @@ pub fn expected_state(m: &Value) -> BTreeMap<String, Value> {
     put("disk_write_bytes_rate", &m["disk"]["write_bytes_rate"], 0);
     put("network_rx_bytes_rate", &m["network"]["rx_bytes_rate"], 0);
     put("network_tx_bytes_rate", &m["network"]["tx_bytes_rate"], 0);
-    put("disk_busy_percent", &m["rates"]["disk_busy_percent"]["value"], 1);
+    put(
+        "disk_busy_percent",
+        &m["rates"]["disk_busy_percent"]["value"],
+        1,
+    );
     put("disk_await_ms", &m["rates"]["disk_await_ms"]["value"], 2);
     let (avail, total) = (&m["memory"]["available_mb"], &m["memory"]["total_mb"]);
     let used =
