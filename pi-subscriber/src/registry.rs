@@ -113,6 +113,8 @@ pub struct Metric {
     /// Its Home Assistant sensor (`None`: no entity): host-wide, or one per mount for a
     /// per-mount metric.
     pub ha: Option<Ha>,
+    /// The built-in threshold rule on it (its levels are `[alerts.builtin.<name>]`).
+    pub alert: Option<&'static str>,
     /// Its line on the dashboard (`None`: not charted).
     pub chart: Option<Chart>,
     pub extract: fn(&Snapshot, Sink<'_>),

@@ -95,18 +95,14 @@ fn user(r: &UserRule) -> Rule {
 impl RuleSet {
     pub fn from_settings(s: &AlertSettings) -> RuleSet {
         let b = &s.builtin;
-        let mut thresholds: Vec<Rule> = [
-            builtin("cpu_temp", "cpu_temp_c", &b.cpu_temp),
-            builtin("memory_used", "memory_used_percent", &b.memory_used),
-            builtin(
-                "filesystem_used",
-                "filesystem_used_percent",
-                &b.filesystem_used,
-            ),
-        ]
-        .into_iter()
-        .flatten()
-        .collect();
+        // The built-in threshold rules, as the registry places them on its metrics.
+        let mut thresholds: Vec<Rule> = registry::METRICS
+            .iter()
+            .filter_map(|m| {
+                let name = m.alert?;
+                builtin(name, m.name, b.levels(name)?)
+            })
+            .collect();
         thresholds.extend(s.rule.iter().map(user));
         RuleSet {
             thresholds,

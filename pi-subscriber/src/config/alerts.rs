@@ -70,7 +70,7 @@ pub struct Builtin {
     pub host_down: bool,
     pub cpu_temp: Levels,
     pub memory_used: Levels,
-    /// Per mount, on the registry's `filesystem_used_percent` (skipped while it has none).
+    /// Per mount (the registry says which metric each built-in rule watches).
     pub filesystem_used: Levels,
     /// A `job_end` with a non-zero exit code, a signal or a start error.
     pub job_failed: bool,
@@ -227,6 +227,19 @@ fn valid_name(name: &str) -> bool {
         && name
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+}
+
+impl Builtin {
+    /// The levels of the built-in threshold rule called `name` (the registry names the metric
+    /// each one watches).
+    pub fn levels(&self, name: &str) -> Option<&Levels> {
+        match name {
+            "cpu_temp" => Some(&self.cpu_temp),
+            "memory_used" => Some(&self.memory_used),
+            "filesystem_used" => Some(&self.filesystem_used),
+            _ => None,
+        }
+    }
 }
 
 impl AlertSettings {

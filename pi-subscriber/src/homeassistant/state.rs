@@ -77,8 +77,9 @@ pub fn state(
             }
         }
         // Rounded to the minute: the boot time of one boot reads the same in every sample.
-        let boot = total_gauge(latest, "uptime_s")
-            .filter(|u| *u >= 0.0)
+        let boot = latest
+            .uptime_s
+            .filter(|u| u.is_finite() && *u >= 0.0)
             .map(|u| ((latest.ts_ms as f64 / 1000.0 - u) / 60.0).round() as i64 * 60)
             .and_then(rfc3339);
         if let Some(boot) = boot {

@@ -62,6 +62,8 @@ pub(crate) fn family<M: EncodeMetric>(
 
 type Gauges<'a> = Vec<(Vec<(&'a str, String)>, ConstGauge<f64>)>;
 type Counters<'a> = Vec<(Vec<(&'a str, String)>, ConstCounter<u64>)>;
+/// Counters converted into a base unit (milliseconds into seconds).
+type Scaled<'a> = Vec<(Vec<(&'a str, String)>, ConstCounter<f64>)>;
 
 /// The OpenMetrics unit of a registry family.
 fn unit(u: PromUnit) -> Unit {
@@ -85,7 +87,7 @@ impl StoreCollector {
             let Some(p) = metric.prom else { continue };
             let mut gauges: Gauges = Vec::new();
             let mut counters: Counters = Vec::new();
-            let mut scaled: Vec<(Vec<(&str, String)>, ConstCounter<f64>)> = Vec::new();
+            let mut scaled: Scaled = Vec::new();
             for (host, hs) in hosts {
                 let Some(s) = &hs.latest else { continue };
                 for (label, value) in metric.values(s) {

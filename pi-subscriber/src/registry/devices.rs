@@ -24,6 +24,7 @@ pub(super) const DEVICE: [Metric; 10] = [
             Some("device"),
         ),
         ha: ha(Some("data_rate"), Some("B/s"), 0, 0, Some("mdi:harddisk")),
+        alert: None,
         chart: chart(
             "disk",
             "Disk",
@@ -58,6 +59,7 @@ pub(super) const DEVICE: [Metric; 10] = [
             Some("device"),
         ),
         ha: ha(Some("data_rate"), Some("B/s"), 0, 0, Some("mdi:harddisk")),
+        alert: None,
         chart: chart(
             "disk",
             "Disk",
@@ -98,6 +100,7 @@ pub(super) const DEVICE: [Metric; 10] = [
             0,
             Some("mdi:download-network"),
         ),
+        alert: None,
         chart: chart(
             "net",
             "Network",
@@ -138,6 +141,7 @@ pub(super) const DEVICE: [Metric; 10] = [
             0,
             Some("mdi:upload-network"),
         ),
+        alert: None,
         chart: chart(
             "net",
             "Network",
@@ -166,6 +170,7 @@ pub(super) const DEVICE: [Metric; 10] = [
         title: "Filesystem used",
         prom: None,
         ha: ha(None, Some("%"), 1, 2, Some("mdi:harddisk")),
+        alert: Some("filesystem_used"),
         chart: chart(
             "fs",
             "Filesystem used",
@@ -191,6 +196,7 @@ pub(super) const DEVICE: [Metric; 10] = [
         title: "Filesystem available",
         prom: None,
         ha: None,
+        alert: None,
         chart: None,
         extract: |s, sink| {
             for (mount, fs) in filesystems(s) {
@@ -206,6 +212,7 @@ pub(super) const DEVICE: [Metric; 10] = [
         title: "Filesystem size",
         prom: None,
         ha: None,
+        alert: None,
         chart: None,
         extract: |s, sink| {
             for (mount, fs) in filesystems(s) {
@@ -227,6 +234,7 @@ pub(super) const DEVICE: [Metric; 10] = [
             Some("device"),
         ),
         ha: None,
+        alert: None,
         chart: None,
         extract: |s, sink| disk_io(s, sink, |d| d.ios),
     },
@@ -244,6 +252,7 @@ pub(super) const DEVICE: [Metric; 10] = [
             Some("device"),
         ),
         ha: ha(None, Some("%"), 1, 1, Some("mdi:harddisk")),
+        alert: None,
         chart: chart(
             "disk-busy",
             "Disk busy",
@@ -271,6 +280,7 @@ pub(super) const DEVICE: [Metric; 10] = [
             Some("device"),
         ),
         ha: ha(Some("duration"), Some("ms"), 1, 2, Some("mdi:timer-sand")),
+        alert: None,
         chart: chart(
             "disk-await",
             "Disk I/O wait",

@@ -23,6 +23,7 @@ pub(super) const HOST: [Metric; 12] = [
             None,
         ),
         ha: ha(None, Some("%"), 1, 2, Some("mdi:cpu-64-bit")),
+        alert: None,
         chart: chart(
             "cpu",
             "CPU usage",
@@ -44,6 +45,7 @@ pub(super) const HOST: [Metric; 12] = [
         title: "CPU usage per core",
         prom: None,
         ha: None,
+        alert: None,
         chart: None,
         extract: |s, sink| {
             for (i, v) in s
@@ -64,6 +66,7 @@ pub(super) const HOST: [Metric; 12] = [
         title: "Load (1 min)",
         prom: prom("load1", "1-minute load average", None, Scale::Same, None),
         ha: ha(None, None, 2, 2, Some("mdi:gauge")),
+        alert: None,
         chart: chart(
             "load",
             "Load average",
@@ -85,6 +88,7 @@ pub(super) const HOST: [Metric; 12] = [
         title: "Load (5 min)",
         prom: prom("load5", "5-minute load average", None, Scale::Same, None),
         ha: ha(None, None, 2, 2, Some("mdi:gauge")),
+        alert: None,
         chart: chart(
             "load",
             "Load average",
@@ -106,6 +110,7 @@ pub(super) const HOST: [Metric; 12] = [
         title: "Load (15 min)",
         prom: prom("load15", "15-minute load average", None, Scale::Same, None),
         ha: ha(None, None, 2, 2, Some("mdi:gauge")),
+        alert: None,
         chart: chart(
             "load",
             "Load average",
@@ -127,6 +132,7 @@ pub(super) const HOST: [Metric; 12] = [
         title: "Memory used",
         prom: None,
         ha: ha(None, Some("%"), 1, 2, Some("mdi:memory")),
+        alert: Some("memory_used"),
         chart: chart(
             "mem",
             "Memory used",
@@ -159,6 +165,7 @@ pub(super) const HOST: [Metric; 12] = [
             None,
         ),
         ha: None,
+        alert: None,
         chart: None,
         extract: |s, sink| gauge(sink, "", s.memory.as_ref().map(|m| m.available_mb as f64)),
     },
@@ -176,6 +183,7 @@ pub(super) const HOST: [Metric; 12] = [
             None,
         ),
         ha: None,
+        alert: None,
         chart: None,
         extract: |s, sink| gauge(sink, "", s.memory.as_ref().map(|m| m.total_mb as f64)),
     },
@@ -193,6 +201,7 @@ pub(super) const HOST: [Metric; 12] = [
             None,
         ),
         ha: None,
+        alert: None,
         chart: None,
         extract: |s, sink| gauge(sink, "", s.memory.as_ref().map(|m| m.swap_used_mb as f64)),
     },
@@ -210,6 +219,7 @@ pub(super) const HOST: [Metric; 12] = [
             None,
         ),
         ha: ha(Some("temperature"), Some("°C"), 1, 1, None),
+        alert: Some("cpu_temp"),
         chart: chart(
             "temp",
             "CPU temperature",
@@ -231,6 +241,7 @@ pub(super) const HOST: [Metric; 12] = [
         title: "Temperature per sensor",
         prom: None,
         ha: None,
+        alert: None,
         chart: None,
         extract: |s, sink| {
             for (name, t) in &s.thermal.sensors {
@@ -252,6 +263,7 @@ pub(super) const HOST: [Metric; 12] = [
             None,
         ),
         ha: None,
+        alert: None,
         chart: None,
         extract: |s, sink| gauge(sink, "", s.uptime_s),
     },

@@ -211,3 +211,24 @@ fn a_per_event_metric_divides_by_a_counter_of_the_same_label() {
         }
     }
 }
+
+#[test]
+fn every_builtin_rule_the_registry_names_has_levels_in_the_config() {
+    let b = crate::config::alerts::Builtin::default();
+    let named: Vec<&str> = METRICS.iter().filter_map(|m| m.alert).collect();
+    assert_eq!(named, ["cpu_temp", "memory_used", "filesystem_used"]);
+    for name in named {
+        assert!(b.levels(name).is_some(), "[alerts.builtin.{name}]");
+    }
+}
+
+#[test]
+fn one_per_mount_metric_has_home_assistant_hints() {
+    // Home Assistant's per-mount sensor is that metric (`homeassistant::discovery::FILESYSTEM`).
+    let per_mount: Vec<&str> = METRICS
+        .iter()
+        .filter(|m| m.label == Some(LabelKey::Mount) && m.ha.is_some())
+        .map(|m| m.name)
+        .collect();
+    assert_eq!(per_mount, ["filesystem_used_percent"]);
+}
