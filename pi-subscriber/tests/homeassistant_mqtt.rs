@@ -59,7 +59,7 @@ fn every_host_is_announced_to_home_assistant_and_a_dead_one_shows_as_dead() {
     s.wait_for("/health", |h| h["homeassistant"]["hosts"] == 1);
     std::thread::sleep(Duration::from_millis(1500));
 
-    // Every config is retained: the heartbeat, 13 sensors, one per filesystem.
+    // Every config is retained: the heartbeat, 15 sensors, one per filesystem.
     let configs = retained(ha, "homeassistant/#");
     let node = format!("server_analytics_{HOST}");
     let mut want: Vec<String> = [
@@ -73,6 +73,8 @@ fn every_host_is_announced_to_home_assistant_and_a_dead_one_shows_as_dead() {
         "disk_write_bytes_rate",
         "network_rx_bytes_rate",
         "network_tx_bytes_rate",
+        "disk_busy_percent",
+        "disk_await_ms",
         "booted_at",
         "last_job",
         "alerts_firing",

@@ -124,7 +124,9 @@ fn tower_full_sample() {
         DiskDevice {
             read_sectors: 181626888,
             write_sectors: 312664544,
-            ..Default::default()
+            ios: Some(2419321 + 3771950),
+            io_wait_ms: Some(512563 + 2804132),
+            io_time_ms: Some(1913249),
         }
     );
     assert_eq!(

@@ -181,7 +181,8 @@ mod tests {
     }
 
     fn cpu_temp() -> Rule {
-        RuleSet::from_settings(&AlertSettings::default()).thresholds[0].clone()
+        let rules = RuleSet::from_settings(&AlertSettings::default()).thresholds;
+        rules.into_iter().find(|r| r.name == "cpu_temp").unwrap()
     }
 
     #[test]
