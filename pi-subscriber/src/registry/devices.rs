@@ -1,11 +1,11 @@
 //! The registry's per-device metrics: disks, network interfaces, filesystems. Names are the
 //! API: never rename one.
 
-use super::extract::{disk_io, filesystems, gauge, sectors, used_percent};
+use super::extract::{disk_io, disk_sectors, filesystems, gauge, network_bytes, used_percent};
 use super::{
     chart, ha, prom,
     ChartPlace::{Both as BOTH, Devices as DEVICES},
-    ChartRange, Kind, LabelKey, Metric, PromUnit, Rate, Scale, Value, COUNTER,
+    ChartRange, Kind, LabelKey, Metric, PromUnit, Rate, Scale, COUNTER,
 };
 
 /// In registry order (see [`super::METRICS`]).
@@ -36,14 +36,7 @@ pub(super) const DEVICE: [Metric; 10] = [
             true,
             BOTH,
         ),
-        extract: |s, sink| {
-            if let Some(d) = &s.disk {
-                sink("", sectors(d.read_sectors));
-                for (name, dev) in &d.devices {
-                    sink(name, sectors(dev.read_sectors));
-                }
-            }
-        },
+        extract: |s, sink| disk_sectors(s, sink, |d| d.read_sectors, |d| d.read_sectors),
     },
     Metric {
         name: "disk_write_bytes_rate",
@@ -71,14 +64,7 @@ pub(super) const DEVICE: [Metric; 10] = [
             true,
             BOTH,
         ),
-        extract: |s, sink| {
-            if let Some(d) = &s.disk {
-                sink("", sectors(d.write_sectors));
-                for (name, dev) in &d.devices {
-                    sink(name, sectors(dev.write_sectors));
-                }
-            }
-        },
+        extract: |s, sink| disk_sectors(s, sink, |d| d.write_sectors, |d| d.write_sectors),
     },
     Metric {
         name: "network_rx_bytes_rate",
@@ -112,14 +98,7 @@ pub(super) const DEVICE: [Metric; 10] = [
             true,
             BOTH,
         ),
-        extract: |s, sink| {
-            if let Some(n) = &s.network {
-                sink("", Value::Counter(n.rx_bytes));
-                for (name, i) in &n.interfaces {
-                    sink(name, Value::Counter(i.rx_bytes));
-                }
-            }
-        },
+        extract: |s, sink| network_bytes(s, sink, |n| n.rx_bytes, |i| i.rx_bytes),
     },
     Metric {
         name: "network_tx_bytes_rate",
@@ -153,14 +132,7 @@ pub(super) const DEVICE: [Metric; 10] = [
             true,
             BOTH,
         ),
-        extract: |s, sink| {
-            if let Some(n) = &s.network {
-                sink("", Value::Counter(n.tx_bytes));
-                for (name, i) in &n.interfaces {
-                    sink(name, Value::Counter(i.tx_bytes));
-                }
-            }
-        },
+        extract: |s, sink| network_bytes(s, sink, |n| n.tx_bytes, |i| i.tx_bytes),
     },
     Metric {
         name: "filesystem_used_percent",

@@ -11,8 +11,38 @@ pub(super) fn gauge(sink: Sink<'_>, label: &str, v: Option<f64>) {
 }
 
 /// Disk counters are sectors on the wire; the registry speaks bytes (base units).
-pub(super) fn sectors(n: u64) -> Value {
+fn sectors(n: u64) -> Value {
     Value::Counter(n.saturating_mul(SECTOR_BYTES))
+}
+
+/// A disk sector counter in bytes: the total, then each disk's.
+pub(super) fn disk_sectors(
+    s: &Snapshot,
+    sink: Sink<'_>,
+    total: fn(&broker::Disk) -> u64,
+    device: fn(&broker::DiskDevice) -> u64,
+) {
+    if let Some(d) = &s.disk {
+        sink("", sectors(total(d)));
+        for (name, dev) in &d.devices {
+            sink(name, sectors(device(dev)));
+        }
+    }
+}
+
+/// A network byte counter: the total, then each counted interface's.
+pub(super) fn network_bytes(
+    s: &Snapshot,
+    sink: Sink<'_>,
+    total: fn(&broker::Network) -> u64,
+    interface: fn(&broker::NetworkInterface) -> u64,
+) {
+    if let Some(n) = &s.network {
+        sink("", Value::Counter(total(n)));
+        for (name, i) in &n.interfaces {
+            sink(name, Value::Counter(interface(i)));
+        }
+    }
 }
 
 /// A disk I/O counter of every device that has it, and their sum as the total (none when no
