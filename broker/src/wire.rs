@@ -46,6 +46,33 @@ pub struct Snapshot {
     /// entry is `null` while its `statvfs` timed out or failed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub filesystems: Option<BTreeMap<String, Option<Filesystem>>>,
+    /// A Raspberry Pi's power and throttling state; absent on other machines (and from
+    /// publishers older than the field).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub power: Option<Power>,
+}
+
+/// A Raspberry Pi's power supply and throttling, as its kernel exposes them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(default)]
+pub struct Power {
+    /// The `rpi_volt` hwmon chip's `in0_lcrit_alarm`: the supply is below its threshold now.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub under_voltage_alarm: Option<bool>,
+    /// The firmware's `get_throttled` bits (as `vcgencmd get_throttled`): 0 under-voltage,
+    /// 1 ARM frequency capped, 2 throttled, 3 soft temperature limit, now; 16–19 the same
+    /// since boot.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub throttled: Option<u32>,
+}
+
+impl Power {
+    pub const UNDER_VOLTAGE: u32 = 1 << 0;
+    pub const FREQ_CAPPED: u32 = 1 << 1;
+    pub const THROTTLED: u32 = 1 << 2;
+    pub const SOFT_TEMP_LIMIT: u32 = 1 << 3;
+    /// A "now" bit's "since boot" twin.
+    pub const SINCE_BOOT: u32 = 16;
 }
 
 /// CPU usage and load. Each field is `null` when its source could not be read.

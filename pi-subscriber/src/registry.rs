@@ -203,6 +203,8 @@ pub struct Prom {
 /// host-wide rate) and the decimals its state keeps.
 #[derive(Debug, Clone, Copy)]
 pub struct Ha {
+    /// A `binary_sensor` (a 0/1 gauge: on at 1) rather than a `sensor`.
+    pub binary: bool,
     pub device_class: Option<&'static str>,
     pub unit: Option<&'static str>,
     pub display_precision: Option<u8>,
@@ -218,11 +220,24 @@ const fn ha(
     icon: Option<&'static str>,
 ) -> Option<Ha> {
     Some(Ha {
+        binary: false,
         device_class,
         unit,
         display_precision: Some(display_precision),
         round,
         icon,
+    })
+}
+
+/// A `problem` binary sensor in Home Assistant: on while the 0/1 gauge is 1.
+const fn ha_problem(icon: &'static str) -> Option<Ha> {
+    Some(Ha {
+        binary: true,
+        device_class: Some("problem"),
+        unit: None,
+        display_precision: None,
+        round: 0,
+        icon: Some(icon),
     })
 }
 
@@ -294,6 +309,7 @@ mod devices;
 mod extract;
 mod host;
 mod markdown;
+mod power;
 pub use extract::used_percent;
 pub use markdown::markdown;
 
@@ -301,19 +317,22 @@ pub use markdown::markdown;
 /// whose total must come from their own counter is persisted by index in this table.
 pub static METRICS: &[Metric] = &ALL;
 
-const ALL: [Metric; host::HOST.len() + devices::DEVICE.len()] = {
-    let mut all = [host::HOST[0]; host::HOST.len() + devices::DEVICE.len()];
-    let mut i = 0;
-    while i < host::HOST.len() {
-        all[i] = host::HOST[i];
-        i += 1;
-    }
-    while i < all.len() {
-        all[i] = devices::DEVICE[i - host::HOST.len()];
-        i += 1;
+const ALL: [Metric; LEN] = {
+    let parts: [&[Metric]; 3] = [&host::HOST, &devices::DEVICE, &power::POWER];
+    let mut all = [host::HOST[0]; LEN];
+    let (mut i, mut p) = (0, 0);
+    while p < parts.len() {
+        let mut k = 0;
+        while k < parts[p].len() {
+            all[i] = parts[p][k];
+            i += 1;
+            k += 1;
+        }
+        p += 1;
     }
     all
 };
+const LEN: usize = host::HOST.len() + devices::DEVICE.len() + power::POWER.len();
 
 #[cfg(test)]
 mod tests;

@@ -5,9 +5,9 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use broker::{DiskDevice, NetworkInterface, Snapshot};
+use broker::{DiskDevice, NetworkInterface, Power, Snapshot};
 use publisher::collectors::{
-    cpu, disk, network, thermal, ChipFilter, CollectorName, Collectors, Roots,
+    cpu, disk, network, power, thermal, ChipFilter, CollectorName, Collectors, Roots,
 };
 
 fn fixture(machine: &str) -> PathBuf {
@@ -186,6 +186,15 @@ fn rpi4_full_sample() {
     assert_eq!(all, 9.3182);
     assert_eq!(cores, vec![10.4667, 8.7392, 9.4604, 8.6057]);
     let s = sample("rpi4");
+    // A weak supply earlier in this boot: under-voltage and throttling have occurred (bits 16
+    // and 18 of get_throttled), neither now, and the rpi_volt alarm is off.
+    assert_eq!(
+        s.power,
+        Some(Power {
+            under_voltage_alarm: Some(false),
+            throttled: Some(0x50000),
+        })
+    );
     let cpu = s.cpu.unwrap();
     assert_eq!(cpu.usage_percent, Some(9.32));
     assert_eq!(cpu.cores, Some(4));
@@ -293,4 +302,37 @@ fn hwmon_attributes_under_device_and_unreadable_inputs() {
         }]
     );
     assert_eq!(thermal::cpu_temperature(&reading), Some(55.0));
+}
+
+#[test]
+fn rpi5_under_voltage_now_and_a_machine_that_is_no_pi() {
+    // The Pi 5's firmware device has another name; it is found through the driver.
+    let rpi5 = power::read(&Roots::under(fixture("rpi5"))).unwrap();
+    assert_eq!(
+        rpi5,
+        Some(Power {
+            under_voltage_alarm: Some(true),
+            throttled: Some(0x50005),
+        })
+    );
+    assert_eq!(
+        sample("tower").power,
+        None,
+        "not a Pi: no section, not a false all-clear"
+    );
+    assert_eq!(sample("ci-vm").power, None);
+}
+
+#[test]
+fn a_power_file_that_does_not_parse_is_a_counted_collector_error() {
+    let dir = tempfile::tempdir().unwrap();
+    copy_tree(&fixture("rpi4"), dir.path());
+    let throttled = dir
+        .path()
+        .join("sys/bus/platform/drivers/raspberrypi-firmware/soc:firmware/get_throttled");
+    fs::write(&throttled, "throttled=oops\n").unwrap();
+    let mut c = Collectors::new(Roots::under(dir.path()), network::default_filter());
+    let r = c.sample();
+    assert_eq!(r.power, None);
+    assert_eq!(c.errors().get(&CollectorName::Power), Some(&1));
 }

@@ -85,6 +85,7 @@ pub fn at(host: &str, seq: u64, ts_ms: i64) -> Snapshot {
         // Without filesystems, so the recorded figures stay comparable; a tower's 9 mounts
         // would add 27 gauge series (3 filesystem metrics per mount).
         filesystems: None,
+        power: None,
     }
 }
 

@@ -8,11 +8,12 @@ use serde::{Deserialize, Serialize};
 use crate::registry;
 
 /// The built-in rules' names (a user rule may not take one).
-pub const BUILTIN_NAMES: [&str; 6] = [
+pub const BUILTIN_NAMES: [&str; 7] = [
     "host_down",
     "cpu_temp",
     "memory_used",
     "filesystem_used",
+    "under_voltage",
     "job_failed",
     "reboot",
 ];
@@ -72,6 +73,9 @@ pub struct Builtin {
     pub memory_used: Levels,
     /// Per mount (the registry says which metric each built-in rule watches).
     pub filesystem_used: Levels,
+    /// A Raspberry Pi's supply below its threshold now (`power_under_voltage` is 1), on the
+    /// first sample that shows it.
+    pub under_voltage: Levels,
     /// A `job_end` with a non-zero exit code, a signal or a start error.
     pub job_failed: bool,
     /// A new `boot_id`.
@@ -212,6 +216,13 @@ impl Default for Builtin {
                 clear: Some(80.0),
                 for_: Duration::from_secs(300),
             },
+            under_voltage: Levels {
+                enabled: true,
+                warning: 0.5,
+                critical: Some(0.5),
+                clear: Some(0.5),
+                for_: Duration::ZERO,
+            },
             job_failed: true,
             reboot: true,
         }
@@ -237,6 +248,7 @@ impl Builtin {
             "cpu_temp" => Some(&self.cpu_temp),
             "memory_used" => Some(&self.memory_used),
             "filesystem_used" => Some(&self.filesystem_used),
+            "under_voltage" => Some(&self.under_voltage),
             _ => None,
         }
     }
@@ -257,6 +269,7 @@ impl AlertSettings {
                 "alerts.builtin.filesystem_used",
                 &self.builtin.filesystem_used,
             ),
+            ("alerts.builtin.under_voltage", &self.builtin.under_voltage),
         ] {
             let finite = l.warning.is_finite()
                 && l.critical.is_none_or(f64::is_finite)

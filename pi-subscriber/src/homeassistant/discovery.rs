@@ -3,7 +3,7 @@
 //! (`crate::registry`); their values are the registry's and the rates module's, as
 //! `/metrics` serves them, rounded.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use std::sync::LazyLock;
 
@@ -47,6 +47,8 @@ pub struct Sensor {
     /// Decimals kept in the state JSON.
     pub round: i32,
     pub icon: Option<&'static str>,
+    /// A `binary_sensor` (on while the value is 1) rather than a `sensor`.
+    pub binary: bool,
 }
 
 /// The sensor of a registry metric with Home Assistant hints.
@@ -59,11 +61,12 @@ fn of_metric(m: &registry::Metric, ha: &registry::Ha) -> Sensor {
         },
         name: None,
         device_class: ha.device_class,
-        state_class: Some("measurement"),
+        state_class: (!ha.binary).then_some("measurement"),
         unit: ha.unit,
         display_precision: ha.display_precision,
         round: ha.round,
         icon: ha.icon,
+        binary: ha.binary,
     }
 }
 
@@ -87,6 +90,7 @@ pub static SENSORS: LazyLock<Vec<Sensor>> = LazyLock::new(|| {
             display_precision: None,
             round: 0,
             icon: None,
+            binary: false,
         },
         Sensor {
             key: "last_job",
@@ -98,6 +102,7 @@ pub static SENSORS: LazyLock<Vec<Sensor>> = LazyLock::new(|| {
             display_precision: None,
             round: 0,
             icon: Some("mdi:briefcase-check"),
+            binary: false,
         },
         Sensor {
             key: "alerts_firing",
@@ -109,6 +114,7 @@ pub static SENSORS: LazyLock<Vec<Sensor>> = LazyLock::new(|| {
             display_precision: Some(0),
             round: 0,
             icon: Some("mdi:alert"),
+            binary: false,
         },
     ]);
     out
@@ -132,6 +138,7 @@ pub static FILESYSTEM: LazyLock<Sensor> = LazyLock::new(|| {
             display_precision: Some(1),
             round: 2,
             icon: Some("mdi:harddisk"),
+            binary: false,
         })
 });
 
@@ -173,11 +180,21 @@ impl Context {
     }
 
     /// Every config of one host (`mounts`: mount point → key, at most
-    /// [`MAX_FILESYSTEMS`]), as (topic, JSON).
-    pub fn configs(&self, host: &str, mounts: &BTreeMap<String, String>) -> Vec<(String, String)> {
+    /// [`MAX_FILESYSTEMS`]), as (topic, JSON). A `problem` binary sensor is announced only
+    /// once the host has sent its value (`shown`): a server that is no Raspberry Pi gets no
+    /// under-voltage entity that is unknown forever.
+    pub fn configs(
+        &self,
+        host: &str,
+        mounts: &BTreeMap<String, String>,
+        shown: &BTreeSet<&'static str>,
+    ) -> Vec<(String, String)> {
         let mut out = vec![self.heartbeat(host)];
         for s in SENSORS.iter() {
             if s.source == Source::AlertsFiring && !self.alerts {
+                continue;
+            }
+            if s.binary && !shown.contains(s.key) {
                 continue;
             }
             let name = s
@@ -220,10 +237,12 @@ impl Context {
             format!("server_analytics_{host}_{key}").into(),
         );
         c.insert("state_topic".into(), self.state_topic(host).into());
-        c.insert(
-            "value_template".into(),
-            format!("{{{{ value_json.{key} if value_json is defined and value_json.{key} is defined else 'None' }}}}").into(),
-        );
+        let template = if s.binary {
+            format!("{{{{ ('ON' if value_json.{key} == 1 else 'OFF') if value_json is defined and value_json.{key} is defined else 'None' }}}}")
+        } else {
+            format!("{{{{ value_json.{key} if value_json is defined and value_json.{key} is defined else 'None' }}}}")
+        };
+        c.insert("value_template".into(), template.into());
         c.insert(
             "availability".into(),
             json!([{"topic": self.pi_availability()}, {"topic": self.host_availability(host)}]),
@@ -257,7 +276,7 @@ impl Context {
         c.insert("device".into(), self.device(host));
         c.insert("origin".into(), self.origin());
         (
-            self.config_topic("sensor", host, key),
+            self.config_topic(if s.binary { "binary_sensor" } else { "sensor" }, host, key),
             Value::Object(c).to_string(),
         )
     }

@@ -34,6 +34,14 @@ fn total_gauge(s: &broker::Snapshot, name: &str) -> Option<f64> {
         })
 }
 
+/// The binary sensors whose value `latest` has.
+pub fn binary_shown(latest: &broker::Snapshot) -> impl Iterator<Item = &'static str> + '_ {
+    SENSORS
+        .iter()
+        .filter(|s| s.binary && total_gauge(latest, s.key).is_some())
+        .map(|s| s.key)
+}
+
 /// `secs` since the epoch as RFC 3339 (UTC), what a `timestamp` sensor takes.
 fn rfc3339(secs: i64) -> Option<String> {
     let t = std::time::UNIX_EPOCH

@@ -108,7 +108,7 @@ fn device() -> Value {
 fn the_configs_of_a_host_are_exact() {
     let (mounts, over) = super::state::mounts(&host(None, tower(1, 0, 0)));
     assert_eq!(over, 0);
-    let configs = ctx().configs("tower", &mounts);
+    let configs = ctx().configs("tower", &mounts, &Default::default());
     let topics: Vec<&str> = configs.iter().map(|(t, _)| t.as_str()).collect();
     let p = "homeassistant/sensor/server_analytics_tower";
     assert_eq!(
@@ -212,7 +212,7 @@ fn the_configs_of_a_host_are_exact() {
         alerts: true,
         ..ctx()
     }
-    .configs("tower", &mounts);
+    .configs("tower", &mounts, &Default::default());
     assert_eq!(with_alerts.len(), configs.len() + 1);
     assert_eq!(
         parse(&with_alerts, &format!("{p}/alerts_firing/config"))["name"],
@@ -384,9 +384,54 @@ fn mounts_are_capped_and_counted_and_a_status_only_host_is_not_announced() {
     assert_eq!(t.tick(&[input("bad/host", &h, false)]), []);
 }
 
-/// The configs of a host without mounts and with alerts off: the heartbeat and every sensor
-/// but `alerts_firing` (one per registry entry with Home Assistant hints, `booted_at`,
-/// `last_job`).
+/// The configs of a host without mounts, with alerts off and no Raspberry Pi power section:
+/// the heartbeat and every sensor but `alerts_firing` and the power `problem` sensor (one per
+/// registry entry with Home Assistant hints, `booted_at`, `last_job`).
 pub(super) fn host_wide() -> usize {
-    1 + super::discovery::SENSORS.len() - 1
+    let binary = super::discovery::SENSORS
+        .iter()
+        .filter(|s| s.binary)
+        .count();
+    1 + super::discovery::SENSORS.len() - 1 - binary
+}
+
+#[test]
+fn a_raspberry_pi_gets_an_under_voltage_problem_sensor_once_it_reports_power() {
+    let mut t = Tracker::new(ctx());
+    let plain = host(None, tower(1, 0, 0));
+    let first = t.tick(&[input("tower", &plain, false)]);
+    let topic = "homeassistant/binary_sensor/server_analytics_tower/power_under_voltage/config";
+    assert!(!topics(&first).iter().any(|(t, _)| *t == topic), "not a Pi");
+
+    let mut pi = tower(2, 0, 0);
+    pi.power = Some(broker::Power {
+        under_voltage_alarm: Some(true),
+        throttled: Some(0x50005),
+    });
+    let pi = host(None, pi);
+    let sent = t.tick(&[input("tower", &pi, false)]);
+    let config = sent
+        .iter()
+        .find(|m| m.topic == topic)
+        .expect("announced on the first sample with power");
+    let c: Value = serde_json::from_str(&config.payload).unwrap();
+    assert_eq!(c["device_class"], "problem");
+    assert_eq!(c["name"], "Under-voltage");
+    assert_eq!(
+        c["value_template"],
+        "{{ ('ON' if value_json.power_under_voltage == 1 else 'OFF') if value_json is defined and value_json.power_under_voltage is defined else 'None' }}"
+    );
+    assert!(c.get("state_class").is_none() && c.get("unit_of_measurement").is_none());
+    let state = sent
+        .iter()
+        .find(|m| m.topic == "server-analytics/tower/ha/state")
+        .unwrap();
+    let state: Value = serde_json::from_str(&state.payload).unwrap();
+    assert_eq!(state["power_under_voltage"], 1);
+    // Kept once announced, even when a later sample lacks the section.
+    let again = host(None, tower(3, 0, 0));
+    let next = t.tick(&[input("tower", &again, false)]);
+    assert!(!next
+        .iter()
+        .any(|m| m.topic == topic && m.payload.is_empty()));
 }

@@ -49,6 +49,8 @@ struct Told {
     mounts: BTreeMap<String, String>,
     /// A sample with the host's mounts has been seen (not only its history).
     mounts_known: bool,
+    /// Binary sensors whose value the host has sent (announced from then on).
+    shown: BTreeSet<&'static str>,
     /// Config topic → payload.
     configs: BTreeMap<String, String>,
     online: Option<bool>,
@@ -208,7 +210,10 @@ impl Tracker {
                     over_cap += 1;
                 }
             }
-            for (topic, payload) in self.ctx.configs(h.name, &told.mounts) {
+            if let Some(latest) = h.state.latest.as_deref() {
+                told.shown.extend(super::state::binary_shown(latest));
+            }
+            for (topic, payload) in self.ctx.configs(h.name, &told.mounts, &told.shown) {
                 if resend || told.configs.get(&topic) != Some(&payload) {
                     told.configs.insert(topic.clone(), payload.clone());
                     out.push(Message::retained(topic, payload));

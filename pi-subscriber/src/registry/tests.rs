@@ -216,7 +216,15 @@ fn a_per_event_metric_divides_by_a_counter_of_the_same_label() {
 fn every_builtin_rule_the_registry_names_has_levels_in_the_config() {
     let b = crate::config::alerts::Builtin::default();
     let named: Vec<&str> = METRICS.iter().filter_map(|m| m.alert).collect();
-    assert_eq!(named, ["memory_used", "cpu_temp", "filesystem_used"]);
+    assert_eq!(
+        named,
+        [
+            "memory_used",
+            "cpu_temp",
+            "filesystem_used",
+            "under_voltage"
+        ]
+    );
     for name in named {
         assert!(b.levels(name).is_some(), "[alerts.builtin.{name}]");
     }

@@ -15,6 +15,7 @@ pub mod ha_state;
 pub mod homeassistant;
 pub mod mqtt_tools;
 pub mod netns;
+pub mod prometheus;
 
 /// A running pi-subscriber; killed when dropped.
 pub struct Subscriber {

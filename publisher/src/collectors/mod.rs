@@ -13,6 +13,7 @@ pub mod host;
 pub mod load;
 pub mod memory;
 pub mod network;
+pub mod power;
 pub mod statvfs;
 pub mod statvfs_pool;
 pub mod thermal;
@@ -130,6 +131,8 @@ pub enum CollectorName {
     Filesystems,
     /// A `statvfs` that failed or timed out (its mount is `null` in that sample).
     Statvfs,
+    /// A Raspberry Pi's `rpi_volt` alarm or `get_throttled` could not be read.
+    Power,
 }
 
 /// Failure counts per collector, for `/health`.
@@ -149,6 +152,7 @@ pub struct Reading {
     pub disk: Option<broker::Disk>,
     pub network: Option<broker::Network>,
     pub filesystems: Option<BTreeMap<String, Option<broker::Filesystem>>>,
+    pub power: Option<broker::Power>,
 }
 
 impl Reading {
@@ -162,6 +166,7 @@ impl Reading {
         base.disk = self.disk;
         base.network = self.network;
         base.filesystems = self.filesystems;
+        base.power = self.power;
         base
     }
 }
@@ -251,6 +256,9 @@ impl Collectors {
         let uptime_s = self.check(CollectorName::Uptime, host::read_uptime(&self.roots));
         let boot_id = self.check(CollectorName::BootId, host::read_boot_id(&self.roots));
         let filesystems = self.sample_filesystems();
+        let power = self
+            .check(CollectorName::Power, power::read(&self.roots))
+            .flatten();
         Reading {
             read_at,
             boot_id,
@@ -261,6 +269,7 @@ impl Collectors {
             disk,
             network,
             filesystems,
+            power,
         }
     }
 
