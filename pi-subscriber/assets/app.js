@@ -117,7 +117,9 @@
         soft(getJSON('events?limit=20')),
         USE_HEALTH ? soft(getJSON('health', [503])) : null,
         soft(getJSON('alerts')),
+        soft(getJSON('jobs/expected')),
       ]);
+      if (window.SaExpected && Array.isArray(res[4])) window.SaExpected.render(res[4]);
       window.SaAlerts.update(res[3]);
       if (Array.isArray(res[0])) state.hosts = res[0];  // keep the last good list on failure
       renderBadge(USE_HEALTH ? res[2] : healthOf(Array.isArray(res[0]) ? res[0] : null));

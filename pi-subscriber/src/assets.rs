@@ -6,7 +6,12 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 
 /// `(name, content type, bytes)` of every file under `/assets/`.
-const FILES: [(&str, &str, &[u8]); 10] = [
+const FILES: [(&str, &str, &[u8]); 11] = [
+    (
+        "expected.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("../assets/expected.js"),
+    ),
     (
         "app.js",
         "text/javascript; charset=utf-8",

@@ -16,6 +16,7 @@ pub const DEFAULT_MAX_SAMPLES_PER_S: u32 = 10;
 pub mod alerts;
 pub mod bytes;
 pub mod homeassistant;
+pub mod jobs;
 
 pub use homeassistant::HomeAssistantSettings;
 
@@ -42,6 +43,8 @@ pub struct Settings {
     pub alerts: alerts::AlertSettings,
     /// MQTT discovery for Home Assistant (`crate::homeassistant`).
     pub homeassistant: HomeAssistantSettings,
+    /// The runs the Pi expects (`crate::jobs`).
+    pub jobs: jobs::JobsSettings,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -163,6 +166,7 @@ impl Default for Settings {
             health: HealthSettings::default(),
             alerts: alerts::AlertSettings::default(),
             homeassistant: HomeAssistantSettings::default(),
+            jobs: jobs::JobsSettings::default(),
         }
     }
 }
@@ -429,6 +433,11 @@ impl Settings {
         self.homeassistant
             .validate(&self.mqtt)
             .map_err(|(key, reason)| invalid(key, reason))?;
+        self.jobs
+            .expectations()
+            // The key names the expectation's index (`jobs.expect[2].cron`); leaked once, on
+            // the error that ends the program.
+            .map_err(|(key, reason)| invalid(Box::leak(key.into_boxed_str()), reason))?;
         Ok(())
     }
 

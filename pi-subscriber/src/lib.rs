@@ -12,6 +12,7 @@ pub mod http;
 pub use http::{grafana, series};
 pub mod ingest;
 pub mod ingest_queue;
+pub mod jobs;
 pub mod mqtt;
 pub mod poller;
 pub mod prometheus;
@@ -52,7 +53,15 @@ pub async fn run(
     // task that stores has ended, so the last samples are committed.
     let maintenance = store.start_maintenance(&settings);
     let (gap_tx, gap_rx) = mpsc::channel(256);
-    let (feed, alerts, alert_task) = alerts::start(&settings, store.clone(), shutdown.clone());
+    // Expected jobs: judged by a task of the watch, read by alerts and HTTP.
+    let expectations = settings
+        .jobs
+        .expectations()
+        .map_err(|(key, reason)| anyhow::anyhow!("invalid setting {key}: {reason}"))?;
+    let jobs = jobs::watch::JobWatch::new(expectations, clock::unix_ms_now());
+    let jobs_task = jobs.spawn(store.clone(), shutdown.clone());
+    let (feed, alerts, alert_task) =
+        alerts::start(&settings, store.clone(), jobs.clone(), shutdown.clone());
     let ingestor = Ingestor {
         store: store.clone(),
         gaps: gap_tx,
@@ -99,6 +108,7 @@ pub async fn run(
         admin_token: settings.http.admin_token.as_deref().map(Arc::from),
         alerts: Some(alerts),
         homeassistant,
+        jobs,
     };
     tracing::info!(http = %listener.local_addr()?, mqtt = settings.mqtt.enabled, "pi-subscriber serving HTTP");
     let server_shutdown = shutdown.clone();
@@ -115,6 +125,7 @@ pub async fn run(
         .context("HTTP server failed")?;
     shutdown.cancel();
     tasks.extend(alert_task);
+    tasks.extend(jobs_task);
     for task in tasks {
         let _ = tokio::time::timeout(Duration::from_secs(5), task).await;
     }

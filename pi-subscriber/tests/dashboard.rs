@@ -102,7 +102,9 @@ fn zbox(seq: u64, ts_ms: u128) -> String {
 }
 
 /// A user rule that fires on the first sample of any host with a CPU figure.
-const RULE: &str = "[alerts]\n[[alerts.rule]]\nname = \"t\"\nmetric = \"cpu_usage_percent\"\nabove = -1.0\nfor = \"0s\"\n";
+const RULE: &str = "[alerts]\n[[alerts.rule]]\nname = \"t\"\nmetric = \"cpu_usage_percent\"\nabove = -1.0\nfor = \"0s\"\n\
+    [[jobs.expect]]\nname = \"nightly-backup\"\nhost = \"testhost\"\ncron = \"0 3 * * *\"\n\
+    [[jobs.expect]]\nname = \"<b>weekly</b>\"\nevery = \"7d\"\n";
 
 #[test]
 fn dashboard_renders_live_data_in_chromium() {
@@ -246,6 +248,22 @@ fn dashboard_renders_live_data_in_chromium() {
     }
     assert!(dom.contains("testhost"), "host card");
     assert!(dom.contains("nightly-backup"), "job table");
+    // The expected jobs: the backup ran (success, next due at 03:00), the weekly one not yet.
+    let expected = from_id(&dom, "expected-section");
+    let expected = &expected[..expected.find("</section>").unwrap()];
+    assert!(
+        expected.contains(r#"<tr data-job="nightly-backup" data-state="ok"><td>nightly-backup</td><td>testhost</td><td>0 3 * * * (UTC)</td>"#),
+        "{expected}"
+    );
+    assert!(
+        expected.contains(r#"<td class="res-ok">success</td>"#),
+        "{expected}"
+    );
+    assert!(
+        expected.contains("<td>&lt;b&gt;weekly&lt;/b&gt;</td><td>(any)</td><td>every 7d</td>"),
+        "{expected}"
+    );
+    assert!(expected.contains("<td>not run yet</td>"), "{expected}");
     assert!(dom.contains("52.5"), "temperature from the tower fixture");
     // A bar per mount: used / (used + avail) = 62.1446 % for md0, 96 % (red) for the root.
     for (mount, class, percent) in [

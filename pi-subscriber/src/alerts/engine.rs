@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use super::config::Severity;
 use super::rules::{self, RuleSet};
 
+mod expected;
 mod series;
 mod tick;
 
@@ -218,7 +219,24 @@ impl Engine {
                 fmt_value(a.value)
             ),
             ("resolved", "host_down") => format!("{}: back up", a.host),
+            ("resolved", "job_missed" | "job_overrun") => {
+                format!("{}: {what} resolved", a.host)
+            }
             ("resolved", _) => format!("{}: {what} resolved ({})", a.host, fmt_value(a.value)),
+            (_, "job_missed") => format!(
+                "{}: job {} did not start: due {} (grace {} s)",
+                a.host,
+                a.label,
+                expected::rfc3339_ms(a.value.map_or(0, |v| v as i64)),
+                fmt_value(a.threshold)
+            ),
+            (_, "job_overrun") => format!(
+                "{}: job {} still running after {} s (max_duration {} s)",
+                a.host,
+                a.label,
+                fmt_value(a.value),
+                fmt_value(a.threshold)
+            ),
             (_, "host_down") => format!(
                 "{}: down, nothing received for {} s",
                 a.host,

@@ -208,6 +208,7 @@ async fn persist(path: &std::path::Path, engine: &Mutex<Option<Engine>>) {
 pub fn start(
     settings: &crate::config::Settings,
     store: SharedStore,
+    jobs: crate::jobs::watch::JobWatch,
     shutdown: CancellationToken,
 ) -> (
     Option<Feed>,
@@ -276,18 +277,27 @@ pub fn start(
                         e.sample(&latest, rates.as_deref(), now_ms)
                     }
                     (Some(e), Some(Input::JobEnd(end))) => e.job_end(&end, now_ms),
-                    (Some(e), None) => known
-                        .map(|k| {
-                            let heard: Vec<(String, Option<i64>)> = k
-                                .into_iter()
-                                .map(|(h, last, max_age)| {
-                                    e.set_max_age(&h, max_age);
-                                    (h, last)
-                                })
-                                .collect();
-                            e.tick(&heard, now_ms)
-                        })
-                        .unwrap_or_default(),
+                    (Some(e), None) => {
+                        let mut out = known
+                            .map(|k| {
+                                let heard: Vec<(String, Option<i64>)> = k
+                                    .into_iter()
+                                    .map(|(h, last, max_age)| {
+                                        e.set_max_age(&h, max_age);
+                                        (h, last)
+                                    })
+                                    .collect();
+                                e.tick(&heard, now_ms)
+                            })
+                            .unwrap_or_default();
+                        // Expected jobs, once judged (or none configured: what an earlier
+                        // run left resolves).
+                        let judged = jobs.statuses();
+                        if jobs.is_empty() || !judged.is_empty() {
+                            out.extend(e.expected(&judged, now_ms));
+                        }
+                        out
+                    }
                     (None, _) => Vec::new(),
                 },
                 Err(_) => break,

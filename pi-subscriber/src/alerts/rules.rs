@@ -51,6 +51,8 @@ pub struct RuleSet {
     pub host_down: bool,
     pub job_failed: bool,
     pub reboot: bool,
+    pub job_missed: bool,
+    pub job_overrun: bool,
 }
 
 fn ms(d: std::time::Duration) -> i64 {
@@ -109,6 +111,8 @@ impl RuleSet {
             host_down: b.host_down,
             job_failed: b.job_failed,
             reboot: b.reboot,
+            job_missed: b.job_missed,
+            job_overrun: b.job_overrun,
         }
     }
 }

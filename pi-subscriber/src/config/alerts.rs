@@ -8,7 +8,9 @@ use serde::{Deserialize, Serialize};
 use crate::registry;
 
 /// The built-in rules' names (a user rule may not take one).
-pub const BUILTIN_NAMES: [&str; 7] = [
+pub const BUILTIN_NAMES: [&str; 9] = [
+    "job_missed",
+    "job_overrun",
     "host_down",
     "cpu_temp",
     "memory_used",
@@ -80,6 +82,10 @@ pub struct Builtin {
     pub job_failed: bool,
     /// A new `boot_id`.
     pub reboot: bool,
+    /// An expected job (`[[jobs.expect]]`) that did not start by its due time plus grace.
+    pub job_missed: bool,
+    /// An expected job still running after its `max_duration`.
+    pub job_overrun: bool,
 }
 
 /// A threshold built-in rule: `warning` (and `critical` where given) above, `clear` below.
@@ -225,6 +231,8 @@ impl Default for Builtin {
             },
             job_failed: true,
             reboot: true,
+            job_missed: true,
+            job_overrun: true,
         }
     }
 }

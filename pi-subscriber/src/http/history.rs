@@ -73,3 +73,9 @@ pub(super) async fn events(
     }
     Ok(Json(out))
 }
+
+/// `/jobs/expected`: every `[[jobs.expect]]` as last judged: its last run, the next (or
+/// missed) due time, whether it overruns. `[]` without expectations.
+pub(super) async fn expected_jobs(State(state): State<AppState>) -> Json<Vec<crate::jobs::Status>> {
+    Json(state.jobs.statuses())
+}

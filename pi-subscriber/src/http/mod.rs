@@ -32,6 +32,7 @@ pub fn router(state: AppState) -> Router {
         .route("/series/metrics", get(series::metrics))
         .route("/health", get(health::health))
         .route("/events", get(history::events))
+        .route("/jobs/expected", get(history::expected_jobs))
         .route("/alerts", get(health::alerts))
         .route("/prometheus", get(health::prometheus))
         .nest("/grafana", grafana::router())

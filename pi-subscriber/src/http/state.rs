@@ -21,6 +21,8 @@ pub struct AppState {
     pub alerts: Option<crate::alerts::AlertsHandle>,
     /// Home Assistant discovery's counters (`None`: discovery off).
     pub homeassistant: Option<crate::homeassistant::SharedHa>,
+    /// The judgment of `[[jobs.expect]]` (empty: none configured).
+    pub jobs: crate::jobs::watch::JobWatch,
 }
 
 pub use daemon_kit::http_error::AppError;

@@ -97,5 +97,6 @@ pub fn app_state(capacity: usize) -> AppState {
         admin_token: None,
         alerts: None,
         homeassistant: None,
+        jobs: Default::default(),
     }
 }

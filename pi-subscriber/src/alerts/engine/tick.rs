@@ -48,8 +48,10 @@ impl Engine {
         self.clock_ms = now_ms;
         let known: BTreeSet<&str> = hosts.iter().map(|(h, _)| h.as_str()).collect();
         let before = self.alerts.len();
+        // An expected job's alerts live as long as its judgment (a job on any host that never
+        // ran has no known host).
         self.alerts
-            .retain(|(h, _, _), _| known.contains(h.as_str()));
+            .retain(|(h, r, _), _| known.contains(h.as_str()) || super::expected::is_job_rule(r));
         self.boots.retain(|h, _| known.contains(h.as_str()));
         self.heard.retain(|h, _| known.contains(h.as_str()));
         self.max_ages.retain(|h, _| known.contains(h.as_str()));

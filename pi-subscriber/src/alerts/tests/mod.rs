@@ -268,7 +268,10 @@ min_severity = "info"
     assert_eq!(s.alerts.rule[0].for_, std::time::Duration::from_secs(600));
     let rules = RuleSet::from_settings(&s.alerts);
     let names: Vec<_> = rules.thresholds.iter().map(|r| r.name.as_str()).collect();
-    assert_eq!(names, ["cpu_temp", "filesystem_used", "under_voltage", "busy"]);
+    assert_eq!(
+        names,
+        ["cpu_temp", "filesystem_used", "under_voltage", "busy"]
+    );
 
     // ntfy.sh and chat webhooks are https (rustls, the system's roots).
     let https =
