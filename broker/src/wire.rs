@@ -46,10 +46,26 @@ pub struct Snapshot {
     /// entry is `null` while its `statvfs` timed out or failed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub filesystems: Option<BTreeMap<String, Option<Filesystem>>>,
+    /// The system's failed systemd units; `null` where there is no systemd (or its D-Bus API
+    /// is out of reach), absent from publishers older than the field.
+    #[serde(default)]
+    pub failed_units: Option<Vec<FailedUnit>>,
     /// A Raspberry Pi's power and throttling state; absent on other machines (and from
     /// publishers older than the field).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub power: Option<Power>,
+}
+
+/// A systemd unit in the `failed` state.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(default)]
+pub struct FailedUnit {
+    /// `backup.service`.
+    pub name: String,
+    /// When it entered the state (`StateChangeTimestamp`, Unix ms).
+    pub since_ms: Option<i64>,
+    /// Why (`Result` of a service, a timer, …: `exit-code`, `signal`, `timeout`, …).
+    pub result: Option<String>,
 }
 
 /// A Raspberry Pi's power supply and throttling, as its kernel exposes them.

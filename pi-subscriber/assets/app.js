@@ -235,6 +235,14 @@
     head.appendChild(el('span', 'status ' + (status || ''), status || '—'));
     const alerts = window.SaAlerts.badge(h.host);
     if (alerts) head.appendChild(alerts);
+    // Failed systemd units: a badge listing them on hover.
+    const units = m && Array.isArray(m.failed_units) ? m.failed_units : [];
+    if (units.length) {
+      const u = el('span', 'units-badge', units.length + ' failed');
+      u.title = units.map((x) => String(x && x.name)).join('\n');
+      u.dataset.units = String(units.length);
+      head.appendChild(u);
+    }
     card.appendChild(head);
 
     const total = get(m, 'memory.total_mb'), avail = get(m, 'memory.available_mb');

@@ -59,15 +59,19 @@ pub enum LabelKey {
     Core,
     Sensor,
     Mount,
+    /// A systemd unit: membership (a unit absent from a sample that lists units is not in
+    /// the set).
+    Unit,
 }
 
 impl LabelKey {
-    pub const ALL: [LabelKey; 5] = [
+    pub const ALL: [LabelKey; 6] = [
         LabelKey::Device,
         LabelKey::Interface,
         LabelKey::Core,
         LabelKey::Sensor,
         LabelKey::Mount,
+        LabelKey::Unit,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -77,7 +81,14 @@ impl LabelKey {
             LabelKey::Core => "core",
             LabelKey::Sensor => "sensor",
             LabelKey::Mount => "mount",
+            LabelKey::Unit => "unit",
         }
+    }
+
+    /// A label whose absence from a sample that has the metric means 0 (a set's members),
+    /// not "no longer reported" (a disk unplugged).
+    pub fn absent_is_zero(self) -> bool {
+        self == LabelKey::Unit
     }
 
     pub fn parse(key: &str) -> Option<LabelKey> {
@@ -203,8 +214,10 @@ pub struct Prom {
 /// host-wide rate) and the decimals its state keeps.
 #[derive(Debug, Clone, Copy)]
 pub struct Ha {
-    /// A `binary_sensor` (a 0/1 gauge: on at 1) rather than a `sensor`.
+    /// A `binary_sensor` (on while the host-wide value is above 0) rather than a `sensor`.
     pub binary: bool,
+    /// The metric's labels with a value above 0 are the entity's attribute (`failed units`).
+    pub labels_attribute: bool,
     pub device_class: Option<&'static str>,
     pub unit: Option<&'static str>,
     pub display_precision: Option<u8>,
@@ -221,6 +234,7 @@ const fn ha(
 ) -> Option<Ha> {
     Some(Ha {
         binary: false,
+        labels_attribute: false,
         device_class,
         unit,
         display_precision: Some(display_precision),
@@ -233,6 +247,20 @@ const fn ha(
 const fn ha_problem(icon: &'static str) -> Option<Ha> {
     Some(Ha {
         binary: true,
+        labels_attribute: false,
+        device_class: Some("problem"),
+        unit: None,
+        display_precision: None,
+        round: 0,
+        icon: Some(icon),
+    })
+}
+
+/// A `problem` binary sensor listing the labels that make it so (its failed units).
+const fn ha_problem_listing(icon: &'static str) -> Option<Ha> {
+    Some(Ha {
+        binary: true,
+        labels_attribute: true,
         device_class: Some("problem"),
         unit: None,
         display_precision: None,
@@ -310,6 +338,7 @@ mod extract;
 mod host;
 mod markdown;
 mod power;
+mod system;
 pub use extract::used_percent;
 pub use markdown::markdown;
 
@@ -318,7 +347,12 @@ pub use markdown::markdown;
 pub static METRICS: &[Metric] = &ALL;
 
 const ALL: [Metric; LEN] = {
-    let parts: [&[Metric]; 3] = [&host::HOST, &devices::DEVICE, &power::POWER];
+    let parts: [&[Metric]; 4] = [
+        &host::HOST,
+        &devices::DEVICE,
+        &power::POWER,
+        &system::SYSTEM,
+    ];
     let mut all = [host::HOST[0]; LEN];
     let (mut i, mut p) = (0, 0);
     while p < parts.len() {
@@ -332,7 +366,8 @@ const ALL: [Metric; LEN] = {
     }
     all
 };
-const LEN: usize = host::HOST.len() + devices::DEVICE.len() + power::POWER.len();
+const LEN: usize =
+    host::HOST.len() + devices::DEVICE.len() + power::POWER.len() + system::SYSTEM.len();
 
 #[cfg(test)]
 mod tests;

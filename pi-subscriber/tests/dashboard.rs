@@ -89,6 +89,7 @@ fn zbox(seq: u64, ts_ms: u128) -> String {
     let (ios, wait, busy) = (100 * seq, 300 * seq, 250 * seq);
     format!(
         r#"{{"v":1,"host":"zbox","seq":{seq},"ts":{},"ts_ms":{ts_ms},"interval_s":1,
+        "failed_units":[{{"name":"backup.service","since_ms":1,"result":"exit-code"}},{{"name":"nas.mount"}}],
         "disk":{{"read_sectors":{sectors},"write_sectors":0,"devices":{{"sda":{{"read_sectors":{sectors},"write_sectors":0,"ios":{ios},"io_wait_ms":{wait},"io_time_ms":{busy}}}}}}},
         "network":{{"rx_bytes":{bytes},"tx_bytes":0,"interfaces":{{"eth0":{{"rx_bytes":{bytes},"tx_bytes":0}}}}}},
         "filesystems":{{
@@ -103,6 +104,7 @@ fn zbox(seq: u64, ts_ms: u128) -> String {
 
 /// A user rule that fires on the first sample of any host with a CPU figure.
 const RULE: &str = "[alerts]\n[[alerts.rule]]\nname = \"t\"\nmetric = \"cpu_usage_percent\"\nabove = -1.0\nfor = \"0s\"\n\
+    [alerts.builtin.unit_failed]\nenabled = false\nwarning = 0.5\n\
     [[jobs.expect]]\nname = \"nightly-backup\"\nhost = \"testhost\"\ncron = \"0 3 * * *\"\n\
     [[jobs.expect]]\nname = \"<b>weekly</b>\"\nevery = \"7d\"\n";
 
@@ -215,6 +217,16 @@ fn dashboard_renders_live_data_in_chromium() {
     let tower = card(&dom, "testhost");
     assert!(tower.contains(r#"data-alerts="1""#), "{tower}");
     assert!(!card(&dom, "zbox").contains("data-alerts"), "badge on zbox");
+    // zbox's failed systemd units: a badge, the names on hover; none on testhost.
+    assert!(
+        card(&dom, "zbox").contains(
+            r#"<span class="units-badge" title="backup.service
+nas.mount" data-units="2">2 failed</span>"#
+        ),
+        "{}",
+        card(&dom, "zbox")
+    );
+    assert!(!card(&dom, "testhost").contains("units-badge"));
     // The per-device section is there, closed, with no chart in it.
     let devices = from_id(&dom, "devices");
     assert!(

@@ -37,6 +37,8 @@ pub struct Settings {
     pub thermal: ThermalSettings,
     pub filesystems: FilesystemSettings,
     pub jobs: JobSettings,
+    /// Failed systemd units (`crate::units`).
+    pub units: UnitsSettings,
     /// MQTT: the embedded broker, or the external one to publish to.
     pub broker: broker::BrokerSettings,
 }
@@ -51,6 +53,20 @@ pub struct SamplerSettings {
     pub proc_root: PathBuf,
     /// Where sysfs is mounted (node_exporter's `--path.sysfs`).
     pub sys_root: PathBuf,
+}
+
+/// `[units]`: each sample carries the system's failed systemd units.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct UnitsSettings {
+    /// Ask systemd over the system bus; `false`: `failed_units` is always `null`.
+    pub enabled: bool,
+}
+
+impl Default for UnitsSettings {
+    fn default() -> Self {
+        Self { enabled: true }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -118,6 +134,7 @@ impl Default for Settings {
             thermal: ThermalSettings::default(),
             filesystems: FilesystemSettings::default(),
             jobs: JobSettings::default(),
+            units: UnitsSettings::default(),
             broker: broker::BrokerSettings::default(),
         }
     }

@@ -13,6 +13,7 @@ pub mod redact;
 pub mod ring;
 pub mod sampler;
 pub mod shared_ring;
+pub mod units;
 
 use std::time::Duration;
 
@@ -122,6 +123,10 @@ pub async fn run(
         next_seq,
         events: events.clone(),
         keep_events: settings.jobs.keep_events,
+        units: settings
+            .units
+            .enabled
+            .then(crate::units::UnitsReader::default),
     };
     let sampler = tokio::spawn(sampler.run(shutdown.clone()));
 

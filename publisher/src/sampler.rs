@@ -55,6 +55,8 @@ pub struct Sampler {
     /// Compacted now and then so a busy job schedule cannot fill the disk.
     pub events: EventLog,
     pub keep_events: usize,
+    /// Failed systemd units (`None`: `[units] enabled = false`).
+    pub units: Option<crate::units::UnitsReader>,
 }
 
 impl Sampler {
@@ -102,7 +104,7 @@ impl Sampler {
             (collectors, reading)
         })
         .await;
-        let (collectors, reading) = match joined {
+        let (collectors, mut reading) = match joined {
             Ok(done) => done,
             Err(error) => {
                 // Only a bug could get here: the collectors return errors, they do not panic.
@@ -110,6 +112,9 @@ impl Sampler {
                 return None;
             }
         };
+        if let Some(units) = &mut self.units {
+            reading.failed_units = units.read().await;
+        }
         // The time the counters were read, not now: the filesystem collector after them can
         // take up to its timeout.
         let ts_ms = unix_ms(reading.read_at);
@@ -128,7 +133,10 @@ impl Sampler {
             .await
             .unwrap_or_else(|e| Err(e.to_string()));
 
-        let collector_errors = collectors.errors().clone();
+        let mut collector_errors = collectors.errors().clone();
+        if let Some(u) = self.units.as_ref().filter(|u| u.errors > 0) {
+            collector_errors.insert(crate::collectors::CollectorName::Units, u.errors);
+        }
         self.collectors = Some(collectors);
         self.stats.update(|stats| {
             stats.collector_errors = collector_errors;
@@ -222,6 +230,7 @@ mod tests {
             next_seq: 1,
             events: EventLog::new(dir.path()),
             keep_events: 10,
+            units: None,
         };
         let snapshot = sampler.sample_once().await.unwrap();
         let probed = slow.first_call.lock().unwrap().expect("statvfs was called");

@@ -150,6 +150,7 @@ fn sampler(dir: &Path, machine: &str, interval: Duration) -> (Sampler, AppState)
         next_seq: 41,
         events: EventLog::new(dir),
         keep_events: 10,
+        units: None,
     };
     (sampler, state)
 }

@@ -300,6 +300,7 @@ fn readme_install_runs_both_daemons_under_systemd() {
     };
     assert_eq!(owner(true), USER);
     assert_eq!(owner(false), "pi-subscriber", "the DynamicUser");
+    failed_unit_shows_up_and_clears(&c);
 
     // Restart each: a new process that carries on from what it stored.
     for user in [true, false] {
@@ -352,6 +353,63 @@ fn readme_install_runs_both_daemons_under_systemd() {
         units.assert_stopped_cleanly(user);
     }
     no_temporary_files(&c);
+}
+
+/// Issue 20 item 2: a system unit whose `ExecStart` fails is in the publisher's next
+/// sample (the publisher, a user service, reads the system bus), the Pi fires `unit_failed`
+/// for it, and `systemctl reset-failed` clears both.
+fn failed_unit_shows_up_and_clears(c: &Container) {
+    let latest = |c: &Container| json(&c.ok("curl -sf http://127.0.0.1:9000/latest"));
+    assert_eq!(latest(c)["failed_units"], serde_json::json!([]));
+    c.ok("printf '[Service]\\nExecStart=/bin/false\\n' > /etc/systemd/system/boom.service && systemctl daemon-reload");
+    let _ = c.sh("systemctl start boom.service");
+    assert_eq!(
+        c.ok("systemctl show --value -p ActiveState boom.service"),
+        "failed"
+    );
+    let seq = latest(c)["seq"].as_u64().unwrap();
+    // The first sample taken after the failure has it.
+    let next = wait_for(
+        c,
+        "the next sample",
+        &format!("curl -sf 'http://127.0.0.1:9000/history?since_seq={seq}&limit=1'"),
+        |t| {
+            json(t)["snapshots"]
+                .as_array()
+                .is_some_and(|a| !a.is_empty())
+        },
+    );
+    let units = &json(&next)["snapshots"][0]["failed_units"];
+    assert_eq!(units[0]["name"], "boom.service", "{next}");
+    assert_eq!(units[0]["result"], "exit-code");
+    assert!(
+        units[0]["since_ms"].as_i64().unwrap() > 1_700_000_000_000,
+        "{units}"
+    );
+    let firing = |t: &str| {
+        json(t)["alerts"].as_array().unwrap().iter().any(|a| {
+            a["rule"] == "unit_failed" && a["label"] == "boom.service" && a["state"] == "firing"
+        })
+    };
+    wait_for(
+        c,
+        "unit_failed on the Pi",
+        "curl -sf http://127.0.0.1:9100/alerts",
+        firing,
+    );
+    c.ok("systemctl reset-failed boom.service");
+    wait_for(
+        c,
+        "boom.service cleared",
+        "curl -sf http://127.0.0.1:9000/latest",
+        |t| json(t)["failed_units"] == serde_json::json!([]),
+    );
+    wait_for(
+        c,
+        "unit_failed resolved",
+        "curl -sf http://127.0.0.1:9100/alerts",
+        |t| !firing(t),
+    );
 }
 
 /// What a `DynamicUser` met before `LoadCredential=`: a 0640 root:root config. Run as

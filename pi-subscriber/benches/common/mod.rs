@@ -86,6 +86,7 @@ pub fn at(host: &str, seq: u64, ts_ms: i64) -> Snapshot {
         // would add 27 gauge series (3 filesystem metrics per mount).
         filesystems: None,
         power: None,
+        failed_units: None,
     }
 }
 

@@ -353,7 +353,12 @@ impl Engine {
         let rules = std::mem::take(&mut self.rules.thresholds);
         let mut seen = BTreeSet::new();
         for rule in rules.iter().filter(|r| r.applies_to(host)) {
-            for o in rule.evaluate(cur, rates) {
+            let observed = rule.evaluate(cur, rates);
+            if rule.members_listed(cur) {
+                let labels: BTreeSet<&str> = observed.iter().map(|o| o.label.as_str()).collect();
+                out.extend(self.members_gone(host, &rule.name, &labels, now_ms));
+            }
+            for o in observed {
                 let key = (host.to_owned(), rule.name.clone(), o.label.clone());
                 if let Some(a) = self.alerts.get_mut(&key) {
                     a.unseen_since_ms = None;

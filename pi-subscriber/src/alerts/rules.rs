@@ -31,6 +31,9 @@ pub struct Rule {
     pub hosts: Vec<String>,
     /// Only this label value.
     pub label: Option<String>,
+    /// Each label's series only, not the host-wide one (a built-in rule on a labelled
+    /// metric: one alert per failed unit, not one for their count).
+    pub labels_only: bool,
 }
 
 /// What a rule saw in one series of one sample.
@@ -74,6 +77,7 @@ fn builtin(name: &str, metric: &str, l: &Levels) -> Option<Rule> {
         for_ms: ms(l.for_),
         hosts: Vec::new(),
         label: None,
+        labels_only: registry::metric(metric).is_some_and(|m| m.label.is_some()),
     })
 }
 
@@ -91,6 +95,7 @@ fn user(r: &UserRule) -> Rule {
         for_ms: ms(r.for_),
         hosts: r.hosts.clone(),
         label: r.label.clone(),
+        labels_only: false,
     }
 }
 
@@ -118,6 +123,14 @@ impl RuleSet {
 }
 
 impl Rule {
+    /// Its metric's labels are a set's members and `cur` lists the set (even empty): a
+    /// member it does not list is not in the set.
+    pub fn members_listed(&self, cur: &Snapshot) -> bool {
+        registry::metric(&self.metric)
+            .filter(|m| m.label.is_some_and(|k| k.absent_is_zero()))
+            .is_some_and(|m| !m.values(cur).is_empty())
+    }
+
     pub fn applies_to(&self, host: &str) -> bool {
         self.hosts.is_empty() || self.hosts.iter().any(|h| h == host)
     }
@@ -145,7 +158,10 @@ impl Rule {
             return Vec::new();
         };
         let mut out = Vec::new();
-        let label_ok = |l: &str| self.label.as_deref().is_none_or(|want| want == l);
+        let label_ok = |l: &str| {
+            self.label.as_deref().is_none_or(|want| want == l)
+                && !(self.labels_only && l.is_empty())
+        };
         (registry::METRICS[m].extract)(cur, &mut |label, v| {
             if !label_ok(label) {
                 return;
@@ -213,6 +229,7 @@ mod tests {
             for_ms: 0,
             hosts: vec![],
             label: Some(String::new()),
+            labels_only: false,
         };
         let at = |seq, ts_ms, rx| Snapshot {
             seq,

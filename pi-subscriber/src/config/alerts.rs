@@ -8,7 +8,8 @@ use serde::{Deserialize, Serialize};
 use crate::registry;
 
 /// The built-in rules' names (a user rule may not take one).
-pub const BUILTIN_NAMES: [&str; 9] = [
+pub const BUILTIN_NAMES: [&str; 10] = [
+    "unit_failed",
     "job_missed",
     "job_overrun",
     "host_down",
@@ -78,6 +79,9 @@ pub struct Builtin {
     /// A Raspberry Pi's supply below its threshold now (`power_under_voltage` is 1), on the
     /// first sample that shows it.
     pub under_voltage: Levels,
+    /// One alert per failed systemd unit, on the first sample that shows it; resolved on the
+    /// first that no longer does (recovered, or `systemctl reset-failed`).
+    pub unit_failed: Levels,
     /// A `job_end` with a non-zero exit code, a signal or a start error.
     pub job_failed: bool,
     /// A new `boot_id`.
@@ -229,6 +233,13 @@ impl Default for Builtin {
                 clear: Some(0.5),
                 for_: Duration::ZERO,
             },
+            unit_failed: Levels {
+                enabled: true,
+                warning: 0.5,
+                critical: None,
+                clear: Some(0.5),
+                for_: Duration::ZERO,
+            },
             job_failed: true,
             reboot: true,
             job_missed: true,
@@ -257,6 +268,7 @@ impl Builtin {
             "memory_used" => Some(&self.memory_used),
             "filesystem_used" => Some(&self.filesystem_used),
             "under_voltage" => Some(&self.under_voltage),
+            "unit_failed" => Some(&self.unit_failed),
             _ => None,
         }
     }
@@ -278,6 +290,7 @@ impl AlertSettings {
                 &self.builtin.filesystem_used,
             ),
             ("alerts.builtin.under_voltage", &self.builtin.under_voltage),
+            ("alerts.builtin.unit_failed", &self.builtin.unit_failed),
         ] {
             let finite = l.warning.is_finite()
                 && l.critical.is_none_or(f64::is_finite)

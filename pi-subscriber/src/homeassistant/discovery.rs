@@ -47,8 +47,11 @@ pub struct Sensor {
     /// Decimals kept in the state JSON.
     pub round: i32,
     pub icon: Option<&'static str>,
-    /// A `binary_sensor` (on while the value is 1) rather than a `sensor`.
+    /// A `binary_sensor` (on while the value is above 0) rather than a `sensor`.
     pub binary: bool,
+    /// Its metric's labels above 0 are an attribute (`units`: the failed units), from the
+    /// state JSON's `<key>_labels`.
+    pub labels_attribute: bool,
 }
 
 /// The sensor of a registry metric with Home Assistant hints.
@@ -67,6 +70,7 @@ fn of_metric(m: &registry::Metric, ha: &registry::Ha) -> Sensor {
         round: ha.round,
         icon: ha.icon,
         binary: ha.binary,
+        labels_attribute: ha.labels_attribute,
     }
 }
 
@@ -91,6 +95,7 @@ pub static SENSORS: LazyLock<Vec<Sensor>> = LazyLock::new(|| {
             round: 0,
             icon: None,
             binary: false,
+            labels_attribute: false,
         },
         Sensor {
             key: "last_job",
@@ -103,6 +108,7 @@ pub static SENSORS: LazyLock<Vec<Sensor>> = LazyLock::new(|| {
             round: 0,
             icon: Some("mdi:briefcase-check"),
             binary: false,
+            labels_attribute: false,
         },
         Sensor {
             key: "alerts_firing",
@@ -115,6 +121,7 @@ pub static SENSORS: LazyLock<Vec<Sensor>> = LazyLock::new(|| {
             round: 0,
             icon: Some("mdi:alert"),
             binary: false,
+            labels_attribute: false,
         },
     ]);
     out
@@ -139,6 +146,7 @@ pub static FILESYSTEM: LazyLock<Sensor> = LazyLock::new(|| {
             round: 2,
             icon: Some("mdi:harddisk"),
             binary: false,
+            labels_attribute: false,
         })
 });
 
@@ -238,7 +246,7 @@ impl Context {
         );
         c.insert("state_topic".into(), self.state_topic(host).into());
         let template = if s.binary {
-            format!("{{{{ ('ON' if value_json.{key} == 1 else 'OFF') if value_json is defined and value_json.{key} is defined else 'None' }}}}")
+            format!("{{{{ ('ON' if value_json.{key} > 0 else 'OFF') if value_json is defined and value_json.{key} is defined else 'None' }}}}")
         } else {
             format!("{{{{ value_json.{key} if value_json is defined and value_json.{key} is defined else 'None' }}}}")
         };
@@ -261,6 +269,19 @@ impl Context {
         }
         if let Some(p) = s.display_precision {
             c.insert("suggested_display_precision".into(), p.into());
+        }
+        if s.labels_attribute {
+            let plural = registry::metric(s.key)
+                .and_then(|m| m.label)
+                .map_or("labels".to_owned(), |k| format!("{}s", k.as_str()));
+            c.insert(
+                "json_attributes_topic".into(),
+                self.state_topic(host).into(),
+            );
+            c.insert(
+                "json_attributes_template".into(),
+                format!("{{{{ {{'{plural}': value_json.{key}_labels}} | tojson if value_json is defined and value_json.{key}_labels is defined else '{{}}' }}}}").into(),
+            );
         }
         if s.source == Source::LastJob {
             c.insert("options".into(), json!(["success", "failed"]));

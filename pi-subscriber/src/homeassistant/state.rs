@@ -84,6 +84,23 @@ pub fn state(
                 );
             }
         }
+        // A listing problem sensor's attribute: the labels that make it so (failed units).
+        for s in SENSORS.iter().filter(|s| s.labels_attribute) {
+            let values = registry::metric(s.key)
+                .map(|m| m.values(latest))
+                .unwrap_or_default();
+            if values.is_empty() {
+                continue;
+            }
+            let on: Vec<Value> = values
+                .into_iter()
+                .filter(|(l, v)| {
+                    !l.is_empty() && matches!(v, registry::Value::Gauge(g) if *g > 0.0)
+                })
+                .map(|(l, _)| Value::from(l))
+                .collect();
+            out.insert(format!("{}_labels", s.key), Value::Array(on));
+        }
         // Rounded to the minute: the boot time of one boot reads the same in every sample.
         let boot = latest
             .uptime_s

@@ -419,7 +419,7 @@ fn a_raspberry_pi_gets_an_under_voltage_problem_sensor_once_it_reports_power() {
     assert_eq!(c["name"], "Under-voltage");
     assert_eq!(
         c["value_template"],
-        "{{ ('ON' if value_json.power_under_voltage == 1 else 'OFF') if value_json is defined and value_json.power_under_voltage is defined else 'None' }}"
+        "{{ ('ON' if value_json.power_under_voltage > 0 else 'OFF') if value_json is defined and value_json.power_under_voltage is defined else 'None' }}"
     );
     assert!(c.get("state_class").is_none() && c.get("unit_of_measurement").is_none());
     let state = sent

@@ -58,6 +58,7 @@ pub struct SeriesParams {
     core: Option<String>,
     sensor: Option<String>,
     mount: Option<String>,
+    unit: Option<String>,
     /// Epoch milliseconds or seconds (values below 10^11 are taken as seconds).
     from: Option<i64>,
     to: Option<i64>,
@@ -86,6 +87,7 @@ impl SeriesParams {
             (LabelKey::Core, &self.core),
             (LabelKey::Sensor, &self.sensor),
             (LabelKey::Mount, &self.mount),
+            (LabelKey::Unit, &self.unit),
         ]
         .into_iter()
         .filter_map(|(k, v)| Some((k, v.as_ref()?)))

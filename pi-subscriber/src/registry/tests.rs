@@ -222,7 +222,8 @@ fn every_builtin_rule_the_registry_names_has_levels_in_the_config() {
             "memory_used",
             "cpu_temp",
             "filesystem_used",
-            "under_voltage"
+            "under_voltage",
+            "unit_failed"
         ]
     );
     for name in named {

@@ -21,6 +21,10 @@ pub const MAX_FILESYSTEMS: usize = 256;
 pub const MAX_FILESYSTEM_NAME_BYTES: usize = 256;
 /// Most entries in `cpu.per_core_percent`.
 pub const MAX_CORES: usize = 512;
+/// Failed units per snapshot at most (the publisher sends 64 at most).
+pub const MAX_FAILED_UNITS: usize = 64;
+/// Longest unit name (systemd's limit) or result.
+pub const MAX_UNIT_BYTES: usize = 255;
 /// A job event's `output_tail` is trimmed to its last this many bytes.
 pub const MAX_OUTPUT_TAIL_BYTES: usize = 4096;
 /// A job event's `command` (all arguments) and `error` are trimmed to this many bytes.
@@ -88,6 +92,17 @@ pub fn check_snapshot(s: &Snapshot) -> Result<(), Rejection> {
                         check_text(text, MAX_FILESYSTEM_NAME_BYTES)?;
                     }
                 }
+            }
+        }
+    }
+    if let Some(units) = &s.failed_units {
+        if units.len() > MAX_FAILED_UNITS {
+            return Err(Rejection::TooManyEntries);
+        }
+        for u in units {
+            check_text(&u.name, MAX_UNIT_BYTES)?;
+            if let Some(result) = &u.result {
+                check_text(result, MAX_UNIT_BYTES)?;
             }
         }
     }

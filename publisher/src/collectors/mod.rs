@@ -133,6 +133,8 @@ pub enum CollectorName {
     Statvfs,
     /// A Raspberry Pi's `rpi_volt` alarm or `get_throttled` could not be read.
     Power,
+    /// systemd's D-Bus API did not answer (`failed_units` is `null`).
+    Units,
 }
 
 /// Failure counts per collector, for `/health`.
@@ -153,6 +155,8 @@ pub struct Reading {
     pub network: Option<broker::Network>,
     pub filesystems: Option<BTreeMap<String, Option<broker::Filesystem>>>,
     pub power: Option<broker::Power>,
+    /// Filled by the sampler (`crate::units`, async), not by [`Collectors::sample`].
+    pub failed_units: Option<Vec<broker::FailedUnit>>,
 }
 
 impl Reading {
@@ -167,6 +171,7 @@ impl Reading {
         base.network = self.network;
         base.filesystems = self.filesystems;
         base.power = self.power;
+        base.failed_units = self.failed_units;
         base
     }
 }
@@ -270,6 +275,7 @@ impl Collectors {
             network,
             filesystems,
             power,
+            failed_units: None,
         }
     }
 

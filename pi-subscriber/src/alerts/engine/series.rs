@@ -43,6 +43,31 @@ impl Engine {
             .collect()
     }
 
+    /// After a sample that lists a set's members (failed units): the alerts of `rule` on
+    /// members it no longer lists resolve now (the unit recovered or was reset), with 0.
+    pub(super) fn members_gone(
+        &mut self,
+        host: &str,
+        rule: &str,
+        listed: &BTreeSet<&str>,
+        now_ms: i64,
+    ) -> Vec<Notice> {
+        let gone: Vec<Key> = self
+            .alerts
+            .keys()
+            .filter(|(h, r, l)| h == host && r == rule && !listed.contains(l.as_str()))
+            .cloned()
+            .collect();
+        let mut out = Vec::new();
+        for key in gone {
+            if let Some(a) = self.alerts.get_mut(&key) {
+                a.value = Some(0.0);
+            }
+            out.extend(self.resolve(&key, now_ms));
+        }
+        out
+    }
+
     fn expire(&mut self, key: &Key, now_ms: i64) -> Option<Notice> {
         let a = self.alerts.remove(key)?;
         self.dirty = true;

@@ -270,7 +270,13 @@ min_severity = "info"
     let names: Vec<_> = rules.thresholds.iter().map(|r| r.name.as_str()).collect();
     assert_eq!(
         names,
-        ["cpu_temp", "filesystem_used", "under_voltage", "busy"]
+        [
+            "cpu_temp",
+            "filesystem_used",
+            "under_voltage",
+            "unit_failed",
+            "busy"
+        ]
     );
 
     // ntfy.sh and chat webhooks are https (rustls, the system's roots).
@@ -309,6 +315,7 @@ min_severity = "info"
 
 mod restart;
 mod stopped;
+mod units;
 
 /// Issue 19 item 2: a disk that appears in the second sample makes no alert. The rule reads
 /// the rate the store computed at ingest (51 200 B/s, from the disk present in both), not a
