@@ -17,6 +17,7 @@ pub mod alerts;
 pub mod bytes;
 pub mod homeassistant;
 pub mod jobs;
+pub mod self_watch;
 
 pub use homeassistant::HomeAssistantSettings;
 
@@ -45,6 +46,9 @@ pub struct Settings {
     pub homeassistant: HomeAssistantSettings,
     /// The runs the Pi expects (`crate::jobs`).
     pub jobs: jobs::JobsSettings,
+    /// The Pi watching its own machine (`crate::self_watch`).
+    #[serde(rename = "self")]
+    pub self_watch: self_watch::SelfSettings,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -167,6 +171,7 @@ impl Default for Settings {
             alerts: alerts::AlertSettings::default(),
             homeassistant: HomeAssistantSettings::default(),
             jobs: jobs::JobsSettings::default(),
+            self_watch: self_watch::SelfSettings::default(),
         }
     }
 }
@@ -432,6 +437,9 @@ impl Settings {
             .map_err(|(key, reason)| invalid(key, reason))?;
         self.homeassistant
             .validate(&self.mqtt)
+            .map_err(|(key, reason)| invalid(key, reason))?;
+        self.self_watch
+            .validate()
             .map_err(|(key, reason)| invalid(key, reason))?;
         self.jobs
             .expectations()

@@ -20,6 +20,7 @@ pub mod rates;
 pub mod registry;
 pub mod sanitize;
 pub mod seed;
+pub mod self_watch;
 pub mod store;
 pub mod tsdb;
 pub mod validate;
@@ -79,6 +80,13 @@ pub async fn run(
     .context("cannot build the HTTP client")?;
     poller.max_backfill = settings.history.capacity as u64;
     let mut tasks = Vec::new();
+    if settings.self_watch.enabled {
+        tasks.push(tokio::spawn(self_watch::run(
+            settings.self_watch.clone(),
+            ingestor.clone(),
+            shutdown.clone(),
+        )));
+    }
     if settings.mqtt.enabled {
         tasks.push(tokio::spawn(mqtt::run(
             settings.mqtt.clone(),

@@ -1,7 +1,8 @@
 //! The publisher daemon: samples the machine, keeps a durable ring of snapshots, serves them
 //! over HTTP and records batch jobs. `main.rs` parses arguments and binds; [`run`] does the rest.
 
-pub mod collectors;
+/// The host collectors live in their own crate (the Pi watching itself uses them too).
+pub use collectors;
 pub mod config;
 pub mod delivery;
 pub mod events;
@@ -13,7 +14,7 @@ pub mod redact;
 pub mod ring;
 pub mod sampler;
 pub mod shared_ring;
-pub mod units;
+pub use collectors::units;
 
 use std::time::Duration;
 

@@ -118,11 +118,7 @@ fn run_to_end(mut cmd: Command, what: &str) -> std::process::Output {
 impl Demo {
     /// On free ports of its own (`DEMO_*_PORT`), showing live data.
     fn start() -> Demo {
-        let ports = [
-            common::free_port(),
-            common::free_port(),
-            common::free_port(),
-        ];
+        let ports = common::free_ports::<3>();
         let [publisher, mqtt, pi] = ports;
         let demo = Demo::spawn(&[
             ("DEMO_PUBLISHER_PORT", publisher.to_string()),
@@ -343,11 +339,11 @@ fn demo_moves_off_default_ports_that_are_taken() {
 /// message naming it, a non-zero exit, and the other daemon stopped too.
 #[test]
 fn demo_fails_without_a_banner_when_a_daemon_dies_at_start() {
-    let pi = common::free_port();
+    let [pi, publisher, mqtt] = common::free_ports::<3>();
     let failed = match Demo::spawn(&[
         ("DEMO_INTERVAL", "soon".to_owned()),
-        ("DEMO_PUBLISHER_PORT", common::free_port().to_string()),
-        ("DEMO_MQTT_PORT", common::free_port().to_string()),
+        ("DEMO_PUBLISHER_PORT", publisher.to_string()),
+        ("DEMO_MQTT_PORT", mqtt.to_string()),
         ("DEMO_PI_PORT", pi.to_string()),
     ]) {
         Ok(demo) => panic!("the demo came up: {}", demo.stdout),

@@ -165,7 +165,12 @@ impl Collector for StoreCollector {
             "Snapshots stored, all sources",
             None,
             MetricType::Counter,
-            total(stats.stored_mqtt_total + stats.stored_http_total + stats.stored_backfill_total),
+            total(
+                stats.stored_mqtt_total
+                    + stats.stored_http_total
+                    + stats.stored_backfill_total
+                    + stats.stored_local_total,
+            ),
         )?;
         family(
             e,

@@ -19,6 +19,8 @@ pub enum Source {
     Mqtt,
     Http,
     Backfill,
+    /// The Pi's own machine (`[self]`).
+    Local,
 }
 
 /// When a host was last heard from, on the Pi's clock where known (Unix ms).
@@ -68,6 +70,8 @@ pub struct IngestStats {
     pub stored_mqtt_total: u64,
     pub stored_http_total: u64,
     pub stored_backfill_total: u64,
+    /// Samples of the Pi's own machine (`[self]`).
+    pub stored_local_total: u64,
     pub duplicates_total: u64,
     pub rejected_total: u64,
     pub rejected: BTreeMap<Rejection, u64>,
@@ -121,6 +125,8 @@ pub struct HostState {
     /// After a restart, until the first live sample: the restored row gaps are measured from
     /// (the highest seq whose time the Pi's clock had reached at start-up).
     pub restored_newest: Option<Point>,
+    /// The Pi's own machine (`[self]`): never the default host while another has data.
+    pub local: bool,
     /// Where the host stands against its rate bound ([`super::admission`]).
     pub pace: super::admission::Pace,
 }
@@ -282,6 +288,7 @@ impl Store {
             if source == Source::Mqtt {
                 state.last_mqtt = Some(now);
             }
+            state.local |= source == Source::Local;
             state.restored_newest = None;
             state.max_age = max_age_for(snapshot.interval_s, configured);
             state.interval = Duration::try_from_secs_f64(snapshot.interval_s.clamp(0.0, 3600.0))
@@ -303,6 +310,7 @@ impl Store {
             Source::Mqtt => self.stats.stored_mqtt_total += 1,
             Source::Http => self.stats.stored_http_total += 1,
             Source::Backfill => self.stats.stored_backfill_total += 1,
+            Source::Local => self.stats.stored_local_total += 1,
         }
         Outcome::Stored { gap, evicted }
     }
@@ -390,7 +398,7 @@ impl Store {
         self.hosts
             .iter()
             .filter(|(_, s)| s.latest.is_some())
-            .max_by_key(|(_, s)| s.last_received)
+            .max_by_key(|(_, s)| (!s.local, s.last_received))
             .map(|(h, _)| h.clone())
     }
 }

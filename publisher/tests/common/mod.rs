@@ -294,6 +294,15 @@ pub fn free_port() -> u16 {
         .port()
 }
 
+/// `N` distinct loopback ports that were free a moment ago: bound together, so that two
+/// calls of [`free_port`] in a row cannot hand out the same one.
+pub fn free_ports<const N: usize>() -> [u16; N] {
+    let listeners: Vec<std::net::TcpListener> = (0..N)
+        .map(|_| std::net::TcpListener::bind("127.0.0.1:0").unwrap())
+        .collect();
+    std::array::from_fn(|i| listeners[i].local_addr().unwrap().port())
+}
+
 /// A fixture machine's tree (found from either package that includes this file).
 pub fn fixture(machine: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))

@@ -206,7 +206,7 @@ mod tests {
     #[test]
     fn first_sample_has_cores_and_load_but_no_usage() {
         let a = parse_stat(T0).unwrap();
-        let load = crate::collectors::load::parse_loadavg("0.5 0.25 0.125 1/100 42\n").unwrap();
+        let load = crate::load::parse_loadavg("0.5 0.25 0.125 1/100 42\n").unwrap();
         let cpu = summarize(None, Some(&a), Some(load)).unwrap();
         assert_eq!(cpu.usage_percent, None);
         assert_eq!(cpu.cores, Some(2));

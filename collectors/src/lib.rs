@@ -17,6 +17,7 @@ pub mod power;
 pub mod statvfs;
 pub mod statvfs_pool;
 pub mod thermal;
+pub mod units;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io;
@@ -155,7 +156,7 @@ pub struct Reading {
     pub network: Option<broker::Network>,
     pub filesystems: Option<BTreeMap<String, Option<broker::Filesystem>>>,
     pub power: Option<broker::Power>,
-    /// Filled by the sampler (`crate::units`, async), not by [`Collectors::sample`].
+    /// Filled by the caller ([`units`], async), not by [`Collectors::sample`].
     pub failed_units: Option<Vec<broker::FailedUnit>>,
 }
 
