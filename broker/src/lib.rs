@@ -20,5 +20,6 @@ pub use settings::{BrokerConfigError, BrokerMode, BrokerSettings, BrokerUser};
 pub use topics::{validate_host_id, HostIdError, Topics, DEFAULT_PREFIX};
 pub use wire::{
     Cpu, Disk, DiskDevice, FailedUnit, Filesystem, JobEnd, JobEvent, JobStart, Memory, Network,
-    NetworkInterface, Power, Snapshot, Thermal, SECTOR_BYTES, SNAPSHOT_VERSION,
+    NetworkInterface, Power, ProcessTop, Processes, Snapshot, Thermal, SECTOR_BYTES,
+    SNAPSHOT_VERSION,
 };

@@ -46,6 +46,9 @@ pub struct Snapshot {
     /// entry is `null` while its `statvfs` timed out or failed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub filesystems: Option<BTreeMap<String, Option<Filesystem>>>,
+    /// The top processes by CPU and by memory; absent where not collected.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub processes: Option<Processes>,
     /// The system's failed systemd units; `null` where there is no systemd (or its D-Bus API
     /// is out of reach), absent from publishers older than the field.
     #[serde(default)]
@@ -54,6 +57,30 @@ pub struct Snapshot {
     /// publishers older than the field).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub power: Option<Power>,
+}
+
+/// The processes that used the most CPU since the previous sample, and the most memory.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(default)]
+pub struct Processes {
+    /// Processes running.
+    pub count: u32,
+    pub by_cpu: Vec<ProcessTop>,
+    pub by_memory: Vec<ProcessTop>,
+}
+
+/// One process of a top list.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(default)]
+pub struct ProcessTop {
+    pub pid: u32,
+    /// `comm` (at most 15 bytes from the kernel).
+    pub name: String,
+    /// Its owner's name (the uid when it has none).
+    pub user: Option<String>,
+    /// Since the previous sample, per core as `top` shows it (`null` on the first sample).
+    pub cpu_percent: Option<f64>,
+    pub rss_bytes: u64,
 }
 
 /// A systemd unit in the `failed` state.

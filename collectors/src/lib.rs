@@ -14,6 +14,7 @@ pub mod load;
 pub mod memory;
 pub mod network;
 pub mod power;
+pub mod processes;
 pub mod statvfs;
 pub mod statvfs_pool;
 pub mod thermal;
@@ -134,6 +135,8 @@ pub enum CollectorName {
     Statvfs,
     /// A Raspberry Pi's `rpi_volt` alarm or `get_throttled` could not be read.
     Power,
+    /// `<proc>` could not be listed for the top processes.
+    Processes,
     /// systemd's D-Bus API did not answer (`failed_units` is `null`).
     Units,
 }
@@ -156,6 +159,7 @@ pub struct Reading {
     pub network: Option<broker::Network>,
     pub filesystems: Option<BTreeMap<String, Option<broker::Filesystem>>>,
     pub power: Option<broker::Power>,
+    pub processes: Option<broker::Processes>,
     /// Filled by the caller ([`units`], async), not by [`Collectors::sample`].
     pub failed_units: Option<Vec<broker::FailedUnit>>,
 }
@@ -172,6 +176,7 @@ impl Reading {
         base.network = self.network;
         base.filesystems = self.filesystems;
         base.power = self.power;
+        base.processes = self.processes;
         base.failed_units = self.failed_units;
         base
     }
@@ -185,6 +190,8 @@ pub struct Collectors {
     chips: ChipFilter,
     /// `None` when `filesystems.enabled` is off.
     filesystems: Option<FilesystemCollector>,
+    /// `None` when `processes.enabled` is off (the default of [`Collectors::new`]).
+    processes: Option<processes::ProcessCollector>,
     /// `/proc/stat` of the previous sample: CPU % is a difference of two readings.
     previous_stat: Option<cpu::StatSample>,
     errors: CollectorErrors,
@@ -199,6 +206,7 @@ impl Collectors {
             interfaces,
             chips: ChipFilter::default(),
             filesystems: Some(FilesystemCollector::system()),
+            processes: None,
             previous_stat: None,
             errors: CollectorErrors::new(),
             failing: BTreeSet::new(),
@@ -215,6 +223,12 @@ impl Collectors {
     /// leaves the section out of snapshots.
     pub fn with_filesystems(mut self, filesystems: Option<FilesystemCollector>) -> Self {
         self.filesystems = filesystems;
+        self
+    }
+
+    /// Adds the top processes (`None`: left out of snapshots).
+    pub fn with_processes(mut self, processes: Option<processes::ProcessCollector>) -> Self {
+        self.processes = processes;
         self
     }
 
@@ -247,6 +261,14 @@ impl Collectors {
             network::read(&self.roots, &self.interfaces),
         );
         let read_at = SystemTime::now();
+        let processes = self
+            .processes
+            .as_mut()
+            .map(|p| p.read(&self.roots, read_at));
+        let processes = match processes {
+            Some(r) => self.check(CollectorName::Processes, r),
+            None => None,
+        };
         let load = self.check(CollectorName::Load, load::read(&self.roots));
         let cpu_section = cpu::summarize(self.previous_stat.as_ref(), stat.as_ref(), load);
         if stat.is_some() {
@@ -276,6 +298,7 @@ impl Collectors {
             network,
             filesystems,
             power,
+            processes,
             failed_units: None,
         }
     }

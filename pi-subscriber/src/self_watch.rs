@@ -49,7 +49,11 @@ pub async fn run(settings: SelfSettings, ingestor: Ingestor, shutdown: Cancellat
     let roots = Roots::new(&settings.proc_root, &settings.sys_root);
     let mut collectors = Some(
         Collectors::new(roots, network::default_filter())
-            .with_filesystems(Some(FilesystemCollector::system())),
+            .with_filesystems(Some(FilesystemCollector::system()))
+            .with_processes(Some(collectors::processes::ProcessCollector::new(
+                5,
+                "/etc/passwd",
+            ))),
     );
     let mut units = settings.units.then(collectors::units::UnitsReader::default);
     if let Some(c) = collectors.as_mut() {

@@ -39,6 +39,8 @@ pub struct Settings {
     pub jobs: JobSettings,
     /// Failed systemd units (`crate::units`).
     pub units: UnitsSettings,
+    /// The top processes in each sample.
+    pub processes: ProcessSettings,
     /// MQTT: the embedded broker, or the external one to publish to.
     pub broker: broker::BrokerSettings,
 }
@@ -53,6 +55,24 @@ pub struct SamplerSettings {
     pub proc_root: PathBuf,
     /// Where sysfs is mounted (node_exporter's `--path.sysfs`).
     pub sys_root: PathBuf,
+}
+
+/// `[processes]`: each sample carries the top processes by CPU and by memory.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ProcessSettings {
+    pub enabled: bool,
+    /// Processes per list (1–32).
+    pub top: usize,
+}
+
+impl Default for ProcessSettings {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            top: 5,
+        }
+    }
 }
 
 /// `[units]`: each sample carries the system's failed systemd units.
@@ -135,6 +155,7 @@ impl Default for Settings {
             filesystems: FilesystemSettings::default(),
             jobs: JobSettings::default(),
             units: UnitsSettings::default(),
+            processes: ProcessSettings::default(),
             broker: broker::BrokerSettings::default(),
         }
     }
@@ -255,6 +276,9 @@ impl Settings {
         if self.jobs.keep_events == 0 {
             return Err(invalid("jobs.keep_events", "must be at least 1"));
         }
+        if !(1..=collectors::processes::MAX_TOP).contains(&self.processes.top) {
+            return Err(invalid("processes.top", "must be 1..=32"));
+        }
         self.broker.validate()?;
         if let Err(e) = InterfaceFilter::new(&self.network.include, &[]) {
             return Err(invalid("network.include", e));
@@ -276,6 +300,13 @@ impl Settings {
     pub fn interface_filter(&self) -> InterfaceFilter {
         InterfaceFilter::new(&self.network.include, &self.network.exclude)
             .unwrap_or_else(|_| collectors::network::default_filter())
+    }
+
+    /// The top-processes collector, `None` when `processes.enabled` is off.
+    pub fn process_collector(&self) -> Option<collectors::processes::ProcessCollector> {
+        self.processes.enabled.then(|| {
+            collectors::processes::ProcessCollector::new(self.processes.top, "/etc/passwd")
+        })
     }
 
     /// The filesystem collector, `None` when `filesystems.enabled` is off.

@@ -116,7 +116,8 @@ pub async fn run(
         collectors: Some(
             Collectors::new(settings.roots(), settings.interface_filter())
                 .with_chip_filter(settings.chip_filter())
-                .with_filesystems(settings.filesystem_collector()),
+                .with_filesystems(settings.filesystem_collector())
+                .with_processes(settings.process_collector()),
         ),
         ring: ring.clone(),
         latest: latest_tx,

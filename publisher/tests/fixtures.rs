@@ -336,3 +336,60 @@ fn a_power_file_that_does_not_parse_is_a_counted_collector_error() {
     assert_eq!(r.power, None);
     assert_eq!(c.errors().get(&CollectorName::Power), Some(&1));
 }
+
+#[test]
+fn top_processes_by_cpu_and_memory_from_two_samples() {
+    use publisher::collectors::processes::ProcessCollector;
+    let base = fixture("procs");
+    let mut c = ProcessCollector::new(3, base.join("passwd"));
+    let t0 = std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_800_000_000);
+    let first = c.read(&Roots::under(base.join("t0")), t0).unwrap();
+    assert_eq!(first.count, 5);
+    assert!(first.by_cpu.is_empty(), "no CPU % on the first sample");
+    let p = c
+        .read(
+            &Roots::under(base.join("t1")),
+            t0 + std::time::Duration::from_secs(2),
+        )
+        .unwrap();
+    assert_eq!(p.count, 6);
+    // EXPECTED.md: USER_HZ ticks over the 2 s between the samples, per core as top shows it.
+    let hz = rustix::param::clock_ticks_per_second() as f64;
+    let pct = |ticks: f64| ((ticks / hz / 2.0 * 100.0) * 100.0).round() / 100.0;
+    let cpu: Vec<(u32, &str, Option<f64>)> = p
+        .by_cpu
+        .iter()
+        .map(|t| (t.pid, t.name.as_str(), t.cpu_percent))
+        .collect();
+    assert_eq!(
+        cpu,
+        [
+            (777, "ffmpeg", Some(pct(380.0))),
+            (42, "postgres", Some(pct(150.0))),
+            (1, "systemd", Some(pct(2.0)))
+        ]
+    );
+    assert_eq!(pct(380.0), 190.0, "USER_HZ 100 on every Linux this runs on");
+    let page = rustix::param::page_size() as u64;
+    let mem: Vec<(u32, u64)> = p.by_memory.iter().map(|t| (t.pid, t.rss_bytes)).collect();
+    assert_eq!(
+        mem,
+        [
+            (888, 999_999 * page),
+            (777, 120_000 * page),
+            (42, 50_000 * page)
+        ]
+    );
+    assert_eq!(
+        p.by_memory[0].cpu_percent, None,
+        "new since the previous sample"
+    );
+    // The owner: the fixture directory's, named from the fixture passwd (CI runs as root).
+    let uid = std::os::unix::fs::MetadataExt::uid(&fs::metadata(base.join("t1/proc/777")).unwrap());
+    let want = if uid == 0 {
+        "root".to_owned()
+    } else {
+        uid.to_string()
+    };
+    assert_eq!(p.by_cpu[0].user.as_deref(), Some(want.as_str()));
+}

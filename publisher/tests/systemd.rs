@@ -173,6 +173,11 @@ fn publisher_ok(c: &Container, after: u64) -> u64 {
     newest
 }
 
+/// tower's entry in the Pi's `/hosts` (the Pi's own machine, `[self]`, is there too).
+fn tower(hosts: &Value) -> Option<&Value> {
+    hosts.as_array()?.iter().find(|h| h["host"] == "tower")
+}
+
 /// The Pi's entry for tower once it has seen seq `after` or later.
 fn pi_host(c: &Container, after: u64) -> Value {
     let hosts = wait_for(
@@ -181,11 +186,11 @@ fn pi_host(c: &Container, after: u64) -> Value {
         "curl -sf http://127.0.0.1:9100/hosts",
         |t| {
             serde_json::from_str::<Value>(t).is_ok_and(|v| {
-                v[0]["host"] == "tower" && v[0]["last_seq"].as_u64().is_some_and(|s| s >= after)
+                tower(&v).is_some_and(|h| h["last_seq"].as_u64().is_some_and(|s| s >= after))
             })
         },
     );
-    json(&hosts)[0].clone()
+    tower(&json(&hosts)).cloned().unwrap_or_default()
 }
 
 /// The seqs of tower's rows in the Pi's history.
@@ -288,6 +293,13 @@ fn readme_install_runs_both_daemons_under_systemd() {
     let seq = publisher_ok(&c, 0);
     let tower = pi_host(&c, seq);
     assert_eq!(tower["stale"], false);
+    // The Pi watches its own machine too (`[self]`, on by default): one more host.
+    wait_for(
+        &c,
+        "the Pi's own host",
+        "curl -sf http://127.0.0.1:9100/hosts",
+        |t| t.contains(r#""host":"sa-test""#),
+    );
     wait_for(
         &c,
         "pi /health",
@@ -339,7 +351,9 @@ fn readme_install_runs_both_daemons_under_systemd() {
     units.wait_active(false);
     assert_eq!(pi_history(&c), stored, "every row back, none torn");
     let journal = units.journal(false);
-    let restored = journal.lines().rfind(|l| l.contains("history restored"));
+    let restored = journal
+        .lines()
+        .rfind(|l| l.contains("history restored host=tower"));
     let expected = format!("history restored host=tower rows={}", stored.len());
     assert!(
         restored.is_some_and(|l| l.ends_with(&expected)),

@@ -87,6 +87,7 @@ pub fn at(host: &str, seq: u64, ts_ms: i64) -> Snapshot {
         filesystems: None,
         power: None,
         failed_units: None,
+        processes: None,
     }
 }
 

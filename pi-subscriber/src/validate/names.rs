@@ -21,6 +21,10 @@ pub const MAX_FILESYSTEMS: usize = 256;
 pub const MAX_FILESYSTEM_NAME_BYTES: usize = 256;
 /// Most entries in `cpu.per_core_percent`.
 pub const MAX_CORES: usize = 512;
+/// Processes per top list at most (the publisher sends 32 at most).
+pub const MAX_TOP_PROCESSES: usize = 32;
+/// Longest process name or user name.
+pub const MAX_PROCESS_BYTES: usize = 64;
 /// Failed units per snapshot at most (the publisher sends 64 at most).
 pub const MAX_FAILED_UNITS: usize = 64;
 /// Longest unit name (systemd's limit) or result.
@@ -92,6 +96,17 @@ pub fn check_snapshot(s: &Snapshot) -> Result<(), Rejection> {
                         check_text(text, MAX_FILESYSTEM_NAME_BYTES)?;
                     }
                 }
+            }
+        }
+    }
+    if let Some(p) = &s.processes {
+        if p.by_cpu.len() > MAX_TOP_PROCESSES || p.by_memory.len() > MAX_TOP_PROCESSES {
+            return Err(Rejection::TooManyEntries);
+        }
+        for t in p.by_cpu.iter().chain(&p.by_memory) {
+            check_text(&t.name, MAX_PROCESS_BYTES)?;
+            if let Some(user) = &t.user {
+                check_text(user, MAX_PROCESS_BYTES)?;
             }
         }
     }
