@@ -4,7 +4,8 @@
 //!
 //! Run: `cargo bench -p publisher --bench sample_cost`
 //! Env: `SAMPLE_COST_ROOT=<dir with proc/ and sys/>` (default: this machine's /proc and /sys),
-//!      `SAMPLE_COST_ITERATIONS` (default 5000), `SAMPLE_COST_SHELL_RUNS` (default 100).
+//!      `SAMPLE_COST_ITERATIONS` (default 5000), `SAMPLE_COST_SHELL_RUNS` (default 100),
+//!      `SAMPLE_COST_PROCESSES=1` (with the top processes).
 #![allow(unsafe_code, clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::PathBuf;
@@ -38,10 +39,15 @@ fn main() {
     let iterations = env_usize("SAMPLE_COST_ITERATIONS", 5000);
     let shell_runs = env_usize("SAMPLE_COST_SHELL_RUNS", 100);
 
+    // `SAMPLE_COST_PROCESSES=1`: with the top processes (the daemon's default).
+    let processes = std::env::var_os("SAMPLE_COST_PROCESSES")
+        .map(|_| publisher::collectors::processes::ProcessCollector::new(5, "/etc/passwd"));
+    println!("processes: {}", if processes.is_some() { "on" } else { "off" });
     let mut collectors = Collectors::new(
         roots.clone(),
         publisher::collectors::network::default_filter(),
-    );
+    )
+    .with_processes(processes);
     collectors.prime();
     let mut bytes = 0usize;
     // Warm-up.
