@@ -227,6 +227,13 @@ pub enum JobEvent {
     JobEnd(JobEnd),
 }
 
+impl JobEnd {
+    /// A non-zero exit code, a signal, or a command that could not start.
+    pub fn failed(&self) -> bool {
+        self.exit_code != Some(0) || self.signal.is_some() || self.error.is_some()
+    }
+}
+
 impl JobEvent {
     /// Unique id of the run both events belong to.
     pub fn run_id(&self) -> &str {

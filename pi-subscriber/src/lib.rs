@@ -60,7 +60,8 @@ pub async fn run(
         .expectations()
         .map_err(|(key, reason)| anyhow::anyhow!("invalid setting {key}: {reason}"))?;
     let jobs = jobs::watch::JobWatch::new(expectations, clock::unix_ms_now());
-    let jobs_task = jobs.spawn(store.clone(), shutdown.clone());
+    let events = store.clone();
+    let jobs_task = jobs.spawn(move || events.events(|_| true).ok(), shutdown.clone());
     let (feed, alerts, alert_task) =
         alerts::start(&settings, store.clone(), jobs.clone(), shutdown.clone());
     let ingestor = Ingestor {

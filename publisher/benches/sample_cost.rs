@@ -42,7 +42,10 @@ fn main() {
     // `SAMPLE_COST_PROCESSES=1`: with the top processes (the daemon's default).
     let processes = std::env::var_os("SAMPLE_COST_PROCESSES")
         .map(|_| publisher::collectors::processes::ProcessCollector::new(5, "/etc/passwd"));
-    println!("processes: {}", if processes.is_some() { "on" } else { "off" });
+    println!(
+        "processes: {}",
+        if processes.is_some() { "on" } else { "off" }
+    );
     let mut collectors = Collectors::new(
         roots.clone(),
         publisher::collectors::network::default_filter(),

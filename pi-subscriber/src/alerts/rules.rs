@@ -180,7 +180,7 @@ impl Rule {
 
 /// `job_failed`: a non-zero exit code, a signal, or a command that could not start.
 pub fn job_failed(e: &JobEnd) -> bool {
-    e.exit_code != Some(0) || e.signal.is_some() || e.error.is_some()
+    e.failed()
 }
 
 #[cfg(test)]

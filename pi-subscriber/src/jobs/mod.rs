@@ -81,11 +81,7 @@ pub fn runs(events: &[JobEvent], name: &str, host: Option<&str>) -> Vec<Run> {
         if end.name != name {
             continue;
         }
-        let result = Some(if crate::alerts::rules::job_failed(end) {
-            "failed"
-        } else {
-            "success"
-        });
+        let result = Some(if end.failed() { "failed" } else { "success" });
         match runs
             .iter_mut()
             .find(|r| r.run_id == end.run_id && r.host == end.host)

@@ -7,8 +7,9 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
+use broker::JobEvent;
+
 use super::{judge, runs, Expectation, Status};
-use crate::store::SharedStore;
 
 /// How often the expectations are judged.
 pub const JUDGE_EVERY: Duration = Duration::from_secs(2);
@@ -39,19 +40,16 @@ impl JobWatch {
         self.statuses.lock().map(|s| s.clone()).unwrap_or_default()
     }
 
-    /// Judges every expectation over the store's job events at `now_ms`.
-    pub fn judge(&self, store: &SharedStore, now_ms: i64) {
+    /// Judges every expectation over the job events kept (the store's) at `now_ms`.
+    pub fn judge(&self, events: &[JobEvent], now_ms: i64) {
         if self.is_empty() {
             return;
         }
-        let Ok(events) = store.events(|_| true) else {
-            return;
-        };
         let judged: Vec<Status> = self
             .expectations
             .iter()
             .map(|e| {
-                let runs = runs(&events, &e.name, e.host.as_deref());
+                let runs = runs(events, &e.name, e.host.as_deref());
                 judge(e, &runs, now_ms, self.since_ms)
             })
             .collect();
@@ -60,10 +58,11 @@ impl JobWatch {
         }
     }
 
-    /// Judges every [`JUDGE_EVERY`] until `shutdown`.
+    /// Judges every [`JUDGE_EVERY`] until `shutdown`, over what `events` returns then (the
+    /// store's job events; `None`: skipped this time).
     pub fn spawn(
         &self,
-        store: SharedStore,
+        events: impl Fn() -> Option<Vec<JobEvent>> + Send + 'static,
         shutdown: CancellationToken,
     ) -> Option<tokio::task::JoinHandle<()>> {
         if self.is_empty() {
@@ -75,7 +74,9 @@ impl JobWatch {
             loop {
                 tokio::select! {
                     _ = shutdown.cancelled() => break,
-                    _ = tick.tick() => watch.judge(&store, crate::clock::unix_ms_now()),
+                    _ = tick.tick() => if let Some(events) = events() {
+                        watch.judge(&events, crate::clock::unix_ms_now());
+                    },
                 }
             }
         }))
