@@ -50,6 +50,8 @@
           id: c.id, title: String(c.title), unit: String(c.unit || ''), dec: c.decimals | 0,
           scale: isNum(c.scale) ? c.scale : 1, range: RANGES[c.range] || fromZero, place: c.place,
           key: (m.labels || [])[0] || null, lines: [],
+          // A byte rate is shown in B/s, kB/s, MB/s or GB/s, whichever fits the window.
+          bytes: m.unit === 'bytes/s',
         };
         if (c.range === 'temperature') {
           def.thresholds = [[70, '#ffb020'], [85, '#ff5c5c']];
@@ -69,7 +71,9 @@
     grid.textContent = '';
     MAIN.forEach((d) => {
       const panel = el('div', 'panel');
-      panel.appendChild(el('h3', null, d.title + (d.unit ? ' (' + d.unit + ')' : '')));
+      const h = el('h3', null, d.title + ' ');
+      h.appendChild(el('span', 'unit', d.unit ? '(' + d.unit + ')' : ''));
+      panel.appendChild(h);
       const c = el('div', 'chart');
       c.id = 'chart-' + d.id;
       panel.appendChild(c);
@@ -170,12 +174,36 @@
     return { cols: cols, series: series, bands: bands };
   }
 
+  // B/s, kB/s, MB/s or GB/s for a byte rate peaking at `max` B/s: [unit, factor, decimals].
+  function byteUnit(max) {
+    if (!(max >= 1e3)) return ['B/s', 1, 0];
+    if (max < 1e6) return ['kB/s', 1e-3, 1];
+    if (max < 1e9) return ['MB/s', 1e-6, 2];
+    return ['GB/s', 1e-9, 2];
+  }
+
+  // A byte-rate chart's unit for this window (its largest value), else the chart's own.
+  function scaled(def, win, label) {
+    if (!def.bytes) return def;
+    let max = 0;
+    def.lines.forEach((l) => ['avg', 'max'].forEach((agg) => {
+      (SaSeries.points(win, l.metric, agg, label) || []).forEach((p) => {
+        if (Array.isArray(p) && isNum(p[1]) && p[1] > max) max = p[1];
+      });
+    }));
+    const u = byteUnit(max);
+    return Object.assign({}, def, { unit: u[0], scale: u[1], dec: u[2] });
+  }
+
   // Draws (or updates) one chart in the element `id`; returns its columns.
-  function draw(id, def, win, label) {
+  function draw(id, def0, win, label) {
     const target = $(id);
+    const def = scaled(def0, win, label);
+    const unitEl = target.parentNode && target.parentNode.querySelector('h3 .unit');
+    if (unitEl) unitEl.textContent = def.unit ? '(' + def.unit + ')' : '';
     const lay = layout(def, win, label);
     const data = SaSeries.columns(win, lay.cols, def.scale || 1);
-    const key = lay.series.map((s) => s.label).join('|') + '|' + win.band;
+    const key = lay.series.map((s) => s.label).join('|') + '|' + win.band + '|' + def.unit;
     const have = charts[id];
     if (have && have.key === key && have.u.root.parentNode === target) {
       have.u.setData(data);
@@ -226,7 +254,7 @@
     const counts = kinds.map((k) => byKind[k].length + ' ' + k + (byKind[k].length > 1 ? 's' : ''));
     $('devices-count').textContent = counts.length ? '(' + counts.join(', ') + ')' : '(none)';
     section.dataset.count = String(total);
-    xwin = [win.from / 1000, win.to / 1000];
+    xwin = xRange(win);
     if (!section.open) { drop('dev-'); box.textContent = ''; delete box.dataset.key; return; }
     const list = [];
     kinds.forEach((k) => byKind[k].slice().sort().forEach((n) => found.forEach((f) => {
@@ -242,8 +270,11 @@
         panel.dataset.kind = s.def.kind;
         panel.dataset.label = s.name;
         const h = el('h3', null, s.def.title + ' ');
-        h.appendChild(el('span', 'dev-name', s.name));
-        if (s.def.unit) h.appendChild(document.createTextNode(' (' + s.def.unit + ')'));
+        const name = el('span', 'dev-name', s.name);
+        name.title = s.name; // the full name on hover when the panel cuts it
+        h.appendChild(name);
+        h.appendChild(document.createTextNode(' '));
+        h.appendChild(el('span', 'unit', s.def.unit ? '(' + s.def.unit + ')' : ''));
         panel.appendChild(h);
         const c = el('div', 'chart');
         c.id = 'dev-' + i;
@@ -260,11 +291,24 @@
     });
   }
 
+  /* The x range shown, epoch seconds: the window, but starting where its data does when that
+   * is well inside it (a fresh install's first minutes fill the chart, not a sliver at its
+   * right edge), two steps before the first point. */
+  function xRange(win) {
+    let first = Infinity;
+    WANTS.forEach((w) => (SaSeries.points(win, w.metric, 'avg', '') || []).forEach((p) => {
+      if (Array.isArray(p) && isNum(p[1]) && p[0] < first) first = p[0];
+    }));
+    const from = isNum(first) && first - 2 * win.step * 1000 > win.from + 0.05 * (win.to - win.from)
+      ? first - 2 * win.step * 1000 : win.from;
+    return [from / 1000, win.to / 1000];
+  }
+
   // Draws every chart of `win`; sets the body's data-* that tests and tools can read.
   function render(win) {
     if (typeof uPlot !== 'function') throw new Error('chart library (uPlot) failed to load');
     $('charts').hidden = false; // must be visible before measuring widths
-    xwin = [win.from / 1000, win.to / 1000];
+    xwin = xRange(win);
     lostNow = win.lost || [];
     let cpu = null;
     MAIN.forEach((def) => {
@@ -281,6 +325,7 @@
     b.band = win.band ? '1' : '0';
     b.lost = String(lostNow.reduce((n, l) => n + l.samples, 0));
     b.range = String(win.range);
+    b.xfrom = String(Math.round(xwin[0] * 1000));
     b.ready = '1';
   }
 

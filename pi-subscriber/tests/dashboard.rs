@@ -81,10 +81,10 @@ fn from_id<'a>(dom: &'a str, id: &str) -> &'a str {
 }
 
 /// A snapshot of `zbox` as a real client would publish it: one disk (25 % busy, 3 ms a
-/// request) and one interface whose counters grow by 1 MiB per second, and the tower fixture's filesystems (md0, a full root, a
-/// hung NFS mount) plus a mount named like markup.
+/// request, reading 1 MiB/s) and one interface receiving 2 kB/s, and the tower fixture's
+/// filesystems (md0, a full root, a hung NFS mount) plus a mount named like markup.
 fn zbox(seq: u64, ts_ms: u128) -> String {
-    let (sectors, bytes) = (2048 * seq, 1_048_576 * seq);
+    let (sectors, bytes) = (2048 * seq, 2048 * seq);
     // 100 I/Os a second, each waiting 3 ms; the disk busy 250 ms of each second.
     let (ios, wait, busy) = (100 * seq, 300 * seq, 250 * seq);
     format!(
@@ -201,6 +201,14 @@ fn dashboard_renders_live_data_in_chromium() {
     assert!((240..=241).contains(&slots), "{slots} slots");
     let points: usize = attr(&dom, "data-points").unwrap().parse().unwrap();
     assert!((1..=slots).contains(&points), "{points} points drawn");
+    // Seconds of data in a 1 h window: the x axis starts where the data does (two 15 s steps
+    // before the first point), not an hour back with the data a sliver at the right.
+    let xfrom: u128 = attr(&dom, "data-xfrom").unwrap().parse().unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis();
+    assert!(now - xfrom < 5 * 60_000, "x starts {} s back", (now - xfrom) / 1000);
     // The rule fires on testhost: the banner names it, the card counts it, zbox has none.
     let banner = from_id(&dom, "alerts");
     let banner = &banner[..banner.find("</div>").unwrap()];
@@ -379,8 +387,9 @@ fn seven_days(url: &str) {
         .map(|p| {
             let kind = p.split('"').next().unwrap();
             let title =
-                &p[p.find("<h3>").unwrap() + 4..p.find(r#" <span class="dev-name">"#).unwrap()];
-            let name = p.split(r#"<span class="dev-name">"#).nth(1).unwrap();
+                &p[p.find("<h3>").unwrap() + 4..p.find(r#" <span class="dev-name""#).unwrap()];
+            let name = p.split(r#"<span class="dev-name" title=""#).nth(1).unwrap();
+            let name = name.split("\">").nth(1).unwrap();
             (kind, title, name.split("</span>").next().unwrap())
         })
         .collect();
@@ -402,6 +411,18 @@ fn seven_days(url: &str) {
         devices.matches("<canvas").count(),
         7,
         "a chart per device and chart"
+    );
+    // Byte rates in the unit that fits them: the disk's 1 MiB/s in MB/s, eth0's 2 kB/s in kB/s
+    // (not 0.00 MB/s); percentages and milliseconds as they are.
+    let units: Vec<&str> = devices
+        .split(r#"<span class="unit">"#)
+        .skip(1)
+        .map(|u| u.split("</span>").next().unwrap())
+        .collect();
+    assert_eq!(
+        units,
+        ["(MB/s)", "(%)", "(ms)", "(kB/s)", "(%)", "(%)", "(%)"],
+        "{devices}"
     );
     let drawn = devices.matches(r#"data-points="0""#).count();
     assert_eq!(drawn, 0, "a device chart without data: {devices}");
