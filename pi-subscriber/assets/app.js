@@ -66,6 +66,13 @@
     return h > 0 ? h + ' h ' + m + ' min' : m + ' min ' + (t % 60) + ' s';
   }
 
+  // The process that used the most CPU since the previous sample: "ffmpeg 190 % (root)".
+  function topCpu(m) {
+    const top = m && m.processes && Array.isArray(m.processes.by_cpu) ? m.processes.by_cpu[0] : null;
+    if (!top || !isNum(top.cpu_percent)) return '—';
+    return String(top.name) + ' ' + top.cpu_percent.toFixed(0) + ' %' + (top.user ? ' (' + String(top.user) + ')' : '');
+  }
+
   function fmtTime(ms) {
     if (!isNum(ms)) return '—';
     return new Date(ms).toLocaleString([], {
@@ -261,6 +268,7 @@
       ['CPU temp', isNum(temp) ? temp.toFixed(1) + ' °C' : '—'],
       ['Disk R / W', mbs(get(m, 'disk.read_bytes_rate'), get(m, 'disk.write_bytes_rate'))],
       ['Net Rx / Tx', mbs(get(m, 'network.rx_bytes_rate'), get(m, 'network.tx_bytes_rate'))],
+      ['Top CPU', topCpu(m)],
       ['Last seen', fmtAgo(h.last_seen_ts)],
       ['Uptime', fmtUptime(m.uptime_s)],
     ];

@@ -90,6 +90,7 @@ fn zbox(seq: u64, ts_ms: u128) -> String {
     format!(
         r#"{{"v":1,"host":"zbox","seq":{seq},"ts":{},"ts_ms":{ts_ms},"interval_s":1,
         "failed_units":[{{"name":"backup.service","since_ms":1,"result":"exit-code"}},{{"name":"nas.mount"}}],
+        "processes":{{"count":2,"by_cpu":[{{"pid":7,"name":"<i>ffmpeg</i>","user":"media","cpu_percent":187.6,"rss_bytes":1}}],"by_memory":[]}},
         "disk":{{"read_sectors":{sectors},"write_sectors":0,"devices":{{"sda":{{"read_sectors":{sectors},"write_sectors":0,"ios":{ios},"io_wait_ms":{wait},"io_time_ms":{busy}}}}}}},
         "network":{{"rx_bytes":{bytes},"tx_bytes":0,"interfaces":{{"eth0":{{"rx_bytes":{bytes},"tx_bytes":0}}}}}},
         "filesystems":{{
@@ -235,6 +236,12 @@ nas.mount" data-units="2">2 failed</span>"#
         card(&dom, "zbox")
     );
     assert!(!card(&dom, "testhost").contains("units-badge"));
+    // What eats the CPU now, from the snapshot's top processes (names as text).
+    assert!(
+        card(&dom, "zbox").contains("<dt>Top CPU</dt><dd>&lt;i&gt;ffmpeg&lt;/i&gt; 188 % (media)</dd>"),
+        "{}",
+        card(&dom, "zbox")
+    );
     // The per-device section is there, closed, with no chart in it.
     let devices = from_id(&dom, "devices");
     assert!(
