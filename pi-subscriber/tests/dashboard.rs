@@ -209,7 +209,11 @@ fn dashboard_renders_live_data_in_chromium() {
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_millis();
-    assert!(now - xfrom < 5 * 60_000, "x starts {} s back", (now - xfrom) / 1000);
+    assert!(
+        now - xfrom < 5 * 60_000,
+        "x starts {} s back",
+        (now - xfrom) / 1000
+    );
     // The rule fires on testhost: the banner names it, the card counts it, zbox has none.
     let banner = from_id(&dom, "alerts");
     let banner = &banner[..banner.find("</div>").unwrap()];
@@ -238,7 +242,8 @@ nas.mount" data-units="2">2 failed</span>"#
     assert!(!card(&dom, "testhost").contains("units-badge"));
     // What eats the CPU now, from the snapshot's top processes (names as text).
     assert!(
-        card(&dom, "zbox").contains("<dt>Top CPU</dt><dd>&lt;i&gt;ffmpeg&lt;/i&gt; 188 % (media)</dd>"),
+        card(&dom, "zbox")
+            .contains("<dt>Top CPU</dt><dd>&lt;i&gt;ffmpeg&lt;/i&gt; 188 % (media)</dd>"),
         "{}",
         card(&dom, "zbox")
     );
