@@ -59,7 +59,14 @@ pub async fn run(
         .jobs
         .expectations()
         .map_err(|(key, reason)| anyhow::anyhow!("invalid setting {key}: {reason}"))?;
-    let jobs = jobs::watch::JobWatch::new(expectations, clock::unix_ms_now());
+    let jobs = jobs::watch::JobWatch::new(
+        expectations,
+        clock::unix_ms_now(),
+        settings
+            .history
+            .persist
+            .then_some(settings.data_dir.as_path()),
+    );
     let events = store.clone();
     let jobs_task = jobs.spawn(move || events.events(|_| true).ok(), shutdown.clone());
     let (feed, alerts, alert_task) =

@@ -106,3 +106,66 @@ fn a_job_that_stops_running_or_runs_too_long_is_said_and_then_resolved() {
     assert_eq!(expected(&list, "long")["host"], "testhost");
     assert_eq!(expected(&list, "long")["last_run"]["result"], "success");
 }
+
+/// The Pi restarted while the server is down: the job's runs are not on the Pi's broker or
+/// HTTP to fetch again, yet the missed job stays missed (no false `resolved`, no second
+/// `firing`), and the run after the server is back resolves it once.
+#[test]
+fn a_pi_restarted_while_the_server_is_down_keeps_a_missed_job_missed() {
+    let (pdir, sdir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let hook = alerts::Hook::start();
+    let cfg = sdir.path().join("pi.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[alerts]\n{}\n[alerts.builtin.filesystem_used]\nenabled = false\nwarning = 85.0\n\
+             [alerts.builtin.memory_used]\nenabled = false\nwarning = 90.0\n\
+             [[jobs.expect]]\nname = \"tick\"\nhost = \"testhost\"\nevery = \"3s\"\ngrace = \"1s\"\n",
+            alerts::webhook(&hook.url),
+        ),
+    )
+    .unwrap();
+    let [http, mqtt] = common::free_ports::<2>();
+    let mut p = Publisher::on_ports(pdir.path(), "1s", http, mqtt);
+    let start = |dir: &std::path::Path| {
+        Subscriber::start(
+            dir,
+            Some(mqtt),
+            &format!("http://127.0.0.1:{http}/latest"),
+            &["--config", &cfg.to_string_lossy()],
+            &[("PI_SUBSCRIBER_POLL__INTERVAL", "200ms")],
+        )
+    };
+    let pi = start(sdir.path());
+    pi.wait_for("/metrics", |m| m["seq"].as_u64() >= Some(1));
+    assert!(job(pdir.path(), "tick", &["true"])
+        .wait()
+        .unwrap()
+        .success());
+    pi.wait_for("/jobs/expected", |l| {
+        !expected(l, "tick")["last_run"].is_null()
+    });
+    hook.wait("job_missed", "firing", Duration::from_secs(20));
+    let due = expected(&pi.json("/jobs/expected"), "tick")["missed_due_ms"].clone();
+
+    // The server goes down, then the Pi restarts.
+    p.signal("KILL");
+    p.wait_exit(Duration::from_secs(5));
+    pi.stop();
+    let pi = start(sdir.path());
+    // Several judgments later: still missed, the same due time, nothing said.
+    std::thread::sleep(Duration::from_secs(6));
+    let list = pi.json("/jobs/expected");
+    assert_eq!(expected(&list, "tick")["missed_due_ms"], due, "{list}");
+    assert_eq!(hook.count("job_missed", "resolved"), 0, "{:?}", hook.seen());
+    assert_eq!(hook.count("job_missed", "firing"), 1, "{:?}", hook.seen());
+
+    // The server is back and the job runs: resolved, once.
+    let _p = Publisher::on_ports(pdir.path(), "1s", http, mqtt);
+    assert!(job(pdir.path(), "tick", &["true"])
+        .wait()
+        .unwrap()
+        .success());
+    hook.wait("job_missed", "resolved", Duration::from_secs(20));
+    assert_eq!(hook.count("job_missed", "resolved"), 1, "{:?}", hook.seen());
+}

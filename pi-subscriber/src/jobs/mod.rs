@@ -7,7 +7,7 @@ mod schedule;
 pub mod watch;
 
 use broker::JobEvent;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 pub use schedule::{Schedule, ScheduleError};
 
@@ -26,14 +26,14 @@ pub struct Expectation {
 }
 
 /// One run of a job, from its start and (when it came) its end.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Run {
     pub host: String,
     pub run_id: String,
     pub start_ms: i64,
     pub end_ms: Option<i64>,
     /// `success` or `failed` once it ended.
-    pub result: Option<&'static str>,
+    pub result: Option<String>,
 }
 
 /// The judgment of one expectation at one instant.
@@ -81,7 +81,7 @@ pub fn runs(events: &[JobEvent], name: &str, host: Option<&str>) -> Vec<Run> {
         if end.name != name {
             continue;
         }
-        let result = Some(if end.failed() { "failed" } else { "success" });
+        let result = Some(if end.failed() { "failed" } else { "success" }.to_owned());
         match runs
             .iter_mut()
             .find(|r| r.run_id == end.run_id && r.host == end.host)

@@ -68,7 +68,10 @@ fn a_nightly_job_that_ran_is_fine_and_one_that_did_not_is_missed_after_its_grace
     let s = judge_at(&e, &ran, DAY0 + 10 * HOUR, DAY0);
     assert_eq!(s.missed_due_ms, None);
     assert_eq!(s.next_due_ms, Some(DAY0 + 27 * HOUR), "tomorrow 03:00");
-    assert_eq!(s.last_run.as_ref().unwrap().result, Some("success"));
+    assert_eq!(
+        s.last_run.as_ref().unwrap().result.as_deref(),
+        Some("success")
+    );
     assert!(!s.overrun);
     // The next night nothing starts: still fine at 03:59, missed from 04:00 on.
     let next_night = DAY0 + 27 * HOUR;
@@ -145,7 +148,7 @@ fn a_run_without_an_end_beyond_max_duration_overruns_and_an_end_clears_it() {
     ];
     let s = judge_at(&e, &ended, at + 3 * HOUR + 1, DAY0);
     assert!(!s.overrun);
-    assert_eq!(s.last_run.unwrap().result, Some("failed"));
+    assert_eq!(s.last_run.unwrap().result.as_deref(), Some("failed"));
     // An end whose start the store no longer has is still a run.
     let only_end = [end("tower", "backup", "r9", at, at + MIN, 0)];
     let s = judge_at(&e, &only_end, at + 2 * HOUR, DAY0);
