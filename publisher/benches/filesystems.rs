@@ -2,7 +2,10 @@
 //! filesystems reported; `statvfs` answered from the fixture's table through the helper
 //! thread, so this is parsing + selection + the thread hand-off), and this machine with the
 //! real `statvfs`. `cargo bench -p publisher --bench filesystems`; `FS_BENCH_ITERATIONS`.
-#![allow(unsafe_code, clippy::unwrap_used, clippy::expect_used)]
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+use common::cpu_time;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -11,14 +14,6 @@ use std::time::{Duration, Instant};
 use publisher::collectors::filesystem::{read_mountinfo, select, FilesystemCollector, Selection};
 use publisher::collectors::statvfs::FixedStatvfs;
 use publisher::collectors::Roots;
-
-fn cpu_time() -> Duration {
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    // SAFETY: getrusage writes into the struct we own.
-    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) };
-    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
-    tv(usage.ru_utime) + tv(usage.ru_stime)
-}
 
 fn measure(name: &str, roots: &Roots, mut c: FilesystemCollector, iterations: u32) {
     let mut mounts = 0;

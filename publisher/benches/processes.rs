@@ -3,20 +3,15 @@
 //!
 //! Run: `cargo bench -p publisher --bench processes`
 //! Env: `PROCESSES_ITERATIONS` (default 200).
-#![allow(unsafe_code, clippy::unwrap_used, clippy::expect_used)]
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+use common::cpu_time;
 
 use std::time::{Duration, SystemTime};
 
 use publisher::collectors::processes::ProcessCollector;
 use publisher::collectors::Roots;
-
-fn cpu_time() -> Duration {
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    // SAFETY: getrusage writes into the struct we own.
-    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) };
-    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
-    tv(usage.ru_utime) + tv(usage.ru_stime)
-}
 
 fn measure(label: &str, roots: &Roots, iterations: usize) {
     let mut c = ProcessCollector::new(5, "/etc/passwd");

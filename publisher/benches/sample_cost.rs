@@ -6,22 +6,17 @@
 //! Env: `SAMPLE_COST_ROOT=<dir with proc/ and sys/>` (default: this machine's /proc and /sys),
 //!      `SAMPLE_COST_ITERATIONS` (default 5000), `SAMPLE_COST_SHELL_RUNS` (default 100),
 //!      `SAMPLE_COST_PROCESSES=1` (with the top processes).
-#![allow(unsafe_code, clippy::unwrap_used, clippy::expect_used)]
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+use common::cpu_time_of as cpu_time;
 
 use std::path::PathBuf;
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use broker::Snapshot;
 use publisher::collectors::{Collectors, Roots};
-
-fn cpu_time(who: libc::c_int) -> Duration {
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    // SAFETY: getrusage writes into the struct we own.
-    unsafe { libc::getrusage(who, &mut usage) };
-    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
-    tv(usage.ru_utime) + tv(usage.ru_stime)
-}
 
 fn env_usize(key: &str, default: usize) -> usize {
     std::env::var(key)
