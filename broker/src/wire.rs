@@ -65,8 +65,11 @@ pub struct Snapshot {
 pub struct Processes {
     /// Processes running.
     pub count: u32,
-    pub by_cpu: Vec<ProcessTop>,
-    pub by_memory: Vec<ProcessTop>,
+    /// Named as the spec names them; the aliases read publishers built before the rename.
+    #[serde(alias = "by_cpu")]
+    pub top_cpu: Vec<ProcessTop>,
+    #[serde(alias = "by_memory")]
+    pub top_rss: Vec<ProcessTop>,
 }
 
 /// One process of a top list.

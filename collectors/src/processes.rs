@@ -164,28 +164,28 @@ impl ProcessCollector {
         self.previous = seen;
         self.previous_at = Some(now);
         let count = all.len() as u32;
-        let mut by_cpu: Vec<usize> = (0..all.len()).filter(|i| all[*i].1.is_some()).collect();
-        by_cpu.sort_by(|a, b| {
+        let mut top_cpu: Vec<usize> = (0..all.len()).filter(|i| all[*i].1.is_some()).collect();
+        top_cpu.sort_by(|a, b| {
             let (x, y) = (all[*a].1.unwrap_or(0.0), all[*b].1.unwrap_or(0.0));
             y.total_cmp(&x).then(all[*a].0.pid.cmp(&all[*b].0.pid))
         });
-        by_cpu.truncate(self.top);
-        let mut by_memory: Vec<usize> = (0..all.len()).collect();
-        by_memory.sort_by(|a, b| {
+        top_cpu.truncate(self.top);
+        let mut top_rss: Vec<usize> = (0..all.len()).collect();
+        top_rss.sort_by(|a, b| {
             all[*b]
                 .0
                 .rss_pages
                 .cmp(&all[*a].0.rss_pages)
                 .then(all[*a].0.pid.cmp(&all[*b].0.pid))
         });
-        by_memory.truncate(self.top);
+        top_rss.truncate(self.top);
         let mut top = |i: usize| self.top_entry(roots, &all[i].0, all[i].1);
-        let by_cpu = by_cpu.into_iter().map(&mut top).collect();
-        let by_memory = by_memory.into_iter().map(&mut top).collect();
+        let top_cpu = top_cpu.into_iter().map(&mut top).collect();
+        let top_rss = top_rss.into_iter().map(&mut top).collect();
         Ok(Processes {
             count,
-            by_cpu,
-            by_memory,
+            top_cpu,
+            top_rss,
         })
     }
 

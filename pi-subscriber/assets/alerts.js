@@ -1,7 +1,7 @@
 /* Firing alerts from `GET /alerts`: a banner in the header (worst severity's colour, the
  * first MAX_SHOWN alerts, worst first) and a badge per host card (how many fire there, in
  * the colour of the worst). Both are absent while nothing fires. Names from the server are
- * set as text only. Exposes window.SaAlerts.update(answer) and .badge(host). */
+ * set as text only. Exposes window.SaAlerts.update(answer), .badge(host) and .count(host). */
 (function () {
   'use strict';
 
@@ -94,5 +94,8 @@
     return b;
   }
 
-  window.SaAlerts = { update: update, badge: badge };
+  // How many alerts fire on a host (the overview sorts by it).
+  const count = (host) => (byHost.get(host) || { count: 0 }).count;
+
+  window.SaAlerts = { update: update, badge: badge, count: count };
 })();

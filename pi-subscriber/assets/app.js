@@ -21,6 +21,7 @@
     hosts: [],        // last good answer of `hosts`, sorted by name
     metrics: {},      // host -> latest `metrics` snapshot
     win: null,        // the charted window (SaSeries.load)
+    at: null,         // a moment the charts point at (#at=, epoch ms): its processes show
     errors: [],
     jobsShown: false, // a jobs answer has been rendered at least once
     busy: false,
@@ -68,7 +69,7 @@
 
   // The process that used the most CPU since the previous sample: "ffmpeg 190 % (root)".
   function topCpu(m) {
-    const top = m && m.processes && Array.isArray(m.processes.by_cpu) ? m.processes.by_cpu[0] : null;
+    const top = m && m.processes && Array.isArray(m.processes.top_cpu) ? m.processes.top_cpu[0] : null;
     if (!top || !isNum(top.cpu_percent)) return '—';
     return String(top.name) + ' ' + top.cpu_percent.toFixed(0) + ' %' + (top.user ? ' (' + String(top.user) + ')' : '');
   }
@@ -134,6 +135,7 @@
       // Only ask for snapshots of hosts that have one (avoids expected 503s).
       await Promise.all(state.hosts.filter((h) => h.last_seq != null).map((h) => loadMetrics(h.host)));
       renderHosts();
+      await renderOverview();
       if (Array.isArray(res[1])) renderJobs(res[1]);
       else if (!state.jobsShown) emptyJobs('Job events unavailable');
       if (state.host) {
@@ -280,6 +282,29 @@
     return card;
   }
 
+  /* ---------- rendering: the overview (one row per host) ---------- */
+
+  // The registry (/series/metrics), read once: the charts and the overview are built from it.
+  async function defineFromRegistry() {
+    if (window.SaCharts.defined()) return true;
+    const metrics = await soft(getJSON('series/metrics'));
+    if (!metrics) return false;
+    window.SaCharts.define(metrics);
+    window.SaOverview.define(metrics);
+    return true;
+  }
+
+  async function renderOverview() {
+    if (!(await defineFromRegistry())) return;
+    await window.SaOverview.load((p) => soft(getJSON(p)), state.hosts, Date.now());
+    $('overview-section').hidden = !state.hosts.length;
+    window.SaOverview.render(state.hosts, state.metrics, state.host, (h) => {
+      selectHost(h);
+      $('charts').scrollIntoView({ block: 'start' });
+    }, topCpu);
+    document.body.dataset.overview = String(Date.now());
+  }
+
   function markSelected() {
     const cards = $('hosts').querySelectorAll('.card');
     for (let i = 0; i < cards.length; i++) cards[i].classList.toggle('selected', cards[i].dataset.host === state.host);
@@ -339,11 +364,7 @@
 
   // Re-reads the window when the host or range changed or it is due, then draws it.
   async function loadCharts() {
-    if (!window.SaCharts.defined()) {
-      const metrics = await soft(getJSON('series/metrics'));
-      if (!metrics) return;
-      window.SaCharts.define(metrics);
-    }
+    if (!(await defineFromRegistry())) return;
     const now = Date.now();
     if (window.SaSeries.stale(state.win, state.host, state.range, now)) {
       state.win = await window.SaSeries.load((p) => soft(getJSON(p)), state.host, state.range,
@@ -351,17 +372,20 @@
     }
     $('chart-host').textContent = state.hosts.length > 1 ? '— ' + state.win.host : '';
     window.SaCharts.render(state.win);
+    if (isNum(state.at)) window.SaCharts.pointAt(state.at);
   }
 
   /* ---------- wiring ---------- */
 
-  // The range, an explicitly picked host and the open per-device section live in the URL's
-  // hash (#range=604800&host=tower&devices=1), so a reload or a bookmark keeps them.
+  // The range, an explicitly picked host, the open per-device section and a moment to point
+  // at live in the URL's hash (#range=604800&host=tower&devices=1&at=1796579548048), so a
+  // reload or a bookmark keeps them.
   function saveHash() {
     const p = new URLSearchParams();
     p.set('range', String(state.range));
     if (state.picked) p.set('host', state.host);
     if ($('devices').open) p.set('devices', '1');
+    if (isNum(state.at)) p.set('at', String(state.at));
     history.replaceState(null, '', '#' + p.toString());
   }
 
@@ -371,6 +395,8 @@
     if (rangeButtons().some((b) => Number(b.dataset.range) === r)) state.range = r;
     if (p.get('host')) { state.host = p.get('host'); state.picked = true; }
     $('devices').open = p.get('devices') === '1';
+    const at = Number(p.get('at'));
+    state.at = p.get('at') && isNum(at) && at > 0 ? at : null;
     pressRange();
   }
 

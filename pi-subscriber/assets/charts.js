@@ -52,6 +52,8 @@
           key: (m.labels || [])[0] || null, lines: [],
           // A byte rate is shown in B/s, kB/s, MB/s or GB/s, whichever fits the window.
           bytes: m.unit === 'bytes/s',
+          // The process list shown for the point under the cursor (/series/top's field).
+          top: c.top === 'top_cpu' || c.top === 'top_rss' ? c.top : null,
         };
         if (c.range === 'temperature') {
           def.thresholds = [[70, '#ffb020'], [85, '#ff5c5c']];
@@ -77,7 +79,74 @@
       const c = el('div', 'chart');
       c.id = 'chart-' + d.id;
       panel.appendChild(c);
+      if (d.top) {
+        const t = el('p', 'top-procs muted', 'Point at the chart to see the processes behind it');
+        t.id = 'top-' + d.id;
+        t.setAttribute('aria-live', 'polite');
+        panel.appendChild(t);
+      }
       grid.appendChild(panel);
+    });
+  }
+
+  /* ---------- the processes behind a point (charts whose hint names a list) ---------- */
+
+  let shownWin = null; // the window drawn last (its host, step and tier)
+  const MiB = 1048576;
+
+  // Asks /series/top for the point under the cursor of `u` (debounced; the newest ask wins).
+  function askTop(def, u) {
+    const box = $('top-' + def.id), i = u.cursor.idx;
+    if (!box || i == null || !shownWin) return;
+    const t = u.data[0][i];
+    if (!isNum(t)) return;
+    const step = shownWin.tier === 'raw' ? 0 : shownWin.step;
+    const url = 'series/top?host=' + encodeURIComponent(shownWin.host) + '&at=' + Math.round(t * 1000) + '&step=' + step;
+    if (box.dataset.asked === url) return;
+    box.dataset.asked = url;
+    clearTimeout(box.saTimer);
+    box.saTimer = setTimeout(() => {
+      fetch(url, { cache: 'no-store', headers: { Accept: 'application/json' } })
+        .then((r) => (r.ok ? r.json() : null))
+        .then((j) => { if (box.dataset.asked === url) showTop(box, def.top, j); })
+        .catch(() => { /* the next point asks again */ });
+    }, 120);
+  }
+
+  // "Top CPU at 03:12:45 (minute peak): ffmpeg 187 % · postgres 12 %", each with its pid and
+  // user on hover. Names are text, never markup.
+  function showTop(box, which, j) {
+    const list = j && j[which];
+    box.textContent = '';
+    const procs = list && Array.isArray(list.processes) ? list.processes : [];
+    box.dataset.names = procs.map((p) => String(p.name)).join(',');
+    if (!procs.length) {
+      box.appendChild(el('span', 'muted', 'No process list stored for this time'));
+      return;
+    }
+    box.dataset.ts = String(list.ts_ms);
+    const when = new Date(list.ts_ms).toLocaleTimeString() + (j.tier === 'raw' ? '' : ' (minute peak)');
+    box.appendChild(el('span', 'muted', (which === 'top_cpu' ? 'Top CPU' : 'Top memory') + ' at ' + when + ': '));
+    procs.slice(0, 5).forEach((p, k) => {
+      const v = which === 'top_cpu'
+        ? (isNum(p.cpu_percent) ? p.cpu_percent.toFixed(p.cpu_percent < 10 ? 1 : 0) + ' %' : '—')
+        : (isNum(p.rss_bytes) ? (p.rss_bytes / MiB).toFixed(p.rss_bytes < 10 * MiB ? 1 : 0) + ' MiB' : '—');
+      if (k) box.appendChild(document.createTextNode(' · '));
+      const item = el('span', 'proc', String(p.name) + ' ' + v);
+      item.title = 'pid ' + p.pid + (p.user != null ? ', user ' + String(p.user) : '');
+      box.appendChild(item);
+    });
+  }
+
+  /* Puts every chart's cursor at `ms` (the page's #at= link: "what ran at 03:12"), which
+   * asks for the processes as pointing there does. */
+  function pointAt(ms) {
+    Object.keys(charts).forEach((id) => {
+      const u = charts[id].u;
+      const left = u.valToPos(ms / 1000, 'x');
+      if (isNum(left) && left >= 0 && left <= u.bbox.width / (window.devicePixelRatio || 1)) {
+        u.setCursor({ left: left, top: 10 });
+      }
     });
   }
 
@@ -90,6 +159,42 @@
     if (!isNum(v)) return '';
     if (v === 0 || Math.abs(v) >= 100) return String(Math.round(v));
     return String(Number(v.toPrecision(3)));
+  }
+
+  // x tick labels on one short line: "17:45" (with seconds when ticks are closer than a
+  // minute) within two days, "6 Dec" beyond (uPlot's
+  // default adds a second line with the whole date, which runs off the chart's edge).
+  function timeTicks(u, splits) {
+    const span = u.scales.x.max - u.scales.x.min;
+    const every = splits.length > 1 ? splits[1] - splits[0] : span;
+    const clock = every < 60 ? { hour: '2-digit', minute: '2-digit', second: '2-digit' } : { hour: '2-digit', minute: '2-digit' };
+    const px = window.devicePixelRatio || 1;
+    u.ctx.save();
+    u.ctx.font = (11 * px) + 'px system-ui, sans-serif';
+    const labels = splits.map((s) => {
+      const d = new Date(s * 1000);
+      const text = span <= 2 * 86400
+        ? d.toLocaleTimeString([], clock)
+        : d.toLocaleDateString([], { day: 'numeric', month: 'short' });
+      // A label centred on its tick must stay on the canvas: one that would run off an edge
+      // is left out.
+      const half = u.ctx.measureText(text).width / px / 2;
+      const at = u.valToPos(s, 'x') + u.bbox.left / px;
+      return at - half < 0 || at + half > u.width ? '' : text;
+    });
+    u.ctx.restore();
+    return labels;
+  }
+
+  // The y axis as wide as its widest label needs (a rate's "0.00125" is not cut).
+  function ySize(u, values) {
+    if (!values || !values.length) return 40;
+    const px = window.devicePixelRatio || 1;
+    u.ctx.save();
+    u.ctx.font = (11 * px) + 'px system-ui, sans-serif';
+    const w = Math.max.apply(null, values.map((v) => u.ctx.measureText(String(v)).width / px));
+    u.ctx.restore();
+    return Math.max(40, Math.ceil(w) + 16);
   }
 
   function axis() {
@@ -218,10 +323,11 @@
         x: { time: true, range: () => [xwin[0], xwin[1]] },
         y: { range: def.range || fromZero },
       },
-      axes: [axis(), Object.assign(axis(), { size: 50, values: (u, splits) => splits.map(tick) })],
+      axes: [Object.assign(axis(), { space: 90, values: timeTicks }),
+             Object.assign(axis(), { size: ySize, values: (u, splits) => splits.map(tick) })],
       series: [{ value: (u, v) => (v == null ? '—' : new Date(v * 1000).toLocaleString()) }].concat(lay.series),
       bands: lay.bands,
-      hooks: { draw: [drawNotes(def)] },
+      hooks: { draw: [drawNotes(def)], setCursor: def.top ? [(u) => askTop(def, u)] : [] },
     };
     charts[id] = { u: new uPlot(opts, data, target), key: key };
     return data;
@@ -310,6 +416,7 @@
     $('charts').hidden = false; // must be visible before measuring widths
     xwin = xRange(win);
     lostNow = win.lost || [];
+    shownWin = win;
     let cpu = null;
     MAIN.forEach((def) => {
       const data = draw('chart-' + def.id, def, win, '');
@@ -344,5 +451,7 @@
     render: render,
     renderDevices: renderDevices,
     fit: fit,
+    pointAt: pointAt,
+    plots: () => Object.keys(charts).map((id) => ({ id: id, u: charts[id].u })),
   };
 })();

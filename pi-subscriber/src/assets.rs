@@ -6,7 +6,17 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 
 /// `(name, content type, bytes)` of every file under `/assets/`.
-const FILES: [(&str, &str, &[u8]); 11] = [
+const FILES: [(&str, &str, &[u8]); 13] = [
+    (
+        "overview.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("../assets/overview.js"),
+    ),
+    (
+        "check.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("../assets/check.js"),
+    ),
     (
         "expected.js",
         "text/javascript; charset=utf-8",

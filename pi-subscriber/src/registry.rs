@@ -148,6 +148,13 @@ pub struct Chart {
     pub range: ChartRange,
     pub band: bool,
     pub place: ChartPlace,
+    /// The process list shown when one points at the chart (`top_cpu`, `top_rss`: the
+    /// fields of `/series/top`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub top: Option<&'static str>,
+    /// Its host-wide line is a sparkline of the dashboard's overview (one row per host).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub spark: bool,
 }
 
 /// A chart's y range.
@@ -193,7 +200,31 @@ const fn chart(
         range,
         band,
         place,
+        top: None,
+        spark: false,
     })
+}
+
+/// A chart hint whose host-wide line is an overview sparkline (see [`Chart::spark`]).
+const fn sparked(chart: Option<Chart>) -> Option<Chart> {
+    match chart {
+        Some(mut c) => {
+            c.spark = true;
+            Some(c)
+        }
+        None => None,
+    }
+}
+
+/// A chart hint that shows a process list on hover (see [`Chart::top`]).
+const fn with_top(chart: Option<Chart>, list: &'static str) -> Option<Chart> {
+    match chart {
+        Some(mut c) => {
+            c.top = Some(list);
+            Some(c)
+        }
+        None => None,
+    }
 }
 
 /// A metric's family on `/prometheus`, node_exporter-style: the name under

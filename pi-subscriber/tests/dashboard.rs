@@ -11,52 +11,11 @@ mod common;
 mod support;
 
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::Command;
 
 use common::Publisher;
+use support::chromium::{attr, chromium, page_problems};
 use support::Subscriber;
-
-/// Headless Chromium with the flags this closed network needs, logging the page's console
-/// to stderr.
-fn chromium(profile: &Path, args: &[&str], url: &str) -> Output {
-    Command::new("chromium")
-        .args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--disable-quic",
-            "--no-first-run",
-            "--enable-logging=stderr",
-            "--v=0",
-        ])
-        .arg(format!("--user-data-dir={}", profile.display()))
-        .args(args)
-        .arg(url)
-        .stdin(Stdio::null())
-        .output()
-        .expect("chromium (Debian package chromium)")
-}
-
-/// The page's own console lines (Chromium prefixes them with `CONSOLE`), and failed loads.
-fn page_problems(stderr: &str) -> Vec<String> {
-    stderr
-        .lines()
-        .filter(|l| {
-            (l.contains("CONSOLE")
-                && (l.contains("ERROR") || l.contains("Uncaught") || l.contains("Failed to load")))
-                || l.contains("net::ERR_")
-        })
-        .map(str::to_owned)
-        .collect()
-}
-
-fn attr(dom: &str, name: &str) -> Option<String> {
-    let at = dom.find(&format!("{name}=\""))? + name.len() + 2;
-    Some(dom[at..].split('"').next()?.to_owned())
-}
 
 /// The markup of one host's card, from `<article`.
 fn card<'a>(dom: &'a str, host: &str) -> &'a str {
@@ -90,7 +49,7 @@ fn zbox(seq: u64, ts_ms: u128) -> String {
     format!(
         r#"{{"v":1,"host":"zbox","seq":{seq},"ts":{},"ts_ms":{ts_ms},"interval_s":1,
         "failed_units":[{{"name":"backup.service","since_ms":1,"result":"exit-code"}},{{"name":"nas.mount"}}],
-        "processes":{{"count":2,"by_cpu":[{{"pid":7,"name":"<i>ffmpeg</i>","user":"media","cpu_percent":187.6,"rss_bytes":1}}],"by_memory":[]}},
+        "processes":{{"count":2,"top_cpu":[{{"pid":7,"name":"<i>ffmpeg</i>","user":"media","cpu_percent":187.6,"rss_bytes":1}}],"top_rss":[]}},
         "disk":{{"read_sectors":{sectors},"write_sectors":0,"devices":{{"sda":{{"read_sectors":{sectors},"write_sectors":0,"ios":{ios},"io_wait_ms":{wait},"io_time_ms":{busy}}}}}}},
         "network":{{"rx_bytes":{bytes},"tx_bytes":0,"interfaces":{{"eth0":{{"rx_bytes":{bytes},"tx_bytes":0}}}}}},
         "filesystems":{{

@@ -94,8 +94,25 @@ async fn series_metrics_lists_the_registry() {
         find("cpu_usage_percent"),
         json!({"metric":"cpu_usage_percent","unit":"%","kind":"gauge","title":"CPU usage","labels":[],
                "chart":{"id":"cpu","title":"CPU usage","line":"CPU","unit":"%","scale":1.0,"decimals":1,
-                        "range":"percent","band":true,"place":"main"}})
+                        "range":"percent","band":true,"place":"main","top":"top_cpu","spark":true}})
     );
+    // The overview's sparklines, and the lists shown when one points at a chart.
+    let sparks: Vec<&str> = list
+        .iter()
+        .filter(|m| m["chart"]["spark"] == true)
+        .map(|m| m["metric"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        sparks,
+        [
+            "cpu_usage_percent",
+            "memory_used_percent",
+            "network_rx_bytes_rate",
+            "network_tx_bytes_rate",
+            "disk_busy_percent"
+        ]
+    );
+    assert_eq!(find("memory_used_percent")["chart"]["top"], "top_rss");
     // What the dashboard draws per device, and what it does not chart at all.
     assert_eq!(find("disk_busy_percent")["chart"]["place"], "devices");
     assert_eq!(find("disk_read_bytes_rate")["chart"]["scale"], 1e-6);

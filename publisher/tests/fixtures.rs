@@ -345,7 +345,7 @@ fn top_processes_by_cpu_and_memory_from_two_samples() {
     let t0 = std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_800_000_000);
     let first = c.read(&Roots::under(base.join("t0")), t0).unwrap();
     assert_eq!(first.count, 5);
-    assert!(first.by_cpu.is_empty(), "no CPU % on the first sample");
+    assert!(first.top_cpu.is_empty(), "no CPU % on the first sample");
     let p = c
         .read(
             &Roots::under(base.join("t1")),
@@ -357,7 +357,7 @@ fn top_processes_by_cpu_and_memory_from_two_samples() {
     let hz = rustix::param::clock_ticks_per_second() as f64;
     let pct = |ticks: f64| ((ticks / hz / 2.0 * 100.0) * 100.0).round() / 100.0;
     let cpu: Vec<(u32, &str, Option<f64>)> = p
-        .by_cpu
+        .top_cpu
         .iter()
         .map(|t| (t.pid, t.name.as_str(), t.cpu_percent))
         .collect();
@@ -371,7 +371,7 @@ fn top_processes_by_cpu_and_memory_from_two_samples() {
     );
     assert_eq!(pct(380.0), 190.0, "USER_HZ 100 on every Linux this runs on");
     let page = rustix::param::page_size() as u64;
-    let mem: Vec<(u32, u64)> = p.by_memory.iter().map(|t| (t.pid, t.rss_bytes)).collect();
+    let mem: Vec<(u32, u64)> = p.top_rss.iter().map(|t| (t.pid, t.rss_bytes)).collect();
     assert_eq!(
         mem,
         [
@@ -381,7 +381,7 @@ fn top_processes_by_cpu_and_memory_from_two_samples() {
         ]
     );
     assert_eq!(
-        p.by_memory[0].cpu_percent, None,
+        p.top_rss[0].cpu_percent, None,
         "new since the previous sample"
     );
     // The owner: the fixture directory's, named from the fixture passwd (CI runs as root).
@@ -391,5 +391,5 @@ fn top_processes_by_cpu_and_memory_from_two_samples() {
     } else {
         uid.to_string()
     };
-    assert_eq!(p.by_cpu[0].user.as_deref(), Some(want.as_str()));
+    assert_eq!(p.top_cpu[0].user.as_deref(), Some(want.as_str()));
 }

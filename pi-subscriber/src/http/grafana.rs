@@ -17,6 +17,7 @@ use daemon_kit::http_error::AppError;
 
 mod query;
 mod request;
+mod top;
 
 pub use request::{parse_time, MAX_DATA_POINTS, MAX_SERIES, MAX_TARGETS, MAX_TOTAL_POINTS};
 
@@ -109,6 +110,10 @@ async fn metrics(
                      "payloads": [{"label": "Host", "name": "host", "type": "multi-select", "options": host_options(&state)?}]}));
     list.push(json!({"label": "Job runs (annotations, table)", "value": JOB_EVENTS,
                      "payloads": [{"label": "Host", "name": "host", "type": "multi-select", "options": host_options(&state)?}]}));
+    list.push(json!({"label": "Top processes at the range's peak (table)", "value": top::TOP_PROCESSES,
+                     "payloads": [{"label": "Host", "name": "host", "type": "multi-select", "options": host_options(&state)?},
+                                  {"label": "By", "name": "by", "type": "select",
+                                   "options": [{"label": "CPU", "value": "cpu"}, {"label": "memory", "value": "memory"}]}]}));
     Ok(Json(Value::Array(list)))
 }
 

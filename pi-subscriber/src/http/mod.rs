@@ -8,6 +8,7 @@ mod history;
 mod hosts;
 pub mod series;
 pub mod state;
+mod top;
 
 use axum::http::StatusCode;
 use axum::routing::get;
@@ -30,6 +31,7 @@ pub fn router(state: AppState) -> Router {
         .route("/history", get(history::history))
         .route("/series", get(series::series))
         .route("/series/metrics", get(series::metrics))
+        .route("/series/top", get(top::top))
         .route("/health", get(health::health))
         .route("/events", get(history::events))
         .route("/jobs/expected", get(history::expected_jobs))

@@ -3,7 +3,7 @@
 
 use super::extract::{disk_io, disk_sectors, filesystems, gauge, network_bytes, used_percent};
 use super::{
-    chart, ha, prom,
+    chart, ha, prom, sparked,
     ChartPlace::{Both as BOTH, Devices as DEVICES},
     ChartRange, Kind, LabelKey, Metric, PromUnit, Rate, Scale, COUNTER,
 };
@@ -87,7 +87,7 @@ pub(super) const DEVICE: [Metric; 10] = [
             Some("mdi:download-network"),
         ),
         alert: None,
-        chart: chart(
+        chart: sparked(chart(
             "net",
             "Network",
             "Rx",
@@ -97,7 +97,7 @@ pub(super) const DEVICE: [Metric; 10] = [
             ChartRange::Zero,
             true,
             BOTH,
-        ),
+        )),
         extract: |s, sink| network_bytes(s, sink, |n| n.rx_bytes, |i| i.rx_bytes),
     },
     Metric {
@@ -121,7 +121,7 @@ pub(super) const DEVICE: [Metric; 10] = [
             Some("mdi:upload-network"),
         ),
         alert: None,
-        chart: chart(
+        chart: sparked(chart(
             "net",
             "Network",
             "Tx",
@@ -131,7 +131,7 @@ pub(super) const DEVICE: [Metric; 10] = [
             ChartRange::Zero,
             true,
             BOTH,
-        ),
+        )),
         extract: |s, sink| network_bytes(s, sink, |n| n.tx_bytes, |i| i.tx_bytes),
     },
     Metric {
@@ -225,7 +225,7 @@ pub(super) const DEVICE: [Metric; 10] = [
         ),
         ha: ha(None, Some("%"), 1, 1, Some("mdi:harddisk")),
         alert: None,
-        chart: chart(
+        chart: sparked(chart(
             "disk-busy",
             "Disk busy",
             "Busy",
@@ -235,7 +235,7 @@ pub(super) const DEVICE: [Metric; 10] = [
             ChartRange::Percent,
             true,
             DEVICES,
-        ),
+        )),
         extract: |s, sink| disk_io(s, sink, |d| d.io_time_ms),
     },
     Metric {

@@ -3,8 +3,8 @@
 
 use super::extract::gauge;
 use super::{
-    chart, ha, prom, ChartPlace::Main as MAIN, ChartRange, Kind, LabelKey, Metric, PromUnit, Scale,
-    MIB,
+    chart, ha, prom, sparked, with_top, ChartPlace::Main as MAIN, ChartRange, Kind, LabelKey,
+    Metric, PromUnit, Scale, MIB,
 };
 
 /// In registry order (see [`super::METRICS`]).
@@ -24,16 +24,19 @@ pub(super) const HOST: [Metric; 12] = [
         ),
         ha: ha(None, Some("%"), 1, 2, Some("mdi:cpu-64-bit")),
         alert: None,
-        chart: chart(
-            "cpu",
-            "CPU usage",
-            "CPU",
-            "%",
-            1.0,
-            1,
-            ChartRange::Percent,
-            true,
-            MAIN,
+        chart: with_top(
+            sparked(chart(
+                "cpu",
+                "CPU usage",
+                "CPU",
+                "%",
+                1.0,
+                1,
+                ChartRange::Percent,
+                true,
+                MAIN,
+            )),
+            "top_cpu",
         ),
         extract: |s, sink| gauge(sink, "", s.cpu.as_ref().and_then(|c| c.usage_percent)),
     },
@@ -133,16 +136,19 @@ pub(super) const HOST: [Metric; 12] = [
         prom: None,
         ha: ha(None, Some("%"), 1, 2, Some("mdi:memory")),
         alert: Some("memory_used"),
-        chart: chart(
-            "mem",
-            "Memory used",
-            "Used",
-            "%",
-            1.0,
-            1,
-            ChartRange::Percent,
-            true,
-            MAIN,
+        chart: with_top(
+            sparked(chart(
+                "mem",
+                "Memory used",
+                "Used",
+                "%",
+                1.0,
+                1,
+                ChartRange::Percent,
+                true,
+                MAIN,
+            )),
+            "top_rss",
         ),
         extract: |s, sink| {
             let used = s.memory.as_ref().filter(|m| m.total_mb > 0).map(|m| {

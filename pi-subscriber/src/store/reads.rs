@@ -1,7 +1,8 @@
-//! Reads that bound themselves before they load (item 9 of issue 18), and, for tests, a way to
-//! hold the history's lock as a long query does.
+//! Reads that bound themselves before they load (item 9 of issue 18), the top-process lists,
+//! and, for tests, a way to hold the history's lock as a long query does.
 
-use super::{Poisoned, SharedStore};
+use super::{HistoryError, Poisoned, SharedStore};
+use crate::tsdb::TopAnswer;
 
 /// The history's lock held by a thread of its own, as a long query holds it; released when
 /// dropped.
@@ -32,6 +33,30 @@ impl SharedStore {
         label: Option<&str>,
     ) -> Result<usize, Poisoned> {
         Ok(self.tsdb()?.series_count(host, metric, label))
+    }
+
+    /// `host`'s top-process lists at `at_ms` (see [`crate::tsdb::Tsdb::top_at`]). Blocking.
+    pub fn top_at(
+        &self,
+        host: &str,
+        at_ms: i64,
+        step_ms: i64,
+        within_ms: i64,
+        now_ms: i64,
+    ) -> Result<Option<TopAnswer>, HistoryError> {
+        Ok(self
+            .tsdb()?
+            .top_at(host, at_ms, step_ms, within_ms, now_ms)?)
+    }
+
+    /// `host`'s top-process lists at the CPU and memory peaks of a range. Blocking.
+    pub fn top_in(
+        &self,
+        host: &str,
+        from_ms: i64,
+        to_ms: i64,
+    ) -> Result<Option<TopAnswer>, HistoryError> {
+        Ok(self.tsdb()?.top_in(host, from_ms, to_ms)?)
     }
 
     /// Holds the history's lock until the guard is dropped (a query that takes long).

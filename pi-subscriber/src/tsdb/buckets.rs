@@ -142,6 +142,7 @@ impl Tsdb {
             self.conn
                 .execute(&format!("DELETE FROM {table} WHERE start < ?1"), [keep])?;
         }
+        self.prune_top(raw, self.retention.horizon(Tier::Minute, now_ms))?;
         Ok(())
     }
 

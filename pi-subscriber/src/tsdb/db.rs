@@ -248,6 +248,7 @@ impl Tsdb {
                 return Ok(report);
             }
             self.tx.stored_sample(&s.host, sample.seq, sample.ts_ms);
+            self.store_top(host_id, s)?;
         }
         self.stats.samples_total += 1;
         for (id, v) in &sample.values {
@@ -349,7 +350,7 @@ impl Tsdb {
                     [cache.id],
                 )?;
             }
-            for table in ["raw", "holes", "lost"] {
+            for table in ["raw", "holes", "lost", "top", "top_minute"] {
                 db.conn
                     .execute(&format!("DELETE FROM {table} WHERE host = ?1"), [cache.id])?;
             }

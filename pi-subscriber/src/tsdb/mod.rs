@@ -6,6 +6,7 @@
 //!   seq-adjacent samples of one boot when read.
 //! - `minute` / `hour`: one row per series and hour (60 one-minute buckets) or day (24 one-hour
 //!   buckets) of min/max/sum/count/last of the gauge or of the counter's rate.
+//! - `top` / `top_minute`: the top-process lists, per sample and per minute's peak (`top.rs`).
 //!
 //! Buckets are filled in memory while their row is open and written once when it closes (a
 //! minute row a few minutes after its hour, an hour row after its day), so a sample costs one
@@ -28,6 +29,8 @@ mod query;
 mod raw;
 pub mod rollup;
 mod size;
+mod top;
+mod top_codec;
 mod tx;
 
 pub use db::{IngestReport, Sample, Tsdb, TsdbStats};
@@ -37,6 +40,7 @@ pub use limits::MAX_HISTORY_ROWS;
 pub use query::{QueryError, SeriesPoints, SeriesQuery, MAX_POINTS};
 pub use rollup::{Agg, Bucket, Retention, Tier};
 pub use size::DiskStats;
+pub use top::{TopAnswer, TopList};
 
 use std::path::PathBuf;
 
@@ -53,3 +57,5 @@ pub struct TsdbError {
 mod full_tests;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod top_tests;

@@ -50,6 +50,7 @@ impl Tsdb {
         .map_err(err)?;
         conn.execute_batch(SCHEMA).map_err(err)?;
         conn.execute_batch(super::holes::SCHEMA).map_err(err)?;
+        conn.execute_batch(super::top::SCHEMA).map_err(err)?;
         let mut db = Tsdb {
             conn,
             path: path.to_owned(),

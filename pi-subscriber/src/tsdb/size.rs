@@ -1,6 +1,7 @@
 //! The database's size bound (`history.max_disk`, issue 18 item 10): when the pages in use
-//! exceed it, the oldest raw rows go first (over all hosts, oldest by time), then the oldest
-//! minute rows, then the oldest hour rows, until they fit. SQLite reuses freed pages, so the
+//! exceed it, the oldest per-sample process lists go first, then the oldest raw rows (over
+//! all hosts, oldest by time), then the oldest minute rows (process peaks first), then the
+//! oldest hour rows, until they fit. SQLite reuses freed pages, so the
 //! file stops growing there (it does not shrink: that would take a `VACUUM`, a full copy).
 
 use serde::Serialize;
@@ -15,7 +16,8 @@ pub struct DiskStats {
     pub db_bytes: u64,
     /// `history.max_disk`.
     pub max_disk_bytes: u64,
-    /// Raw rows deleted, oldest first, to stay under `max_disk`.
+    /// Raw-tier rows (samples and their process lists) deleted, oldest first, to stay under
+    /// `max_disk`.
     pub pruned_raw_rows_total: u64,
     /// Minute and hour rows deleted, oldest first, once no raw row was left to delete.
     pub pruned_bucket_rows_total: u64,
@@ -53,13 +55,13 @@ impl Tsdb {
         self.stats.disk.max_disk_bytes = max_bytes;
         if used > max_bytes {
             self.begin()?;
-            for table in [&RAW, &MINUTE, &HOUR] {
+            for table in [&TOP, &RAW, &TOP_MINUTE, &MINUTE, &HOUR] {
                 while used > max_bytes {
                     let gone = self.prune_oldest(table, used - max_bytes)?;
                     if gone == 0 {
                         break; // nothing left in this table
                     }
-                    if table.name == "raw" {
+                    if table.name == "raw" || table.name == "top" {
                         self.stats.disk.pruned_raw_rows_total += gone;
                     } else {
                         self.stats.disk.pruned_bucket_rows_total += gone;
@@ -97,8 +99,9 @@ impl Tsdb {
         // the cut stays at or before that, so every row it deletes was counted.
         let mut cut_limit = i64::MAX;
         let mut stmt = self.conn.prepare(&format!(
-            "SELECT {key}, LENGTH(data) FROM {table} WHERE {group} = ?1 ORDER BY {key} LIMIT ?2",
+            "SELECT {key}, {bytes} FROM {table} WHERE {group} = ?1 ORDER BY {key} LIMIT ?2",
             key = t.key,
+            bytes = t.bytes,
             table = t.name,
             group = t.group
         ))?;
@@ -150,25 +153,46 @@ struct Table {
     key: &'static str,
     /// The groups to look at.
     groups: &'static str,
+    /// A row's packed bytes.
+    bytes: &'static str,
 }
+
+/// The per-sample process lists: the first to go, before a single number is lost.
+const TOP: Table = Table {
+    name: "top",
+    group: "host",
+    key: "ts",
+    groups: "SELECT id FROM hosts",
+    bytes: "LENGTH(cpu) + LENGTH(mem)",
+};
+const TOP_MINUTE: Table = Table {
+    name: "top_minute",
+    group: "host",
+    key: "start",
+    groups: "SELECT id FROM hosts",
+    bytes: "LENGTH(cpu) + LENGTH(mem) + 16",
+};
 
 const RAW: Table = Table {
     name: "raw",
     group: "host",
     key: "ts",
     groups: "SELECT id FROM hosts",
+    bytes: "LENGTH(data)",
 };
 const MINUTE: Table = Table {
     name: "minute",
     group: "series",
     key: "start",
     groups: "SELECT id FROM series",
+    bytes: "LENGTH(data)",
 };
 const HOUR: Table = Table {
     name: "hour",
     group: "series",
     key: "start",
     groups: "SELECT id FROM series",
+    bytes: "LENGTH(data)",
 };
 
 /// Rows looked at per pass (over all groups), so one pass holds the lock briefly.

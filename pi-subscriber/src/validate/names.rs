@@ -100,10 +100,10 @@ pub fn check_snapshot(s: &Snapshot) -> Result<(), Rejection> {
         }
     }
     if let Some(p) = &s.processes {
-        if p.by_cpu.len() > MAX_TOP_PROCESSES || p.by_memory.len() > MAX_TOP_PROCESSES {
+        if p.top_cpu.len() > MAX_TOP_PROCESSES || p.top_rss.len() > MAX_TOP_PROCESSES {
             return Err(Rejection::TooManyEntries);
         }
-        for t in p.by_cpu.iter().chain(&p.by_memory) {
+        for t in p.top_cpu.iter().chain(&p.top_rss) {
             check_text(&t.name, MAX_PROCESS_BYTES)?;
             if let Some(user) = &t.user {
                 check_text(user, MAX_PROCESS_BYTES)?;

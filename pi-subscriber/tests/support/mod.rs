@@ -11,6 +11,8 @@ use pi_subscriber::mqtt::SharedMqtt;
 
 use crate::common::Client;
 
+pub mod cdp;
+pub mod chromium;
 pub mod ha_state;
 pub mod homeassistant;
 pub mod mqtt_tools;

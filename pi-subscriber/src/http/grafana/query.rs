@@ -37,7 +37,7 @@ pub(super) enum Answer {
         columns: Value,
         rows: Vec<(i64, String, Option<f64>)>,
     },
-    /// Job runs, as rows of JSON values.
+    /// Job runs, alert ranges or top processes: a table already built as JSON.
     Jobs(Value),
 }
 
@@ -45,6 +45,8 @@ pub(super) enum Answer {
 enum Plan {
     /// The job-runs table, already built (bounded by the events kept).
     Jobs(Value),
+    /// The processes behind each host's CPU (or memory) peak in the range.
+    Top { hosts: Vec<String>, memory: bool },
     /// A metric, from the tiered store.
     Series {
         /// The name the target asked for, which names the answer.
@@ -76,7 +78,7 @@ fn check_expanded(state: &AppState, plans: &[Plan], per_series: usize) -> Result
     let mut series = 0usize;
     for plan in plans {
         series = series.saturating_add(match plan {
-            Plan::Jobs(_) => 0,
+            Plan::Jobs(_) | Plan::Top { .. } => 0,
             Plan::Series {
                 metric,
                 hosts,
@@ -123,6 +125,9 @@ fn answer(
     for plan in plans {
         match plan {
             Plan::Jobs(rows) => out.push(Answer::Jobs(rows)),
+            Plan::Top { hosts, memory } => out.push(Answer::Jobs(super::top::table(
+                state, &hosts, memory, from, to,
+            )?)),
             Plan::Series {
                 name,
                 metric,
@@ -206,6 +211,11 @@ pub(super) async fn query(
             ))));
             continue;
         }
+        if metric == super::top::TOP_PROCESSES {
+            let memory = super::top::by_memory(&target.payload)?;
+            plans.push(Plan::Top { hosts, memory });
+            continue;
+        }
         let table = target.kind.as_deref() == Some("table") || target.payload["format"] == "table";
         let Some((m, factor)) = super::metric(metric) else {
             let shown: String = metric.chars().take(64).collect();
@@ -237,7 +247,7 @@ pub(super) async fn query(
         .iter()
         .map(|p| match p {
             Plan::Series { hosts, .. } => hosts.len(),
-            Plan::Jobs(_) => 0,
+            Plan::Jobs(_) | Plan::Top { .. } => 0,
         })
         .sum();
     if series > MAX_SERIES {
