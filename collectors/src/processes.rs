@@ -3,12 +3,12 @@
 //! `utime + stime` increase since the previous sample over the time between them, per core as
 //! `top` shows it (a process on two full cores reads 200 %); a pid reused by another process
 //! (another `starttime`) starts over. Only the chosen few are looked at further (their owner,
-//! from the `/proc/<pid>` directory, and its name from the passwd file), so a machine with
-//! thousands of processes costs one small read per process.
+//! from the `/proc/<pid>` directory, and its name from the passwd file). Each `stat` file stays
+//! open between samples and is re-read with `pread` (up to 4096 of them, half the soft file
+//! limit, which is raised towards the hard one), so a long-lived process costs one system call
+//! a sample, and nothing is allocated per process.
 
 use std::collections::HashMap;
-use std::fs::File;
-use std::io::Read;
 use std::os::fd::OwnedFd;
 use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
@@ -39,21 +39,67 @@ pub struct ProcStat {
     pub rss_pages: u64,
 }
 
+/// One `stat` line's fields, borrowed from the buffer it was read into.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct StatRef<'a> {
+    pid: u32,
+    comm: &'a [u8],
+    ticks: u64,
+    starttime: u64,
+    rss_pages: u64,
+}
+
+/// The `i`th space-separated field of `rest` as a number (no allocation).
+fn fields(rest: &[u8]) -> impl Iterator<Item = &[u8]> {
+    rest.split(|b| *b == b' ' || *b == b'\n')
+        .filter(|f| !f.is_empty())
+}
+
+fn number(f: &[u8]) -> Option<u64> {
+    if f.is_empty() || f.len() > 20 {
+        return None;
+    }
+    f.iter().try_fold(0u64, |n, b| {
+        b.is_ascii_digit()
+            .then(|| n.checked_mul(10)?.checked_add(u64::from(b - b'0')))
+            .flatten()
+    })
+}
+
+/// Parses one `stat` line without allocating. `comm` may hold spaces and parentheses: it
+/// runs from the first `(` to the last `)`.
+fn parse_stat_bytes(text: &[u8]) -> Option<StatRef<'_>> {
+    let open = text.iter().position(|b| *b == b'(')?;
+    let close = text.iter().rposition(|b| *b == b')')?;
+    let pid = u32::try_from(number(text[..open].trim_ascii())?).ok()?;
+    let comm = text.get(open + 1..close)?;
+    // After comm: state (0), ppid (1), … utime (11), stime (12), … starttime (19), vsize
+    // (20), rss (21).
+    let mut f = fields(text.get(close + 1..)?);
+    let mut nth = |skip: usize| f.nth(skip).and_then(number);
+    let utime = nth(11)?;
+    let stime = nth(0)?;
+    let starttime = nth(6)?;
+    let rss_pages = nth(1)?;
+    Some(StatRef {
+        pid,
+        comm,
+        ticks: utime.saturating_add(stime),
+        starttime,
+        rss_pages,
+    })
+}
+
 /// Parses one `stat` line. `comm` may hold spaces and parentheses: it runs from the first
 /// `(` to the last `)`.
 pub fn parse_stat(text: &str) -> Option<ProcStat> {
-    let open = text.find('(')?;
-    let close = text.rfind(')')?;
-    let pid = text[..open].trim().parse().ok()?;
-    let comm = text.get(open + 1..close)?.to_owned();
-    let rest: Vec<&str> = text.get(close + 1..)?.split_ascii_whitespace().collect();
-    let field = |i: usize| rest.get(i).and_then(|f| f.parse::<u64>().ok());
+    let s = parse_stat_bytes(text.as_bytes())?;
     Some(ProcStat {
-        pid,
-        comm,
-        ticks: field(11)?.saturating_add(field(12)?),
-        starttime: field(19)?,
-        rss_pages: field(21)?,
+        pid: s.pid,
+        comm: String::from_utf8_lossy(s.comm).into_owned(),
+        ticks: s.ticks,
+        starttime: s.starttime,
+        rss_pages: s.rss_pages,
     })
 }
 
@@ -69,7 +115,21 @@ pub fn parse_passwd(text: &str) -> HashMap<u32, String> {
         .collect()
 }
 
-/// What spans samples: each pid's ticks at the previous one, and when it was.
+/// `stat` files kept open between samples at most (each is one file descriptor).
+const MAX_HELD: usize = 4096;
+
+/// One process of a sample: its `comm` is `names[name]`.
+#[derive(Debug, Clone)]
+struct Entry {
+    pid: u32,
+    name: std::ops::Range<usize>,
+    rss_pages: u64,
+    cpu: Option<f64>,
+}
+
+/// What spans samples: each pid's ticks at the previous one, and when it was; the `stat`
+/// files of the processes seen, kept open and re-read with `pread` (one system call a
+/// process instead of three).
 #[derive(Debug)]
 pub struct ProcessCollector {
     top: usize,
@@ -78,8 +138,37 @@ pub struct ProcessCollector {
     ticks_per_s: f64,
     page_bytes: u64,
     previous: HashMap<u32, (u64, u64)>,
+    seen: HashMap<u32, (u64, u64)>,
     previous_at: Option<SystemTime>,
     buf: Vec<u8>,
+    /// Open `stat` files by pid, of the `/proc` in `held_root`.
+    held: HashMap<u32, OwnedFd>,
+    kept: HashMap<u32, OwnedFd>,
+    held_root: PathBuf,
+    max_held: usize,
+    entries: Vec<Entry>,
+    names: Vec<u8>,
+}
+
+/// How many `stat` files may stay open: [`MAX_HELD`], and at most half the file descriptors
+/// the process may open (after raising its soft limit towards the hard one, as a daemon
+/// that needs more should).
+fn held_budget() -> usize {
+    use rustix::process::{getrlimit, setrlimit, Resource};
+    let mut limit = getrlimit(Resource::Nofile);
+    if let (Some(cur), Some(max)) = (limit.current, limit.maximum) {
+        let want = (2 * MAX_HELD as u64 + 1024).min(max);
+        if want > cur {
+            limit.current = Some(want);
+            if setrlimit(Resource::Nofile, limit).is_err() {
+                limit.current = Some(cur);
+            }
+        }
+    }
+    limit
+        .current
+        .map_or(MAX_HELD, |c| usize::try_from(c / 2).unwrap_or(MAX_HELD))
+        .min(MAX_HELD)
 }
 
 impl ProcessCollector {
@@ -92,64 +181,87 @@ impl ProcessCollector {
             ticks_per_s: rustix::param::clock_ticks_per_second() as f64,
             page_bytes: rustix::param::page_size() as u64,
             previous: HashMap::new(),
+            seen: HashMap::new(),
             previous_at: None,
-            buf: Vec::with_capacity(512),
+            buf: vec![0; STAT_BUF],
+            held: HashMap::new(),
+            kept: HashMap::new(),
+            held_root: PathBuf::new(),
+            max_held: held_budget(),
+            entries: Vec::new(),
+            names: Vec::new(),
         }
     }
 
-    /// `<pid>/stat` opened relative to the `<proc>` directory (no path walk from `/`), read
-    /// into the reused buffer.
-    fn stat(&mut self, proc: &OwnedFd, rel: &str) -> Option<ProcStat> {
+    /// Reads `<pid>/stat` into the buffer: `pread` on the file kept open since an earlier
+    /// sample (a process that exited answers with an error: its file is closed), else opened
+    /// relative to the `<proc>` directory and kept when the budget allows. Returns the length.
+    fn stat(&mut self, proc: &OwnedFd, pid: u32, name: &[u8]) -> Option<usize> {
+        if let Some(fd) = self.held.remove(&pid) {
+            if let Ok(n) = rustix::io::pread(&fd, &mut self.buf[..], 0) {
+                if n > 0 && n < STAT_BUF {
+                    self.kept.insert(pid, fd);
+                    return Some(n);
+                }
+            }
+        }
+        let mut rel = [0u8; 32];
+        let path = name.len().checked_add(5).filter(|l| *l < rel.len())?;
+        rel[..name.len()].copy_from_slice(name);
+        rel[name.len()..path].copy_from_slice(b"/stat");
+        let rel = std::str::from_utf8(&rel[..path]).ok()?;
         let fd =
             rustix::fs::openat(proc, rel, OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty()).ok()?;
-        // One read: a stat line is a few hundred bytes (procfs hands it over whole); only a
-        // longer one (a very long comm cannot be: 15 bytes) would take a second.
-        self.buf.resize(STAT_BUF, 0);
+        // One read: a stat line is a few hundred bytes (procfs hands it over whole).
         let n = rustix::io::read(&fd, &mut self.buf[..]).ok()?;
-        if n == STAT_BUF {
-            let mut f = File::from(fd);
-            self.buf.truncate(n);
-            f.read_to_end(&mut self.buf).ok()?;
-        } else {
-            self.buf.truncate(n);
+        if n == 0 || n >= STAT_BUF {
+            return None;
         }
-        parse_stat(std::str::from_utf8(&self.buf).ok()?)
+        if self.kept.len() < self.max_held {
+            self.kept.insert(pid, fd);
+        }
+        Some(n)
     }
 
     /// One sample: every process's stat, the top lists; `Err` only when `<proc>` cannot be
     /// listed (a process that exits meanwhile is skipped).
     pub fn read(&mut self, roots: &Roots, now: SystemTime) -> Result<Processes, CollectError> {
-        let dir = std::fs::read_dir(&roots.proc).map_err(|source| CollectError::Read {
+        let err = |e: rustix::io::Errno| CollectError::Read {
             path: roots.proc.clone(),
-            source,
-        })?;
-        let elapsed_s = self
-            .previous_at
-            .and_then(|t| now.duration_since(t).ok())
-            .map(|d| d.as_secs_f64())
-            .filter(|s| *s > 0.0);
-        let mut all: Vec<(ProcStat, Option<f64>)> = Vec::new();
-        let mut seen: HashMap<u32, (u64, u64)> = HashMap::with_capacity(self.previous.len());
+            source: e.into(),
+        };
+        if self.held_root != roots.proc {
+            self.held.clear();
+            self.held_root.clone_from(&roots.proc);
+        }
         let proc = rustix::fs::open(
             &roots.proc,
             OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
             Mode::empty(),
         )
-        .map_err(|e| CollectError::Read {
-            path: roots.proc.clone(),
-            source: e.into(),
-        })?;
-        let mut rel = String::with_capacity(16);
+        .map_err(err)?;
+        let dir = rustix::fs::Dir::read_from(&proc).map_err(err)?;
+        let elapsed_s = self
+            .previous_at
+            .and_then(|t| now.duration_since(t).ok())
+            .map(|d| d.as_secs_f64())
+            .filter(|s| *s > 0.0);
+        self.seen.clear();
+        self.kept.clear();
+        self.entries.clear();
+        self.names.clear();
+        let mut name = [0u8; 16];
         for entry in dir.flatten().take(MAX_PROCESSES) {
-            let name = entry.file_name();
-            let Some(pid) = name.to_str().and_then(|n| n.parse::<u32>().ok()) else {
+            let file = entry.file_name().to_bytes();
+            let Some(pid) = number(file).and_then(|p| u32::try_from(p).ok()) else {
                 continue;
             };
-            rel.clear();
-            rel.push_str(name.to_str().unwrap_or_default());
-            rel.push_str("/stat");
-            let stat = self.stat(&proc, &rel);
-            let Some(stat) = stat.filter(|s| s.pid == pid) else {
+            let len = file.len().min(name.len());
+            name[..len].copy_from_slice(&file[..len]);
+            let Some(n) = self.stat(&proc, pid, &name[..len]) else {
+                continue;
+            };
+            let Some(stat) = parse_stat_bytes(&self.buf[..n]).filter(|s| s.pid == pid) else {
                 continue;
             };
             let cpu = match (self.previous.get(&pid), elapsed_s) {
@@ -158,30 +270,48 @@ impl ProcessCollector {
                 }
                 _ => None,
             };
-            seen.insert(pid, (stat.starttime, stat.ticks));
-            all.push((stat, cpu));
+            self.seen.insert(pid, (stat.starttime, stat.ticks));
+            let at = self.names.len();
+            let comm = &stat.comm[..stat.comm.len().min(64)];
+            self.names.extend_from_slice(comm);
+            self.entries.push(Entry {
+                pid,
+                name: at..at + comm.len(),
+                rss_pages: stat.rss_pages,
+                cpu,
+            });
         }
-        self.previous = seen;
+        // What was not seen again has exited: its file closes with the old map.
+        std::mem::swap(&mut self.held, &mut self.kept);
+        self.kept.clear();
+        std::mem::swap(&mut self.previous, &mut self.seen);
         self.previous_at = Some(now);
-        let count = all.len() as u32;
-        let mut top_cpu: Vec<usize> = (0..all.len()).filter(|i| all[*i].1.is_some()).collect();
-        top_cpu.sort_by(|a, b| {
-            let (x, y) = (all[*a].1.unwrap_or(0.0), all[*b].1.unwrap_or(0.0));
-            y.total_cmp(&x).then(all[*a].0.pid.cmp(&all[*b].0.pid))
-        });
-        top_cpu.truncate(self.top);
-        let mut top_rss: Vec<usize> = (0..all.len()).collect();
-        top_rss.sort_by(|a, b| {
-            all[*b]
-                .0
+        let count = self.entries.len() as u32;
+        let e = &self.entries;
+        let by_cpu = |a: &usize, b: &usize| {
+            let (x, y) = (e[*a].cpu.unwrap_or(0.0), e[*b].cpu.unwrap_or(0.0));
+            y.total_cmp(&x).then(e[*a].pid.cmp(&e[*b].pid))
+        };
+        let by_rss = |a: &usize, b: &usize| {
+            e[*b]
                 .rss_pages
-                .cmp(&all[*a].0.rss_pages)
-                .then(all[*a].0.pid.cmp(&all[*b].0.pid))
-        });
-        top_rss.truncate(self.top);
-        let mut top = |i: usize| self.top_entry(roots, &all[i].0, all[i].1);
-        let top_cpu = top_cpu.into_iter().map(&mut top).collect();
-        let top_rss = top_rss.into_iter().map(&mut top).collect();
+                .cmp(&e[*a].rss_pages)
+                .then(e[*a].pid.cmp(&e[*b].pid))
+        };
+        let top_cpu = top_k(
+            (0..e.len()).filter(|i| e[*i].cpu.is_some()).collect(),
+            self.top,
+            by_cpu,
+        );
+        let top_rss = top_k((0..e.len()).collect(), self.top, by_rss);
+        let top_cpu = top_cpu
+            .into_iter()
+            .map(|i| self.top_entry(roots, i))
+            .collect();
+        let top_rss = top_rss
+            .into_iter()
+            .map(|i| self.top_entry(roots, i))
+            .collect();
         Ok(Processes {
             count,
             top_cpu,
@@ -189,8 +319,9 @@ impl ProcessCollector {
         })
     }
 
-    fn top_entry(&mut self, roots: &Roots, s: &ProcStat, cpu: Option<f64>) -> ProcessTop {
-        let uid = std::fs::metadata(roots.proc.join(s.pid.to_string()))
+    fn top_entry(&mut self, roots: &Roots, i: usize) -> ProcessTop {
+        let e = self.entries[i].clone();
+        let uid = std::fs::metadata(roots.proc.join(e.pid.to_string()))
             .ok()
             .map(|m| m.uid());
         let users = self.users.get_or_insert_with(|| {
@@ -200,40 +331,29 @@ impl ProcessCollector {
         });
         let user = uid.map(|u| users.get(&u).cloned().unwrap_or_else(|| u.to_string()));
         ProcessTop {
-            pid: s.pid,
-            name: s.comm.clone(),
+            pid: e.pid,
+            name: String::from_utf8_lossy(&self.names[e.name]).into_owned(),
             user,
-            cpu_percent: cpu.map(|c| (c * 100.0).round() / 100.0),
-            rss_bytes: s.rss_pages.saturating_mul(self.page_bytes),
+            cpu_percent: e.cpu.map(|c| (c * 100.0).round() / 100.0),
+            rss_bytes: e.rss_pages.saturating_mul(self.page_bytes),
         }
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn stat_lines_with_awkward_names() {
-        let line = "4242 (tmux: server (1)) S 1 4242 4242 0 -1 4194560 2000 0 3 0 150 50 0 0 20 0 1 0 123456 12345678 2500 18446744073709551615";
-        assert_eq!(
-            parse_stat(line),
-            Some(ProcStat {
-                pid: 4242,
-                comm: "tmux: server (1)".into(),
-                ticks: 200,
-                starttime: 123456,
-                rss_pages: 2500,
-            })
-        );
-        assert_eq!(parse_stat("12 (kworker/0:1) I"), None, "truncated");
-        assert_eq!(parse_stat(""), None);
+/// The first `k` of `items` in `order`, sorted (a partial selection, not a full sort).
+fn top_k(
+    mut items: Vec<usize>,
+    k: usize,
+    order: impl Fn(&usize, &usize) -> std::cmp::Ordering,
+) -> Vec<usize> {
+    if items.len() > k {
+        items.select_nth_unstable_by(k, &order);
+        items.truncate(k);
     }
-
-    #[test]
-    fn passwd_names() {
-        let users = parse_passwd("root:x:0:0:root:/root:/bin/bash\nwww-data:x:33:33::/var/www:/usr/sbin/nologin\nbroken\n");
-        assert_eq!(users.get(&33).map(String::as_str), Some("www-data"));
-        assert_eq!(users.len(), 2);
-    }
+    items.sort_by(order);
+    items
 }
+
+#[cfg(test)]
+#[path = "processes_tests.rs"]
+mod tests;
