@@ -14,6 +14,8 @@ command -v ip >/dev/null || need+=(iproute2)
 command -v iptables >/dev/null || need+=(iptables)
 command -v openssl >/dev/null || need+=(openssl)
 command -v prometheus >/dev/null || need+=(prometheus)
+# pi-subscriber/tests/remote_write*.rs: a real VictoriaMetrics beside Prometheus.
+command -v victoria-metrics >/dev/null || need+=(victoria-metrics)
 [ -x /usr/bin/prometheus-alertmanager ] || need+=(prometheus-alertmanager)
 command -v chromium >/dev/null || need+=(chromium)
 # publisher/tests/systemd.rs boots systemd in a container (a Debian rootfs built once).

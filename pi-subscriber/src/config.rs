@@ -17,6 +17,7 @@ pub mod alerts;
 pub mod bytes;
 pub mod homeassistant;
 pub mod jobs;
+pub mod remote_write;
 pub mod self_watch;
 
 pub use homeassistant::HomeAssistantSettings;
@@ -49,6 +50,8 @@ pub struct Settings {
     /// The Pi watching its own machine (`crate::self_watch`).
     #[serde(rename = "self")]
     pub self_watch: self_watch::SelfSettings,
+    /// Receivers fed with every sample (`crate::remote_write`).
+    pub remote_write: Vec<remote_write::RemoteWriteSettings>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -172,6 +175,7 @@ impl Default for Settings {
             homeassistant: HomeAssistantSettings::default(),
             jobs: jobs::JobsSettings::default(),
             self_watch: self_watch::SelfSettings::default(),
+            remote_write: Vec::new(),
         }
     }
 }
@@ -441,6 +445,8 @@ impl Settings {
         self.self_watch
             .validate()
             .map_err(|(key, reason)| invalid(key, reason))?;
+        remote_write::validate(&self.remote_write)
+            .map_err(|(key, reason)| invalid(Box::leak(key.into_boxed_str()), reason))?;
         self.jobs
             .expectations()
             // The key names the expectation's index (`jobs.expect[2].cron`); leaked once, on
@@ -470,6 +476,16 @@ impl Settings {
         }
         if printable.http.admin_token.is_some() {
             printable.http.admin_token = Some("<redacted>".into());
+        }
+        for r in &mut printable.remote_write {
+            for secret in [&mut r.password, &mut r.bearer_token] {
+                if secret.is_some() {
+                    *secret = Some("<redacted>".into());
+                }
+            }
+            for v in r.headers.values_mut() {
+                *v = "<redacted>".into();
+            }
         }
         toml::to_string_pretty(&printable)
             .unwrap_or_else(|e| format!("# cannot print settings: {e}"))

@@ -18,6 +18,7 @@ pub mod poller;
 pub mod prometheus;
 pub mod rates;
 pub mod registry;
+pub mod remote_write;
 pub mod sanitize;
 pub mod seed;
 pub mod self_watch;
@@ -69,8 +70,18 @@ pub async fn run(
     );
     let events = store.clone();
     let jobs_task = jobs.spawn(move || events.events(|_| true).ok(), shutdown.clone());
-    let (feed, alerts, alert_task) =
-        alerts::start(&settings, store.clone(), jobs.clone(), shutdown.clone());
+    // Remote write: a shipper per receiver, the history its queue.
+    let remotes = {
+        let (list, store) = (settings.remote_write.clone(), store.clone());
+        tokio::task::spawn_blocking(move || remote_write::start(&list, &store)).await??
+    };
+    let (feed, alerts, alert_task) = alerts::start(
+        &settings,
+        store.clone(),
+        jobs.clone(),
+        remotes.clone(),
+        shutdown.clone(),
+    );
     let ingestor = Ingestor {
         store: store.clone(),
         gaps: gap_tx,
@@ -115,7 +126,7 @@ pub async fn run(
         );
 
     let state = http::AppState {
-        prometheus: prometheus::registry(store.clone(), Some(alerts.clone())),
+        prometheus: prometheus::registry_with(store.clone(), Some(alerts.clone()), remotes.clone()),
         store,
         mqtt: mqtt_state,
         default_host: settings.default_host.as_str().into(),
@@ -125,6 +136,7 @@ pub async fn run(
         alerts: Some(alerts),
         homeassistant,
         jobs,
+        remote_write: remotes,
     };
     tracing::info!(http = %listener.local_addr()?, mqtt = settings.mqtt.enabled, "pi-subscriber serving HTTP");
     let server_shutdown = shutdown.clone();

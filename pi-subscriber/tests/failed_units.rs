@@ -61,7 +61,9 @@ fn a_failed_unit_is_alerted_shown_and_resolved_when_it_is_no_longer_listed() {
         &[],
     );
     let units = r#"[{"name":"backup.service","since_ms":1796526000000,"result":"exit-code"},{"name":"nas\"x.mount","since_ms":null,"result":null}]"#;
-    mosquitto.publish("server-analytics/nas/snapshot", &snapshot(1, units), false);
+    // Retained: the Pi may not have subscribed yet (a non-retained first message raced its
+    // subscription once in CI and was never delivered).
+    mosquitto.publish("server-analytics/nas/snapshot", &snapshot(1, units), true);
     let m = pi.wait_for("/metrics?host=nas", |m| m["seq"] == 1);
     assert_eq!(m["failed_units"][0]["result"], "exit-code");
     let series = pi.json("/series?host=nas&metric=unit_failed&unit=backup.service");

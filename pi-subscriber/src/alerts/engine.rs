@@ -11,6 +11,7 @@ use super::config::Severity;
 use super::rules::{self, RuleSet};
 
 mod expected;
+mod remote;
 mod series;
 mod tick;
 

@@ -209,6 +209,7 @@ pub fn start(
     settings: &crate::config::Settings,
     store: SharedStore,
     jobs: crate::jobs::watch::JobWatch,
+    remotes: crate::remote_write::RemoteWrites,
     shutdown: CancellationToken,
 ) -> (
     Option<Feed>,
@@ -252,6 +253,8 @@ pub fn start(
         dropped: Arc::clone(&handle.dropped),
     };
     let shared = Arc::clone(&handle.engine);
+    // The Pi's own host: where its own alerts (a receiver behind) are filed.
+    let pi_host = crate::self_watch::host_id(&settings.self_watch);
     let task = tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -296,6 +299,12 @@ pub fn start(
                         if jobs.is_empty() || !judged.is_empty() {
                             out.extend(e.expected(&judged, now_ms));
                         }
+                        let behind: Vec<(String, f64)> = remotes
+                            .stats()
+                            .into_iter()
+                            .map(|s| (s.name, s.backlog_seconds))
+                            .collect();
+                        out.extend(e.remote_write(&pi_host, &behind, now_ms));
                         out
                     }
                     (None, _) => Vec::new(),

@@ -56,6 +56,8 @@ pub struct RuleSet {
     pub reboot: bool,
     pub job_missed: bool,
     pub job_overrun: bool,
+    /// `remote_write_behind`: warning and critical backlog (s), and where it clears.
+    pub remote_write_behind: Option<Levels>,
 }
 
 fn ms(d: std::time::Duration) -> i64 {
@@ -118,6 +120,10 @@ impl RuleSet {
             reboot: b.reboot,
             job_missed: b.job_missed,
             job_overrun: b.job_overrun,
+            remote_write_behind: b
+                .remote_write_behind
+                .enabled
+                .then(|| b.remote_write_behind.clone()),
         }
     }
 }

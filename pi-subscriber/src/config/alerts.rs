@@ -8,7 +8,8 @@ use serde::{Deserialize, Serialize};
 use crate::registry;
 
 /// The built-in rules' names (a user rule may not take one).
-pub const BUILTIN_NAMES: [&str; 10] = [
+pub const BUILTIN_NAMES: [&str; 11] = [
+    "remote_write_behind",
     "unit_failed",
     "job_missed",
     "job_overrun",
@@ -90,6 +91,8 @@ pub struct Builtin {
     pub job_missed: bool,
     /// An expected job still running after its `max_duration`.
     pub job_overrun: bool,
+    /// A remote write receiver whose oldest unsent sample is this many seconds behind.
+    pub remote_write_behind: Levels,
 }
 
 /// A threshold built-in rule: `warning` (and `critical` where given) above, `clear` below.
@@ -244,6 +247,13 @@ impl Default for Builtin {
             reboot: true,
             job_missed: true,
             job_overrun: true,
+            remote_write_behind: Levels {
+                enabled: true,
+                warning: 300.0,
+                critical: Some(3600.0),
+                clear: Some(60.0),
+                for_: Duration::ZERO,
+            },
         }
     }
 }
@@ -269,6 +279,7 @@ impl Builtin {
             "filesystem_used" => Some(&self.filesystem_used),
             "under_voltage" => Some(&self.under_voltage),
             "unit_failed" => Some(&self.unit_failed),
+            "remote_write_behind" => Some(&self.remote_write_behind),
             _ => None,
         }
     }

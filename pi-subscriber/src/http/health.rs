@@ -33,6 +33,9 @@ struct Health {
     /// Home Assistant discovery counters (absent when it is off).
     #[serde(skip_serializing_if = "Option::is_none")]
     homeassistant: Option<crate::homeassistant::HaHealth>,
+    /// Each remote write receiver's counters and backlog (absent when none is configured).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    remote_write: Vec<remote_write::RemoteStats>,
 }
 
 pub(super) async fn health(State(state): State<AppState>) -> Result<Response, AppError> {
@@ -55,6 +58,7 @@ pub(super) async fn health(State(state): State<AppState>) -> Result<Response, Ap
         mqtt: state.mqtt.snapshot(),
         alerts: state.alerts.as_ref().map(|a| a.health()),
         homeassistant: state.homeassistant.as_ref().map(|h| h.snapshot()),
+        remote_write: state.remote_write.stats(),
     };
     let code = if ok {
         StatusCode::OK

@@ -23,6 +23,8 @@ pub struct AppState {
     pub homeassistant: Option<crate::homeassistant::SharedHa>,
     /// The judgment of `[[jobs.expect]]` (empty: none configured).
     pub jobs: crate::jobs::watch::JobWatch,
+    /// The remote write receivers (empty: none configured).
+    pub remote_write: crate::remote_write::RemoteWrites,
 }
 
 pub use daemon_kit::http_error::AppError;

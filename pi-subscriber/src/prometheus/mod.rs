@@ -13,6 +13,7 @@
 mod alerts;
 mod escape;
 mod fs;
+mod remote;
 
 use std::sync::Arc;
 
@@ -203,9 +204,39 @@ impl Collector for StoreCollector {
     }
 }
 
+/// The prefix of every family.
+pub const PREFIX: &str = "server_analytics";
+
+/// A registry metric's full series name as a scrape shows it (and remote write sends it):
+/// the prefix, the family, its unit, `_total` for a counter; `None` without a family.
+pub fn series_name(m: &crate::registry::Metric) -> Option<String> {
+    let p = m.prom?;
+    let mut name = format!("{PREFIX}_{}", p.name);
+    if let Some(u) = p.unit {
+        name.push('_');
+        name.push_str(unit(u).as_str());
+    }
+    if matches!(m.kind, Kind::Counter(_)) {
+        name.push_str("_total");
+    }
+    Some(name)
+}
+
 /// The registry behind `/prometheus`.
 pub fn registry(store: SharedStore, alerts: Option<crate::alerts::AlertsHandle>) -> Arc<Registry> {
-    let mut registry = Registry::with_prefix("server_analytics");
+    registry_with(store, alerts, crate::remote_write::RemoteWrites::default())
+}
+
+/// The registry behind `/prometheus`, with the remote write receivers' counters.
+pub fn registry_with(
+    store: SharedStore,
+    alerts: Option<crate::alerts::AlertsHandle>,
+    remotes: crate::remote_write::RemoteWrites,
+) -> Arc<Registry> {
+    let mut registry = Registry::with_prefix(PREFIX);
+    if !remotes.is_empty() {
+        registry.register_collector(Box::new(remote::RemoteCollector { remotes }));
+    }
     if let Some(alerts) = alerts {
         registry.register_collector(Box::new(alerts::AlertCollector {
             alerts,

@@ -10,6 +10,7 @@ mod open;
 #[cfg(test)]
 mod prop_tests;
 mod reads;
+mod rw;
 mod staleness;
 mod state;
 mod tasks;

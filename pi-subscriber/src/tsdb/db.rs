@@ -108,6 +108,8 @@ pub struct Tsdb {
     pub stats: TsdbStats,
     /// Series over all hosts at most (each costs ~4.7 KB of open bucket rows in memory).
     pub(super) max_series_total: usize,
+    /// Remote write's cursors, by remote and host id (`rw.rs`).
+    pub(super) rw: super::rw::Cursors,
 }
 
 impl Tsdb {
@@ -249,6 +251,7 @@ impl Tsdb {
             }
             self.tx.stored_sample(&s.host, sample.seq, sample.ts_ms);
             self.store_top(host_id, s)?;
+            self.rw_stored(host_id, sample.ts_ms, sample.seq)?;
         }
         self.stats.samples_total += 1;
         for (id, v) in &sample.values {
@@ -337,6 +340,9 @@ impl Tsdb {
             return Ok(false);
         };
         let ids: Vec<u32> = cache.series.values().copied().collect();
+        for cursors in self.rw.values_mut() {
+            cursors.remove(&cache.id);
+        }
         self.open.retain(|(_, id, _), _| !ids.contains(id));
         for id in &ids {
             self.series.remove(id);
@@ -350,7 +356,15 @@ impl Tsdb {
                     [cache.id],
                 )?;
             }
-            for table in ["raw", "holes", "lost", "top", "top_minute"] {
+            for table in [
+                "raw",
+                "holes",
+                "lost",
+                "top",
+                "top_minute",
+                "rw_cursor",
+                "rw_late",
+            ] {
                 db.conn
                     .execute(&format!("DELETE FROM {table} WHERE host = ?1"), [cache.id])?;
             }

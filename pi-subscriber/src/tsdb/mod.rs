@@ -7,6 +7,7 @@
 //! - `minute` / `hour`: one row per series and hour (60 one-minute buckets) or day (24 one-hour
 //!   buckets) of min/max/sum/count/last of the gauge or of the counter's rate.
 //! - `top` / `top_minute`: the top-process lists, per sample and per minute's peak (`top.rs`).
+//! - `rw_cursor` / `rw_late`: remote write's place in the raw tier, per remote and host (`rw.rs`).
 //!
 //! Buckets are filled in memory while their row is open and written once when it closes (a
 //! minute row a few minutes after its hour, an hour row after its day), so a sample costs one
@@ -28,6 +29,7 @@ mod open;
 mod query;
 mod raw;
 pub mod rollup;
+mod rw;
 mod size;
 mod top;
 mod top_codec;
@@ -39,6 +41,7 @@ pub use holes::{Attempt, Fate, Hole, HoleStats, Lost};
 pub use limits::MAX_HISTORY_ROWS;
 pub use query::{QueryError, SeriesPoints, SeriesQuery, MAX_POINTS};
 pub use rollup::{Agg, Bucket, Retention, Tier};
+pub use rw::{RwMark, RwSample};
 pub use size::DiskStats;
 pub use top::{TopAnswer, TopList};
 
@@ -55,6 +58,8 @@ pub struct TsdbError {
 
 #[cfg(test)]
 mod full_tests;
+#[cfg(test)]
+mod rw_tests;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]

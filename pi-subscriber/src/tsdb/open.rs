@@ -51,6 +51,7 @@ impl Tsdb {
         conn.execute_batch(SCHEMA).map_err(err)?;
         conn.execute_batch(super::holes::SCHEMA).map_err(err)?;
         conn.execute_batch(super::top::SCHEMA).map_err(err)?;
+        conn.execute_batch(super::rw::SCHEMA).map_err(err)?;
         let mut db = Tsdb {
             conn,
             path: path.to_owned(),
@@ -64,6 +65,7 @@ impl Tsdb {
             tx: Default::default(),
             stats: TsdbStats::default(),
             max_series_total: usize::MAX,
+            rw: Default::default(),
         };
         db.load().map_err(err)?;
         db.load_holes().map_err(err)?;

@@ -151,7 +151,11 @@ impl Tsdb {
         self.series.clear();
         self.open.clear();
         let now = self.tx.now_ms;
-        if let Err(error) = self.load().and_then(|()| self.rebuild(now)) {
+        if let Err(error) = self
+            .load()
+            .and_then(|()| self.rebuild(now))
+            .and_then(|()| self.rw_reload())
+        {
             tracing::warn!(%error, db = %self.path.display(), "cannot reload the history after a rollback");
         }
         tracing::warn!(db = %self.path.display(), unsaved_holes = self.tx.unsaved.len(), "history transaction rolled back: its samples will be backfilled");

@@ -18,6 +18,7 @@ pub mod homeassistant;
 pub mod mqtt_tools;
 pub mod netns;
 pub mod prometheus;
+pub mod receivers;
 
 /// A running pi-subscriber; killed when dropped.
 pub struct Subscriber {
@@ -103,5 +104,6 @@ pub fn app_state(capacity: usize) -> AppState {
         alerts: None,
         homeassistant: None,
         jobs: Default::default(),
+        remote_write: Default::default(),
     }
 }

@@ -50,8 +50,11 @@ impl Engine {
         let before = self.alerts.len();
         // An expected job's alerts live as long as its judgment (a job on any host that never
         // ran has no known host).
-        self.alerts
-            .retain(|(h, r, _), _| known.contains(h.as_str()) || super::expected::is_job_rule(r));
+        self.alerts.retain(|(h, r, _), _| {
+            known.contains(h.as_str())
+                || super::expected::is_job_rule(r)
+                || r == super::remote::RULE
+        });
         self.boots.retain(|h, _| known.contains(h.as_str()));
         self.heard.retain(|h, _| known.contains(h.as_str()));
         self.max_ages.retain(|h, _| known.contains(h.as_str()));

@@ -1,0 +1,342 @@
+//! The history as remote write's queue: per remote and host, a cursor (the newest sample the
+//! receiver acknowledged, in time order) persisted in `rw_cursor`; a sample stored behind a
+//! cursor (a backfill that came late) is queued in `rw_late` in its own transaction, so it is
+//! sent too, after the fact. A host's stream is held back at an open hole for up to
+//! `hold_ms` after the hole opened, so that a backfill that fills it quickly is sent in order
+//! (a receiver without an out-of-order window takes it all).
+//!
+//! A remote registered for the first time starts at each known host's newest sample (the
+//! receiver is not sent 48 h of history it never asked for); a host first seen later starts
+//! at its first sample. Samples the raw tier let go before they were sent are not sent.
+
+use std::collections::HashMap;
+
+use rusqlite::{params, OptionalExtension};
+
+use super::codec;
+use super::db::Tsdb;
+use super::TsdbError;
+use crate::registry::Value;
+
+pub(super) const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS rw_cursor (
+    remote TEXT NOT NULL, host INTEGER NOT NULL, ts INTEGER NOT NULL, seq INTEGER NOT NULL,
+    PRIMARY KEY (remote, host)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS rw_late (
+    remote TEXT NOT NULL, host INTEGER NOT NULL, ts INTEGER NOT NULL, seq INTEGER NOT NULL,
+    PRIMARY KEY (remote, host, ts, seq)) WITHOUT ROWID;
+";
+
+/// The position before every sample.
+const START: (i64, i64) = (i64::MIN, i64::MIN);
+
+/// One stored sample to send: its host, time and values by (registry index, label).
+#[derive(Debug, Clone, PartialEq)]
+pub struct RwSample {
+    pub host: String,
+    pub ts_ms: i64,
+    pub values: Vec<(usize, String, Value)>,
+}
+
+/// What acknowledges a batch.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct RwMark {
+    /// New cursors: host id → (ts, seq).
+    cursors: Vec<(i64, (i64, i64))>,
+    /// Late rows sent: (host id, ts, seq).
+    late: Vec<(i64, i64, i64)>,
+}
+
+/// The cursors of the registered remotes: remote → host id → (ts, seq).
+pub(super) type Cursors = HashMap<String, HashMap<i64, (i64, i64)>>;
+
+impl Tsdb {
+    /// Registers a remote (at start-up): loads its cursors; on its first registration each
+    /// known host's cursor is set at its newest sample. Commits.
+    pub fn rw_register(&mut self, remote: &str) -> Result<(), TsdbError> {
+        let run = |db: &mut Tsdb| -> rusqlite::Result<()> {
+            let mut cursors = HashMap::new();
+            {
+                let mut stmt = db
+                    .conn
+                    .prepare("SELECT host, ts, seq FROM rw_cursor WHERE remote = ?1")?;
+                let rows = stmt.query_map([remote], |r| Ok((r.get(0)?, (r.get(1)?, r.get(2)?))))?;
+                for row in rows {
+                    let (host, at): (i64, (i64, i64)) = row?;
+                    cursors.insert(host, at);
+                }
+            }
+            let first = cursors.is_empty();
+            db.begin()?;
+            let ids: Vec<i64> = db.hosts.values().map(|h| h.id).collect();
+            for id in ids {
+                if cursors.contains_key(&id) {
+                    continue;
+                }
+                let newest: Option<(i64, i64)> = if first {
+                    db.conn
+                        .query_row(
+                            "SELECT ts, seq FROM raw WHERE host = ?1 ORDER BY ts DESC, seq DESC LIMIT 1",
+                            [id],
+                            |r| Ok((r.get(0)?, r.get(1)?)),
+                        )
+                        .optional()?
+                } else {
+                    None
+                };
+                let at = newest.unwrap_or(START);
+                db.conn.execute(
+                    "INSERT OR REPLACE INTO rw_cursor (remote, host, ts, seq) VALUES (?1, ?2, ?3, ?4)",
+                    params![remote, id, at.0, at.1],
+                )?;
+                cursors.insert(id, at);
+            }
+            db.rw.insert(remote.to_owned(), cursors);
+            Ok(())
+        };
+        if let Err(e) = run(self) {
+            let error = self.err(e);
+            self.roll_back();
+            return Err(error);
+        }
+        self.commit()
+    }
+
+    /// Reloads every registered remote's cursors from the database (after a rollback undid
+    /// acknowledgements the memory had already taken).
+    pub(super) fn rw_reload(&mut self) -> rusqlite::Result<()> {
+        let remotes: Vec<String> = self.rw.keys().cloned().collect();
+        for remote in remotes {
+            let mut cursors = HashMap::new();
+            let mut stmt = self
+                .conn
+                .prepare("SELECT host, ts, seq FROM rw_cursor WHERE remote = ?1")?;
+            let rows = stmt.query_map([&remote], |r| Ok((r.get(0)?, (r.get(1)?, r.get(2)?))))?;
+            for row in rows {
+                let (host, at): (i64, (i64, i64)) = row?;
+                cursors.insert(host, at);
+            }
+            drop(stmt);
+            self.rw.insert(remote, cursors);
+        }
+        Ok(())
+    }
+
+    /// At ingest (in the sample's transaction): queues a sample stored behind a remote's
+    /// cursor for that remote.
+    pub(super) fn rw_stored(&mut self, host: i64, ts_ms: i64, seq: u64) -> rusqlite::Result<()> {
+        let at = (ts_ms, seq as i64);
+        for (remote, cursors) in &self.rw {
+            if cursors.get(&host).is_some_and(|c| at <= *c) {
+                self.conn
+                    .prepare_cached(
+                        "INSERT OR IGNORE INTO rw_late (remote, host, ts, seq) VALUES (?1, ?2, ?3, ?4)",
+                    )?
+                    .execute(params![remote, host, at.0, at.1])?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The next samples for `remote` (`max` at most, each host's in time order): late ones
+    /// first, then each wanted host's after its cursor, up to an open hole younger than
+    /// `hold_ms`.
+    pub fn rw_next(
+        &mut self,
+        remote: &str,
+        wanted: impl Fn(&str) -> bool,
+        max: usize,
+        hold_ms: i64,
+        now_ms: i64,
+    ) -> Result<Option<(Vec<RwSample>, RwMark)>, TsdbError> {
+        self.rw_next_inner(remote, &wanted, max.max(1), hold_ms, now_ms)
+            .map_err(|e| self.err(e))
+    }
+
+    fn rw_next_inner(
+        &mut self,
+        remote: &str,
+        wanted: &dyn Fn(&str) -> bool,
+        max: usize,
+        hold_ms: i64,
+        now_ms: i64,
+    ) -> rusqlite::Result<Option<(Vec<RwSample>, RwMark)>> {
+        let Some(cursors) = self.rw.get(remote).cloned() else {
+            return Ok(None);
+        };
+        let names: HashMap<i64, String> = self
+            .hosts
+            .iter()
+            .filter(|(name, _)| wanted(name))
+            .map(|(name, h)| (h.id, name.clone()))
+            .collect();
+        let mut out = Vec::new();
+        let mut mark = RwMark::default();
+        // Late samples first (they are older than what was sent).
+        let late: Vec<(i64, i64, i64)> = {
+            let mut stmt = self.conn.prepare_cached(
+                "SELECT host, ts, seq FROM rw_late WHERE remote = ?1 ORDER BY host, ts, seq LIMIT ?2",
+            )?;
+            let rows = stmt.query_map(params![remote, max as i64], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+            })?;
+            rows.collect::<rusqlite::Result<_>>()?
+        };
+        for (host, ts, seq) in late {
+            mark.late.push((host, ts, seq));
+            let Some(name) = names.get(&host) else {
+                continue;
+            };
+            let data: Option<Vec<u8>> = self
+                .conn
+                .prepare_cached("SELECT data FROM raw WHERE host = ?1 AND ts = ?2 AND seq = ?3")?
+                .query_row(params![host, ts, seq], |r| r.get(0))
+                .optional()?;
+            if let Some(data) = data {
+                out.push(self.rw_sample(name, ts, &data));
+            }
+        }
+        if !mark.late.is_empty() {
+            return Ok(Some((out, mark)));
+        }
+        // Then each host after its cursor, a share of the batch each, so that a long backlog
+        // goes out beside the other hosts' live samples.
+        let mut hosts: Vec<(i64, String)> = names.into_iter().collect();
+        hosts.sort();
+        let share = (max / hosts.len().max(1)).max(1);
+        for (host, name) in hosts {
+            let from = cursors.get(&host).copied().unwrap_or(START);
+            let until = self.rw_horizon(host, from.0, hold_ms, now_ms)?;
+            let room = share.min(max.saturating_sub(out.len()));
+            if room == 0 {
+                break;
+            }
+            let rows: Vec<(i64, i64, Vec<u8>)> = {
+                let mut stmt = self.conn.prepare_cached(
+                    "SELECT ts, seq, data FROM raw WHERE host = ?1 AND (ts > ?2 OR (ts = ?2 AND seq > ?3))
+                     AND ts <= ?4 ORDER BY ts, seq LIMIT ?5",
+                )?;
+                let rows = stmt
+                    .query_map(params![host, from.0, from.1, until, room as i64], |r| {
+                        Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+                    })?;
+                rows.collect::<rusqlite::Result<_>>()?
+            };
+            let Some(&(ts, seq, _)) = rows.last() else {
+                continue;
+            };
+            mark.cursors.push((host, (ts, seq)));
+            for (ts, _, data) in rows {
+                out.push(self.rw_sample(&name, ts, &data));
+            }
+        }
+        Ok((!mark.cursors.is_empty()).then_some((out, mark)))
+    }
+
+    /// The newest time a host's samples may be sent up to: just before the oldest hole that
+    /// opened within `hold_ms` and lies after `from_ts` (a backfill may still fill it).
+    fn rw_horizon(
+        &self,
+        host: i64,
+        from_ts: i64,
+        hold_ms: i64,
+        now_ms: i64,
+    ) -> rusqlite::Result<i64> {
+        let hole: Option<i64> = self
+            .conn
+            .prepare_cached(
+                "SELECT MIN(after_ts) FROM holes WHERE host = ?1 AND opened > ?2 AND before_ts > ?3",
+            )?
+            .query_row(params![host, now_ms.saturating_sub(hold_ms), from_ts], |r| r.get(0))?;
+        Ok(hole.unwrap_or(i64::MAX))
+    }
+
+    fn rw_sample(&self, host: &str, ts_ms: i64, data: &[u8]) -> RwSample {
+        let values = codec::decode_sample(data)
+            .into_iter()
+            .filter_map(|(id, v)| {
+                let (_, m, label) = self.series.get(&id)?;
+                Some((*m, label.clone(), v))
+            })
+            .collect();
+        RwSample {
+            host: host.to_owned(),
+            ts_ms,
+            values,
+        }
+    }
+
+    /// The batch is done with: cursors move, late rows go (in the open transaction; the
+    /// history writer commits it within a second).
+    pub fn rw_ack(&mut self, remote: &str, mark: RwMark) -> Result<(), TsdbError> {
+        let run = |db: &mut Tsdb| -> rusqlite::Result<()> {
+            db.begin()?;
+            for (host, ts, seq) in &mark.late {
+                db.conn
+                    .prepare_cached(
+                        "DELETE FROM rw_late WHERE remote = ?1 AND host = ?2 AND ts = ?3 AND seq = ?4",
+                    )?
+                    .execute(params![remote, host, ts, seq])?;
+            }
+            for (host, at) in &mark.cursors {
+                db.conn
+                    .prepare_cached(
+                        "INSERT OR REPLACE INTO rw_cursor (remote, host, ts, seq) VALUES (?1, ?2, ?3, ?4)",
+                    )?
+                    .execute(params![remote, host, at.0, at.1])?;
+                if let Some(c) = db.rw.get_mut(remote) {
+                    c.insert(*host, *at);
+                }
+            }
+            Ok(())
+        };
+        run(self).map_err(|e| {
+            let error = self.err(e);
+            self.roll_back();
+            error
+        })
+    }
+
+    /// Samples not yet sent to `remote` (wanted hosts), and how far the oldest is behind its
+    /// host's newest (seconds).
+    pub fn rw_backlog(
+        &self,
+        remote: &str,
+        wanted: impl Fn(&str) -> bool,
+    ) -> Result<(u64, f64), TsdbError> {
+        let run = || -> rusqlite::Result<(u64, f64)> {
+            let Some(cursors) = self.rw.get(remote) else {
+                return Ok((0, 0.0));
+            };
+            let mut samples: u64 = self.conn.query_row(
+                "SELECT COUNT(*) FROM rw_late WHERE remote = ?1",
+                [remote],
+                |r| r.get::<_, i64>(0),
+            )? as u64;
+            let mut behind_ms = 0i64;
+            for (name, h) in &self.hosts {
+                if !wanted(name) {
+                    continue;
+                }
+                let from = cursors.get(&h.id).copied().unwrap_or(START);
+                let (n, first, newest): (i64, Option<i64>, Option<i64>) = self
+                    .conn
+                    .prepare_cached(
+                        "SELECT COUNT(*), MIN(ts), (SELECT MAX(ts) FROM raw WHERE host = ?1) FROM raw
+                         WHERE host = ?1 AND (ts > ?2 OR (ts = ?2 AND seq > ?3))",
+                    )?
+                    .query_row(params![h.id, from.0, from.1], |r| {
+                        Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+                    })?;
+                samples += n.max(0) as u64;
+                if let (Some(first), Some(newest)) = (first, newest) {
+                    // The oldest unsent sample is this far behind what the host has now.
+                    let last_sent = if from.0 == START.0 { first } else { from.0 };
+                    behind_ms = behind_ms.max(newest.saturating_sub(last_sent));
+                }
+            }
+            Ok((samples, behind_ms as f64 / 1000.0))
+        };
+        run().map_err(|e| self.err(e))
+    }
+}

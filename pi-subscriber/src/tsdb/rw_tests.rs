@@ -1,0 +1,148 @@
+//! The history as remote write's queue: cursors, late samples, the hold at a hole, a rollback.
+
+use broker::{Cpu, Snapshot};
+
+use super::rollup::{DAY_MS, HOUR_MS};
+use super::*;
+
+const T0: i64 = 1_700_006_400_000;
+
+fn retention() -> Retention {
+    Retention {
+        raw_ms: 48 * HOUR_MS,
+        minute_ms: 14 * DAY_MS,
+        hour_ms: 730 * DAY_MS,
+    }
+}
+
+fn snap(host: &str, seq: u64) -> Snapshot {
+    Snapshot {
+        host: host.into(),
+        seq,
+        ts_ms: T0 + 15_000 * seq as i64,
+        boot_id: Some("b".into()),
+        cpu: Some(Cpu {
+            usage_percent: Some(seq as f64),
+            ..Cpu::default()
+        }),
+        ..Snapshot::default()
+    }
+}
+
+fn next(db: &mut Tsdb, max: usize, hold_ms: i64, now: i64) -> (Vec<(String, i64)>, Option<RwMark>) {
+    match db.rw_next("r", |_| true, max, hold_ms, now).unwrap() {
+        Some((samples, mark)) => (
+            samples.into_iter().map(|s| (s.host, s.ts_ms)).collect(),
+            Some(mark),
+        ),
+        None => (Vec::new(), None),
+    }
+}
+
+fn at(seq: i64) -> i64 {
+    T0 + 15_000 * seq
+}
+
+fn hole(after: u64, before: u64) -> Hole {
+    Hole {
+        host: "tower".into(),
+        after_seq: after,
+        before_seq: before,
+        after_ts_ms: at(after as i64),
+        before_ts_ms: at(before as i64),
+        tries: 0,
+    }
+}
+
+#[test]
+fn a_new_remote_starts_at_the_newest_and_a_new_host_at_its_first() {
+    let mut db = Tsdb::open_in_memory(retention(), 500, T0).unwrap();
+    for seq in 1..=3 {
+        db.ingest(&snap("tower", seq), true, at(seq as i64))
+            .unwrap();
+    }
+    db.commit().unwrap();
+    db.rw_register("r").unwrap();
+    assert_eq!(
+        next(&mut db, 100, 0, at(3)),
+        (vec![], None),
+        "not 48 h of history"
+    );
+    db.ingest(&snap("tower", 4), true, at(4)).unwrap();
+    db.ingest(&snap("nas", 1), true, at(1)).unwrap();
+    let (mut got, mark) = next(&mut db, 100, 0, at(4));
+    got.sort();
+    assert_eq!(got, vec![("nas".into(), at(1)), ("tower".into(), at(4))]);
+    db.rw_ack("r", mark.unwrap()).unwrap();
+    assert_eq!(next(&mut db, 100, 0, at(4)).0, vec![]);
+    assert_eq!(db.rw_backlog("r", |_| true).unwrap(), (0, 0.0));
+}
+
+#[test]
+fn a_sample_stored_behind_the_cursor_is_sent_after_the_fact_and_a_hole_holds_the_stream() {
+    let mut db = Tsdb::open_in_memory(retention(), 500, T0).unwrap();
+    db.rw_register("r").unwrap();
+    for seq in [1, 2] {
+        db.ingest(&snap("tower", seq), true, at(seq as i64))
+            .unwrap();
+    }
+    let (got, mark) = next(&mut db, 100, 0, at(2));
+    assert_eq!(got.len(), 2);
+    db.rw_ack("r", mark.unwrap()).unwrap();
+    // Seq 5 arrives live: a hole (3, 4) opens. Held while it is young…
+    db.ingest(&snap("tower", 5), true, at(5)).unwrap();
+    db.add_hole(&hole(2, 5), at(5)).unwrap();
+    assert_eq!(
+        next(&mut db, 100, 60_000, at(5)).0,
+        vec![],
+        "held at the hole"
+    );
+    assert_eq!(db.rw_backlog("r", |_| true).unwrap().0, 1);
+    // …the backfill fills it: all three go, in order.
+    for seq in [3, 4] {
+        db.ingest(&snap("tower", seq), false, at(6)).unwrap();
+    }
+    let fate = db
+        .settle_hole(
+            &hole(2, 5),
+            &Attempt::Answered {
+                newest_seq: Some(5),
+            },
+            at(6),
+        )
+        .unwrap();
+    assert_eq!(fate, Fate::Filled);
+    let (got, mark) = next(&mut db, 100, 60_000, at(6));
+    assert_eq!(
+        got.iter().map(|g| g.1).collect::<Vec<_>>(),
+        vec![at(3), at(4), at(5)]
+    );
+    db.rw_ack("r", mark.unwrap()).unwrap();
+    // Past the hold, the stream goes on; what a late backfill brings is sent after the fact.
+    db.ingest(&snap("tower", 8), true, at(8)).unwrap();
+    db.add_hole(&hole(5, 8), at(8)).unwrap();
+    let (got, mark) = next(&mut db, 100, 60_000, at(8) + 61_000);
+    assert_eq!(got, vec![("tower".into(), at(8))]);
+    db.rw_ack("r", mark.unwrap()).unwrap();
+    db.ingest(&snap("tower", 6), false, at(9)).unwrap();
+    let (got, mark) = next(&mut db, 100, 60_000, at(9));
+    assert_eq!(got, vec![("tower".into(), at(6))], "late, first");
+    db.rw_ack("r", mark.unwrap()).unwrap();
+    assert_eq!(next(&mut db, 100, 60_000, at(9) + 61_000).0, vec![]);
+}
+
+#[test]
+fn a_rollback_puts_the_cursor_back_where_the_database_has_it() {
+    let mut db = Tsdb::open_in_memory(retention(), 500, T0).unwrap();
+    db.rw_register("r").unwrap();
+    db.ingest(&snap("tower", 1), true, at(1)).unwrap();
+    db.commit().unwrap();
+    let (_, mark) = next(&mut db, 100, 0, at(1));
+    db.rw_ack("r", mark.unwrap()).unwrap();
+    db.roll_back();
+    // The acknowledgement was rolled back: the sample is sent again (at least once).
+    assert_eq!(
+        next(&mut db, 100, 0, at(1)).0,
+        vec![("tower".into(), at(1))]
+    );
+}
