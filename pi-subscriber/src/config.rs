@@ -17,8 +17,9 @@ pub mod alerts;
 pub mod bytes;
 pub mod homeassistant;
 pub mod jobs;
-pub mod remote_write;
 pub mod self_watch;
+/// `[[remote_write]]` (the `remote-write` crate's, shared with the publisher).
+pub use remote_write::settings as remote_write;
 
 pub use homeassistant::HomeAssistantSettings;
 
@@ -445,7 +446,8 @@ impl Settings {
         self.self_watch
             .validate()
             .map_err(|(key, reason)| invalid(key, reason))?;
-        remote_write::validate(&self.remote_write)
+        let known = |m: &str| crate::registry::metric(m).is_some_and(|m| m.prom.is_some());
+        remote_write::validate(&self.remote_write, &known)
             .map_err(|(key, reason)| invalid(Box::leak(key.into_boxed_str()), reason))?;
         self.jobs
             .expectations()
@@ -477,16 +479,7 @@ impl Settings {
         if printable.http.admin_token.is_some() {
             printable.http.admin_token = Some("<redacted>".into());
         }
-        for r in &mut printable.remote_write {
-            for secret in [&mut r.password, &mut r.bearer_token] {
-                if secret.is_some() {
-                    *secret = Some("<redacted>".into());
-                }
-            }
-            for v in r.headers.values_mut() {
-                *v = "<redacted>".into();
-            }
-        }
+        printable.remote_write = self.remote_write.iter().map(|r| r.redacted()).collect();
         toml::to_string_pretty(&printable)
             .unwrap_or_else(|e| format!("# cannot print settings: {e}"))
     }

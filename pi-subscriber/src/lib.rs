@@ -17,7 +17,8 @@ pub mod mqtt;
 pub mod poller;
 pub mod prometheus;
 pub mod rates;
-pub mod registry;
+/// The one metric model (the `metric-registry` crate, shared with the publisher's remote write).
+pub use metric_registry as registry;
 pub mod remote_write;
 pub mod sanitize;
 pub mod seed;

@@ -14,12 +14,10 @@ use remote_write::shipper::Settings as ShipperSettings;
 use remote_write::{Batch, Client, EndpointError, Queue, RemoteStats, Shipper, ShipperHandle};
 
 use crate::config::remote_write::RemoteWriteSettings;
-use crate::registry::{Value, METRICS};
+use crate::registry::{SentSeries, Value, METRICS};
 use crate::store::SharedStore;
 use crate::tsdb::{RwMark, RwSample};
 
-/// The `job` label of every series sent.
-pub const JOB: &str = "server-analytics";
 /// Stored samples read per batch at most (each holds ~60 series of a tower-sized host).
 const ROWS_PER_SAMPLE_BUDGET: usize = 40;
 
@@ -37,26 +35,9 @@ impl RemoteWrites {
     }
 }
 
-/// A series as sent: its name, its labels, its value in the family's base unit.
-pub type SentSeries = (String, Vec<(&'static str, String)>, f64);
-
-/// One registry value as the series it is sent as: its name and labels, and its value in the
-/// family's base unit; `None` for a metric without a Prometheus family, or a total the family
-/// leaves to PromQL's `sum`.
+/// One registry value as the series it is sent as (see [`crate::registry::Metric::series`]).
 pub fn series(host: &str, metric: usize, label: &str, value: Value) -> Option<SentSeries> {
-    let m = METRICS.get(metric)?;
-    let p = m.prom?;
-    let mut labels = vec![("host", host.to_owned()), ("job", JOB.to_owned())];
-    match (p.per_device, label.is_empty()) {
-        (None, true) => {}
-        (Some(name), false) => labels.push((name, label.to_owned())),
-        _ => return None,
-    }
-    let v = match value {
-        Value::Gauge(g) => p.scale.apply(g),
-        Value::Counter(c) => p.scale.apply(c as f64),
-    };
-    Some((crate::prometheus::series_name(m)?, labels, v))
+    METRICS.get(metric)?.series(host, label, value)
 }
 
 /// The queue of one remote over the store.

@@ -43,6 +43,8 @@ pub struct Settings {
     pub processes: ProcessSettings,
     /// MQTT: the embedded broker, or the external one to publish to.
     pub broker: broker::BrokerSettings,
+    /// Receivers fed with every sample from the ring (`crate::remote_write`).
+    pub remote_write: Vec<remote_write::RemoteWriteSettings>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -157,6 +159,7 @@ impl Default for Settings {
             units: UnitsSettings::default(),
             processes: ProcessSettings::default(),
             broker: broker::BrokerSettings::default(),
+            remote_write: Vec::new(),
         }
     }
 }
@@ -290,6 +293,11 @@ impl Settings {
             return Err(invalid("thermal.exclude_chips", e));
         }
         self.filesystems.validate()?;
+        let known = |m: &str| metric_registry::metric(m).is_some_and(|m| m.prom.is_some());
+        remote_write::settings::validate(&self.remote_write, &known)
+            // The key names the receiver's index (`remote_write[1].url`); leaked once, on the
+            // error that ends the program.
+            .map_err(|(key, reason)| invalid(Box::leak(key.into_boxed_str()), reason))?;
         Ok(())
     }
 
@@ -327,6 +335,7 @@ impl Settings {
     pub fn to_toml(&self) -> String {
         let mut printable = self.clone();
         printable.broker = self.broker.redacted();
+        printable.remote_write = self.remote_write.iter().map(|r| r.redacted()).collect();
         toml::to_string_pretty(&printable)
             .unwrap_or_else(|e| format!("# cannot print settings: {e}"))
     }

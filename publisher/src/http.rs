@@ -41,6 +41,8 @@ pub struct AppState {
     /// When the daemon started: it is healthy, not stale, while its first samples come in.
     pub started: Instant,
     pub request_timeout: Duration,
+    /// The remote write receivers (empty: none configured); they stop with the last clone.
+    pub remote_write: Arc<Vec<remote_write::ShipperHandle>>,
 }
 
 pub use daemon_kit::http_error::AppError;
@@ -203,6 +205,9 @@ struct Health {
     mqtt: Option<MqttStats>,
     /// Embedded broker only.
     broker: Option<broker::retain::RetainStats>,
+    /// Each remote write receiver's counters and backlog (absent when none is configured).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    remote_write: Vec<remote_write::RemoteStats>,
 }
 
 async fn health(State(state): State<AppState>) -> Response {
@@ -229,6 +234,7 @@ async fn health(State(state): State<AppState>) -> Response {
         stats,
         mqtt: state.mqtt.as_ref().map(Stats::snapshot),
         broker: state.broker.as_ref().map(Stats::snapshot),
+        remote_write: state.remote_write.iter().map(|h| h.stats()).collect(),
     };
     let status = if fresh {
         StatusCode::OK

@@ -11,6 +11,7 @@ pub mod job;
 pub mod mqtt;
 pub mod owner;
 pub mod redact;
+pub mod remote_write;
 pub mod ring;
 pub mod sampler;
 pub mod shared_ring;
@@ -131,6 +132,14 @@ pub async fn run(
             .then(crate::units::UnitsReader::default),
     };
     let sampler = tokio::spawn(sampler.run(shutdown.clone()));
+    // Remote write: a shipper per receiver, the ring its queue (they stop when dropped).
+    let remotes = remote_write::start(
+        &settings.remote_write,
+        &ring,
+        &settings.data_dir,
+        next_seq.checked_sub(1).filter(|s| *s > 0),
+        settings.sampler.interval,
+    )?;
 
     let state = http::AppState {
         host: settings.host.as_str().into(),
@@ -143,6 +152,7 @@ pub async fn run(
         broker: retained,
         started: tokio::time::Instant::now(),
         request_timeout: settings.http.request_timeout,
+        remote_write: std::sync::Arc::new(remotes),
     };
     tracing::info!(
         http = %listener.local_addr()?,

@@ -42,6 +42,7 @@ fn fixture(interval: Duration) -> Fixture {
         broker: None,
         started: Instant::now(),
         request_timeout: Duration::from_secs(5),
+        remote_write: Default::default(),
     };
     Fixture {
         _dir: dir,

@@ -10,8 +10,10 @@ pub mod backoff;
 pub mod batch;
 pub mod client;
 pub mod proto;
+pub mod settings;
 pub mod shipper;
 
 pub use batch::Batch;
 pub use client::{Client, Endpoint, EndpointError, Outcome};
+pub use settings::RemoteWriteSettings;
 pub use shipper::{Queue, RemoteStats, Shipper, ShipperHandle};

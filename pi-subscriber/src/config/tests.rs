@@ -108,3 +108,25 @@ fn the_shipped_example_config_is_valid() {
     assert_eq!(s.mqtt.host, "10.8.0.1");
     assert!(s.to_toml().contains("<redacted>"));
 }
+
+#[test]
+fn every_builtin_rule_the_registry_names_has_levels_in_the_config() {
+    let b = crate::config::alerts::Builtin::default();
+    let named: Vec<&str> = crate::registry::METRICS
+        .iter()
+        .filter_map(|m| m.alert)
+        .collect();
+    assert_eq!(
+        named,
+        [
+            "memory_used",
+            "cpu_temp",
+            "filesystem_used",
+            "under_voltage",
+            "unit_failed"
+        ]
+    );
+    for name in named {
+        assert!(b.levels(name).is_some(), "[alerts.builtin.{name}]");
+    }
+}

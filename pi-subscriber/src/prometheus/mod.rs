@@ -204,23 +204,7 @@ impl Collector for StoreCollector {
     }
 }
 
-/// The prefix of every family.
-pub const PREFIX: &str = "server_analytics";
-
-/// A registry metric's full series name as a scrape shows it (and remote write sends it):
-/// the prefix, the family, its unit, `_total` for a counter; `None` without a family.
-pub fn series_name(m: &crate::registry::Metric) -> Option<String> {
-    let p = m.prom?;
-    let mut name = format!("{PREFIX}_{}", p.name);
-    if let Some(u) = p.unit {
-        name.push('_');
-        name.push_str(unit(u).as_str());
-    }
-    if matches!(m.kind, Kind::Counter(_)) {
-        name.push_str("_total");
-    }
-    Some(name)
-}
+use crate::registry::PREFIX;
 
 /// The registry behind `/prometheus`.
 pub fn registry(store: SharedStore, alerts: Option<crate::alerts::AlertsHandle>) -> Arc<Registry> {

@@ -1,4 +1,5 @@
-//! Real remote write receivers for the tests: Prometheus (Debian `prometheus`, started with
+//! Real remote write receivers for the tests (of both daemons: the publisher's include this
+//! file by path): Prometheus (Debian `prometheus`, started with
 //! `--web.enable-remote-write-receiver`, no out-of-order window) and VictoriaMetrics (Debian
 //! `victoria-metrics`), each on its own address and data directory, stoppable and restartable
 //! on the same ones; and what each holds, raw, for a series.
@@ -10,7 +11,15 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use super::prometheus::urlencode;
+/// A query string's value, percent-encoded.
+fn urlencode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'_' | b'-' | b'.' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Kind {

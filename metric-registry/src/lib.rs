@@ -369,9 +369,11 @@ mod extract;
 mod host;
 mod markdown;
 mod power;
+mod remote;
 mod system;
 pub use extract::used_percent;
 pub use markdown::markdown;
+pub use remote::{SentSeries, JOB, PREFIX};
 
 /// Every metric the Pi keeps, host-wide ones first. Append only: a host's record of metrics
 /// whose total must come from their own counter is persisted by index in this table.

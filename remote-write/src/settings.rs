@@ -1,12 +1,10 @@
-//! `[[remote_write]]`: receivers the Pi feeds with every sample (`crate::remote_write`).
+//! `[[remote_write]]`: a receiver, as both daemons' config files give it.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
-
-use crate::registry;
 
 /// Receivers at most.
 pub const MAX_REMOTES: usize = 8;
@@ -84,8 +82,13 @@ impl RemoteWriteSettings {
             .unwrap_or_else(|| "remote".into())
     }
 
-    /// A bad key and why (`remote_write[1].url`).
-    pub fn validate(&self, i: usize) -> Result<(), (String, String)> {
+    /// A bad key and why (`remote_write[1].url`); `known_metric` tells the metric names that
+    /// can be sent.
+    pub fn validate(
+        &self,
+        i: usize,
+        known_metric: &dyn Fn(&str) -> bool,
+    ) -> Result<(), (String, String)> {
         let key = |k: &str| format!("remote_write[{i}].{k}");
         let url = reqwest::Url::parse(&self.url).map_err(|e| (key("url"), e.to_string()))?;
         if !matches!(url.scheme(), "http" | "https") {
@@ -116,7 +119,7 @@ impl RemoteWriteSettings {
             broker::validate_host_id(h).map_err(|e| (key("hosts"), e.to_string()))?;
         }
         for m in &self.metrics {
-            if registry::metric(m).is_none_or(|m| m.prom.is_none()) {
+            if !known_metric(m) {
                 let shown: String = m.chars().take(64).collect();
                 return Err((
                     key("metrics"),
@@ -140,16 +143,30 @@ impl RemoteWriteSettings {
             return Err((key("hold"), "must be at most 1h".into()));
         }
         for k in self.headers.keys() {
-            if remote_write::client::PROTOCOL_HEADERS.contains(&k.to_ascii_lowercase().as_str()) {
+            if crate::client::PROTOCOL_HEADERS.contains(&k.to_ascii_lowercase().as_str()) {
                 return Err((key("headers"), format!("{k} is set by the protocol")));
             }
         }
         Ok(())
     }
 
+    /// A copy to print: password, token and header values redacted.
+    pub fn redacted(&self) -> Self {
+        let mut r = self.clone();
+        for secret in [&mut r.password, &mut r.bearer_token] {
+            if secret.is_some() {
+                *secret = Some("<redacted>".into());
+            }
+        }
+        for v in r.headers.values_mut() {
+            *v = "<redacted>".into();
+        }
+        r
+    }
+
     /// The sender's view of it.
-    pub fn endpoint(&self) -> remote_write::Endpoint {
-        remote_write::Endpoint {
+    pub fn endpoint(&self) -> crate::Endpoint {
+        crate::Endpoint {
             name: self.display_name(),
             url: self.url.clone(),
             basic_auth: self.username.clone().zip(self.password.clone()),
@@ -162,13 +179,16 @@ impl RemoteWriteSettings {
 }
 
 /// Every remote valid, at most [`MAX_REMOTES`], names distinct.
-pub fn validate(all: &[RemoteWriteSettings]) -> Result<(), (String, String)> {
+pub fn validate(
+    all: &[RemoteWriteSettings],
+    known_metric: &dyn Fn(&str) -> bool,
+) -> Result<(), (String, String)> {
     if all.len() > MAX_REMOTES {
         return Err(("remote_write".into(), format!("at most {MAX_REMOTES}")));
     }
     let mut names = std::collections::BTreeSet::new();
     for (i, r) in all.iter().enumerate() {
-        r.validate(i)?;
+        r.validate(i, known_metric)?;
         if !names.insert(r.display_name()) {
             return Err((
                 format!("remote_write[{i}].name"),

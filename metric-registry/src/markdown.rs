@@ -84,7 +84,7 @@ pub fn markdown() -> String {
         "# Metrics\n\
          \n\
          <!-- Generated from METRICS in pi-subscriber/src/registry.rs; do not edit. Regenerate with\n     \
-         UPDATE_DOCS=1 cargo test -p pi-subscriber --lib metrics_doc -->\n\
+         UPDATE_DOCS=1 cargo test -p metric-registry metrics_doc -->\n\
          \n\
          Every number the Pi keeps, as its registry declares it: the name is what `/series` and\n\
          alert rules take, and `GET /series/metrics` serves the same table.\n\
@@ -130,7 +130,7 @@ mod tests {
         assert!(
             on_disk == generated,
             "{PATH} differs from what the registry generates (from line {}); regenerate it \
-             with `UPDATE_DOCS=1 cargo test -p pi-subscriber --lib metrics_doc` and commit it",
+             with `UPDATE_DOCS=1 cargo test -p metric-registry metrics_doc` and commit it",
             first_difference + 1
         );
     }

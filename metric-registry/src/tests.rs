@@ -213,25 +213,6 @@ fn a_per_event_metric_divides_by_a_counter_of_the_same_label() {
 }
 
 #[test]
-fn every_builtin_rule_the_registry_names_has_levels_in_the_config() {
-    let b = crate::config::alerts::Builtin::default();
-    let named: Vec<&str> = METRICS.iter().filter_map(|m| m.alert).collect();
-    assert_eq!(
-        named,
-        [
-            "memory_used",
-            "cpu_temp",
-            "filesystem_used",
-            "under_voltage",
-            "unit_failed"
-        ]
-    );
-    for name in named {
-        assert!(b.levels(name).is_some(), "[alerts.builtin.{name}]");
-    }
-}
-
-#[test]
 fn one_per_mount_metric_has_home_assistant_hints() {
     // Home Assistant's per-mount sensor is that metric (`homeassistant::discovery::FILESYSTEM`).
     let per_mount: Vec<&str> = METRICS
