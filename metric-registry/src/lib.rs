@@ -369,6 +369,7 @@ mod extract;
 mod host;
 mod markdown;
 mod power;
+pub mod promql;
 mod remote;
 mod system;
 pub use extract::used_percent;

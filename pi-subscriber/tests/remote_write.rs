@@ -176,6 +176,43 @@ fn both_receivers_hold_exactly_the_pis_samples_and_rates() {
         }
     }
     assert_eq!(checked, 10);
+    // The shipped PromQL dashboard: every query answers in both receivers, the CPU panel with
+    // the Pi's own value.
+    let dash: Value = serde_json::from_str(
+        &std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../configs/grafana/dashboards/server-analytics-promql.json"),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    let no_temp = m["thermal"]["cpu_temp_c"].is_null();
+    let (t, cpu) = *pi.iter().rev().find(|p| p.0 <= upto).unwrap();
+    let mut queried = 0;
+    for panel in dash["panels"].as_array().unwrap() {
+        for target in panel["targets"].as_array().unwrap() {
+            let e = target["expr"].as_str().unwrap();
+            if no_temp && e.contains("temperature") {
+                continue;
+            }
+            let q = e
+                .replace("$host", "testhost")
+                .replace("$__rate_interval", "1m");
+            for r in [&prom, &vm] {
+                let v = r.instant(&q, t);
+                assert!(
+                    v.is_some(),
+                    "{:?}: no answer to the dashboard's {q}",
+                    r.kind
+                );
+                if q.starts_with("server_analytics_cpu_usage_ratio") {
+                    assert!((v.unwrap() - cpu).abs() < 1e-9, "{q}: {v:?} vs {cpu}");
+                }
+                queried += 1;
+            }
+        }
+    }
+    assert!(queried >= 16, "{queried} queries");
     for name in ["prom", "vm"] {
         let h = health_remote(&s, name);
         assert_eq!(h["samples_dropped_total"], 0, "{h}");

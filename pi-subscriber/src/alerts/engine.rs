@@ -310,6 +310,34 @@ impl Engine {
         n
     }
 
+    /// Starts an alert that fires at once (no `for`): the judged rules (expected jobs, remote
+    /// write), whose condition is decided outside the engine.
+    fn fire_now(
+        &mut self,
+        key: Key,
+        severity: Severity,
+        value: f64,
+        threshold: Option<f64>,
+        now_ms: i64,
+    ) -> Option<Notice> {
+        let alert = Alert {
+            host: key.0.clone(),
+            rule: key.1.clone(),
+            label: key.2.clone(),
+            phase: Phase::Pending,
+            severity,
+            value: Some(value),
+            threshold,
+            pending_since_ms: now_ms,
+            firing_since_ms: None,
+            for_ms: 0,
+            notified_ms: None,
+            unseen_since_ms: None,
+        };
+        self.alerts.insert(key.clone(), alert);
+        self.fire(&key, now_ms)
+    }
+
     fn fire(&mut self, key: &Key, now_ms: i64) -> Option<Notice> {
         let mut a = self.alerts.get(key)?.clone();
         a.phase = Phase::Firing;

@@ -66,8 +66,19 @@ impl Tsdb {
                     cursors.insert(host, at);
                 }
             }
-            let first = cursors.is_empty();
+            // First registration: no record of the remote (not "no cursors": a remote
+            // registered before any host existed has none, and must keep every sample).
+            let key = format!("rw:{remote}");
+            let first = db
+                .conn
+                .query_row("SELECT 1 FROM meta WHERE key = ?1", [&key], |_| Ok(()))
+                .optional()?
+                .is_none();
             db.begin()?;
+            db.conn.execute(
+                "INSERT OR IGNORE INTO meta (key, value) VALUES (?1, 1)",
+                [&key],
+            )?;
             let ids: Vec<i64> = db.hosts.values().map(|h| h.id).collect();
             for id in ids {
                 if cursors.contains_key(&id) {

@@ -132,6 +132,24 @@ fn a_sample_stored_behind_the_cursor_is_sent_after_the_fact_and_a_hole_holds_the
 }
 
 #[test]
+fn a_remote_registered_before_any_host_keeps_every_sample_across_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("h.sqlite");
+    let mut db = Tsdb::open(&path, retention(), 500, T0).unwrap();
+    db.rw_register("r").unwrap();
+    for seq in 1..=3 {
+        db.ingest(&snap("tower", seq), true, at(seq as i64))
+            .unwrap();
+    }
+    db.commit().unwrap();
+    drop(db);
+    // The receiver was down all along; the Pi restarts: nothing is skipped.
+    let mut db = Tsdb::open(&path, retention(), 500, at(3)).unwrap();
+    db.rw_register("r").unwrap();
+    assert_eq!(next(&mut db, 100, 0, at(3)).0.len(), 3);
+}
+
+#[test]
 fn a_rollback_puts_the_cursor_back_where_the_database_has_it() {
     let mut db = Tsdb::open_in_memory(retention(), 500, T0).unwrap();
     db.rw_register("r").unwrap();

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeSet;
 
-use super::{Alert, Engine, Key, Notice, Phase};
+use super::{Engine, Key, Notice};
 use crate::alerts::config::Severity;
 use crate::jobs::Status;
 
@@ -59,24 +59,7 @@ impl Engine {
                     a.value = Some(value);
                     continue;
                 }
-                self.alerts.insert(
-                    key.clone(),
-                    Alert {
-                        host: s.host.clone(),
-                        rule: rule.into(),
-                        label: s.name.clone(),
-                        phase: Phase::Pending,
-                        severity: Severity::Warning,
-                        value: Some(value),
-                        threshold,
-                        pending_since_ms: now_ms,
-                        firing_since_ms: None,
-                        for_ms: 0,
-                        notified_ms: None,
-                        unseen_since_ms: None,
-                    },
-                );
-                out.extend(self.fire(&key, now_ms));
+                out.extend(self.fire_now(key, Severity::Warning, value, threshold, now_ms));
             }
         }
         let gone: Vec<Key> = self

@@ -4,7 +4,7 @@
 
 use std::collections::BTreeSet;
 
-use super::{Alert, Engine, Key, Notice, Phase};
+use super::{Engine, Key, Notice};
 use crate::alerts::config::Severity;
 
 pub(super) const RULE: &str = "remote_write_behind";
@@ -44,24 +44,7 @@ impl Engine {
                     continue;
                 };
                 live.insert(key.clone());
-                self.alerts.insert(
-                    key.clone(),
-                    Alert {
-                        host: pi_host.to_owned(),
-                        rule: RULE.into(),
-                        label: remote.clone(),
-                        phase: Phase::Pending,
-                        severity,
-                        value: Some(*seconds),
-                        threshold: Some(threshold),
-                        pending_since_ms: now_ms,
-                        firing_since_ms: None,
-                        for_ms: 0,
-                        notified_ms: None,
-                        unseen_since_ms: None,
-                    },
-                );
-                out.extend(self.fire(&key, now_ms));
+                out.extend(self.fire_now(key, severity, *seconds, Some(threshold), now_ms));
             }
         }
         let gone: Vec<Key> = self
