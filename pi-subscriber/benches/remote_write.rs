@@ -71,9 +71,10 @@ fn receiver(rt: &tokio::runtime::Runtime) -> (String, Arc<AtomicU64>, Arc<Atomic
 }
 
 fn store(dir: &std::path::Path) -> SharedStore {
-    let mut s = Settings::default();
-    s.data_dir = dir.to_owned();
-    s.history.max_samples_per_s = 1000;
+    let s = Settings {
+        data_dir: dir.to_owned(),
+        ..Settings::default()
+    };
     SharedStore::open(&s, now_ms()).unwrap()
 }
 
