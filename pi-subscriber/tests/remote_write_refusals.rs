@@ -74,6 +74,7 @@ fn a_400_batch_is_dropped_and_counted_a_503_batch_is_sent_again() {
         format!(
             "[[remote_write]]\nname = \"scripted\"\nurl = \"http://{addr}/api/v1/write\"\n\
              max_samples_per_send = 40\nmin_backoff = \"100ms\"\nmax_backoff = \"200ms\"\n\
+             username = \"pi\"\npassword = \"s3cret\"\n\
              headers = {{ X-Scope-OrgID = \"home\" }}\n"
         ),
     )
@@ -112,6 +113,8 @@ fn a_400_batch_is_dropped_and_counted_a_503_batch_is_sent_again() {
         ("content-type", "application/x-protobuf"),
         ("x-prometheus-remote-write-version", "0.1.0"),
         ("x-scope-orgid", "home"),
+        // Basic auth: base64("pi:s3cret").
+        ("authorization", "Basic cGk6czNjcmV0"),
     ] {
         assert_eq!(headers.get(k).and_then(|v| v.to_str().ok()), Some(v), "{k}");
     }
