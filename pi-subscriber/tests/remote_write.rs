@@ -305,3 +305,47 @@ fn receivers_down_and_the_pi_restarted_meanwhile_lose_nothing_and_duplicate_noth
         assert_eq!(r["samples_dropped_total"], 0, "nothing refused: {r}");
     }
 }
+
+#[test]
+fn a_receiver_behind_a_private_ca_is_reached_with_ca_file_and_refused_without() {
+    if !Receiver::available() {
+        return;
+    }
+    let (pdir, sdir, rdir) = (
+        tempfile::tempdir().unwrap(),
+        tempfile::tempdir().unwrap(),
+        tempfile::tempdir().unwrap(),
+    );
+    common::mosquitto::self_signed_ca(rdir.path(), "ca", "/CN=test CA");
+    common::mosquitto::server_certificate(rdir.path());
+    let [port] = free_ports::<1>();
+    let prom = Receiver::prometheus_tls(rdir.path(), &format!("127.0.0.1:{port}"));
+    let cfg = sdir.path().join("pi.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[[remote_write]]\nname = \"trusted\"\nurl = \"{0}\"\nca_file = \"{1}\"\n\n\
+             [[remote_write]]\nname = \"untrusted\"\nurl = \"{0}\"\nmin_backoff = \"100ms\"\nmax_backoff = \"200ms\"\n",
+            prom.write_url(),
+            rdir.path().join("ca.pem").display()
+        ),
+    )
+    .unwrap();
+    let p = Publisher::start(pdir.path(), &["--interval", "200ms"]);
+    let s = start_pi(sdir.path(), &p, cfg.to_str().unwrap());
+    s.wait_for("/health", |h| {
+        h["remote_write"][0]["samples_sent_total"].as_u64() > Some(0)
+            && h["remote_write"][1]["batches_retried_total"].as_u64() >= Some(2)
+    });
+    assert!(!prom.raw(CPU).is_empty(), "samples over TLS");
+    let untrusted = health_remote(&s, "untrusted");
+    assert_eq!(untrusted["samples_sent_total"], 0, "{untrusted}");
+    let why = untrusted["last_error"]
+        .as_str()
+        .unwrap_or_default()
+        .to_lowercase();
+    assert!(
+        why.contains("certificate") || why.contains("unknownissuer"),
+        "{why}"
+    );
+}

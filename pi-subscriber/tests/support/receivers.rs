@@ -35,6 +35,8 @@ pub struct Receiver {
     dir: PathBuf,
     netns: Option<String>,
     child: Option<Child>,
+    /// Served over TLS with `dir/server.pem`, signed by this CA (Prometheus only).
+    tls_ca: Option<PathBuf>,
 }
 
 impl Receiver {
@@ -46,9 +48,43 @@ impl Receiver {
             dir: dir.to_owned(),
             netns: netns.map(str::to_owned),
             child: None,
+            tls_ca: None,
         };
         r.restart();
         r
+    }
+
+    /// A Prometheus serving HTTPS with `dir/server.pem` and `dir/server.key` (made by the
+    /// test), whose CA is `dir/ca.pem`.
+    pub fn prometheus_tls(dir: &Path, addr: &str) -> Receiver {
+        let mut r = Receiver {
+            kind: Kind::Prometheus,
+            addr: addr.to_owned(),
+            dir: dir.to_owned(),
+            netns: None,
+            child: None,
+            tls_ca: Some(dir.join("ca.pem")),
+        };
+        r.restart();
+        r
+    }
+
+    fn scheme(&self) -> &'static str {
+        if self.tls_ca.is_some() {
+            "https"
+        } else {
+            "http"
+        }
+    }
+
+    /// A client that trusts the receiver's CA.
+    fn client(&self) -> reqwest::blocking::Client {
+        let mut b = reqwest::blocking::Client::builder().timeout(Duration::from_secs(10));
+        if let Some(ca) = &self.tls_ca {
+            let pem = std::fs::read(ca).unwrap();
+            b = b.add_root_certificate(reqwest::Certificate::from_pem(&pem).unwrap());
+        }
+        b.build().unwrap()
     }
 
     /// Whether both are installed (CI installs them); a test without them says why it skips.
@@ -63,7 +99,7 @@ impl Receiver {
 
     /// The URL a sender writes to.
     pub fn write_url(&self) -> String {
-        format!("http://{}/api/v1/write", self.addr)
+        format!("{}://{}/api/v1/write", self.scheme(), self.addr)
     }
 
     /// Stops it as a service manager would (SIGTERM, then SIGKILL after 10 s): an acknowledged
@@ -99,8 +135,20 @@ impl Receiver {
             Kind::Prometheus => {
                 let config = self.dir.join("prometheus.yml");
                 std::fs::write(&config, "global:\n  scrape_interval: 1m\n").unwrap();
-                cmd.arg("prometheus")
-                    .arg(format!("--config.file={}", config.display()))
+                cmd.arg("prometheus");
+                if self.tls_ca.is_some() {
+                    let web = self.dir.join("web.yml");
+                    std::fs::write(
+                        &web,
+                        format!(
+                            "tls_server_config:\n  cert_file: {0}/server.pem\n  key_file: {0}/server.key\n",
+                            self.dir.display()
+                        ),
+                    )
+                    .unwrap();
+                    cmd.arg(format!("--web.config.file={}", web.display()));
+                }
+                cmd.arg(format!("--config.file={}", config.display()))
                     .arg(format!(
                         "--storage.tsdb.path={}",
                         self.dir.join("tsdb").display()
@@ -130,7 +178,10 @@ impl Receiver {
             Kind::Prometheus => "/-/ready",
             Kind::Victoria => "/health",
         };
-        while reqwest::blocking::get(format!("http://{}{ready}", self.addr))
+        let client = self.client();
+        while client
+            .get(format!("{}://{}{ready}", self.scheme(), self.addr))
+            .send()
             .map(|r| r.status().as_u16())
             .unwrap_or(0)
             != 200
@@ -151,11 +202,12 @@ impl Receiver {
         match self.kind {
             Kind::Prometheus => {
                 let url = format!(
-                    "http://{}/api/v1/query?query={}",
+                    "{}://{}/api/v1/query?query={}",
+                    self.scheme(),
                     self.addr,
                     urlencode(&format!("{selector}[1d]"))
                 );
-                let v: Value = reqwest::blocking::get(&url).unwrap().json().unwrap();
+                let v: Value = self.client().get(&url).send().unwrap().json().unwrap();
                 let Some(series) = v["data"]["result"].as_array().and_then(|r| r.first()) else {
                     return Vec::new();
                 };

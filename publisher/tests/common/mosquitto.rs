@@ -221,7 +221,7 @@ pub fn self_signed_ca(dir: &Path, name: &str, subject: &str) {
 }
 
 /// `dir/server.pem` for localhost and 127.0.0.1, signed by `dir/ca.pem`.
-fn server_certificate(dir: &Path) {
+pub fn server_certificate(dir: &Path) {
     openssl(
         dir,
         &[
