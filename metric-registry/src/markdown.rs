@@ -83,7 +83,7 @@ pub fn markdown() -> String {
     let mut doc = String::from(
         "# Metrics\n\
          \n\
-         <!-- Generated from METRICS in pi-subscriber/src/registry.rs; do not edit. Regenerate with\n     \
+         <!-- Generated from METRICS in metric-registry/src/lib.rs; do not edit. Regenerate with\n     \
          UPDATE_DOCS=1 cargo test -p metric-registry metrics_doc -->\n\
          \n\
          Every number the Pi keeps, as its registry declares it: the name is what `/series` and\n\
