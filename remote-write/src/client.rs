@@ -187,10 +187,19 @@ impl Client {
     }
 }
 
-/// The first bytes of a receiver's answer, on one line.
-async fn message(resp: reqwest::Response) -> String {
-    let bytes = resp.bytes().await.unwrap_or_default();
-    let text = String::from_utf8_lossy(&bytes[..bytes.len().min(MAX_MESSAGE)]);
+/// The first bytes of a receiver's answer, on one line: at most [`MAX_MESSAGE`] are read,
+/// whatever the receiver sends.
+async fn message(mut resp: reqwest::Response) -> String {
+    let mut bytes = Vec::new();
+    while bytes.len() < MAX_MESSAGE {
+        match resp.chunk().await {
+            Ok(Some(chunk)) => {
+                bytes.extend_from_slice(&chunk[..chunk.len().min(MAX_MESSAGE - bytes.len())])
+            }
+            _ => break,
+        }
+    }
+    let text = String::from_utf8_lossy(&bytes);
     text.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
@@ -212,5 +221,101 @@ fn without_url(e: &reqwest::Error) -> String {
     match last {
         Some(cause) => format!("{kind}: {cause}"),
         None => kind.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use std::io::{Read, Write};
+
+    /// A receiver on a real socket that answers once with `status` and a body of `len` bytes;
+    /// `written` counts the body bytes the client let it write.
+    fn answer_once(status: &str, len: usize) -> String {
+        answer_counting(status, len, Default::default())
+    }
+
+    fn answer_counting(
+        status: &str,
+        len: usize,
+        written: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    ) -> String {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = l.local_addr().unwrap();
+        let status = status.to_owned();
+        std::thread::spawn(move || {
+            let (mut s, _) = l.accept().unwrap();
+            let mut buf = [0u8; 65536];
+            let _ = s.read(&mut buf);
+            let head =
+                format!("HTTP/1.1 {status}\r\ncontent-length: {len}\r\nconnection: close\r\n\r\n");
+            let _ = s.write_all(head.as_bytes());
+            let chunk = vec![b'x'; 65536];
+            let mut left = len;
+            while left > 0 {
+                let n = left.min(chunk.len());
+                if s.write_all(&chunk[..n]).is_err() {
+                    break;
+                }
+                written.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+                left -= n;
+            }
+        });
+        format!("http://{addr}/api/v1/write")
+    }
+
+    #[tokio::test]
+    async fn a_huge_refusal_is_read_only_as_far_as_the_message_goes() {
+        let written = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let url = answer_counting("400 Bad Request", 256 << 20, written.clone());
+        let c = Client::new(&Endpoint {
+            name: "t".into(),
+            url,
+            timeout: Duration::from_secs(10),
+            ..Endpoint::default()
+        })
+        .unwrap();
+        match c.send(vec![1, 2, 3]).await {
+            Outcome::Rejected { status, message } => {
+                assert_eq!(status, 400);
+                assert_eq!(message.len(), MAX_MESSAGE);
+            }
+            other => panic!("{other:?}"),
+        }
+        // The connection was dropped after the message: the receiver could not push its
+        // 256 MiB (socket buffers take a few MiB at most).
+        std::thread::sleep(Duration::from_millis(300));
+        let n = written.load(std::sync::atomic::Ordering::Relaxed);
+        assert!(n < 32 << 20, "{n} bytes read from a refusal");
+    }
+
+    #[tokio::test]
+    async fn retry_after_and_5xx_are_retried_and_bad_config_names_its_key() {
+        let url = answer_once("429 Too Many Requests", 0);
+        let c = Client::new(&Endpoint {
+            name: "t".into(),
+            url,
+            timeout: Duration::from_secs(10),
+            ..Endpoint::default()
+        })
+        .unwrap();
+        assert!(matches!(c.send(vec![]).await, Outcome::Retry { .. }));
+        let bad = Client::new(&Endpoint {
+            name: "t".into(),
+            url: "http://127.0.0.1:1/".into(),
+            headers: vec![("Content-Type".into(), "text/plain".into())],
+            ..Endpoint::default()
+        });
+        assert!(bad
+            .unwrap_err()
+            .to_string()
+            .contains("header \"Content-Type\""));
+        let bad = Client::new(&Endpoint {
+            name: "t".into(),
+            url: "ftp://x/".into(),
+            ..Endpoint::default()
+        });
+        assert!(bad.unwrap_err().to_string().contains("url"));
     }
 }
