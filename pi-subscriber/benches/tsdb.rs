@@ -2,7 +2,8 @@
 //! 1. ingest, one commit per snapshot as the daemon does at 15 s (≥ 5 000 snapshots/s);
 //! 2. bytes written per host per day (what wears an SD card): one day at 15 s, with the
 //!    writer's once-a-second commits and once-a-minute maintenance, counted by the kernel
-//!    (`wchar` in /proc/self/io: every byte SQLite hands to `write`);
+//!    (`wchar` in /proc/self/io: every byte SQLite hands to `write`; `BENCH_PROCESSES=1` with
+//!    the top-process lists, `TSDB_BENCH_ONLY=written` for this figure alone);
 //! 3. a host at full default retention (2 years): bytes on disk, and query times: 24 h raw,
 //!    14 d at 1 min (< 50 ms), 1 y at 1 h (< 100 ms), 2 y at 1 d;
 //! 4. the RSS of the release `pi-subscriber` on 10 such hosts (< 16 MB).
@@ -269,6 +270,11 @@ fn rss_of_ten_hosts(dir: &Path) {
 }
 
 fn main() {
+    // `TSDB_BENCH_ONLY=written`: the write cost alone (seconds, not the 2-year fill).
+    if std::env::var("TSDB_BENCH_ONLY").as_deref() == Ok("written") {
+        written_per_day();
+        return;
+    }
     ingest_rate();
     written_per_day();
     let dir = full_retention();

@@ -87,7 +87,41 @@ pub fn at(host: &str, seq: u64, ts_ms: i64) -> Snapshot {
         filesystems: None,
         power: None,
         failed_units: None,
-        processes: None,
+        // `BENCH_PROCESSES=1`: with the top 5 by CPU and by memory, as a publisher sends them.
+        processes: std::env::var_os("BENCH_PROCESSES").map(|_| top_lists(seq)),
+    }
+}
+
+/// A busy machine's top lists at `seq`: 5 by CPU, 5 by memory, names of a real server.
+fn top_lists(seq: u64) -> broker::Processes {
+    let names = [
+        "postgres",
+        "ffmpeg",
+        "node",
+        "java",
+        "nginx",
+        "redis-server",
+        "dockerd",
+        "systemd",
+    ];
+    let p = |i: u64| broker::ProcessTop {
+        pid: 1000 + ((seq + i) % 400) as u32,
+        name: names[((seq + i) % names.len() as u64) as usize].into(),
+        user: Some(
+            if i.is_multiple_of(2) {
+                "root"
+            } else {
+                "www-data"
+            }
+            .into(),
+        ),
+        cpu_percent: Some(((seq * 13 + i * 7) % 2000) as f64 / 10.0),
+        rss_bytes: (50 + (seq + i) % 900) << 20,
+    };
+    broker::Processes {
+        count: 412,
+        top_cpu: (0..5).map(p).collect(),
+        top_rss: (5..10).map(p).collect(),
     }
 }
 
