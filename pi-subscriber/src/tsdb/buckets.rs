@@ -7,7 +7,7 @@ use rusqlite::{params, OptionalExtension};
 
 use super::codec;
 use super::db::{Sample, Tsdb, FUTURE_MS, GRACE_MS, NEIGHBOUR_WINDOW_MS};
-use super::rollup::{floor, Bucket, Tier};
+use super::rollup::{floor, Bucket, Tier, HOUR_MS};
 use super::TsdbError;
 use crate::registry::Value;
 
@@ -132,7 +132,11 @@ impl Tsdb {
                 )?;
             }
         }
-        let raw = self.retention.horizon(Tier::Raw, now_ms);
+        // Raw rows go an hour at a time (the tier keeps 48 to 49 h): each hour's minute peaks
+        // of the process lists are written once, together, not a row every few seconds.
+        let raw = floor(self.retention.horizon(Tier::Raw, now_ms), HOUR_MS);
+        // The minute peaks of the lists about to go with their raw rows are kept first.
+        self.keep_top_peaks(raw)?;
         self.conn.execute(
             "DELETE FROM raw WHERE ts < ?1 OR ts > ?2",
             [raw, now_ms.saturating_add(FUTURE_MS)],
@@ -142,7 +146,7 @@ impl Tsdb {
             self.conn
                 .execute(&format!("DELETE FROM {table} WHERE start < ?1"), [keep])?;
         }
-        self.prune_top(raw, self.retention.horizon(Tier::Minute, now_ms))?;
+        self.prune_top(self.retention.horizon(Tier::Minute, now_ms))?;
         Ok(())
     }
 

@@ -235,14 +235,17 @@ impl Tsdb {
             ..IngestReport::default()
         };
         if sample.ts_ms >= self.retention.horizon(Tier::Raw, now_ms) {
+            // The top-process lists ride in the sample's own row (`top.rs`): no page of
+            // another table is written per sample.
             let inserted = self.conn.execute(
-                "INSERT OR IGNORE INTO raw (host, ts, seq, boot, data) VALUES (?1, ?2, ?3, ?4, ?5)",
+                "INSERT OR IGNORE INTO raw (host, ts, seq, boot, data, top) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
                 params![
                     host_id,
                     sample.ts_ms,
                     sample.seq as i64,
                     sample.boot as i64,
-                    codec::encode_sample(&sample.values)
+                    codec::encode_sample(&sample.values),
+                    super::top::encode(s)
                 ],
             )?;
             if inserted == 0 {
@@ -250,7 +253,6 @@ impl Tsdb {
                 return Ok(report);
             }
             self.tx.stored_sample(&s.host, sample.seq, sample.ts_ms);
-            self.store_top(host_id, s)?;
             self.rw_stored(host_id, sample.ts_ms, sample.seq)?;
         }
         self.stats.samples_total += 1;
@@ -356,15 +358,7 @@ impl Tsdb {
                     [cache.id],
                 )?;
             }
-            for table in [
-                "raw",
-                "holes",
-                "lost",
-                "top",
-                "top_minute",
-                "rw_cursor",
-                "rw_late",
-            ] {
+            for table in ["raw", "holes", "lost", "top_minute", "rw_cursor", "rw_late"] {
                 db.conn
                     .execute(&format!("DELETE FROM {table} WHERE host = ?1"), [cache.id])?;
             }

@@ -19,7 +19,7 @@ CREATE TABLE IF NOT EXISTS series (
     UNIQUE (host, metric, label));
 CREATE TABLE IF NOT EXISTS raw (
     host INTEGER NOT NULL, ts INTEGER NOT NULL, seq INTEGER NOT NULL, boot INTEGER NOT NULL,
-    data BLOB NOT NULL, PRIMARY KEY (host, ts, seq)) WITHOUT ROWID;
+    data BLOB NOT NULL, top BLOB, PRIMARY KEY (host, ts, seq)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS minute (
     series INTEGER NOT NULL, start INTEGER NOT NULL, data BLOB NOT NULL,
     PRIMARY KEY (series, start)) WITHOUT ROWID;
@@ -51,6 +51,7 @@ impl Tsdb {
         conn.execute_batch(SCHEMA).map_err(err)?;
         conn.execute_batch(super::holes::SCHEMA).map_err(err)?;
         conn.execute_batch(super::top::SCHEMA).map_err(err)?;
+        super::top::upgrade(&conn).map_err(err)?;
         conn.execute_batch(super::rw::SCHEMA).map_err(err)?;
         let mut db = Tsdb {
             conn,

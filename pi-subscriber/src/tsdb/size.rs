@@ -1,7 +1,7 @@
 //! The database's size bound (`history.max_disk`, issue 18 item 10): when the pages in use
-//! exceed it, the oldest per-sample process lists go first, then the oldest raw rows (over
-//! all hosts, oldest by time), then the oldest minute rows (process peaks first), then the
-//! oldest hour rows, until they fit. SQLite reuses freed pages, so the
+//! exceed it, the oldest raw rows go first (over all hosts, oldest by time, with their
+//! process lists), then the oldest minute rows (process peaks first), then the oldest hour
+//! rows, until they fit. SQLite reuses freed pages, so the
 //! file stops growing there (it does not shrink: that would take a `VACUUM`, a full copy).
 
 use serde::Serialize;
@@ -16,8 +16,7 @@ pub struct DiskStats {
     pub db_bytes: u64,
     /// `history.max_disk`.
     pub max_disk_bytes: u64,
-    /// Raw-tier rows (samples and their process lists) deleted, oldest first, to stay under
-    /// `max_disk`.
+    /// Raw rows deleted, oldest first, to stay under `max_disk`.
     pub pruned_raw_rows_total: u64,
     /// Minute and hour rows deleted, oldest first, once no raw row was left to delete.
     pub pruned_bucket_rows_total: u64,
@@ -55,13 +54,13 @@ impl Tsdb {
         self.stats.disk.max_disk_bytes = max_bytes;
         if used > max_bytes {
             self.begin()?;
-            for table in [&TOP, &RAW, &TOP_MINUTE, &MINUTE, &HOUR] {
+            for table in [&RAW, &TOP_MINUTE, &MINUTE, &HOUR] {
                 while used > max_bytes {
                     let gone = self.prune_oldest(table, used - max_bytes)?;
                     if gone == 0 {
                         break; // nothing left in this table
                     }
-                    if table.name == "raw" || table.name == "top" {
+                    if table.name == "raw" {
                         self.stats.disk.pruned_raw_rows_total += gone;
                     } else {
                         self.stats.disk.pruned_bucket_rows_total += gone;
@@ -157,20 +156,12 @@ struct Table {
     bytes: &'static str,
 }
 
-/// The per-sample process lists: the first to go, before a single number is lost.
-const TOP: Table = Table {
-    name: "top",
-    group: "host",
-    key: "ts",
-    groups: "SELECT id FROM hosts",
-    bytes: "LENGTH(cpu) + LENGTH(mem)",
-};
 const TOP_MINUTE: Table = Table {
     name: "top_minute",
     group: "host",
     key: "start",
     groups: "SELECT id FROM hosts",
-    bytes: "LENGTH(cpu) + LENGTH(mem) + 16",
+    bytes: "LENGTH(cpu) + LENGTH(mem) + 32",
 };
 
 const RAW: Table = Table {
@@ -178,7 +169,7 @@ const RAW: Table = Table {
     group: "host",
     key: "ts",
     groups: "SELECT id FROM hosts",
-    bytes: "LENGTH(data)",
+    bytes: "LENGTH(data) + IFNULL(LENGTH(top), 0)",
 };
 const MINUTE: Table = Table {
     name: "minute",

@@ -1,17 +1,18 @@
 //! The top-process lists in the history: never a series per pid (that would grow without
-//! bound as pids come and go), but the lists themselves, as they came, beside the samples.
+//! bound as pids come and go), but the lists themselves, as they came.
 //!
-//! - `top`: one row per host and sample with its two lists, kept as long as the raw tier.
-//! - `top_minute`: one row per host and minute with the lists of the minute's peak: the
-//!   CPU list of the sample with the highest CPU use, the memory list of the sample with the
-//!   most memory used; kept as long as the minute tier.
+//! - Each sample's two lists ride in its raw row (column `top`), with the sample's CPU use
+//!   and memory used: no page of another table is written per sample, they go with the raw
+//!   tier (48 h), and a rollback or a backfill treats them as the sample.
+//! - `top_minute`: per host and minute, the CPU list of the sample with the highest CPU use
+//!   and the memory list of the one with the most memory used. Written only when their raw
+//!   rows are about to be pruned (`keep_top_peaks`, about once a minute); inside the raw tier
+//!   the peaks are read from the raw rows. Kept as long as the minute tier.
 //!
-//! Both are written in the sample's own transaction, so a rollback takes them with the sample
-//! and the backfill brings them back with it. A row holds at most 2 × 32 processes (what
-//! validation lets through), so a host's rows cost a bounded amount whatever it runs.
+//! A row holds at most 2 × 32 processes (what validation lets in), ~20 bytes each.
 
 use broker::{ProcessTop, Snapshot};
-use rusqlite::{params, OptionalExtension};
+use rusqlite::{params, Connection, OptionalExtension};
 use serde::Serialize;
 
 use super::db::Tsdb;
@@ -20,15 +21,61 @@ use super::top_codec::{decode_list, encode_list};
 use super::TsdbError;
 
 pub(super) const SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS top (
-    host INTEGER NOT NULL, ts INTEGER NOT NULL, seq INTEGER NOT NULL, count INTEGER NOT NULL,
-    cpu BLOB NOT NULL, mem BLOB NOT NULL, PRIMARY KEY (host, ts, seq)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS top_minute (
     host INTEGER NOT NULL, start INTEGER NOT NULL,
     cpu_peak REAL NOT NULL, cpu_ts INTEGER NOT NULL, cpu BLOB NOT NULL,
     mem_peak REAL NOT NULL, mem_ts INTEGER NOT NULL, mem BLOB NOT NULL,
     PRIMARY KEY (host, start)) WITHOUT ROWID;
 ";
+
+/// A database made before the lists rode in the raw rows gets the column (empty for its
+/// older rows).
+pub(super) fn upgrade(conn: &Connection) -> rusqlite::Result<()> {
+    let has: bool = conn
+        .prepare("SELECT 1 FROM pragma_table_info('raw') WHERE name = 'top'")?
+        .exists([])?;
+    if !has {
+        conn.execute_batch("ALTER TABLE raw ADD COLUMN top BLOB")?;
+    }
+    Ok(())
+}
+
+/// A sample's lists as its raw row keeps them: its CPU use and memory used (f32 each; -1 when
+/// the sample does not say), the CPU list's length in bytes, then both lists.
+pub(super) fn encode(s: &Snapshot) -> Option<Vec<u8>> {
+    let p = s.processes.as_ref()?;
+    let (cpu_peak, mem_peak) = peaks(s);
+    let (cpu, mem) = (encode_list(&p.top_cpu), encode_list(&p.top_rss));
+    let mut out = Vec::with_capacity(12 + cpu.len() + mem.len());
+    out.extend_from_slice(&(cpu_peak as f32).to_le_bytes());
+    out.extend_from_slice(&(mem_peak as f32).to_le_bytes());
+    out.extend_from_slice(&(cpu.len() as u32).to_le_bytes());
+    out.extend_from_slice(&cpu);
+    out.extend_from_slice(&mem);
+    Some(out)
+}
+
+/// The peaks and the two lists' bytes of a raw row's `top`; `None` when damaged.
+fn split(b: &[u8]) -> Option<(f64, f64, &[u8], &[u8])> {
+    let f = |at: usize| -> Option<f32> {
+        Some(f32::from_le_bytes(b.get(at..at + 4)?.try_into().ok()?))
+    };
+    let (cpu_peak, mem_peak) = (f(0)?, f(4)?);
+    let len = usize::try_from(u32::from_le_bytes(b.get(8..12)?.try_into().ok()?)).ok()?;
+    let cpu = b.get(12..12usize.checked_add(len)?)?;
+    let mem = b.get(12 + len..)?;
+    Some((f64::from(cpu_peak), f64::from(mem_peak), cpu, mem))
+}
+
+/// The peaks of one minute being gathered: (peak, time, list bytes) for CPU and memory.
+type Peak = Option<(f64, i64, Vec<u8>)>;
+
+/// Keeps `(value, ts, list)` when it is higher than what `slot` holds (ties keep the first).
+fn higher(slot: &mut Peak, value: f64, ts: i64, list: &[u8]) {
+    if slot.as_ref().is_none_or(|(v, _, _)| value > *v) {
+        *slot = Some((value, ts, list.to_vec()));
+    }
+}
 
 /// One list as stored, with the time of the sample it came from.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -66,47 +113,49 @@ fn minute_of(t: i64) -> i64 {
 }
 
 impl Tsdb {
-    /// Stores a sample's lists (call in its transaction, once its raw row went in).
-    pub(super) fn store_top(&mut self, host_id: i64, s: &Snapshot) -> rusqlite::Result<()> {
-        let Some(p) = &s.processes else {
-            return Ok(());
-        };
-        let (cpu, mem) = (encode_list(&p.top_cpu), encode_list(&p.top_rss));
-        self.conn
-            .prepare_cached(
-                "INSERT OR IGNORE INTO top (host, ts, seq, count, cpu, mem) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            )?
-            .execute(params![host_id, s.ts_ms, s.seq as i64, p.count, cpu, mem])?;
-        let (cpu_peak, mem_peak) = peaks(s);
-        // A later sample replaces a list only with a higher peak (ties keep the first).
-        self.conn
-            .prepare_cached(
-                "INSERT INTO top_minute (host, start, cpu_peak, cpu_ts, cpu, mem_peak, mem_ts, mem)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?4, ?7)
-                 ON CONFLICT (host, start) DO UPDATE SET
-                   cpu = CASE WHEN excluded.cpu_peak > cpu_peak THEN excluded.cpu ELSE cpu END,
-                   cpu_ts = CASE WHEN excluded.cpu_peak > cpu_peak THEN excluded.cpu_ts ELSE cpu_ts END,
-                   cpu_peak = MAX(cpu_peak, excluded.cpu_peak),
-                   mem = CASE WHEN excluded.mem_peak > mem_peak THEN excluded.mem ELSE mem END,
-                   mem_ts = CASE WHEN excluded.mem_peak > mem_peak THEN excluded.mem_ts ELSE mem_ts END,
-                   mem_peak = MAX(mem_peak, excluded.mem_peak)",
-            )?
-            .execute(params![
-                host_id,
-                minute_of(s.ts_ms),
-                cpu_peak,
-                s.ts_ms,
-                cpu,
-                mem_peak,
-                mem
-            ])?;
+    /// Before the raw rows older than `horizon` are pruned: their minutes' peaks go to
+    /// `top_minute` (merged with what a minute already holds: a peak only rises).
+    pub(super) fn keep_top_peaks(&self, horizon: i64) -> rusqlite::Result<()> {
+        let mut minutes: std::collections::BTreeMap<(i64, i64), (Peak, Peak)> = Default::default();
+        {
+            let mut stmt = self.conn.prepare_cached(
+                "SELECT host, ts, top FROM raw WHERE ts < ?1 AND top IS NOT NULL ORDER BY host, ts",
+            )?;
+            let mut rows = stmt.query([horizon])?;
+            while let Some(r) = rows.next()? {
+                let (host, ts): (i64, i64) = (r.get(0)?, r.get(1)?);
+                let b: Vec<u8> = r.get(2)?;
+                let Some((cpu_peak, mem_peak, cpu, mem)) = split(&b) else {
+                    continue;
+                };
+                let m = minutes.entry((host, minute_of(ts))).or_default();
+                higher(&mut m.0, cpu_peak, ts, cpu);
+                higher(&mut m.1, mem_peak, ts, mem);
+            }
+        }
+        for ((host, start), (cpu, mem)) in minutes {
+            let (Some((cpu_peak, cpu_ts, cpu)), Some((mem_peak, mem_ts, mem))) = (cpu, mem) else {
+                continue;
+            };
+            self.conn
+                .prepare_cached(
+                    "INSERT INTO top_minute (host, start, cpu_peak, cpu_ts, cpu, mem_peak, mem_ts, mem)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+                     ON CONFLICT (host, start) DO UPDATE SET
+                       cpu = CASE WHEN excluded.cpu_peak > cpu_peak THEN excluded.cpu ELSE cpu END,
+                       cpu_ts = CASE WHEN excluded.cpu_peak > cpu_peak THEN excluded.cpu_ts ELSE cpu_ts END,
+                       cpu_peak = MAX(cpu_peak, excluded.cpu_peak),
+                       mem = CASE WHEN excluded.mem_peak > mem_peak THEN excluded.mem ELSE mem END,
+                       mem_ts = CASE WHEN excluded.mem_peak > mem_peak THEN excluded.mem_ts ELSE mem_ts END,
+                       mem_peak = MAX(mem_peak, excluded.mem_peak)",
+                )?
+                .execute(params![host, start, cpu_peak, cpu_ts, cpu, mem_peak, mem_ts, mem])?;
+        }
         Ok(())
     }
 
-    /// Deletes the lists the raw and minute tiers let go (in `maintain`'s transaction).
-    pub(super) fn prune_top(&self, raw_horizon: i64, minute_horizon: i64) -> rusqlite::Result<()> {
-        self.conn
-            .execute("DELETE FROM top WHERE ts < ?1", [raw_horizon])?;
+    /// Deletes the minute peaks the minute tier let go (in `maintain`'s transaction).
+    pub(super) fn prune_top(&self, minute_horizon: i64) -> rusqlite::Result<()> {
         self.conn
             .execute("DELETE FROM top_minute WHERE start < ?1", [minute_horizon])?;
         Ok(())
@@ -142,7 +191,7 @@ impl Tsdb {
             let row = self
                 .conn
                 .prepare_cached(
-                    "SELECT ts, cpu, mem FROM top WHERE host = ?1 AND ts BETWEEN ?2 AND ?3
+                    "SELECT ts, top FROM raw WHERE host = ?1 AND ts BETWEEN ?2 AND ?3 AND top IS NOT NULL
                      ORDER BY ABS(ts - ?4), ts LIMIT 1",
                 )?
                 .query_row(
@@ -152,21 +201,18 @@ impl Tsdb {
                         at_ms.saturating_add(within_ms),
                         at_ms
                     ],
-                    |r| {
-                        Ok((
-                            r.get::<_, i64>(0)?,
-                            r.get::<_, Vec<u8>>(1)?,
-                            r.get::<_, Vec<u8>>(2)?,
-                        ))
-                    },
+                    |r| Ok((r.get::<_, i64>(0)?, r.get::<_, Vec<u8>>(1)?)),
                 )
                 .optional()?;
-            if let Some((ts_ms, cpu, mem)) = row {
-                let list = |b: &[u8]| decode_list(b).map(|processes| TopList { ts_ms, processes });
+            if let Some((ts_ms, b)) = row {
+                let (cpu, mem) = split(&b).map_or((None, None), |(_, _, c, m)| (Some(c), Some(m)));
+                let list = |b: Option<&[u8]>| {
+                    decode_list(b?).map(|processes| TopList { ts_ms, processes })
+                };
                 return Ok(Some(TopAnswer {
                     tier: Tier::Raw,
-                    top_cpu: list(&cpu),
-                    top_rss: list(&mem),
+                    top_cpu: list(cpu),
+                    top_rss: list(mem),
                 }));
             }
         }
@@ -174,8 +220,9 @@ impl Tsdb {
         self.top_peaks(id, from, from.saturating_add(step_ms.max(MINUTE_MS)))
     }
 
-    /// The lists of `host`'s highest CPU and memory peaks over `[from_ms, to_ms)`, from the
-    /// minute rows starting in it (Grafana's table, a hover over a coarse chart).
+    /// The lists of `host`'s highest CPU and memory peaks over `[from_ms, to_ms)` (from its
+    /// first minute): the raw rows still held and the minute peaks of those already gone
+    /// (Grafana's table, a hover over a coarse chart).
     pub fn top_in(
         &self,
         host: &str,
@@ -191,23 +238,41 @@ impl Tsdb {
     }
 
     fn top_peaks(&self, id: i64, from_ms: i64, to_ms: i64) -> rusqlite::Result<Option<TopAnswer>> {
-        let peak = |which: &str| -> rusqlite::Result<Option<TopList>> {
-            let sql = format!(
-                "SELECT {which}_ts, {which} FROM top_minute WHERE host = ?1 AND start >= ?2 AND start < ?3
-                 ORDER BY {which}_peak DESC, start LIMIT 1"
-            );
-            let row = self
-                .conn
-                .prepare_cached(&sql)?
-                .query_row(params![id, from_ms, to_ms], |r| {
-                    Ok((r.get::<_, i64>(0)?, r.get::<_, Vec<u8>>(1)?))
-                })
-                .optional()?;
-            Ok(row.and_then(|(ts_ms, b)| {
+        let (mut cpu, mut mem): (Peak, Peak) = (None, None);
+        // Minutes the raw tier let go…
+        {
+            let mut stmt = self.conn.prepare_cached(
+                "SELECT cpu_peak, cpu_ts, cpu, mem_peak, mem_ts, mem FROM top_minute
+                 WHERE host = ?1 AND start >= ?2 AND start < ?3 ORDER BY start",
+            )?;
+            let mut rows = stmt.query(params![id, from_ms, to_ms])?;
+            while let Some(r) = rows.next()? {
+                higher(&mut cpu, r.get(0)?, r.get(1)?, &r.get::<_, Vec<u8>>(2)?);
+                higher(&mut mem, r.get(3)?, r.get(4)?, &r.get::<_, Vec<u8>>(5)?);
+            }
+        }
+        // …and the samples it still holds, read in time order (ties keep the first).
+        {
+            let mut stmt = self.conn.prepare_cached(
+                "SELECT ts, top FROM raw WHERE host = ?1 AND ts >= ?2 AND ts < ?3 AND top IS NOT NULL
+                 ORDER BY ts",
+            )?;
+            let mut rows = stmt.query(params![id, from_ms, to_ms])?;
+            while let Some(r) = rows.next()? {
+                let ts: i64 = r.get(0)?;
+                let b: Vec<u8> = r.get(1)?;
+                if let Some((cpu_peak, mem_peak, c, m)) = split(&b) {
+                    higher(&mut cpu, cpu_peak, ts, c);
+                    higher(&mut mem, mem_peak, ts, m);
+                }
+            }
+        }
+        let list = |p: Peak| {
+            p.and_then(|(_, ts_ms, b)| {
                 decode_list(&b).map(|processes| TopList { ts_ms, processes })
-            }))
+            })
         };
-        let (top_cpu, top_rss) = (peak("cpu")?, peak("mem")?);
+        let (top_cpu, top_rss) = (list(cpu), list(mem));
         if top_cpu.is_none() && top_rss.is_none() {
             return Ok(None);
         }
