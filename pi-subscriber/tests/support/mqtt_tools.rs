@@ -15,12 +15,11 @@ pub fn installed(bin: &str) -> bool {
 
 /// The retained messages under `filter` now, by topic.
 pub fn retained(port: u16, filter: &str) -> BTreeMap<String, String> {
-    let out = Command::new("mosquitto_sub")
-        .args(["-h", "127.0.0.1", "-p", &port.to_string(), "-t", filter])
-        .args(["--retained-only", "-W", "1", "-F", "%t %p"])
-        .output()
-        .expect("mosquitto_sub (Debian package mosquitto-clients)");
-    String::from_utf8_lossy(&out.stdout)
+    let mut cmd = Command::new("mosquitto_sub");
+    cmd.args(["-h", "127.0.0.1", "-p", &port.to_string(), "-t", filter])
+        .args(["--retained-only", "-W", "1", "-F", "%t %p"]);
+    let stdout = bounded(cmd);
+    String::from_utf8_lossy(&stdout)
         .lines()
         .filter_map(|l| l.split_once(' '))
         .map(|(t, p)| (t.to_owned(), p.to_owned()))
@@ -29,13 +28,39 @@ pub fn retained(port: u16, filter: &str) -> BTreeMap<String, String> {
 
 /// The retained message on one topic (at once when there is one; 1 s to tell there is none).
 pub fn one(port: u16, topic: &str) -> Option<String> {
-    let out = Command::new("mosquitto_sub")
-        .args(["-h", "127.0.0.1", "-p", &port.to_string(), "-t", topic])
-        .args(["--retained-only", "-C", "1", "-W", "1"])
-        .output()
-        .expect("mosquitto_sub (Debian package mosquitto-clients)");
-    let text = String::from_utf8_lossy(&out.stdout);
+    let mut cmd = Command::new("mosquitto_sub");
+    cmd.args(["-h", "127.0.0.1", "-p", &port.to_string(), "-t", topic])
+        .args(["--retained-only", "-C", "1", "-W", "1"]);
+    let stdout = bounded(cmd);
+    let text = String::from_utf8_lossy(&stdout);
     text.strip_suffix('\n').map(str::to_owned)
+}
+
+/// A `mosquitto_sub` run's output, killed after 10 s: its own `-W 1` once failed to fire in CI
+/// and the run hung the whole suite (a retry by the caller's loop follows).
+fn bounded(mut cmd: Command) -> Vec<u8> {
+    use std::io::Read;
+    let mut child = cmd
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("mosquitto_sub (Debian package mosquitto-clients)");
+    let mut stdout = child.stdout.take().expect("piped stdout");
+    let reader = std::thread::spawn(move || {
+        let mut out = Vec::new();
+        let _ = stdout.read_to_end(&mut out);
+        out
+    });
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while child.try_wait().ok().flatten().is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = child.wait();
+    reader.join().unwrap_or_default()
 }
 
 /// Polls the retained message on `topic` until it is `want`; the time it took.
