@@ -312,8 +312,8 @@ fn the_mqtt_notifier_keeps_each_alert_retained_on_the_broker() {
     // A subscriber that comes later gets the state, retained (the embedded broker's
     // retained-store guard keeps `<prefix>/+/alerts/#`).
     std::thread::sleep(Duration::from_secs(1));
-    let out = std::process::Command::new("mosquitto_sub")
-        .args(["-h", "127.0.0.1", "-p", &mqtt.to_string()])
+    let mut cmd = std::process::Command::new("mosquitto_sub");
+    cmd.args(["-h", "127.0.0.1", "-p", &mqtt.to_string()])
         .args([
             "-t",
             "server-analytics/+/alerts/#",
@@ -322,10 +322,9 @@ fn the_mqtt_notifier_keeps_each_alert_retained_on_the_broker() {
             "1",
             "-W",
             "10",
-        ])
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
+        ]);
+    let out = support::mqtt_tools::bounded(cmd, Duration::from_secs(15));
+    let text = String::from_utf8_lossy(&out);
     let (topic, json) = text.trim().split_once(' ').unwrap_or(("", ""));
     assert_eq!(topic, "server-analytics/testhost/alerts/busy", "{text}");
     let notice: Value = serde_json::from_str(json).unwrap();

@@ -18,7 +18,7 @@ pub fn retained(port: u16, filter: &str) -> BTreeMap<String, String> {
     let mut cmd = Command::new("mosquitto_sub");
     cmd.args(["-h", "127.0.0.1", "-p", &port.to_string(), "-t", filter])
         .args(["--retained-only", "-W", "1", "-F", "%t %p"]);
-    let stdout = bounded(cmd);
+    let stdout = bounded(cmd, Duration::from_secs(10));
     String::from_utf8_lossy(&stdout)
         .lines()
         .filter_map(|l| l.split_once(' '))
@@ -31,14 +31,14 @@ pub fn one(port: u16, topic: &str) -> Option<String> {
     let mut cmd = Command::new("mosquitto_sub");
     cmd.args(["-h", "127.0.0.1", "-p", &port.to_string(), "-t", topic])
         .args(["--retained-only", "-C", "1", "-W", "1"]);
-    let stdout = bounded(cmd);
+    let stdout = bounded(cmd, Duration::from_secs(10));
     let text = String::from_utf8_lossy(&stdout);
     text.strip_suffix('\n').map(str::to_owned)
 }
 
-/// A `mosquitto_sub` run's output, killed after 10 s: its own `-W 1` once failed to fire in CI
-/// and the run hung the whole suite (a retry by the caller's loop follows).
-fn bounded(mut cmd: Command) -> Vec<u8> {
+/// A `mosquitto_sub` run's output, killed (SIGKILL) after `within`: its own `-W` timeout once
+/// deadlocked in CI (SIGALRM blocked in a thread) and the run hung the whole suite.
+pub fn bounded(mut cmd: Command, within: Duration) -> Vec<u8> {
     use std::io::Read;
     let mut child = cmd
         .stdout(std::process::Stdio::piped())
@@ -51,7 +51,7 @@ fn bounded(mut cmd: Command) -> Vec<u8> {
         let _ = stdout.read_to_end(&mut out);
         out
     });
-    let deadline = Instant::now() + Duration::from_secs(10);
+    let deadline = Instant::now() + within;
     while child.try_wait().ok().flatten().is_none() {
         if Instant::now() > deadline {
             let _ = child.kill();
