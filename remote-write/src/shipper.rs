@@ -8,6 +8,7 @@ use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use daemon_kit::stats::Stats;
 use serde::Serialize;
 use tokio_util::sync::{CancellationToken, DropGuard};
 
@@ -76,13 +77,13 @@ pub struct Shipper;
 /// A running shipper: its figures; dropping it stops the task.
 #[derive(Debug, Clone)]
 pub struct ShipperHandle {
-    stats: Arc<Mutex<RemoteStats>>,
+    stats: Stats<RemoteStats>,
     _stop: Arc<DropGuard>,
 }
 
 impl ShipperHandle {
     pub fn stats(&self) -> RemoteStats {
-        self.stats.lock().map(|s| s.clone()).unwrap_or_default()
+        self.stats.snapshot()
     }
 }
 
@@ -102,11 +103,11 @@ impl Shipper {
     /// Starts the task draining `queue` to `client` (on the current tokio runtime).
     pub fn spawn<Q: Queue>(client: Client, queue: Q, settings: Settings) -> ShipperHandle {
         let stop = CancellationToken::new();
-        let stats = Arc::new(Mutex::new(RemoteStats {
+        let stats = Stats::new(RemoteStats {
             name: client.endpoint().name.clone(),
             url: redacted(&client.endpoint().url),
             ..RemoteStats::default()
-        }));
+        });
         let task = Task {
             client,
             queue: Arc::new(Mutex::new(queue)),
@@ -127,7 +128,7 @@ struct Task<Q: Queue> {
     client: Client,
     queue: Arc<Mutex<Q>>,
     settings: Settings,
-    stats: Arc<Mutex<RemoteStats>>,
+    stats: Stats<RemoteStats>,
     stop: CancellationToken,
     /// Statuses whose refusal was logged (each once).
     logged: BTreeSet<u16>,
@@ -149,9 +150,7 @@ impl<Q: Queue> Task<Q> {
     }
 
     fn note(&self, f: impl FnOnce(&mut RemoteStats)) {
-        if let Ok(mut s) = self.stats.lock() {
-            f(&mut s);
-        }
+        self.stats.update(f);
     }
 
     /// Waits `d`, or returns false when the shipper is stopped meanwhile.

@@ -32,23 +32,13 @@ impl Browser {
         let (from, from_child) = UnixStream::pair().unwrap();
         let (r, w) = (to_child.as_raw_fd(), from_child.as_raw_fd());
         let mut cmd = Command::new("chromium");
-        cmd.args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--disable-quic",
-            "--no-first-run",
-            "--hide-scrollbars",
-            "--remote-debugging-pipe",
-        ])
-        .arg(format!("--user-data-dir={}", profile.path().display()))
-        .arg("about:blank")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
+        cmd.args(super::chromium::FLAGS)
+            .args(["--hide-scrollbars", "--remote-debugging-pipe"])
+            .arg(format!("--user-data-dir={}", profile.path().display()))
+            .arg("about:blank")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
         // SAFETY: dup2 is async-signal-safe; the child gets the pipe ends as fds 3 and 4.
         #[allow(unsafe_code)]
         unsafe {

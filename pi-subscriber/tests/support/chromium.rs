@@ -15,22 +15,24 @@ pub fn available() -> bool {
     false
 }
 
+/// The flags this closed network needs (no background traffic, no sandbox as root).
+pub const FLAGS: [&str; 8] = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-quic",
+    "--no-first-run",
+];
+
 /// Headless Chromium with the flags this closed network needs, logging the page's console
 /// to stderr.
 pub fn chromium(profile: &Path, args: &[&str], url: &str) -> Output {
     Command::new("chromium")
-        .args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--disable-quic",
-            "--no-first-run",
-            "--enable-logging=stderr",
-            "--v=0",
-        ])
+        .args(FLAGS)
+        .args(["--enable-logging=stderr", "--v=0"])
         .arg(format!("--user-data-dir={}", profile.display()))
         .args(args)
         .arg(url)
