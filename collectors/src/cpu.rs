@@ -7,6 +7,7 @@
 
 use broker::Cpu;
 
+use super::held::{Extent, HeldFile};
 use super::{parse_u64, read_parsed, round2, CollectError, ParseError, Roots};
 
 /// The cumulative jiffies of one `cpu` line. Older kernels print fewer columns; the missing
@@ -80,8 +81,16 @@ pub struct StatSample {
 
 /// Parses the `cpu` and `cpuN` lines of `/proc/stat`; other lines are ignored.
 pub fn parse_stat(text: &str) -> Result<StatSample, ParseError> {
+    let mut sample = StatSample::default();
+    parse_stat_into(text, &mut sample)?;
+    Ok(sample)
+}
+
+/// [`parse_stat`] into `sample`, reusing its list of cores (no allocation once it has grown
+/// to the machine's CPU count).
+pub fn parse_stat_into(text: &str, sample: &mut StatSample) -> Result<(), ParseError> {
     let mut all = None;
-    let mut cores = Vec::new();
+    sample.cores.clear();
     for (index, line) in text.lines().enumerate() {
         let mut words = line.split_ascii_whitespace();
         let Some(label) = words.next() else { continue };
@@ -92,29 +101,34 @@ pub fn parse_stat(text: &str) -> Result<StatSample, ParseError> {
             line: index + 1,
             reason,
         };
-        let fields = words
-            .map(parse_u64)
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| bad(e.to_string()))?;
+        // The first ten values are used; every one must be a number.
+        let mut fields = [0u64; 10];
+        let mut count = 0usize;
+        for word in words {
+            let value = parse_u64(word).map_err(|e| bad(e.to_string()))?;
+            if let Some(slot) = fields.get_mut(count) {
+                *slot = value;
+            }
+            count += 1;
+        }
         // user nice system idle have been there since Linux 2.4; fewer means a cut line.
-        if fields.len() < 4 {
+        if count < 4 {
             return Err(bad(format!(
-                "{label} has {} values, expected at least 4",
-                fields.len()
+                "{label} has {count} values, expected at least 4"
             )));
         }
-        let times = CpuTimes::from_fields(&fields);
+        let times = CpuTimes::from_fields(&fields[..count.min(fields.len())]);
         if cpu_id.is_empty() {
             all = Some(times);
         } else {
             let n = cpu_id
                 .parse()
                 .map_err(|_| bad(format!("{label:?} is not cpu<N>")))?;
-            cores.push((n, times));
+            sample.cores.push((n, times));
         }
     }
-    let all = all.ok_or(ParseError::Missing("aggregate \"cpu\" line"))?;
-    Ok(StatSample { all, cores })
+    sample.all = all.ok_or(ParseError::Missing("aggregate \"cpu\" line"))?;
+    Ok(())
 }
 
 /// Busy share of the time between two readings, in percent; `None` when no time passed.
@@ -168,6 +182,30 @@ pub fn summarize(
 /// Reads `<proc>/stat`.
 pub fn read(roots: &Roots) -> Result<StatSample, CollectError> {
     read_parsed(&roots.proc.join("stat"), parse_stat)
+}
+
+/// `<proc>/stat` kept open and re-read with `pread` ([`HeldFile`]).
+#[derive(Debug)]
+pub struct StatReader {
+    file: HeldFile,
+}
+
+impl StatReader {
+    pub fn new(roots: &Roots) -> Self {
+        Self {
+            file: HeldFile::proc(roots.proc.join("stat"), Extent::Whole),
+        }
+    }
+
+    /// Reads into `sample` (its core list reused); on an error `sample` is left unusable.
+    pub fn read_into(&mut self, sample: &mut StatSample) -> Result<(), CollectError> {
+        self.file.parse(|text| parse_stat_into(text, sample))
+    }
+
+    /// Closes the file: the next read opens the path again.
+    pub fn reopen(&mut self) {
+        self.file.close();
+    }
 }
 
 #[cfg(test)]

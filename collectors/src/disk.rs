@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 
 use broker::{Disk, DiskDevice};
 
+use super::held::{Extent, HeldFile};
 use super::{parse_u64, read_parsed, CollectError, ParseError, Roots};
 
 /// One line of `/proc/diskstats`.
@@ -33,32 +34,67 @@ pub struct DiskLine {
 /// Pi's rate rule treats a counter that went down as a new series.
 pub fn parse_diskstats(text: &str) -> Result<Vec<DiskLine>, ParseError> {
     let mut lines = Vec::new();
+    for_each_line(text, |name, line| {
+        lines.push(DiskLine {
+            name: name.to_owned(),
+            ..line
+        })
+    })?;
+    Ok(lines)
+}
+
+/// Calls `each` with every line's device name and figures (its `name` left empty), without
+/// allocating; the first bad line is the error.
+fn for_each_line(text: &str, mut each: impl FnMut(&str, DiskLine)) -> Result<(), ParseError> {
     for (index, line) in text.lines().enumerate() {
-        let fields: Vec<&str> = line.split_ascii_whitespace().collect();
-        if fields.is_empty() {
+        let mut fields = [""; 14];
+        let mut count = 0usize;
+        for word in line.split_ascii_whitespace() {
+            if let Some(slot) = fields.get_mut(count) {
+                *slot = word;
+            }
+            count += 1;
+        }
+        if count == 0 {
             continue;
         }
         let bad = |reason: String| ParseError::Line {
             line: index + 1,
             reason,
         };
-        if fields.len() < 14 {
-            return Err(bad(format!(
-                "{} fields, expected at least 14",
-                fields.len()
-            )));
+        if count < 14 {
+            return Err(bad(format!("{count} fields, expected at least 14")));
         }
         let number = |i: usize| parse_u64(fields[i]).map_err(|e| bad(e.to_string()));
-        lines.push(DiskLine {
-            name: fields[2].to_owned(),
-            read_sectors: number(5)?,
-            write_sectors: number(9)?,
-            ios: number(3)?.saturating_add(number(7)?),
-            io_wait_ms: number(6)?.saturating_add(number(10)?),
-            io_time_ms: number(12)?,
-        });
+        let (read_sectors, write_sectors) = (number(5)?, number(9)?);
+        let ios = number(3)?.saturating_add(number(7)?);
+        let io_wait_ms = number(6)?.saturating_add(number(10)?);
+        let io_time_ms = number(12)?;
+        each(
+            fields[2],
+            DiskLine {
+                name: String::new(),
+                read_sectors,
+                write_sectors,
+                ios,
+                io_wait_ms,
+                io_time_ms,
+            },
+        );
     }
-    Ok(lines)
+    Ok(())
+}
+
+/// [`parse_diskstats`] and [`summarize`] in one pass: only the whole devices' names are
+/// copied.
+pub fn parse_summary(text: &str) -> Result<Disk, ParseError> {
+    let mut devices = BTreeMap::new();
+    for_each_line(text, |name, l| {
+        if is_whole_device(name) {
+            devices.insert(name.to_owned(), device(&l));
+        }
+    })?;
+    Ok(totals(devices))
 }
 
 /// Whether `name` is a whole, real device (not a partition, nor a virtual device layered on
@@ -94,19 +130,22 @@ pub fn summarize(lines: &[DiskLine]) -> Disk {
     let devices: BTreeMap<String, DiskDevice> = lines
         .iter()
         .filter(|l| is_whole_device(&l.name))
-        .map(|l| {
-            (
-                l.name.clone(),
-                DiskDevice {
-                    read_sectors: l.read_sectors,
-                    write_sectors: l.write_sectors,
-                    ios: Some(l.ios),
-                    io_wait_ms: Some(l.io_wait_ms),
-                    io_time_ms: Some(l.io_time_ms),
-                },
-            )
-        })
+        .map(|l| (l.name.clone(), device(l)))
         .collect();
+    totals(devices)
+}
+
+fn device(l: &DiskLine) -> DiskDevice {
+    DiskDevice {
+        read_sectors: l.read_sectors,
+        write_sectors: l.write_sectors,
+        ios: Some(l.ios),
+        io_wait_ms: Some(l.io_wait_ms),
+        io_time_ms: Some(l.io_time_ms),
+    }
+}
+
+fn totals(devices: BTreeMap<String, DiskDevice>) -> Disk {
     Disk {
         read_sectors: devices.values().map(|d| d.read_sectors).sum(),
         write_sectors: devices.values().map(|d| d.write_sectors).sum(),
@@ -117,6 +156,29 @@ pub fn summarize(lines: &[DiskLine]) -> Disk {
 /// Reads `<proc>/diskstats`.
 pub fn read(roots: &Roots) -> Result<Disk, CollectError> {
     read_parsed(&roots.proc.join("diskstats"), parse_diskstats).map(|l| summarize(&l))
+}
+
+/// `<proc>/diskstats` kept open and re-read with `pread` ([`HeldFile`]).
+#[derive(Debug)]
+pub struct DiskReader {
+    file: HeldFile,
+}
+
+impl DiskReader {
+    pub fn new(roots: &Roots) -> Self {
+        Self {
+            file: HeldFile::proc(roots.proc.join("diskstats"), Extent::Records),
+        }
+    }
+
+    pub fn read(&mut self) -> Result<Disk, CollectError> {
+        self.file.parse(parse_summary)
+    }
+
+    /// Closes the file: the next read opens the path again.
+    pub fn reopen(&mut self) {
+        self.file.close();
+    }
 }
 
 #[cfg(test)]

@@ -6,8 +6,7 @@
 //! `null` without stalling the sample ([`super::statvfs_pool`]).
 
 use std::collections::{BTreeMap, HashMap};
-use std::io::Read;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -16,7 +15,11 @@ use broker::Filesystem;
 use super::filter::NameFilter;
 use super::statvfs::{FsStats, Prober, Statvfs};
 use super::statvfs_pool::{Outcome, TimedProber};
-use super::{CollectError, ParseError, Roots};
+use super::{CollectError, Roots};
+
+pub use super::mountinfo::{
+    parse_mountinfo, read_mountinfo, Mount, MountWatch, MAX_MOUNTINFO_BYTES,
+};
 
 /// node_exporter's `--collector.filesystem.fs-types-exclude`, one name per entry.
 pub const DEFAULT_EXCLUDE_FS_TYPES: [&str; 25] = [
@@ -62,20 +65,6 @@ pub const DEFAULT_EXCLUDE_MOUNT_POINTS: [&str; 9] = [
     "/var/lib/containers/storage/*",
 ];
 
-/// Mountinfo beyond this is not read: a host with tens of thousands of mounts.
-pub const MAX_MOUNTINFO_BYTES: u64 = 8 << 20;
-
-/// One line of mountinfo (proc(5)), the fields used here.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Mount {
-    /// `major:minor` of the device.
-    pub dev: String,
-    pub mount_point: String,
-    pub fstype: String,
-    /// The mount source, as the kernel wrote it.
-    pub source: String,
-}
-
 /// Which mounts are reported.
 #[derive(Debug, Clone)]
 pub struct Selection {
@@ -95,72 +84,6 @@ impl Default for Selection {
             max_mounts: 64,
         }
     }
-}
-
-/// Undoes mountinfo's octal escapes (`\040` space, `\011` tab, `\012` newline, `\134` `\`).
-fn unescape(field: &str) -> Option<String> {
-    if !field.contains('\\') {
-        return Some(field.to_owned());
-    }
-    let bytes = field.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let octal = bytes.get(i + 1..i + 4).and_then(|d| {
-            let d = std::str::from_utf8(d).ok()?;
-            u8::from_str_radix(d, 8).ok()
-        });
-        match (bytes[i], octal) {
-            (b'\\', Some(b)) => {
-                out.push(b);
-                i += 4;
-            }
-            (b, _) => {
-                out.push(b);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8(out).ok()
-}
-
-/// Parses mountinfo: `id parent major:minor root mount_point options [optional…] - fstype
-/// source super_options`. A mount point that is not UTF-8 once unescaped is skipped.
-pub fn parse_mountinfo(text: &str) -> Result<Vec<Mount>, ParseError> {
-    let mut mounts = Vec::new();
-    for (index, line) in text.lines().enumerate() {
-        if line.trim().is_empty() {
-            continue;
-        }
-        let bad = |reason: &str| ParseError::Line {
-            line: index + 1,
-            reason: reason.to_owned(),
-        };
-        let (left, right) = line
-            .split_once(" - ")
-            .ok_or_else(|| bad("no ' - ' separator"))?;
-        let left: Vec<&str> = left.split(' ').collect();
-        let mut right = right.split(' ');
-        if left.len() < 6 {
-            return Err(bad("fewer than 6 fields before ' - '"));
-        }
-        let (Some(fstype), Some(source)) = (right.next(), right.next()) else {
-            return Err(bad("no filesystem type and source after ' - '"));
-        };
-        if !left[2].contains(':') {
-            return Err(bad("device is not major:minor"));
-        }
-        let (Some(mount_point), Some(source)) = (unescape(left[4]), unescape(source)) else {
-            continue;
-        };
-        mounts.push(Mount {
-            dev: left[2].to_owned(),
-            mount_point,
-            fstype: fstype.to_owned(),
-            source,
-        });
-    }
-    Ok(mounts)
 }
 
 /// The device name shown: the source without `/dev/`.
@@ -211,23 +134,6 @@ pub fn figures(mount: &Mount, s: &FsStats) -> Filesystem {
     }
 }
 
-/// Reads `<proc>/self/mountinfo`, at most [`MAX_MOUNTINFO_BYTES`].
-pub fn read_mountinfo(roots: &Roots) -> Result<Vec<Mount>, CollectError> {
-    let path = roots.proc.join("self/mountinfo");
-    let read = |path: &Path| -> std::io::Result<String> {
-        let mut bytes = Vec::new();
-        std::fs::File::open(path)?
-            .take(MAX_MOUNTINFO_BYTES)
-            .read_to_end(&mut bytes)?;
-        Ok(String::from_utf8_lossy(&bytes).into_owned())
-    };
-    let text = read(&path).map_err(|source| CollectError::Read {
-        path: path.clone(),
-        source,
-    })?;
-    parse_mountinfo(&text).map_err(|source| CollectError::Parse { path, source })
-}
-
 /// Counts of `statvfs` calls that gave no figures, for `/health`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct ProbeFailures {
@@ -238,12 +144,17 @@ pub struct ProbeFailures {
     pub skipped: u64,
 }
 
-/// The filesystem collector: the selection and the `statvfs` helper threads.
+/// The filesystem collector: the selection, the mounts it kept (read again only when
+/// mountinfo changed, [`MountWatch`]) and the `statvfs` helper threads.
 #[derive(Debug)]
 pub struct FilesystemCollector {
     selection: Selection,
     prober: TimedProber,
     failures: ProbeFailures,
+    watch: Option<MountWatch>,
+    /// The selected mounts and their paths, as of the last read of mountinfo.
+    selected: Option<(Vec<Mount>, Vec<PathBuf>)>,
+    mountinfo_reads: u64,
 }
 
 impl FilesystemCollector {
@@ -252,6 +163,9 @@ impl FilesystemCollector {
             selection,
             prober: TimedProber::new(prober, timeout),
             failures: ProbeFailures::default(),
+            watch: None,
+            selected: None,
+            mountinfo_reads: 0,
         }
     }
 
@@ -268,6 +182,33 @@ impl FilesystemCollector {
         self.failures
     }
 
+    /// Times mountinfo was read and parsed (it is only when it changed).
+    pub fn mountinfo_reads(&self) -> u64 {
+        self.mountinfo_reads
+    }
+
+    /// The mounts selected from mountinfo, read again if it changed.
+    fn mounts(&mut self, roots: &Roots) -> Result<(), CollectError> {
+        let watch = match &mut self.watch {
+            Some(w) if w.path().starts_with(&roots.proc) => w,
+            _ => {
+                self.selected = None;
+                self.watch.insert(MountWatch::new(roots))
+            }
+        };
+        if self.selected.is_none() || watch.changed() {
+            self.selected = None;
+            self.mountinfo_reads += 1;
+            let mounts = select(watch.read()?, &self.selection);
+            let paths = mounts
+                .iter()
+                .map(|m| PathBuf::from(&m.mount_point))
+                .collect();
+            self.selected = Some((mounts, paths));
+        }
+        Ok(())
+    }
+
     /// `statvfs` helper threads started so far.
     pub fn threads(&self) -> usize {
         self.prober.threads()
@@ -278,19 +219,18 @@ impl FilesystemCollector {
         &mut self,
         roots: &Roots,
     ) -> Result<BTreeMap<String, Option<Filesystem>>, CollectError> {
-        let mounts = select(read_mountinfo(roots)?, &self.selection);
-        let paths: Vec<PathBuf> = mounts
-            .iter()
-            .map(|m| PathBuf::from(&m.mount_point))
-            .collect();
-        let outcomes = self.prober.probe_all(&paths);
+        self.mounts(roots)?;
+        let Some((mounts, paths)) = &self.selected else {
+            return Ok(BTreeMap::new());
+        };
+        let outcomes = self.prober.probe_all(paths);
         let mut out = BTreeMap::new();
-        for (m, outcome) in mounts.into_iter().zip(outcomes) {
+        for (m, outcome) in mounts.iter().zip(outcomes) {
             let value = match outcome {
                 // No blocks at all (a FUSE portal, autofs before mounting): `df` leaves it
                 // out too.
                 Outcome::Answered(stats) if stats.blocks == 0 => continue,
-                Outcome::Answered(stats) => Some(figures(&m, &stats)),
+                Outcome::Answered(stats) => Some(figures(m, &stats)),
                 Outcome::Failed(error) => {
                     self.failures.failed += 1;
                     tracing::debug!(mount = %m.mount_point, %error, "statvfs failed");
@@ -306,7 +246,7 @@ impl FilesystemCollector {
                     None
                 }
             };
-            out.insert(m.mount_point, value);
+            out.insert(m.mount_point.clone(), value);
         }
         Ok(out)
     }
@@ -323,32 +263,6 @@ mod tests {
             fstype: fstype.into(),
             source: source.into(),
         }
-    }
-
-    #[test]
-    fn escapes_and_optional_fields() {
-        let text = "56 29 8:33 / /media/alex/My\\040Passport rw,relatime shared:37 master:2 - exfat /dev/sdc1 rw\n\
-                    57 29 0:60 / /mnt/a\\134b rw - nfs4 nas:/export\\040x rw\n";
-        assert_eq!(
-            parse_mountinfo(text).unwrap(),
-            [
-                mount("8:33", "/media/alex/My Passport", "exfat", "/dev/sdc1"),
-                mount("0:60", "/mnt/a\\b", "nfs4", "nas:/export x"),
-            ]
-        );
-    }
-
-    #[test]
-    fn a_line_without_separator_is_an_error() {
-        assert_eq!(
-            parse_mountinfo("22 27 0:21 / /proc rw,relatime proc proc rw\n"),
-            Err(ParseError::Line {
-                line: 1,
-                reason: "no ' - ' separator".into()
-            })
-        );
-        assert!(parse_mountinfo("1 2 3 / /x rw - ext4 /dev/a rw\n").is_err());
-        assert!(parse_mountinfo("1 2 3:4 / /x rw - ext4\n").is_err());
     }
 
     #[test]

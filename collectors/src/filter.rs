@@ -1,5 +1,6 @@
 //! One include/exclude filter for every kind of name a collector selects: network interfaces,
-//! mount points, filesystem types and devices (vector's `host_metrics` filters).
+//! mount points, filesystem types and devices (vector's `host_metrics` filters); and the
+//! exclude-only list of hwmon chips.
 
 use glob::Pattern;
 
@@ -75,6 +76,29 @@ impl NameFilter {
     /// How many exclude patterns there are (for the tests of the default lists).
     pub fn exclude_len(&self) -> usize {
         self.exclude.len()
+    }
+}
+
+/// Which hwmon chips are left unread, by chip name (the `name` file, or `hwmonN` when the
+/// chip has none), as shell globs: node_exporter's `--collector.hwmon.chip-exclude`, which
+/// takes a regex, with globs like the network filter.
+#[derive(Debug, Clone, Default)]
+pub struct ChipFilter {
+    exclude: Vec<Pattern>,
+}
+
+impl ChipFilter {
+    pub fn new(exclude: &[String]) -> Result<Self, glob::PatternError> {
+        Ok(Self {
+            exclude: exclude
+                .iter()
+                .map(|s| Pattern::new(s))
+                .collect::<Result<_, _>>()?,
+        })
+    }
+
+    pub fn reads(&self, chip_name: &str) -> bool {
+        !self.exclude.iter().any(|p| p.matches(chip_name))
     }
 }
 

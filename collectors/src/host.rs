@@ -1,5 +1,6 @@
 //! Uptime, boot id and host name.
 
+use super::held::{Extent, HeldFile};
 use super::{read_parsed, read_text, CollectError, ParseError, Roots};
 
 /// Parses `/proc/uptime` (`86400.50 170000.12`): seconds since boot.
@@ -29,6 +30,37 @@ pub fn read_uptime(roots: &Roots) -> Result<f64, CollectError> {
 
 pub fn read_boot_id(roots: &Roots) -> Result<String, CollectError> {
     read_parsed(&roots.proc.join("sys/kernel/random/boot_id"), parse_boot_id)
+}
+
+/// `<proc>/uptime` and the boot id, kept open and re-read with `pread` ([`HeldFile`]).
+#[derive(Debug)]
+pub struct HostReader {
+    uptime: HeldFile,
+    boot_id: HeldFile,
+}
+
+impl HostReader {
+    pub fn new(roots: &Roots) -> Self {
+        let small = |path| HeldFile::new(path, Extent::Whole, 128, 4096);
+        Self {
+            uptime: small(roots.proc.join("uptime")),
+            boot_id: small(roots.proc.join("sys/kernel/random/boot_id")),
+        }
+    }
+
+    pub fn uptime(&mut self) -> Result<f64, CollectError> {
+        self.uptime.parse(parse_uptime)
+    }
+
+    pub fn boot_id(&mut self) -> Result<String, CollectError> {
+        self.boot_id.parse(parse_boot_id)
+    }
+
+    /// Closes both files: the next reads open the paths again.
+    pub fn reopen(&mut self) {
+        self.uptime.close();
+        self.boot_id.close();
+    }
 }
 
 /// The kernel's host name turned into a valid host id: characters outside `[A-Za-z0-9_-]`

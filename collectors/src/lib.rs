@@ -4,34 +4,48 @@
 //! and is tested against fixture files; `read(&Roots, …) -> Result<_, CollectError>` only reads
 //! the files. [`Collectors::sample`] runs them all for one snapshot; one that fails is logged
 //! once, counted, and leaves its section `null` while the others go on.
+//!
+//! Between samples each collector keeps its files open and re-reads them with `pread`
+//! ([`held`]), and what is discovered by walking directories (hwmon chips, thermal zones, a
+//! Pi's power files, the mounts) is kept until it changes: a failed read, a changed mount
+//! table, or [`RESCAN_EVERY`].
 
 pub mod cpu;
 pub mod disk;
 pub mod filesystem;
 pub mod filter;
+mod held;
 pub mod host;
 pub mod load;
 pub mod memory;
+pub mod mountinfo;
 pub mod network;
 pub mod power;
 pub mod processes;
+mod reading;
 pub mod statvfs;
 pub mod statvfs_pool;
 pub mod thermal;
+pub mod thermal_held;
 pub mod units;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io;
 use std::path::{Path, PathBuf};
-use std::time::SystemTime;
+use std::time::{Duration, Instant, SystemTime};
 
-use broker::{Cpu, Snapshot, Thermal};
 use serde::Serialize;
 
 pub use filesystem::FilesystemCollector;
 pub use filter::NameFilter;
 pub use network::InterfaceFilter;
+pub use reading::Reading;
 pub use thermal::ChipFilter;
+pub use thermal_held::ThermalCollector;
+
+/// How often hwmon chips, thermal zones and a Pi's power files are looked for again when
+/// nothing failed (a chip that appears makes no read fail).
+pub const RESCAN_EVERY: Duration = Duration::from_secs(300);
 
 /// Where `/proc` and `/sys` are. Tests and benchmarks point these at fixture trees
 /// (like node_exporter's `--path.procfs`); this is the only place the real paths appear.
@@ -144,56 +158,29 @@ pub enum CollectorName {
 /// Failure counts per collector, for `/health`.
 pub type CollectorErrors = BTreeMap<CollectorName, u64>;
 
-/// Everything one sample reads, before it gets its host and seq.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Reading {
-    /// When the counters (CPU times, disk and network bytes) were read: the sample's time,
-    /// which rates divide by. Taken before the slower collectors (hwmon, `statvfs`).
-    pub read_at: SystemTime,
-    pub boot_id: Option<String>,
-    pub uptime_s: Option<f64>,
-    pub cpu: Option<Cpu>,
-    pub memory: Option<broker::Memory>,
-    pub thermal: Thermal,
-    pub disk: Option<broker::Disk>,
-    pub network: Option<broker::Network>,
-    pub filesystems: Option<BTreeMap<String, Option<broker::Filesystem>>>,
-    pub power: Option<broker::Power>,
-    pub processes: Option<broker::Processes>,
-    /// Filled by the caller ([`units`], async), not by [`Collectors::sample`].
-    pub failed_units: Option<Vec<broker::FailedUnit>>,
-}
-
-impl Reading {
-    /// Fills a snapshot's measured fields from this reading.
-    pub fn into_snapshot(self, mut base: Snapshot) -> Snapshot {
-        base.boot_id = self.boot_id;
-        base.uptime_s = self.uptime_s;
-        base.cpu = self.cpu;
-        base.memory = self.memory;
-        base.thermal = self.thermal;
-        base.disk = self.disk;
-        base.network = self.network;
-        base.filesystems = self.filesystems;
-        base.power = self.power;
-        base.processes = self.processes;
-        base.failed_units = self.failed_units;
-        base
-    }
-}
-
-/// All collectors, with the state that spans samples (the previous CPU times).
+/// All collectors, with the state that spans samples (the previous CPU times, the files
+/// kept open, what was discovered).
 #[derive(Debug)]
 pub struct Collectors {
     roots: Roots,
-    interfaces: InterfaceFilter,
-    chips: ChipFilter,
+    stat: cpu::StatReader,
+    load: load::LoadReader,
+    memory: memory::MemReader,
+    disk: disk::DiskReader,
+    network: network::NetDevReader,
+    host: host::HostReader,
+    thermal: ThermalCollector,
+    power: power::PowerCollector,
     /// `None` when `filesystems.enabled` is off.
     filesystems: Option<FilesystemCollector>,
     /// `None` when `processes.enabled` is off (the default of [`Collectors::new`]).
     processes: Option<processes::ProcessCollector>,
     /// `/proc/stat` of the previous sample: CPU % is a difference of two readings.
     previous_stat: Option<cpu::StatSample>,
+    /// The reading before that, whose core list is reused.
+    spare_stat: cpu::StatSample,
+    /// When the `/proc` files above are opened again (a file replaced: never on procfs).
+    reopen: held::RescanClock,
     errors: CollectorErrors,
     /// Collectors whose last run failed, so a persistent failure is logged once, not every 15 s.
     failing: BTreeSet<CollectorName>,
@@ -202,12 +189,20 @@ pub struct Collectors {
 impl Collectors {
     pub fn new(roots: Roots, interfaces: InterfaceFilter) -> Self {
         Self {
+            stat: cpu::StatReader::new(&roots),
+            load: load::LoadReader::new(&roots),
+            memory: memory::MemReader::new(&roots),
+            disk: disk::DiskReader::new(&roots),
+            network: network::NetDevReader::new(&roots, interfaces),
+            host: host::HostReader::new(&roots),
+            thermal: ThermalCollector::new(&roots, ChipFilter::default()),
+            power: power::PowerCollector::new(&roots),
             roots,
-            interfaces,
-            chips: ChipFilter::default(),
             filesystems: Some(FilesystemCollector::system()),
             processes: None,
             previous_stat: None,
+            spare_stat: cpu::StatSample::default(),
+            reopen: held::RescanClock::new(RESCAN_EVERY),
             errors: CollectorErrors::new(),
             failing: BTreeSet::new(),
         }
@@ -215,8 +210,41 @@ impl Collectors {
 
     /// Leaves the hwmon chips `chips` excludes unread (`thermal.exclude_chips`).
     pub fn with_chip_filter(mut self, chips: ChipFilter) -> Self {
-        self.chips = chips;
+        self.thermal = ThermalCollector::new(&self.roots, chips);
         self
+    }
+
+    /// How often sensors and power files are looked for again when nothing failed
+    /// (default [`RESCAN_EVERY`]).
+    pub fn with_rescan_every(mut self, every: Duration) -> Self {
+        self.thermal.set_rescan_every(every);
+        self.power.set_rescan_every(every);
+        self.reopen.set_every(every);
+        self
+    }
+
+    /// The next sample looks for sensors and power files again and opens every file anew.
+    pub fn rescan(&mut self) {
+        self.thermal.rescan();
+        self.power.rescan();
+        self.reopen.expire();
+    }
+
+    /// Closes the held `/proc` files when [`RESCAN_EVERY`] has passed or a rescan was asked.
+    fn reopen_if_due(&mut self, now: Instant) {
+        if self.reopen.due(now) {
+            self.stat.reopen();
+            self.load.reopen();
+            self.memory.reopen();
+            self.disk.reopen();
+            self.network.reopen();
+            self.host.reopen();
+            self.reopen.done(now);
+        }
+    }
+
+    pub fn thermal(&self) -> &ThermalCollector {
+        &self.thermal
     }
 
     /// Replaces the filesystem collector (its selection, timeout or `statvfs`); `None`
@@ -247,20 +275,24 @@ impl Collectors {
 
     /// Reads `/proc/stat` only, so that the first real sample has a CPU % to report.
     pub fn prime(&mut self) {
-        self.previous_stat = cpu::read(&self.roots).ok();
+        let mut stat = cpu::StatSample::default();
+        self.previous_stat = self.stat.read_into(&mut stat).is_ok().then_some(stat);
     }
 
     /// Runs every collector once. Blocking file I/O: call it off the async workers. The
     /// counters are read first, together, and the reading is dated right after them; a slow
     /// `statvfs` or hwmon read afterwards does not move the sample's time.
     pub fn sample(&mut self) -> Reading {
-        let stat = self.check(CollectorName::Cpu, cpu::read(&self.roots));
-        let disk = self.check(CollectorName::Disk, disk::read(&self.roots));
-        let network = self.check(
-            CollectorName::Network,
-            network::read(&self.roots, &self.interfaces),
-        );
+        self.reopen_if_due(Instant::now());
+        let mut stat = std::mem::take(&mut self.spare_stat);
+        let read = self.stat.read_into(&mut stat);
+        let stat_ok = self.check(CollectorName::Cpu, read).is_some();
+        let read = self.disk.read();
+        let disk = self.check(CollectorName::Disk, read);
+        let read = self.network.read();
+        let network = self.check(CollectorName::Network, read);
         let read_at = SystemTime::now();
+        let now = Instant::now();
         let processes = self
             .processes
             .as_mut()
@@ -269,24 +301,28 @@ impl Collectors {
             Some(r) => self.check(CollectorName::Processes, r),
             None => None,
         };
-        let load = self.check(CollectorName::Load, load::read(&self.roots));
-        let cpu_section = cpu::summarize(self.previous_stat.as_ref(), stat.as_ref(), load);
-        if stat.is_some() {
-            self.previous_stat = stat;
+        let read = self.load.read();
+        let load = self.check(CollectorName::Load, read);
+        let current = stat_ok.then_some(&stat);
+        let cpu_section = cpu::summarize(self.previous_stat.as_ref(), current, load);
+        if stat_ok {
+            if let Some(previous) = self.previous_stat.replace(stat) {
+                self.spare_stat = previous;
+            }
+        } else {
+            self.spare_stat = stat;
         }
-        let memory = self.check(CollectorName::Memory, memory::read(&self.roots));
-        let thermal = self
-            .check(
-                CollectorName::Thermal,
-                thermal::read(&self.roots, &self.chips),
-            )
-            .unwrap_or_default();
-        let uptime_s = self.check(CollectorName::Uptime, host::read_uptime(&self.roots));
-        let boot_id = self.check(CollectorName::BootId, host::read_boot_id(&self.roots));
+        let read = self.memory.read();
+        let memory = self.check(CollectorName::Memory, read);
+        let read = self.thermal.read(now);
+        let thermal = self.check(CollectorName::Thermal, read).unwrap_or_default();
+        let read = self.host.uptime();
+        let uptime_s = self.check(CollectorName::Uptime, read);
+        let read = self.host.boot_id();
+        let boot_id = self.check(CollectorName::BootId, read);
         let filesystems = self.sample_filesystems();
-        let power = self
-            .check(CollectorName::Power, power::read(&self.roots))
-            .flatten();
+        let read = self.power.read(now);
+        let power = self.check(CollectorName::Power, read).flatten();
         Reading {
             read_at,
             boot_id,

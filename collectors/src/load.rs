@@ -1,5 +1,6 @@
 //! Load averages from `/proc/loadavg`.
 
+use super::held::{Extent, HeldFile};
 use super::{read_parsed, CollectError, ParseError, Roots};
 
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
@@ -33,6 +34,29 @@ pub fn parse_loadavg(text: &str) -> Result<LoadAvg, ParseError> {
 /// Reads `<proc>/loadavg`.
 pub fn read(roots: &Roots) -> Result<LoadAvg, CollectError> {
     read_parsed(&roots.proc.join("loadavg"), parse_loadavg)
+}
+
+/// `<proc>/loadavg` kept open and re-read with `pread` ([`HeldFile`]).
+#[derive(Debug)]
+pub struct LoadReader {
+    file: HeldFile,
+}
+
+impl LoadReader {
+    pub fn new(roots: &Roots) -> Self {
+        Self {
+            file: HeldFile::new(roots.proc.join("loadavg"), Extent::Whole, 128, 4096),
+        }
+    }
+
+    pub fn read(&mut self) -> Result<LoadAvg, CollectError> {
+        self.file.parse(parse_loadavg)
+    }
+
+    /// Closes the file: the next read opens the path again.
+    pub fn reopen(&mut self) {
+        self.file.close();
+    }
 }
 
 #[cfg(test)]

@@ -2,6 +2,7 @@
 
 use broker::Memory;
 
+use super::held::{Extent, HeldFile};
 use super::{parse_u64, read_parsed, CollectError, ParseError, Roots};
 
 /// Parses the `Key:   value kB` lines that the snapshot needs.
@@ -59,6 +60,29 @@ pub fn parse_meminfo(text: &str) -> Result<Memory, ParseError> {
 /// Reads `<proc>/meminfo`.
 pub fn read(roots: &Roots) -> Result<Memory, CollectError> {
     read_parsed(&roots.proc.join("meminfo"), parse_meminfo)
+}
+
+/// `<proc>/meminfo` kept open and re-read with `pread` ([`HeldFile`]).
+#[derive(Debug)]
+pub struct MemReader {
+    file: HeldFile,
+}
+
+impl MemReader {
+    pub fn new(roots: &Roots) -> Self {
+        Self {
+            file: HeldFile::proc(roots.proc.join("meminfo"), Extent::Whole),
+        }
+    }
+
+    pub fn read(&mut self) -> Result<Memory, CollectError> {
+        self.file.parse(parse_meminfo)
+    }
+
+    /// Closes the file: the next read opens the path again.
+    pub fn reopen(&mut self) {
+        self.file.close();
+    }
 }
 
 #[cfg(test)]

@@ -7,6 +7,7 @@
 use std::collections::BTreeMap;
 
 use super::filter::NameFilter;
+use super::held::{Extent, HeldFile};
 use super::{parse_u64, read_parsed, CollectError, ParseError, Roots};
 use broker::{Network, NetworkInterface};
 
@@ -42,6 +43,19 @@ pub struct InterfaceLine {
 /// Parses `/proc/net/dev`: two header lines, then `name: rx_bytes … (8 rx fields) tx_bytes …`.
 pub fn parse_net_dev(text: &str) -> Result<Vec<InterfaceLine>, ParseError> {
     let mut interfaces = Vec::new();
+    for_each_line(text, |name, rx_bytes, tx_bytes| {
+        interfaces.push(InterfaceLine {
+            name: name.to_owned(),
+            rx_bytes,
+            tx_bytes,
+        })
+    })?;
+    Ok(interfaces)
+}
+
+/// Calls `each` with every interface's name and rx and tx bytes, without allocating; the
+/// first bad line is the error.
+fn for_each_line(text: &str, mut each: impl FnMut(&str, u64, u64)) -> Result<(), ParseError> {
     for (index, line) in text.lines().enumerate() {
         // Header lines contain '|'; old kernels wrote `eth0:123` with no space after ':'.
         let Some((name, counters)) = line.split_once(':') else {
@@ -54,18 +68,35 @@ pub fn parse_net_dev(text: &str) -> Result<Vec<InterfaceLine>, ParseError> {
             line: index + 1,
             reason,
         };
-        let fields: Vec<&str> = counters.split_ascii_whitespace().collect();
-        if fields.len() < 16 {
-            return Err(bad(format!("{} counters, expected 16", fields.len())));
+        let mut fields = [""; 16];
+        let mut count = 0usize;
+        for word in counters.split_ascii_whitespace() {
+            if let Some(slot) = fields.get_mut(count) {
+                *slot = word;
+            }
+            count += 1;
+        }
+        if count < 16 {
+            return Err(bad(format!("{count} counters, expected 16")));
         }
         let number = |i: usize| parse_u64(fields[i]).map_err(|e| bad(e.to_string()));
-        interfaces.push(InterfaceLine {
-            name: name.trim().to_owned(),
-            rx_bytes: number(0)?,
-            tx_bytes: number(8)?,
-        });
+        let rx = number(0)?;
+        let tx = number(8)?;
+        each(name.trim(), rx, tx);
     }
-    Ok(interfaces)
+    Ok(())
+}
+
+/// [`parse_net_dev`] and [`summarize`] in one pass: only the counted interfaces' names are
+/// copied.
+pub fn parse_summary(text: &str, filter: &InterfaceFilter) -> Result<Network, ParseError> {
+    let mut interfaces = BTreeMap::new();
+    for_each_line(text, |name, rx_bytes, tx_bytes| {
+        if filter.counts(name) {
+            interfaces.insert(name.to_owned(), NetworkInterface { rx_bytes, tx_bytes });
+        }
+    })?;
+    Ok(totals(interfaces))
 }
 
 /// Sums the counted interfaces into the snapshot's `network` section.
@@ -83,6 +114,10 @@ pub fn summarize(lines: &[InterfaceLine], filter: &InterfaceFilter) -> Network {
             )
         })
         .collect();
+    totals(interfaces)
+}
+
+fn totals(interfaces: BTreeMap<String, NetworkInterface>) -> Network {
     Network {
         rx_bytes: interfaces.values().map(|i| i.rx_bytes).sum(),
         tx_bytes: interfaces.values().map(|i| i.tx_bytes).sum(),
@@ -93,6 +128,32 @@ pub fn summarize(lines: &[InterfaceLine], filter: &InterfaceFilter) -> Network {
 /// Reads `<proc>/net/dev`.
 pub fn read(roots: &Roots, filter: &InterfaceFilter) -> Result<Network, CollectError> {
     read_parsed(&roots.proc.join("net/dev"), parse_net_dev).map(|l| summarize(&l, filter))
+}
+
+/// `<proc>/net/dev` kept open and re-read with `pread` ([`HeldFile`]), with its filter.
+#[derive(Debug)]
+pub struct NetDevReader {
+    file: HeldFile,
+    filter: InterfaceFilter,
+}
+
+impl NetDevReader {
+    pub fn new(roots: &Roots, filter: InterfaceFilter) -> Self {
+        Self {
+            file: HeldFile::proc(roots.proc.join("net/dev"), Extent::Records),
+            filter,
+        }
+    }
+
+    pub fn read(&mut self) -> Result<Network, CollectError> {
+        let filter = &self.filter;
+        self.file.parse(|text| parse_summary(text, filter))
+    }
+
+    /// Closes the file: the next read opens the path again.
+    pub fn reopen(&mut self) {
+        self.file.close();
+    }
 }
 
 #[cfg(test)]

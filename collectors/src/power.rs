@@ -6,9 +6,11 @@
 //! there, never a false "no problem".
 
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use broker::Power;
 
+use super::held::{HeldFile, RescanClock};
 use super::{read_parsed, read_text, CollectError, ParseError, Roots};
 
 /// The hwmon chip of the Pi's supply monitor.
@@ -73,6 +75,75 @@ pub fn read(roots: &Roots) -> Result<Option<Power>, CollectError> {
             .map(|f| read_parsed(&f, parse_throttled))
             .transpose()?,
     }))
+}
+
+/// The power files found once (a machine that is no Pi is not searched every sample) and
+/// kept open; looked for again every [`super::RESCAN_EVERY`], when asked, and at once when a
+/// read fails (which then reads them as [`read`] would).
+#[derive(Debug)]
+pub struct PowerCollector {
+    roots: Roots,
+    alarm: Option<HeldFile>,
+    throttled: Option<HeldFile>,
+    clock: RescanClock,
+}
+
+impl PowerCollector {
+    pub fn new(roots: &Roots) -> Self {
+        Self {
+            roots: roots.clone(),
+            alarm: None,
+            throttled: None,
+            clock: RescanClock::new(super::RESCAN_EVERY),
+        }
+    }
+
+    pub fn set_rescan_every(&mut self, every: Duration) {
+        self.clock.set_every(every);
+    }
+
+    /// The next read looks for the files again.
+    pub fn rescan(&mut self) {
+        self.clock.expire();
+    }
+
+    /// The Pi's power state: `None` on a machine with neither source.
+    pub fn read(&mut self, now: Instant) -> Result<Option<Power>, CollectError> {
+        if self.clock.due(now) {
+            self.discover(now);
+        }
+        match self.read_held() {
+            Ok(power) => Ok(power),
+            Err(_) => {
+                self.discover(now);
+                self.read_held()
+            }
+        }
+    }
+
+    fn discover(&mut self, now: Instant) {
+        self.alarm = alarm_file(&self.roots).map(HeldFile::attribute);
+        self.throttled = throttled_file(&self.roots).map(HeldFile::attribute);
+        self.clock.done(now);
+    }
+
+    fn read_held(&mut self) -> Result<Option<Power>, CollectError> {
+        if self.alarm.is_none() && self.throttled.is_none() {
+            return Ok(None);
+        }
+        Ok(Some(Power {
+            under_voltage_alarm: self
+                .alarm
+                .as_mut()
+                .map(|f| f.parse(parse_alarm))
+                .transpose()?,
+            throttled: self
+                .throttled
+                .as_mut()
+                .map(|f| f.parse(parse_throttled))
+                .transpose()?,
+        }))
+    }
 }
 
 #[cfg(test)]

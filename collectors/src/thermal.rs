@@ -11,32 +11,9 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use broker::Thermal;
-use glob::Pattern;
 
+pub use super::filter::ChipFilter;
 use super::{CollectError, ParseError, Roots};
-
-/// Which hwmon chips are left unread, by chip name (the `name` file, or `hwmonN` when the
-/// chip has none), as shell globs: node_exporter's `--collector.hwmon.chip-exclude`, which
-/// takes a regex, with globs like the network filter.
-#[derive(Debug, Clone, Default)]
-pub struct ChipFilter {
-    exclude: Vec<Pattern>,
-}
-
-impl ChipFilter {
-    pub fn new(exclude: &[String]) -> Result<Self, glob::PatternError> {
-        Ok(Self {
-            exclude: exclude
-                .iter()
-                .map(|s| Pattern::new(s))
-                .collect::<Result<_, _>>()?,
-        })
-    }
-
-    pub fn reads(&self, chip_name: &str) -> bool {
-        !self.exclude.iter().any(|p| p.matches(chip_name))
-    }
-}
 
 /// One `/sys/class/thermal/thermal_zoneN`.
 #[derive(Debug, Clone, PartialEq)]
@@ -67,7 +44,7 @@ pub struct Temp {
 }
 
 impl Chip {
-    fn display_name(&self) -> &str {
+    pub(crate) fn display_name(&self) -> &str {
         self.name.as_deref().unwrap_or(&self.dir)
     }
 
@@ -173,7 +150,10 @@ pub fn summarize(reading: &ThermalReading) -> Thermal {
 
 /// `prefixN` entries of a directory, sorted by N. A missing directory is an empty list:
 /// a machine without sensors is normal.
-fn numbered_entries(dir: &Path, prefix: &str) -> Result<Vec<(u32, PathBuf)>, CollectError> {
+pub(crate) fn numbered_entries(
+    dir: &Path,
+    prefix: &str,
+) -> Result<Vec<(u32, PathBuf)>, CollectError> {
     let entries = match fs::read_dir(dir) {
         Ok(entries) => entries,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
@@ -196,23 +176,35 @@ fn numbered_entries(dir: &Path, prefix: &str) -> Result<Vec<(u32, PathBuf)>, Col
     Ok(found)
 }
 
-fn read_trimmed(path: &Path) -> Option<String> {
+pub(crate) fn read_trimmed(path: &Path) -> Option<String> {
     fs::read_to_string(path)
         .ok()
         .map(|s| s.trim().to_owned())
         .filter(|s| !s.is_empty())
 }
 
+/// Where a chip's attributes are: older kernels keep them in `hwmonN/device/`, not `hwmonN/`.
+pub(crate) fn chip_base(dir: &Path) -> PathBuf {
+    if dir.join("name").exists() || !dir.join("device/name").exists() {
+        dir.to_owned()
+    } else {
+        dir.join("device")
+    }
+}
+
+/// The N of a `tempN_input` file name.
+pub(crate) fn temp_input_number(file: &str) -> Option<u32> {
+    file.strip_prefix("temp")?
+        .strip_suffix("_input")?
+        .parse()
+        .ok()
+}
+
 /// Reads the temperature inputs of one hwmon directory, or nothing past its `name` when
 /// `filter` excludes the chip. A sensor that cannot be read (a dangling link, a driver
 /// returning EIO) is skipped: the others still count.
 fn read_chip(dir_name: String, dir: &Path, filter: &ChipFilter) -> Chip {
-    // Older kernels keep the attributes in `hwmonN/device/` instead of `hwmonN/`.
-    let base = if dir.join("name").exists() || !dir.join("device/name").exists() {
-        dir.to_owned()
-    } else {
-        dir.join("device")
-    };
+    let base = chip_base(dir);
     let name = read_trimmed(&base.join("name"));
     if !filter.reads(name.as_deref().unwrap_or(&dir_name)) {
         return Chip {
@@ -228,11 +220,7 @@ fn read_chip(dir_name: String, dir: &Path, filter: &ChipFilter) -> Chip {
                 .filter_map(|e| {
                     let file = e.file_name();
                     let file = file.to_str()?;
-                    let input: u32 = file
-                        .strip_prefix("temp")?
-                        .strip_suffix("_input")?
-                        .parse()
-                        .ok()?;
+                    let input = temp_input_number(file)?;
                     let celsius = parse_millidegrees(&fs::read_to_string(e.path()).ok()?).ok()?;
                     let label = read_trimmed(&base.join(format!("temp{input}_label")))
                         .unwrap_or_else(|| format!("temp{input}"));
