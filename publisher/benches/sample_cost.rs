@@ -4,11 +4,14 @@
 //!
 //! Run: `cargo bench -p publisher --bench sample_cost`
 //! Env: `SAMPLE_COST_ROOT=<dir with proc/ and sys/>` (default: this machine's /proc and /sys),
-//!      `SAMPLE_COST_ITERATIONS` (default 5000), `SAMPLE_COST_SHELL_RUNS` (default 100),
-//!      `SAMPLE_COST_PROCESSES=1` (with the top processes).
+//!      `SAMPLE_COST_ITERATIONS` (default 5000), `SAMPLE_COST_SHELL_RUNS` (default 100; 0 skips
+//!      the shell, for a tree without `/proc` such as the rpi5 fixture),
+//!      `SAMPLE_COST_PROCESSES=1` (with the top processes), `SAMPLE_COST_PARTS=1` (each
+//!      collector alone too: what costs what).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
+mod parts;
 use common::cpu_time_of as cpu_time;
 
 use std::path::PathBuf;
@@ -59,6 +62,19 @@ fn main() {
     let rust_wall = wall0.elapsed() / iterations as u32;
     let rust_cpu = (cpu_time(libc::RUSAGE_SELF) - cpu0) / iterations as u32;
 
+    println!(
+        "sample_cost: proc={} sys={}",
+        roots.proc.display(),
+        roots.sys.display()
+    );
+    println!("  rust   : {:>10.1} µs CPU/sample, {:>10.1} µs wall/sample ({iterations} samples, {bytes} B JSON)",
+        rust_cpu.as_secs_f64() * 1e6, rust_wall.as_secs_f64() * 1e6);
+    if std::env::var_os("SAMPLE_COST_PARTS").is_some() {
+        parts::measure(&roots, &mut collectors, iterations as u32);
+    }
+    if shell_runs == 0 {
+        return;
+    }
     let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../bench/seed_sample.sh");
     let out = std::env::temp_dir().join(format!("seed-sample-{}.json", std::process::id()));
     let (wall0, cpu0) = (Instant::now(), cpu_time(libc::RUSAGE_CHILDREN));
@@ -76,13 +92,6 @@ fn main() {
     let shell_cpu = (cpu_time(libc::RUSAGE_CHILDREN) - cpu0) / shell_runs as u32;
     let _ = std::fs::remove_file(&out);
 
-    println!(
-        "sample_cost: proc={} sys={}",
-        roots.proc.display(),
-        roots.sys.display()
-    );
-    println!("  rust   : {:>10.1} µs CPU/sample, {:>10.1} µs wall/sample ({iterations} samples, {bytes} B JSON)",
-        rust_cpu.as_secs_f64() * 1e6, rust_wall.as_secs_f64() * 1e6);
     println!(
         "  seed sh: {:>10.1} µs CPU/sample, {:>10.1} µs wall/sample ({shell_runs} runs)",
         shell_cpu.as_secs_f64() * 1e6,
