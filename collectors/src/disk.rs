@@ -230,6 +230,11 @@ mod tests {
                     8      32 sdc 126552 141 1657779 14 11822 1895 172905 1007 0 10730 17070 18851 0 125173784 11130 1555 1944\n\
                     252    0 dm-0 59910002 0 1003337218 46229572 39231014 0 505696880 1158557800 0 11325968 1206301256\n";
         let disk = summarize(&parse_diskstats(text).unwrap());
+        assert_eq!(
+            parse_summary(text),
+            Ok(disk.clone()),
+            "the one-pass reader agrees"
+        );
         assert_eq!(disk.devices.len(), 3);
         // node_exporter reads the same lines as node_disk_reads_completed_total{device="sda"}
         // 25354637, writes_completed 28444756, read_time_seconds 18492.372, write_time_seconds
@@ -272,5 +277,6 @@ mod tests {
             Err(ParseError::Line { line: 1, .. })
         ));
         assert_eq!(parse_diskstats(""), Ok(vec![]));
+        assert_eq!(parse_summary(text), Err(parse_diskstats(text).unwrap_err()));
     }
 }

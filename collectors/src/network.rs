@@ -172,6 +172,7 @@ veth12ab: 700 1 0 0 0 0 0 0 800 1 0 0 0 0 0 0
     #[test]
     fn default_filter_counts_physical_interfaces_once() {
         let net = summarize(&parse_net_dev(NET_DEV).unwrap(), &default_filter());
+        assert_eq!(parse_summary(NET_DEV, &default_filter()), Ok(net.clone()));
         assert_eq!(net.interfaces.keys().collect::<Vec<_>>(), ["eth0", "wlan0"]);
         assert_eq!(net.rx_bytes, 9013149 + 100);
         assert_eq!(net.tx_bytes, 14913 + 200);
@@ -210,6 +211,7 @@ veth12ab: 700 1 0 0 0 0 0 0 800 1 0 0 0 0 0 0
     #[test]
     fn truncated_line_is_an_error() {
         let cut = "Inter-|\n face |\n  eth0: 9013149     227    0";
+        assert!(parse_summary(cut, &default_filter()).is_err());
         assert_eq!(
             parse_net_dev(cut),
             Err(ParseError::Line {
