@@ -5,8 +5,9 @@ use std::collections::VecDeque;
 
 use rusqlite::{params, OptionalExtension};
 
-use super::codec;
+use super::chain::Chain;
 use super::db::{Sample, Tsdb, FUTURE_MS, GRACE_MS, NEIGHBOUR_WINDOW_MS};
+use super::pack;
 use super::rollup::{floor, Bucket, Tier, HOUR_MS};
 use super::TsdbError;
 use crate::registry::Value;
@@ -64,7 +65,7 @@ impl Tsdb {
             .query_row(params![series, start], |r| r.get(0))
             .optional()?;
         Ok(match blob {
-            Some(b) => codec::decode_buckets(&b, tier.slots(), start),
+            Some(b) => pack::unpack_buckets(&b, tier, start),
             None => vec![None; tier.slots()],
         })
     }
@@ -83,7 +84,7 @@ impl Tsdb {
         self.conn.prepare_cached(sql)?.execute(params![
             series,
             start,
-            codec::encode_buckets(row, start)
+            pack::encode_buckets(row, start, tier.bucket_ms())
         ])?;
         Ok(())
     }
@@ -171,17 +172,20 @@ impl Tsdb {
         let mut recent: VecDeque<Sample> = VecDeque::with_capacity(REBUILD_WINDOW);
         let mut host = None;
         let mut adds: Vec<(u32, i64, f64)> = Vec::new();
+        let mut chain = Chain::default();
         while let Some(r) = rows.next()? {
             let h: i64 = r.get(0)?;
             if host != Some(h) {
                 recent.clear();
                 host = Some(h);
             }
+            let (ts_ms, seq) = (r.get(1)?, r.get::<_, i64>(2)? as u64);
+            let data: Vec<u8> = r.get(4)?;
             let s = Sample {
-                ts_ms: r.get(1)?,
-                seq: r.get::<_, i64>(2)? as u64,
+                ts_ms,
+                seq,
                 boot: r.get::<_, i64>(3)? as u64,
-                values: codec::decode_sample(&r.get::<_, Vec<u8>>(4)?),
+                values: self.unpack(h, ts_ms, seq, &data, &mut chain)?,
             };
             adds.clear();
             if s.ts_ms >= from {

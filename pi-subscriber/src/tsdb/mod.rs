@@ -19,6 +19,7 @@
 //! workers.
 
 mod buckets;
+mod chain;
 pub mod codec;
 mod db;
 mod derive;
@@ -26,6 +27,7 @@ mod flat;
 pub mod holes;
 mod limits;
 mod open;
+pub mod pack;
 mod query;
 mod raw;
 pub mod rollup;

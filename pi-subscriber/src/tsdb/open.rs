@@ -101,6 +101,7 @@ impl Tsdb {
                     id,
                     series: HashMap::new(),
                     last: None,
+                    chain: super::chain::NO_BASE,
                     partial: 0,
                 },
             );

@@ -7,7 +7,6 @@ use std::collections::BTreeMap;
 use rusqlite::params;
 use serde::Serialize;
 
-use super::codec;
 use super::db::{Sample, Tsdb, NEIGHBOUR_WINDOW_MS};
 use super::raw::gap_at;
 use super::rollup::{coarsen, floor, Agg, Bucket, Tier};
@@ -222,7 +221,7 @@ impl Tsdb {
         while let Some(r) = found.next()? {
             let start: i64 = r.get(0)?;
             let data: Vec<u8> = r.get(1)?;
-            rows.insert(start, codec::decode_buckets(&data, tier.slots(), start));
+            rows.insert(start, super::pack::unpack_buckets(&data, tier, start));
         }
         for ((_, _, start), open) in self.open.range((tier, id, first)..=(tier, id, q.to_ms)) {
             let row = rows

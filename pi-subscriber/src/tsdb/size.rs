@@ -139,6 +139,10 @@ impl Tsdb {
             group = t.group
         ))?;
         for g in &groups {
+            if t.name == RAW.name {
+                // Rows kept as a change from a row about to go are stored whole first.
+                self.rekey_after(*g, cut)?;
+            }
             gone += delete.execute([*g, cut])? as u64;
         }
         Ok(gone)
