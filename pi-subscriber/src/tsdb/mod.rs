@@ -26,6 +26,7 @@ mod derive;
 mod flat;
 pub mod holes;
 mod limits;
+mod minute;
 mod open;
 pub mod pack;
 mod query;
@@ -58,6 +59,8 @@ pub struct TsdbError {
     pub source: rusqlite::Error,
 }
 
+#[cfg(test)]
+mod chain_tests;
 #[cfg(test)]
 mod full_tests;
 #[cfg(test)]
