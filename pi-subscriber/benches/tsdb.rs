@@ -57,13 +57,22 @@ fn wchar() -> u64 {
 /// second at most), maintenance when a minute has passed.
 fn feed(db: &mut Tsdb, host: &str, times: impl Iterator<Item = i64>, seq: &mut u64) {
     let mut last_maintain = i64::MIN;
+    let mut last_commit = i64::MIN;
+    let every: i64 = std::env::var("BENCH_COMMIT_S")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1)
+        * 1000;
     for ts in times {
         *seq += 1;
         db.ingest(&common::at(host, *seq, ts), true, ts).unwrap();
-        db.commit().unwrap();
-        if ts - last_maintain >= MIN_MS {
-            db.maintain(ts).unwrap();
-            last_maintain = ts;
+        if ts.saturating_sub(last_commit) >= every {
+            if ts.saturating_sub(last_maintain) >= MIN_MS {
+                db.maintain(ts).unwrap();
+                last_maintain = ts;
+            }
+            db.commit().unwrap();
+            last_commit = ts;
         }
     }
 }
@@ -91,8 +100,12 @@ fn ingest_rate() {
 
 fn written_per_day() {
     let dir = tempfile::tempdir().unwrap();
+    let path = match std::env::var("BENCH_KEEP_DIR") {
+        Ok(d) => std::path::PathBuf::from(d).join("h.sqlite"),
+        Err(_) => dir.path().join("h.sqlite"),
+    };
     let start_ms = now_ms() - DAY_MS;
-    let mut db = Tsdb::open(&dir.path().join("h.sqlite"), retention(), 500, start_ms).unwrap();
+    let mut db = Tsdb::open(&path, retention(), 500, start_ms).unwrap();
     let mut seq = 0;
     // A first hour to create the series and warm up, not counted.
     feed(

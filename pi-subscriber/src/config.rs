@@ -148,6 +148,12 @@ pub struct HistorySettings {
     /// (`"2GiB"`, `"500MB"` or a number of bytes).
     #[serde(with = "bytes")]
     pub max_disk: u64,
+    /// How often the history is committed to disk (bucket rows are closed and the disk bound
+    /// kept at the same time). A power cut loses what came since the last commit: a server's
+    /// samples come back from its ring by the backfill, the Pi's own `[self]` samples do not.
+    /// Longer spares the SD card: see "Power cuts" in the README.
+    #[serde(with = "daemon_kit::duration")]
+    pub commit_interval: Duration,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -235,6 +241,7 @@ impl Default for HistorySettings {
             forget_after: Duration::from_secs(7 * 86_400),
             max_samples_per_s: DEFAULT_MAX_SAMPLES_PER_S,
             max_disk: 2 << 30,
+            commit_interval: Duration::from_secs(300),
         }
     }
 }
@@ -418,6 +425,14 @@ impl Settings {
             return Err(invalid(
                 "history.max_samples_per_s",
                 "must be between 1 and 1000",
+            ));
+        }
+        if !(Duration::from_secs(1)..=Duration::from_secs(3600))
+            .contains(&self.history.commit_interval)
+        {
+            return Err(invalid(
+                "history.commit_interval",
+                "must be between 1s and 1h",
             ));
         }
         if self.history.max_disk < MIN_MAX_DISK {

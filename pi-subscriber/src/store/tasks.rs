@@ -1,5 +1,6 @@
 //! The store's own tasks, as mini-redis's `Db` owns its purge task: the history writer
-//! (commit every second, the disk bound, closing bucket rows and pruning every minute) and
+//! (commit every `history.commit_interval`, with the disk bound, closing bucket rows and
+//! pruning) and
 //! forgetting hosts silent for `history.forget_after`. [`Maintenance`] stops them: the
 //! forgetting at once, the writer after one last commit; dropping it stops both.
 
@@ -29,6 +30,7 @@ impl SharedStore {
             writer: Some(history_writer(
                 self.clone(),
                 settings.history.max_disk,
+                settings.history.commit_interval,
                 stop_writer.clone(),
             )),
             forget: Some(tokio::spawn(forget_silent_hosts(
@@ -109,25 +111,31 @@ async fn forget_silent_hosts(
     }
 }
 
-/// Commits the history every second (a power cut loses at most that), keeps it within
-/// `max_disk` bytes (oldest rows first), and closes bucket rows and prunes every minute, off
-/// the async workers; commits once more at shutdown.
+/// Every `commit_interval` (`history.commit_interval`; a power cut loses at most that), off
+/// the async workers: closes bucket rows and prunes (at most once a minute), keeps the
+/// history within `max_disk` bytes (oldest rows first), and commits; once more at shutdown.
+/// Each step commits what is open, so nothing reaches the disk in between: what wears an SD
+/// card is the number of commits as much as the bytes.
 fn history_writer(
     store: SharedStore,
     max_disk: u64,
+    commit_interval: Duration,
     shutdown: CancellationToken,
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
-        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        let mut tick = tokio::time::interval(commit_interval);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let mut ticks = 0u64;
+        let mut last_maintain: Option<tokio::time::Instant> = None;
         loop {
             let stop = tokio::select! {
                 _ = shutdown.cancelled() => true,
                 _ = tick.tick() => false,
             };
-            ticks += 1;
-            let maintain = ticks % 60 == 1;
+            let now = tokio::time::Instant::now();
+            let maintain = last_maintain.is_none_or(|t| now - t >= Duration::from_secs(60));
+            if maintain {
+                last_maintain = Some(now);
+            }
             let s = store.clone();
             let done = tokio::task::spawn_blocking(move || {
                 // Each step runs whatever the one before did (a full disk fails them all,

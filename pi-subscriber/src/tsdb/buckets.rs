@@ -5,8 +5,9 @@ use std::collections::VecDeque;
 
 use rusqlite::{params, OptionalExtension};
 
-use super::codec;
+use super::chain::Chain;
 use super::db::{Sample, Tsdb, FUTURE_MS, GRACE_MS, NEIGHBOUR_WINDOW_MS};
+use super::pack;
 use super::rollup::{floor, Bucket, Tier, HOUR_MS};
 use super::TsdbError;
 use crate::registry::Value;
@@ -54,17 +55,16 @@ impl Tsdb {
         series: u32,
         start: i64,
     ) -> rusqlite::Result<Vec<Option<Bucket>>> {
-        let sql = match tier {
-            Tier::Hour => "SELECT data FROM hour WHERE series = ?1 AND start = ?2",
-            _ => "SELECT data FROM minute WHERE series = ?1 AND start = ?2",
+        let blob: Option<Vec<u8>> = match tier {
+            Tier::Hour => self
+                .conn
+                .prepare_cached("SELECT data FROM hour WHERE series = ?1 AND start = ?2")?
+                .query_row(params![series, start], |r| r.get(0))
+                .optional()?,
+            _ => self.minute_row(series, start)?,
         };
-        let blob: Option<Vec<u8>> = self
-            .conn
-            .prepare_cached(sql)?
-            .query_row(params![series, start], |r| r.get(0))
-            .optional()?;
         Ok(match blob {
-            Some(b) => codec::decode_buckets(&b, tier.slots(), start),
+            Some(b) => pack::unpack_buckets(&b, tier, start),
             None => vec![None; tier.slots()],
         })
     }
@@ -76,15 +76,21 @@ impl Tsdb {
         start: i64,
         row: &[Option<Bucket>],
     ) -> rusqlite::Result<()> {
-        let sql = match tier {
-            Tier::Hour => "INSERT OR REPLACE INTO hour (series, start, data) VALUES (?1, ?2, ?3)",
-            _ => "INSERT OR REPLACE INTO minute (series, start, data) VALUES (?1, ?2, ?3)",
+        let data = pack::encode_buckets(row, start, tier.bucket_ms());
+        match tier {
+            Tier::Hour => self
+                .conn
+                .prepare_cached(
+                    "INSERT OR REPLACE INTO hour (series, start, data) VALUES (?1, ?2, ?3)",
+                )?
+                .execute(params![series, start, data])?,
+            _ => self
+                .conn
+                .prepare_cached(
+                    "INSERT OR REPLACE INTO minute (id, series, start, data) VALUES (?1, ?2, ?3, ?4)",
+                )?
+                .execute(params![super::minute::key(series, start), series, start, data])?,
         };
-        self.conn.prepare_cached(sql)?.execute(params![
-            series,
-            start,
-            codec::encode_buckets(row, start)
-        ])?;
         Ok(())
     }
 
@@ -141,11 +147,14 @@ impl Tsdb {
             "DELETE FROM raw WHERE ts < ?1 OR ts > ?2",
             [raw, now_ms.saturating_add(FUTURE_MS)],
         )?;
-        for (tier, table) in [(Tier::Minute, "minute"), (Tier::Hour, "hour")] {
-            let keep = self.retention.horizon(tier, now_ms) - tier.row_ms();
-            self.conn
-                .execute(&format!("DELETE FROM {table} WHERE start < ?1"), [keep])?;
-        }
+        let keep = self.retention.horizon(Tier::Minute, now_ms) - Tier::Minute.row_ms();
+        self.conn.execute(
+            "DELETE FROM minute WHERE id < ?1",
+            [super::minute::key(0, keep)],
+        )?;
+        let keep = self.retention.horizon(Tier::Hour, now_ms) - Tier::Hour.row_ms();
+        self.conn
+            .execute("DELETE FROM hour WHERE start < ?1", [keep])?;
         self.prune_top(self.retention.horizon(Tier::Minute, now_ms))?;
         Ok(())
     }
@@ -171,17 +180,20 @@ impl Tsdb {
         let mut recent: VecDeque<Sample> = VecDeque::with_capacity(REBUILD_WINDOW);
         let mut host = None;
         let mut adds: Vec<(u32, i64, f64)> = Vec::new();
+        let mut chain = Chain::default();
         while let Some(r) = rows.next()? {
             let h: i64 = r.get(0)?;
             if host != Some(h) {
                 recent.clear();
                 host = Some(h);
             }
+            let (ts_ms, seq) = (r.get(1)?, r.get::<_, i64>(2)? as u64);
+            let data: Vec<u8> = r.get(4)?;
             let s = Sample {
-                ts_ms: r.get(1)?,
-                seq: r.get::<_, i64>(2)? as u64,
+                ts_ms,
+                seq,
                 boot: r.get::<_, i64>(3)? as u64,
-                values: codec::decode_sample(&r.get::<_, Vec<u8>>(4)?),
+                values: self.unpack(h, ts_ms, seq, &data, &mut chain)?,
             };
             adds.clear();
             if s.ts_ms >= from {

@@ -8,7 +8,8 @@ use broker::Snapshot;
 use rusqlite::{params, Connection};
 use serde::Serialize;
 
-use super::codec;
+use super::chain::Chain;
+
 use super::derive::partial_key;
 use super::rollup::{Bucket, Retention, Tier, MINUTE_MS};
 use super::TsdbError;
@@ -83,6 +84,9 @@ pub(super) struct HostCache {
     pub series: HashMap<(usize, String), u32>,
     /// The newest live sample, for the next one's rates.
     pub last: Option<Sample>,
+    /// The delta rows since the last whole one up to `last` (`chain.rs`), or
+    /// [`NO_BASE`](super::chain::NO_BASE) when `last` is not a stored row.
+    pub chain: u32,
     /// Metrics (bits by registry index) one of whose devices was dropped by the series
     /// budget: their total's rate comes from the total counter, not the sum of the devices.
     /// Persisted in `meta` (`partial:<host id>`).
@@ -135,6 +139,7 @@ impl Tsdb {
                 id,
                 series: HashMap::new(),
                 last: None,
+                chain: super::chain::NO_BASE,
                 partial: 0,
             },
         );
@@ -237,6 +242,7 @@ impl Tsdb {
         if sample.ts_ms >= self.retention.horizon(Tier::Raw, now_ms) {
             // The top-process lists ride in the sample's own row (`top.rs`): no page of
             // another table is written per sample.
+            let (data, chain) = self.pack_sample(&s.host, &sample, live);
             let inserted = self.conn.execute(
                 "INSERT OR IGNORE INTO raw (host, ts, seq, boot, data, top) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
                 params![
@@ -244,7 +250,7 @@ impl Tsdb {
                     sample.ts_ms,
                     sample.seq as i64,
                     sample.boot as i64,
-                    codec::encode_sample(&sample.values),
+                    data,
                     super::top::encode(s)
                 ],
             )?;
@@ -254,6 +260,15 @@ impl Tsdb {
             }
             self.tx.stored_sample(&s.host, sample.seq, sample.ts_ms);
             self.rw_stored(host_id, sample.ts_ms, sample.seq)?;
+            if live {
+                if let Some(h) = self.hosts.get_mut(&s.host) {
+                    h.chain = chain;
+                }
+            }
+        } else if live {
+            if let Some(h) = self.hosts.get_mut(&s.host) {
+                h.chain = super::chain::NO_BASE;
+            }
         }
         self.stats.samples_total += 1;
         for (id, v) in &sample.values {
@@ -317,12 +332,15 @@ impl Tsdb {
             "SELECT ts, boot, data FROM raw WHERE host = ?1 AND ts BETWEEN ?2 AND ?3 AND seq = ?4",
         )?;
         let mut rows = stmt.query(params![host, lo, hi, want as i64])?;
+        let mut chain = Chain::default();
         while let Some(row) = rows.next()? {
+            let ts_ms = row.get(0)?;
+            let data: Vec<u8> = row.get(2)?;
             let other = Sample {
-                ts_ms: row.get(0)?,
+                ts_ms,
                 seq: want,
                 boot: row.get::<_, i64>(1)? as u64,
-                values: codec::decode_sample(&row.get::<_, Vec<u8>>(2)?),
+                values: self.unpack(host, ts_ms, want, &data, &mut chain)?,
             };
             let ok = if dir < 0 {
                 sample.follows(&other)
@@ -402,7 +420,7 @@ impl Tsdb {
                     s.ts_ms,
                     s.seq as i64,
                     s.boot as i64,
-                    codec::encode_sample(&s.values)
+                    super::codec::encode_sample(&s.values)
                 ],
             )
             .unwrap();

@@ -135,7 +135,7 @@ impl Tsdb {
                 let newest: Option<i64> = self.conn.query_row(
                     "SELECT MAX(t) FROM (
                         SELECT MAX(ts) AS t FROM raw WHERE host = ?1
-                        UNION ALL SELECT MAX(start) + ?2 FROM minute WHERE series IN (SELECT id FROM series WHERE host = ?1)
+                        UNION ALL SELECT * FROM (SELECT start + ?2 FROM minute WHERE series IN (SELECT id FROM series WHERE host = ?1) ORDER BY id DESC LIMIT 1)
                         UNION ALL SELECT MAX(start) + ?3 FROM hour WHERE series IN (SELECT id FROM series WHERE host = ?1))",
                     params![h.id, Tier::Minute.row_ms(), Tier::Hour.row_ms()],
                     |r| r.get(0),

@@ -19,13 +19,16 @@
 //! workers.
 
 mod buckets;
+mod chain;
 pub mod codec;
 mod db;
 mod derive;
 mod flat;
 pub mod holes;
 mod limits;
+mod minute;
 mod open;
+pub mod pack;
 mod query;
 mod raw;
 pub mod rollup;
@@ -56,6 +59,8 @@ pub struct TsdbError {
     pub source: rusqlite::Error,
 }
 
+#[cfg(test)]
+mod chain_tests;
 #[cfg(test)]
 mod full_tests;
 #[cfg(test)]

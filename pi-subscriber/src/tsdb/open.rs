@@ -21,8 +21,7 @@ CREATE TABLE IF NOT EXISTS raw (
     host INTEGER NOT NULL, ts INTEGER NOT NULL, seq INTEGER NOT NULL, boot INTEGER NOT NULL,
     data BLOB NOT NULL, top BLOB, PRIMARY KEY (host, ts, seq)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS minute (
-    series INTEGER NOT NULL, start INTEGER NOT NULL, data BLOB NOT NULL,
-    PRIMARY KEY (series, start)) WITHOUT ROWID;
+    id INTEGER PRIMARY KEY, series INTEGER NOT NULL, start INTEGER NOT NULL, data BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS hour (
     series INTEGER NOT NULL, start INTEGER NOT NULL, data BLOB NOT NULL,
     PRIMARY KEY (series, start)) WITHOUT ROWID;
@@ -48,6 +47,7 @@ impl Tsdb {
              PRAGMA wal_autocheckpoint = 1000; PRAGMA foreign_keys = OFF;",
         )
         .map_err(err)?;
+        super::minute::upgrade(&conn).map_err(err)?;
         conn.execute_batch(SCHEMA).map_err(err)?;
         conn.execute_batch(super::holes::SCHEMA).map_err(err)?;
         conn.execute_batch(super::top::SCHEMA).map_err(err)?;
@@ -101,6 +101,7 @@ impl Tsdb {
                     id,
                     series: HashMap::new(),
                     last: None,
+                    chain: super::chain::NO_BASE,
                     partial: 0,
                 },
             );

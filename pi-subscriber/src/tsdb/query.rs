@@ -7,7 +7,6 @@ use std::collections::BTreeMap;
 use rusqlite::params;
 use serde::Serialize;
 
-use super::codec;
 use super::db::{Sample, Tsdb, NEIGHBOUR_WINDOW_MS};
 use super::raw::gap_at;
 use super::rollup::{coarsen, floor, Agg, Bucket, Tier};
@@ -210,19 +209,26 @@ impl Tsdb {
     /// The non-empty buckets of one series in the range, from the database and the open rows.
     fn bucket_points(&self, tier: Tier, id: u32, q: &SeriesQuery<'_>) -> rusqlite::Result<Points> {
         let first = floor(q.from_ms, tier.row_ms());
-        let sql = match tier {
-            Tier::Hour => {
-                "SELECT start, data FROM hour WHERE series = ?1 AND start BETWEEN ?2 AND ?3"
-            }
-            _ => "SELECT start, data FROM minute WHERE series = ?1 AND start BETWEEN ?2 AND ?3",
-        };
         let mut rows: BTreeMap<i64, Vec<Option<Bucket>>> = BTreeMap::new();
-        let mut stmt = self.conn.prepare_cached(sql)?;
-        let mut found = stmt.query(params![id, first, q.to_ms])?;
-        while let Some(r) = found.next()? {
-            let start: i64 = r.get(0)?;
-            let data: Vec<u8> = r.get(1)?;
-            rows.insert(start, codec::decode_buckets(&data, tier.slots(), start));
+        if tier == Tier::Hour {
+            let mut stmt = self.conn.prepare_cached(
+                "SELECT start, data FROM hour WHERE series = ?1 AND start BETWEEN ?2 AND ?3",
+            )?;
+            let mut found = stmt.query(params![id, first, q.to_ms])?;
+            while let Some(r) = found.next()? {
+                let start: i64 = r.get(0)?;
+                let data: Vec<u8> = r.get(1)?;
+                rows.insert(start, super::pack::unpack_buckets(&data, tier, start));
+            }
+        } else {
+            // Minute rows are keyed by hour first (`minute.rs`): one lookup an hour, up to
+            // the newest row there is.
+            let last = self.newest_minute_row()?.unwrap_or(i64::MIN).min(q.to_ms);
+            for start in (first..=last).step_by(tier.row_ms() as usize) {
+                if let Some(data) = self.minute_row(id, start)? {
+                    rows.insert(start, super::pack::unpack_buckets(&data, tier, start));
+                }
+            }
         }
         for ((_, _, start), open) in self.open.range((tier, id, first)..=(tier, id, q.to_ms)) {
             let row = rows

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 
 use rusqlite::params;
 
-use super::codec;
+use super::chain::Chain;
 use super::db::{Sample, Tsdb};
 
 /// Raw samples of one host, ascending by time, with an index by seq.
@@ -79,15 +79,17 @@ impl Tsdb {
         )?;
         let mut rows = stmt.query(params![host, from_ms.saturating_sub(margin_ms), to_ms])?;
         let mut samples = Vec::new();
+        let mut chain = Chain::default();
         while let Some(r) = rows.next()? {
             #[cfg(test)]
             super::limits::decoded::add(1);
             let data: Vec<u8> = r.get(3)?;
-            let mut values = codec::decode_sample(&data);
+            let (ts_ms, seq) = (r.get(0)?, r.get::<_, i64>(1)? as u64);
+            let mut values = self.unpack(host, ts_ms, seq, &data, &mut chain)?;
             values.retain(|(id, _)| keep(*id));
             samples.push(Sample {
-                ts_ms: r.get(0)?,
-                seq: r.get::<_, i64>(1)? as u64,
+                ts_ms,
+                seq,
                 boot: r.get::<_, i64>(2)? as u64,
                 values,
             });

@@ -13,7 +13,7 @@ use std::collections::HashMap;
 
 use rusqlite::{params, OptionalExtension};
 
-use super::codec;
+use super::chain::Chain;
 use super::db::Tsdb;
 use super::TsdbError;
 use crate::registry::Value;
@@ -193,6 +193,7 @@ impl Tsdb {
             })?;
             rows.collect::<rusqlite::Result<_>>()?
         };
+        let mut chain = Chain::default();
         for (host, ts, seq) in late {
             mark.late.push((host, ts, seq));
             let Some(name) = names.get(&host) else {
@@ -204,7 +205,8 @@ impl Tsdb {
                 .query_row(params![host, ts, seq], |r| r.get(0))
                 .optional()?;
             if let Some(data) = data {
-                out.push(self.rw_sample(name, ts, &data));
+                let values = self.unpack(host, ts, seq as u64, &data, &mut chain)?;
+                out.push(self.rw_sample(name, ts, values));
             }
         }
         if !mark.late.is_empty() {
@@ -237,8 +239,9 @@ impl Tsdb {
                 continue;
             };
             mark.cursors.push((host, (ts, seq)));
-            for (ts, _, data) in rows {
-                out.push(self.rw_sample(&name, ts, &data));
+            for (ts, seq, data) in rows {
+                let values = self.unpack(host, ts, seq as u64, &data, &mut chain)?;
+                out.push(self.rw_sample(&name, ts, values));
             }
         }
         Ok((!mark.cursors.is_empty()).then_some((out, mark)))
@@ -262,8 +265,8 @@ impl Tsdb {
         Ok(hole.unwrap_or(i64::MAX))
     }
 
-    fn rw_sample(&self, host: &str, ts_ms: i64, data: &[u8]) -> RwSample {
-        let values = codec::decode_sample(data)
+    fn rw_sample(&self, host: &str, ts_ms: i64, values: Vec<(u32, Value)>) -> RwSample {
+        let values = values
             .into_iter()
             .filter_map(|(id, v)| {
                 let (_, m, label) = self.series.get(&id)?;

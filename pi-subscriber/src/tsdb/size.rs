@@ -139,6 +139,10 @@ impl Tsdb {
             group = t.group
         ))?;
         for g in &groups {
+            if t.name == RAW.name {
+                // Rows kept as a change from a row about to go are stored whole first.
+                self.rekey_after(*g, cut)?;
+            }
             gone += delete.execute([*g, cut])? as u64;
         }
         Ok(gone)
@@ -171,11 +175,13 @@ const RAW: Table = Table {
     groups: "SELECT id FROM hosts",
     bytes: "LENGTH(data) + IFNULL(LENGTH(top), 0)",
 };
+// Minute rows are keyed by hour first (`minute.rs`): oldest first over all series is their
+// key's order, one group.
 const MINUTE: Table = Table {
     name: "minute",
-    group: "series",
-    key: "start",
-    groups: "SELECT id FROM series",
+    group: "0",
+    key: "id",
+    groups: "SELECT 0",
     bytes: "LENGTH(data)",
 };
 const HOUR: Table = Table {

@@ -59,8 +59,12 @@ impl Subscriber {
         }
         // Tests about published hosts do not also see the test machine as a host (`[self]`);
         // the ones about it turn it on.
+        // They also commit every second, as the Pi did before `history.commit_interval`
+        // (5 min by default): what they check on disk or in `/health` shows within seconds.
+        // `power_cut.rs` runs the default.
         cmd.env("RUST_LOG", "info")
             .env("PI_SUBSCRIBER_SELF__ENABLED", "false")
+            .env("PI_SUBSCRIBER_HISTORY__COMMIT_INTERVAL", "1s")
             .envs(env.iter().copied())
             .args(["--bind", "127.0.0.1:0"])
             .args(args)
@@ -79,6 +83,13 @@ impl Subscriber {
         let mut child = cmd.spawn().expect("spawn pi-subscriber");
         let client = Client::attach(&mut child);
         Subscriber { child, client }
+    }
+
+    /// SIGKILL, as a power cut would end it (nothing flushed, nothing committed).
+    #[allow(dead_code)]
+    pub fn kill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 
     /// SIGTERM, and a clean exit.

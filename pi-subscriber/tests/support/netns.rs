@@ -196,6 +196,7 @@ impl Netns {
             .arg(env!("CARGO_BIN_EXE_pi-subscriber"))
             .env("RUST_LOG", "info")
             .env("PI_SUBSCRIBER_POLL__INTERVAL", "200ms")
+            .env("PI_SUBSCRIBER_HISTORY__COMMIT_INTERVAL", "1s")
             .env("PI_SUBSCRIBER_POLL__TIMEOUT", "1s")
             .env("PI_SUBSCRIBER_POLL__FALLBACK_AFTER", "600s")
             .args(["--bind", &format!("{}:0", self.there)])

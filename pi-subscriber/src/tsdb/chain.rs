@@ -1,0 +1,163 @@
+//! Raw rows stored as their change from the sample before (`pack.rs`): which rows are, and
+//! reading any row back through its chain.
+//!
+//! A live sample that directly follows the host's previous one ([`Sample::follows`]) in the
+//! same clock hour is stored as a delta from it, up to [`MAX_CHAIN`] in a row; any other
+//! (the first of an hour, a backfilled one, one after a gap or a new series) is stored whole.
+//! So a chain never crosses an hour: the raw tier is pruned an hour at a time and never
+//! leaves a row without its base. Only the disk bound (`size.rs`) cuts inside an hour, and
+//! it first stores whole the rows whose base it deletes ([`Tsdb::rekey_after`]).
+
+use std::collections::{HashMap, VecDeque};
+
+use rusqlite::{params, OptionalExtension};
+
+use super::codec;
+use super::db::{Sample, Tsdb};
+use super::pack::{self, Packed};
+use super::rollup::{floor, HOUR_MS};
+use crate::registry::Value;
+
+/// The most delta rows between two whole ones: what reading one row may have to walk.
+pub(super) const MAX_CHAIN: u32 = 64;
+
+/// `HostCache::chain` when the host's last live sample is not a row to build on.
+pub(super) const NO_BASE: u32 = u32::MAX;
+
+type Key = (i64, i64, u64);
+type Values = Vec<(u32, Value)>;
+
+/// Samples recently unpacked, by (host, ts, seq): the base of the next row of a scan.
+#[derive(Default)]
+pub(super) struct Chain {
+    recent: HashMap<Key, Values>,
+    order: VecDeque<Key>,
+}
+
+const CHAIN_CACHE: usize = 256;
+
+impl Chain {
+    fn put(&mut self, key: Key, values: &Values) {
+        if self.recent.insert(key, values.clone()).is_none() {
+            self.order.push_back(key);
+        }
+        while self.order.len() > CHAIN_CACHE {
+            if let Some(old) = self.order.pop_front() {
+                self.recent.remove(&old);
+            }
+        }
+    }
+}
+
+impl Tsdb {
+    /// What to store for `sample` of `host` (`live`: the newest, over MQTT or HTTP), and the
+    /// chain length it makes.
+    pub(super) fn pack_sample(&self, host: &str, sample: &Sample, live: bool) -> (Vec<u8>, u32) {
+        let base = self.hosts.get(host).and_then(|h| {
+            let last = h.last.as_ref()?;
+            (live
+                && h.chain < MAX_CHAIN
+                && sample.follows(last)
+                && floor(last.ts_ms, HOUR_MS) == floor(sample.ts_ms, HOUR_MS))
+            .then_some((last, h.chain))
+        });
+        if let Some((last, chain)) = base {
+            if let Some(bytes) =
+                pack::encode_delta(&sample.values, &last.values, sample.ts_ms - last.ts_ms)
+            {
+                return (bytes, chain + 1);
+            }
+        }
+        (codec::encode_sample(&sample.values), 0)
+    }
+
+    /// The values of the raw row (`host`, `ts_ms`, `seq`) whose blob is `data`. A row whose
+    /// chain is broken (a damaged database) has none.
+    pub(super) fn unpack(
+        &self,
+        host: i64,
+        ts_ms: i64,
+        seq: u64,
+        data: &[u8],
+        chain: &mut Chain,
+    ) -> rusqlite::Result<Values> {
+        let mut pending: Vec<(Key, Vec<u8>)> = Vec::new();
+        let mut key = (host, ts_ms, seq);
+        let mut blob: Option<Vec<u8>> = None;
+        let mut base: Option<Values> = loop {
+            let bytes = blob.as_deref().unwrap_or(data);
+            match pack::packed(bytes) {
+                Packed::Full(b) => {
+                    let values = codec::decode_sample(b);
+                    chain.put(key, &values);
+                    break Some(values);
+                }
+                Packed::Unknown => break None,
+                Packed::Delta { back_ms, body } => {
+                    let below = (host, key.1.saturating_sub(back_ms), key.2.wrapping_sub(1));
+                    pending.push((key, body.to_vec()));
+                    if let Some(values) = chain.recent.get(&below) {
+                        break Some(values.clone());
+                    }
+                    if pending.len() > 2 * MAX_CHAIN as usize {
+                        break None;
+                    }
+                    let next: Option<Vec<u8>> = self
+                        .conn
+                        .prepare_cached(
+                            "SELECT data FROM raw WHERE host = ?1 AND ts = ?2 AND seq = ?3",
+                        )?
+                        .query_row(params![host, below.1, below.2 as i64], |r| r.get(0))
+                        .optional()?;
+                    match next {
+                        Some(next) => {
+                            key = below;
+                            blob = Some(next);
+                        }
+                        None => break None,
+                    }
+                }
+            }
+        };
+        for (key, body) in pending.into_iter().rev() {
+            let values = match &base {
+                Some(b) => pack::decode_delta(&body, b),
+                None => Vec::new(),
+            };
+            chain.put(key, &values);
+            base = Some(values);
+        }
+        Ok(base.unwrap_or_default())
+    }
+
+    /// Before the raw rows of `host` at or before `ts_ms` are deleted: the rows after them,
+    /// in the same hour, whose base is among them are stored whole.
+    pub(super) fn rekey_after(&self, host: i64, ts_ms: i64) -> rusqlite::Result<()> {
+        let end = floor(ts_ms, HOUR_MS).saturating_add(HOUR_MS);
+        let rows: Vec<(i64, i64, Vec<u8>)> = {
+            let mut stmt = self.conn.prepare_cached(
+                "SELECT ts, seq, data FROM raw WHERE host = ?1 AND ts > ?2 AND ts < ?3 ORDER BY ts, seq",
+            )?;
+            let rows = stmt.query_map(params![host, ts_ms, end], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+            })?;
+            rows.collect::<rusqlite::Result<_>>()?
+        };
+        let mut chain = Chain::default();
+        for (ts, seq, data) in rows {
+            let Packed::Delta { back_ms, .. } = pack::packed(&data) else {
+                continue;
+            };
+            if ts.saturating_sub(back_ms) > ts_ms {
+                continue;
+            }
+            let values = self.unpack(host, ts, seq as u64, &data, &mut chain)?;
+            self.conn
+                .prepare_cached(
+                    "UPDATE raw SET data = ?4 WHERE host = ?1 AND ts = ?2 AND seq = ?3",
+                )?
+                .execute(params![host, ts, seq, codec::encode_sample(&values)])?;
+        }
+        Ok(())
+    }
+}
