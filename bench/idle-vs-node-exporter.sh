@@ -8,6 +8,7 @@
 #   BROKER_OFF=0    leave out the publisher without a broker
 #   THREADS=1       also print each thread's context switches and CPU over the window
 #   PUBLISHER=path  run this publisher binary (no build); default: build target/release/publisher
+#   PERF=0          no perf stat (it adds a little to every context switch it counts)
 #   BASELINE=path   also run this (older) publisher binary, embedded broker and a subscriber
 #                   of its own, side by side: before and after in the same conditions
 #
@@ -92,7 +93,7 @@ threads() {
     done 2>/dev/null | sort
 }
 has_perf=0
-if perf stat -e task-clock true >/dev/null 2>&1; then has_perf=1; fi
+if [ "${PERF:-1}" = 1 ] && perf stat -e task-clock true >/dev/null 2>&1; then has_perf=1; fi
 
 echo "warm-up ${warmup}s, then measuring over ${secs}s ($(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg))"
 sleep "$warmup"
