@@ -7,16 +7,20 @@
 
 use std::collections::HashMap;
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::sync::{mpsc, Arc, Mutex};
+use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
 use rumqttd::local::LinkBuilder;
 use rumqttd::{Config, ConnectionSettings, LinkType, Router, RouterConfig, Server, ServerSettings};
+use tokio::sync::watch;
 
 use crate::retain::{RetainPolicy, RetainStats};
 use crate::settings::BrokerSettings;
+
+mod stall;
 use daemon_kit::stats::Stats;
+use stall::set_stall_timeout;
 
 #[derive(Debug, thiserror::Error)]
 pub enum EmbeddedError {
@@ -41,7 +45,7 @@ pub struct EmbeddedBroker {
     /// Where it listens (port 0 resolved).
     pub addr: SocketAddr,
     /// Set with the reason when the broker's listener or router has stopped.
-    stopped: Arc<Mutex<Option<String>>>,
+    stopped: watch::Receiver<Option<String>>,
     /// What the retained-store guard has cleared.
     retained: Stats<RetainStats>,
 }
@@ -60,10 +64,22 @@ impl EmbeddedBroker {
     /// `Some(reason)` once the broker has stopped (its listener thread ended or panicked, or
     /// its router thread is gone): it will not come back, the process should exit.
     pub fn stopped(&self) -> Option<String> {
-        self.stopped.lock().map_or_else(
-            |_| Some("the broker watchdog panicked".to_owned()),
-            |s| s.clone(),
-        )
+        if let Some(reason) = self.stopped.borrow().clone() {
+            return Some(reason);
+        }
+        // The watchdog ended without a word.
+        self.stopped.has_changed().is_err().then(watchdog_gone)
+    }
+
+    /// Completes with the reason once the broker has stopped (see [`Self::stopped`]); waits
+    /// without waking up until then.
+    pub async fn wait_stopped(&self) -> String {
+        let mut stopped = self.stopped.clone();
+        let reason = match stopped.wait_for(Option::is_some).await {
+            Ok(reason) => reason.clone(),
+            Err(_) => None,
+        };
+        reason.unwrap_or_else(watchdog_gone)
     }
 
     /// The address a local client connects to: loopback when listening on all addresses.
@@ -141,13 +157,14 @@ pub fn spawn(settings: &BrokerSettings) -> Result<EmbeddedBroker, EmbeddedError>
     let retained = Stats::<RetainStats>::default();
     let guard_stats = retained.clone();
     let (guard_tx, guard_rx) = mpsc::channel::<Result<(), String>>();
-    let (done_tx, done_rx) = mpsc::channel::<String>();
+    let (done_tx, done_rx) = mpsc::channel::<Ended>();
+    let guard_done = done_tx.clone();
     let (router_tx_out, router_rx_out) = mpsc::channel::<RouterGone>();
     thread::Builder::new()
         .name("mqtt-broker".to_owned())
         .spawn(move || {
             let Some(v4) = config.v4.as_ref().and_then(|m| m.values().next().cloned()) else {
-                let _ = done_tx.send("no listener configured".to_owned());
+                let _ = done_tx.send(Ended::Listener("no listener configured".to_owned()));
                 return;
             };
             // The router runs on its own thread (`router-0`) for the life of the process.
@@ -162,7 +179,11 @@ pub fn spawn(settings: &BrokerSettings) -> Result<EmbeddedBroker, EmbeddedError>
                     tx.subscribe("#").map_err(|e| e.to_string())?;
                     thread::Builder::new()
                         .name("mqtt-retain-guard".to_owned())
-                        .spawn(move || crate::retain::run(tx, rx, policy, guard_stats))
+                        .spawn(move || {
+                            // Says so when the guard ends: the router is gone (or it panicked).
+                            let _ended = Report(guard_done, Some(Ended::Guard));
+                            crate::retain::run(tx, rx, policy, guard_stats);
+                        })
                         .map_err(|e| e.to_string())
                 });
             let failed = guard.is_err();
@@ -170,6 +191,8 @@ pub fn spawn(settings: &BrokerSettings) -> Result<EmbeddedBroker, EmbeddedError>
             if failed {
                 return;
             }
+            // From here on the listener's end is reported, a panic's too.
+            let mut report = Report(done_tx, Some(Ended::ListenerPanicked));
             let mut server = Server::new(v4, router_tx, rumqttd::protocol::v4::V4);
             let runtime = match tokio::runtime::Builder::new_current_thread()
                 .enable_all()
@@ -177,7 +200,7 @@ pub fn spawn(settings: &BrokerSettings) -> Result<EmbeddedBroker, EmbeddedError>
             {
                 Ok(rt) => rt,
                 Err(e) => {
-                    let _ = done_tx.send(format!("cannot build its runtime: {e}"));
+                    report.1 = Some(Ended::Listener(format!("cannot build its runtime: {e}")));
                     return;
                 }
             };
@@ -193,7 +216,7 @@ pub fn spawn(settings: &BrokerSettings) -> Result<EmbeddedBroker, EmbeddedError>
                 Err(e) => e.to_string(),
             };
             tracing::error!(%addr, %reason, "embedded MQTT broker stopped");
-            let _ = done_tx.send(reason);
+            report.1 = Some(Ended::Listener(reason));
         })
         .map_err(EmbeddedError::Thread)?;
 
@@ -201,23 +224,32 @@ pub fn spawn(settings: &BrokerSettings) -> Result<EmbeddedBroker, EmbeddedError>
         Ok(Ok(())) => {}
         Ok(Err(reason)) => return Err(EmbeddedError::Guard { addr, reason }),
         Err(_) => {
-            let reason = done_rx
-                .try_recv()
-                .unwrap_or_else(|_| "it did not report within 5 s".to_owned());
+            let reason = match done_rx.try_recv() {
+                Ok(Ended::Listener(reason)) => reason,
+                _ => "it did not report within 5 s".to_owned(),
+            };
             return Err(EmbeddedError::Guard { addr, reason });
         }
     }
-    let stopped = Arc::new(Mutex::new(None));
+    let (stopped, stopped_rx) = watch::channel(None);
     let broker = EmbeddedBroker {
         addr,
-        stopped: Arc::clone(&stopped),
+        stopped: stopped_rx,
         retained,
     };
+    let mut guard_alive = true;
     let waited = Duration::from_secs(5);
     let deadline = Instant::now() + waited;
     loop {
-        if let Ok(reason) = done_rx.try_recv() {
-            return Err(EmbeddedError::Stopped { addr, reason });
+        match done_rx.try_recv() {
+            Ok(Ended::Listener(reason)) => return Err(EmbeddedError::Stopped { addr, reason }),
+            Ok(Ended::ListenerPanicked) => {
+                let reason = "its listener thread panicked".to_owned();
+                return Err(EmbeddedError::Stopped { addr, reason });
+            }
+            // The watchdog finds out why.
+            Ok(Ended::Guard) => guard_alive = false,
+            Err(_) => {}
         }
         if TcpStream::connect_timeout(&broker.local_addr(), Duration::from_millis(200)).is_ok() {
             tracing::info!(mqtt = %addr, "embedded MQTT broker listening");
@@ -231,7 +263,7 @@ pub fn spawn(settings: &BrokerSettings) -> Result<EmbeddedBroker, EmbeddedError>
             let router = router_rx_out.recv_timeout(Duration::from_secs(1)).ok();
             thread::Builder::new()
                 .name("mqtt-broker-watch".to_owned())
-                .spawn(move || watch(done_rx, router, stopped))
+                .spawn(move || watch_threads(done_rx, router, guard_alive, &stopped))
                 .map_err(EmbeddedError::Thread)?;
             return Ok(broker);
         }
@@ -242,78 +274,69 @@ pub fn spawn(settings: &BrokerSettings) -> Result<EmbeddedBroker, EmbeddedError>
     }
 }
 
-/// Sets `TCP_USER_TIMEOUT` on rumqttd's listening socket on `addr`; every connection it
-/// accepts inherits it. rumqttd writes a subscriber's queue (up to 200 messages, each up to
-/// `max_payload_size`) with no timeout of its own, and reads nothing from that client while
-/// the write waits: a client that stops reading would hold its queue for as long as the
-/// process lives. With the option the kernel closes a connection whose data has not been
-/// taken (acknowledged, or its receive window left shut) for `timeout`, the write fails and
-/// rumqttd drops the connection, its queue, and publishes its last will.
-///
-/// rumqttd binds its listener itself and does not expose it, so it is found among this
-/// process's descriptors (`/proc/self/fd`: the listening socket bound to `addr`) and reached
-/// through a duplicate (`pidfd_getfd`, Linux 5.6).
-fn set_stall_timeout(addr: SocketAddr, timeout: Duration) -> Result<(), String> {
-    use rustix::net::sockopt;
-    use rustix::process::{getpid, pidfd_getfd, pidfd_open, PidfdFlags, PidfdGetfdFlags};
-
-    let ms = u32::try_from(timeout.as_millis()).map_err(|_| "too large".to_owned())?;
-    let pidfd =
-        pidfd_open(getpid(), PidfdFlags::empty()).map_err(|e| format!("pidfd_open: {e}"))?;
-    let fds = std::fs::read_dir("/proc/self/fd").map_err(|e| format!("/proc/self/fd: {e}"))?;
-    for entry in fds.flatten() {
-        let is_socket = std::fs::read_link(entry.path())
-            .is_ok_and(|target| target.to_string_lossy().starts_with("socket:"));
-        let Some(fd) = entry.file_name().to_str().and_then(|n| n.parse().ok()) else {
-            continue;
-        };
-        if !is_socket {
-            continue;
-        }
-        // Closed meanwhile, or not a socket any more: not ours.
-        let Ok(dup) = pidfd_getfd(&pidfd, fd, PidfdGetfdFlags::empty()) else {
-            continue;
-        };
-        let bound = rustix::net::getsockname(&dup)
-            .ok()
-            .and_then(|a| SocketAddr::try_from(a).ok());
-        if bound == Some(addr) && sockopt::socket_acceptconn(&dup).unwrap_or(false) {
-            sockopt::set_tcp_user_timeout(&dup, ms)
-                .map_err(|e| format!("TCP_USER_TIMEOUT: {e}"))?;
-            tracing::debug!(%addr, ?timeout, "stall timeout set on the broker's listener");
-            return Ok(());
-        }
-    }
-    Err("its listening socket was not found among the process's descriptors".to_owned())
-}
-
 /// Whether rumqttd's router thread is gone (its link's receiver dropped).
 type RouterGone = Box<dyn Fn() -> bool + Send>;
 
-/// Watches the broker's two threads: the listener's (it reports why it ended; a panic drops
-/// the channel) and rumqttd's router (its link is disconnected when it is gone).
-fn watch(
-    done: mpsc::Receiver<String>,
+/// Why one of the broker's threads ended.
+#[derive(Debug)]
+enum Ended {
+    /// The listener's thread, and why.
+    Listener(String),
+    ListenerPanicked,
+    /// The retained-store guard: it ends when the router is gone (its link disconnected),
+    /// or when it panicked.
+    Guard,
+}
+
+/// Sends its message when dropped: when the thread that holds it ends, by a panic too.
+struct Report(mpsc::Sender<Ended>, Option<Ended>);
+
+impl Drop for Report {
+    fn drop(&mut self) {
+        if let Some(ended) = self.1.take() {
+            let _ = self.0.send(ended);
+        }
+    }
+}
+
+fn watchdog_gone() -> String {
+    "the broker watchdog panicked".to_owned()
+}
+
+/// Watches the broker's threads: the listener's (it reports why it ended, or that it
+/// panicked) and rumqttd's router (its link is disconnected when it is gone). It sleeps until
+/// a thread ends (issue 22: it used to look every 500 ms): the guard's link is the router's
+/// pulse, the guard ending says the router may be gone. Only once the guard has ended with
+/// the router still there (a panic) does it look at the router every 500 ms, as before.
+fn watch_threads(
+    done: mpsc::Receiver<Ended>,
     router: Option<RouterGone>,
-    stopped: Arc<Mutex<Option<String>>>,
+    mut guard_alive: bool,
+    stopped: &watch::Sender<Option<String>>,
 ) {
+    let router_gone = || router.as_ref().is_some_and(|gone| gone());
     let reason = loop {
-        match done.recv_timeout(Duration::from_millis(500)) {
-            Ok(reason) => break format!("its listener stopped: {reason}"),
-            Err(mpsc::RecvTimeoutError::Disconnected) => {
+        let ended = if guard_alive && router.is_some() {
+            done.recv()
+                .map_err(|_| mpsc::RecvTimeoutError::Disconnected)
+        } else {
+            done.recv_timeout(Duration::from_millis(500))
+        };
+        match ended {
+            Ok(Ended::Listener(reason)) => break format!("its listener stopped: {reason}"),
+            Ok(Ended::ListenerPanicked) | Err(mpsc::RecvTimeoutError::Disconnected) => {
                 break "its listener thread panicked".to_owned()
             }
-            Err(mpsc::RecvTimeoutError::Timeout) => {
-                if router.as_ref().is_some_and(|gone| gone()) {
+            Ok(Ended::Guard) | Err(mpsc::RecvTimeoutError::Timeout) => {
+                guard_alive = false;
+                if router_gone() {
                     break "its router thread ended".to_owned();
                 }
             }
         }
     };
     tracing::error!(%reason, "embedded MQTT broker stopped");
-    if let Ok(mut s) = stopped.lock() {
-        *s = Some(reason);
-    }
+    stopped.send_replace(Some(reason));
 }
 
 /// Debug builds only: `SERVER_ANALYTICS_TEST_BROKER_STOP_AFTER=<ms>` stops the listener after
@@ -329,31 +352,4 @@ async fn test_stop() {
         return;
     }
     std::future::pending::<()>().await
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_stall_timeout_is_set_on_the_listener_bound_to_the_address_only() {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let other = TcpListener::bind("127.0.0.1:0").unwrap();
-        let addr = listener.local_addr().unwrap();
-        set_stall_timeout(addr, Duration::from_millis(2500)).unwrap();
-        assert_eq!(
-            rustix::net::sockopt::tcp_user_timeout(&listener).unwrap(),
-            2500
-        );
-        assert_eq!(rustix::net::sockopt::tcp_user_timeout(&other).unwrap(), 0);
-        // An accepted connection inherits it.
-        let _client = TcpStream::connect(addr).unwrap();
-        let (accepted, _) = listener.accept().unwrap();
-        assert_eq!(
-            rustix::net::sockopt::tcp_user_timeout(&accepted).unwrap(),
-            2500
-        );
-        drop(listener);
-        assert!(set_stall_timeout(addr, Duration::from_secs(1)).is_err());
-    }
 }

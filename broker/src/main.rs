@@ -92,22 +92,19 @@ fn serve(settings: &BrokerSettings) -> anyhow::Result<()> {
         .enable_all()
         .build()?;
     let stopped = runtime.block_on(async {
-        let mut tick = tokio::time::interval(std::time::Duration::from_millis(500));
+        // What the retained-store guard cleared, when it changed, at most every 10 s.
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(10));
         let mut logged = broker::retain::RetainStats::default();
-        let mut logged_at = tokio::time::Instant::now();
         loop {
             tokio::select! {
                 () = daemon_kit::daemon::shutdown_signal() => return None,
+                reason = running.wait_stopped() => return Some(reason),
                 _ = tick.tick() => {}
             }
-            if let Some(reason) = running.stopped() {
-                return Some(reason);
-            }
-            // What the retained-store guard cleared, at most every 10 s.
             let now = running.retained();
-            if now != logged && logged_at.elapsed() >= std::time::Duration::from_secs(10) {
+            if now != logged {
                 log_retained(&now);
-                (logged, logged_at) = (now, tokio::time::Instant::now());
+                logged = now;
             }
         }
     });

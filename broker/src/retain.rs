@@ -24,13 +24,13 @@
 //! log's offsets and sweeps: it subscribes to `#` afresh, which makes rumqttd send it the
 //! retained messages themselves (at most 200 per sweep), and judges those.
 
-use daemon_kit::stats::Stats;
 use std::collections::{BTreeMap, HashMap};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use rumqttd::local::{LinkError, LinkRx, LinkTx};
-use rumqttd::Notification;
 use serde::Serialize;
+
+mod guard;
+pub(crate) use guard::run;
 
 /// rumqttd forwards at most this many retained messages to a new subscription (its router's
 /// `max_outgoing_packet_count`, set in `embedded.rs`); `broker.max_retained` stays below it so
@@ -212,89 +212,6 @@ pub fn matches(filter: &str, topic: &str) -> bool {
         }
     }
     levels.next().is_none()
-}
-
-/// Runs the guard on `tx`/`rx` (a local link already subscribed to `#`) until the router is
-/// gone.
-pub(crate) fn run(mut tx: LinkTx, mut rx: LinkRx, policy: RetainPolicy, stats: Stats<RetainStats>) {
-    let mut judge = RetainJudge::new(policy);
-    let mut last_offset: Option<u64> = None;
-    let mut retained_in_sweep = 0usize;
-    let mut fell_behind = false;
-    let mut last_sweep = Instant::now();
-    let mut seen_since_sweep = false;
-    loop {
-        let deadline = Instant::now() + Duration::from_millis(100);
-        match rx.recv_deadline(deadline) {
-            Ok(Some(Notification::Forward(forward))) => {
-                match forward.cursor {
-                    Some((_, offset)) => {
-                        seen_since_sweep = true;
-                        if last_offset.is_some_and(|last| offset != last + 1) {
-                            fell_behind = true;
-                        }
-                        last_offset = Some(offset);
-                    }
-                    None => retained_in_sweep += 1,
-                }
-                let Ok(topic) = std::str::from_utf8(&forward.publish.topic) else {
-                    continue;
-                };
-                let verdict = judge.judge(topic, forward.publish.payload.len());
-                let clear = match &verdict {
-                    Verdict::Keep | Verdict::Cleared => None,
-                    Verdict::KeepClearing(other) => Some(other.as_str()),
-                    _ => Some(topic),
-                };
-                if let Some(clear) = clear {
-                    if tx.publish(clear.to_owned(), Vec::<u8>::new()).is_err() {
-                        return;
-                    }
-                }
-                stats.update(|s| {
-                    match verdict {
-                        Verdict::ClearOutside => s.cleared_outside_topics += 1,
-                        Verdict::ClearTooLarge => s.cleared_too_large += 1,
-                        Verdict::ClearOverCount => s.cleared_over_count += 1,
-                        Verdict::KeepClearing(_) => s.cleared_to_make_room += 1,
-                        Verdict::ClearProtectedOverCount => s.cleared_protected_over_count += 1,
-                        Verdict::Keep | Verdict::Cleared => {}
-                    }
-                    s.retained_topics = judge.topics();
-                    s.retained_bytes = judge.bytes();
-                });
-            }
-            // rumqttd paused this link (its buffer filled up): say it may go on.
-            Ok(Some(Notification::Unschedule)) => {
-                if rx.ready().is_err() {
-                    return;
-                }
-            }
-            Ok(_) => {}
-            // A timeout; the same error before the deadline means the router is gone.
-            Err(LinkError::RecvTimeout(_)) if Instant::now() >= deadline => {}
-            Err(_) => return,
-        }
-        // A full sweep window may hide more: sweep again.
-        if retained_in_sweep >= SWEEP_WINDOW {
-            fell_behind = true;
-            retained_in_sweep = 0;
-        }
-        let since = last_sweep.elapsed();
-        if (fell_behind && since >= SWEEP_AT_MOST) || (seen_since_sweep && since >= SWEEP_EVERY) {
-            // A new subscription is handed the retained messages themselves.
-            judge.reset();
-            if tx.unsubscribe("#").is_err() || tx.subscribe("#").is_err() {
-                return;
-            }
-            stats.update(|s| s.sweeps += 1);
-            last_offset = None;
-            retained_in_sweep = 0;
-            fell_behind = false;
-            seen_since_sweep = false;
-            last_sweep = Instant::now();
-        }
-    }
 }
 
 #[cfg(test)]

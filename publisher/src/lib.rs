@@ -17,8 +17,6 @@ pub mod sampler;
 pub mod shared_ring;
 pub use collectors::units;
 
-use std::time::Duration;
-
 use anyhow::Context;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -82,17 +80,12 @@ pub async fn run(
     if let Some(running) = embedded.clone() {
         let (shutdown, failed) = (shutdown.clone(), broker_failed.clone());
         tokio::spawn(async move {
-            let mut tick = tokio::time::interval(Duration::from_millis(500));
-            loop {
-                tokio::select! {
-                    _ = shutdown.cancelled() => return,
-                    _ = tick.tick() => {}
-                }
-                if let Some(reason) = running.stopped() {
+            tokio::select! {
+                () = shutdown.cancelled() => {}
+                reason = running.wait_stopped() => {
                     tracing::error!(%reason, "the embedded MQTT broker stopped; shutting down to be restarted");
                     failed.cancel();
                     shutdown.cancel();
-                    return;
                 }
             }
         });

@@ -23,6 +23,7 @@ use crate::delivery::{
 use crate::events::EventLog;
 
 mod client;
+mod log_watch;
 
 use crate::sampler::Latest;
 pub use client::{ClientSettings, MqttError};
@@ -35,7 +36,9 @@ const REQUEST_QUEUE: usize = 64;
 /// At a clean stop with the embedded broker, how long its links get to write `offline` to
 /// the subscribers once it is routed.
 const EMBEDDED_FLUSH: Duration = Duration::from_millis(200);
-/// How often the event log is checked for events written by `publisher job`.
+/// How often the event log is checked for events written by `publisher job` while there may
+/// be something to do (after a change to the log, a connect, an event's ack; always without
+/// inotify), until a look finds nothing new and the cursor is saved.
 const EVENT_POLL: Duration = Duration::from_secs(1);
 
 /// Counters for `/health`.
@@ -148,20 +151,21 @@ impl Publisher {
     }
 
     /// Publishes the events after the last one queued on this connection (after the acked
-    /// cursor on a new one), at most [`MAX_IN_FLIGHT`] unacknowledged at a time.
-    async fn publish_events(&mut self, force: bool) {
+    /// cursor on a new one), at most [`MAX_IN_FLIGHT`] unacknowledged at a time. Returns
+    /// whether the log was found as last read (nothing new to publish).
+    async fn publish_events(&mut self, force: bool) -> bool {
         let len = std::fs::metadata(self.events.path()).map(|m| m.len()).ok();
         if !force && len == self.events_len {
-            return;
+            return true;
         }
         let log = self.events.clone();
         let read = match tokio::task::spawn_blocking(move || log.read()).await {
             Ok(Ok(read)) => read,
             Ok(Err(error)) => {
                 tracing::warn!(%error, "cannot read the event log");
-                return;
+                return false;
             }
-            Err(_) => return,
+            Err(_) => return false,
         };
         let after = self.in_flight.last().or(self.cursor.as_ref());
         let start = events_after(&read.events, after);
@@ -192,12 +196,14 @@ impl Publisher {
             s.events_published_total += sent;
             s.events_in_flight = in_flight;
         });
+        false
     }
 
-    /// A PUBACK: the cursor moves over the events acknowledged in order.
-    fn acked(&mut self, pkid: u16) {
+    /// A PUBACK: the cursor moves over the events acknowledged in order. Returns whether it
+    /// was an event's.
+    fn acked(&mut self, pkid: u16) -> bool {
         let Some(event) = self.tracker.acked(pkid) else {
-            return;
+            return false;
         };
         if let Some(cursor) = self.in_flight.ack(&event) {
             self.cursor = Some(cursor);
@@ -212,6 +218,7 @@ impl Publisher {
             // Room again: let the next tick read the log.
             self.events_len = None;
         }
+        true
     }
 
     async fn save_cursor(&mut self) {
@@ -227,6 +234,14 @@ impl Publisher {
             }
             Err(_) => {}
         }
+    }
+}
+
+/// Completes when `watch` says the event log may have changed; never without a watch.
+async fn log_changed(watch: &mut Option<log_watch::LogWatch>) -> std::io::Result<()> {
+    match watch {
+        Some(watch) => watch.changed().await,
+        None => std::future::pending().await,
     }
 }
 
@@ -257,6 +272,9 @@ pub async fn run(
     });
     let cursor_path = data_dir.join("mqtt-events.cursor");
     let cursor = load_cursor(&cursor_path);
+    let mut log_watch = log_watch::LogWatch::new(&events.path())
+        .map_err(|error| tracing::warn!(%error, "cannot watch the event log with inotify; looking at it every second"))
+        .ok();
     let mut publisher = Publisher {
         client,
         host: client_settings.host_id.clone(),
@@ -276,6 +294,8 @@ pub async fn run(
     let mut connected = false;
     let mut event_tick = tokio::time::interval(EVENT_POLL);
     event_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // Whether the next tick may find something to do.
+    let mut armed = true;
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => break,
@@ -284,6 +304,7 @@ pub async fn run(
                     if ack.code != rumqttc::ConnectReturnCode::Success {
                         continue;
                     }
+                    armed = true;
                     connected = true;
                     publisher.connected();
                     publisher.publish_status("online");
@@ -296,7 +317,8 @@ pub async fn run(
                 Ok(Event::Outgoing(Outgoing::Publish(pkid))) => publisher.tracker.sent(pkid),
                 Ok(Event::Outgoing(Outgoing::AwaitAck(pkid))) => publisher.tracker.collided(pkid),
                 Ok(Event::Incoming(Packet::PubAck(ack))) => {
-                    publisher.acked(ack.pkid);
+                    // An event's ack may make room, and moves the cursor.
+                    armed |= publisher.acked(ack.pkid);
                     // A batch fully acknowledged is saved at once (else on the next tick).
                     if publisher.in_flight.is_empty() {
                         publisher.save_cursor().await;
@@ -307,6 +329,7 @@ pub async fn run(
                 // Counted and logged by the link.
                 Err(_) => {
                     connected = false;
+                    armed = true;
                     publisher.disconnected();
                 }
             },
@@ -314,9 +337,17 @@ pub async fn run(
                 if changed.is_err() { break; }
                 if connected { publisher.publish_snapshot(&latest); }
             }
-            _ = event_tick.tick() => {
-                if connected { publisher.publish_events(false).await; }
+            changed = log_changed(&mut log_watch) => {
+                armed = true;
+                if let Err(error) = changed {
+                    tracing::warn!(%error, "the event log is not watched any more; looking at it every second");
+                    log_watch = None;
+                }
+            }
+            _ = event_tick.tick(), if armed || log_watch.is_none() => {
+                let settled = !connected || publisher.publish_events(false).await;
                 publisher.save_cursor().await;
+                armed = !settled || publisher.cursor_dirty;
             }
         }
     }
@@ -334,7 +365,9 @@ pub async fn run(
                     Ok(Event::Outgoing(Outgoing::AwaitAck(pkid))) => {
                         publisher.tracker.collided(pkid)
                     }
-                    Ok(Event::Incoming(Packet::PubAck(ack))) => publisher.acked(ack.pkid),
+                    Ok(Event::Incoming(Packet::PubAck(ack))) => {
+                        publisher.acked(ack.pkid);
+                    }
                     Ok(_) => {}
                     Err(_) => return false,
                 }
