@@ -4,8 +4,8 @@
 //! - Keyed so, the rows of an hour that closes are appended together at the end of the
 //!   table. Keyed by series first (as before issue 22), the same rows went to as many places
 //!   in the B-tree as there are series, and each rewrote a page and its neighbours.
-//! - Half an hour, because a packed hour (~500 bytes) leaves half of each 1 KiB page empty,
-//!   where three halves fill one.
+//! - Half an hour, because pages hold whole rows: a packed hour (~500 bytes) left half of
+//!   each 1 KiB page empty, and a quarter of a 2 KiB one; halves fill them.
 //!
 //! The price is two lookups per hour when a series is read, cheap for the tier's 14 days.
 
