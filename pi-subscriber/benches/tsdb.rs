@@ -1,9 +1,10 @@
 //! The history store (issue 10 targets in parentheses), for a tower-sized host (42 series):
 //! 1. ingest, one commit per snapshot as the daemon does at 15 s (≥ 5 000 snapshots/s);
 //! 2. bytes written per host per day (what wears an SD card): one day at 15 s, with the
-//!    writer's once-a-second commits and once-a-minute maintenance, counted by the kernel
-//!    (`wchar` in /proc/self/io: every byte SQLite hands to `write`; `BENCH_PROCESSES=1` with
-//!    the top-process lists, `TSDB_BENCH_ONLY=written` for this figure alone);
+//!    writer's commits every `history.commit_interval` (5 min; `BENCH_COMMIT_S` to change it)
+//!    and maintenance with each, counted by the kernel (`wchar` in /proc/self/io: every byte
+//!    SQLite hands to `write`; `BENCH_PROCESSES=1` with the top-process lists,
+//!    `TSDB_BENCH_ONLY=written` for this figure alone, `BENCH_KEEP_DIR` keeps the database);
 //! 3. a host at full default retention (2 years): bytes on disk, and query times: 24 h raw,
 //!    14 d at 1 min (< 50 ms), 1 y at 1 h (< 100 ms), 2 y at 1 d;
 //! 4. the RSS of the release `pi-subscriber` on 10 such hosts (< 16 MB).
@@ -53,16 +54,22 @@ fn wchar() -> u64 {
         .unwrap()
 }
 
-/// Ingests `host`'s samples at `times` as the daemon would: commit after each (one sample per
-/// second at most), maintenance when a minute has passed.
+/// The writer's cadence: `BENCH_COMMIT_S`, else `history.commit_interval`'s default.
+fn commit_every_ms() -> i64 {
+    std::env::var("BENCH_COMMIT_S")
+        .ok()
+        .and_then(|v| v.parse::<i64>().ok())
+        .unwrap_or(300)
+        * 1000
+}
+
+/// Ingests `host`'s samples at `times` as the daemon's writer would: every `BENCH_COMMIT_S`
+/// seconds of sample time (300, its default), maintenance (when a minute has passed) and a
+/// commit.
 fn feed(db: &mut Tsdb, host: &str, times: impl Iterator<Item = i64>, seq: &mut u64) {
     let mut last_maintain = i64::MIN;
     let mut last_commit = i64::MIN;
-    let every: i64 = std::env::var("BENCH_COMMIT_S")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(1)
-        * 1000;
+    let every = commit_every_ms();
     for ts in times {
         *seq += 1;
         db.ingest(&common::at(host, *seq, ts), true, ts).unwrap();
@@ -119,8 +126,9 @@ fn written_per_day() {
     feed(&mut db, "tower", day, &mut seq);
     let written = wchar() - before;
     println!(
-        "written: {:.1} MB per host per day (5760 snapshots at 15 s, a commit each)",
-        written as f64 / 1e6
+        "written: {:.1} MB per host per day (5760 snapshots at 15 s, a commit every {} s)",
+        written as f64 / 1e6,
+        commit_every_ms() / 1000
     );
 }
 

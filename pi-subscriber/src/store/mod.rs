@@ -381,7 +381,7 @@ impl SharedStore {
     }
 
     /// Commits what was stored since the last call (the history writer calls it every
-    /// second: a power cut loses at most that).
+    /// `history.commit_interval`: a power cut loses at most that).
     pub fn commit(&self) -> Result<(), HistoryError> {
         let (done, stats) = {
             let mut db = self.tsdb()?;
@@ -390,6 +390,14 @@ impl SharedStore {
         // Copied whatever the outcome: a failing disk shows in `/health` (rollbacks).
         self.lock()?.history = stats;
         Ok(done?)
+    }
+
+    /// Copies the history's counters to `/health` (the writer does it every second, between
+    /// commits).
+    pub fn refresh_stats(&self) -> Result<(), HistoryError> {
+        let stats = self.tsdb()?.stats;
+        self.lock()?.history = stats;
+        Ok(())
     }
 
     /// Closes finished bucket rows and prunes by retention (every minute or so).

@@ -123,15 +123,27 @@ fn history_writer(
     shutdown: CancellationToken,
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
-        let mut tick = tokio::time::interval(commit_interval);
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut last_maintain: Option<tokio::time::Instant> = None;
+        let mut last_commit: Option<tokio::time::Instant> = None;
         loop {
             let stop = tokio::select! {
                 _ = shutdown.cancelled() => true,
                 _ = tick.tick() => false,
             };
             let now = tokio::time::Instant::now();
+            if !stop && last_commit.is_some_and(|t| now - t < commit_interval) {
+                // Between commits, `/health` still shows the counters of the second.
+                let s = store.clone();
+                match tokio::task::spawn_blocking(move || s.refresh_stats()).await {
+                    Ok(Ok(())) => {}
+                    Ok(Err(error)) => tracing::warn!(%error, "cannot read the history's counters"),
+                    Err(error) => tracing::warn!(%error, "history writer task failed"),
+                }
+                continue;
+            }
+            last_commit = Some(now);
             let maintain = last_maintain.is_none_or(|t| now - t >= Duration::from_secs(60));
             if maintain {
                 last_maintain = Some(now);

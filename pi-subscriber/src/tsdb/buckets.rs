@@ -55,14 +55,16 @@ impl Tsdb {
         series: u32,
         start: i64,
     ) -> rusqlite::Result<Vec<Option<Bucket>>> {
-        let blob: Option<Vec<u8>> = match tier {
-            Tier::Hour => self
-                .conn
-                .prepare_cached("SELECT data FROM hour WHERE series = ?1 AND start = ?2")?
-                .query_row(params![series, start], |r| r.get(0))
-                .optional()?,
-            _ => self.minute_row(series, start)?,
-        };
+        if tier != Tier::Hour {
+            return Ok(self
+                .minute_row(series, start)?
+                .unwrap_or_else(|| vec![None; tier.slots()]));
+        }
+        let blob: Option<Vec<u8>> = self
+            .conn
+            .prepare_cached("SELECT data FROM hour WHERE series = ?1 AND start = ?2")?
+            .query_row(params![series, start], |r| r.get(0))
+            .optional()?;
         Ok(match blob {
             Some(b) => pack::unpack_buckets(&b, tier, start),
             None => vec![None; tier.slots()],
@@ -76,21 +78,18 @@ impl Tsdb {
         start: i64,
         row: &[Option<Bucket>],
     ) -> rusqlite::Result<()> {
-        let data = pack::encode_buckets(row, start, tier.bucket_ms());
-        match tier {
-            Tier::Hour => self
-                .conn
-                .prepare_cached(
-                    "INSERT OR REPLACE INTO hour (series, start, data) VALUES (?1, ?2, ?3)",
-                )?
-                .execute(params![series, start, data])?,
-            _ => self
-                .conn
-                .prepare_cached(
-                    "INSERT OR REPLACE INTO minute (id, series, start, data) VALUES (?1, ?2, ?3, ?4)",
-                )?
-                .execute(params![super::minute::key(series, start), series, start, data])?,
-        };
+        if tier != Tier::Hour {
+            return self.write_minute_row(series, start, row);
+        }
+        self.conn
+            .prepare_cached(
+                "INSERT OR REPLACE INTO hour (series, start, data) VALUES (?1, ?2, ?3)",
+            )?
+            .execute(params![
+                series,
+                start,
+                pack::encode_buckets(row, start, tier.bucket_ms())
+            ])?;
         Ok(())
     }
 

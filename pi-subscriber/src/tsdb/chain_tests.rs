@@ -143,11 +143,13 @@ fn a_disk_bound_cut_inside_an_hour_leaves_every_later_row_readable() {
 }
 
 #[test]
-fn an_older_minute_table_moves_to_rows_keyed_by_hour() {
+fn an_older_minute_table_moves_to_half_hour_rows_keyed_by_time() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("h.sqlite");
     let mut row = vec![None; 60];
     row[3] = Some(Bucket::of(42.5, T0 + 3 * 60_000 + 14_000));
+    let mut late = row.clone();
+    late[59] = Some(Bucket::of(7.25, T0 + 59 * 60_000 + 1));
     {
         let conn = rusqlite::Connection::open(&path).unwrap();
         conn.execute_batch(
@@ -178,10 +180,15 @@ fn an_older_minute_table_moves_to_rows_keyed_by_hour() {
         .unwrap()
         .map(|r| r.unwrap())
         .collect();
-    let hour = T0 / HOUR_MS;
+    // Two halves an hour; the second halves hold no bucket, so they are not written.
+    let half = T0 / (HOUR_MS / 2);
     assert_eq!(
         ids,
-        vec![hour << 32 | 7, hour << 32 | 9, (hour + 1) << 32 | 7]
+        vec![half << 32 | 7, half << 32 | 9, (half + 2) << 32 | 7]
     );
+    assert_eq!(db.newest_minute_row().unwrap(), Some(T0 + HOUR_MS));
+    // A row with both halves reads back whole.
+    db.write_row(Tier::Minute, 11, T0, &late).unwrap();
+    assert_eq!(db.read_row(Tier::Minute, 11, T0).unwrap(), late);
     assert_eq!(db.newest_minute_row().unwrap(), Some(T0 + HOUR_MS));
 }

@@ -225,8 +225,8 @@ impl Tsdb {
             // the newest row there is.
             let last = self.newest_minute_row()?.unwrap_or(i64::MIN).min(q.to_ms);
             for start in (first..=last).step_by(tier.row_ms() as usize) {
-                if let Some(data) = self.minute_row(id, start)? {
-                    rows.insert(start, super::pack::unpack_buckets(&data, tier, start));
+                if let Some(row) = self.minute_row(id, start)? {
+                    rows.insert(start, row);
                 }
             }
         }

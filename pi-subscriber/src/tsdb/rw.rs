@@ -281,7 +281,7 @@ impl Tsdb {
     }
 
     /// The batch is done with: cursors move, late rows go (in the open transaction; the
-    /// history writer commits it within a second).
+    /// history writer commits it with the next `history.commit_interval`).
     pub fn rw_ack(&mut self, remote: &str, mark: RwMark) -> Result<(), TsdbError> {
         let run = |db: &mut Tsdb| -> rusqlite::Result<()> {
             db.begin()?;

@@ -39,7 +39,7 @@ impl Tsdb {
     }
 
     /// Deletes the oldest rows until the pages in use fit in `max_bytes` (raw rows first),
-    /// and records the figures; commits. Call it about once a second.
+    /// and records the figures; commits. The writer calls it at every commit.
     pub fn bound_disk(&mut self, max_bytes: u64) -> Result<(), TsdbError> {
         if let Err(e) = self.bound_inner(max_bytes) {
             let error = self.err(e);

@@ -1,4 +1,4 @@
-//! The history's transactions: one open at a time, committed about once a second. A commit
+//! The history's transactions: one open at a time, committed every `history.commit_interval`. A commit
 //! (or a statement) that fails, a full disk most likely, is rolled back whole and undone in
 //! memory too: closed bucket rows and `flushed` come back (the open rows are rebuilt from
 //! what the raw tier committed), the caches are reloaded, and every sample the transaction
@@ -97,7 +97,7 @@ impl Tsdb {
         Ok(())
     }
 
-    /// Commits what was ingested since the last commit (call about once a second). When the
+    /// Commits what was ingested since the last commit (every `history.commit_interval`). When the
     /// commit fails, the transaction is rolled back and undone (see the module's doc).
     pub fn commit(&mut self) -> Result<(), TsdbError> {
         if !self.in_tx {
