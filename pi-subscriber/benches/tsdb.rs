@@ -254,8 +254,9 @@ fn clone_hosts(path: &Path, hosts: usize, end_ms: i64) {
              INSERT INTO hosts (id, name) VALUES ({h} + 1000, 'host{h}');
              INSERT INTO series (id, host, metric, label)
                SELECT id + {off}, {h} + 1000, metric, label FROM series WHERE id <= {max_series};
-             INSERT INTO minute (series, start, data)
-               SELECT series + {off}, start, data FROM minute WHERE series <= {max_series} AND start < {cut};
+             INSERT INTO minute (id, series, start, data)
+               SELECT (id >> 32 << 32) | (series + {off}), series + {off}, start, data FROM minute
+               WHERE series <= {max_series} AND start < {cut};
              INSERT INTO hour (series, start, data)
                SELECT series + {off}, start, data FROM hour WHERE series <= {max_series} AND start < {cut};
              COMMIT;"
