@@ -256,14 +256,7 @@ impl FilesystemCollector {
 mod tests {
     use super::*;
 
-    fn mount(dev: &str, point: &str, fstype: &str, source: &str) -> Mount {
-        Mount {
-            dev: dev.into(),
-            mount_point: point.into(),
-            fstype: fstype.into(),
-            source: source.into(),
-        }
-    }
+    use crate::mountinfo::tests::mount;
 
     #[test]
     fn a_device_once_under_its_shortest_mount_point_and_the_last_mount_over_a_point() {

@@ -203,10 +203,10 @@ impl MountWatch {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn mount(dev: &str, point: &str, fstype: &str, source: &str) -> Mount {
+    pub(crate) fn mount(dev: &str, point: &str, fstype: &str, source: &str) -> Mount {
         Mount {
             dev: dev.into(),
             mount_point: point.into(),

@@ -7,17 +7,8 @@ use rusqlite::params;
 use super::codec;
 use super::db::{Sample, Tsdb};
 use super::pack::{self, Packed};
-use super::rollup::{Bucket, Retention, Tier, DAY_MS, HOUR_MS};
-
-const T0: i64 = 1_700_006_400_000; // an hour boundary
-
-fn retention() -> Retention {
-    Retention {
-        raw_ms: 48 * HOUR_MS,
-        minute_ms: 14 * DAY_MS,
-        hour_ms: 730 * DAY_MS,
-    }
-}
+use super::rollup::{Bucket, Tier, HOUR_MS};
+use super::tests::{retention, T0};
 
 fn snap(seq: u64, ts_ms: i64) -> Snapshot {
     Snapshot {

@@ -6,9 +6,9 @@ use super::rollup::{DAY_MS, HOUR_MS, MINUTE_MS};
 use super::*;
 use crate::registry::metric;
 
-const T0: i64 = 1_700_006_400_000; // an hour boundary (2023-11-15 00:00 UTC)
+pub(super) const T0: i64 = 1_700_006_400_000; // an hour boundary (2023-11-15 00:00 UTC)
 
-fn retention() -> Retention {
+pub(super) fn retention() -> Retention {
     Retention {
         raw_ms: 48 * HOUR_MS,
         minute_ms: 14 * DAY_MS,
