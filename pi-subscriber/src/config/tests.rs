@@ -130,3 +130,20 @@ fn every_builtin_rule_the_registry_names_has_levels_in_the_config() {
         assert!(b.levels(name).is_some(), "[alerts.builtin.{name}]");
     }
 }
+
+#[test]
+fn the_commit_interval_defaults_to_five_minutes_within_a_second_and_an_hour() {
+    let s = load("", Overrides::default()).unwrap();
+    assert_eq!(s.history.commit_interval, Duration::from_secs(300));
+    let s = load(
+        "[history]\ncommit_interval = \"10s\"\n",
+        Overrides::default(),
+    )
+    .unwrap();
+    assert_eq!(s.history.commit_interval, Duration::from_secs(10));
+    let e = |t: &str| load(t, Overrides::default()).unwrap_err().to_string();
+    for bad in ["0s", "500ms", "2h"] {
+        let msg = e(&format!("[history]\ncommit_interval = \"{bad}\"\n"));
+        assert!(msg.contains("history.commit_interval"), "{bad}: {msg}");
+    }
+}
