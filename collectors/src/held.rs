@@ -5,8 +5,9 @@
 //! procfs and sysfs regenerate a file's text when it is read from offset 0 (`seq_file`
 //! resets its iterator there), so the same descriptor gives fresh figures every sample. When a
 //! device goes away its sysfs attributes answer `ENODEV`; a read that fails therefore closes
-//! the file and opens the path again once, which also picks up a file replaced under the same
-//! name. Discovery (which sensors, which mounts) is the callers' business: see
+//! the file and opens the path again once. A file on any other filesystem (a fixture tree,
+//! `--proc-root` on a copy) can be replaced under its name, so before each read its path is
+//! checked to still name the file held (one `stat`, never for procfs or sysfs). Discovery (which sensors, which mounts) is the callers' business: see
 //! [`RescanClock`].
 
 use std::fs::File;
@@ -48,6 +49,30 @@ pub(crate) struct HeldFile {
     extent: Extent,
     limit: usize,
     overflow: Overflow,
+    /// The open file's (device, inode) when it is not on procfs or sysfs (which never replace
+    /// a file under its name): what its path must still name.
+    plain: Option<(u64, u64)>,
+}
+
+/// sysfs's `f_type` (`SYSFS_MAGIC` in linux/magic.h).
+const SYSFS_MAGIC: rustix::fs::FsWord = 0x6265_6572;
+
+/// The (device, inode) of `file` unless the kernel generates it (procfs, sysfs).
+fn plain(file: &File) -> Option<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    let generated = rustix::fs::fstatfs(file)
+        .is_ok_and(|s| s.f_type == rustix::fs::PROC_SUPER_MAGIC || s.f_type == SYSFS_MAGIC);
+    if generated {
+        return None;
+    }
+    // Unknown: checked every read, so a replaced file is never missed.
+    Some(file.metadata().map_or((0, 0), |m| (m.dev(), m.ino())))
+}
+
+/// Whether `path` no longer names the file `(dev, ino)` (removed, or another renamed over it).
+fn replaced(path: &Path, (dev, ino): (u64, u64)) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(path).map_or(true, |m| m.ino() != ino || m.dev() != dev)
 }
 
 impl HeldFile {
@@ -60,6 +85,7 @@ impl HeldFile {
             extent,
             limit,
             overflow: Overflow::Fail,
+            plain: None,
         }
     }
 
@@ -95,11 +121,17 @@ impl HeldFile {
     /// The file's whole content, read from its start. A file held from an earlier sample
     /// whose read fails is opened again once by its path.
     pub fn read_bytes(&mut self) -> Result<&[u8], CollectError> {
+        if let Some(id) = self.plain.filter(|_| self.file.is_some()) {
+            if replaced(&self.path, id) {
+                self.file = None;
+            }
+        }
         if self.file.is_some() && self.fill().is_err() {
             self.file = None;
         }
         if self.file.is_none() {
             let opened = File::open(&self.path).map_err(|source| self.error(source))?;
+            self.plain = plain(&opened);
             self.file = Some(opened);
             if let Err(source) = self.fill() {
                 // Kept open: a device that answers EIO now may answer next time.
@@ -215,7 +247,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn rereads_grows_and_reopens_a_replaced_file() {
+    fn rereads_grows_and_opens_a_replaced_file_again() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("f");
         std::fs::write(&path, "first\n").unwrap();
@@ -225,12 +257,13 @@ mod tests {
         let long = "x".repeat(100);
         std::fs::write(&path, &long).unwrap();
         assert_eq!(f.read().unwrap(), long);
-        // Replaced by another file: the held one still reads the old text until closed.
+        // Replaced by another file (not procfs or sysfs): the next read opens the new one.
         std::fs::write(dir.path().join("g"), "second\n").unwrap();
         std::fs::rename(dir.path().join("g"), &path).unwrap();
-        assert_eq!(f.read().unwrap(), long);
-        f.close();
         assert_eq!(f.read().unwrap(), "second\n");
+        // Removed: the read fails, naming the file.
+        std::fs::remove_file(&path).unwrap();
+        assert!(f.read().unwrap_err().to_string().contains("/f"));
     }
 
     #[test]
