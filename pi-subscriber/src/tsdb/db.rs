@@ -147,7 +147,7 @@ impl Tsdb {
     }
 
     /// The snapshot's values by series id, creating series up to `max_series_per_host`.
-    fn values_of(
+    pub(super) fn values_of(
         &mut self,
         host: &str,
         host_id: i64,
@@ -395,34 +395,5 @@ impl Tsdb {
         }
         self.commit()?;
         Ok(true)
-    }
-}
-
-#[cfg(test)]
-impl Tsdb {
-    /// The series values of a snapshot, creating its series (tests that write raw rows as an
-    /// older version did).
-    pub(super) fn ingest_values_for_test(&mut self, s: &Snapshot) -> Vec<(u32, Value)> {
-        self.begin().unwrap();
-        let id = self.host_id(&s.host).unwrap();
-        self.values_of(&s.host, id, s).unwrap().0
-    }
-
-    /// Writes one raw row as it is.
-    pub(super) fn insert_raw_for_test(&mut self, s: &Sample) {
-        self.begin().unwrap();
-        let id = self.hosts.values().next().unwrap().id;
-        self.conn
-            .execute(
-                "INSERT INTO raw (host, ts, seq, boot, data) VALUES (?1, ?2, ?3, ?4, ?5)",
-                params![
-                    id,
-                    s.ts_ms,
-                    s.seq as i64,
-                    s.boot as i64,
-                    super::codec::encode_sample(&s.values)
-                ],
-            )
-            .unwrap();
     }
 }

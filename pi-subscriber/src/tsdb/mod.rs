@@ -66,6 +66,8 @@ mod full_tests;
 #[cfg(test)]
 mod rw_tests;
 #[cfg(test)]
+mod test_support;
+#[cfg(test)]
 mod tests;
 #[cfg(test)]
 mod top_tests;
