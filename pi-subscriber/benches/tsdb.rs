@@ -43,15 +43,19 @@ fn now_ms() -> i64 {
         .as_millis() as i64
 }
 
-fn wchar() -> u64 {
-    std::fs::read_to_string("/proc/self/io")
-        .unwrap()
-        .lines()
-        .find_map(|l| l.strip_prefix("wchar: "))
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap()
+/// `/proc/self/io`'s `wchar` (bytes handed to `write`) and `write_bytes` (bytes of page
+/// cache dirtied, which the kernel sends to the device; 0 on tmpfs).
+fn io() -> (u64, u64) {
+    let text = std::fs::read_to_string("/proc/self/io").unwrap();
+    let field = |name: &str| -> u64 {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name))
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap()
+    };
+    (field("wchar: "), field("write_bytes: "))
 }
 
 /// The writer's cadence: `BENCH_COMMIT_S`, else `history.commit_interval`'s default.
@@ -63,25 +67,9 @@ fn commit_every_ms() -> i64 {
         * 1000
 }
 
-/// Ingests `host`'s samples at `times` as the daemon's writer would: every `BENCH_COMMIT_S`
-/// seconds of sample time (300, its default), maintenance (when a minute has passed) and a
-/// commit.
+/// Ingests `host`'s samples at `times` as the daemon's writer would (see [`feed_hosts`]).
 fn feed(db: &mut Tsdb, host: &str, times: impl Iterator<Item = i64>, seq: &mut u64) {
-    let mut last_maintain = i64::MIN;
-    let mut last_commit = i64::MIN;
-    let every = commit_every_ms();
-    for ts in times {
-        *seq += 1;
-        db.ingest(&common::at(host, *seq, ts), true, ts).unwrap();
-        if ts.saturating_sub(last_commit) >= every {
-            if ts.saturating_sub(last_maintain) >= MIN_MS {
-                db.maintain(ts).unwrap();
-                last_maintain = ts;
-            }
-            db.commit().unwrap();
-            last_commit = ts;
-        }
-    }
+    feed_hosts(db, &[host.to_owned()], times, seq);
 }
 
 fn ingest_rate() {
@@ -105,31 +93,65 @@ fn ingest_rate() {
     );
 }
 
-fn written_per_day() {
+/// Ingests the samples of `hosts` at `times` together (each time, every host) as the
+/// daemon's writer would: every `BENCH_COMMIT_S` seconds of sample time (300, its default),
+/// maintenance (when a minute has passed) and a commit.
+fn feed_hosts(db: &mut Tsdb, hosts: &[String], times: impl Iterator<Item = i64>, seq: &mut u64) {
+    let mut last_maintain = i64::MIN;
+    let mut last_commit = i64::MIN;
+    let every = commit_every_ms();
+    for ts in times {
+        *seq += 1;
+        for host in hosts {
+            db.ingest(&common::at(host, *seq, ts), true, ts).unwrap();
+        }
+        if ts.saturating_sub(last_commit) >= every {
+            if ts.saturating_sub(last_maintain) >= MIN_MS {
+                db.maintain(ts).unwrap();
+                last_maintain = ts;
+            }
+            db.commit().unwrap();
+            last_commit = ts;
+        }
+    }
+}
+
+/// The bytes written for one day of `n` hosts in one database, per host.
+fn written_per_day_of(n: usize) {
     let dir = tempfile::tempdir().unwrap();
     let path = match std::env::var("BENCH_KEEP_DIR") {
-        Ok(d) => std::path::PathBuf::from(d).join("h.sqlite"),
+        Ok(d) => std::path::PathBuf::from(d).join(format!("h{n}.sqlite")),
         Err(_) => dir.path().join("h.sqlite"),
     };
+    let hosts: Vec<String> = (0..n).map(|i| format!("tower{i}")).collect();
     let start_ms = now_ms() - DAY_MS;
-    let mut db = Tsdb::open(&path, retention(), 500, start_ms).unwrap();
+    let mut db = Tsdb::open(&path, retention(), 500 * n, start_ms).unwrap();
     let mut seq = 0;
     // A first hour to create the series and warm up, not counted.
-    feed(
+    feed_hosts(
         &mut db,
-        "tower",
+        &hosts,
         (0..240).map(|i| start_ms + i * 15_000),
         &mut seq,
     );
-    let before = wchar();
+    let before = io();
     let day = (240..240 + 5760).map(|i| start_ms + i * 15_000);
-    feed(&mut db, "tower", day, &mut seq);
-    let written = wchar() - before;
+    feed_hosts(&mut db, &hosts, day, &mut seq);
+    let after = io();
+    let per_host = |bytes: u64| bytes as f64 / n as f64 / 1e6;
     println!(
-        "written: {:.1} MB per host per day (5760 snapshots at 15 s, a commit every {} s)",
-        written as f64 / 1e6,
+        "written, {n} host(s) in one database: {:.1} MB per host per day (wchar; write_bytes {:.1} MB; 5760 snapshots at 15 s, a commit every {} s)",
+        per_host(after.0 - before.0),
+        per_host(after.1 - before.1),
         commit_every_ms() / 1000
     );
+}
+
+/// The bytes written a day per host: one host alone (every commit's fixed cost on one host),
+/// and ten in one database as a Pi watching ten servers holds them.
+fn written_per_day() {
+    written_per_day_of(1);
+    written_per_day_of(10);
 }
 
 /// One host at full default retention, ending at `end_ms`.

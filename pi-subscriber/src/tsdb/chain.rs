@@ -131,20 +131,22 @@ impl Tsdb {
     }
 
     /// Before the raw rows of `host` at or before `ts_ms` are deleted: the rows after them,
-    /// in the same hour, whose base is among them are stored whole.
+    /// in the same hour, whose base is among them are stored whole (values and lists).
     pub(super) fn rekey_after(&self, host: i64, ts_ms: i64) -> rusqlite::Result<()> {
         let end = floor(ts_ms, HOUR_MS).saturating_add(HOUR_MS);
-        let rows: Vec<(i64, i64, Vec<u8>)> = {
+        type Row = (i64, i64, Vec<u8>, Option<Vec<u8>>);
+        let rows: Vec<Row> = {
             let mut stmt = self.conn.prepare_cached(
-                "SELECT ts, seq, data FROM raw WHERE host = ?1 AND ts > ?2 AND ts < ?3 ORDER BY ts, seq",
+                "SELECT ts, seq, data, top FROM raw WHERE host = ?1 AND ts > ?2 AND ts < ?3 ORDER BY ts, seq",
             )?;
             let rows = stmt.query_map(params![host, ts_ms, end], |r| {
-                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
             })?;
             rows.collect::<rusqlite::Result<_>>()?
         };
         let mut chain = Chain::default();
-        for (ts, seq, data) in rows {
+        let mut lists = super::top_chain::TopChain::default();
+        for (ts, seq, data, top) in rows {
             let Packed::Delta { back_ms, .. } = pack::packed(&data) else {
                 continue;
             };
@@ -152,11 +154,17 @@ impl Tsdb {
                 continue;
             }
             let values = self.unpack(host, ts, seq as u64, &data, &mut chain)?;
+            let top = match top {
+                Some(b) => self
+                    .unpack_top(host, ts, seq as u64, &b, &mut lists)?
+                    .map(|l| l.encode()),
+                None => None,
+            };
             self.conn
                 .prepare_cached(
-                    "UPDATE raw SET data = ?4 WHERE host = ?1 AND ts = ?2 AND seq = ?3",
+                    "UPDATE raw SET data = ?4, top = ?5 WHERE host = ?1 AND ts = ?2 AND seq = ?3",
                 )?
-                .execute(params![host, ts, seq, codec::encode_sample(&values)])?;
+                .execute(params![host, ts, seq, codec::encode_sample(&values), top])?;
         }
         Ok(())
     }

@@ -183,3 +183,47 @@ fn an_older_minute_table_moves_to_half_hour_rows_keyed_by_time() {
     assert_eq!(db.read_row(Tier::Minute, 11, T0).unwrap(), late);
     assert_eq!(db.newest_minute_row().unwrap(), Some(T0 + HOUR_MS));
 }
+
+#[test]
+fn an_older_without_rowid_raw_table_moves_to_a_rowid_table_and_reads_the_same() {
+    let dir = tempfile::tempdir().unwrap();
+    let (db, id) = two_hours(dir.path());
+    let before = window(&db, id, T0, T0 + 2 * HOUR_MS);
+    assert_eq!(before.len(), 480);
+    // The layout before issue 22: the same rows in a `WITHOUT ROWID` table keyed by them.
+    db.conn
+        .execute_batch(
+            "DROP INDEX raw_key; ALTER TABLE raw RENAME TO raw_new;
+             CREATE TABLE raw (host INTEGER NOT NULL, ts INTEGER NOT NULL, seq INTEGER NOT NULL,
+                boot INTEGER NOT NULL, data BLOB NOT NULL, top BLOB,
+                PRIMARY KEY (host, ts, seq)) WITHOUT ROWID;
+             INSERT INTO raw SELECT host, ts, seq, boot, data, top FROM raw_new;
+             DROP TABLE raw_new;",
+        )
+        .unwrap();
+    drop(db);
+    let db = Tsdb::open(&dir.path().join("h.sqlite"), retention(), 500, T0).unwrap();
+    let schema: String = db
+        .conn
+        .query_row("SELECT sql FROM sqlite_schema WHERE name = 'raw'", [], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    assert!(!schema.contains("WITHOUT ROWID"), "{schema}");
+    let index: i64 = db
+        .conn
+        .query_row(
+            "SELECT count(*) FROM pragma_index_list('raw') WHERE name = 'raw_key' AND \"unique\"",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(index, 1, "the unique index on (host, ts, seq)");
+    assert_eq!(window(&db, id, T0, T0 + 2 * HOUR_MS), before);
+    // Rows are in time order in the table itself (appended as they come).
+    let first: i64 = db
+        .conn
+        .query_row("SELECT ts FROM raw ORDER BY rowid LIMIT 1", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(first, T0);
+}

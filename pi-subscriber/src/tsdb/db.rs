@@ -87,6 +87,9 @@ pub(super) struct HostCache {
     /// The delta rows since the last whole one up to `last` (`chain.rs`), or
     /// [`NO_BASE`](super::chain::NO_BASE) when `last` is not a stored row.
     pub chain: u32,
+    /// The lists of `last` when its row holds them, by its (ts, seq): the base of the next
+    /// row's lists (`top_chain.rs`).
+    pub last_top: Option<((i64, u64), super::top_chain::Lists)>,
     /// Metrics (bits by registry index) one of whose devices was dropped by the series
     /// budget: their total's rate comes from the total counter, not the sum of the devices.
     /// Persisted in `meta` (`partial:<host id>`).
@@ -140,6 +143,7 @@ impl Tsdb {
                 series: HashMap::new(),
                 last: None,
                 chain: super::chain::NO_BASE,
+                last_top: None,
                 partial: 0,
             },
         );
@@ -243,6 +247,8 @@ impl Tsdb {
             // The top-process lists ride in the sample's own row (`top.rs`): no page of
             // another table is written per sample.
             let (data, chain) = self.pack_sample(&s.host, &sample, live);
+            let lists = super::top::lists_of(s);
+            let top = self.pack_top(&s.host, &sample, lists.as_ref(), chain);
             let inserted = self.conn.execute(
                 "INSERT OR IGNORE INTO raw (host, ts, seq, boot, data, top) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
                 params![
@@ -251,7 +257,7 @@ impl Tsdb {
                     sample.seq as i64,
                     sample.boot as i64,
                     data,
-                    super::top::encode(s)
+                    top
                 ],
             )?;
             if inserted == 0 {
@@ -263,6 +269,7 @@ impl Tsdb {
             if live {
                 if let Some(h) = self.hosts.get_mut(&s.host) {
                     h.chain = chain;
+                    h.last_top = lists.map(|l| ((sample.ts_ms, sample.seq), l));
                 }
             }
         } else if live {

@@ -35,6 +35,7 @@ pub mod rollup;
 mod rw;
 mod size;
 mod top;
+mod top_chain;
 mod top_codec;
 mod tx;
 
@@ -69,5 +70,7 @@ mod rw_tests;
 mod test_support;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod top_chain_tests;
 #[cfg(test)]
 mod top_tests;

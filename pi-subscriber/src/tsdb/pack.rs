@@ -25,11 +25,11 @@ pub const MAGIC: [u8; 2] = [0x80, 0x00];
 const DELTA_V1: u8 = 1;
 const BUCKETS_V1: u8 = 2;
 
-fn zigzag(v: i64) -> u64 {
+pub(super) fn zigzag(v: i64) -> u64 {
     ((v << 1) ^ (v >> 63)) as u64
 }
 
-fn unzigzag(v: u64) -> i64 {
+pub(super) fn unzigzag(v: u64) -> i64 {
     ((v >> 1) as i64) ^ -((v & 1) as i64)
 }
 

@@ -17,7 +17,9 @@ use serde::Serialize;
 
 use super::db::Tsdb;
 use super::rollup::{Tier, MINUTE_MS};
+use super::top_chain::{Lists, TopChain};
 use super::top_codec::{decode_list, encode_list};
+use crate::validate::names::MAX_TOP_PROCESSES;
 use super::TsdbError;
 
 pub(super) const SCHEMA: &str = "
@@ -40,40 +42,27 @@ pub(super) fn upgrade(conn: &Connection) -> rusqlite::Result<()> {
     Ok(())
 }
 
-/// A sample's lists as its raw row keeps them: its CPU use and memory used (f32 each; -1 when
-/// the sample does not say), the CPU list's length in bytes, then both lists.
-pub(super) fn encode(s: &Snapshot) -> Option<Vec<u8>> {
+/// A sample's lists as its raw row keeps them (`top_chain.rs`), with its CPU use and memory
+/// used (-1 when the sample does not say).
+pub(super) fn lists_of(s: &Snapshot) -> Option<Lists> {
     let p = s.processes.as_ref()?;
     let (cpu_peak, mem_peak) = peaks(s);
-    let (cpu, mem) = (encode_list(&p.top_cpu), encode_list(&p.top_rss));
-    let mut out = Vec::with_capacity(12 + cpu.len() + mem.len());
-    out.extend_from_slice(&(cpu_peak as f32).to_le_bytes());
-    out.extend_from_slice(&(mem_peak as f32).to_le_bytes());
-    out.extend_from_slice(&(cpu.len() as u32).to_le_bytes());
-    out.extend_from_slice(&cpu);
-    out.extend_from_slice(&mem);
-    Some(out)
-}
-
-/// The peaks and the two lists' bytes of a raw row's `top`; `None` when damaged.
-fn split(b: &[u8]) -> Option<(f64, f64, &[u8], &[u8])> {
-    let f = |at: usize| -> Option<f32> {
-        Some(f32::from_le_bytes(b.get(at..at + 4)?.try_into().ok()?))
-    };
-    let (cpu_peak, mem_peak) = (f(0)?, f(4)?);
-    let len = usize::try_from(u32::from_le_bytes(b.get(8..12)?.try_into().ok()?)).ok()?;
-    let cpu = b.get(12..12usize.checked_add(len)?)?;
-    let mem = b.get(12 + len..)?;
-    Some((f64::from(cpu_peak), f64::from(mem_peak), cpu, mem))
+    let keep = |l: &[ProcessTop]| l[..l.len().min(MAX_TOP_PROCESSES)].to_vec();
+    Some(Lists {
+        cpu_peak,
+        mem_peak,
+        cpu: keep(&p.top_cpu),
+        mem: keep(&p.top_rss),
+    })
 }
 
 /// The peaks of one minute being gathered: (peak, time, list bytes) for CPU and memory.
 type Peak = Option<(f64, i64, Vec<u8>)>;
 
-/// Keeps `(value, ts, list)` when it is higher than what `slot` holds (ties keep the first).
-fn higher(slot: &mut Peak, value: f64, ts: i64, list: &[u8]) {
+/// Keeps `(value, ts, list())` when it is higher than what `slot` holds (ties keep the first).
+fn higher(slot: &mut Peak, value: f64, ts: i64, list: impl FnOnce() -> Vec<u8>) {
     if slot.as_ref().is_none_or(|(v, _, _)| value > *v) {
-        *slot = Some((value, ts, list.to_vec()));
+        *slot = Some((value, ts, list()));
     }
 }
 
@@ -119,18 +108,19 @@ impl Tsdb {
         let mut minutes: std::collections::BTreeMap<(i64, i64), (Peak, Peak)> = Default::default();
         {
             let mut stmt = self.conn.prepare_cached(
-                "SELECT host, ts, top FROM raw WHERE ts < ?1 AND top IS NOT NULL ORDER BY host, ts",
+                "SELECT host, ts, seq, top FROM raw WHERE ts < ?1 AND top IS NOT NULL ORDER BY host, ts, seq",
             )?;
             let mut rows = stmt.query([horizon])?;
+            let mut chain = TopChain::default();
             while let Some(r) = rows.next()? {
-                let (host, ts): (i64, i64) = (r.get(0)?, r.get(1)?);
-                let b: Vec<u8> = r.get(2)?;
-                let Some((cpu_peak, mem_peak, cpu, mem)) = split(&b) else {
+                let (host, ts, seq): (i64, i64, i64) = (r.get(0)?, r.get(1)?, r.get(2)?);
+                let b: Vec<u8> = r.get(3)?;
+                let Some(l) = self.unpack_top(host, ts, seq as u64, &b, &mut chain)? else {
                     continue;
                 };
                 let m = minutes.entry((host, minute_of(ts))).or_default();
-                higher(&mut m.0, cpu_peak, ts, cpu);
-                higher(&mut m.1, mem_peak, ts, mem);
+                higher(&mut m.0, l.cpu_peak, ts, || encode_list(&l.cpu));
+                higher(&mut m.1, l.mem_peak, ts, || encode_list(&l.mem));
             }
         }
         for ((host, start), (cpu, mem)) in minutes {
@@ -191,7 +181,7 @@ impl Tsdb {
             let row = self
                 .conn
                 .prepare_cached(
-                    "SELECT ts, top FROM raw WHERE host = ?1 AND ts BETWEEN ?2 AND ?3 AND top IS NOT NULL
+                    "SELECT ts, seq, top FROM raw WHERE host = ?1 AND ts BETWEEN ?2 AND ?3 AND top IS NOT NULL
                      ORDER BY ABS(ts - ?4), ts LIMIT 1",
                 )?
                 .query_row(
@@ -201,14 +191,19 @@ impl Tsdb {
                         at_ms.saturating_add(within_ms),
                         at_ms
                     ],
-                    |r| Ok((r.get::<_, i64>(0)?, r.get::<_, Vec<u8>>(1)?)),
+                    |r| {
+                        Ok((
+                            r.get::<_, i64>(0)?,
+                            r.get::<_, i64>(1)?,
+                            r.get::<_, Vec<u8>>(2)?,
+                        ))
+                    },
                 )
                 .optional()?;
-            if let Some((ts_ms, b)) = row {
-                let (cpu, mem) = split(&b).map_or((None, None), |(_, _, c, m)| (Some(c), Some(m)));
-                let list = |b: Option<&[u8]>| {
-                    decode_list(b?).map(|processes| TopList { ts_ms, processes })
-                };
+            if let Some((ts_ms, seq, b)) = row {
+                let lists = self.unpack_top(id, ts_ms, seq as u64, &b, &mut TopChain::default())?;
+                let (cpu, mem) = lists.map_or((None, None), |l| (Some(l.cpu), Some(l.mem)));
+                let list = |p: Option<Vec<ProcessTop>>| p.map(|processes| TopList { ts_ms, processes });
                 return Ok(Some(TopAnswer {
                     tier: Tier::Raw,
                     top_cpu: list(cpu),
@@ -247,23 +242,25 @@ impl Tsdb {
             )?;
             let mut rows = stmt.query(params![id, from_ms, to_ms])?;
             while let Some(r) = rows.next()? {
-                higher(&mut cpu, r.get(0)?, r.get(1)?, &r.get::<_, Vec<u8>>(2)?);
-                higher(&mut mem, r.get(3)?, r.get(4)?, &r.get::<_, Vec<u8>>(5)?);
+                let (c, m): (Vec<u8>, Vec<u8>) = (r.get(2)?, r.get(5)?);
+                higher(&mut cpu, r.get(0)?, r.get(1)?, || c);
+                higher(&mut mem, r.get(3)?, r.get(4)?, || m);
             }
         }
         // …and the samples it still holds, read in time order (ties keep the first).
         {
             let mut stmt = self.conn.prepare_cached(
-                "SELECT ts, top FROM raw WHERE host = ?1 AND ts >= ?2 AND ts < ?3 AND top IS NOT NULL
-                 ORDER BY ts",
+                "SELECT ts, seq, top FROM raw WHERE host = ?1 AND ts >= ?2 AND ts < ?3 AND top IS NOT NULL
+                 ORDER BY ts, seq",
             )?;
             let mut rows = stmt.query(params![id, from_ms, to_ms])?;
+            let mut chain = TopChain::default();
             while let Some(r) = rows.next()? {
-                let ts: i64 = r.get(0)?;
-                let b: Vec<u8> = r.get(1)?;
-                if let Some((cpu_peak, mem_peak, c, m)) = split(&b) {
-                    higher(&mut cpu, cpu_peak, ts, c);
-                    higher(&mut mem, mem_peak, ts, m);
+                let (ts, seq): (i64, i64) = (r.get(0)?, r.get(1)?);
+                let b: Vec<u8> = r.get(2)?;
+                if let Some(l) = self.unpack_top(id, ts, seq as u64, &b, &mut chain)? {
+                    higher(&mut cpu, l.cpu_peak, ts, || encode_list(&l.cpu));
+                    higher(&mut mem, l.mem_peak, ts, || encode_list(&l.mem));
                 }
             }
         }

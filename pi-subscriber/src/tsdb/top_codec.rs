@@ -2,10 +2,15 @@
 //! user, CPU % in hundredths (as the publisher rounds it) and RSS, as varints and short
 //! strings. About 20 bytes a process. Decoding a damaged row gives `None`, never a panic
 //! and never more than [`MAX_LIST`] processes.
+//!
+//! [`encode_list_after`] packs a list against the lists of the sample before (issue 22): a
+//! process that was in them (same pid, name and user) is one byte naming it, then its CPU
+//! and its RSS's change in 4 KiB pages; about 5 bytes a process instead of 20.
 
 use broker::ProcessTop;
 
 use super::codec::{get_varint, put_varint};
+use super::pack::{unzigzag, zigzag};
 use crate::validate::names::{MAX_PROCESS_BYTES, MAX_TOP_PROCESSES};
 
 /// Processes a stored list holds at most (what validation lets in).
@@ -18,19 +23,112 @@ pub(super) fn encode_list(list: &[ProcessTop]) -> Vec<u8> {
     let mut out = Vec::with_capacity(1 + list.len() * 24);
     out.push(list.len() as u8);
     for p in list {
-        put_varint(&mut out, u64::from(p.pid));
-        put_text(&mut out, Some(&p.name));
-        put_text(&mut out, p.user.as_deref());
-        let cpu = p
-            .cpu_percent
-            .filter(|c| c.is_finite() && *c >= 0.0)
-            .map_or(0, |c| {
-                (c * 100.0).round().min(u64::MAX as f64 / 2.0) as u64 + 1
-            });
-        put_varint(&mut out, cpu);
-        put_varint(&mut out, p.rss_bytes);
+        put_process(&mut out, p);
     }
     out
+}
+
+fn put_process(out: &mut Vec<u8>, p: &ProcessTop) {
+    put_varint(out, u64::from(p.pid));
+    put_text(out, Some(&p.name));
+    put_text(out, p.user.as_deref());
+    put_varint(out, cpu_code(p));
+    put_varint(out, p.rss_bytes);
+}
+
+fn get_process(bytes: &[u8], at: &mut usize) -> Option<ProcessTop> {
+    let pid = u32::try_from(get_varint(bytes, at)?).ok()?;
+    let name = get_text(bytes, at)??;
+    let user = get_text(bytes, at)?;
+    let cpu = get_varint(bytes, at)?;
+    let rss_bytes = get_varint(bytes, at)?;
+    Some(ProcessTop {
+        pid,
+        name,
+        user,
+        cpu_percent: cpu_of(cpu),
+        rss_bytes,
+    })
+}
+
+/// CPU % as stored: hundredths + 1, 0 when the process does not say.
+fn cpu_code(p: &ProcessTop) -> u64 {
+    p.cpu_percent
+        .filter(|c| c.is_finite() && *c >= 0.0)
+        .map_or(0, |c| {
+            (c * 100.0).round().min(u64::MAX as f64 / 2.0) as u64 + 1
+        })
+}
+
+fn cpu_of(code: u64) -> Option<f64> {
+    code.checked_sub(1).map(|c| c as f64 / 100.0)
+}
+
+/// The tag of a process stored whole in a list packed against another.
+const WHOLE: u8 = 0xff;
+/// RSS changes are stored in pages of this many bytes (the kernel counts RSS in pages).
+const PAGE: i64 = 4096;
+
+/// `list` packed against `base` (the lists of the sample before, one after the other): see
+/// the module's doc. [`decode_list_after`] with the same `base` gives `list` back exactly.
+pub(super) fn encode_list_after(list: &[ProcessTop], base: &[&ProcessTop]) -> Vec<u8> {
+    let list = &list[..list.len().min(MAX_LIST)];
+    let mut out = Vec::with_capacity(1 + list.len() * 6);
+    out.push(list.len() as u8);
+    for p in list {
+        let same = base.iter().take(usize::from(WHOLE)).position(|b| {
+            b.pid == p.pid && b.name == p.name && b.user == p.user
+        });
+        let change = same.and_then(|i| {
+            let d = p.rss_bytes.wrapping_sub(base[i].rss_bytes) as i64;
+            (d % PAGE == 0).then_some((i, zigzag(d / PAGE)))
+        });
+        match change {
+            Some((i, pages)) => {
+                out.push(i as u8);
+                put_varint(&mut out, cpu_code(p));
+                put_varint(&mut out, pages);
+            }
+            None => {
+                out.push(WHOLE);
+                put_process(&mut out, p);
+            }
+        }
+    }
+    out
+}
+
+/// A list packed by [`encode_list_after`] from its bytes at `at`, against `base`.
+pub(super) fn decode_list_after(
+    bytes: &[u8],
+    at: &mut usize,
+    base: &[&ProcessTop],
+) -> Option<Vec<ProcessTop>> {
+    let n = usize::from(*bytes.get(*at)?);
+    if n > MAX_LIST {
+        return None;
+    }
+    *at += 1;
+    let mut list = Vec::with_capacity(n);
+    for _ in 0..n {
+        let tag = *bytes.get(*at)?;
+        *at += 1;
+        if tag == WHOLE {
+            list.push(get_process(bytes, at)?);
+            continue;
+        }
+        let b = base.get(usize::from(tag))?;
+        let cpu = get_varint(bytes, at)?;
+        let pages = unzigzag(get_varint(bytes, at)?);
+        list.push(ProcessTop {
+            pid: b.pid,
+            name: b.name.clone(),
+            user: b.user.clone(),
+            cpu_percent: cpu_of(cpu),
+            rss_bytes: b.rss_bytes.wrapping_add(pages.wrapping_mul(PAGE) as u64),
+        });
+    }
+    Some(list)
 }
 
 fn put_text(out: &mut Vec<u8>, text: Option<&str>) {
@@ -68,18 +166,7 @@ pub(super) fn decode_list(bytes: &[u8]) -> Option<Vec<ProcessTop>> {
     let mut at = 1;
     let mut list = Vec::with_capacity(n);
     for _ in 0..n {
-        let pid = u32::try_from(get_varint(bytes, &mut at)?).ok()?;
-        let name = get_text(bytes, &mut at)??;
-        let user = get_text(bytes, &mut at)?;
-        let cpu = get_varint(bytes, &mut at)?;
-        let rss_bytes = get_varint(bytes, &mut at)?;
-        list.push(ProcessTop {
-            pid,
-            name,
-            user,
-            cpu_percent: cpu.checked_sub(1).map(|c| c as f64 / 100.0),
-            rss_bytes,
-        });
+        list.push(get_process(bytes, &mut at)?);
     }
     (at == bytes.len()).then_some(list)
 }
