@@ -168,7 +168,7 @@ fn a_live_host_rewrites_alerts_json_once_per_commit_interval() {
     }
     // The host sends 5 samples a second and nothing changes: `heard` moves on the disk with
     // the commit interval (the old checkpoint was a minute), and no more often than that.
-    assert!((3..=5).contains(&seen.len()), "{seen:?}");
+    assert!((2..=5).contains(&seen.len()), "{seen:?}");
     for w in seen.windows(2) {
         assert!(
             w[1].0 - w[0].0 >= 2_900,
