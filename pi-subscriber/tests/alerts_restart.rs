@@ -123,3 +123,59 @@ fn a_pending_alert_survives_a_restart_of_the_pi_and_fires_on_time() {
     );
     assert_eq!(hook.seen(), [("busy".to_string(), "firing".to_string())]);
 }
+
+/// `alerts.json` as written: when it was saved (`clock_ms`) and when the host was last heard.
+fn on_disk(dir: &std::path::Path) -> Option<(i64, i64)> {
+    let saved: Value =
+        serde_json::from_slice(&std::fs::read(dir.join("alerts.json")).ok()?).ok()?;
+    Some((
+        saved["clock_ms"].as_i64()?,
+        saved["heard"]["testhost"].as_i64()?,
+    ))
+}
+
+#[test]
+fn a_live_host_rewrites_alerts_json_once_per_commit_interval() {
+    let hook = Hook::start();
+    let (pdir, sdir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (http, mqtt) = (free_port(), free_port());
+    let cfg = config(sdir.path(), &webhook(&hook.url))
+        .to_string_lossy()
+        .into_owned();
+    let _p = Publisher::on_ports(pdir.path(), "200ms", http, mqtt);
+    // The history commits every 3 s here (5 min by default): so does `heard`.
+    let _s = support::Subscriber::start(
+        sdir.path(),
+        Some(mqtt),
+        &format!("http://127.0.0.1:{http}/latest"),
+        &["--max-age", "2", "--config", &cfg],
+        &[
+            ("PI_SUBSCRIBER_POLL__INTERVAL", "200ms"),
+            ("PI_SUBSCRIBER_HISTORY__COMMIT_INTERVAL", "3s"),
+        ],
+    );
+    hook.wait("busy", "firing", Duration::from_secs(15));
+    // Every version of the file over 10 s, read every 50 ms (each save has its own clock).
+    let mut seen: Vec<(i64, i64)> = Vec::new();
+    let until = std::time::Instant::now() + Duration::from_secs(10);
+    while std::time::Instant::now() < until {
+        if let Some(v) = on_disk(sdir.path()) {
+            if seen.last().is_none_or(|l| l.0 != v.0) {
+                seen.push(v);
+            }
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // The host sends 5 samples a second and nothing changes: `heard` moves on the disk with
+    // the commit interval (the old checkpoint was a minute), and no more often than that.
+    assert!((2..=5).contains(&seen.len()), "{seen:?}");
+    for w in seen.windows(2) {
+        assert!(
+            w[1].0 - w[0].0 >= 2_900,
+            "saved {} ms apart: {seen:?}",
+            w[1].0 - w[0].0
+        );
+        assert!(w[1].1 > w[0].1, "heard moved: {seen:?}");
+    }
+    assert_eq!(hook.seen(), [("busy".to_string(), "firing".to_string())]);
+}

@@ -110,9 +110,11 @@ pub struct Engine {
     clock_ms: i64,
     heard: BTreeMap<String, i64>,
     /// `heard` moved since the last save, and when that save was: a moved `heard` is saved
-    /// at most [`tick::CHECKPOINT_MS`] late (on its own it does not make the state dirty).
+    /// at most `checkpoint_ms` late (on its own it does not make the state dirty; see
+    /// [`Engine::with_checkpoint`]).
     heard_moved: bool,
     saved_at_ms: i64,
+    checkpoint_ms: i64,
     alerts: BTreeMap<Key, Alert>,
     recent: VecDeque<Notice>,
     boots: BTreeMap<String, String>,
@@ -164,6 +166,7 @@ impl Engine {
             heard: saved.heard,
             heard_moved: false,
             saved_at_ms: now_ms,
+            checkpoint_ms: tick::DEFAULT_CHECKPOINT_MS,
             alerts,
             recent: saved.recent,
             boots: saved.boots,

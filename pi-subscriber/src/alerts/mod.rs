@@ -238,7 +238,9 @@ pub fn start(
         ms(a.repeat_interval),
         saved,
         now_ms,
-    );
+    )
+    // `heard` is checkpointed with the history's commits: the same power-cut window.
+    .with_checkpoint(ms(settings.history.commit_interval));
     if let Ok(mut slot) = handle.engine.lock() {
         *slot = Some(engine);
     }

@@ -10,12 +10,40 @@ use super::{Alert, Engine, Key, Phase};
 use crate::alerts::config::Severity;
 use crate::alerts::engine::Notice;
 
-/// A `heard` that moved is saved at least this often (a crash loses at most that much of it;
-/// a restored host is then judged as heard earlier and the Pi as down longer, which delays its
-/// `host_down` and never makes one up).
-pub const CHECKPOINT_MS: i64 = 60_000;
+/// How late a `heard` that moved may be saved when the engine is not told otherwise
+/// ([`Engine::with_checkpoint`]; the daemon always tells it).
+pub const DEFAULT_CHECKPOINT_MS: i64 = 60_000;
 
 impl Engine {
+    /// A `heard` that moved is saved at most `ms` late; the daemon passes
+    /// `history.commit_interval` (5 min by default). Everything an operator would miss (an
+    /// alert's phase, a notice, a boot, a job seen, a host forgotten) makes the state dirty
+    /// at once and is saved before it is sent; a clean stop saves everything. So with live
+    /// hosts and nothing happening, `alerts.json` is written once per commit interval, no
+    /// longer every minute (issue 22: 12–28 KB of `write_bytes` a minute on the Pi).
+    ///
+    /// Why not drop the checkpoint and take `heard` from the history store at a restart
+    /// ("one table per fact"): what the store knows across a restart does not mean "heard on
+    /// the Pi's clock". Its receipt time (`last_received_ms`) lives in memory only; the
+    /// history database keeps each sample's *server* time, which may be off the Pi's clock
+    /// by up to `health.max_clock_skew` (2 min, more than the 45 s `max_age`), and which
+    /// backfill fills after a restart with samples the Pi never heard live. Judging
+    /// `host_down` from it would judge on the wrong clock. Persisting the receipt time in
+    /// the history is a schema change; until then `heard` rides at the history's pace, the
+    /// loss window a power cut already has for the history itself.
+    ///
+    /// Why a late `heard` is safe: a restored host not heard since the restart is judged
+    /// silent for (saved `clock_ms` − saved `heard`) + the time since the restart; the time
+    /// between the save and the power cut counts as the Pi being off. That first term is
+    /// the silence the host really had at the save (for a live host, under one sampling
+    /// interval), whatever the checkpoint's length: a longer checkpoint only adds time
+    /// counted as off, so it delays a `host_down` (never past `max_age` after the restart)
+    /// and never brings one forward.
+    pub fn with_checkpoint(mut self, ms: i64) -> Self {
+        self.checkpoint_ms = ms.max(0);
+        self
+    }
+
     /// `host` was heard at `at_ms` (Pi clock).
     pub(super) fn hear(&mut self, host: &str, at_ms: i64) {
         match self.heard.get_mut(host) {
@@ -55,10 +83,13 @@ impl Engine {
                 || super::expected::is_job_rule(r)
                 || r == super::remote::RULE
         });
+        let remembered = self.boots.len() + self.heard.len();
         self.boots.retain(|h, _| known.contains(h.as_str()));
         self.heard.retain(|h, _| known.contains(h.as_str()));
         self.max_ages.retain(|h, _| known.contains(h.as_str()));
-        self.dirty |= self.alerts.len() != before;
+        // A host forgotten is saved at once, with or without alerts.
+        self.dirty |=
+            self.alerts.len() != before || self.boots.len() + self.heard.len() != remembered;
         self.stale.clear();
         for (host, last) in hosts {
             if let Some(t) = last {
@@ -128,7 +159,7 @@ impl Engine {
                 _ => {}
             }
         }
-        if self.heard_moved && now_ms.saturating_sub(self.saved_at_ms) >= CHECKPOINT_MS {
+        if self.heard_moved && now_ms.saturating_sub(self.saved_at_ms) >= self.checkpoint_ms {
             self.dirty = true;
         }
         out

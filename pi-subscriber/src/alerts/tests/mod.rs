@@ -313,6 +313,7 @@ min_severity = "info"
     assert!(e("[[alerts.notify]]\nkind = \"pager\"\nurl = \"http://x\"\n").contains("pager"));
 }
 
+mod checkpoint;
 mod restart;
 mod stopped;
 mod units;
