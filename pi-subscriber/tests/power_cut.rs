@@ -15,7 +15,7 @@ use std::path::Path;
 
 use common::Publisher;
 use support::netns::seqs;
-use support::Subscriber;
+use support::{seqs_on_disk, Subscriber};
 
 fn start(data: &Path, p: &Publisher, commit: &str) -> Subscriber {
     Subscriber::start(
@@ -41,19 +41,6 @@ fn history(s: &Subscriber) -> BTreeSet<u64> {
     seqs(&serde_json::from_str(&body).unwrap())
 }
 
-/// The seqs the database file holds, as a Pi starting on it would find them.
-fn on_disk(data: &Path) -> BTreeSet<u64> {
-    let db = std::fs::read_dir(data)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .find(|p| p.extension().is_some_and(|e| e == "sqlite"))
-        .expect("a history database");
-    let conn = rusqlite::Connection::open(db).unwrap();
-    let mut stmt = conn.prepare("SELECT seq FROM raw ORDER BY seq").unwrap();
-    let rows = stmt.query_map([], |r| r.get::<_, i64>(0)).unwrap();
-    rows.map(|r| r.unwrap() as u64).collect()
-}
-
 #[test]
 fn a_power_cut_between_commits_loses_nothing_the_ring_still_holds() {
     let (pdir, sdir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
@@ -63,7 +50,7 @@ fn a_power_cut_between_commits_loses_nothing_the_ring_still_holds() {
     let s = start(sdir.path(), &p, "1s");
     s.wait_for("/health", |h| stored(h) >= 5);
     s.stop();
-    let committed = on_disk(sdir.path());
+    let committed = seqs_on_disk(sdir.path());
     assert!(committed.len() >= 5, "{committed:?}");
 
     // The default cadence: samples are stored (and served) but not committed when the power
@@ -72,7 +59,7 @@ fn a_power_cut_between_commits_loses_nothing_the_ring_still_holds() {
     s.wait_for("/health", |h| stored(h) >= 15);
     let served = history(&s);
     s.kill();
-    let survived = on_disk(sdir.path());
+    let survived = seqs_on_disk(sdir.path());
     let gone: Vec<_> = served.difference(&survived).collect();
     assert!(gone.len() >= 10, "the cut lost nothing: {gone:?}");
     assert!(survived.is_superset(&committed));

@@ -2,19 +2,15 @@
 //! Every figure here is worked out by hand in `fixtures/<machine>/EXPECTED.md`.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use std::fs;
-use std::path::{Path, PathBuf};
 
 use broker::{DiskDevice, NetworkInterface, Power, Snapshot};
+use common::{copy_tree, fixture};
 use publisher::collectors::{
     cpu, disk, network, power, thermal, ChipFilter, CollectorName, Collectors, Roots,
 };
-
-fn fixture(machine: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures")
-        .join(machine)
-}
 
 fn text(machine: &str, file: &str) -> String {
     fs::read_to_string(fixture(machine).join(file)).unwrap()
@@ -57,19 +53,6 @@ fn sample(machine: &str) -> Snapshot {
     let reading = collectors.sample();
     assert!(collectors.errors().is_empty(), "{:?}", collectors.errors());
     reading.into_snapshot(Snapshot::default())
-}
-
-fn copy_tree(from: &Path, to: &Path) {
-    fs::create_dir_all(to).unwrap();
-    for entry in fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_tree(&entry.path(), &target);
-        } else {
-            fs::copy(entry.path(), target).unwrap();
-        }
-    }
 }
 
 #[test]

@@ -6,36 +6,20 @@
 //! gives what a fresh read of the changed tree gives.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
 use broker::Snapshot;
+use common::{copy_tree, fixture};
 use publisher::collectors::filesystem::Selection;
 use publisher::collectors::statvfs::FixedStatvfs;
 use publisher::collectors::{
     network, power, thermal, ChipFilter, Collectors, FilesystemCollector, Roots,
 };
-
-fn fixture(machine: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures")
-        .join(machine)
-}
-
-fn copy_tree(from: &Path, to: &Path) {
-    fs::create_dir_all(to).unwrap();
-    for entry in fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_tree(&entry.path(), &target);
-        } else {
-            fs::copy(entry.path(), target).unwrap();
-        }
-    }
-}
 
 /// A copy of `machine` in a temporary directory.
 fn copy(machine: &str) -> tempfile::TempDir {

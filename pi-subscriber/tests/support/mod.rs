@@ -100,6 +100,24 @@ impl Subscriber {
     }
 }
 
+/// The history database file in the data directory `data`.
+pub fn history_db(data: &Path) -> std::path::PathBuf {
+    std::fs::read_dir(data)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|e| e == "sqlite"))
+        .expect("a history database")
+}
+
+/// The seqs the history database file in `data` holds (committed rows only), as a Pi
+/// starting on it would find them.
+pub fn seqs_on_disk(data: &Path) -> std::collections::BTreeSet<u64> {
+    let conn = rusqlite::Connection::open(history_db(data)).unwrap();
+    let mut stmt = conn.prepare("SELECT seq FROM raw ORDER BY seq").unwrap();
+    let rows = stmt.query_map([], |r| r.get::<_, i64>(0)).unwrap();
+    rows.map(|r| r.unwrap() as u64).collect()
+}
+
 /// An `AppState` over an empty store, for oneshot tests.
 pub fn app_state(capacity: usize) -> AppState {
     let _ = capacity;

@@ -191,6 +191,18 @@ impl Netns {
     /// The Pi on the far side, subscribed to the broker there, polling `endpoint` every
     /// 200 ms with no fallback polling (what it misses must come by MQTT or backfill).
     pub fn pi_there(&self, data: &Path, endpoint: &str, args: &[&str]) -> (Guard, Client) {
+        self.pi_there_with_env(data, endpoint, args, &[])
+    }
+
+    /// [`Netns::pi_there`] with `env` added last (it overrides the defaults above, e.g.
+    /// `PI_SUBSCRIBER_HISTORY__COMMIT_INTERVAL`).
+    pub fn pi_there_with_env(
+        &self,
+        data: &Path,
+        endpoint: &str,
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> (Guard, Client) {
         let mut cmd = Command::new("ip");
         cmd.args(["netns", "exec", &self.name])
             .arg(env!("CARGO_BIN_EXE_pi-subscriber"))
@@ -199,6 +211,7 @@ impl Netns {
             .env("PI_SUBSCRIBER_HISTORY__COMMIT_INTERVAL", "1s")
             .env("PI_SUBSCRIBER_POLL__TIMEOUT", "1s")
             .env("PI_SUBSCRIBER_POLL__FALLBACK_AFTER", "600s")
+            .envs(env.iter().copied())
             .args(["--bind", &format!("{}:0", self.there)])
             .args(["--mqtt-host", "127.0.0.1", "--mqtt-port", "1883"])
             .args(["--metrics-endpoint", endpoint])

@@ -1,5 +1,6 @@
 //! Runs the built `publisher` binary as a child process on a free loopback port, and talks to
-//! it (or to a `pi-subscriber`, which logs its address the same way) over real HTTP.
+//! it (or to a `pi-subscriber`, which logs its address the same way) over real HTTP; and finds
+//! (and copies) the fixture machines' trees.
 //! `pi-subscriber`'s tests include this file too (`#[path]`).
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
@@ -308,4 +309,19 @@ pub fn fixture(machine: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../publisher/tests/fixtures")
         .join(machine)
+}
+
+/// Copies the directory tree `from` into `to` (created if missing): a fixture machine made
+/// writable, for tests that change it as the kernel would.
+pub fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_tree(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
 }
