@@ -33,7 +33,9 @@ broker=$!
 pids=""
 start_pi() { # name binary
     port=$(free_port)
-    PI_SUBSCRIBER_SELF__ENABLED=false "$2" --data-dir "$d/$1" --bind "127.0.0.1:$port" \
+    # Each daemon its own MQTT client id: with the same one (host name + machine id) the
+    # broker drops one to let the other in, and both lose samples (and log every retry).
+    PI_SUBSCRIBER_MQTT__CLIENT_ID="bench-$1" PI_SUBSCRIBER_SELF__ENABLED=false "$2" --data-dir "$d/$1" --bind "127.0.0.1:$port" \
         --mqtt-port "$mqtt" --max-age 3600 > "$d/$1.log" 2>&1 &
     echo "$1 $! $port" >> "$d/pis"
     pids="$pids $!"

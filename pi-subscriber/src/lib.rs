@@ -24,6 +24,7 @@ pub mod sanitize;
 pub mod seed;
 pub mod self_watch;
 pub mod store;
+pub mod throttle;
 pub mod tsdb;
 pub mod validate;
 

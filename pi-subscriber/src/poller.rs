@@ -54,7 +54,13 @@ pub struct Poller {
     pub max_backfill: u64,
     /// Notified by the MQTT task on every SubAck: fetch `/events` from every endpoint.
     pub reconcile: Arc<Notify>,
+    /// A host whose holes no publisher answers is warned about once per [`WARN_EVERY_MS`].
+    pub failing: crate::throttle::Throttle,
 }
+
+/// How often a host whose backfills keep failing is warned about (the retries go on, at
+/// debug level, every 30 s at most per hole).
+pub const WARN_EVERY_MS: i64 = 300_000;
 
 impl Poller {
     pub fn new(
@@ -78,6 +84,7 @@ impl Poller {
             started: Instant::now(),
             max_backfill: 5760,
             reconcile: Arc::new(Notify::new()),
+            failing: crate::throttle::Throttle::new(WARN_EVERY_MS),
         })
     }
 
@@ -249,7 +256,7 @@ impl Poller {
             Err(_) => return,
         };
         for hole in due {
-            tracing::info!(host = %hole.host, after = hole.after_seq, before = hole.before_seq, tries = hole.tries, "backfilling a hole");
+            tracing::debug!(host = %hole.host, after = hole.after_seq, before = hole.before_seq, tries = hole.tries, "backfilling a hole");
             let attempt = self.backfill(&hole).await;
             let store = self.ingestor.store.clone();
             let h = hole.clone();
@@ -262,7 +269,7 @@ impl Poller {
                     tracing::info!(host = %hole.host, after = hole.after_seq, before = hole.before_seq, "hole filled")
                 }
                 Ok(Ok(Fate::Retry(at))) => {
-                    tracing::info!(host = %hole.host, after = hole.after_seq, before = hole.before_seq, retry_at_ms = at, "hole still open: retrying later")
+                    tracing::debug!(host = %hole.host, after = hole.after_seq, before = hole.before_seq, retry_at_ms = at, "hole still open: retrying later")
                 }
                 Ok(Ok(Fate::Lost(n))) => {
                     tracing::warn!(host = %hole.host, after = hole.after_seq, before = hole.before_seq, lost = n, "samples lost for good: no longer in the publisher's ring")
@@ -286,6 +293,7 @@ impl Poller {
                 .map(|e| base_url(e))
                 .collect(),
         };
+        let mut failure: Option<(String, String)> = None;
         for base in bases {
             let mut since = hole.after_seq;
             let mut stored = 0u64;
@@ -308,12 +316,14 @@ impl Poller {
                 {
                     Ok(Ok(page)) => page,
                     Ok(Err(error)) => {
-                        tracing::warn!(%url, %error, "backfill answer is not a history page");
+                        tracing::debug!(%url, %error, "backfill answer is not a history page");
+                        failure = Some((url, format!("not a history page: {error}")));
                         answered = false;
                         break;
                     }
                     Err(error) => {
-                        tracing::warn!(%url, %error, "backfill request failed");
+                        tracing::debug!(%url, %error, "backfill request failed");
+                        failure = Some((url, error.to_string()));
                         answered = false;
                         break;
                     }
@@ -354,10 +364,20 @@ impl Poller {
             }
             if answered && self.bases.get(&hole.host) == Some(&base) {
                 tracing::info!(host = %hole.host, stored, "backfill pass done");
+                self.failing.clear(&hole.host);
                 return Attempt::Answered { newest_seq };
             }
         }
-        tracing::warn!(host = %hole.host, "no publisher could backfill the hole (yet)");
+        let (url, error) = failure.unwrap_or_default();
+        match self.failing.allow(&hole.host, crate::clock::unix_ms_now()) {
+            Some(held_back) => tracing::warn!(
+                host = %hole.host, %url, %error, held_back,
+                "no publisher could backfill the hole (yet); retrying (next warning for this host in 5 min at the earliest)"
+            ),
+            None => {
+                tracing::debug!(host = %hole.host, %url, %error, "no publisher could backfill the hole (yet)")
+            }
+        }
         Attempt::Failed
     }
 }

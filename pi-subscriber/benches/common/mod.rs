@@ -107,8 +107,10 @@ fn top_lists(seq: u64) -> broker::Processes {
     let p = |i: u64| broker::ProcessTop {
         pid: 1000 + ((seq + i) % 400) as u32,
         name: names[((seq + i) % names.len() as u64) as usize].into(),
+        // A process keeps its user from one sample to the next (until issue 22 this followed
+        // the list position, so the same pid changed user at every sample).
         user: Some(
-            if i.is_multiple_of(2) {
+            if ((seq + i) % 400).is_multiple_of(2) {
                 "root"
             } else {
                 "www-data"

@@ -205,9 +205,11 @@ fn an_older_without_rowid_raw_table_moves_to_a_rowid_table_and_reads_the_same() 
     let db = Tsdb::open(&dir.path().join("h.sqlite"), retention(), 500, T0).unwrap();
     let schema: String = db
         .conn
-        .query_row("SELECT sql FROM sqlite_schema WHERE name = 'raw'", [], |r| {
-            r.get(0)
-        })
+        .query_row(
+            "SELECT sql FROM sqlite_schema WHERE name = 'raw'",
+            [],
+            |r| r.get(0),
+        )
         .unwrap();
     assert!(!schema.contains("WITHOUT ROWID"), "{schema}");
     let index: i64 = db
@@ -223,7 +225,9 @@ fn an_older_without_rowid_raw_table_moves_to_a_rowid_table_and_reads_the_same() 
     // Rows are in time order in the table itself (appended as they come).
     let first: i64 = db
         .conn
-        .query_row("SELECT ts FROM raw ORDER BY rowid LIMIT 1", [], |r| r.get(0))
+        .query_row("SELECT ts FROM raw ORDER BY rowid LIMIT 1", [], |r| {
+            r.get(0)
+        })
         .unwrap();
     assert_eq!(first, T0);
 }

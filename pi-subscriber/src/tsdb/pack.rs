@@ -4,9 +4,8 @@
 //!   from it ([`encode_delta`]): a counter as the zigzag varint of its increase, a gauge as
 //!   the change of its value in hundredths when that is exact, else as the XOR of its `f32`
 //!   bits; an unchanged value is one byte. A typical tower-sized sample packs into ~100 bytes
-//!   instead of ~290, which also keeps the row, with its top-process lists, inside its
-//!   B-tree page: SQLite spills a `WITHOUT ROWID` row longer than about a quarter of a page
-//!   (~490 bytes of the 2 KiB pages new databases get) to an overflow page of its own.
+//!   instead of ~290; its top-process lists are stored against the sample before the same
+//!   way (`top_chain.rs`).
 //! - A bucket row ([`encode_buckets`]) stores each bucket's fields as their change from the
 //!   bucket before, the same way.
 //!

@@ -9,7 +9,8 @@
 //!   rows are about to be pruned (`keep_top_peaks`, about once a minute); inside the raw tier
 //!   the peaks are read from the raw rows. Kept as long as the minute tier.
 //!
-//! A row holds at most 2 × 32 processes (what validation lets in), ~20 bytes each.
+//! A row holds at most 2 × 32 processes (what validation lets in), ~20 bytes each whole and
+//! ~5 stored against the sample before (`top_chain.rs`).
 
 use broker::{ProcessTop, Snapshot};
 use rusqlite::{params, Connection, OptionalExtension};
@@ -19,8 +20,8 @@ use super::db::Tsdb;
 use super::rollup::{Tier, MINUTE_MS};
 use super::top_chain::{Lists, TopChain};
 use super::top_codec::{decode_list, encode_list};
-use crate::validate::names::MAX_TOP_PROCESSES;
 use super::TsdbError;
+use crate::validate::names::MAX_TOP_PROCESSES;
 
 pub(super) const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS top_minute (
@@ -108,7 +109,8 @@ impl Tsdb {
         let mut minutes: std::collections::BTreeMap<(i64, i64), (Peak, Peak)> = Default::default();
         {
             let mut stmt = self.conn.prepare_cached(
-                "SELECT host, ts, seq, top FROM raw WHERE ts < ?1 AND top IS NOT NULL ORDER BY host, ts, seq",
+                "SELECT r.host, r.ts, r.seq, r.top FROM hosts h CROSS JOIN raw r ON r.host = h.id
+                 WHERE r.ts < ?1 AND r.top IS NOT NULL ORDER BY h.id, r.ts, r.seq",
             )?;
             let mut rows = stmt.query([horizon])?;
             let mut chain = TopChain::default();
@@ -146,8 +148,10 @@ impl Tsdb {
 
     /// Deletes the minute peaks the minute tier let go (in `maintain`'s transaction).
     pub(super) fn prune_top(&self, minute_horizon: i64) -> rusqlite::Result<()> {
-        self.conn
-            .execute("DELETE FROM top_minute WHERE start < ?1", [minute_horizon])?;
+        self.conn.execute(
+            "DELETE FROM top_minute WHERE host IN (SELECT id FROM hosts) AND start < ?1",
+            [minute_horizon],
+        )?;
         Ok(())
     }
 
@@ -203,7 +207,8 @@ impl Tsdb {
             if let Some((ts_ms, seq, b)) = row {
                 let lists = self.unpack_top(id, ts_ms, seq as u64, &b, &mut TopChain::default())?;
                 let (cpu, mem) = lists.map_or((None, None), |l| (Some(l.cpu), Some(l.mem)));
-                let list = |p: Option<Vec<ProcessTop>>| p.map(|processes| TopList { ts_ms, processes });
+                let list =
+                    |p: Option<Vec<ProcessTop>>| p.map(|processes| TopList { ts_ms, processes });
                 return Ok(Some(TopAnswer {
                     tier: Tier::Raw,
                     top_cpu: list(cpu),

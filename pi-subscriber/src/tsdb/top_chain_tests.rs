@@ -35,12 +35,36 @@ fn proc(pid: u32, name: &str, user: Option<&str>, cpu: Option<f64>, rss: u64) ->
 /// process every seventh sample, a name longer than a stored name may be.
 fn lists(seq: u64) -> Processes {
     let long = "a-process-name-longer-than-the-history-keeps-".repeat(8);
-    let mut all = vec![
-        proc(812, "postgres", Some("postgres"), Some((seq % 97) as f64 * 1.25), (300 + seq % 5) << 20),
-        proc(77, "ffmpeg", Some("www-data"), Some(190.0 - (seq % 13) as f64), 491_520_000 + 4096 * seq),
-        proc(1, "systemd", None, Some(0.07), 12_288 + if seq % 11 == 0 { 1 } else { 0 }),
+    let mut all = [
+        proc(
+            812,
+            "postgres",
+            Some("postgres"),
+            Some((seq % 97) as f64 * 1.25),
+            (300 + seq % 5) << 20,
+        ),
+        proc(
+            77,
+            "ffmpeg",
+            Some("www-data"),
+            Some(190.0 - (seq % 13) as f64),
+            491_520_000 + 4096 * seq,
+        ),
+        proc(
+            1,
+            "systemd",
+            None,
+            Some(0.07),
+            12_288 + u64::from(seq.is_multiple_of(11)),
+        ),
         proc(4242, &long, Some("root"), None, 8 << 20),
-        proc(9000 + (seq / 7) as u32, "cc1plus", Some("build"), Some(99.5), (seq * 4099) % (1 << 30)),
+        proc(
+            9000 + (seq / 7) as u32,
+            "cc1plus",
+            Some("build"),
+            Some(99.5),
+            (seq * 4099) % (1 << 30),
+        ),
     ];
     all.rotate_left((seq % 5) as usize);
     Processes {
@@ -92,8 +116,16 @@ fn assert_exact(db: &Tsdb, seqs: impl Iterator<Item = u64>) {
         let s = snap(seq);
         let a = db.top_at("tower", s.ts_ms, 0, 0, now).unwrap().unwrap();
         let want = lists(seq);
-        assert_eq!(a.top_cpu.unwrap().processes, as_stored(&want.top_cpu), "seq {seq}");
-        assert_eq!(a.top_rss.unwrap().processes, as_stored(&want.top_rss), "seq {seq}");
+        assert_eq!(
+            a.top_cpu.unwrap().processes,
+            as_stored(&want.top_cpu),
+            "seq {seq}"
+        );
+        assert_eq!(
+            a.top_rss.unwrap().processes,
+            as_stored(&want.top_rss),
+            "seq {seq}"
+        );
     }
 }
 
@@ -112,7 +144,11 @@ fn lists_stored_against_the_sample_before_read_back_exactly_and_small() {
     let after: Vec<&Vec<u8>> = tops.iter().filter(|t| t.starts_with(&MAGIC)).collect();
     // Whole: the first of each hour and each 65th (chains of at most 64).
     assert_eq!((tops.len(), after.len()), (480, 472));
-    let whole: usize = tops.iter().filter(|t| !t.starts_with(&MAGIC)).map(|t| t.len()).sum();
+    let whole: usize = tops
+        .iter()
+        .filter(|t| !t.starts_with(&MAGIC))
+        .map(|t| t.len())
+        .sum();
     let packed: usize = after.iter().map(|t| t.len()).sum();
     // Two lists of three: 253 bytes whole (one long name); 64 against the sample before, of
     // which 14 are the header and ~20 the process whose RSS moved by bytes, not pages.
@@ -129,7 +165,10 @@ fn a_disk_bound_cut_inside_an_hour_leaves_every_later_list_readable() {
     db.rekey_after(host, cut).unwrap();
     let gone = db
         .conn
-        .execute("DELETE FROM raw WHERE host = ?1 AND ts <= ?2", params![host, cut])
+        .execute(
+            "DELETE FROM raw WHERE host = ?1 AND ts <= ?2",
+            params![host, cut],
+        )
         .unwrap();
     assert_eq!(gone, 81);
     assert_exact(&db, 82..=480);
@@ -144,7 +183,11 @@ fn a_broken_chain_reads_as_no_lists_never_as_wrong_ones() {
         .execute("DELETE FROM raw WHERE seq = 10", [])
         .unwrap();
     let now = T0 + 2 * HOUR_MS;
-    let at = |seq: u64| db.top_at("tower", snap(seq).ts_ms, 0, 0, now).unwrap().unwrap();
+    let at = |seq: u64| {
+        db.top_at("tower", snap(seq).ts_ms, 0, 0, now)
+            .unwrap()
+            .unwrap()
+    };
     assert_eq!(at(11).top_cpu, None);
     assert_eq!(at(30).top_rss, None);
     assert_exact(&db, 1..=9);
@@ -153,31 +196,48 @@ fn a_broken_chain_reads_as_no_lists_never_as_wrong_ones() {
 
 #[test]
 fn damaged_packed_lists_decode_to_none_without_panicking() {
-    let base_owned = vec![
+    let base_owned = [
         proc(812, "postgres", Some("postgres"), Some(1.0), 300 << 20),
         proc(1, "systemd", None, None, 12_288),
     ];
     let base: Vec<&ProcessTop> = base_owned.iter().collect();
     let list = vec![
         proc(1, "systemd", None, Some(0.5), 12_288 + 8192),
-        proc(812, "postgres", Some("postgres"), Some(3.0), (300 << 20) - 4096),
+        proc(
+            812,
+            "postgres",
+            Some("postgres"),
+            Some(3.0),
+            (300 << 20) - 4096,
+        ),
         proc(5, "new", Some("root"), Some(2.0), 77),
     ];
     let bytes = encode_list_after(&list, &base);
     // 1 + (1 + 1 + 1) + (1 + 2 + 1) + whole (1 + 1 + 4 + 5 + 2 + 1).
     assert_eq!(bytes.len(), 22);
     let mut at = 0;
-    assert_eq!(decode_list_after(&bytes, &mut at, &base), Some(list.clone()));
+    assert_eq!(
+        decode_list_after(&bytes, &mut at, &base),
+        Some(list.clone())
+    );
     assert_eq!(at, bytes.len());
     for cut in 0..bytes.len() {
         let mut at = 0;
-        assert_eq!(decode_list_after(&bytes[..cut], &mut at, &base), None, "cut at {cut}");
+        assert_eq!(
+            decode_list_after(&bytes[..cut], &mut at, &base),
+            None,
+            "cut at {cut}"
+        );
     }
     // A tag naming a process the base does not have.
     let mut at = 0;
     assert_eq!(decode_list_after(&[1, 7, 1, 0], &mut at, &base), None);
     let mut at = 0;
-    assert_eq!(decode_list_after(&[33], &mut at, &base), None, "more than 32");
+    assert_eq!(
+        decode_list_after(&[33], &mut at, &base),
+        None,
+        "more than 32"
+    );
     for a in [0u8, 1, 2, 0x7f, 0x80, 0xfe, 0xff] {
         for b in [0u8, 1, 0x80, 0xff] {
             for c in [0u8, 1, 0xff] {

@@ -76,9 +76,10 @@ pub(super) fn encode_list_after(list: &[ProcessTop], base: &[&ProcessTop]) -> Ve
     let mut out = Vec::with_capacity(1 + list.len() * 6);
     out.push(list.len() as u8);
     for p in list {
-        let same = base.iter().take(usize::from(WHOLE)).position(|b| {
-            b.pid == p.pid && b.name == p.name && b.user == p.user
-        });
+        let same = base
+            .iter()
+            .take(usize::from(WHOLE))
+            .position(|b| b.pid == p.pid && b.name == p.name && b.user == p.user);
         let change = same.and_then(|i| {
             let d = p.rss_bytes.wrapping_sub(base[i].rss_bytes) as i64;
             (d % PAGE == 0).then_some((i, zigzag(d / PAGE)))
