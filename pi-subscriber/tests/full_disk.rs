@@ -8,14 +8,13 @@
 mod common;
 mod support;
 
-use std::collections::BTreeSet;
 use std::io::Write;
 use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
 use common::Publisher;
-use support::netns::seqs;
+use support::netns::{publisher_range, seqs};
 use support::Subscriber;
 
 struct Tmpfs(tempfile::TempDir);
@@ -80,13 +79,7 @@ fn a_full_disk_on_the_pi_loses_nothing_the_ring_still_holds() {
     let (status, body) = s.get("/history?host=testhost");
     assert_eq!(status, 200, "{body}");
     let have = seqs(&serde_json::from_str(&body).unwrap());
-    let (first, newest) = (*have.first().unwrap(), *have.last().unwrap());
-    let page = p.json(&format!("/history?since_seq={}&limit=10000", first - 1));
-    let want: BTreeSet<u64> = seqs(&page["snapshots"])
-        .into_iter()
-        .filter(|s| *s <= newest)
-        .collect();
-    let missing: Vec<_> = want.difference(&have).collect();
+    let (want, missing) = publisher_range(&p, &have);
     assert!(missing.is_empty(), "missing on the Pi: {missing:?}");
     assert!(want.len() >= 30, "{} samples", want.len());
 }

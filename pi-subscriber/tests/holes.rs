@@ -13,9 +13,8 @@ mod support;
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use common::mosquitto::Mosquitto;
 use common::Client;
-use support::netns::{seqs, Guard, Netns};
+use support::netns::{seqs, Guard, Netns, Outage};
 
 /// The Pi inside the namespace, subscribed to the broker there, polling the publisher here.
 fn start_pi(net: &Netns, data: &std::path::Path, endpoint: &str) -> (Guard, Client) {
@@ -37,19 +36,12 @@ fn stored_mqtt(c: &Client) -> u64 {
 }
 
 fn cut_mqtt_and_http_then_heal_mqtt_first(restart_pi: bool) {
-    let Some(net) = support::netns::create_or_skip() else {
+    let Some(o) = Outage::start_or_skip() else {
         return;
     };
-    let (pdir, sdir, mdir) = (
-        tempfile::tempdir().unwrap(),
-        tempfile::tempdir().unwrap(),
-        tempfile::tempdir().unwrap(),
-    );
-    let _broker = Mosquitto::start_in(mdir.path(), Some(&net.name), "", 1883, "");
-    let p = net.publisher_here(pdir.path());
-    let http_port: u16 = p.base.rsplit(':').next().unwrap().parse().unwrap();
-    let endpoint = p.url("/latest");
-    let (mut pi, mut s) = start_pi(&net, sdir.path(), &endpoint);
+    let (net, p, http_port, endpoint, sdir) =
+        (&o.net, &o.publisher, o.http_port, &o.endpoint, &o.pi_dir);
+    let (mut pi, mut s) = start_pi(net, sdir.path(), endpoint);
     p.wait_for("/health", |h| h["mqtt"]["connected"] == true);
     s.wait_for("/health", |h| {
         h["ingest"]["stored_mqtt_total"].as_u64() >= Some(3)
@@ -75,7 +67,7 @@ fn cut_mqtt_and_http_then_heal_mqtt_first(restart_pi: bool) {
         // The Pi restarts while the hole is open (and HTTP still cut).
         drop(pi);
         std::thread::sleep(Duration::from_secs(1));
-        (pi, s) = start_pi(&net, sdir.path(), &endpoint);
+        (pi, s) = start_pi(net, sdir.path(), endpoint);
         s.wait_for_within("/health", Duration::from_secs(40), |h| {
             h["ingest"]["stored_mqtt_total"].as_u64() >= Some(1)
                 && h["history"]["holes_open"].as_u64() >= Some(1)
@@ -94,7 +86,7 @@ fn cut_mqtt_and_http_then_heal_mqtt_first(restart_pi: bool) {
     let pi_rows = history(&s, "/history?host=testhost");
     let have = seqs(&pi_rows);
     let (first, newest) = (*have.first().unwrap(), *have.last().unwrap());
-    let page = history(&p, &format!("/history?since_seq={}&limit=10000", first - 1));
+    let page = history(p, &format!("/history?since_seq={}&limit=10000", first - 1));
     let want: BTreeSet<u64> = seqs(&page["snapshots"])
         .into_iter()
         .filter(|s| *s <= newest)

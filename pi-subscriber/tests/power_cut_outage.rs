@@ -15,9 +15,8 @@ use std::collections::BTreeSet;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::mosquitto::Mosquitto;
 use common::Client;
-use support::netns::{seqs, Guard, Netns};
+use support::netns::{publisher_range, seqs, Guard, Netns, Outage};
 use support::{history_db, seqs_on_disk};
 
 /// The Pi inside the namespace (subscribed to the broker there, polling the publisher here),
@@ -69,22 +68,15 @@ fn log_lines(s: &Client) -> Vec<String> {
 
 #[test]
 fn a_power_cut_while_the_publishers_http_is_cut_loses_nothing_once_it_is_back() {
-    let Some(net) = support::netns::create_or_skip() else {
+    let Some(o) = Outage::start_or_skip() else {
         return;
     };
-    let (pdir, sdir, mdir) = (
-        tempfile::tempdir().unwrap(),
-        tempfile::tempdir().unwrap(),
-        tempfile::tempdir().unwrap(),
-    );
-    let _broker = Mosquitto::start_in(mdir.path(), Some(&net.name), "", 1883, "");
-    let p = net.publisher_here(pdir.path());
-    let http_port: u16 = p.base.rsplit(':').next().unwrap().parse().unwrap();
-    let endpoint = p.url("/latest");
+    let (net, p, http_port, endpoint, sdir) =
+        (&o.net, &o.publisher, o.http_port, &o.endpoint, &o.pi_dir);
     p.wait_for("/health", |h| h["mqtt"]["connected"] == true);
 
     // A first run that commits every second and stops cleanly: the host is known on disk.
-    let (mut pi, s) = start_pi(&net, sdir.path(), &endpoint, "1s");
+    let (mut pi, s) = start_pi(net, sdir.path(), endpoint, "1s");
     s.wait_for("/health", |h| count(h, "ingest", "stored_mqtt_total") >= 5);
     common::send_signal(&pi.0, "TERM");
     assert!(pi.0.wait().unwrap().success());
@@ -93,7 +85,7 @@ fn a_power_cut_while_the_publishers_http_is_cut_loses_nothing_once_it_is_back() 
 
     // The default cadence: samples are stored (and served) but not committed. Then the
     // publisher's HTTP is cut (MQTT still flows), and the power goes.
-    let (pi, s) = start_pi(&net, sdir.path(), &endpoint, "5m");
+    let (pi, s) = start_pi(net, sdir.path(), endpoint, "5m");
     s.wait_for("/health", |h| count(h, "ingest", "stored_mqtt_total") >= 15);
     net.cut_port(http_port);
     let before = count(&s.json("/health"), "ingest", "stored_mqtt_total");
@@ -109,7 +101,7 @@ fn a_power_cut_while_the_publishers_http_is_cut_loses_nothing_once_it_is_back() 
 
     // Back on, HTTP still cut: the first live sample reveals the hole, its backfill fails,
     // is retried, and fails again. The hole stays open; nothing is said to be lost.
-    let (mut pi, s) = start_pi(&net, sdir.path(), &endpoint, "1s");
+    let (mut pi, s) = start_pi(net, sdir.path(), endpoint, "1s");
     let open = s.wait_for_within("/health", Duration::from_secs(40), |h| {
         count(h, "ingest", "stored_mqtt_total") >= 1
             && count(h, "history", "holes_open") >= 1
@@ -170,13 +162,7 @@ fn a_power_cut_while_the_publishers_http_is_cut_loses_nothing_once_it_is_back() 
     assert_eq!(health["history"]["samples_lost_total"], 0, "{health}");
     // Every sample the publisher took between the Pi's first and newest is on the Pi.
     let have = history(&s);
-    let (first, newest) = (*have.first().unwrap(), *have.last().unwrap());
-    let page = p.json(&format!("/history?since_seq={}&limit=10000", first - 1));
-    let want: BTreeSet<u64> = seqs(&page["snapshots"])
-        .into_iter()
-        .filter(|s| *s <= newest)
-        .collect();
-    let missing: Vec<_> = want.difference(&have).collect();
+    let (want, missing) = publisher_range(p, &have);
     assert!(missing.is_empty(), "missing on the Pi: {missing:?}");
     let lost: Vec<_> = served.difference(&have).collect();
     assert!(lost.is_empty(), "served before the cut, gone: {lost:?}");
@@ -199,7 +185,7 @@ fn a_power_cut_while_the_publishers_http_is_cut_loses_nothing_once_it_is_back() 
         assert_eq!(rows, 0, "rows left in `{table}`");
     }
     drop(db);
-    let (pi, s) = start_pi(&net, sdir.path(), &endpoint, "1s");
+    let (pi, s) = start_pi(net, sdir.path(), endpoint, "1s");
     let health = s.wait_for_within("/health", Duration::from_secs(40), |h| {
         count(h, "ingest", "stored_mqtt_total") >= 3 && count(h, "history", "holes_open") == 0
     });

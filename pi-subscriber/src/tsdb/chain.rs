@@ -24,30 +24,45 @@ pub(super) const MAX_CHAIN: u32 = 64;
 /// `HostCache::chain` when the host's last live sample is not a row to build on.
 pub(super) const NO_BASE: u32 = u32::MAX;
 
-type Key = (i64, i64, u64);
+/// A raw row's key: (host, ts, seq).
+pub(super) type Key = (i64, i64, u64);
 type Values = Vec<(u32, Value)>;
 
-/// Samples recently unpacked, by (host, ts, seq): the base of the next row of a scan.
-#[derive(Default)]
-pub(super) struct Chain {
-    recent: HashMap<Key, Values>,
+/// Rows recently decoded, by key, the oldest forgotten past `N`: the base of the next row of
+/// a scan (values here, process lists in `top_chain.rs`).
+pub(super) struct Recent<V, const N: usize> {
+    recent: HashMap<Key, V>,
     order: VecDeque<Key>,
 }
 
-const CHAIN_CACHE: usize = 256;
+impl<V: Clone, const N: usize> Default for Recent<V, N> {
+    fn default() -> Self {
+        Self {
+            recent: HashMap::new(),
+            order: VecDeque::new(),
+        }
+    }
+}
 
-impl Chain {
-    fn put(&mut self, key: Key, values: &Values) {
-        if self.recent.insert(key, values.clone()).is_none() {
+impl<V: Clone, const N: usize> Recent<V, N> {
+    pub(super) fn put(&mut self, key: Key, value: &V) {
+        if self.recent.insert(key, value.clone()).is_none() {
             self.order.push_back(key);
         }
-        while self.order.len() > CHAIN_CACHE {
+        while self.order.len() > N {
             if let Some(old) = self.order.pop_front() {
                 self.recent.remove(&old);
             }
         }
     }
+
+    pub(super) fn get(&self, key: &Key) -> Option<&V> {
+        self.recent.get(key)
+    }
 }
+
+/// Samples recently unpacked: the base of the next row of a scan.
+pub(super) type Chain = Recent<Values, 256>;
 
 impl Tsdb {
     /// What to store for `sample` of `host` (`live`: the newest, over MQTT or HTTP), and the
@@ -96,7 +111,7 @@ impl Tsdb {
                 Packed::Delta { back_ms, body } => {
                     let below = (host, key.1.saturating_sub(back_ms), key.2.wrapping_sub(1));
                     pending.push((key, body.to_vec()));
-                    if let Some(values) = chain.recent.get(&below) {
+                    if let Some(values) = chain.get(&below) {
                         break Some(values.clone());
                     }
                     if pending.len() > 2 * MAX_CHAIN as usize {

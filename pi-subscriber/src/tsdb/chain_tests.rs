@@ -118,15 +118,7 @@ fn a_disk_bound_cut_inside_an_hour_leaves_every_later_row_readable() {
     let (db, host) = two_hours(dir.path());
     let before = window(&db, host, T0, T0 + 2 * HOUR_MS);
     let cut = T0 + 20 * 60_000 + 7_000;
-    db.rekey_after(host, cut).unwrap();
-    let gone = db
-        .conn
-        .execute(
-            "DELETE FROM raw WHERE host = ?1 AND ts <= ?2",
-            params![host, cut],
-        )
-        .unwrap();
-    assert_eq!(gone, 81);
+    assert_eq!(db.cut_raw_for_test(host, cut), 81);
     let after = window(&db, host, T0, T0 + 2 * HOUR_MS);
     let want: Vec<_> = before.into_iter().filter(|s| s.ts_ms > cut).collect();
     assert_eq!(after, want);

@@ -32,4 +32,16 @@ impl Tsdb {
             )
             .unwrap();
     }
+
+    /// What the disk bound does to `host`'s raw rows at or before `cut`: the rows after them
+    /// whose base goes are stored whole, then they are deleted; how many went.
+    pub(super) fn cut_raw_for_test(&self, host: i64, cut: i64) -> usize {
+        self.rekey_after(host, cut).unwrap();
+        self.conn
+            .execute(
+                "DELETE FROM raw WHERE host = ?1 AND ts <= ?2",
+                params![host, cut],
+            )
+            .unwrap()
+    }
 }

@@ -12,11 +12,10 @@
 //! long, cut by the disk bound only after [`Tsdb::rekey_after`] stored the rows after the cut
 //! whole. Decoding is total: a damaged row or a broken chain reads as no lists.
 
-use std::collections::{HashMap, VecDeque};
-
 use broker::ProcessTop;
 use rusqlite::{params, OptionalExtension};
 
+use super::chain::{Key, Recent};
 use super::codec::{get_varint, put_varint};
 use super::db::{Sample, Tsdb};
 use super::top_codec::{decode_list, decode_list_after, encode_list, encode_list_after};
@@ -119,29 +118,8 @@ fn decode_after(body: &[u8], base: &Lists) -> Option<Lists> {
     })
 }
 
-type Key = (i64, i64, u64);
-
-/// Lists recently read, by (host, ts, seq): the base of the next row of a scan.
-#[derive(Default)]
-pub(super) struct TopChain {
-    recent: HashMap<Key, Lists>,
-    order: VecDeque<Key>,
-}
-
-const CACHE: usize = 64;
-
-impl TopChain {
-    fn put(&mut self, key: Key, lists: &Lists) {
-        if self.recent.insert(key, lists.clone()).is_none() {
-            self.order.push_back(key);
-        }
-        while self.order.len() > CACHE {
-            if let Some(old) = self.order.pop_front() {
-                self.recent.remove(&old);
-            }
-        }
-    }
-}
+/// Lists recently read: the base of the next row of a scan.
+pub(super) type TopChain = Recent<Lists, 64>;
 
 impl Tsdb {
     /// The `top` to store for `sample` of `host` with `lists`, whose values were packed with
@@ -191,7 +169,7 @@ impl Tsdb {
                 Stored::After { back_ms, body } => {
                     let below = (host, key.1.saturating_sub(back_ms), key.2.wrapping_sub(1));
                     pending.push((key, body.to_vec()));
-                    if let Some(l) = chain.recent.get(&below) {
+                    if let Some(l) = chain.get(&below) {
                         break Some(l.clone());
                     }
                     if pending.len() > 2 * super::chain::MAX_CHAIN as usize {

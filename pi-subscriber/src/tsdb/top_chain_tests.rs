@@ -3,10 +3,10 @@
 //! on damaged bytes.
 
 use broker::{Cpu, Memory, ProcessTop, Processes, Snapshot};
-use rusqlite::params;
 
 use super::rollup::HOUR_MS;
 use super::top_chain::MAGIC;
+use super::top_codec::tests::p as proc;
 use super::top_codec::{decode_list, decode_list_after, encode_list, encode_list_after};
 use super::*;
 
@@ -17,16 +17,6 @@ fn retention() -> Retention {
         raw_ms: 48 * HOUR_MS,
         minute_ms: 14 * 24 * HOUR_MS,
         hour_ms: 730 * 24 * HOUR_MS,
-    }
-}
-
-fn proc(pid: u32, name: &str, user: Option<&str>, cpu: Option<f64>, rss: u64) -> ProcessTop {
-    ProcessTop {
-        pid,
-        name: name.into(),
-        user: user.map(Into::into),
-        cpu_percent: cpu,
-        rss_bytes: rss,
     }
 }
 
@@ -162,15 +152,7 @@ fn a_disk_bound_cut_inside_an_hour_leaves_every_later_list_readable() {
     let db = two_hours(dir.path());
     let host = db.hosts["tower"].id;
     let cut = T0 + 20 * 60_000 + 7_000;
-    db.rekey_after(host, cut).unwrap();
-    let gone = db
-        .conn
-        .execute(
-            "DELETE FROM raw WHERE host = ?1 AND ts <= ?2",
-            params![host, cut],
-        )
-        .unwrap();
-    assert_eq!(gone, 81);
+    assert_eq!(db.cut_raw_for_test(host, cut), 81);
     assert_exact(&db, 82..=480);
 }
 

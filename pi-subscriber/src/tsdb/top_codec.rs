@@ -173,10 +173,16 @@ pub(super) fn decode_list(bytes: &[u8]) -> Option<Vec<ProcessTop>> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
 
-    fn p(pid: u32, name: &str, user: Option<&str>, cpu: Option<f64>, rss: u64) -> ProcessTop {
+    pub(in super::super) fn p(
+        pid: u32,
+        name: &str,
+        user: Option<&str>,
+        cpu: Option<f64>,
+        rss: u64,
+    ) -> ProcessTop {
         ProcessTop {
             pid,
             name: name.into(),

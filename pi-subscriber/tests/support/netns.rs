@@ -234,3 +234,64 @@ pub fn seqs(rows: &serde_json::Value) -> std::collections::BTreeSet<u64> {
         .filter_map(|r| r["seq"].as_u64())
         .collect()
 }
+
+/// What every outage test starts with: a namespace, a real mosquitto on its far side, and
+/// the publisher here (`http_port`, `endpoint` its `/latest`); `pi_dir` for the Pi's data.
+/// Fields drop in order: the publisher and the broker stop before the namespace goes.
+pub struct Outage {
+    pub publisher: Publisher,
+    _broker: crate::common::mosquitto::Mosquitto,
+    pub net: Netns,
+    pub http_port: u16,
+    pub endpoint: String,
+    pub pi_dir: tempfile::TempDir,
+    _dirs: (tempfile::TempDir, tempfile::TempDir),
+}
+
+impl Outage {
+    /// `None` (with a message saying why) when the namespace cannot be built: not root.
+    pub fn start_or_skip() -> Option<Outage> {
+        let net = create_or_skip()?;
+        let (pdir, mdir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let broker = crate::common::mosquitto::Mosquitto::start_in(
+            mdir.path(),
+            Some(&net.name),
+            "",
+            1883,
+            "",
+        );
+        let publisher = net.publisher_here(pdir.path());
+        let http_port: u16 = publisher.base.rsplit(':').next()?.parse().ok()?;
+        let endpoint = publisher.url("/latest");
+        Some(Outage {
+            publisher,
+            _broker: broker,
+            net,
+            http_port,
+            endpoint,
+            pi_dir: tempfile::tempdir().unwrap(),
+            _dirs: (pdir, mdir),
+        })
+    }
+}
+
+/// The seqs publisher `p` took between `have`'s first and newest (its ring's `/history`),
+/// and those of them not in `have`.
+pub fn publisher_range(
+    p: &Publisher,
+    have: &std::collections::BTreeSet<u64>,
+) -> (std::collections::BTreeSet<u64>, Vec<u64>) {
+    let (Some(first), Some(newest)) = (have.first(), have.last()) else {
+        return Default::default();
+    };
+    let page = p.json(&format!(
+        "/history?since_seq={}&limit=10000",
+        first.saturating_sub(1)
+    ));
+    let want: std::collections::BTreeSet<u64> = seqs(&page["snapshots"])
+        .into_iter()
+        .filter(|s| s <= newest)
+        .collect();
+    let missing = want.difference(have).copied().collect();
+    (want, missing)
+}
