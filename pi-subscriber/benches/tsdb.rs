@@ -287,10 +287,19 @@ fn clone_hosts(path: &Path, hosts: usize, end_ms: i64) {
     }
     drop(conn);
     let mut db = Tsdb::open(path, retention(), 500, end_ms).unwrap();
-    for h in 1..hosts {
-        let mut seq = 1_000_000;
-        let raw = (end_ms - 2 * DAY_MS..end_ms).step_by(15_000);
-        feed(&mut db, &format!("host{h}"), raw, &mut seq);
+    // On the Pi's clock at `end_ms`, maintained once at the end: maintained at each sample's
+    // own time (two days back), the writer took host0's newest day, already on disk, for
+    // samples from the future (until 2026-12-07).
+    let names: Vec<String> = (1..hosts).map(|h| format!("host{h}")).collect();
+    let mut seq = 1_000_000;
+    for ts in (end_ms - 2 * DAY_MS..end_ms).step_by(15_000) {
+        seq += 1;
+        for host in &names {
+            db.ingest(&common::at(host, seq, ts), true, end_ms).unwrap();
+        }
+        if (ts / 15_000) % 20 == 0 {
+            db.commit().unwrap();
+        }
     }
     db.maintain(end_ms).unwrap();
     drop(db);
@@ -306,6 +315,19 @@ fn rss_of_ten_hosts(dir: &Path) {
         "fill: 9 more hosts in {:.0} s",
         start.elapsed().as_secs_f64()
     );
+    {
+        // host0's raw tier read among ten hosts' rows (the index leads with time).
+        let now = now_ms();
+        let db = Tsdb::open(&dir.join("history.sqlite"), retention(), 500, now).unwrap();
+        timed(
+            &db,
+            "24 h raw, 10 hosts in the database,",
+            "disk_read_bytes_rate",
+            now - DAY_MS,
+            None,
+            now,
+        );
+    }
     let (rss, hwm) = common::rss_of_subscriber_on(dir, Duration::from_secs(8));
     println!(
         "memory: pi-subscriber on 10 hosts × 2 years ({:.0} MB of history): VmRSS {rss}, VmHWM {hwm}",
