@@ -2,18 +2,21 @@
 //!
 //! One entry per mount point; the same device once (a bind mount repeats its device: the
 //! shortest mount point is kept, as `df` does); pseudo and container filesystems skipped by
-//! node_exporter's default lists, and so is one with no blocks at all; a `statvfs` that hangs (a dead NFS server) is reported
-//! `null` without stalling the sample ([`super::statvfs_pool`]).
+//! node_exporter's default lists, and so is one with no blocks at all. `statvfs` of a local
+//! filesystem runs on the sampling thread ([`super::statvfs::DIRECT_FS_TYPES`]); that of any
+//! other (a network or FUSE mount, an unknown type, a mount below one of those) on helper
+//! threads, so that one that hangs (a dead NFS server) is reported `null` without stalling
+//! the sample ([`super::statvfs_pool`]).
 
 use std::collections::{BTreeMap, HashMap};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
 use broker::Filesystem;
 
 use super::filter::NameFilter;
-use super::statvfs::{FsStats, Prober, Statvfs};
+use super::statvfs::{direct_mounts, FsStats, Prober, Statvfs};
 use super::statvfs_pool::{Outcome, TimedProber};
 use super::{CollectError, Roots};
 
@@ -144,16 +147,27 @@ pub struct ProbeFailures {
     pub skipped: u64,
 }
 
+/// The mounts selected from mountinfo, and how each is asked.
+#[derive(Debug)]
+struct Selected {
+    mounts: Vec<Mount>,
+    /// Per mount: asked on the sampling thread (else on the helper threads).
+    direct: Vec<bool>,
+    /// The mount points of those asked on the helper threads, in order.
+    protected: Vec<PathBuf>,
+}
+
 /// The filesystem collector: the selection, the mounts it kept (read again only when
-/// mountinfo changed, [`MountWatch`]) and the `statvfs` helper threads.
+/// mountinfo changed, [`MountWatch`]), the prober and its helper threads.
 #[derive(Debug)]
 pub struct FilesystemCollector {
     selection: Selection,
+    direct: Arc<dyn Prober>,
     prober: TimedProber,
     failures: ProbeFailures,
     watch: Option<MountWatch>,
-    /// The selected mounts and their paths, as of the last read of mountinfo.
-    selected: Option<(Vec<Mount>, Vec<PathBuf>)>,
+    /// As of the last read of mountinfo.
+    selected: Option<Selected>,
     mountinfo_reads: u64,
 }
 
@@ -161,6 +175,7 @@ impl FilesystemCollector {
     pub fn new(selection: Selection, prober: Arc<dyn Prober>, timeout: Duration) -> Self {
         Self {
             selection,
+            direct: Arc::clone(&prober),
             prober: TimedProber::new(prober, timeout),
             failures: ProbeFailures::default(),
             watch: None,
@@ -199,17 +214,25 @@ impl FilesystemCollector {
         if self.selected.is_none() || watch.changed() {
             self.selected = None;
             self.mountinfo_reads += 1;
-            let mounts = select(watch.read()?, &self.selection);
-            let paths = mounts
+            let all = watch.read()?;
+            let mounts = select(all.clone(), &self.selection);
+            let direct = direct_mounts(&all, &mounts, self.direct.as_ref());
+            let protected = mounts
                 .iter()
-                .map(|m| PathBuf::from(&m.mount_point))
+                .zip(&direct)
+                .filter(|(_, d)| !**d)
+                .map(|(m, _)| PathBuf::from(&m.mount_point))
                 .collect();
-            self.selected = Some((mounts, paths));
+            self.selected = Some(Selected {
+                mounts,
+                direct,
+                protected,
+            });
         }
         Ok(())
     }
 
-    /// `statvfs` helper threads started so far.
+    /// `statvfs` helper threads started so far (none while every mount is asked directly).
     pub fn threads(&self) -> usize {
         self.prober.threads()
     }
@@ -220,12 +243,32 @@ impl FilesystemCollector {
         roots: &Roots,
     ) -> Result<BTreeMap<String, Option<Filesystem>>, CollectError> {
         self.mounts(roots)?;
-        let Some((mounts, paths)) = &self.selected else {
+        let Some(selected) = &self.selected else {
             return Ok(BTreeMap::new());
         };
-        let outcomes = self.prober.probe_all(paths);
+        // The local mounts first, on this thread; then the others, with their one deadline.
+        let direct: Vec<Option<Outcome>> = selected
+            .mounts
+            .iter()
+            .zip(&selected.direct)
+            .map(|(m, direct)| {
+                direct.then(|| match self.direct.statvfs(Path::new(&m.mount_point)) {
+                    Ok(stats) => Outcome::Answered(stats),
+                    Err(error) => Outcome::Failed(error),
+                })
+            })
+            .collect();
+        let mut protected = if selected.protected.is_empty() {
+            Vec::new()
+        } else {
+            self.prober.probe_all(&selected.protected)
+        }
+        .into_iter();
         let mut out = BTreeMap::new();
-        for (m, outcome) in mounts.iter().zip(outcomes) {
+        for (m, direct) in selected.mounts.iter().zip(direct) {
+            let outcome = direct
+                .or_else(|| protected.next())
+                .unwrap_or(Outcome::NoThread);
             let value = match outcome {
                 // No blocks at all (a FUSE portal, autofs before mounting): `df` leaves it
                 // out too.

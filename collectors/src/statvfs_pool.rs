@@ -1,7 +1,7 @@
-//! `statvfs` with a timeout: a hung network mount must never stall a sample.
-//!
-//! The mounts of one sample go as one batch to a long-lived helper thread, which answers
-//! them in order (two thread wake-ups per sample, not two per mount). The whole batch has
+//! `statvfs` with a timeout: a hung network mount must never stall a sample. (Local types,
+//! [`super::statvfs::DIRECT_FS_TYPES`], are asked on the sampling thread, not here.)
+//! The other mounts of one sample go as one batch to a long-lived helper thread, which
+//! answers them in order (two thread wake-ups per sample, not per mount). The whole batch has
 //! one deadline, the timeout, however many mounts it holds: at the deadline, the mount the
 //! thread is on is reported `null` (timed out) and the thread stays with it, and the mounts
 //! not reached yet are reported `null` too (deferred) and go first in the next sample, so
