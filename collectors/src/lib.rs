@@ -21,6 +21,7 @@ pub mod memory;
 pub mod mountinfo;
 pub mod network;
 pub mod power;
+mod proc_dir;
 pub mod processes;
 mod reading;
 pub mod statvfs;

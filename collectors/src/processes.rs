@@ -6,19 +6,21 @@
 //! from the `/proc/<pid>` directory, and its name from the passwd file). Each `stat` file stays
 //! open between samples and is re-read with `pread` (up to 4096 of them, half the soft file
 //! limit, which is raised towards the hard one), so a long-lived process costs one system call
-//! a sample, and nothing is allocated per process.
+//! a sample, and nothing is allocated per process. `<proc>` itself stays open too and is listed
+//! from its start each sample ([`crate::proc_dir`]); the owners of the chosen few are looked up
+//! relative to it, once per process when it is in both lists.
 
 use std::collections::HashMap;
 use std::os::fd::OwnedFd;
-use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
 
-use rustix::fs::{Mode, OFlags};
+use rustix::fs::{AtFlags, Mode, OFlags};
 use std::time::SystemTime;
 
 use broker::{ProcessTop, Processes};
 
 use super::{CollectError, Roots};
+use crate::proc_dir::ProcDir;
 
 /// Processes looked at per sample at most (a fork bomb does not make a sample unbounded).
 pub const MAX_PROCESSES: usize = 65_536;
@@ -148,6 +150,8 @@ pub struct ProcessCollector {
     max_held: usize,
     entries: Vec<Entry>,
     names: Vec<u8>,
+    /// `<proc>`, open between samples, and the pids it listed.
+    dir: ProcDir,
 }
 
 /// How many `stat` files may stay open: [`MAX_HELD`], and at most half the file descriptors
@@ -190,6 +194,7 @@ impl ProcessCollector {
             max_held: held_budget(),
             entries: Vec::new(),
             names: Vec::new(),
+            dir: ProcDir::default(),
         }
     }
 
@@ -234,13 +239,22 @@ impl ProcessCollector {
             self.held.clear();
             self.held_root.clone_from(&roots.proc);
         }
-        let proc = rustix::fs::open(
-            &roots.proc,
-            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
-            Mode::empty(),
-        )
-        .map_err(err)?;
-        let dir = rustix::fs::Dir::read_from(&proc).map_err(err)?;
+        // Out of `self` while its entries are read (put back below, whatever happens).
+        let mut dir = std::mem::take(&mut self.dir);
+        let listed = dir.list(&roots.proc, MAX_PROCESSES, |name| {
+            number(name).and_then(|p| u32::try_from(p).ok())
+        });
+        let result = match (listed, dir.fd()) {
+            (Ok(()), Some(proc)) => Ok(self.read_listed(proc, &dir, now)),
+            (Err(e), _) => Err(err(e)),
+            (Ok(()), None) => Err(err(rustix::io::Errno::BADF)),
+        };
+        self.dir = dir;
+        result
+    }
+
+    /// [`ProcessCollector::read`] once `<proc>` is listed: each listed pid's `stat`, the lists.
+    fn read_listed(&mut self, proc: &OwnedFd, dir: &ProcDir, now: SystemTime) -> Processes {
         let elapsed_s = self
             .previous_at
             .and_then(|t| now.duration_since(t).ok())
@@ -250,15 +264,9 @@ impl ProcessCollector {
         self.kept.clear();
         self.entries.clear();
         self.names.clear();
-        let mut name = [0u8; 16];
-        for entry in dir.flatten().take(MAX_PROCESSES) {
-            let file = entry.file_name().to_bytes();
-            let Some(pid) = number(file).and_then(|p| u32::try_from(p).ok()) else {
-                continue;
-            };
-            let len = file.len().min(name.len());
-            name[..len].copy_from_slice(&file[..len]);
-            let Some(n) = self.stat(&proc, pid, &name[..len]) else {
+        for listed in &dir.pids {
+            let pid = listed.pid;
+            let Some(n) = self.stat(proc, pid, listed.name()) else {
                 continue;
             };
             let Some(stat) = parse_stat_bytes(&self.buf[..n]).filter(|s| s.pid == pid) else {
@@ -304,26 +312,37 @@ impl ProcessCollector {
             by_cpu,
         );
         let top_rss = top_k((0..e.len()).collect(), self.top, by_rss);
-        let top_cpu = top_cpu
-            .into_iter()
-            .map(|i| self.top_entry(roots, i))
-            .collect();
-        let top_rss = top_rss
-            .into_iter()
-            .map(|i| self.top_entry(roots, i))
-            .collect();
-        Ok(Processes {
+        // Each chosen process's owner once, though it may be in both lists.
+        let mut owners: Vec<(usize, Option<u32>)> = Vec::with_capacity(2 * self.top);
+        let mut owner = |i: usize| match owners.iter().find(|(j, _)| *j == i) {
+            Some((_, uid)) => *uid,
+            None => {
+                let uid = rustix::fs::statat(proc, e[i].pid.to_string(), AtFlags::empty())
+                    .ok()
+                    .map(|s| s.st_uid);
+                owners.push((i, uid));
+                uid
+            }
+        };
+        let top_cpu: Vec<(usize, Option<u32>)> =
+            top_cpu.into_iter().map(|i| (i, owner(i))).collect();
+        let top_rss: Vec<(usize, Option<u32>)> =
+            top_rss.into_iter().map(|i| (i, owner(i))).collect();
+        Processes {
             count,
-            top_cpu,
-            top_rss,
-        })
+            top_cpu: top_cpu
+                .into_iter()
+                .map(|(i, uid)| self.top_entry(i, uid))
+                .collect(),
+            top_rss: top_rss
+                .into_iter()
+                .map(|(i, uid)| self.top_entry(i, uid))
+                .collect(),
+        }
     }
 
-    fn top_entry(&mut self, roots: &Roots, i: usize) -> ProcessTop {
+    fn top_entry(&mut self, i: usize, uid: Option<u32>) -> ProcessTop {
         let e = self.entries[i].clone();
-        let uid = std::fs::metadata(roots.proc.join(e.pid.to_string()))
-            .ok()
-            .map(|m| m.uid());
         let users = self.users.get_or_insert_with(|| {
             std::fs::read_to_string(&self.passwd)
                 .map(|t| parse_passwd(&t))

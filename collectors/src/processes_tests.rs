@@ -92,3 +92,108 @@ fn passwd_names() {
     assert_eq!(users.get(&33).map(String::as_str), Some("www-data"));
     assert_eq!(users.len(), 2);
 }
+
+/// A `stat` line with the fields the collector reads.
+fn stat_line(pid: u32, comm: &str, ticks: u64, start: u64, rss: u64) -> String {
+    format!("{pid} ({comm}) S 1 1 1 0 -1 0 0 0 0 0 {ticks} 0 0 0 20 0 1 0 {start} 1000 {rss}\n")
+}
+
+#[test]
+fn the_proc_directory_stays_open_and_each_listing_is_exact() {
+    use std::os::unix::fs::MetadataExt;
+    let tmp = tempfile::tempdir().unwrap();
+    let proc = tmp.path().join("proc");
+    let write = |pid: u32, line: String| {
+        std::fs::create_dir_all(proc.join(pid.to_string())).unwrap();
+        // In place, as procfs shows a new value: the held file reads it.
+        std::fs::write(proc.join(format!("{pid}/stat")), line).unwrap();
+    };
+    write(100, stat_line(100, "a", 1000, 5, 50));
+    write(101, stat_line(101, "b", 2000, 6, 70));
+    std::fs::create_dir_all(proc.join("self")).unwrap();
+    std::fs::write(proc.join("stat"), "cpu 0\n").unwrap();
+    let uid = std::fs::metadata(proc.join("100")).unwrap().uid();
+    let passwd = tmp.path().join("passwd");
+    std::fs::write(&passwd, format!("me:x:{uid}:{uid}::/:/bin/sh\n")).unwrap();
+    let roots = Roots {
+        proc: proc.clone(),
+        sys: tmp.path().join("sys"),
+    };
+    let mut c = ProcessCollector::new(5, &passwd);
+    let t0 = SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_000_000);
+    let p = c.read(&roots, t0).unwrap();
+    let fd = c.dir.held_fd().expect("<proc> is held open");
+    assert_eq!(p.count, 2);
+    assert_eq!(pids(&p), vec![101, 100], "no CPU list on the first sample");
+    assert_eq!(p.top_rss[0].user.as_deref(), Some("me"));
+    assert_eq!(p.top_rss[0].name, "b");
+
+    // 101 exits, 102 starts, 100 used 1.5 s of CPU in the second between the samples.
+    std::fs::remove_dir_all(proc.join("101")).unwrap();
+    write(102, stat_line(102, "c", 0, 7, 90));
+    write(
+        100,
+        stat_line(100, "a", 1000 + 3 * c.ticks_per_s as u64 / 2, 5, 50),
+    );
+    let p = c
+        .read(&roots, t0 + std::time::Duration::from_secs(1))
+        .unwrap();
+    assert_eq!(
+        c.dir.held_fd(),
+        Some(fd),
+        "the same open directory, rewound"
+    );
+    assert_eq!(p.count, 2);
+    assert_eq!(
+        p.top_cpu
+            .iter()
+            .map(|t| (t.pid, t.cpu_percent))
+            .collect::<Vec<_>>(),
+        vec![(100, Some(150.0))]
+    );
+    assert_eq!(
+        p.top_rss
+            .iter()
+            .map(|t| (t.pid, t.rss_bytes))
+            .collect::<Vec<_>>(),
+        vec![(102, 90 * c.page_bytes), (100, 50 * c.page_bytes)]
+    );
+    assert!(p
+        .top_cpu
+        .iter()
+        .chain(&p.top_rss)
+        .all(|t| t.user.as_deref() == Some("me")));
+
+    // Pid 100 reused (another start time): it starts over, out of the CPU list.
+    write(100, stat_line(100, "d", 10, 8, 60));
+    let p = c
+        .read(&roots, t0 + std::time::Duration::from_secs(2))
+        .unwrap();
+    assert_eq!(p.count, 2);
+    assert_eq!(
+        p.top_cpu
+            .iter()
+            .map(|t| (t.pid, t.cpu_percent))
+            .collect::<Vec<_>>(),
+        vec![(102, Some(0.0))]
+    );
+    assert_eq!(
+        p.top_rss
+            .iter()
+            .map(|t| (t.pid, t.name.as_str()))
+            .collect::<Vec<_>>(),
+        vec![(102, "c"), (100, "d")]
+    );
+
+    // A listing past the end of the held directory's old contents: many new pids at once.
+    for pid in 1000..1600 {
+        write(pid, stat_line(pid, "many", 0, 9, 1));
+    }
+    let p = c
+        .read(&roots, t0 + std::time::Duration::from_secs(3))
+        .unwrap();
+    assert_eq!(
+        p.count, 602,
+        "more entries than one getdents64 call returns"
+    );
+}

@@ -36,6 +36,20 @@ pub fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
         .build()
 }
 
+/// An idle daemon's runtime (the publisher's): every task on the thread that calls
+/// `block_on`, blocking file I/O on up to four threads kept for a minute as in [`runtime`].
+/// No worker threads: a timer, a socket or a finished blocking task wakes that one thread,
+/// where a worker pool woke a worker, which woke the thread in `block_on` or another worker
+/// to share the task (issue 22: fewer wakeups, two fewer thread stacks and malloc arenas).
+/// A task that hogs the thread delays the others: the daemons' tasks only wait.
+pub fn idle_runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread()
+        .max_blocking_threads(4)
+        .thread_keep_alive(BLOCKING_KEEP_ALIVE)
+        .enable_all()
+        .build()
+}
+
 /// How long an idle blocking thread of [`runtime`] is kept.
 pub const BLOCKING_KEEP_ALIVE: std::time::Duration = std::time::Duration::from_secs(60);
 
