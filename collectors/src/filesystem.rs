@@ -11,7 +11,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use broker::Filesystem;
 
@@ -155,7 +155,16 @@ struct Selected {
     direct: Vec<bool>,
     /// The mount points of those asked on the helper threads, in order.
     protected: Vec<PathBuf>,
+    /// Per protected mount: until when it is not asked, having answered no blocks (it is not
+    /// reported then: a FUSE portal, an autofs point before mounting). Asked again after
+    /// [`REST`] or when the mount table changes (this is rebuilt then).
+    rest_until: Vec<Option<Instant>>,
 }
+
+/// How long a protected mount that answered no blocks is left unasked: each ask is a
+/// hand-off to a helper thread, the one the tower fixture's sample still had for its
+/// document portal (issue 22).
+const REST: Duration = Duration::from_secs(300);
 
 /// The filesystem collector: the selection, the mounts it kept (read again only when
 /// mountinfo changed, [`MountWatch`]), the prober and its helper threads.
@@ -223,10 +232,12 @@ impl FilesystemCollector {
                 .filter(|(_, d)| !**d)
                 .map(|(m, _)| PathBuf::from(&m.mount_point))
                 .collect();
+            let rest_until = vec![None; direct.iter().filter(|d| !**d).count()];
             self.selected = Some(Selected {
                 mounts,
                 direct,
                 protected,
+                rest_until,
             });
         }
         Ok(())
@@ -243,9 +254,11 @@ impl FilesystemCollector {
         roots: &Roots,
     ) -> Result<BTreeMap<String, Option<Filesystem>>, CollectError> {
         self.mounts(roots)?;
-        let Some(selected) = &self.selected else {
+        let Some(selected) = &mut self.selected else {
             return Ok(BTreeMap::new());
         };
+        let now = Instant::now();
+        let resting = |r: &Option<Instant>| r.is_some_and(|until| now < until);
         // The local mounts first, on this thread; then the others, with their one deadline.
         let direct: Vec<Option<Outcome>> = selected
             .mounts
@@ -258,17 +271,40 @@ impl FilesystemCollector {
                 })
             })
             .collect();
-        let mut protected = if selected.protected.is_empty() {
+        let asked: Vec<PathBuf>;
+        let paths = if selected.rest_until.iter().any(resting) {
+            asked = (selected.protected.iter().zip(&selected.rest_until))
+                .filter(|(_, r)| !resting(r))
+                .map(|(p, _)| p.clone())
+                .collect();
+            &asked
+        } else {
+            &selected.protected
+        };
+        let mut protected = if paths.is_empty() {
             Vec::new()
         } else {
-            self.prober.probe_all(&selected.protected)
+            self.prober.probe_all(paths)
         }
         .into_iter();
         let mut out = BTreeMap::new();
+        let mut k = 0; // the protected mount's index
         for (m, direct) in selected.mounts.iter().zip(direct) {
-            let outcome = direct
-                .or_else(|| protected.next())
-                .unwrap_or(Outcome::NoThread);
+            let outcome = match direct {
+                Some(outcome) => outcome,
+                None => {
+                    k += 1;
+                    let rest = &mut selected.rest_until[k - 1];
+                    if resting(rest) {
+                        continue; // it answered no blocks: not reported, as then
+                    }
+                    let outcome = protected.next().unwrap_or(Outcome::NoThread);
+                    if matches!(&outcome, Outcome::Answered(stats) if stats.blocks == 0) {
+                        *rest = Some(now + REST);
+                    }
+                    outcome
+                }
+            };
             let value = match outcome {
                 // No blocks at all (a FUSE portal, autofs before mounting): `df` leaves it
                 // out too.
@@ -296,91 +332,5 @@ impl FilesystemCollector {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    use crate::mountinfo::tests::mount;
-
-    #[test]
-    fn a_device_once_under_its_shortest_mount_point_and_the_last_mount_over_a_point() {
-        let mounts = vec![
-            mount("9:0", "/srv/storage", "ext4", "/dev/md0"),
-            mount("9:0", "/data", "ext4", "/dev/md0"),
-            mount("9:0", "/var/www/data", "ext4", "/dev/md0"),
-            mount("0:40", "/mnt/x", "tmpfs", "tmpfs"),
-            mount("0:41", "/mnt/x", "ext4", "/dev/sdb1"),
-            mount(
-                "0:42",
-                "/var/lib/docker/overlay2/a/merged",
-                "xfs",
-                "/dev/sdz",
-            ),
-            mount("0:43", "/snap/core/1", "squashfs", "/dev/loop0"),
-        ];
-        let kept = select(mounts, &Selection::default());
-        assert_eq!(
-            kept,
-            [
-                mount("9:0", "/data", "ext4", "/dev/md0"),
-                mount("0:41", "/mnt/x", "ext4", "/dev/sdb1"),
-            ]
-        );
-    }
-
-    #[test]
-    fn filters_and_the_cap() {
-        let mounts: Vec<Mount> = (0..10)
-            .map(|i| {
-                mount(
-                    &format!("0:{i}"),
-                    &format!("/m{i}"),
-                    "ext4",
-                    &format!("/dev/sd{i}"),
-                )
-            })
-            .collect();
-        let mut sel = Selection {
-            max_mounts: 3,
-            ..Selection::default()
-        };
-        let points: Vec<String> = select(mounts.clone(), &sel)
-            .into_iter()
-            .map(|m| m.mount_point)
-            .collect();
-        assert_eq!(points, ["/m0", "/m1", "/m2"]);
-        sel.max_mounts = 64;
-        sel.devices = NameFilter::new(&["sd[5-6]".into()], &[]).unwrap();
-        assert_eq!(select(mounts.clone(), &sel).len(), 2);
-        sel.devices = NameFilter::default();
-        sel.fs_types = NameFilter::new(&[], &["ext*".into()]).unwrap();
-        assert!(select(mounts, &sel).is_empty());
-    }
-
-    #[test]
-    fn figures_as_df_computes_them() {
-        let m = mount("253:0", "/", "ext4", "/dev/mapper/cryptroot");
-        let s = FsStats {
-            frsize: 4096,
-            blocks: 100,
-            bfree: 30,
-            bavail: 25,
-            files: 64,
-            ffree: 60,
-        };
-        assert_eq!(
-            figures(&m, &s),
-            Filesystem {
-                device: "mapper/cryptroot".into(),
-                fstype: "ext4".into(),
-                size_bytes: 409_600,
-                used_bytes: 286_720,
-                avail_bytes: 102_400,
-                files: 64,
-                files_free: 60,
-            }
-        );
-        // A filesystem that reports more free than total blocks never underflows.
-        let odd = FsStats { bfree: 200, ..s };
-        assert_eq!(figures(&m, &odd).used_bytes, 0);
-    }
-}
+#[path = "filesystem_tests.rs"]
+mod tests;

@@ -8,6 +8,9 @@
 //!      the shell, for a tree without `/proc` such as the rpi5 fixture),
 //!      `SAMPLE_COST_PROCESSES=1` (with the top processes), `SAMPLE_COST_PARTS=1` (each
 //!      collector alone too: what costs what).
+//! A fixture tree's mounts are asked through its `statvfs` table (what that machine's kernel
+//! answered), as the publisher's fixture tests do: asking this machine's kernel about another
+//! machine's mount points measured failures (ENOENT) instead (until 2026-12-07).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
@@ -44,11 +47,22 @@ fn main() {
         "processes: {}",
         if processes.is_some() { "on" } else { "off" }
     );
+    let table = std::env::var_os("SAMPLE_COST_ROOT")
+        .and_then(|dir| std::fs::read_to_string(PathBuf::from(dir).join("statvfs")).ok());
     let mut collectors = Collectors::new(
         roots.clone(),
         publisher::collectors::network::default_filter(),
     )
     .with_processes(processes);
+    if let Some(table) = table {
+        use publisher::collectors::filesystem::{FilesystemCollector, Selection};
+        use publisher::collectors::statvfs::FixedStatvfs;
+        collectors = collectors.with_filesystems(Some(FilesystemCollector::new(
+            Selection::default(),
+            std::sync::Arc::new(FixedStatvfs::parse(&table).expect("the fixture's statvfs table")),
+            std::time::Duration::from_secs(1),
+        )));
+    }
     collectors.prime();
     let mut bytes = 0usize;
     // Warm-up.

@@ -3,6 +3,8 @@
 //! every mount below one of those through the helper threads.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex};
@@ -13,11 +15,7 @@ use publisher::collectors::filesystem::{FilesystemCollector, Selection};
 use publisher::collectors::statvfs::{FixedStatvfs, FsStats, Prober, Statvfs};
 use publisher::collectors::{NameFilter, Roots};
 
-fn fixture(machine: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures")
-        .join(machine)
-}
+use common::{copy_tree, fixture};
 
 fn fixed(machine: &str) -> FixedStatvfs {
     let text = std::fs::read_to_string(fixture(machine).join("statvfs")).unwrap();
@@ -209,4 +207,50 @@ fn a_hung_nfs_mount_times_out_while_local_ones_are_answered_directly() {
 
     *prober.released.lock().unwrap() = true;
     prober.wake.notify_all();
+}
+
+/// The tower's table, counting the calls for each mount point.
+#[derive(Debug)]
+struct Counting(FixedStatvfs, Mutex<BTreeMap<PathBuf, u32>>);
+
+impl Prober for Counting {
+    fn statvfs(&self, path: &Path) -> std::io::Result<FsStats> {
+        *self.1.lock().unwrap().entry(path.to_owned()).or_default() += 1;
+        self.0.statvfs(path)
+    }
+
+    fn may_hang(&self, fstype: &str) -> bool {
+        self.0.may_hang(fstype)
+    }
+}
+
+#[test]
+fn a_protected_mount_with_no_blocks_is_asked_again_only_when_the_mount_table_changes() {
+    // The tower's `fuse.portal` answers no blocks (it is never reported): asking it at every
+    // sample cost the one hand-off to a helper thread the tower's sample still had.
+    let dir = tempfile::tempdir().unwrap();
+    copy_tree(&fixture("tower"), dir.path());
+    let prober = Arc::new(Counting(fixed("tower"), Mutex::default()));
+    let mut c = FilesystemCollector::new(
+        Selection::default(),
+        Arc::clone(&prober) as Arc<dyn Prober>,
+        Duration::from_secs(5),
+    );
+    let roots = Roots::under(dir.path());
+    let portal = Path::new("/run/user/1000/doc");
+    let asked = |p: &Path| prober.1.lock().unwrap().get(p).copied().unwrap_or(0);
+    let first = c.read(&roots).unwrap();
+    for _ in 0..5 {
+        assert_eq!(c.read(&roots).unwrap(), first);
+    }
+    assert_eq!(asked(portal), 1, "asked once, then left to rest");
+    assert_eq!(asked(Path::new("/")), 6, "the others at every sample");
+    assert!(!first.contains_key("/run/user/1000/doc"));
+    // A new mount table: asked again (it may hold blocks now).
+    let mountinfo = dir.path().join("proc/self/mountinfo");
+    let mut text = std::fs::read_to_string(&mountinfo).unwrap();
+    text.push_str("99 24 0:99 / /mnt/usb rw - vfat /dev/sdz1 rw\n");
+    std::fs::write(&mountinfo, text).unwrap();
+    c.read(&roots).unwrap();
+    assert_eq!(asked(portal), 2);
 }
