@@ -89,6 +89,17 @@ impl Default for Selection {
     }
 }
 
+impl Selection {
+    /// The default selection without its excluded mount points (`/run`, `/proc`, …): every
+    /// mount point whose type and device the defaults keep.
+    pub fn every_mount_point() -> Self {
+        Self {
+            mount_points: NameFilter::default(),
+            ..Self::default()
+        }
+    }
+}
+
 /// The device name shown: the source without `/dev/`.
 fn device_name(source: &str) -> &str {
     source.strip_prefix("/dev/").unwrap_or(source)

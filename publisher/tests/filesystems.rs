@@ -12,7 +12,7 @@ use std::time::Duration;
 use broker::Filesystem;
 use publisher::collectors::filesystem::{FilesystemCollector, Selection};
 use publisher::collectors::statvfs::{FixedStatvfs, FsStats, Prober, Statvfs};
-use publisher::collectors::{network, CollectorName, Collectors, NameFilter, Roots};
+use publisher::collectors::{network, CollectorName, Collectors, Roots};
 
 fn fixture(machine: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -312,10 +312,7 @@ fn a_hung_mount_is_null_not_asked_again_until_it_answers_and_the_others_go_on() 
     let roots = Roots::under(dir.path());
     let prober = Arc::new(Hanging::default());
     let mut c = FilesystemCollector::new(
-        Selection {
-            mount_points: NameFilter::default(),
-            ..Selection::default()
-        },
+        Selection::every_mount_point(),
         Arc::clone(&prober) as Arc<dyn Prober>,
         Duration::from_millis(100),
     );

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use broker::Filesystem;
 use publisher::collectors::filesystem::{FilesystemCollector, Selection};
 use publisher::collectors::statvfs::{FixedStatvfs, FsStats, Prober, Statvfs};
-use publisher::collectors::{NameFilter, Roots};
+use publisher::collectors::Roots;
 
 use common::{copy_tree, fixture};
 
@@ -159,10 +159,7 @@ fn a_hung_nfs_mount_times_out_while_local_ones_are_answered_directly() {
     let roots = Roots::under(dir.path());
     let prober = Arc::new(HungNas::default());
     let mut c = FilesystemCollector::new(
-        Selection {
-            mount_points: NameFilter::default(),
-            ..Selection::default()
-        },
+        Selection::every_mount_point(),
         Arc::clone(&prober) as Arc<dyn Prober>,
         Duration::from_millis(100),
     );
