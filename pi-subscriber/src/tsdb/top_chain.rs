@@ -136,8 +136,7 @@ impl Tsdb {
         let base = self.hosts.get(host).and_then(|h| {
             let last = h.last.as_ref()?;
             let (key, base) = h.last_top.as_ref()?;
-            (chain > 0 && chain != super::chain::NO_BASE && *key == (last.ts_ms, last.seq))
-                .then(|| (base, sample.ts_ms - last.ts_ms))
+            (chain > 0 && *key == (last.ts_ms, last.seq)).then(|| (base, sample.ts_ms - last.ts_ms))
         });
         Some(match base {
             Some((base, back_ms)) => lists.encode_after(base, back_ms),
