@@ -4,7 +4,8 @@
 //!    writer's commits every `history.commit_interval` (5 min; `BENCH_COMMIT_S` to change it)
 //!    and maintenance with each, counted by the kernel (`wchar` in /proc/self/io: every byte
 //!    SQLite hands to `write`; `BENCH_PROCESSES=1` with the top-process lists,
-//!    `TSDB_BENCH_ONLY=written` for this figure alone, `BENCH_KEEP_DIR` keeps the database);
+//!    `TSDB_BENCH_ONLY=written` for this figure alone, `BENCH_HOSTS=1` or `10` for one of its
+//!    two lines, `BENCH_KEEP_DIR` keeps the database);
 //! 3. a host at full default retention (2 years): bytes on disk, and query times: 24 h raw,
 //!    14 d at 1 min (< 50 ms), 1 y at 1 h (< 100 ms), 2 y at 1 d;
 //! 4. the RSS of the release `pi-subscriber` on 10 such hosts (< 16 MB).
@@ -149,9 +150,14 @@ fn written_per_day_of(n: usize) {
 
 /// The bytes written a day per host: one host alone (every commit's fixed cost on one host),
 /// and ten in one database as a Pi watching ten servers holds them.
+/// `BENCH_HOSTS=1` or `=10` runs one of the two.
 fn written_per_day() {
-    written_per_day_of(1);
-    written_per_day_of(10);
+    let only = std::env::var("BENCH_HOSTS").ok();
+    for n in [1, 10] {
+        if only.as_deref().is_none_or(|o| o == n.to_string()) {
+            written_per_day_of(n);
+        }
+    }
 }
 
 /// One host at full default retention, ending at `end_ms`.

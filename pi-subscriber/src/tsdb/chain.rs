@@ -152,7 +152,7 @@ impl Tsdb {
         type Row = (i64, i64, Vec<u8>, Option<Vec<u8>>);
         let rows: Vec<Row> = {
             let mut stmt = self.conn.prepare_cached(
-                "SELECT ts, seq, data, top FROM raw WHERE host = ?1 AND ts > ?2 AND ts < ?3 ORDER BY ts, seq",
+                "SELECT ts, seq, data, top FROM raw WHERE host = ?1 AND ts > ?2 AND ts < ?3 ORDER BY ts, host, seq",
             )?;
             let rows = stmt.query_map(params![host, ts_ms, end], |r| {
                 Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))

@@ -185,7 +185,7 @@ fn an_older_without_rowid_raw_table_moves_to_a_rowid_table_and_reads_the_same() 
     // The layout before issue 22: the same rows in a `WITHOUT ROWID` table keyed by them.
     db.conn
         .execute_batch(
-            "DROP INDEX raw_key; ALTER TABLE raw RENAME TO raw_new;
+            "DROP INDEX raw_at; ALTER TABLE raw RENAME TO raw_new;
              CREATE TABLE raw (host INTEGER NOT NULL, ts INTEGER NOT NULL, seq INTEGER NOT NULL,
                 boot INTEGER NOT NULL, data BLOB NOT NULL, top BLOB,
                 PRIMARY KEY (host, ts, seq)) WITHOUT ROWID;
@@ -204,15 +204,7 @@ fn an_older_without_rowid_raw_table_moves_to_a_rowid_table_and_reads_the_same() 
         )
         .unwrap();
     assert!(!schema.contains("WITHOUT ROWID"), "{schema}");
-    let index: i64 = db
-        .conn
-        .query_row(
-            "SELECT count(*) FROM pragma_index_list('raw') WHERE name = 'raw_key' AND \"unique\"",
-            [],
-            |r| r.get(0),
-        )
-        .unwrap();
-    assert_eq!(index, 1, "the unique index on (host, ts, seq)");
+    assert_eq!(raw_indexes(&db), ["raw_at (ts, host, seq) unique"]);
     assert_eq!(window(&db, id, T0, T0 + 2 * HOUR_MS), before);
     // Rows are in time order in the table itself (appended as they come).
     let first: i64 = db
@@ -222,4 +214,44 @@ fn an_older_without_rowid_raw_table_moves_to_a_rowid_table_and_reads_the_same() 
         })
         .unwrap();
     assert_eq!(first, T0);
+}
+
+/// The raw table's indexes, each as "name (columns) unique".
+fn raw_indexes(db: &Tsdb) -> Vec<String> {
+    let mut stmt = db
+        .conn
+        .prepare(
+            "SELECT l.name, (SELECT group_concat(name, ', ') FROM pragma_index_info(l.name)), l.\"unique\"
+             FROM pragma_index_list('raw') l ORDER BY l.name",
+        )
+        .unwrap();
+    let rows = stmt
+        .query_map([], |r| {
+            let unique: bool = r.get(2)?;
+            Ok(format!(
+                "{} ({}){}",
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                if unique { " unique" } else { "" }
+            ))
+        })
+        .unwrap();
+    rows.collect::<rusqlite::Result<_>>().unwrap()
+}
+
+#[test]
+fn an_index_led_by_host_gives_way_to_one_led_by_time_and_reads_the_same() {
+    let dir = tempfile::tempdir().unwrap();
+    let (db, id) = two_hours(dir.path());
+    let before = window(&db, id, T0, T0 + 2 * HOUR_MS);
+    assert_eq!(before.len(), 480);
+    // The layout of 2026-12-07: the rowid table with its unique index led by host.
+    db.conn
+        .execute_batch("DROP INDEX raw_at; CREATE UNIQUE INDEX raw_key ON raw (host, ts, seq);")
+        .unwrap();
+    assert_eq!(raw_indexes(&db), ["raw_key (host, ts, seq) unique"]);
+    drop(db);
+    let db = Tsdb::open(&dir.path().join("h.sqlite"), retention(), 500, T0).unwrap();
+    assert_eq!(raw_indexes(&db), ["raw_at (ts, host, seq) unique"]);
+    assert_eq!(window(&db, id, T0, T0 + 2 * HOUR_MS), before);
 }

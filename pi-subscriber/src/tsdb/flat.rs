@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 
-use rusqlite::params;
+use rusqlite::{params, OptionalExtension};
 
 use super::db::{Tsdb, NEIGHBOUR_WINDOW_MS};
 use super::rollup::Tier;
@@ -82,34 +82,53 @@ impl Tsdb {
     /// the allowed skew; a sample dated beyond it is never a reference).
     pub fn known_hosts(&self, horizon_ms: i64) -> Result<Vec<KnownHost>, TsdbError> {
         let run = || -> rusqlite::Result<Vec<KnownHost>> {
+            // One walk of the raw tier's index (led by time, so a host's rows are not
+            // together): per host, its row count, newest time and highest seq at or before
+            // the horizon.
+            #[derive(Default)]
+            struct Seen {
+                samples: u64,
+                newest: Option<i64>,
+                reference: Option<(i64, i64, i64)>,
+            }
+            let mut seen: HashMap<i64, Seen> = HashMap::new();
+            {
+                let mut stmt = self
+                    .conn
+                    .prepare("SELECT host, ts, seq, rowid FROM raw INDEXED BY raw_at")?;
+                let mut rows = stmt.query([])?;
+                while let Some(r) = rows.next()? {
+                    let (host, ts, seq, rowid): (i64, i64, i64, i64) =
+                        (r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?);
+                    let s = seen.entry(host).or_default();
+                    s.samples += 1;
+                    if ts <= horizon_ms {
+                        s.newest = s.newest.max(Some(ts));
+                        if s.reference.is_none_or(|(best, _, _)| seq > best) {
+                            s.reference = Some((seq, ts, rowid));
+                        }
+                    }
+                }
+            }
             let mut out = Vec::new();
             let mut names: Vec<(&String, i64)> =
                 self.hosts.iter().map(|(n, h)| (n, h.id)).collect();
             names.sort();
             for (name, id) in names {
-                let (samples, newest): (u64, Option<i64>) = self.conn.query_row(
-                    "SELECT COUNT(*), MAX(CASE WHEN ts <= ?2 THEN ts END) FROM raw WHERE host = ?1",
-                    params![id, horizon_ms],
-                    |r| Ok((r.get::<_, i64>(0)? as u64, r.get(1)?)),
-                )?;
-                let reference = self
-                    .conn
-                    .query_row(
-                        "SELECT seq, ts, boot FROM raw WHERE host = ?1 AND ts <= ?2 ORDER BY seq DESC LIMIT 1",
-                        params![id, horizon_ms],
-                        |r| {
-                            Ok((
-                                r.get::<_, i64>(0)? as u64,
-                                r.get::<_, i64>(1)?,
-                                r.get::<_, i64>(2)? as u64,
-                            ))
-                        },
-                    )
-                    .ok();
+                let s = seen.remove(&id).unwrap_or_default();
+                let reference = match s.reference {
+                    Some((seq, ts, rowid)) => self
+                        .conn
+                        .query_row("SELECT boot FROM raw WHERE rowid = ?1", [rowid], |r| {
+                            Ok((seq as u64, ts, r.get::<_, i64>(0)? as u64))
+                        })
+                        .optional()?,
+                    None => None,
+                };
                 out.push(KnownHost {
                     name: name.clone(),
-                    samples,
-                    newest_ts_ms: newest,
+                    samples: s.samples,
+                    newest_ts_ms: s.newest,
                     reference,
                 });
             }
@@ -134,7 +153,7 @@ impl Tsdb {
                 }
                 let newest: Option<i64> = self.conn.query_row(
                     "SELECT MAX(t) FROM (
-                        SELECT MAX(ts) AS t FROM raw WHERE host = ?1
+                        SELECT * FROM (SELECT ts AS t FROM raw WHERE host = ?1 ORDER BY ts DESC, host DESC LIMIT 1)
                         UNION ALL SELECT * FROM (SELECT start + ?2 FROM minute WHERE series IN (SELECT id FROM series WHERE host = ?1) ORDER BY id DESC LIMIT 1)
                         UNION ALL SELECT MAX(start) + ?3 FROM hour WHERE series IN (SELECT id FROM series WHERE host = ?1))",
                     params![h.id, Tier::Minute.row_ms(), Tier::Hour.row_ms()],

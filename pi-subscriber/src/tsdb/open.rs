@@ -20,7 +20,7 @@ CREATE TABLE IF NOT EXISTS series (
 CREATE TABLE IF NOT EXISTS raw (
     host INTEGER NOT NULL, ts INTEGER NOT NULL, seq INTEGER NOT NULL, boot INTEGER NOT NULL,
     data BLOB NOT NULL, top BLOB);
-CREATE UNIQUE INDEX IF NOT EXISTS raw_key ON raw (host, ts, seq);
+CREATE UNIQUE INDEX IF NOT EXISTS raw_at ON raw (ts, host, seq);
 CREATE TABLE IF NOT EXISTS minute (
     id INTEGER PRIMARY KEY, series INTEGER NOT NULL, start INTEGER NOT NULL, data BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS hour (
@@ -29,20 +29,22 @@ CREATE TABLE IF NOT EXISTS hour (
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
 ";
 
-/// The raw table as a rowid table with a unique index on (host, ts, seq), where it was a
-/// `WITHOUT ROWID` table keyed so (before issue 22). Appended rows then fill whole leaf pages,
-/// and the B-tree's interior cells hold row ids instead of copies of whole rows (a raw row
-/// with its process lists is ~380 bytes, five to an interior page): at every commit the old
-/// layout rewrote its right edge, its neighbours and several interior pages (`bench tsdb`,
-/// ten hosts with lists: 14.0 MB written a host-day, 9.8 MB with this one). An older
-/// database's rows move in one transaction at open, oldest first.
+/// The raw table as a rowid table with a unique index on (ts, host, seq), where it was a
+/// `WITHOUT ROWID` table keyed by (host, ts, seq) (before issue 22). Appended rows then fill
+/// whole leaf pages, and the B-tree's interior cells hold row ids instead of copies of whole
+/// rows (a raw row with its process lists is ~380 bytes, five to an interior page): at every
+/// commit the old layout rewrote its right edge, its neighbours and several interior pages
+/// (`bench tsdb`, ten hosts with lists: 14.0 MB written a host-day, 9.8 MB with this one).
 ///
-/// An index led by time, (ts, host, seq), would append every host's entries of a commit
-/// together (5.6 MB instead of 7.5 with the lists), but the reads that go host by host
-/// (rebuild at start-up, the lists' minute peaks, `known_hosts`) then make SQLite build
-/// automatic indexes: RSS with ten hosts rose from 16.5 to 19.9 MB and a day's raw query among
-/// ten hosts from 13 to 20 ms. Those reads would first have to walk time with a state per
-/// host.
+/// The index is led by time, so a commit appends every host's entries together at its right
+/// edge; led by host, each host's entries went to a leaf of their own, every leaf rewritten at
+/// every commit (7.5 MB a host-day with ten hosts, 5.6 MB led by time). So a read of one host
+/// walks a time range of every host's entries (the host is in the index: no row is read for
+/// the others), and the reads that went host by host without a time range walk time once with
+/// a state per host (the rebuild at open, `known_hosts`).
+///
+/// An older database's rows move in one transaction at open, oldest first; an index led by
+/// host (`raw_key`) is dropped and the time-led one built.
 fn upgrade_raw(conn: &Connection) -> rusqlite::Result<()> {
     let sql: Option<String> = conn
         .query_row(
@@ -52,7 +54,7 @@ fn upgrade_raw(conn: &Connection) -> rusqlite::Result<()> {
         )
         .optional()?;
     if !sql.is_some_and(|s| s.contains("WITHOUT ROWID")) {
-        return Ok(());
+        return conn.execute_batch("DROP INDEX IF EXISTS raw_key");
     }
     let has_top: bool = conn
         .prepare("SELECT 1 FROM pragma_table_info('raw') WHERE name = 'top'")?

@@ -75,7 +75,7 @@ impl Tsdb {
         keep: impl Fn(u32) -> bool,
     ) -> rusqlite::Result<RawWindow> {
         let mut stmt = self.conn.prepare_cached(
-            "SELECT ts, seq, boot, data FROM raw WHERE host = ?1 AND ts BETWEEN ?2 AND ?3 ORDER BY ts, seq",
+            "SELECT ts, seq, boot, data FROM raw WHERE host = ?1 AND ts BETWEEN ?2 AND ?3 ORDER BY ts, host, seq",
         )?;
         let mut rows = stmt.query(params![host, from_ms.saturating_sub(margin_ms), to_ms])?;
         let mut samples = Vec::new();

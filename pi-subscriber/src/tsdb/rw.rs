@@ -87,7 +87,7 @@ impl Tsdb {
                 let newest: Option<(i64, i64)> = if first {
                     db.conn
                         .query_row(
-                            "SELECT ts, seq FROM raw WHERE host = ?1 ORDER BY ts DESC, seq DESC LIMIT 1",
+                            "SELECT ts, seq FROM raw WHERE host = ?1 ORDER BY ts DESC, host DESC, seq DESC LIMIT 1",
                             [id],
                             |r| Ok((r.get(0)?, r.get(1)?)),
                         )
@@ -226,8 +226,8 @@ impl Tsdb {
             }
             let rows: Vec<(i64, i64, Vec<u8>)> = {
                 let mut stmt = self.conn.prepare_cached(
-                    "SELECT ts, seq, data FROM raw WHERE host = ?1 AND (ts > ?2 OR (ts = ?2 AND seq > ?3))
-                     AND ts <= ?4 ORDER BY ts, seq LIMIT ?5",
+                    "SELECT ts, seq, data FROM raw WHERE host = ?1 AND ts >= ?2 AND (ts > ?2 OR seq > ?3)
+                     AND ts <= ?4 ORDER BY ts, host, seq LIMIT ?5",
                 )?;
                 let rows = stmt
                     .query_map(params![host, from.0, from.1, until, room as i64], |r| {
@@ -336,8 +336,9 @@ impl Tsdb {
                 let (n, first, newest): (i64, Option<i64>, Option<i64>) = self
                     .conn
                     .prepare_cached(
-                        "SELECT COUNT(*), MIN(ts), (SELECT MAX(ts) FROM raw WHERE host = ?1) FROM raw
-                         WHERE host = ?1 AND (ts > ?2 OR (ts = ?2 AND seq > ?3))",
+                        "SELECT COUNT(*), MIN(ts),
+                            (SELECT ts FROM raw WHERE host = ?1 ORDER BY ts DESC, host DESC LIMIT 1)
+                         FROM raw WHERE host = ?1 AND ts >= ?2 AND (ts > ?2 OR seq > ?3)",
                     )?
                     .query_row(params![h.id, from.0, from.1], |r| {
                         Ok((r.get(0)?, r.get(1)?, r.get(2)?))

@@ -107,16 +107,19 @@ impl Tsdb {
     /// `top_minute` (merged with what a minute already holds: a peak only rises).
     pub(super) fn keep_top_peaks(&self, horizon: i64) -> rusqlite::Result<()> {
         let mut minutes: std::collections::BTreeMap<(i64, i64), (Peak, Peak)> = Default::default();
-        {
+        // Host by host, each a walk of the raw index's oldest hour (it is led by time; the
+        // rows before `horizon` are the hour about to go): a host's chain stays in the cache.
+        let hosts: Vec<i64> = self.hosts.values().map(|h| h.id).collect();
+        for host in hosts {
             let mut stmt = self.conn.prepare_cached(
-                "SELECT r.host, r.ts, r.seq, r.top FROM hosts h CROSS JOIN raw r ON r.host = h.id
-                 WHERE r.ts < ?1 AND r.top IS NOT NULL ORDER BY h.id, r.ts, r.seq",
+                "SELECT ts, seq, top FROM raw WHERE host = ?1 AND ts < ?2 AND top IS NOT NULL
+                 ORDER BY ts, host, seq",
             )?;
-            let mut rows = stmt.query([horizon])?;
+            let mut rows = stmt.query(params![host, horizon])?;
             let mut chain = TopChain::default();
             while let Some(r) = rows.next()? {
-                let (host, ts, seq): (i64, i64, i64) = (r.get(0)?, r.get(1)?, r.get(2)?);
-                let b: Vec<u8> = r.get(3)?;
+                let (ts, seq): (i64, i64) = (r.get(0)?, r.get(1)?);
+                let b: Vec<u8> = r.get(2)?;
                 let Some(l) = self.unpack_top(host, ts, seq as u64, &b, &mut chain)? else {
                     continue;
                 };
@@ -256,7 +259,7 @@ impl Tsdb {
         {
             let mut stmt = self.conn.prepare_cached(
                 "SELECT ts, seq, top FROM raw WHERE host = ?1 AND ts >= ?2 AND ts < ?3 AND top IS NOT NULL
-                 ORDER BY ts, seq",
+                 ORDER BY ts, host, seq",
             )?;
             let mut rows = stmt.query(params![id, from_ms, to_ms])?;
             let mut chain = TopChain::default();
