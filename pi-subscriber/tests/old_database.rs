@@ -1,0 +1,147 @@
+//! A database from before issue 22's raw layout (issue 22): the built `pi-subscriber` stops,
+//! its history is turned back into each older layout the raw tier had (a `WITHOUT ROWID`
+//! table keyed by host, then a rowid table with a unique index led by host), and the built
+//! binary started on it moves the rows at open: it serves the same samples with the same
+//! values, keeps storing, and the database ends in today's layout.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+#[path = "../../publisher/tests/common/mod.rs"]
+mod common;
+mod support;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use common::Publisher;
+use support::{history_db, Subscriber};
+
+fn start(data: &Path, p: &Publisher) -> Subscriber {
+    Subscriber::start(
+        data,
+        p.mqtt_port,
+        &p.url("/latest"),
+        &["--max-age", "5"],
+        &[("PI_SUBSCRIBER_HISTORY__COMMIT_INTERVAL", "1s")],
+    )
+}
+
+fn stored(h: &serde_json::Value) -> u64 {
+    h["ingest"]["stored_mqtt_total"].as_u64().unwrap_or(0)
+        + h["ingest"]["stored_http_total"].as_u64().unwrap_or(0)
+}
+
+/// Every sample the Pi serves for the publisher's host, by seq (the whole row as served).
+fn served(s: &Subscriber) -> BTreeMap<u64, serde_json::Value> {
+    let (status, body) = s.get("/history?host=testhost");
+    assert_eq!(status, 200, "{body}");
+    let rows: serde_json::Value = serde_json::from_str(&body).unwrap();
+    rows.as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (r["seq"].as_u64().unwrap(), r.clone()))
+        .collect()
+}
+
+/// The raw table's layout: its columns (with their place in the primary key) and kind, and
+/// its indexes' columns.
+fn layout(data: &Path) -> (String, Vec<String>) {
+    let conn = rusqlite::Connection::open(history_db(data)).unwrap();
+    let sql: String = conn
+        .query_row(
+            "SELECT sql FROM sqlite_schema WHERE type = 'table' AND name = 'raw'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    // Its columns, primary key and kind, whatever the statement's spacing.
+    let columns: String = conn
+        .query_row(
+            "SELECT group_concat(name || ':' || pk, ', ') FROM pragma_table_info('raw')",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    let kind = if sql.contains("WITHOUT ROWID") {
+        "WITHOUT ROWID"
+    } else {
+        "rowid"
+    };
+    let table = format!("{columns} {kind}");
+    let mut stmt = conn
+        .prepare(
+            "SELECT l.name || ' (' || (SELECT group_concat(name, ', ') FROM pragma_index_info(l.name)) || ')'
+             FROM pragma_index_list('raw') l WHERE l.origin = 'c' ORDER BY l.name",
+        )
+        .unwrap();
+    let indexes = stmt
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<rusqlite::Result<_>>()
+        .unwrap();
+    (table, indexes)
+}
+
+fn rewrite(data: &Path, sql: &str) {
+    let conn = rusqlite::Connection::open(history_db(data)).unwrap();
+    conn.execute_batch(sql).unwrap();
+}
+
+/// Before 2026-12-07: a `WITHOUT ROWID` table keyed by (host, ts, seq).
+const WITHOUT_ROWID: &str = "BEGIN;
+    DROP INDEX raw_at; ALTER TABLE raw RENAME TO raw_new;
+    CREATE TABLE raw (host INTEGER NOT NULL, ts INTEGER NOT NULL, seq INTEGER NOT NULL,
+        boot INTEGER NOT NULL, data BLOB NOT NULL, top BLOB,
+        PRIMARY KEY (host, ts, seq)) WITHOUT ROWID;
+    INSERT INTO raw SELECT host, ts, seq, boot, data, top FROM raw_new;
+    DROP TABLE raw_new; COMMIT;";
+
+/// 2026-12-07: a rowid table, its unique index led by host.
+const LED_BY_HOST: &str = "DROP INDEX raw_at; CREATE UNIQUE INDEX raw_key ON raw (host, ts, seq);";
+
+#[test]
+fn the_built_pi_moves_an_older_raw_layout_at_start_and_serves_the_same_samples() {
+    let (pdir, sdir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let p = Publisher::start(pdir.path(), &["--interval", "200ms"]);
+    let today = {
+        let s = start(sdir.path(), &p);
+        s.wait_for("/health", |h| stored(h) >= 10);
+        s.stop();
+        layout(sdir.path())
+    };
+    assert!(!today.0.contains("WITHOUT ROWID"), "{today:?}");
+    assert_eq!(today.1, ["raw_at (ts, host, seq)"]);
+
+    for (older, sql) in [
+        ("WITHOUT ROWID", WITHOUT_ROWID),
+        ("led by host", LED_BY_HOST),
+    ] {
+        // What the Pi served from its disk, read by a Pi started on today's layout.
+        let s = start(sdir.path(), &p);
+        let before = served(&s);
+        s.stop();
+        assert!(before.len() >= 10, "{older}: {}", before.len());
+
+        rewrite(sdir.path(), sql);
+        assert_ne!(
+            layout(sdir.path()),
+            today,
+            "{older}: the rewrite did nothing"
+        );
+
+        let s = start(sdir.path(), &p);
+        let after = served(&s);
+        for (seq, row) in &before {
+            assert_eq!(after.get(seq), Some(row), "{older}: seq {seq}");
+        }
+        // It keeps storing on the moved table.
+        let newest = *after.keys().last().unwrap();
+        s.wait_for("/health", |h| stored(h) >= 5);
+        let later = served(&s);
+        assert!(
+            later.keys().last().unwrap() > &newest,
+            "{older}: nothing stored after the move"
+        );
+        s.stop();
+        assert_eq!(layout(sdir.path()), today, "{older}");
+    }
+}
