@@ -179,3 +179,94 @@ fn a_live_host_rewrites_alerts_json_once_per_commit_interval() {
     }
     assert_eq!(hook.seen(), [("busy".to_string(), "firing".to_string())]);
 }
+
+/// The alert tests' Pi with the default `commit_interval` (the tests' default is 1 s).
+fn committing_every_5_min(
+    data: &std::path::Path,
+    cfg: &std::path::Path,
+    http: u16,
+    mqtt: u16,
+) -> support::Subscriber {
+    support::Subscriber::start(
+        data,
+        Some(mqtt),
+        &format!("http://127.0.0.1:{http}/latest"),
+        &["--max-age", "2", "--config", &cfg.to_string_lossy()],
+        &[
+            ("PI_SUBSCRIBER_POLL__INTERVAL", "200ms"),
+            ("PI_SUBSCRIBER_MQTT__KEEP_ALIVE", "5s"),
+            ("PI_SUBSCRIBER_HISTORY__COMMIT_INTERVAL", "5m"),
+        ],
+    )
+}
+
+/// A power cut on the Pi between two saves of "last heard" (every `commit_interval`, 5 min
+/// here), just after its server went silent: on disk the host was last heard well before it
+/// really was. Restarted while the server is still down, the Pi must not bring `host_down`
+/// forward (it fires once, no sooner than `max_age` after the server really went), must not
+/// tell the firing user rule again, and resolves `host_down` once when the server is back.
+#[test]
+fn a_pi_cut_between_heard_checkpoints_while_its_server_goes_down_brings_nothing_forward() {
+    let hook = Hook::start();
+    let (pdir, sdir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (http, mqtt) = (free_port(), free_port());
+    let cfg = config(sdir.path(), &webhook(&hook.url));
+    let p = Publisher::on_ports(pdir.path(), "200ms", http, mqtt);
+    // A Pi that has known the host for a while: its history holds it (committed every 1 s
+    // here, then stopped cleanly).
+    let s = subscriber(sdir.path(), &cfg, http, mqtt);
+    hook.wait("busy", "firing", Duration::from_secs(15));
+    s.wait_for("/health", |h| {
+        h["history"]["commits_total"].as_u64() >= Some(2)
+    });
+    s.stop();
+    assert!(!support::seqs_on_disk(sdir.path()).is_empty());
+    // Back with the default cadence; the host stays live for 6 s: on disk, "last heard"
+    // stays where the clean stop left it.
+    let s = committing_every_5_min(sdir.path(), &cfg, http, mqtt);
+    std::thread::sleep(Duration::from_secs(6));
+    let stale = on_disk(sdir.path()).expect("alerts.json").1;
+    drop(p);
+    let gone = std::time::Instant::now();
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    assert!(
+        now_ms - stale >= 5_000,
+        "heard on disk {} ms old",
+        now_ms - stale
+    );
+    s.kill();
+    assert_eq!(hook.count("host_down", "firing"), 0, "{:?}", hook.seen());
+
+    let s = committing_every_5_min(sdir.path(), &cfg, http, mqtt);
+    hook.wait("host_down", "firing", Duration::from_secs(20));
+    // `max_age` is 2 s: judged from the stale save, it would fire as soon as the Pi is up.
+    let after = gone.elapsed();
+    assert!(
+        after >= Duration::from_millis(1_950),
+        "host_down fired {after:?} after the host went (max_age 2 s)"
+    );
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(
+        hook.seen(),
+        [
+            ("busy".to_string(), "firing".to_string()),
+            ("host_down".to_string(), "firing".to_string())
+        ]
+    );
+
+    let _p = Publisher::on_ports(pdir.path(), "200ms", http, mqtt);
+    hook.wait("host_down", "resolved", Duration::from_secs(15));
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(
+        hook.seen(),
+        [
+            ("busy".to_string(), "firing".to_string()),
+            ("host_down".to_string(), "firing".to_string()),
+            ("host_down".to_string(), "resolved".to_string())
+        ]
+    );
+    drop(s);
+}
