@@ -65,6 +65,8 @@ mod chain_tests;
 #[cfg(test)]
 mod full_tests;
 #[cfg(test)]
+mod restart_tests;
+#[cfg(test)]
 mod rw_tests;
 #[cfg(test)]
 mod test_support;
