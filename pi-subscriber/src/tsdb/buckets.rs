@@ -182,8 +182,9 @@ impl Tsdb {
             from.saturating_sub(NEIGHBOUR_WINDOW_MS),
             now_ms.saturating_add(FUTURE_MS),
         ])?;
-        // The samples just before, per host: a seq neighbour is almost always the host's
-        // previous row; a clock stepped back interleaves a few.
+        // The keys of the samples just before, per host: a seq neighbour is almost always the
+        // host's previous row; a clock stepped back interleaves a few. Their values are in
+        // `chain` (the rows just unpacked), read again only if it let them go.
         let mut windows: HashMap<i64, VecDeque<Sample>> = HashMap::new();
         let mut adds: Vec<(u32, i64, f64)> = Vec::new();
         let mut chain = Chain::default();
@@ -205,8 +206,12 @@ impl Tsdb {
                         adds.push((*id, s.ts_ms, *g));
                     }
                 }
-                if let Some(prev) = recent.iter().rev().find(|p| s.follows(p)) {
-                    for (id, r) in self.rates(prev, &s) {
+                if let Some(key) = recent.iter().rev().find(|p| s.follows(p)) {
+                    let prev = Sample {
+                        values: self.row_values(h, key.ts_ms, key.seq, &mut chain)?,
+                        ..*key
+                    };
+                    for (id, r) in self.rates(&prev, &s) {
                         adds.push((id, s.ts_ms, r));
                     }
                 }
@@ -230,7 +235,10 @@ impl Tsdb {
             if recent.len() == REBUILD_WINDOW {
                 recent.pop_front();
             }
-            recent.push_back(s);
+            recent.push_back(Sample {
+                values: Vec::new(),
+                ..s
+            });
         }
         Ok(())
     }

@@ -145,6 +145,29 @@ impl Tsdb {
         Ok(base.unwrap_or_default())
     }
 
+    /// The values of the raw row (`host`, `ts_ms`, `seq`): from `chain` when it holds them,
+    /// else read and unpacked (none for a row that is not there).
+    pub(super) fn row_values(
+        &self,
+        host: i64,
+        ts_ms: i64,
+        seq: u64,
+        chain: &mut Chain,
+    ) -> rusqlite::Result<Values> {
+        if let Some(values) = chain.get(&(host, ts_ms, seq)) {
+            return Ok(values.clone());
+        }
+        let data: Option<Vec<u8>> = self
+            .conn
+            .prepare_cached("SELECT data FROM raw WHERE host = ?1 AND ts = ?2 AND seq = ?3")?
+            .query_row(params![host, ts_ms, seq as i64], |r| r.get(0))
+            .optional()?;
+        match data {
+            Some(data) => self.unpack(host, ts_ms, seq, &data, chain),
+            None => Ok(Vec::new()),
+        }
+    }
+
     /// Before the raw rows of `host` at or before `ts_ms` are deleted: the rows after them,
     /// in the same hour, whose base is among them are stored whole (values and lists).
     pub(super) fn rekey_after(&self, host: i64, ts_ms: i64) -> rusqlite::Result<()> {
