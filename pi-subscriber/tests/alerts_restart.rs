@@ -207,23 +207,40 @@ fn committing_every_5_min(
 /// tell the firing user rule again, and resolves `host_down` once when the server is back.
 #[test]
 fn a_pi_cut_between_heard_checkpoints_while_its_server_goes_down_brings_nothing_forward() {
+    cut_as_the_server_goes(true);
+}
+
+/// The same cut, on a Pi that first heard the server seconds before, under the 5-min commit:
+/// it must still know the server after the restart and say that it is down (it said nothing
+/// before the history committed a new host at once).
+#[test]
+fn a_pi_cut_before_it_committed_a_new_server_still_says_the_server_is_down() {
+    cut_as_the_server_goes(false);
+}
+
+fn cut_as_the_server_goes(known_before: bool) {
     let hook = Hook::start();
     let (pdir, sdir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let (http, mqtt) = (free_port(), free_port());
     let cfg = config(sdir.path(), &webhook(&hook.url));
     let p = Publisher::on_ports(pdir.path(), "200ms", http, mqtt);
-    // A Pi that has known the host for a while: its history holds it (committed every 1 s
-    // here, then stopped cleanly).
-    let s = subscriber(sdir.path(), &cfg, http, mqtt);
-    hook.wait("busy", "firing", Duration::from_secs(15));
-    s.wait_for("/health", |h| {
-        h["history"]["commits_total"].as_u64() >= Some(2)
-    });
-    s.stop();
-    assert!(!support::seqs_on_disk(sdir.path()).is_empty());
-    // Back with the default cadence; the host stays live for 6 s: on disk, "last heard"
-    // stays where the clean stop left it.
+    if known_before {
+        // A Pi that has known the host for a while: its history holds it (committed every
+        // 1 s here, then stopped cleanly).
+        let s = subscriber(sdir.path(), &cfg, http, mqtt);
+        hook.wait("busy", "firing", Duration::from_secs(15));
+        s.wait_for("/health", |h| {
+            h["history"]["commits_total"].as_u64() >= Some(2)
+        });
+        s.stop();
+        assert!(!support::seqs_on_disk(sdir.path()).is_empty());
+    }
+    // With the default cadence; the host stays live for 6 s: on disk, "last heard" stays
+    // where the clean stop (or the busy alert's save) left it.
     let s = committing_every_5_min(sdir.path(), &cfg, http, mqtt);
+    if !known_before {
+        hook.wait("busy", "firing", Duration::from_secs(15));
+    }
     std::thread::sleep(Duration::from_secs(6));
     let stale = on_disk(sdir.path()).expect("alerts.json").1;
     drop(p);

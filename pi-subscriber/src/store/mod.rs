@@ -392,6 +392,11 @@ impl SharedStore {
         Ok(done?)
     }
 
+    /// Whether the history holds a host it never committed (the writer then commits at once).
+    pub fn history_holds_a_new_host(&self) -> Result<bool, HistoryError> {
+        Ok(self.tsdb()?.holds_a_new_host())
+    }
+
     /// Copies the history's counters to `/health` (the writer does it every second, between
     /// commits).
     pub fn refresh_stats(&self) -> Result<(), HistoryError> {

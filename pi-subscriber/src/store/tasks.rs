@@ -134,14 +134,27 @@ fn history_writer(
             };
             let now = tokio::time::Instant::now();
             if !stop && last_commit.is_some_and(|t| now - t < commit_interval) {
-                // Between commits, `/health` still shows the counters of the second.
+                // Between commits, `/health` still shows the counters of the second. A host
+                // seen for the first time is committed at once: a Pi cut before its first
+                // commit would not know the host after the restart (and say nothing of it).
                 let s = store.clone();
-                match tokio::task::spawn_blocking(move || s.refresh_stats()).await {
-                    Ok(Ok(())) => {}
-                    Ok(Err(error)) => tracing::warn!(%error, "cannot read the history's counters"),
-                    Err(error) => tracing::warn!(%error, "history writer task failed"),
+                let new_host = tokio::task::spawn_blocking(move || {
+                    s.refresh_stats()?;
+                    s.history_holds_a_new_host()
+                })
+                .await;
+                match new_host {
+                    Ok(Ok(true)) => {}
+                    Ok(Ok(false)) => continue,
+                    Ok(Err(error)) => {
+                        tracing::warn!(%error, "cannot read the history's counters");
+                        continue;
+                    }
+                    Err(error) => {
+                        tracing::warn!(%error, "history writer task failed");
+                        continue;
+                    }
                 }
-                continue;
             }
             last_commit = Some(now);
             let maintain = last_maintain.is_none_or(|t| now - t >= Duration::from_secs(60));

@@ -131,8 +131,13 @@ impl Tsdb {
         if let Some(h) = self.hosts.get(host) {
             return Ok(h.id);
         }
-        self.conn
-            .execute("INSERT OR IGNORE INTO hosts (name) VALUES (?1)", [host])?;
+        if self
+            .conn
+            .execute("INSERT OR IGNORE INTO hosts (name) VALUES (?1)", [host])?
+            > 0
+        {
+            self.tx.new_host();
+        }
         let id: i64 = self
             .conn
             .query_row("SELECT id FROM hosts WHERE name = ?1", [host], |r| r.get(0))?;

@@ -176,3 +176,25 @@ fn a_long_pi_outage_keeps_the_open_buckets() {
     assert_eq!(tier, Tier::Hour);
     assert_eq!(s[0].points, [(T0, Some(45.0))]);
 }
+
+#[test]
+fn a_host_stored_for_the_first_time_asks_for_a_commit_until_one_holds_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut db = open(dir.path(), T0);
+    let at = |i: u64| T0 + 15_000 * i as i64;
+    assert!(!db.holds_a_new_host());
+    db.ingest(&snap(1, at(1), 10.0, 0), true, at(1)).unwrap();
+    assert!(db.holds_a_new_host());
+    db.ingest(&snap(2, at(2), 20.0, 8), true, at(2)).unwrap();
+    assert!(db.holds_a_new_host());
+    db.commit().unwrap();
+    assert!(!db.holds_a_new_host());
+    // A known host waits for `commit_interval`, after a restart too.
+    db.ingest(&snap(3, at(3), 30.0, 16), true, at(3)).unwrap();
+    assert!(!db.holds_a_new_host());
+    db.commit().unwrap();
+    drop(db);
+    let mut db = open(dir.path(), at(4));
+    db.ingest(&snap(4, at(4), 40.0, 24), true, at(4)).unwrap();
+    assert!(!db.holds_a_new_host());
+}

@@ -29,9 +29,16 @@ pub struct TxLog {
     unsaved: Vec<Hole>,
     /// The newest "now" the store was given (what a rebuild after a rollback measures from).
     pub now_ms: i64,
+    /// A host was first stored in it: the writer commits at once, not at `commit_interval`
+    /// (a Pi cut before would come back not knowing the host, and say nothing of it).
+    new_host: bool,
 }
 
 impl TxLog {
+    pub fn new_host(&mut self) {
+        self.new_host = true;
+    }
+
     pub fn stored_sample(&mut self, host: &str, seq: u64, ts_ms: i64) {
         let e = self
             .samples
@@ -109,6 +116,7 @@ impl Tsdb {
                 self.tx.flushed_before = None;
                 self.tx.samples.clear();
                 self.tx.unsaved.clear();
+                self.tx.new_host = false;
                 self.stats.commits_total += 1;
                 Ok(())
             }
@@ -122,6 +130,11 @@ impl Tsdb {
 
     /// Rolls the open transaction back (SQLite may have done it already) and undoes it in
     /// memory; its samples become holes, saved by the next transaction that commits.
+    /// Whether the open transaction holds a host never committed before: commit it now.
+    pub fn holds_a_new_host(&self) -> bool {
+        self.in_tx && self.tx.new_host
+    }
+
     pub(super) fn roll_back(&mut self) {
         if !self.conn.is_autocommit() {
             if let Err(error) = self.conn.execute_batch("ROLLBACK") {
@@ -129,6 +142,7 @@ impl Tsdb {
             }
         }
         self.in_tx = false;
+        self.tx.new_host = false;
         self.stats.rollbacks_total += 1;
         if let Some(flushed) = self.tx.flushed_before.take() {
             self.flushed = flushed;
