@@ -26,7 +26,12 @@ fn start_pi(net: &Netns, data: &Path, endpoint: &str, commit: &str) -> (Guard, C
         data,
         endpoint,
         &["--max-age", "3"],
-        &[("PI_SUBSCRIBER_HISTORY__COMMIT_INTERVAL", commit)],
+        // Without the Pi's own host: first stored in the second run, it would be committed
+        // at once (a new host is) and take the publisher's samples with it before the cut.
+        &[
+            ("PI_SUBSCRIBER_HISTORY__COMMIT_INTERVAL", commit),
+            ("PI_SUBSCRIBER_SELF__ENABLED", "false"),
+        ],
     )
 }
 
