@@ -3,7 +3,7 @@
 //!
 //! Dense, a row was 60 (minute tier) or 24 (hour tier) `Option<Bucket>` of 56 bytes each,
 //! ~4.7 KB a series whether the hour or the day had just begun or not. Here a bucket takes
-//! 14 to 47 bytes and an empty slot none. Nothing is rounded: a bucket read back is bit for
+//! 10 to 47 bytes and an empty slot none. Nothing is rounded: a bucket read back is bit for
 //! bit the one a dense row would hold (the values are `f64` until the row is written, where
 //! `pack.rs` stores them as `f32`).
 
@@ -342,7 +342,12 @@ mod tests {
             row.add(Tier::Minute, start, (i / 4) as usize, 45.0, ts);
         }
         assert_eq!(row.heap_bytes(), 60 * 14);
-        // A value `f32` cannot hold takes its eight bytes in min, sum and last alike.
+        // The least: one value `f32` holds (header, min, count, time).
+        let mut row = OpenRow::default();
+        row.add(Tier::Minute, start, 7, 40.0, start + 7 * 60_000 + 15_000);
+        assert_eq!(row.heap_bytes(), 10);
+        // A value `f32` cannot hold takes eight bytes (max, sum and last, its bits, none);
+        // a second one makes max, sum and last differ from min.
         let mut row = OpenRow::default();
         row.add(Tier::Minute, start, 0, 37.4, start);
         assert_eq!(row.heap_bytes(), HEADER + 8 + 1 + 2);
