@@ -129,8 +129,9 @@ pub struct HistorySettings {
     pub hour: Duration,
     /// Series (metric and label set) per host at most; new ones beyond are dropped, counted.
     pub max_series_per_host: usize,
-    /// Series over all hosts at most: each keeps ~4.7 KB of open bucket rows in memory, so
-    /// this bounds the Pi's RSS whatever hosts and names a flood invents.
+    /// Series over all hosts at most: each keeps up to ~4 KB of open bucket rows in memory
+    /// (`tsdb/open_row.rs`), so this bounds the Pi's RSS whatever hosts and names a flood
+    /// invents.
     pub max_series: usize,
     /// Hosts tracked at most; snapshots from more are refused and counted.
     pub max_hosts: usize,

@@ -59,6 +59,7 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    daemon_kit::daemon::one_malloc_arena();
     let cli = Cli::parse();
     daemon_kit::daemon::init_logging();
     let overrides = Overrides {

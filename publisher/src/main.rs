@@ -61,20 +61,8 @@ enum Command {
     CheckConfig,
 }
 
-/// One malloc arena for all threads (glibc gives each thread that allocates its own, up to
-/// 8 per core, each with its own free lists and slack): the broker's, the blocking and the
-/// helper threads allocate little and seldom (issue 22: ~150 kB less RSS). Before any thread.
-fn one_malloc_arena() {
-    #[cfg(target_env = "gnu")]
-    // SAFETY: mallopt(3) with a documented parameter, called before any other thread exists.
-    #[allow(unsafe_code)]
-    unsafe {
-        libc::mallopt(libc::M_ARENA_MAX, 1);
-    }
-}
-
 fn main() -> ExitCode {
-    one_malloc_arena();
+    daemon_kit::daemon::one_malloc_arena();
     let cli = Cli::parse();
     daemon_kit::daemon::init_logging();
     let overrides = Overrides {

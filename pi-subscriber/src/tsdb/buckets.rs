@@ -7,6 +7,7 @@ use rusqlite::{params, OptionalExtension};
 
 use super::chain::Chain;
 use super::db::{Sample, Tsdb, FUTURE_MS, GRACE_MS, NEIGHBOUR_WINDOW_MS};
+use super::open_row::OpenRow;
 use super::pack;
 use super::rollup::{floor, Bucket, Tier, HOUR_MS};
 use super::TsdbError;
@@ -39,11 +40,10 @@ impl Tsdb {
                 merge_slot(&mut row, slot, value, ts_ms);
                 self.write_row(tier, series, start, &row)?;
             } else {
-                let row = self
-                    .open
+                self.open
                     .entry((tier, series, start))
-                    .or_insert_with(|| vec![None; tier.slots()]);
-                merge_slot(row, slot, value, ts_ms);
+                    .or_default()
+                    .add(tier, start, slot, value, ts_ms);
             }
         }
         Ok(())
@@ -118,14 +118,7 @@ impl Tsdb {
             for key in done {
                 if let Some(row) = self.open.remove(&key) {
                     let mut stored = self.read_row(tier, key.1, key.2)?;
-                    for (i, b) in row.iter().enumerate() {
-                        if let Some(b) = b {
-                            match &mut stored[i] {
-                                Some(s) => s.merge(b),
-                                slot => *slot = Some(*b),
-                            }
-                        }
-                    }
+                    merge_open(&mut stored, &row, tier, key.2);
                     self.write_row(tier, key.1, key.2, &stored)?;
                 }
             }
@@ -224,11 +217,10 @@ impl Tsdb {
                         && ts >= self.retention.horizon(tier, now_ms)
                     {
                         let slot = ((ts - start) / tier.bucket_ms()) as usize;
-                        let row = self
-                            .open
+                        self.open
                             .entry((tier, id, start))
-                            .or_insert_with(|| vec![None; tier.slots()]);
-                        merge_slot(row, slot, v, ts);
+                            .or_default()
+                            .add(tier, start, slot, v, ts);
                     }
                 }
             }
@@ -252,6 +244,19 @@ pub(super) fn merge_slot(row: &mut [Option<Bucket>], slot: usize, value: f64, ts
         match cell {
             Some(b) => b.add(value, ts_ms),
             None => *cell = Some(Bucket::of(value, ts_ms)),
+        }
+    }
+}
+
+/// Merges the buckets of open row `open` (of `tier`, starting at `start_ms`) into the dense
+/// row `row` of the same place.
+pub(super) fn merge_open(row: &mut [Option<Bucket>], open: &OpenRow, tier: Tier, start_ms: i64) {
+    for (slot, b) in open.buckets(tier, start_ms) {
+        if let Some(cell) = row.get_mut(slot) {
+            match cell {
+                Some(s) => s.merge(&b),
+                None => *cell = Some(b),
+            }
         }
     }
 }

@@ -11,7 +11,8 @@ use serde::Serialize;
 use super::chain::Chain;
 
 use super::derive::partial_key;
-use super::rollup::{Bucket, Retention, Tier, MINUTE_MS};
+use super::open_row::OpenRow;
+use super::rollup::{Retention, Tier, MINUTE_MS};
 use super::TsdbError;
 use crate::rates::{boot_hash, Derived};
 use crate::registry::{Value, METRICS};
@@ -105,15 +106,15 @@ pub struct Tsdb {
     pub(super) hosts: HashMap<String, HostCache>,
     /// series id → (host, metric index, label).
     pub(super) series: HashMap<u32, (String, usize, String)>,
-    /// Open bucket rows: (tier, series, row start) → buckets.
-    pub(super) open: BTreeMap<(Tier, u32, i64), Vec<Option<Bucket>>>,
+    /// Open bucket rows: (tier, series, row start) → the buckets that hold values.
+    pub(super) open: BTreeMap<(Tier, u32, i64), OpenRow>,
     /// Every row of the tier ending at or before this is written.
     pub(super) flushed: HashMap<Tier, i64>,
     pub(super) in_tx: bool,
     /// What the open transaction changed, to undo or redo if it fails (`tx.rs`).
     pub(super) tx: super::tx::TxLog,
     pub stats: TsdbStats,
-    /// Series over all hosts at most (each costs ~4.7 KB of open bucket rows in memory).
+    /// Series over all hosts at most (each costs up to ~4 KB of open bucket rows in memory).
     pub(super) max_series_total: usize,
     /// Remote write's cursors, by remote and host id (`rw.rs`).
     pub(super) rw: super::rw::Cursors,

@@ -28,6 +28,7 @@ pub mod holes;
 mod limits;
 mod minute;
 mod open;
+mod open_row;
 pub mod pack;
 mod query;
 mod raw;

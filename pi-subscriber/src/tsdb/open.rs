@@ -95,8 +95,10 @@ impl Tsdb {
             // 2 KiB pages (for a new database; one made before keeps its 1 KiB): a raw row
             // with its top-process lists (~370 bytes) stays in its page, where 1 KiB pages
             // spilled every such row over ~230 bytes to an overflow page of its own
-            // (`bench tsdb`: 12.4 MB written a host-day instead of 17.4).
-            "PRAGMA page_size = 2048; PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA cache_size = -2000;
+            // (`bench tsdb`: 12.4 MB written a host-day instead of 17.4). A page cache of
+            // 1 MiB, not SQLite's 2: the rebuild at start-up fills it, and every KiB of it is
+            // the Pi's RSS; the bytes written are the same (issue 22, docs/benchmarks.md).
+            "PRAGMA page_size = 2048; PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA cache_size = -1000;
              PRAGMA wal_autocheckpoint = 1000; PRAGMA foreign_keys = OFF;",
         )
         .map_err(err)?;

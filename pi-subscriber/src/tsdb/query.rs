@@ -234,14 +234,7 @@ impl Tsdb {
             let row = rows
                 .entry(*start)
                 .or_insert_with(|| vec![None; tier.slots()]);
-            for (slot, b) in open.iter().enumerate() {
-                if let Some(b) = b {
-                    match &mut row[slot] {
-                        Some(s) => s.merge(b),
-                        cell => *cell = Some(*b),
-                    }
-                }
-            }
+            super::buckets::merge_open(row, open, tier, *start);
         }
         let mut out = Vec::new();
         for (start, row) in rows {
