@@ -77,6 +77,10 @@ pub struct StatSample {
     pub all: CpuTimes,
     /// `(cpu number, times)`, in file order. Offline CPUs have no line.
     pub cores: Vec<(u32, CpuTimes)>,
+    /// The `processes` line: forks and clones (threads too) since boot, in every pid
+    /// namespace (`total_forks`, counted after the new task is in the pid tables). `None`
+    /// when the line is missing, repeated or not one number; the CPU figures do not need it.
+    pub forks: Option<u64>,
 }
 
 /// Parses the `cpu` and `cpuN` lines of `/proc/stat`; other lines are ignored.
@@ -91,9 +95,19 @@ pub fn parse_stat(text: &str) -> Result<StatSample, ParseError> {
 pub fn parse_stat_into(text: &str, sample: &mut StatSample) -> Result<(), ParseError> {
     let mut all = None;
     sample.cores.clear();
+    // `Some(None)`: seen, but not usable.
+    let mut forks: Option<Option<u64>> = None;
     for (index, line) in text.lines().enumerate() {
         let mut words = line.split_ascii_whitespace();
         let Some(label) = words.next() else { continue };
+        if label == "processes" {
+            let value = match (words.next(), words.next(), forks) {
+                (Some(n), None, None) => parse_u64(n).ok(),
+                _ => None,
+            };
+            forks = Some(value);
+            continue;
+        }
         let Some(cpu_id) = label.strip_prefix("cpu") else {
             continue;
         };
@@ -127,6 +141,7 @@ pub fn parse_stat_into(text: &str, sample: &mut StatSample) -> Result<(), ParseE
             sample.cores.push((n, times));
         }
     }
+    sample.forks = forks.flatten();
     sample.all = all.ok_or(ParseError::Missing("aggregate \"cpu\" line"))?;
     Ok(())
 }
@@ -214,6 +229,26 @@ mod tests {
 
     const T0: &str = "cpu  100 10 50 1000 20 5 5 0 40 4\ncpu0 50 5 25 500 10 2 3 0 20 2\ncpu1 50 5 25 500 10 3 2 0 20 2\nintr 1 2 3\nctxt 99\n";
     const T1: &str = "cpu  200 10 100 1100 40 5 5 0 90 4\ncpu0 150 5 50 500 10 2 3 0 70 2\ncpu1 50 5 50 600 30 3 2 0 20 2\nintr 1 2 3\n";
+
+    #[test]
+    fn the_fork_count_is_one_number_on_one_line_or_none() {
+        let forks = |extra: &str| parse_stat(&format!("{T0}{extra}")).unwrap().forks;
+        assert_eq!(
+            forks("processes 8812345\nprocs_running 2\n"),
+            Some(8_812_345)
+        );
+        assert_eq!(forks(""), None);
+        assert_eq!(forks("processes\n"), None);
+        assert_eq!(forks("processes 12 13\n"), None);
+        assert_eq!(forks("processes -1\n"), None);
+        assert_eq!(forks("processes 99999999999999999999\n"), None);
+        assert_eq!(forks("processes 12\nprocesses 12\n"), None, "repeated");
+        // The CPU figures do not depend on it.
+        assert_eq!(
+            parse_stat(&format!("{T0}processes x\n")).unwrap().all,
+            parse_stat(T0).unwrap().all
+        );
+    }
 
     #[test]
     fn guest_time_is_not_counted_twice() {

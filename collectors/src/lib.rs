@@ -294,10 +294,12 @@ impl Collectors {
         let network = self.check(CollectorName::Network, read);
         let read_at = SystemTime::now();
         let now = Instant::now();
+        // Read before the top processes: while it stands still, `<proc>` is not listed.
+        let forks = if stat_ok { stat.forks } else { None };
         let processes = self
             .processes
             .as_mut()
-            .map(|p| p.read(&self.roots, read_at));
+            .map(|p| p.read_counted(&self.roots, read_at, forks));
         let processes = match processes {
             Some(r) => self.check(CollectorName::Processes, r),
             None => None,

@@ -39,8 +39,13 @@ pub(crate) struct ProcDir {
     /// A listing failed part-way: open the directory afresh next time.
     reopen: bool,
     buf: Vec<MaybeUninit<u8>>,
-    /// The numeric entries of the last listing, in directory order.
+    /// The numeric entries of the last listing, in directory order, less those
+    /// [`ProcDir::forget`] removed since.
     pub pids: Vec<PidEntry>,
+    /// The last listing reached the end of the directory (no error, not cut at `max`).
+    complete: bool,
+    /// The directory held is a procfs (not a fixture tree).
+    procfs: bool,
 }
 
 impl ProcDir {
@@ -54,6 +59,7 @@ impl ProcDir {
         number: impl Fn(&[u8]) -> Option<u32>,
     ) -> Result<(), Errno> {
         self.pids.clear();
+        self.complete = false;
         if self.root != root || self.reopen {
             self.fd = None;
             self.reopen = false;
@@ -70,6 +76,8 @@ impl ProcDir {
                 OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
                 Mode::empty(),
             )?;
+            self.procfs =
+                rustix::fs::fstatfs(&fd).is_ok_and(|s| s.f_type == rustix::fs::PROC_SUPER_MAGIC);
             self.fd = Some(fd);
         }
         let Some(fd) = self.fd.as_ref() else {
@@ -81,7 +89,10 @@ impl ProcDir {
         let mut dir = RawDir::new(fd, &mut self.buf);
         for _ in 0..max {
             match dir.next() {
-                None => break,
+                None => {
+                    self.complete = true;
+                    break;
+                }
                 Some(Err(_)) => {
                     self.reopen = true;
                     break;
@@ -101,6 +112,26 @@ impl ProcDir {
             }
         }
         Ok(())
+    }
+
+    /// Whether [`ProcDir::pids`] holds every numeric entry of `root` at its last listing.
+    pub fn complete(&self, root: &Path) -> bool {
+        self.complete && self.root == root && self.fd.is_some()
+    }
+
+    /// Whether the directory held is a procfs, where a `stat` file held open fails once its
+    /// process has exited (a fixture's file can still be read after it was removed).
+    pub fn procfs(&self) -> bool {
+        self.procfs
+    }
+
+    /// Removes the pids in `gone` (sorted here) from [`ProcDir::pids`]: processes that exited.
+    pub fn forget(&mut self, gone: &mut [u32]) {
+        if gone.is_empty() {
+            return;
+        }
+        gone.sort_unstable();
+        self.pids.retain(|e| gone.binary_search(&e.pid).is_err());
     }
 
     /// The directory listed last (`None` before the first listing or after a failed open).

@@ -7,8 +7,11 @@
 //! open between samples and is re-read with `pread` (up to 4096 of them, half the soft file
 //! limit, which is raised towards the hard one), so a long-lived process costs one system call
 //! a sample, and nothing is allocated per process. `<proc>` itself stays open too and is listed
-//! from its start each sample ([`crate::proc_dir`]); the owners of the chosen few are looked up
-//! relative to it, once per process when it is in both lists.
+//! from its start ([`crate::proc_dir`]) when a task may have been created since its last
+//! listing: [`ProcessCollector::read_counted`] is given the fork count of `<proc>/stat` read
+//! before it, and while that count stands still the pids listed last, less those whose `stat`
+//! is gone (`ENOENT`, `ESRCH`: exited), are exactly the processes there are. The owners of the
+//! chosen few are looked up relative to it, once per process when it is in both lists.
 
 use std::collections::HashMap;
 use std::os::fd::OwnedFd;
@@ -20,7 +23,7 @@ use std::time::SystemTime;
 use broker::{ProcessTop, Processes};
 
 use super::{CollectError, Roots};
-use crate::proc_dir::ProcDir;
+use crate::proc_dir::{PidEntry, ProcDir};
 
 /// Processes looked at per sample at most (a fork bomb does not make a sample unbounded).
 pub const MAX_PROCESSES: usize = 65_536;
@@ -152,6 +155,27 @@ pub struct ProcessCollector {
     names: Vec<u8>,
     /// `<proc>`, open between samples, and the pids it listed.
     dir: ProcDir,
+    /// The fork count read before `dir` was listed (`None`: listed without one).
+    listed_forks: Option<u64>,
+    /// Pids whose `stat` was gone this sample.
+    gone: Vec<u32>,
+}
+
+/// Why a `stat` gave no line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Unread {
+    /// `ENOENT` or `ESRCH`: the process exited (its pid is free, so not listed again).
+    Exited,
+    /// Anything else (too long, out of file descriptors): tried again next sample.
+    Failed,
+}
+
+fn unread(e: rustix::io::Errno) -> Unread {
+    if e == rustix::io::Errno::NOENT || e == rustix::io::Errno::SRCH {
+        Unread::Exited
+    } else {
+        Unread::Failed
+    }
 }
 
 /// How many `stat` files may stay open: [`MAX_HELD`], and at most half the file descriptors
@@ -195,42 +219,63 @@ impl ProcessCollector {
             entries: Vec::new(),
             names: Vec::new(),
             dir: ProcDir::default(),
+            listed_forks: None,
+            gone: Vec::new(),
         }
     }
 
     /// Reads `<pid>/stat` into the buffer: `pread` on the file kept open since an earlier
     /// sample (a process that exited answers with an error: its file is closed), else opened
     /// relative to the `<proc>` directory and kept when the budget allows. Returns the length.
-    fn stat(&mut self, proc: &OwnedFd, pid: u32, name: &[u8]) -> Option<usize> {
+    fn stat(&mut self, proc: &OwnedFd, pid: u32, name: &[u8]) -> Result<usize, Unread> {
         if let Some(fd) = self.held.remove(&pid) {
             if let Ok(n) = rustix::io::pread(&fd, &mut self.buf[..], 0) {
                 if n > 0 && n < STAT_BUF {
                     self.kept.insert(pid, fd);
-                    return Some(n);
+                    return Ok(n);
                 }
             }
         }
         let mut rel = [0u8; 32];
-        let path = name.len().checked_add(5).filter(|l| *l < rel.len())?;
+        let path = name
+            .len()
+            .checked_add(5)
+            .filter(|l| *l < rel.len())
+            .ok_or(Unread::Failed)?;
         rel[..name.len()].copy_from_slice(name);
         rel[name.len()..path].copy_from_slice(b"/stat");
-        let rel = std::str::from_utf8(&rel[..path]).ok()?;
-        let fd =
-            rustix::fs::openat(proc, rel, OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty()).ok()?;
+        let rel = std::str::from_utf8(&rel[..path]).map_err(|_| Unread::Failed)?;
+        let fd = rustix::fs::openat(proc, rel, OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty())
+            .map_err(unread)?;
         // One read: a stat line is a few hundred bytes (procfs hands it over whole).
-        let n = rustix::io::read(&fd, &mut self.buf[..]).ok()?;
+        let n = rustix::io::read(&fd, &mut self.buf[..]).map_err(unread)?;
         if n == 0 || n >= STAT_BUF {
-            return None;
+            return Err(Unread::Failed);
         }
         if self.kept.len() < self.max_held {
             self.kept.insert(pid, fd);
         }
-        Some(n)
+        Ok(n)
     }
 
     /// One sample: every process's stat, the top lists; `Err` only when `<proc>` cannot be
-    /// listed (a process that exits meanwhile is skipped).
+    /// listed (a process that exits meanwhile is skipped). `<proc>` is listed every time.
     pub fn read(&mut self, roots: &Roots, now: SystemTime) -> Result<Processes, CollectError> {
+        self.read_counted(roots, now, None)
+    }
+
+    /// [`ProcessCollector::read`], with `forks`, the fork count of `<proc>/stat`
+    /// ([`crate::cpu::StatSample::forks`]) read before this call: when it is the count read
+    /// before the last complete listing of the same `<proc>`, no process or thread has been
+    /// created since (the kernel counts a fork after the new task is listable), so the pids
+    /// of that listing that still have a `stat` are the exact set and `<proc>` is not listed.
+    /// `None` (no count, or a malformed one) lists, as [`ProcessCollector::read`] does.
+    pub fn read_counted(
+        &mut self,
+        roots: &Roots,
+        now: SystemTime,
+        forks: Option<u64>,
+    ) -> Result<Processes, CollectError> {
         let err = |e: rustix::io::Errno| CollectError::Read {
             path: roots.proc.clone(),
             source: e.into(),
@@ -241,20 +286,34 @@ impl ProcessCollector {
         }
         // Out of `self` while its entries are read (put back below, whatever happens).
         let mut dir = std::mem::take(&mut self.dir);
-        let listed = dir.list(&roots.proc, MAX_PROCESSES, |name| {
-            number(name).and_then(|p| u32::try_from(p).ok())
-        });
+        self.gone.clear();
+        let unchanged = forks.is_some() && forks == self.listed_forks && dir.complete(&roots.proc);
+        let listed = if unchanged {
+            if !dir.procfs() {
+                // A fixture's `stat` held open still reads after its directory was removed:
+                // open each again, so that a process gone is seen gone.
+                self.held.clear();
+            }
+            Ok(())
+        } else {
+            let listed = dir.list(&roots.proc, MAX_PROCESSES, |name| {
+                number(name).and_then(|p| u32::try_from(p).ok())
+            });
+            self.listed_forks = forks;
+            listed
+        };
         let result = match (listed, dir.fd()) {
-            (Ok(()), Some(proc)) => Ok(self.read_listed(proc, &dir, now)),
+            (Ok(()), Some(proc)) => Ok(self.read_listed(proc, &dir.pids, now)),
             (Err(e), _) => Err(err(e)),
             (Ok(()), None) => Err(err(rustix::io::Errno::BADF)),
         };
+        dir.forget(&mut self.gone);
         self.dir = dir;
         result
     }
 
     /// [`ProcessCollector::read`] once `<proc>` is listed: each listed pid's `stat`, the lists.
-    fn read_listed(&mut self, proc: &OwnedFd, dir: &ProcDir, now: SystemTime) -> Processes {
+    fn read_listed(&mut self, proc: &OwnedFd, pids: &[PidEntry], now: SystemTime) -> Processes {
         let elapsed_s = self
             .previous_at
             .and_then(|t| now.duration_since(t).ok())
@@ -264,10 +323,15 @@ impl ProcessCollector {
         self.kept.clear();
         self.entries.clear();
         self.names.clear();
-        for listed in &dir.pids {
+        for listed in pids {
             let pid = listed.pid;
-            let Some(n) = self.stat(proc, pid, listed.name()) else {
-                continue;
+            let n = match self.stat(proc, pid, listed.name()) {
+                Ok(n) => n,
+                Err(Unread::Exited) => {
+                    self.gone.push(pid);
+                    continue;
+                }
+                Err(Unread::Failed) => continue,
             };
             let Some(stat) = parse_stat_bytes(&self.buf[..n]).filter(|s| s.pid == pid) else {
                 continue;

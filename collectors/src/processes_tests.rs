@@ -197,3 +197,145 @@ fn the_proc_directory_stays_open_and_each_listing_is_exact() {
         "more entries than one getdents64 call returns"
     );
 }
+
+/// A fixture `<proc>/stat` whose `processes` line (forks since boot) is `forks`.
+fn write_forks(proc: &std::path::Path, forks: &str) {
+    std::fs::create_dir_all(proc).unwrap();
+    std::fs::write(
+        proc.join("stat"),
+        format!("cpu  10 0 10 100 0 0 0 0 0 0\ncpu0 10 0 10 100 0 0 0 0 0 0\nctxt 7\n{forks}procs_running 1\n"),
+    )
+    .unwrap();
+}
+
+fn add(proc: &std::path::Path, pid: u32, rss: u64) {
+    std::fs::create_dir_all(proc.join(pid.to_string())).unwrap();
+    std::fs::write(
+        proc.join(format!("{pid}/stat")),
+        stat_line(pid, "p", 0, 5, rss),
+    )
+    .unwrap();
+}
+
+fn rss_pids(p: &Processes) -> Vec<u32> {
+    p.top_rss.iter().map(|t| t.pid).collect()
+}
+
+#[test]
+fn proc_is_listed_again_only_when_a_task_was_created_since() {
+    let tmp = tempfile::tempdir().unwrap();
+    let roots = Roots::under(tmp.path());
+    let proc = roots.proc.clone();
+    write_forks(&proc, "processes 500\n");
+    add(&proc, 100, 10);
+    add(&proc, 101, 20);
+    let mut c = crate::Collectors::new(roots, crate::network::default_filter())
+        .with_filesystems(None)
+        .with_processes(Some(ProcessCollector::new(5, tmp.path().join("passwd"))));
+    let mut sample = || c.sample().processes.expect("processes");
+    let p = sample();
+    assert_eq!((p.count, rss_pids(&p)), (2, vec![101, 100]));
+
+    // A pid directory appears but no fork or clone was counted: `<proc>` is not listed again
+    // (procfs never shows a task the counter missed), so 102 is not seen.
+    add(&proc, 102, 30);
+    let p = sample();
+    assert_eq!((p.count, rss_pids(&p)), (2, vec![101, 100]), "listed again");
+
+    // 101 exits (nothing created): dropped from the known set, for good.
+    std::fs::remove_dir_all(proc.join("101")).unwrap();
+    let p = sample();
+    assert_eq!((p.count, rss_pids(&p)), (1, vec![100]));
+    let p = sample();
+    assert_eq!((p.count, rss_pids(&p)), (1, vec![100]));
+
+    // A fork was counted: listed again, 102 found.
+    write_forks(&proc, "processes 501\n");
+    let p = sample();
+    assert_eq!((p.count, rss_pids(&p)), (2, vec![102, 100]));
+
+    // A `processes` line that is missing or not one number, twice alike: listed each time.
+    for (pid, line) in [
+        (201, ""),
+        (202, ""),
+        (203, "processes x\n"),
+        (204, "processes x\n"),
+        (205, "processes 501 7\n"),
+        (206, "processes 501\nprocesses 501\n"),
+        (207, "processes -1\n"),
+    ] {
+        add(&proc, pid, u64::from(pid) * 100);
+        write_forks(&proc, line);
+        let p = sample();
+        assert_eq!(rss_pids(&p)[0], pid, "{line:?}");
+    }
+    // `<proc>/stat` unreadable: no count, listed.
+    std::fs::remove_file(proc.join("stat")).unwrap();
+    add(&proc, 300, 30_000);
+    let p = sample();
+    assert_eq!(rss_pids(&p)[0], 300, "no stat: listed");
+}
+
+#[test]
+fn without_a_fork_count_every_read_lists() {
+    let tmp = tempfile::tempdir().unwrap();
+    let proc = tmp.path().join("proc");
+    add(&proc, 100, 10);
+    let roots = Roots {
+        proc: proc.clone(),
+        sys: tmp.path().join("sys"),
+    };
+    let mut c = ProcessCollector::new(5, tmp.path().join("passwd"));
+    let t0 = SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_000_000);
+    let at = |s: u64| t0 + std::time::Duration::from_secs(s);
+    c.read_counted(&roots, at(0), Some(9)).unwrap();
+    add(&proc, 101, 10);
+    assert_eq!(
+        c.read_counted(&roots, at(1), Some(9)).unwrap().count,
+        1,
+        "skipped"
+    );
+    assert_eq!(c.read(&roots, at(2)).unwrap().count, 2, "read lists");
+    add(&proc, 102, 10);
+    assert_eq!(c.read_counted(&roots, at(3), Some(9)).unwrap().count, 3);
+    assert_eq!(c.read_counted(&roots, at(4), None).unwrap().count, 3);
+    // Another root with the same count: listed.
+    let other = tempfile::tempdir().unwrap();
+    add(&other.path().join("proc"), 7, 1);
+    let roots = Roots::under(other.path());
+    let p = c.read_counted(&roots, at(5), Some(9)).unwrap();
+    assert_eq!(rss_pids(&p), vec![7]);
+}
+
+#[test]
+fn on_procfs_a_process_that_exits_while_the_fork_count_stands_still_is_dropped() {
+    let roots = Roots::default();
+    let mut c = ProcessCollector::new(MAX_TOP, "/etc/passwd");
+    let mut kid = std::process::Command::new("sleep")
+        .arg("60")
+        .spawn()
+        .unwrap();
+    let id = kid.id();
+    let t0 = SystemTime::now();
+    // Any count will do: the same one twice says "nothing created since" (true here for
+    // what the test looks at: the child was created before the first read).
+    c.read_counted(&roots, t0, Some(7)).unwrap();
+    assert!(c.held.contains_key(&id), "the child's stat is held");
+    assert!(c.dir.pids.iter().any(|e| e.pid == id));
+    kid.kill().unwrap();
+    kid.wait().unwrap();
+    let p = c
+        .read_counted(&roots, t0 + std::time::Duration::from_secs(1), Some(7))
+        .unwrap();
+    assert!(c.dir.procfs(), "/proc is a procfs");
+    assert!(
+        !c.held.contains_key(&id),
+        "its held file failed and was closed"
+    );
+    assert!(
+        !c.dir.pids.iter().any(|e| e.pid == id),
+        "dropped from the set"
+    );
+    assert!(!pids(&p).contains(&id));
+    assert!(p.count > 0);
+}

@@ -2,7 +2,8 @@
 //! settings error ([`settings`]), the HTTP error type ([`http_error`]), crash-safe record files
 //! ([`record`]), reconnect backoff ([`backoff`]), durations in config files ([`duration`]), the
 //! counters shared with `/health` ([`stats`]), the TLS client towards an external MQTT
-//! broker ([`tls`]), the one MQTT client link ([`mqtt`]) and the wall clock ([`clock`]).
+//! broker ([`tls`]), the one MQTT client link ([`mqtt`]), the wall clock ([`clock`]) and a ticker
+//! that wakes its thread once a tick ([`tick`]).
 //!
 //! None of it knows about snapshots, topics or the broker; that is the `broker` crate's wire
 //! contract. The publisher, the Pi subscriber and the standalone broker binary all use it.
@@ -16,4 +17,5 @@ pub mod mqtt;
 pub mod record;
 pub mod settings;
 pub mod stats;
+pub mod tick;
 pub mod tls;

@@ -1,5 +1,6 @@
 //! CPU cost of the top-processes collector per process and sample, over a generated `/proc`
-//! of 1 000 processes (and this machine's real `/proc`), CPU time from getrusage.
+//! of 1 000 processes (and this machine's real `/proc`), CPU time from getrusage; on the real
+//! `/proc` also with the same fork count every sample (no task created: `<proc>` not listed).
 //!
 //! Run: `cargo bench -p publisher --bench processes`
 //! Env: `PROCESSES_ITERATIONS` (default 200).
@@ -13,14 +14,15 @@ use std::time::{Duration, SystemTime};
 use publisher::collectors::processes::ProcessCollector;
 use publisher::collectors::Roots;
 
-fn measure(label: &str, roots: &Roots, iterations: usize) {
+/// `forks`: the fork count handed to every read (`None`: `<proc>` listed each time).
+fn measure(label: &str, roots: &Roots, iterations: usize, forks: Option<u64>) {
     let mut c = ProcessCollector::new(5, "/etc/passwd");
     let mut now = SystemTime::now();
-    let first = c.read(roots, now).unwrap();
+    let first = c.read_counted(roots, now, forks).unwrap();
     let before = cpu_time();
     for _ in 0..iterations {
         now += Duration::from_secs(15);
-        std::hint::black_box(c.read(roots, now).unwrap());
+        std::hint::black_box(c.read_counted(roots, now, forks).unwrap());
     }
     let per_sample = (cpu_time() - before) / iterations as u32;
     let n = first.count.max(1);
@@ -47,6 +49,17 @@ fn main() {
         )
         .unwrap();
     }
-    measure("generated /proc", &Roots::under(dir.path()), iterations);
-    measure("this machine's /proc", &Roots::default(), iterations);
+    measure(
+        "generated /proc",
+        &Roots::under(dir.path()),
+        iterations,
+        None,
+    );
+    measure("this machine's /proc", &Roots::default(), iterations, None);
+    measure(
+        "this machine's /proc, no task created (not listed)",
+        &Roots::default(),
+        iterations,
+        Some(0),
+    );
 }

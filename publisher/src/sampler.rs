@@ -15,7 +15,7 @@ use daemon_kit::clock::unix_ms;
 use broker::{Snapshot, SNAPSHOT_VERSION};
 use serde::Serialize;
 use tokio::sync::watch;
-use tokio::time::{Instant, MissedTickBehavior};
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::collectors::{CollectorErrors, Collectors};
@@ -67,8 +67,8 @@ impl Sampler {
     pub async fn run(mut self, shutdown: CancellationToken) {
         self.prime().await;
         let first = Instant::now() + self.interval.min(Duration::from_secs(1));
-        let mut ticker = tokio::time::interval_at(first, self.interval);
-        ticker.set_missed_tick_behavior(MissedTickBehavior::Skip);
+        // One wakeup a tick (a timerfd), where tokio's timer wheel made three.
+        let mut ticker = daemon_kit::tick::Ticker::new(first, self.interval);
         let mut ticks: u64 = 0;
         loop {
             tokio::select! {
@@ -97,14 +97,45 @@ impl Sampler {
     }
 
     /// Takes, stores and publishes one snapshot; `None` when none was stored.
+    ///
+    /// The counters are read, the snapshot built and stored on one blocking thread, while the
+    /// failed units come from D-Bus (async) here: one hop there and back a sample, where a
+    /// hop to read and another to store woke this thread and a blocking one twice each.
     pub async fn sample_once(&mut self) -> Option<Arc<Snapshot>> {
         let mut collectors = self.collectors.take()?;
-        let joined = tokio::task::spawn_blocking(move || {
-            let reading = collectors.sample();
-            (collectors, reading)
-        })
-        .await;
-        let (collectors, mut reading) = match joined {
+        let ring = self.ring.clone();
+        let header = Snapshot {
+            v: SNAPSHOT_VERSION,
+            host: self.host.clone(),
+            seq: self.next_seq,
+            interval_s: self.interval.as_secs_f64(),
+            ..Snapshot::default()
+        };
+        let (units_tx, units_rx) = tokio::sync::oneshot::channel();
+        let task = tokio::task::spawn_blocking(move || {
+            let mut reading = collectors.sample();
+            reading.failed_units = units_rx.blocking_recv().ok().flatten();
+            // The time the counters were read, not now: the filesystem collector after them
+            // can take up to its timeout.
+            let ts_ms = unix_ms(reading.read_at);
+            let snapshot = Arc::new(reading.into_snapshot(Snapshot {
+                ts: ts_ms.div_euclid(1000),
+                ts_ms,
+                ..header
+            }));
+            // A panic here is a bug; the sampler goes on, as when this was a task of its own.
+            let written =
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| ring.append(&snapshot)))
+                    .unwrap_or_else(|_| Err("the ring append panicked".to_owned()));
+            (collectors, snapshot, written)
+        });
+        let units = match &mut self.units {
+            Some(units) => units.read().await,
+            None => None,
+        };
+        // The task is waiting for it, or will take it when it gets there.
+        let _ = units_tx.send(units);
+        let (collectors, snapshot, written) = match task.await {
             Ok(done) => done,
             Err(error) => {
                 // Only a bug could get here: the collectors return errors, they do not panic.
@@ -112,26 +143,6 @@ impl Sampler {
                 return None;
             }
         };
-        if let Some(units) = &mut self.units {
-            reading.failed_units = units.read().await;
-        }
-        // The time the counters were read, not now: the filesystem collector after them can
-        // take up to its timeout.
-        let ts_ms = unix_ms(reading.read_at);
-        let snapshot = Arc::new(reading.into_snapshot(Snapshot {
-            v: SNAPSHOT_VERSION,
-            host: self.host.clone(),
-            seq: self.next_seq,
-            ts: ts_ms.div_euclid(1000),
-            ts_ms,
-            interval_s: self.interval.as_secs_f64(),
-            ..Snapshot::default()
-        }));
-        let ring = self.ring.clone();
-        let stored = Arc::clone(&snapshot);
-        let written = tokio::task::spawn_blocking(move || ring.append(&stored))
-            .await
-            .unwrap_or_else(|e| Err(e.to_string()));
 
         let mut collector_errors = collectors.errors().clone();
         if let Some(u) = self.units.as_ref().filter(|u| u.errors > 0) {
