@@ -117,14 +117,7 @@ impl Tsdb {
                     if pending.len() > 2 * MAX_CHAIN as usize {
                         break None;
                     }
-                    let next: Option<Vec<u8>> = self
-                        .conn
-                        .prepare_cached(
-                            "SELECT data FROM raw WHERE host = ?1 AND ts = ?2 AND seq = ?3",
-                        )?
-                        .query_row(params![host, below.1, below.2 as i64], |r| r.get(0))
-                        .optional()?;
-                    match next {
+                    match self.raw_data(host, below.1, below.2)? {
                         Some(next) => {
                             key = below;
                             blob = Some(next);
@@ -157,15 +150,23 @@ impl Tsdb {
         if let Some(values) = chain.get(&(host, ts_ms, seq)) {
             return Ok(values.clone());
         }
-        let data: Option<Vec<u8>> = self
-            .conn
-            .prepare_cached("SELECT data FROM raw WHERE host = ?1 AND ts = ?2 AND seq = ?3")?
-            .query_row(params![host, ts_ms, seq as i64], |r| r.get(0))
-            .optional()?;
-        match data {
+        match self.raw_data(host, ts_ms, seq)? {
             Some(data) => self.unpack(host, ts_ms, seq, &data, chain),
             None => Ok(Vec::new()),
         }
+    }
+
+    /// The stored blob of the raw row (`host`, `ts_ms`, `seq`), as it is (whole or a delta).
+    pub(super) fn raw_data(
+        &self,
+        host: i64,
+        ts_ms: i64,
+        seq: u64,
+    ) -> rusqlite::Result<Option<Vec<u8>>> {
+        self.conn
+            .prepare_cached("SELECT data FROM raw WHERE host = ?1 AND ts = ?2 AND seq = ?3")?
+            .query_row(params![host, ts_ms, seq as i64], |r| r.get(0))
+            .optional()
     }
 
     /// Before the raw rows of `host` at or before `ts_ms` are deleted: the rows after them,

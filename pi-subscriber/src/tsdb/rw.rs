@@ -199,12 +199,7 @@ impl Tsdb {
             let Some(name) = names.get(&host) else {
                 continue;
             };
-            let data: Option<Vec<u8>> = self
-                .conn
-                .prepare_cached("SELECT data FROM raw WHERE host = ?1 AND ts = ?2 AND seq = ?3")?
-                .query_row(params![host, ts, seq], |r| r.get(0))
-                .optional()?;
-            if let Some(data) = data {
+            if let Some(data) = self.raw_data(host, ts, seq as u64)? {
                 let values = self.unpack(host, ts, seq as u64, &data, &mut chain)?;
                 out.push(self.rw_sample(name, ts, values));
             }
