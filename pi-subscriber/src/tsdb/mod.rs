@@ -18,6 +18,7 @@
 //! Blocking: call it from a thread of its own or `spawn_blocking`, never on the async
 //! workers.
 
+mod bucket_pack;
 mod buckets;
 mod chain;
 pub mod codec;

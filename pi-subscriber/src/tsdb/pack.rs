@@ -16,13 +16,11 @@
 //! the older encodings would have given (gauges and bucket fields are `f32`).
 
 use super::codec::{get_varint, put_varint};
-use super::rollup::{Bucket, Tier};
 use crate::registry::Value;
 
 /// The first two bytes of every compact encoding.
 pub const MAGIC: [u8; 2] = [0x80, 0x00];
 const DELTA_V1: u8 = 1;
-const BUCKETS_V1: u8 = 2;
 
 pub(super) fn zigzag(v: i64) -> u64 {
     ((v << 1) ^ (v >> 63)) as u64
@@ -48,7 +46,7 @@ fn hundredths(g: f64) -> Option<i64> {
 
 /// Appends gauge `g` as its change from `base` (both as stored): the shorter of the change in
 /// hundredths (tag 0) and the XOR of the `f32` bits (tag 1).
-fn put_gauge(out: &mut Vec<u8>, g: f64, base: f64) {
+pub(super) fn put_gauge(out: &mut Vec<u8>, g: f64, base: f64) {
     let base = stored(base);
     let xor = u64::from((g as f32).to_bits() ^ (base as f32).to_bits()) << 1 | 1;
     let dec = match (hundredths(g), hundredths(base)) {
@@ -64,7 +62,7 @@ fn put_gauge(out: &mut Vec<u8>, g: f64, base: f64) {
     }
 }
 
-fn get_gauge(bytes: &[u8], at: &mut usize, base: f64) -> Option<f64> {
+pub(super) fn get_gauge(bytes: &[u8], at: &mut usize, base: f64) -> Option<f64> {
     let base = stored(base);
     let v = get_varint(bytes, at)?;
     if v & 1 == 1 {
@@ -156,105 +154,7 @@ pub fn decode_delta(body: &[u8], base: &[(u32, Value)]) -> Vec<(u32, Value)> {
     out
 }
 
-/// A bucket as the row stores it: `f32` fields, a count of at least one, a time within the
-/// row or after its start.
-fn normal(b: &Bucket, row_start_ms: i64) -> Bucket {
-    Bucket {
-        min: stored(b.min),
-        max: stored(b.max),
-        sum: stored(b.sum),
-        count: b.count.max(1),
-        last: stored(b.last),
-        last_ms: row_start_ms.saturating_add(b.last_ms.saturating_sub(row_start_ms).max(0)),
-    }
-}
-
-/// Packs a row of buckets: per slot a varint count (0: empty), then min, max, sum and last
-/// as changes from the previous bucket's, and the time of `last` within its slot as a change
-/// from the previous bucket's.
-pub fn encode_buckets(buckets: &[Option<Bucket>], row_start_ms: i64, bucket_ms: i64) -> Vec<u8> {
-    let mut out = Vec::with_capacity(buckets.len() * 8 + 3);
-    out.extend_from_slice(&MAGIC);
-    out.push(BUCKETS_V1);
-    let mut prev = Bucket::of(0.0, row_start_ms);
-    let mut prev_in = 0i64;
-    for (slot, b) in buckets.iter().enumerate() {
-        let Some(b) = b else {
-            out.push(0);
-            continue;
-        };
-        let b = normal(b, row_start_ms);
-        put_varint(&mut out, u64::from(b.count));
-        put_gauge(&mut out, b.min, prev.min);
-        put_gauge(&mut out, b.max, prev.max);
-        put_gauge(&mut out, b.sum, prev.sum);
-        put_gauge(&mut out, b.last, prev.last);
-        let within = b.last_ms - row_start_ms - slot as i64 * bucket_ms;
-        put_varint(&mut out, zigzag(within.wrapping_sub(prev_in)));
-        prev = b;
-        prev_in = within;
-    }
-    out
-}
-
-/// Unpacks a compact bucket row (`bytes` after [`MAGIC`]); `None` when it is not one.
-pub fn decode_buckets(
-    bytes: &[u8],
-    slots: usize,
-    row_start_ms: i64,
-    bucket_ms: i64,
-) -> Option<Vec<Option<Bucket>>> {
-    let rest = bytes.strip_prefix(&MAGIC[..])?;
-    let (&version, body) = rest.split_first()?;
-    let mut out = vec![None; slots];
-    if version != BUCKETS_V1 {
-        return Some(out);
-    }
-    let mut at = 0;
-    let mut prev = Bucket::of(0.0, row_start_ms);
-    let mut prev_in = 0i64;
-    for (slot, cell) in out.iter_mut().enumerate() {
-        let Some(count) = get_varint(body, &mut at) else {
-            break;
-        };
-        if count == 0 {
-            continue;
-        }
-        let mut read = || -> Option<Bucket> {
-            let min = get_gauge(body, &mut at, prev.min)?;
-            let max = get_gauge(body, &mut at, prev.max)?;
-            let sum = get_gauge(body, &mut at, prev.sum)?;
-            let last = get_gauge(body, &mut at, prev.last)?;
-            let within = prev_in.wrapping_add(unzigzag(get_varint(body, &mut at)?));
-            let last_ms = row_start_ms
-                .checked_add((slot as i64).checked_mul(bucket_ms)?)?
-                .checked_add(within)?;
-            prev_in = within;
-            Some(Bucket {
-                min,
-                max,
-                sum,
-                count: u32::try_from(count).unwrap_or(u32::MAX),
-                last,
-                last_ms,
-            })
-        };
-        match read() {
-            Some(b) => {
-                prev = b;
-                *cell = Some(b);
-            }
-            None => break,
-        }
-    }
-    Some(out)
-}
-
-/// A bucket row of `tier` in either encoding.
-pub fn unpack_buckets(bytes: &[u8], tier: Tier, row_start_ms: i64) -> Vec<Option<Bucket>> {
-    decode_buckets(bytes, tier.slots(), row_start_ms, tier.bucket_ms())
-        .unwrap_or_else(|| super::codec::decode_buckets(bytes, tier.slots(), row_start_ms))
-}
+pub use super::bucket_pack::{decode_buckets, encode_buckets, unpack_buckets};
 
 #[cfg(test)]
 #[path = "pack_tests.rs"]
