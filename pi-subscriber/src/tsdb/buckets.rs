@@ -9,6 +9,7 @@ use super::chain::Chain;
 use super::db::{Sample, Tsdb, FUTURE_MS, GRACE_MS, NEIGHBOUR_WINDOW_MS};
 use super::open_row::OpenRow;
 use super::pack;
+use super::raw_key::{first_key, last_key};
 use super::rollup::{floor, Bucket, Tier, HOUR_MS};
 use super::TsdbError;
 use crate::registry::Value;
@@ -138,10 +139,11 @@ impl Tsdb {
         // Every prune goes through a key (raw's index is led by time; the hour tier and the
         // lists' peaks host by host or series by series, `IN`): it reads the rows that go, not
         // the whole table at every commit (the hour tier of ten hosts at two years is ~200 MB).
-        self.conn.execute("DELETE FROM raw WHERE ts < ?1", [raw])?;
+        self.conn
+            .execute("DELETE FROM raw WHERE rowid < ?1", [first_key(raw)])?;
         self.conn.execute(
-            "DELETE FROM raw WHERE ts > ?1",
-            [now_ms.saturating_add(FUTURE_MS)],
+            "DELETE FROM raw WHERE rowid > ?1",
+            [last_key(now_ms.saturating_add(FUTURE_MS))],
         )?;
         let keep = self.retention.horizon(Tier::Minute, now_ms) - Tier::Minute.row_ms();
         self.conn.execute(
@@ -169,11 +171,11 @@ impl Tsdb {
         // One walk in time (the raw tier's index is led by time), every host's rows
         // interleaved: each host keeps its own window of recent samples.
         let mut stmt = self.conn.prepare(
-            "SELECT host, ts, seq, boot, data FROM raw WHERE ts >= ?1 AND ts <= ?2 ORDER BY ts, host, seq",
+            "SELECT host, ts, seq, boot, data FROM raw WHERE rowid BETWEEN ?1 AND ?2 ORDER BY rowid",
         )?;
         let mut rows = stmt.query([
-            from.saturating_sub(NEIGHBOUR_WINDOW_MS),
-            now_ms.saturating_add(FUTURE_MS),
+            first_key(from.saturating_sub(NEIGHBOUR_WINDOW_MS)),
+            last_key(now_ms.saturating_add(FUTURE_MS)),
         ])?;
         // The keys of the samples just before, per host: a seq neighbour is almost always the
         // host's previous row; a clock stepped back interleaves a few. Their values are in

@@ -15,6 +15,7 @@ use rusqlite::{params, OptionalExtension};
 use super::codec;
 use super::db::{Sample, Tsdb};
 use super::pack::{self, Packed};
+use super::raw_key::{first_key, last_key};
 use super::rollup::{floor, HOUR_MS};
 use crate::registry::Value;
 
@@ -164,8 +165,13 @@ impl Tsdb {
         seq: u64,
     ) -> rusqlite::Result<Option<Vec<u8>>> {
         self.conn
-            .prepare_cached("SELECT data FROM raw WHERE host = ?1 AND ts = ?2 AND seq = ?3")?
-            .query_row(params![host, ts_ms, seq as i64], |r| r.get(0))
+            .prepare_cached(
+                "SELECT data FROM raw WHERE rowid BETWEEN ?4 AND ?5 AND host = ?1 AND ts = ?2 AND seq = ?3",
+            )?
+            .query_row(
+                params![host, ts_ms, seq as i64, first_key(ts_ms), last_key(ts_ms)],
+                |r| r.get(0),
+            )
             .optional()
     }
 
@@ -176,9 +182,11 @@ impl Tsdb {
         type Row = (i64, i64, Vec<u8>, Option<Vec<u8>>);
         let rows: Vec<Row> = {
             let mut stmt = self.conn.prepare_cached(
-                "SELECT ts, seq, data, top FROM raw WHERE host = ?1 AND ts > ?2 AND ts < ?3 ORDER BY ts, host, seq",
+                "SELECT ts, seq, data, top FROM raw WHERE rowid BETWEEN ?4 AND ?5 AND host = ?1
+                 AND ts > ?2 AND ts < ?3 ORDER BY rowid",
             )?;
-            let rows = stmt.query_map(params![host, ts_ms, end], |r| {
+            let range = (first_key(ts_ms), last_key(end));
+            let rows = stmt.query_map(params![host, ts_ms, end, range.0, range.1], |r| {
                 Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
             })?;
             rows.collect::<rusqlite::Result<_>>()?
@@ -201,9 +209,18 @@ impl Tsdb {
             };
             self.conn
                 .prepare_cached(
-                    "UPDATE raw SET data = ?4, top = ?5 WHERE host = ?1 AND ts = ?2 AND seq = ?3",
+                    "UPDATE raw SET data = ?4, top = ?5
+                     WHERE rowid BETWEEN ?6 AND ?7 AND host = ?1 AND ts = ?2 AND seq = ?3",
                 )?
-                .execute(params![host, ts, seq, codec::encode_sample(&values), top])?;
+                .execute(params![
+                    host,
+                    ts,
+                    seq,
+                    codec::encode_sample(&values),
+                    top,
+                    first_key(ts),
+                    last_key(ts)
+                ])?;
         }
         Ok(())
     }

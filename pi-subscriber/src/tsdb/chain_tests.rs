@@ -176,25 +176,24 @@ fn an_older_minute_table_moves_to_half_hour_rows_keyed_by_time() {
     assert_eq!(db.newest_minute_row().unwrap(), Some(T0 + HOUR_MS));
 }
 
-#[test]
-fn an_older_without_rowid_raw_table_moves_to_a_rowid_table_and_reads_the_same() {
-    let dir = tempfile::tempdir().unwrap();
-    let (db, id) = two_hours(dir.path());
-    let before = window(&db, id, T0, T0 + 2 * HOUR_MS);
-    assert_eq!(before.len(), 480);
-    // The layout before issue 22: the same rows in a `WITHOUT ROWID` table keyed by them.
+/// Puts the raw rows of `db` back in an older layout: the table made by `create` (with its
+/// index, if any), filled in `order`.
+fn to_older_layout(db: &Tsdb, create: &str, order: &str) {
     db.conn
-        .execute_batch(
-            "DROP INDEX raw_at; ALTER TABLE raw RENAME TO raw_new;
-             CREATE TABLE raw (host INTEGER NOT NULL, ts INTEGER NOT NULL, seq INTEGER NOT NULL,
-                boot INTEGER NOT NULL, data BLOB NOT NULL, top BLOB,
-                PRIMARY KEY (host, ts, seq)) WITHOUT ROWID;
-             INSERT INTO raw SELECT host, ts, seq, boot, data, top FROM raw_new;
-             DROP TABLE raw_new;",
-        )
+        .execute_batch(&format!(
+            "ALTER TABLE raw RENAME TO raw_new; {create}
+             INSERT INTO raw (host, ts, seq, boot, data, top)
+                SELECT host, ts, seq, boot, data, top FROM raw_new ORDER BY {order};
+             DROP TABLE raw_new;"
+        ))
         .unwrap();
+}
+
+/// Opens `db` again and checks the raw tier is in today's layout (no index, each row under
+/// its time's key) and reads as `before` did.
+fn reopened_in_todays_layout(db: Tsdb, dir: &std::path::Path, id: i64, before: &[Sample]) {
     drop(db);
-    let db = Tsdb::open(&dir.path().join("h.sqlite"), retention(), 500, T0).unwrap();
+    let db = Tsdb::open(&dir.join("h.sqlite"), retention(), 500, T0).unwrap();
     let schema: String = db
         .conn
         .query_row(
@@ -204,16 +203,35 @@ fn an_older_without_rowid_raw_table_moves_to_a_rowid_table_and_reads_the_same() 
         )
         .unwrap();
     assert!(!schema.contains("WITHOUT ROWID"), "{schema}");
-    assert_eq!(raw_indexes(&db), ["raw_at (ts, host, seq) unique"]);
-    assert_eq!(window(&db, id, T0, T0 + 2 * HOUR_MS), before);
-    // Rows are in time order in the table itself (appended as they come).
-    let first: i64 = db
+    assert_eq!(raw_indexes(&db), Vec::<String>::new());
+    let off_key: i64 = db
         .conn
-        .query_row("SELECT ts FROM raw ORDER BY rowid LIMIT 1", [], |r| {
-            r.get(0)
-        })
+        .query_row(
+            "SELECT COUNT(*) FROM raw WHERE rowid / 256 != ts",
+            [],
+            |r| r.get(0),
+        )
         .unwrap();
-    assert_eq!(first, T0);
+    assert_eq!(off_key, 0);
+    assert_eq!(window(&db, id, T0, T0 + 2 * HOUR_MS), before);
+}
+
+const OLD_COLUMNS: &str = "host INTEGER NOT NULL, ts INTEGER NOT NULL, seq INTEGER NOT NULL,
+    boot INTEGER NOT NULL, data BLOB NOT NULL, top BLOB";
+
+#[test]
+fn an_older_without_rowid_raw_table_moves_to_a_rowid_table_and_reads_the_same() {
+    let dir = tempfile::tempdir().unwrap();
+    let (db, id) = two_hours(dir.path());
+    let before = window(&db, id, T0, T0 + 2 * HOUR_MS);
+    assert_eq!(before.len(), 480);
+    // The layout before issue 22: the same rows in a `WITHOUT ROWID` table keyed by them.
+    to_older_layout(
+        &db,
+        &format!("CREATE TABLE raw ({OLD_COLUMNS}, PRIMARY KEY (host, ts, seq)) WITHOUT ROWID;"),
+        "host, ts, seq",
+    );
+    reopened_in_todays_layout(db, dir.path(), id, &before);
 }
 
 /// The raw table's indexes, each as "name (columns) unique".
@@ -240,18 +258,22 @@ fn raw_indexes(db: &Tsdb) -> Vec<String> {
 }
 
 #[test]
-fn an_index_led_by_host_gives_way_to_one_led_by_time_and_reads_the_same() {
-    let dir = tempfile::tempdir().unwrap();
-    let (db, id) = two_hours(dir.path());
-    let before = window(&db, id, T0, T0 + 2 * HOUR_MS);
-    assert_eq!(before.len(), 480);
-    // The layout of 2026-12-07: the rowid table with its unique index led by host.
-    db.conn
-        .execute_batch("DROP INDEX raw_at; CREATE UNIQUE INDEX raw_key ON raw (host, ts, seq);")
-        .unwrap();
-    assert_eq!(raw_indexes(&db), ["raw_key (host, ts, seq) unique"]);
-    drop(db);
-    let db = Tsdb::open(&dir.path().join("h.sqlite"), retention(), 500, T0).unwrap();
-    assert_eq!(raw_indexes(&db), ["raw_at (ts, host, seq) unique"]);
-    assert_eq!(window(&db, id, T0, T0 + 2 * HOUR_MS), before);
+fn a_raw_table_with_an_index_gives_way_to_one_keyed_by_time_and_reads_the_same() {
+    // The layouts of 2026-12-07: a rowid table with a unique index led by host, then by time.
+    for (index, order) in [
+        ("raw_key ON raw (host, ts, seq)", "host, ts, seq"),
+        ("raw_at ON raw (ts, host, seq)", "ts, host, seq"),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let (db, id) = two_hours(dir.path());
+        let before = window(&db, id, T0, T0 + 2 * HOUR_MS);
+        assert_eq!(before.len(), 480);
+        to_older_layout(
+            &db,
+            &format!("CREATE TABLE raw ({OLD_COLUMNS}); CREATE UNIQUE INDEX {index};"),
+            order,
+        );
+        assert_eq!(raw_indexes(&db).len(), 1);
+        reopened_in_todays_layout(db, dir.path(), id, &before);
+    }
 }

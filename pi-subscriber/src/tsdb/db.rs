@@ -9,6 +9,7 @@ use rusqlite::{params, Connection};
 use serde::Serialize;
 
 use super::chain::Chain;
+use super::raw_key::{first_key, last_key, Stored};
 
 use super::derive::partial_key;
 use super::open_row::OpenRow;
@@ -69,6 +70,8 @@ pub struct TsdbStats {
     /// Samples dated more than a day ahead of the Pi's clock: not stored (a broken or hostile
     /// clock would keep their rows open, and their host fresh, for days).
     pub future_dropped_total: u64,
+    /// Raw rows not stored: their millisecond held `raw_key::SLOTS` rows already.
+    pub raw_no_slot_total: u64,
     /// Transactions rolled back (a full disk, most likely); their samples became holes.
     pub rollbacks_total: u64,
     /// Holes and losses (`holes.rs`).
@@ -255,18 +258,18 @@ impl Tsdb {
             let (data, chain) = self.pack_sample(&s.host, &sample, live);
             let lists = super::top::lists_of(s);
             let top = self.pack_top(&s.host, &sample, lists.as_ref(), chain);
-            let inserted = self.conn.execute(
-                "INSERT OR IGNORE INTO raw (host, ts, seq, boot, data, top) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                params![
-                    host_id,
-                    sample.ts_ms,
-                    sample.seq as i64,
-                    sample.boot as i64,
-                    data,
-                    top
-                ],
+            let stored = self.insert_raw(
+                host_id,
+                sample.ts_ms,
+                sample.seq,
+                sample.boot,
+                &data,
+                top.as_deref(),
             )?;
-            if inserted == 0 {
+            if stored != Stored::Yes {
+                if stored == Stored::NoSlot {
+                    self.stats.raw_no_slot_total += 1;
+                }
                 report.duplicate = true;
                 return Ok(report);
             }
@@ -342,9 +345,17 @@ impl Tsdb {
             )
         };
         let mut stmt = self.conn.prepare_cached(
-            "SELECT ts, boot, data FROM raw WHERE host = ?1 AND ts BETWEEN ?2 AND ?3 AND seq = ?4",
+            "SELECT ts, boot, data FROM raw WHERE rowid BETWEEN ?5 AND ?6 AND host = ?1
+             AND ts BETWEEN ?2 AND ?3 AND seq = ?4",
         )?;
-        let mut rows = stmt.query(params![host, lo, hi, want as i64])?;
+        let mut rows = stmt.query(params![
+            host,
+            lo,
+            hi,
+            want as i64,
+            first_key(lo),
+            last_key(hi)
+        ])?;
         let mut chain = Chain::default();
         while let Some(row) = rows.next()? {
             let ts_ms = row.get(0)?;

@@ -82,9 +82,9 @@ impl Tsdb {
     /// the allowed skew; a sample dated beyond it is never a reference).
     pub fn known_hosts(&self, horizon_ms: i64) -> Result<Vec<KnownHost>, TsdbError> {
         let run = || -> rusqlite::Result<Vec<KnownHost>> {
-            // One walk of the raw tier's index (led by time, so a host's rows are not
-            // together): per host, its row count, newest time and highest seq at or before
-            // the horizon.
+            // One walk of the raw tier (its row ids are led by time, so a host's rows are not
+            // together; there is no index to walk instead): per host, its row count, newest
+            // time and highest seq at or before the horizon.
             #[derive(Default)]
             struct Seen {
                 samples: u64,
@@ -93,9 +93,7 @@ impl Tsdb {
             }
             let mut seen: HashMap<i64, Seen> = HashMap::new();
             {
-                let mut stmt = self
-                    .conn
-                    .prepare("SELECT host, ts, seq, rowid FROM raw INDEXED BY raw_at")?;
+                let mut stmt = self.conn.prepare("SELECT host, ts, seq, rowid FROM raw")?;
                 let mut rows = stmt.query([])?;
                 while let Some(r) = rows.next()? {
                     let (host, ts, seq, rowid): (i64, i64, i64, i64) =
@@ -153,7 +151,7 @@ impl Tsdb {
                 }
                 let newest: Option<i64> = self.conn.query_row(
                     "SELECT MAX(t) FROM (
-                        SELECT * FROM (SELECT ts AS t FROM raw WHERE host = ?1 ORDER BY ts DESC, host DESC LIMIT 1)
+                        SELECT * FROM (SELECT ts AS t FROM raw WHERE host = ?1 ORDER BY rowid DESC LIMIT 1)
                         UNION ALL SELECT * FROM (SELECT start + ?2 FROM minute WHERE series IN (SELECT id FROM series WHERE host = ?1) ORDER BY id DESC LIMIT 1)
                         UNION ALL SELECT MAX(start) + ?3 FROM hour WHERE series IN (SELECT id FROM series WHERE host = ?1))",
                     params![h.id, Tier::Minute.row_ms(), Tier::Hour.row_ms()],

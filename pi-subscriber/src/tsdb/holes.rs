@@ -7,6 +7,7 @@ use rusqlite::{params, OptionalExtension};
 use serde::Serialize;
 
 use super::db::Tsdb;
+use super::raw_key::{first_key, last_key};
 use super::TsdbError;
 
 /// Holes kept per host; one more is merged into the newest (a wider hole re-fetches a few
@@ -196,8 +197,8 @@ impl Tsdb {
     /// The seqs of `hole` the raw tier holds.
     fn present(&self, host: i64, hole: &Hole) -> rusqlite::Result<Vec<u64>> {
         let mut stmt = self.conn.prepare_cached(
-            "SELECT DISTINCT seq FROM raw WHERE host = ?1 AND ts BETWEEN ?2 AND ?3
-             AND seq > ?4 AND seq < ?5 ORDER BY seq",
+            "SELECT DISTINCT seq FROM raw WHERE rowid BETWEEN ?6 AND ?7 AND host = ?1
+             AND ts BETWEEN ?2 AND ?3 AND seq > ?4 AND seq < ?5 ORDER BY seq",
         )?;
         let rows = stmt.query_map(
             params![
@@ -205,7 +206,9 @@ impl Tsdb {
                 hole.after_ts_ms,
                 hole.before_ts_ms,
                 hole.after_seq as i64,
-                hole.before_seq as i64
+                hole.before_seq as i64,
+                first_key(hole.after_ts_ms),
+                last_key(hole.before_ts_ms)
             ],
             |r| Ok(r.get::<_, i64>(0)? as u64),
         )?;
@@ -294,8 +297,16 @@ impl Tsdb {
                     .collect();
                 if let Some(last) = run.last() {
                     let ts: i64 = self.conn.query_row(
-                        "SELECT MIN(ts) FROM raw WHERE host = ?1 AND seq = ?2 AND ts BETWEEN ?3 AND ?4",
-                        params![id, *last as i64, hole.after_ts_ms, hole.before_ts_ms],
+                        "SELECT MIN(ts) FROM raw WHERE rowid BETWEEN ?5 AND ?6 AND host = ?1
+                         AND seq = ?2 AND ts BETWEEN ?3 AND ?4",
+                        params![
+                            id,
+                            *last as i64,
+                            hole.after_ts_ms,
+                            hole.before_ts_ms,
+                            first_key(hole.after_ts_ms),
+                            last_key(hole.before_ts_ms)
+                        ],
                         |r| r.get(0),
                     )?;
                     after = (*last, ts);

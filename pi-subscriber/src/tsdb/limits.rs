@@ -7,6 +7,7 @@ use rusqlite::params;
 
 use super::db::{Tsdb, NEIGHBOUR_WINDOW_MS};
 use super::query::{QueryError, SeriesQuery};
+use super::raw_key::{first_key, last_key};
 use super::rollup::Tier;
 use crate::registry::Kind;
 
@@ -88,10 +89,18 @@ impl Tsdb {
         let count = || -> rusqlite::Result<i64> {
             self.conn
                 .prepare_cached(
-                    "SELECT COUNT(*) FROM (SELECT 1 FROM raw WHERE host = ?1 AND ts BETWEEN ?2 AND ?3 LIMIT ?4)",
+                    "SELECT COUNT(*) FROM (SELECT 1 FROM raw WHERE rowid BETWEEN ?5 AND ?6 AND host = ?1
+                     AND ts BETWEEN ?2 AND ?3 LIMIT ?4)",
                 )?
                 .query_row(
-                    params![host, from_ms, to_ms, i64::try_from(max).unwrap_or(i64::MAX).saturating_add(1)],
+                    params![
+                        host,
+                        from_ms,
+                        to_ms,
+                        i64::try_from(max).unwrap_or(i64::MAX).saturating_add(1),
+                        first_key(from_ms),
+                        last_key(to_ms)
+                    ],
                     |r| r.get(0),
                 )
         };

@@ -33,6 +33,7 @@ mod open_row;
 pub mod pack;
 mod query;
 mod raw;
+mod raw_key;
 pub mod rollup;
 mod rw;
 mod size;

@@ -20,7 +20,6 @@ CREATE TABLE IF NOT EXISTS series (
 CREATE TABLE IF NOT EXISTS raw (
     host INTEGER NOT NULL, ts INTEGER NOT NULL, seq INTEGER NOT NULL, boot INTEGER NOT NULL,
     data BLOB NOT NULL, top BLOB);
-CREATE UNIQUE INDEX IF NOT EXISTS raw_at ON raw (ts, host, seq);
 CREATE TABLE IF NOT EXISTS minute (
     id INTEGER PRIMARY KEY, series INTEGER NOT NULL, start INTEGER NOT NULL, data BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS hour (
@@ -28,54 +27,6 @@ CREATE TABLE IF NOT EXISTS hour (
     PRIMARY KEY (series, start)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
 ";
-
-/// The raw table as a rowid table with a unique index on (ts, host, seq), where it was a
-/// `WITHOUT ROWID` table keyed by (host, ts, seq) (before issue 22). Appended rows then fill
-/// whole leaf pages, and the B-tree's interior cells hold row ids instead of copies of whole
-/// rows (a raw row with its process lists is ~380 bytes, five to an interior page): at every
-/// commit the old layout rewrote its right edge, its neighbours and several interior pages
-/// (`bench tsdb`, ten hosts with lists: 14.0 MB written a host-day, 9.8 MB with this one).
-///
-/// The index is led by time, so a commit appends every host's entries together at its right
-/// edge; led by host, each host's entries went to a leaf of their own, every leaf rewritten at
-/// every commit (7.5 MB a host-day with ten hosts, 5.6 MB led by time). So a read of one host
-/// walks a time range of every host's entries (the host is in the index: no row is read for
-/// the others), and the reads that went host by host without a time range walk time once with
-/// a state per host (the rebuild at open, `known_hosts`).
-///
-/// An older database's rows move in one transaction at open, oldest first; an index led by
-/// host (`raw_key`) is dropped and the time-led one built.
-fn upgrade_raw(conn: &Connection) -> rusqlite::Result<()> {
-    let sql: Option<String> = conn
-        .query_row(
-            "SELECT sql FROM sqlite_schema WHERE type = 'table' AND name = 'raw'",
-            [],
-            |r| r.get(0),
-        )
-        .optional()?;
-    if !sql.is_some_and(|s| s.contains("WITHOUT ROWID")) {
-        return conn.execute_batch("DROP INDEX IF EXISTS raw_key");
-    }
-    let has_top: bool = conn
-        .prepare("SELECT 1 FROM pragma_table_info('raw') WHERE name = 'top'")?
-        .exists([])?;
-    conn.execute_batch("BEGIN; ALTER TABLE raw RENAME TO raw_without_rowid;")?;
-    let moved = conn
-        .execute_batch(&format!(
-            "CREATE TABLE raw (
-                host INTEGER NOT NULL, ts INTEGER NOT NULL, seq INTEGER NOT NULL,
-                boot INTEGER NOT NULL, data BLOB NOT NULL, top BLOB);
-             INSERT INTO raw (host, ts, seq, boot, data, top)
-                SELECT host, ts, seq, boot, data, {top} FROM raw_without_rowid ORDER BY ts, host, seq;
-             DROP TABLE raw_without_rowid;
-             COMMIT;",
-            top = if has_top { "top" } else { "NULL" }
-        ));
-    if moved.is_err() {
-        let _ = conn.execute_batch("ROLLBACK");
-    }
-    moved
-}
 
 impl Tsdb {
     /// Opens (creating) the database at `path` and rebuilds the open bucket rows from the raw
@@ -103,7 +54,7 @@ impl Tsdb {
         )
         .map_err(err)?;
         super::minute::upgrade(&conn).map_err(err)?;
-        upgrade_raw(&conn).map_err(err)?;
+        super::raw_key::upgrade(&conn).map_err(err)?;
         conn.execute_batch(SCHEMA).map_err(err)?;
         conn.execute_batch(super::holes::SCHEMA).map_err(err)?;
         conn.execute_batch(super::top::SCHEMA).map_err(err)?;

@@ -8,6 +8,7 @@ use rusqlite::params;
 
 use super::chain::Chain;
 use super::db::{Sample, Tsdb};
+use super::raw_key::{first_key, last_key};
 
 /// Raw samples of one host, ascending by time, with an index by seq.
 pub(super) struct RawWindow {
@@ -75,9 +76,11 @@ impl Tsdb {
         keep: impl Fn(u32) -> bool,
     ) -> rusqlite::Result<RawWindow> {
         let mut stmt = self.conn.prepare_cached(
-            "SELECT ts, seq, boot, data FROM raw WHERE host = ?1 AND ts BETWEEN ?2 AND ?3 ORDER BY ts, host, seq",
+            "SELECT ts, seq, boot, data FROM raw WHERE rowid BETWEEN ?4 AND ?5 AND host = ?1
+             AND ts BETWEEN ?2 AND ?3 ORDER BY rowid",
         )?;
-        let mut rows = stmt.query(params![host, from_ms.saturating_sub(margin_ms), to_ms])?;
+        let from = from_ms.saturating_sub(margin_ms);
+        let mut rows = stmt.query(params![host, from, to_ms, first_key(from), last_key(to_ms)])?;
         let mut samples = Vec::new();
         let mut chain = Chain::default();
         while let Some(r) = rows.next()? {

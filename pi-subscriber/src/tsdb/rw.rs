@@ -15,6 +15,7 @@ use rusqlite::{params, OptionalExtension};
 
 use super::chain::Chain;
 use super::db::Tsdb;
+use super::raw_key::{first_key, last_key};
 use super::TsdbError;
 use crate::registry::Value;
 
@@ -84,17 +85,7 @@ impl Tsdb {
                 if cursors.contains_key(&id) {
                     continue;
                 }
-                let newest: Option<(i64, i64)> = if first {
-                    db.conn
-                        .query_row(
-                            "SELECT ts, seq FROM raw WHERE host = ?1 ORDER BY ts DESC, host DESC, seq DESC LIMIT 1",
-                            [id],
-                            |r| Ok((r.get(0)?, r.get(1)?)),
-                        )
-                        .optional()?
-                } else {
-                    None
-                };
+                let newest: Option<(i64, i64)> = if first { db.newest_raw(id)? } else { None };
                 let at = newest.unwrap_or(START);
                 db.conn.execute(
                     "INSERT OR REPLACE INTO rw_cursor (remote, host, ts, seq) VALUES (?1, ?2, ?3, ?4)",
@@ -221,13 +212,14 @@ impl Tsdb {
             }
             let rows: Vec<(i64, i64, Vec<u8>)> = {
                 let mut stmt = self.conn.prepare_cached(
-                    "SELECT ts, seq, data FROM raw WHERE host = ?1 AND ts >= ?2 AND (ts > ?2 OR seq > ?3)
-                     AND ts <= ?4 ORDER BY ts, host, seq LIMIT ?5",
+                    "SELECT ts, seq, data FROM raw WHERE rowid BETWEEN ?6 AND ?7 AND host = ?1
+                     AND ts >= ?2 AND (ts > ?2 OR seq > ?3) AND ts <= ?4 ORDER BY ts, seq LIMIT ?5",
                 )?;
-                let rows = stmt
-                    .query_map(params![host, from.0, from.1, until, room as i64], |r| {
-                        Ok((r.get(0)?, r.get(1)?, r.get(2)?))
-                    })?;
+                let range = (first_key(from.0), last_key(until));
+                let rows = stmt.query_map(
+                    params![host, from.0, from.1, until, room as i64, range.0, range.1],
+                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+                )?;
                 rows.collect::<rusqlite::Result<_>>()?
             };
             let Some(&(ts, seq, _)) = rows.last() else {
@@ -332,10 +324,10 @@ impl Tsdb {
                     .conn
                     .prepare_cached(
                         "SELECT COUNT(*), MIN(ts),
-                            (SELECT ts FROM raw WHERE host = ?1 ORDER BY ts DESC, host DESC LIMIT 1)
-                         FROM raw WHERE host = ?1 AND ts >= ?2 AND (ts > ?2 OR seq > ?3)",
+                            (SELECT ts FROM raw WHERE host = ?1 ORDER BY rowid DESC LIMIT 1)
+                         FROM raw WHERE rowid >= ?4 AND host = ?1 AND ts >= ?2 AND (ts > ?2 OR seq > ?3)",
                     )?
-                    .query_row(params![h.id, from.0, from.1], |r| {
+                    .query_row(params![h.id, from.0, from.1, first_key(from.0)], |r| {
                         Ok((r.get(0)?, r.get(1)?, r.get(2)?))
                     })?;
                 samples += n.max(0) as u64;

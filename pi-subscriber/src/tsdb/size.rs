@@ -7,6 +7,7 @@
 use serde::Serialize;
 
 use super::db::Tsdb;
+use super::raw_key::last_key;
 use super::TsdbError;
 
 /// The size figures for `/health` (`history.disk`).
@@ -83,6 +84,9 @@ impl Tsdb {
     /// Deletes about `excess` bytes of the table's oldest rows, by time over all its groups
     /// (hosts, series); returns how many went (0: the table is empty).
     fn prune_oldest(&self, t: &Table, excess: u64) -> rusqlite::Result<u64> {
+        if t.name == RAW.name {
+            return self.prune_oldest_raw(excess);
+        }
         let groups: Vec<i64> = {
             let mut stmt = self.conn.prepare(t.groups)?;
             let rows = stmt.query_map([], |r| r.get(0))?;
@@ -139,13 +143,53 @@ impl Tsdb {
             group = t.group
         ))?;
         for g in &groups {
-            if t.name == RAW.name {
-                // Rows kept as a change from a row about to go are stored whole first.
-                self.rekey_after(*g, cut)?;
-            }
             gone += delete.execute([*g, cut])? as u64;
         }
         Ok(gone)
+    }
+}
+
+impl Tsdb {
+    /// The raw tier's share of [`Tsdb::prune_oldest`]: its oldest rows over all hosts are its
+    /// first row ids, whole milliseconds at a time.
+    fn prune_oldest_raw(&self, excess: u64) -> rusqlite::Result<u64> {
+        let oldest: Vec<(i64, u64)> = {
+            let mut stmt = self.conn.prepare_cached(&format!(
+                "SELECT ts, {bytes} FROM raw ORDER BY rowid LIMIT ?1",
+                bytes = RAW.bytes
+            ))?;
+            let rows = stmt.query_map([PER_PASS as i64], |r| {
+                Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?.max(0) as u64))
+            })?;
+            rows.collect::<rusqlite::Result<_>>()?
+        };
+        let Some(&(first, _)) = oldest.first() else {
+            return Ok(0);
+        };
+        // A full pass may have left rows of its last millisecond unread: the cut stays before
+        // it, so every row it deletes was counted (but for the first millisecond, whole).
+        let cut_limit = match oldest.last() {
+            Some(&(last, _)) if oldest.len() == PER_PASS => (last - 1).max(first),
+            _ => i64::MAX,
+        };
+        let mut cut = first;
+        let mut bytes = 0u64;
+        for &(ts, len) in oldest.iter().take_while(|(t, _)| *t <= cut_limit) {
+            cut = ts;
+            bytes = bytes.saturating_add(len + ROW_OVERHEAD);
+            if bytes >= excess {
+                break;
+            }
+        }
+        let hosts: Vec<i64> = self.hosts.values().map(|h| h.id).collect();
+        for host in hosts {
+            // Rows kept as a change from a row about to go are stored whole first.
+            self.rekey_after(host, cut)?;
+        }
+        let gone = self
+            .conn
+            .execute("DELETE FROM raw WHERE rowid <= ?1", [last_key(cut)])?;
+        Ok(gone as u64)
     }
 }
 
@@ -168,6 +212,7 @@ const TOP_MINUTE: Table = Table {
     bytes: "LENGTH(cpu) + LENGTH(mem) + 32",
 };
 
+// The raw tier goes by its row ids ([`Tsdb::prune_oldest_raw`]); `group` and `key` describe it.
 const RAW: Table = Table {
     name: "raw",
     group: "host",

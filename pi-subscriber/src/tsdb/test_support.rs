@@ -19,18 +19,9 @@ impl Tsdb {
     pub(super) fn insert_raw_for_test(&mut self, s: &Sample) {
         self.begin().unwrap();
         let id = self.hosts.values().next().unwrap().id;
-        self.conn
-            .execute(
-                "INSERT INTO raw (host, ts, seq, boot, data) VALUES (?1, ?2, ?3, ?4, ?5)",
-                params![
-                    id,
-                    s.ts_ms,
-                    s.seq as i64,
-                    s.boot as i64,
-                    super::codec::encode_sample(&s.values)
-                ],
-            )
-            .unwrap();
+        let data = super::codec::encode_sample(&s.values);
+        let stored = self.insert_raw(id, s.ts_ms, s.seq, s.boot, &data, None);
+        assert_eq!(stored.unwrap(), super::raw_key::Stored::Yes);
     }
 
     /// What the disk bound does to `host`'s raw rows at or before `cut`: the rows after them
@@ -39,8 +30,8 @@ impl Tsdb {
         self.rekey_after(host, cut).unwrap();
         self.conn
             .execute(
-                "DELETE FROM raw WHERE host = ?1 AND ts <= ?2",
-                params![host, cut],
+                "DELETE FROM raw WHERE rowid <= ?3 AND host = ?1 AND ts <= ?2",
+                params![host, cut, super::raw_key::last_key(cut)],
             )
             .unwrap()
     }

@@ -17,6 +17,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 use serde::Serialize;
 
 use super::db::Tsdb;
+use super::raw_key::{first_key, last_key};
 use super::rollup::{Tier, MINUTE_MS};
 use super::top_chain::{Lists, TopChain};
 use super::top_codec::{decode_list, encode_list};
@@ -107,15 +108,16 @@ impl Tsdb {
     /// `top_minute` (merged with what a minute already holds: a peak only rises).
     pub(super) fn keep_top_peaks(&self, horizon: i64) -> rusqlite::Result<()> {
         let mut minutes: std::collections::BTreeMap<(i64, i64), (Peak, Peak)> = Default::default();
-        // Host by host, each a walk of the raw index's oldest hour (it is led by time; the
-        // rows before `horizon` are the hour about to go): a host's chain stays in the cache.
+        // Host by host, each a walk of the raw tier's oldest hour (its row ids are led by
+        // time; the rows before `horizon` are the hour about to go): a host's chain stays in
+        // the cache.
         let hosts: Vec<i64> = self.hosts.values().map(|h| h.id).collect();
         for host in hosts {
             let mut stmt = self.conn.prepare_cached(
-                "SELECT ts, seq, top FROM raw WHERE host = ?1 AND ts < ?2 AND top IS NOT NULL
-                 ORDER BY ts, host, seq",
+                "SELECT ts, seq, top FROM raw WHERE rowid < ?3 AND host = ?1 AND ts < ?2
+                 AND top IS NOT NULL ORDER BY rowid",
             )?;
-            let mut rows = stmt.query(params![host, horizon])?;
+            let mut rows = stmt.query(params![host, horizon, first_key(horizon)])?;
             let mut chain = TopChain::default();
             while let Some(r) = rows.next()? {
                 let (ts, seq): (i64, i64) = (r.get(0)?, r.get(1)?);
@@ -188,15 +190,17 @@ impl Tsdb {
             let row = self
                 .conn
                 .prepare_cached(
-                    "SELECT ts, seq, top FROM raw WHERE host = ?1 AND ts BETWEEN ?2 AND ?3 AND top IS NOT NULL
-                     ORDER BY ABS(ts - ?4), ts LIMIT 1",
+                    "SELECT ts, seq, top FROM raw WHERE rowid BETWEEN ?5 AND ?6 AND host = ?1
+                     AND ts BETWEEN ?2 AND ?3 AND top IS NOT NULL ORDER BY ABS(ts - ?4), ts LIMIT 1",
                 )?
                 .query_row(
                     params![
                         id,
                         at_ms.saturating_sub(within_ms),
                         at_ms.saturating_add(within_ms),
-                        at_ms
+                        at_ms,
+                        first_key(at_ms.saturating_sub(within_ms)),
+                        last_key(at_ms.saturating_add(within_ms))
                     ],
                     |r| {
                         Ok((
@@ -258,10 +262,16 @@ impl Tsdb {
         // …and the samples it still holds, read in time order (ties keep the first).
         {
             let mut stmt = self.conn.prepare_cached(
-                "SELECT ts, seq, top FROM raw WHERE host = ?1 AND ts >= ?2 AND ts < ?3 AND top IS NOT NULL
-                 ORDER BY ts, host, seq",
+                "SELECT ts, seq, top FROM raw WHERE rowid BETWEEN ?4 AND ?5 AND host = ?1
+                 AND ts >= ?2 AND ts < ?3 AND top IS NOT NULL ORDER BY rowid",
             )?;
-            let mut rows = stmt.query(params![id, from_ms, to_ms])?;
+            let mut rows = stmt.query(params![
+                id,
+                from_ms,
+                to_ms,
+                first_key(from_ms),
+                last_key(to_ms)
+            ])?;
             let mut chain = TopChain::default();
             while let Some(r) = rows.next()? {
                 let (ts, seq): (i64, i64) = (r.get(0)?, r.get(1)?);

@@ -18,6 +18,7 @@ use rusqlite::{params, OptionalExtension};
 use super::chain::{Key, Recent};
 use super::codec::{get_varint, put_varint};
 use super::db::{Sample, Tsdb};
+use super::raw_key::{first_key, last_key};
 use super::top_codec::{decode_list, decode_list_after, encode_list, encode_list_after};
 
 /// The first bytes of lists stored against the row before: as the whole encoding's first
@@ -177,9 +178,19 @@ impl Tsdb {
                     let row: Option<Option<Vec<u8>>> = self
                         .conn
                         .prepare_cached(
-                            "SELECT top FROM raw WHERE host = ?1 AND ts = ?2 AND seq = ?3",
+                            "SELECT top FROM raw WHERE rowid BETWEEN ?4 AND ?5
+                             AND host = ?1 AND ts = ?2 AND seq = ?3",
                         )?
-                        .query_row(params![host, below.1, below.2 as i64], |r| r.get(0))
+                        .query_row(
+                            params![
+                                host,
+                                below.1,
+                                below.2 as i64,
+                                first_key(below.1),
+                                last_key(below.1)
+                            ],
+                            |r| r.get(0),
+                        )
                         .optional()?;
                     match row.flatten() {
                         Some(b) => {

@@ -1,0 +1,222 @@
+//! The raw tier's row ids (issue 22): a sample's time in ms times 256, plus its slot among
+//! the rows of that same millisecond (other hosts', or another seq of the same host).
+//!
+//! The table is then in time order by its own B-tree, with no index beside it. The unique
+//! index on (ts, host, seq) it had before cost every commit its right-hand leaf and interior
+//! page again (`bench tsdb`, one host: 1.8 of 7 MB written a day went to the index). What
+//! the index did, the key does: a time range is a row-id range (every read of the tier names
+//! one), and a duplicate (same host, time and seq) is found among the few rows of its
+//! millisecond before it is stored.
+//!
+//! Rows of one millisecond are read in the order they were stored (the index ordered them by
+//! host and seq); the remote-write batches, whose cursor is (time, seq), still sort them.
+
+use rusqlite::{params, Connection, OptionalExtension};
+
+use super::db::Tsdb;
+
+/// Rows one millisecond can hold.
+pub(super) const SLOTS: i64 = 256;
+
+/// The first row id of `ts_ms` (saturating: a bound beyond any row stays beyond them).
+pub(super) fn first_key(ts_ms: i64) -> i64 {
+    ts_ms.saturating_mul(SLOTS)
+}
+
+/// The last row id of `ts_ms`.
+pub(super) fn last_key(ts_ms: i64) -> i64 {
+    first_key(ts_ms).saturating_add(SLOTS - 1)
+}
+
+/// What storing a raw row did.
+#[derive(Debug, PartialEq, Eq)]
+pub(super) enum Stored {
+    Yes,
+    /// The host's row of this time and seq is there already.
+    Duplicate,
+    /// The millisecond holds [`SLOTS`] rows already, or the time has no row id.
+    NoSlot,
+}
+
+impl Tsdb {
+    /// Stores a raw row under the next free slot of its millisecond.
+    pub(super) fn insert_raw(
+        &self,
+        host: i64,
+        ts_ms: i64,
+        seq: u64,
+        boot: u64,
+        data: &[u8],
+        top: Option<&[u8]>,
+    ) -> rusqlite::Result<Stored> {
+        let Some(first) = ts_ms
+            .checked_mul(SLOTS)
+            .filter(|k| k.checked_add(SLOTS).is_some())
+        else {
+            return Ok(Stored::NoSlot);
+        };
+        let mut next = first;
+        {
+            let mut stmt = self
+                .conn
+                .prepare_cached("SELECT rowid, host, seq FROM raw WHERE rowid BETWEEN ?1 AND ?2")?;
+            let mut rows = stmt.query([first, first + SLOTS - 1])?;
+            while let Some(r) = rows.next()? {
+                let (id, h, s): (i64, i64, i64) = (r.get(0)?, r.get(1)?, r.get(2)?);
+                if h == host && s == seq as i64 {
+                    return Ok(Stored::Duplicate);
+                }
+                next = next.max(id + 1);
+            }
+        }
+        if next >= first + SLOTS {
+            return Ok(Stored::NoSlot);
+        }
+        self.conn
+            .prepare_cached(
+                "INSERT INTO raw (rowid, host, ts, seq, boot, data, top) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            )?
+            .execute(params![next, host, ts_ms, seq as i64, boot as i64, data, top])?;
+        Ok(Stored::Yes)
+    }
+
+    /// The time and seq of `host`'s newest raw row (its highest seq of that millisecond).
+    pub(super) fn newest_raw(&self, host: i64) -> rusqlite::Result<Option<(i64, i64)>> {
+        let ts: Option<i64> = self
+            .conn
+            .prepare_cached("SELECT ts FROM raw WHERE host = ?1 ORDER BY rowid DESC LIMIT 1")?
+            .query_row([host], |r| r.get(0))
+            .optional()?;
+        let Some(ts) = ts else {
+            return Ok(None);
+        };
+        self.conn
+            .prepare_cached(
+                "SELECT ts, seq FROM raw WHERE rowid BETWEEN ?2 AND ?3 AND host = ?1
+                 ORDER BY seq DESC LIMIT 1",
+            )?
+            .query_row(params![host, first_key(ts), last_key(ts)], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
+            .optional()
+    }
+}
+
+/// A raw table of an older layout (`WITHOUT ROWID` keyed by host, or a rowid table with an
+/// index on (host, ts, seq) or (ts, host, seq)) moves to this one in one transaction at open:
+/// each row under its key, in (ts, host, seq) order within a millisecond, the index dropped.
+/// A row whose time has no key, or beyond a millisecond's [`SLOTS`], is left out.
+pub(super) fn upgrade(conn: &Connection) -> rusqlite::Result<()> {
+    let sql: Option<String> = conn
+        .query_row(
+            "SELECT sql FROM sqlite_schema WHERE type = 'table' AND name = 'raw'",
+            [],
+            |r| r.get(0),
+        )
+        .optional()?;
+    let Some(sql) = sql else {
+        return Ok(());
+    };
+    let indexed: bool = conn
+        .prepare("SELECT 1 FROM sqlite_schema WHERE type = 'index' AND tbl_name = 'raw'")?
+        .exists([])?;
+    if !indexed && !sql.contains("WITHOUT ROWID") {
+        return Ok(());
+    }
+    let has_top: bool = conn
+        .prepare("SELECT 1 FROM pragma_table_info('raw') WHERE name = 'top'")?
+        .exists([])?;
+    conn.execute_batch("BEGIN; ALTER TABLE raw RENAME TO raw_before;")?;
+    let bound = i64::MAX / SLOTS - 1;
+    let moved = conn.execute_batch(&format!(
+        "CREATE TABLE raw (
+            host INTEGER NOT NULL, ts INTEGER NOT NULL, seq INTEGER NOT NULL,
+            boot INTEGER NOT NULL, data BLOB NOT NULL, top BLOB);
+         INSERT INTO raw (rowid, host, ts, seq, boot, data, top)
+            SELECT ts * {SLOTS} + n - 1, host, ts, seq, boot, data, top FROM (
+                SELECT host, ts, seq, boot, data, {top} AS top,
+                    ROW_NUMBER() OVER (PARTITION BY ts ORDER BY host, seq) AS n
+                FROM raw_before WHERE ts BETWEEN -{bound} AND {bound})
+            WHERE n <= {SLOTS} ORDER BY ts, host, seq;
+         DROP TABLE raw_before;
+         COMMIT;",
+        top = if has_top { "top" } else { "NULL" }
+    ));
+    if moved.is_err() {
+        let _ = conn.execute_batch("ROLLBACK");
+    }
+    moved
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tsdb::tests::{retention, T0};
+
+    fn keys(db: &Tsdb) -> Vec<(i64, i64, i64)> {
+        let mut stmt = db
+            .conn
+            .prepare("SELECT rowid, host, seq FROM raw ORDER BY rowid")
+            .unwrap();
+        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)));
+        rows.unwrap().map(|r| r.unwrap()).collect()
+    }
+
+    #[test]
+    fn rows_of_one_millisecond_take_the_next_slots_and_a_duplicate_is_found_among_them() {
+        let db = Tsdb::open_in_memory(retention(), 500, T0).unwrap();
+        let k = T0 * SLOTS;
+        assert_eq!(db.insert_raw(2, T0, 7, 0, b"a", None).unwrap(), Stored::Yes);
+        assert_eq!(db.insert_raw(1, T0, 9, 0, b"b", None).unwrap(), Stored::Yes);
+        assert_eq!(db.insert_raw(2, T0, 8, 0, b"c", None).unwrap(), Stored::Yes);
+        assert_eq!(
+            db.insert_raw(2, T0 + 1, 9, 0, b"d", None).unwrap(),
+            Stored::Yes
+        );
+        assert_eq!(
+            db.insert_raw(2, T0, 7, 0, b"again", None).unwrap(),
+            Stored::Duplicate
+        );
+        assert_eq!(
+            db.insert_raw(1, T0, 9, 0, b"again", None).unwrap(),
+            Stored::Duplicate
+        );
+        assert_eq!(
+            keys(&db),
+            [(k, 2, 7), (k + 1, 1, 9), (k + 2, 2, 8), (k + SLOTS, 2, 9)]
+        );
+        // The newest of a host is its last millisecond's highest seq.
+        assert_eq!(db.newest_raw(2).unwrap(), Some((T0 + 1, 9)));
+        assert_eq!(db.newest_raw(1).unwrap(), Some((T0, 9)));
+        assert_eq!(db.newest_raw(3).unwrap(), None);
+    }
+
+    #[test]
+    fn a_full_millisecond_and_a_time_without_a_key_store_nothing() {
+        let db = Tsdb::open_in_memory(retention(), 500, T0).unwrap();
+        for seq in 0..SLOTS as u64 {
+            assert_eq!(
+                db.insert_raw(1, T0, seq, 0, b"x", None).unwrap(),
+                Stored::Yes
+            );
+        }
+        assert_eq!(
+            db.insert_raw(1, T0, 999, 0, b"x", None).unwrap(),
+            Stored::NoSlot
+        );
+        assert_eq!(
+            db.insert_raw(1, T0 + 1, 999, 0, b"x", None).unwrap(),
+            Stored::Yes
+        );
+        for ts in [i64::MAX, i64::MIN, i64::MAX / SLOTS] {
+            assert_eq!(
+                db.insert_raw(1, ts, 1, 0, b"x", None).unwrap(),
+                Stored::NoSlot
+            );
+        }
+        assert_eq!(first_key(i64::MIN), i64::MIN);
+        assert_eq!(last_key(i64::MAX), i64::MAX);
+        // Negative times (a clock at 1969) keep their order.
+        assert!(last_key(-2) < first_key(-1) && last_key(-1) < first_key(0));
+    }
+}
