@@ -1,8 +1,9 @@
 //! A database from before issue 22's raw layout (issue 22): the built `pi-subscriber` stops,
 //! its history is turned back into each older layout the raw tier had (a `WITHOUT ROWID`
-//! table keyed by host, then a rowid table with a unique index led by host), and the built
-//! binary started on it moves the rows at open: it serves the same samples with the same
-//! values, keeps storing, and the database ends in today's layout.
+//! table keyed by host, then a rowid table with a unique index led by host, then one led by
+//! time), and the built binary started on it moves the rows at open: it serves the same
+//! samples with the same values, keeps storing, and the database ends in today's layout (a
+//! rowid table with no index, each row under its time's key).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 #[path = "../../publisher/tests/common/mod.rs"]
@@ -42,9 +43,9 @@ fn served(s: &Subscriber) -> BTreeMap<u64, serde_json::Value> {
         .collect()
 }
 
-/// The raw table's layout: its columns (with their place in the primary key) and kind, and
-/// its indexes' columns.
-fn layout(data: &Path) -> (String, Vec<String>) {
+/// The raw table's layout: its columns (with their place in the primary key) and kind, its
+/// indexes' columns, and how many rows are not under their time's key (ts × 256 + slot).
+fn layout(data: &Path) -> (String, Vec<String>, i64) {
     let conn = rusqlite::Connection::open(history_db(data)).unwrap();
     let sql: String = conn
         .query_row(
@@ -78,7 +79,17 @@ fn layout(data: &Path) -> (String, Vec<String>) {
         .unwrap()
         .collect::<rusqlite::Result<_>>()
         .unwrap();
-    (table, indexes)
+    let off_key = if kind == "rowid" {
+        conn.query_row(
+            "SELECT COUNT(*) FROM raw WHERE rowid / 256 != ts",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap()
+    } else {
+        -1
+    };
+    (table, indexes, off_key)
 }
 
 fn rewrite(data: &Path, sql: &str) {
@@ -88,15 +99,28 @@ fn rewrite(data: &Path, sql: &str) {
 
 /// Before 2026-12-07: a `WITHOUT ROWID` table keyed by (host, ts, seq).
 const WITHOUT_ROWID: &str = "BEGIN;
-    DROP INDEX raw_at; ALTER TABLE raw RENAME TO raw_new;
+    ALTER TABLE raw RENAME TO raw_new;
     CREATE TABLE raw (host INTEGER NOT NULL, ts INTEGER NOT NULL, seq INTEGER NOT NULL,
         boot INTEGER NOT NULL, data BLOB NOT NULL, top BLOB,
         PRIMARY KEY (host, ts, seq)) WITHOUT ROWID;
     INSERT INTO raw SELECT host, ts, seq, boot, data, top FROM raw_new;
     DROP TABLE raw_new; COMMIT;";
 
-/// 2026-12-07: a rowid table, its unique index led by host.
-const LED_BY_HOST: &str = "DROP INDEX raw_at; CREATE UNIQUE INDEX raw_key ON raw (host, ts, seq);";
+/// 2026-12-07: a rowid table (row ids 1, 2, …), its unique index led by host, then by time.
+const LED_BY_HOST: &str = "BEGIN;
+    ALTER TABLE raw RENAME TO raw_new;
+    CREATE TABLE raw (host INTEGER NOT NULL, ts INTEGER NOT NULL, seq INTEGER NOT NULL,
+        boot INTEGER NOT NULL, data BLOB NOT NULL, top BLOB);
+    INSERT INTO raw (host, ts, seq, boot, data, top)
+        SELECT host, ts, seq, boot, data, top FROM raw_new ORDER BY host, ts, seq;
+    DROP TABLE raw_new; CREATE UNIQUE INDEX raw_key ON raw (host, ts, seq); COMMIT;";
+const LED_BY_TIME: &str = "BEGIN;
+    ALTER TABLE raw RENAME TO raw_new;
+    CREATE TABLE raw (host INTEGER NOT NULL, ts INTEGER NOT NULL, seq INTEGER NOT NULL,
+        boot INTEGER NOT NULL, data BLOB NOT NULL, top BLOB);
+    INSERT INTO raw (host, ts, seq, boot, data, top)
+        SELECT host, ts, seq, boot, data, top FROM raw_new ORDER BY ts, host, seq;
+    DROP TABLE raw_new; CREATE UNIQUE INDEX raw_at ON raw (ts, host, seq); COMMIT;";
 
 #[test]
 fn the_built_pi_moves_an_older_raw_layout_at_start_and_serves_the_same_samples() {
@@ -109,11 +133,13 @@ fn the_built_pi_moves_an_older_raw_layout_at_start_and_serves_the_same_samples()
         layout(sdir.path())
     };
     assert!(!today.0.contains("WITHOUT ROWID"), "{today:?}");
-    assert_eq!(today.1, ["raw_at (ts, host, seq)"]);
+    assert_eq!(today.1, Vec::<String>::new());
+    assert_eq!(today.2, 0, "rows off their time's key");
 
     for (older, sql) in [
         ("WITHOUT ROWID", WITHOUT_ROWID),
         ("led by host", LED_BY_HOST),
+        ("led by time", LED_BY_TIME),
     ] {
         // What the Pi served from its disk, read by a Pi started on today's layout.
         let s = start(sdir.path(), &p);
