@@ -8,6 +8,9 @@
 //! one), and a duplicate (same host, time and seq) is found among the few rows of its
 //! millisecond before it is stored.
 //!
+//! The key is the table's `INTEGER PRIMARY KEY` column `key` (the row id by another name),
+//! which a `VACUUM` keeps; a bare row id it would renumber.
+//!
 //! Rows of one millisecond are read in the order they were stored (the index ordered them by
 //! host and seq); the remote-write batches, whose cursor is (time, seq), still sort them.
 
@@ -102,8 +105,8 @@ impl Tsdb {
     }
 }
 
-/// A raw table of an older layout (`WITHOUT ROWID` keyed by host, or a rowid table with an
-/// index on (host, ts, seq) or (ts, host, seq)) moves to this one in one transaction at open:
+/// A raw table of an older layout (`WITHOUT ROWID` keyed by host, a rowid table with an
+/// index on (host, ts, seq) or (ts, host, seq), or one without the `key` column) moves to this one in one transaction at open:
 /// each row under its key, in (ts, host, seq) order within a millisecond, the index dropped.
 /// A row whose time has no key, or beyond a millisecond's [`SLOTS`], is left out.
 pub(super) fn upgrade(conn: &Connection) -> rusqlite::Result<()> {
@@ -120,7 +123,10 @@ pub(super) fn upgrade(conn: &Connection) -> rusqlite::Result<()> {
     let indexed: bool = conn
         .prepare("SELECT 1 FROM sqlite_schema WHERE type = 'index' AND tbl_name = 'raw'")?
         .exists([])?;
-    if !indexed && !sql.contains("WITHOUT ROWID") {
+    let keyed: bool = conn
+        .prepare("SELECT 1 FROM pragma_table_info('raw') WHERE name = 'key' AND pk = 1")?
+        .exists([])?;
+    if keyed && !indexed && !sql.contains("WITHOUT ROWID") {
         return Ok(());
     }
     let has_top: bool = conn
@@ -130,9 +136,9 @@ pub(super) fn upgrade(conn: &Connection) -> rusqlite::Result<()> {
     let bound = i64::MAX / SLOTS - 1;
     let moved = conn.execute_batch(&format!(
         "CREATE TABLE raw (
-            host INTEGER NOT NULL, ts INTEGER NOT NULL, seq INTEGER NOT NULL,
-            boot INTEGER NOT NULL, data BLOB NOT NULL, top BLOB);
-         INSERT INTO raw (rowid, host, ts, seq, boot, data, top)
+            key INTEGER PRIMARY KEY, host INTEGER NOT NULL, ts INTEGER NOT NULL,
+            seq INTEGER NOT NULL, boot INTEGER NOT NULL, data BLOB NOT NULL, top BLOB);
+         INSERT INTO raw (key, host, ts, seq, boot, data, top)
             SELECT ts * {SLOTS} + n - 1, host, ts, seq, boot, data, top FROM (
                 SELECT host, ts, seq, boot, data, {top} AS top,
                     ROW_NUMBER() OVER (PARTITION BY ts ORDER BY host, seq) AS n
@@ -218,5 +224,42 @@ mod tests {
         assert_eq!(last_key(i64::MAX), i64::MAX);
         // Negative times (a clock at 1969) keep their order.
         assert!(last_key(-2) < first_key(-1) && last_key(-1) < first_key(0));
+    }
+}
+
+#[cfg(test)]
+mod vacuum_tests {
+    use super::*;
+    use crate::tsdb::tests::{retention, T0};
+
+    /// `VACUUM` (a user's `sqlite3 history.sqlite VACUUM`) renumbers the row ids of a table
+    /// without an `INTEGER PRIMARY KEY`: the keys must survive it.
+    #[test]
+    fn a_vacuum_keeps_every_row_under_its_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("h.sqlite");
+        let db = Tsdb::open(&path, retention(), 500, T0).unwrap();
+        for (host, ts, seq) in [(1, T0, 1), (2, T0, 1), (1, T0 + 15_000, 2)] {
+            assert_eq!(
+                db.insert_raw(host, ts, seq, 0, b"x", None).unwrap(),
+                Stored::Yes
+            );
+        }
+        db.conn
+            .execute_batch("DELETE FROM raw WHERE host = 2; VACUUM;")
+            .unwrap();
+        let keys: Vec<(i64, i64)> = db
+            .conn
+            .prepare("SELECT rowid, ts FROM raw ORDER BY rowid")
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .map(|r| r.unwrap())
+            .collect();
+        assert_eq!(
+            keys,
+            [(T0 * SLOTS, T0), ((T0 + 15_000) * SLOTS, T0 + 15_000)]
+        );
+        assert_eq!(db.newest_raw(1).unwrap(), Some((T0 + 15_000, 2)));
     }
 }
