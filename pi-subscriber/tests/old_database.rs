@@ -171,3 +171,95 @@ fn the_built_pi_moves_an_older_raw_layout_at_start_and_serves_the_same_samples()
         assert_eq!(layout(sdir.path()), today, "{older}");
     }
 }
+
+/// Copies every file of `from` into `to`.
+fn copy_dir(from: &Path, to: &Path) {
+    for e in std::fs::read_dir(from).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_file() {
+            std::fs::copy(&p, to.join(p.file_name().unwrap())).unwrap();
+        }
+    }
+}
+
+/// The Pi with MQTT off and no endpoint: it stores nothing new.
+fn start_quiet(data: &Path) -> Subscriber {
+    Subscriber::start(data, None, "", &[], &[])
+}
+
+/// A power cut while the Pi moves an older raw layout at start (the one-time move of a large
+/// table): the move is one transaction, so the cut leaves the older layout whole (with the
+/// move's pages in the WAL, uncommitted), and the next start moves it and serves the same
+/// samples with the same values.
+#[test]
+fn a_pi_cut_while_it_moves_an_older_layout_moves_it_whole_at_its_next_start() {
+    let (pdir, sdir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    {
+        let p = Publisher::start(pdir.path(), &["--interval", "200ms"]);
+        let s = start(sdir.path(), &p);
+        s.wait_for("/health", |h| stored(h) >= 10);
+        s.stop();
+    }
+    let before = {
+        let s = start_quiet(sdir.path());
+        let rows = served(&s);
+        s.stop();
+        rows
+    };
+    assert!(before.len() >= 10, "{}", before.len());
+    // Old copies (49 h and more back, new seqs) make the move last a while; the older layout
+    // (the index led by time) then holds them all.
+    rewrite(
+        sdir.path(),
+        "WITH RECURSIVE k(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM k WHERE n < 12000)
+         INSERT INTO raw (host, ts, seq, boot, data, top)
+            SELECT host, ts - 176400000 - n * 15000, seq + 1000000 * n, boot, data, top
+            FROM raw, k;",
+    );
+    rewrite(sdir.path(), LED_BY_TIME);
+    let older = layout(sdir.path());
+    assert_eq!(older.1, ["raw_at (ts, host, seq)"]);
+
+    // Cut a copy of it at a moment found by halving: too late, the move is committed (the
+    // new layout); too soon, nothing was written yet (no WAL); inside the move, the older
+    // layout is still there and the WAL holds the move's uncommitted pages.
+    let (mut soon, mut late) = (std::time::Duration::ZERO, std::time::Duration::from_secs(4));
+    let mut cut = None;
+    for _ in 0..12 {
+        let at = (soon + late) / 2;
+        let dir = tempfile::tempdir().unwrap();
+        copy_dir(sdir.path(), dir.path());
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_pi-subscriber"))
+            .args(["--no-mqtt", "--bind", "127.0.0.1:0", "--data-dir"])
+            .arg(dir.path())
+            .env("PI_SUBSCRIBER_SELF__ENABLED", "false")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(at);
+        let _ = child.kill();
+        let _ = child.wait();
+        let wal = std::fs::metadata(history_db(dir.path()).with_extension("sqlite-wal"))
+            .map(|m| m.len())
+            .unwrap_or(0);
+        match (layout(dir.path()) == older, wal > 0) {
+            (true, true) => {
+                cut = Some(dir);
+                break;
+            }
+            (true, false) => soon = at,
+            (false, _) => late = at,
+        }
+    }
+    let cut = cut.expect("no cut landed inside the move");
+
+    let s = start_quiet(cut.path());
+    let after = served(&s);
+    for (seq, row) in &before {
+        assert_eq!(after.get(seq), Some(row), "seq {seq}");
+    }
+    s.stop();
+    let today = layout(cut.path());
+    assert_eq!((today.1.len(), today.2), (0, 0), "{today:?}");
+}
