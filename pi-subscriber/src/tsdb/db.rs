@@ -8,8 +8,7 @@ use broker::Snapshot;
 use rusqlite::{params, Connection};
 use serde::Serialize;
 
-use super::chain::Chain;
-use super::raw_key::{first_key, last_key, Stored};
+use super::raw_key::Stored;
 
 use super::derive::partial_key;
 use super::open_row::OpenRow;
@@ -326,56 +325,6 @@ impl Tsdb {
             }
         }
         Ok(report)
-    }
-
-    /// The raw sample one seq before (`dir` −1) or after (+1) `sample`, in the same series.
-    fn neighbour(&self, host: i64, sample: &Sample, dir: i64) -> rusqlite::Result<Option<Sample>> {
-        let Some(want) = sample.seq.checked_add_signed(dir) else {
-            return Ok(None);
-        };
-        let (lo, hi) = if dir < 0 {
-            (
-                sample.ts_ms.saturating_sub(NEIGHBOUR_WINDOW_MS),
-                sample.ts_ms - 1,
-            )
-        } else {
-            (
-                sample.ts_ms + 1,
-                sample.ts_ms.saturating_add(NEIGHBOUR_WINDOW_MS),
-            )
-        };
-        let mut stmt = self.conn.prepare_cached(
-            "SELECT ts, boot, data FROM raw WHERE rowid BETWEEN ?5 AND ?6 AND host = ?1
-             AND ts BETWEEN ?2 AND ?3 AND seq = ?4",
-        )?;
-        let mut rows = stmt.query(params![
-            host,
-            lo,
-            hi,
-            want as i64,
-            first_key(lo),
-            last_key(hi)
-        ])?;
-        let mut chain = Chain::default();
-        while let Some(row) = rows.next()? {
-            let ts_ms = row.get(0)?;
-            let data: Vec<u8> = row.get(2)?;
-            let other = Sample {
-                ts_ms,
-                seq: want,
-                boot: row.get::<_, i64>(1)? as u64,
-                values: self.unpack(host, ts_ms, want, &data, &mut chain)?,
-            };
-            let ok = if dir < 0 {
-                sample.follows(&other)
-            } else {
-                other.follows(sample)
-            };
-            if ok {
-                return Ok(Some(other));
-            }
-        }
-        Ok(None)
     }
 
     /// Forgets a host: its series, samples and buckets.

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use rusqlite::params;
 
 use super::chain::Chain;
-use super::db::{Sample, Tsdb};
+use super::db::{Sample, Tsdb, NEIGHBOUR_WINDOW_MS};
 use super::raw_key::{first_key, last_key};
 
 /// Raw samples of one host, ascending by time, with an index by seq.
@@ -106,6 +106,63 @@ impl Tsdb {
             by_seq,
             from_ms,
         })
+    }
+}
+
+impl Tsdb {
+    /// The raw sample one seq before (`dir` −1) or after (+1) `sample`, in the same series.
+    pub(super) fn neighbour(
+        &self,
+        host: i64,
+        sample: &Sample,
+        dir: i64,
+    ) -> rusqlite::Result<Option<Sample>> {
+        let Some(want) = sample.seq.checked_add_signed(dir) else {
+            return Ok(None);
+        };
+        let (lo, hi) = if dir < 0 {
+            (
+                sample.ts_ms.saturating_sub(NEIGHBOUR_WINDOW_MS),
+                sample.ts_ms - 1,
+            )
+        } else {
+            (
+                sample.ts_ms + 1,
+                sample.ts_ms.saturating_add(NEIGHBOUR_WINDOW_MS),
+            )
+        };
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT ts, boot, data FROM raw WHERE rowid BETWEEN ?5 AND ?6 AND host = ?1
+             AND ts BETWEEN ?2 AND ?3 AND seq = ?4",
+        )?;
+        let mut rows = stmt.query(params![
+            host,
+            lo,
+            hi,
+            want as i64,
+            first_key(lo),
+            last_key(hi)
+        ])?;
+        let mut chain = Chain::default();
+        while let Some(row) = rows.next()? {
+            let ts_ms = row.get(0)?;
+            let data: Vec<u8> = row.get(2)?;
+            let other = Sample {
+                ts_ms,
+                seq: want,
+                boot: row.get::<_, i64>(1)? as u64,
+                values: self.unpack(host, ts_ms, want, &data, &mut chain)?,
+            };
+            let ok = if dir < 0 {
+                sample.follows(&other)
+            } else {
+                other.follows(sample)
+            };
+            if ok {
+                return Ok(Some(other));
+            }
+        }
+        Ok(None)
     }
 }
 
