@@ -106,21 +106,27 @@ const WITHOUT_ROWID: &str = "BEGIN;
     INSERT INTO raw SELECT host, ts, seq, boot, data, top FROM raw_new;
     DROP TABLE raw_new; COMMIT;";
 
-/// 2026-12-07: a rowid table (row ids 1, 2, …), its unique index led by host, then by time.
-const LED_BY_HOST: &str = "BEGIN;
-    ALTER TABLE raw RENAME TO raw_new;
-    CREATE TABLE raw (host INTEGER NOT NULL, ts INTEGER NOT NULL, seq INTEGER NOT NULL,
-        boot INTEGER NOT NULL, data BLOB NOT NULL, top BLOB);
-    INSERT INTO raw (host, ts, seq, boot, data, top)
-        SELECT host, ts, seq, boot, data, top FROM raw_new ORDER BY host, ts, seq;
-    DROP TABLE raw_new; CREATE UNIQUE INDEX raw_key ON raw (host, ts, seq); COMMIT;";
-const LED_BY_TIME: &str = "BEGIN;
-    ALTER TABLE raw RENAME TO raw_new;
-    CREATE TABLE raw (host INTEGER NOT NULL, ts INTEGER NOT NULL, seq INTEGER NOT NULL,
-        boot INTEGER NOT NULL, data BLOB NOT NULL, top BLOB);
-    INSERT INTO raw (host, ts, seq, boot, data, top)
-        SELECT host, ts, seq, boot, data, top FROM raw_new ORDER BY ts, host, seq;
-    DROP TABLE raw_new; CREATE UNIQUE INDEX raw_at ON raw (ts, host, seq); COMMIT;";
+/// 2026-12-07: a rowid table (row ids 1, 2, …) with the unique index `index`, filled in
+/// `order`.
+fn indexed(index: &str, order: &str) -> String {
+    format!(
+        "BEGIN;
+        ALTER TABLE raw RENAME TO raw_new;
+        CREATE TABLE raw (host INTEGER NOT NULL, ts INTEGER NOT NULL, seq INTEGER NOT NULL,
+            boot INTEGER NOT NULL, data BLOB NOT NULL, top BLOB);
+        INSERT INTO raw (host, ts, seq, boot, data, top)
+            SELECT host, ts, seq, boot, data, top FROM raw_new ORDER BY {order};
+        DROP TABLE raw_new; CREATE UNIQUE INDEX {index}; COMMIT;"
+    )
+}
+
+fn led_by_host() -> String {
+    indexed("raw_key ON raw (host, ts, seq)", "host, ts, seq")
+}
+
+fn led_by_time() -> String {
+    indexed("raw_at ON raw (ts, host, seq)", "ts, host, seq")
+}
 
 #[test]
 fn the_built_pi_moves_an_older_raw_layout_at_start_and_serves_the_same_samples() {
@@ -137,9 +143,9 @@ fn the_built_pi_moves_an_older_raw_layout_at_start_and_serves_the_same_samples()
     assert_eq!(today.2, 0, "rows off their time's key");
 
     for (older, sql) in [
-        ("WITHOUT ROWID", WITHOUT_ROWID),
-        ("led by host", LED_BY_HOST),
-        ("led by time", LED_BY_TIME),
+        ("WITHOUT ROWID", WITHOUT_ROWID.to_owned()),
+        ("led by host", led_by_host()),
+        ("led by time", led_by_time()),
     ] {
         // What the Pi served from its disk, read by a Pi started on today's layout.
         let s = start(sdir.path(), &p);
@@ -147,7 +153,7 @@ fn the_built_pi_moves_an_older_raw_layout_at_start_and_serves_the_same_samples()
         s.stop();
         assert!(before.len() >= 10, "{older}: {}", before.len());
 
-        rewrite(sdir.path(), sql);
+        rewrite(sdir.path(), &sql);
         assert_ne!(
             layout(sdir.path()),
             today,
@@ -216,7 +222,7 @@ fn a_pi_cut_while_it_moves_an_older_layout_moves_it_whole_at_its_next_start() {
             SELECT host, ts - 176400000 - n * 15000, seq + 1000000 * n, boot, data, top
             FROM raw, k;",
     );
-    rewrite(sdir.path(), LED_BY_TIME);
+    rewrite(sdir.path(), &led_by_time());
     let older = layout(sdir.path());
     assert_eq!(older.1, ["raw_at (ts, host, seq)"]);
 
