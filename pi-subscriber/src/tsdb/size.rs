@@ -123,18 +123,9 @@ impl Tsdb {
             }
         }
         oldest.sort_unstable();
-        let Some(&(first, _)) = oldest.first() else {
+        let Some(cut) = cut_at(&oldest, cut_limit, excess) else {
             return Ok(0);
         };
-        let mut cut = first;
-        let mut bytes = 0u64;
-        for &(key, len) in oldest.iter().take_while(|(k, _)| *k <= cut_limit) {
-            cut = key;
-            bytes = bytes.saturating_add(len + ROW_OVERHEAD);
-            if bytes >= excess {
-                break;
-            }
-        }
         let mut gone = 0;
         let mut delete = self.conn.prepare(&format!(
             "DELETE FROM {table} WHERE {group} = ?1 AND {key} <= ?2",
@@ -172,15 +163,7 @@ impl Tsdb {
             Some(&(last, _)) if oldest.len() == PER_PASS => (last - 1).max(first),
             _ => i64::MAX,
         };
-        let mut cut = first;
-        let mut bytes = 0u64;
-        for &(ts, len) in oldest.iter().take_while(|(t, _)| *t <= cut_limit) {
-            cut = ts;
-            bytes = bytes.saturating_add(len + ROW_OVERHEAD);
-            if bytes >= excess {
-                break;
-            }
-        }
+        let cut = cut_at(&oldest, cut_limit, excess).unwrap_or(first);
         let hosts: Vec<i64> = self.hosts.values().map(|h| h.id).collect();
         for host in hosts {
             // Rows kept as a change from a row about to go are stored whole first.
@@ -191,6 +174,21 @@ impl Tsdb {
             .execute("DELETE FROM raw WHERE rowid <= ?1", [last_key(cut)])?;
         Ok(gone as u64)
     }
+}
+
+/// Where to cut `oldest` (keys and bytes, ascending) to free `excess` bytes, at or before
+/// `limit` (but never before the first key); `None` when there is nothing.
+fn cut_at(oldest: &[(i64, u64)], limit: i64, excess: u64) -> Option<i64> {
+    let mut cut = oldest.first()?.0;
+    let mut bytes = 0u64;
+    for &(key, len) in oldest.iter().take_while(|(k, _)| *k <= limit) {
+        cut = key;
+        bytes = bytes.saturating_add(len + ROW_OVERHEAD);
+        if bytes >= excess {
+            break;
+        }
+    }
+    Some(cut)
 }
 
 /// A table pruned for size: its rows by group (host or series) and time.
