@@ -243,3 +243,29 @@ fn bad_schedules_name_their_key() {
         "jobs.expect[0].grace"
     );
 }
+
+/// The watch remembers each expectation's newest run: when the store's events later hold a
+/// less complete copy of that run (its end evicted, its start kept), the run stays ended and
+/// no overrun comes back (a run's end seen once is never forgotten).
+#[test]
+fn a_run_seen_ended_stays_ended_when_the_store_keeps_only_its_start() {
+    let e = nightly("UTC");
+    let at = DAY0 + 3 * HOUR;
+    let watch = watch::JobWatch::new(vec![e], DAY0, None);
+    let started = start("tower", "backup", "r1", at);
+    let ended = end("tower", "backup", "r1", at, at + 3 * HOUR, 0);
+    watch.judge(&[started.clone(), ended], at + 3 * HOUR + 1);
+    let s = &watch.statuses()[0];
+    assert_eq!(
+        s.last_run.as_ref().unwrap().result.as_deref(),
+        Some("success")
+    );
+    watch.judge(&[started], at + 3 * HOUR + 2);
+    let s = &watch.statuses()[0];
+    assert!(!s.overrun);
+    let last = s.last_run.as_ref().unwrap();
+    assert_eq!(
+        (last.result.as_deref(), last.end_ms),
+        (Some("success"), Some(at + 3 * HOUR))
+    );
+}

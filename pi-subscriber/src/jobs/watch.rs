@@ -93,6 +93,18 @@ impl JobWatch {
                 {
                     runs.push(known);
                 }
+                // The same run, less complete than remembered (its end no longer among the
+                // events kept): an end seen once stays seen.
+                (Some(known), Some(last))
+                    if known.run_id == last.run_id
+                        && known.host == last.host
+                        && last.end_ms.is_none()
+                        && known.end_ms.is_some() =>
+                {
+                    if let Some(l) = runs.last_mut() {
+                        *l = known;
+                    }
+                }
                 (known, Some(last)) if known.as_ref() != Some(&last) => {
                     state.newest.insert(k, last);
                     changed = true;
