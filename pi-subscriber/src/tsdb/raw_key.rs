@@ -21,6 +21,11 @@ use super::db::Tsdb;
 /// Rows one millisecond can hold.
 pub(super) const SLOTS: i64 = 256;
 
+/// Rows one host may hold in one millisecond (a real publisher has one; a seq restarted at the
+/// same millisecond, two). So no host can take another's slots: 64 hosts (`max_hosts`'
+/// default) fill at most all 256.
+pub(super) const HOST_SLOTS: usize = 4;
+
 /// The first row id of `ts_ms` (saturating: a bound beyond any row stays beyond them).
 pub(super) fn first_key(ts_ms: i64) -> i64 {
     ts_ms.saturating_mul(SLOTS)
@@ -37,7 +42,8 @@ pub(super) enum Stored {
     Yes,
     /// The host's row of this time and seq is there already.
     Duplicate,
-    /// The millisecond holds [`SLOTS`] rows already, or the time has no row id.
+    /// The millisecond holds [`SLOTS`] rows already, or [`HOST_SLOTS`] of this host, or the
+    /// time has no row id.
     NoSlot,
 }
 
@@ -59,6 +65,7 @@ impl Tsdb {
             return Ok(Stored::NoSlot);
         };
         let mut next = first;
+        let mut this_host = 0;
         {
             let mut stmt = self
                 .conn
@@ -69,10 +76,11 @@ impl Tsdb {
                 if h == host && s == seq as i64 {
                     return Ok(Stored::Duplicate);
                 }
+                this_host += usize::from(h == host);
                 next = next.max(id + 1);
             }
         }
-        if next >= first + SLOTS {
+        if next >= first + SLOTS || this_host >= HOST_SLOTS {
             return Ok(Stored::NoSlot);
         }
         self.conn
@@ -200,18 +208,35 @@ mod tests {
     #[test]
     fn a_full_millisecond_and_a_time_without_a_key_store_nothing() {
         let db = Tsdb::open_in_memory(retention(), 500, T0).unwrap();
-        for seq in 0..SLOTS as u64 {
+        // One host takes at most HOST_SLOTS of a millisecond: a flood of seqs at one time
+        // leaves the other hosts' slots alone.
+        for seq in 0..HOST_SLOTS as u64 {
             assert_eq!(
                 db.insert_raw(1, T0, seq, 0, b"x", None).unwrap(),
                 Stored::Yes
             );
         }
         assert_eq!(
-            db.insert_raw(1, T0, 999, 0, b"x", None).unwrap(),
+            db.insert_raw(1, T0, 99, 0, b"x", None).unwrap(),
             Stored::NoSlot
         );
         assert_eq!(
-            db.insert_raw(1, T0 + 1, 999, 0, b"x", None).unwrap(),
+            db.insert_raw(2, T0, 99, 0, b"x", None).unwrap(),
+            Stored::Yes
+        );
+        // Many hosts fill the millisecond.
+        for host in 3..=(SLOTS - HOST_SLOTS as i64 + 1) {
+            assert_eq!(
+                db.insert_raw(host, T0, 1, 0, b"x", None).unwrap(),
+                Stored::Yes
+            );
+        }
+        assert_eq!(
+            db.insert_raw(999, T0, 1, 0, b"x", None).unwrap(),
+            Stored::NoSlot
+        );
+        assert_eq!(
+            db.insert_raw(999, T0 + 1, 1, 0, b"x", None).unwrap(),
             Stored::Yes
         );
         for ts in [i64::MAX, i64::MIN, i64::MAX / SLOTS] {
