@@ -16,6 +16,10 @@ use crate::backoff::Backoff;
 use crate::batch::Batch;
 use crate::client::{Client, Outcome};
 
+/// How often the backlog is counted while batches flow. Counting reads every unsent sample's
+/// key: before every batch, a long catch-up read its whole backlog once per batch.
+const BACKLOG_EVERY: Duration = Duration::from_secs(5);
+
 /// A persistent queue of samples in the order they may be sent (each series in time order).
 /// Its calls block (a database, a file): the shipper makes them from `spawn_blocking`.
 pub trait Queue: Send + 'static {
@@ -165,17 +169,25 @@ impl<Q: Queue> Task<Q> {
         let name = self.client.endpoint().name.clone();
         let max = self.settings.max_samples.max(1);
         let mut backoff = Backoff::new(self.settings.min_backoff, self.settings.max_backoff);
+        // When the backlog was last counted (`None`: at the next turn).
+        let mut counted: Option<tokio::time::Instant> = None;
         loop {
-            if let Ok((samples, seconds)) = self.blocking(|q| q.backlog()).await {
-                self.note(|s| {
-                    s.backlog_samples = samples;
-                    s.backlog_seconds = seconds;
-                });
+            if counted.is_none_or(|t| t.elapsed() >= BACKLOG_EVERY) {
+                if let Ok((samples, seconds)) = self.blocking(|q| q.backlog()).await {
+                    self.note(|s| {
+                        s.backlog_samples = samples;
+                        s.backlog_seconds = seconds;
+                    });
+                }
+                counted = Some(tokio::time::Instant::now());
             }
             let next = self.blocking(move |q| q.next(max)).await;
             let (batch, mark) = match next {
                 Ok(Some(b)) => b,
                 Ok(None) => {
+                    // Drained: the next turn counts again (a short read), so the backlog
+                    // reads 0 within `idle` of the last batch.
+                    counted = None;
                     if !self.pause(self.settings.idle).await {
                         return;
                     }
@@ -237,3 +249,7 @@ impl<Q: Queue> Task<Q> {
         }
     }
 }
+
+#[cfg(test)]
+#[path = "shipper_tests.rs"]
+mod tests;
