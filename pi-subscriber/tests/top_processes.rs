@@ -101,11 +101,14 @@ fn a_hog_that_ran_while_the_pi_was_down_is_in_its_history_after_the_backfill() {
         assert_eq!(top["top_cpu"]["ts_ms"], ts);
         assert_eq!(top["top_cpu"]["processes"], snap["processes"]["top_cpu"]);
         assert_eq!(top["top_rss"]["processes"], snap["processes"]["top_rss"]);
-        hog_on_top += usize::from(snap["processes"]["top_cpu"][0]["name"] == "yes");
+        // Among the top five by CPU (first on a quiet machine; a busy one's compilers may
+        // outrank it for a sample).
+        let listed = snap["processes"]["top_cpu"].as_array().unwrap();
+        hog_on_top += usize::from(listed.iter().any(|p| p["name"] == "yes"));
     }
     assert!(
         hog_on_top >= outage.len() / 2,
-        "`yes` led {hog_on_top} of {} samples",
+        "`yes` among the top five in {hog_on_top} of {} samples",
         outage.len()
     );
 
