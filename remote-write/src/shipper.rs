@@ -153,6 +153,15 @@ impl<Q: Queue> Task<Q> {
         .map_err(|e| format!("queue task: {e}"))?
     }
 
+    async fn count_backlog(&self) {
+        if let Ok((samples, seconds)) = self.blocking(|q| q.backlog()).await {
+            self.note(|s| {
+                s.backlog_samples = samples;
+                s.backlog_seconds = seconds;
+            });
+        }
+    }
+
     fn note(&self, f: impl FnOnce(&mut RemoteStats)) {
         self.stats.update(f);
     }
@@ -169,25 +178,22 @@ impl<Q: Queue> Task<Q> {
         let name = self.client.endpoint().name.clone();
         let max = self.settings.max_samples.max(1);
         let mut backoff = Backoff::new(self.settings.min_backoff, self.settings.max_backoff);
-        // When the backlog was last counted (`None`: at the next turn).
+        // When the backlog was last counted.
         let mut counted: Option<tokio::time::Instant> = None;
         loop {
             if counted.is_none_or(|t| t.elapsed() >= BACKLOG_EVERY) {
-                if let Ok((samples, seconds)) = self.blocking(|q| q.backlog()).await {
-                    self.note(|s| {
-                        s.backlog_samples = samples;
-                        s.backlog_seconds = seconds;
-                    });
-                }
+                self.count_backlog().await;
                 counted = Some(tokio::time::Instant::now());
             }
             let next = self.blocking(move |q| q.next(max)).await;
             let (batch, mark) = match next {
                 Ok(Some(b)) => b,
                 Ok(None) => {
-                    // Drained: the next turn counts again (a short read), so the backlog
-                    // reads 0 within `idle` of the last batch.
-                    counted = None;
+                    // Nothing to send now (drained, or held at a hole): counted at rest, a
+                    // short read, so the figure is what waits, not what a batch in flight
+                    // left behind.
+                    self.count_backlog().await;
+                    counted = Some(tokio::time::Instant::now());
                     if !self.pause(self.settings.idle).await {
                         return;
                     }
