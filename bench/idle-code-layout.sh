@@ -27,14 +27,7 @@ if [ -z "$bin" ] && [ -z "${CALLGRIND:-}" ]; then
     bin=./target/release/publisher
 fi
 [ -n "${CALLGRIND:-}" ] || command -v valgrind >/dev/null || { echo "idle-code-layout: needs valgrind (apt-get install valgrind)" >&2; exit 1; }
-d=$(mktemp -d)
-pids=""
-cleanup() {
-    for p in $pids; do kill "$p" 2>/dev/null || true; done
-    wait 2>/dev/null || true
-    rm -rf "$d"
-}
-trap cleanup EXIT INT TERM
+. "$(dirname "$0")/cleanup.sh"
 
 if [ -n "${CALLGRIND:-}" ]; then
     # shellcheck disable=SC2086

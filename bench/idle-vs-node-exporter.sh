@@ -32,14 +32,7 @@ if [ -z "$ne" ]; then
     ne=$(command -v prometheus-node-exporter)
 fi
 hz=$(getconf CLK_TCK)
-d=$(mktemp -d)
-pids=""
-cleanup() {
-    for p in $pids; do kill "$p" 2>/dev/null || true; done
-    wait 2>/dev/null || true
-    rm -rf "$d"
-}
-trap cleanup EXIT INT TERM
+. "$(dirname "$0")/cleanup.sh"
 
 mkdir "$d/embedded" "$d/off"
 "$bin" --data-dir "$d/embedded" --bind 127.0.0.1:19200 \
