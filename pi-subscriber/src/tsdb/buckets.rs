@@ -145,17 +145,20 @@ impl Tsdb {
             "DELETE FROM raw WHERE rowid > ?1",
             [last_key(now_ms.saturating_add(FUTURE_MS))],
         )?;
-        let keep = self.retention.horizon(Tier::Minute, now_ms) - Tier::Minute.row_ms();
+        // The minute tier and its peaks go an hour at a time too, in the same commit as the
+        // raw tier's hour: WAL mode writes every page a `DELETE` touches, freed ones included,
+        // so a prune at every commit rewrote the first pages of each table 288 times a day.
+        let minute = floor(self.retention.horizon(Tier::Minute, now_ms), HOUR_MS);
         self.conn.execute(
             "DELETE FROM minute WHERE id < ?1",
-            [super::minute::key(0, keep)],
+            [super::minute::key(0, minute - HOUR_MS)],
         )?;
         let keep = self.retention.horizon(Tier::Hour, now_ms) - Tier::Hour.row_ms();
         self.conn.execute(
             "DELETE FROM hour WHERE series IN (SELECT id FROM series) AND start < ?1",
             [keep],
         )?;
-        self.prune_top(self.retention.horizon(Tier::Minute, now_ms))?;
+        self.prune_top(minute)?;
         Ok(())
     }
 

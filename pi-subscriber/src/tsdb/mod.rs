@@ -68,6 +68,8 @@ mod chain_tests;
 #[cfg(test)]
 mod full_tests;
 #[cfg(test)]
+mod prune_tests;
+#[cfg(test)]
 mod restart_tests;
 #[cfg(test)]
 mod rw_tests;
