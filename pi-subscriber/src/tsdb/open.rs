@@ -55,6 +55,7 @@ impl Tsdb {
         .map_err(err)?;
         super::minute::upgrade(&conn).map_err(err)?;
         super::raw_key::upgrade(&conn).map_err(err)?;
+        super::top::upgrade_peaks(&conn).map_err(err)?;
         conn.execute_batch(SCHEMA).map_err(err)?;
         conn.execute_batch(super::holes::SCHEMA).map_err(err)?;
         conn.execute_batch(super::top::SCHEMA).map_err(err)?;

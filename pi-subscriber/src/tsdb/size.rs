@@ -117,8 +117,10 @@ impl Tsdb {
                 oldest.push(row?);
             }
             if oldest.len() - before == per_group {
-                if let Some((last, _)) = oldest.last() {
-                    cut_limit = cut_limit.min(*last);
+                // Before its last key, which further rows may share (one minute's peaks of
+                // several hosts), unless that is its only key.
+                if let (Some((first, _)), Some((last, _))) = (oldest.get(before), oldest.last()) {
+                    cut_limit = cut_limit.min((*last - 1).max(*first));
                 }
             }
         }
@@ -202,11 +204,12 @@ struct Table {
     bytes: &'static str,
 }
 
+// The minute peaks are keyed by time first (`top.rs`): oldest first over all hosts, one group.
 const TOP_MINUTE: Table = Table {
     name: "top_minute",
-    group: "host",
+    group: "0",
     key: "start",
-    groups: "SELECT id FROM hosts",
+    groups: "SELECT 0",
     bytes: "LENGTH(cpu) + LENGTH(mem) + 32",
 };
 

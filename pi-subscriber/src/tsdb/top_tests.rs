@@ -238,3 +238,58 @@ fn a_database_from_before_the_lists_gets_their_column() {
     filled(&mut db);
     assert_eq!((count(&db, "raw"), count(&db, "top")), (9, 8));
 }
+
+/// The layout of `top_minute`'s key, as its statement says.
+fn peaks_key(db: &Tsdb) -> String {
+    let sql: String = db
+        .conn
+        .query_row(
+            "SELECT sql FROM sqlite_schema WHERE name = 'top_minute'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    sql[sql.find("PRIMARY KEY").unwrap()..].to_owned()
+}
+
+#[test]
+fn minute_peaks_keyed_by_host_first_move_under_the_time_at_open_and_answer_the_same() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("h.sqlite");
+    let later = T0 + 49 * HOUR_MS;
+    let mut db = Tsdb::open(&path, retention(), 500, T0).unwrap();
+    filled(&mut db);
+    db.maintain(later).unwrap();
+    assert_eq!(peaks_key(&db), "PRIMARY KEY (start, host)) WITHOUT ROWID");
+    let rows = |db: &Tsdb| -> Vec<(i64, i64, f64, Vec<u8>)> {
+        let mut stmt = db
+            .conn
+            .prepare("SELECT host, start, cpu_peak, CAST(cpu || mem AS BLOB) FROM top_minute ORDER BY host, start")
+            .unwrap();
+        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)));
+        rows.unwrap().collect::<rusqlite::Result<_>>().unwrap()
+    };
+    let today = rows(&db);
+    assert_eq!(today.len(), 2);
+    let answer = db.top_in("tower", T0, T0 + 120_000).unwrap();
+    // The layout before: keyed by host first.
+    db.conn
+        .execute_batch(
+            "BEGIN; ALTER TABLE top_minute RENAME TO t;
+             CREATE TABLE top_minute (
+                host INTEGER NOT NULL, start INTEGER NOT NULL,
+                cpu_peak REAL NOT NULL, cpu_ts INTEGER NOT NULL, cpu BLOB NOT NULL,
+                mem_peak REAL NOT NULL, mem_ts INTEGER NOT NULL, mem BLOB NOT NULL,
+                PRIMARY KEY (host, start)) WITHOUT ROWID;
+             INSERT INTO top_minute SELECT host, start, cpu_peak, cpu_ts, cpu, mem_peak, mem_ts, mem FROM t;
+             DROP TABLE t; COMMIT;",
+        )
+        .unwrap();
+    assert_eq!(peaks_key(&db), "PRIMARY KEY (host, start)) WITHOUT ROWID");
+    drop(db);
+    let db = Tsdb::open(&path, retention(), 500, later).unwrap();
+    assert_eq!(peaks_key(&db), "PRIMARY KEY (start, host)) WITHOUT ROWID");
+    assert_eq!(rows(&db), today);
+    assert_eq!(db.top_in("tower", T0, T0 + 120_000).unwrap(), answer);
+    assert!(answer.is_some());
+}
