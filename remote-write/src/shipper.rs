@@ -114,7 +114,7 @@ impl Shipper {
         });
         let task = Task {
             client,
-            queue: Arc::new(Mutex::new(queue)),
+            queue: Blocking::new(queue),
             settings,
             stats: stats.clone(),
             stop: stop.clone(),
@@ -130,7 +130,7 @@ impl Shipper {
 
 struct Task<Q: Queue> {
     client: Client,
-    queue: Arc<Mutex<Q>>,
+    queue: Blocking<Q>,
     settings: Settings,
     stats: Stats<RemoteStats>,
     stop: CancellationToken,
@@ -138,9 +138,31 @@ struct Task<Q: Queue> {
     logged: BTreeSet<u16>,
 }
 
-impl<Q: Queue> Task<Q> {
-    /// Runs a queue call off the async workers.
-    async fn blocking<T: Send + 'static>(
+/// The task's queue, whose calls block: each runs on tokio's blocking pool, one at a time.
+struct Blocking<Q> {
+    queue: Arc<Mutex<Q>>,
+}
+
+impl<Q: Queue> Blocking<Q> {
+    fn new(queue: Q) -> Self {
+        Self {
+            queue: Arc::new(Mutex::new(queue)),
+        }
+    }
+
+    async fn next(&self, max: usize) -> Result<Option<(Batch, Q::Mark)>, String> {
+        self.call(move |q| q.next(max)).await
+    }
+
+    async fn ack(&self, mark: Q::Mark) -> Result<(), String> {
+        self.call(move |q| q.ack(mark)).await
+    }
+
+    async fn backlog(&self) -> Result<(u64, f64), String> {
+        self.call(|q| q.backlog()).await
+    }
+
+    async fn call<T: Send + 'static>(
         &self,
         f: impl FnOnce(&mut Q) -> Result<T, String> + Send + 'static,
     ) -> Result<T, String> {
@@ -152,9 +174,11 @@ impl<Q: Queue> Task<Q> {
         .await
         .map_err(|e| format!("queue task: {e}"))?
     }
+}
 
+impl<Q: Queue> Task<Q> {
     async fn count_backlog(&self) {
-        if let Ok((samples, seconds)) = self.blocking(|q| q.backlog()).await {
+        if let Ok((samples, seconds)) = self.queue.backlog().await {
             self.note(|s| {
                 s.backlog_samples = samples;
                 s.backlog_seconds = seconds;
@@ -185,7 +209,7 @@ impl<Q: Queue> Task<Q> {
                 self.count_backlog().await;
                 counted = Some(tokio::time::Instant::now());
             }
-            let next = self.blocking(move |q| q.next(max)).await;
+            let next = self.queue.next(max).await;
             let (batch, mark) = match next {
                 Ok(Some(b)) => b,
                 Ok(None) => {
@@ -248,7 +272,7 @@ impl<Q: Queue> Task<Q> {
                     }
                 }
             }
-            if let Err(e) = self.blocking(move |q| q.ack(mark)).await {
+            if let Err(e) = self.queue.ack(mark).await {
                 tracing::warn!(remote = %name, error = %e, "remote write: cannot move the queue's cursor");
                 self.note(|s| s.last_error = Some(format!("queue: {e}")));
             }
