@@ -1,6 +1,7 @@
 //! The history store (issue 10 targets in parentheses), for a tower-sized host (42 series):
 //! 1. ingest, one commit per snapshot as the daemon does at 15 s (≥ 5 000 snapshots/s);
-//! 2. bytes written per host per day (what wears an SD card): one day at 15 s, with the
+//! 2. bytes written per host per day (what wears an SD card): one day at 15 s, counted after
+//!    14 days and 2 hours of warm-up (`BENCH_WARM_H`, hours) so every hour prunes, with the
 //!    writer's commits every `history.commit_interval` (5 min; `BENCH_COMMIT_S` to change it)
 //!    and maintenance with each, counted by the kernel (`wchar` in /proc/self/io: every byte
 //!    SQLite hands to `write`; `BENCH_PROCESSES=1` with the top-process lists,
