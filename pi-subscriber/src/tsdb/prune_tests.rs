@@ -6,17 +6,10 @@
 use broker::{Cpu, ProcessTop, Processes, Snapshot};
 
 use super::rollup::{DAY_MS, HOUR_MS, MINUTE_MS};
+use super::tests::retention;
 use super::*;
 
 const T0: i64 = 1_700_006_400_000; // an hour boundary
-
-fn retention() -> Retention {
-    Retention {
-        raw_ms: 48 * HOUR_MS,
-        minute_ms: 14 * DAY_MS,
-        hour_ms: 730 * DAY_MS,
-    }
-}
 
 /// A sample a minute from T0 for two hours, each with a CPU use and a top-process list.
 fn two_hours(db: &mut Tsdb) {
