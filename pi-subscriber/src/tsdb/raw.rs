@@ -131,10 +131,16 @@ impl Tsdb {
                 sample.ts_ms.saturating_add(NEIGHBOUR_WINDOW_MS),
             )
         };
-        let mut stmt = self.conn.prepare_cached(
+        // Walked from `sample` outwards, nearest first, so the walk stops at the neighbour:
+        // the window holds every host's rows (an hour of ten hosts at 1 s is 36 000), which an
+        // unordered walk read whole at every backfilled sample.
+        let mut stmt = self.conn.prepare_cached(if dir < 0 {
             "SELECT ts, boot, data FROM raw WHERE rowid BETWEEN ?5 AND ?6 AND host = ?1
-             AND ts BETWEEN ?2 AND ?3 AND seq = ?4",
-        )?;
+             AND ts BETWEEN ?2 AND ?3 AND seq = ?4 ORDER BY rowid DESC"
+        } else {
+            "SELECT ts, boot, data FROM raw WHERE rowid BETWEEN ?5 AND ?6 AND host = ?1
+             AND ts BETWEEN ?2 AND ?3 AND seq = ?4 ORDER BY rowid"
+        })?;
         let mut rows = stmt.query(params![
             host,
             lo,
