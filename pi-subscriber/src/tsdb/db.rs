@@ -120,6 +120,8 @@ pub struct Tsdb {
     pub(super) max_series_total: usize,
     /// Remote write's cursors, by remote and host id (`rw.rs`).
     pub(super) rw: super::rw::Cursors,
+    /// How far remote write's walks found nothing of a host (`rw_walk.rs`).
+    pub(super) rw_walked: super::rw_walk::Walked,
 }
 
 impl Tsdb {

@@ -36,6 +36,7 @@ mod raw;
 mod raw_key;
 pub mod rollup;
 mod rw;
+mod rw_walk;
 mod size;
 mod top;
 mod top_chain;

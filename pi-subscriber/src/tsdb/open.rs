@@ -75,6 +75,7 @@ impl Tsdb {
             stats: TsdbStats::default(),
             max_series_total: usize::MAX,
             rw: Default::default(),
+            rw_walked: Default::default(),
         };
         db.load().map_err(err)?;
         db.load_holes().map_err(err)?;

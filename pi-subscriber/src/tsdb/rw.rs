@@ -15,7 +15,6 @@ use rusqlite::{params, OptionalExtension};
 
 use super::chain::Chain;
 use super::db::Tsdb;
-use super::raw_key::{first_key, last_key};
 use super::TsdbError;
 use crate::registry::Value;
 
@@ -29,7 +28,7 @@ CREATE TABLE IF NOT EXISTS rw_late (
 ";
 
 /// The position before every sample.
-const START: (i64, i64) = (i64::MIN, i64::MIN);
+pub(super) const START: (i64, i64) = (i64::MIN, i64::MIN);
 
 /// One stored sample to send: its host, time and values by (registry index, label).
 #[derive(Debug, Clone, PartialEq)]
@@ -94,6 +93,7 @@ impl Tsdb {
                 cursors.insert(id, at);
             }
             db.rw.insert(remote.to_owned(), cursors);
+            db.rw_walked.remove(remote);
             Ok(())
         };
         if let Err(e) = run(self) {
@@ -107,6 +107,7 @@ impl Tsdb {
     /// Reloads every registered remote's cursors from the database (after a rollback undid
     /// acknowledgements the memory had already taken).
     pub(super) fn rw_reload(&mut self) -> rusqlite::Result<()> {
+        self.rw_walked.clear();
         let remotes: Vec<String> = self.rw.keys().cloned().collect();
         for remote in remotes {
             let mut cursors = HashMap::new();
@@ -128,6 +129,7 @@ impl Tsdb {
     /// cursor for that remote.
     pub(super) fn rw_stored(&mut self, host: i64, ts_ms: i64, seq: u64) -> rusqlite::Result<()> {
         let at = (ts_ms, seq as i64);
+        self.rw_stored_at(host, ts_ms);
         for (remote, cursors) in &self.rw {
             if cursors.get(&host).is_some_and(|c| at <= *c) {
                 self.conn
@@ -210,18 +212,7 @@ impl Tsdb {
             if room == 0 {
                 break;
             }
-            let rows: Vec<(i64, i64, Vec<u8>)> = {
-                let mut stmt = self.conn.prepare_cached(
-                    "SELECT ts, seq, data FROM raw WHERE rowid BETWEEN ?6 AND ?7 AND host = ?1
-                     AND ts >= ?2 AND (ts > ?2 OR seq > ?3) AND ts <= ?4 ORDER BY ts, seq LIMIT ?5",
-                )?;
-                let range = (first_key(from.0), last_key(until));
-                let rows = stmt.query_map(
-                    params![host, from.0, from.1, until, room as i64, range.0, range.1],
-                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-                )?;
-                rows.collect::<rusqlite::Result<_>>()?
-            };
+            let rows = self.rw_rows(remote, host, from, until, room)?;
             let Some(&(ts, seq, _)) = rows.last() else {
                 continue;
             };
@@ -296,49 +287,5 @@ impl Tsdb {
             self.roll_back();
             error
         })
-    }
-
-    /// Samples not yet sent to `remote` (wanted hosts), and how far the oldest is behind its
-    /// host's newest (seconds).
-    pub fn rw_backlog(
-        &self,
-        remote: &str,
-        wanted: impl Fn(&str) -> bool,
-    ) -> Result<(u64, f64), TsdbError> {
-        let run = || -> rusqlite::Result<(u64, f64)> {
-            let Some(cursors) = self.rw.get(remote) else {
-                return Ok((0, 0.0));
-            };
-            let mut samples: u64 = self.conn.query_row(
-                "SELECT COUNT(*) FROM rw_late WHERE remote = ?1",
-                [remote],
-                |r| r.get::<_, i64>(0),
-            )? as u64;
-            let mut behind_ms = 0i64;
-            for (name, h) in &self.hosts {
-                if !wanted(name) {
-                    continue;
-                }
-                let from = cursors.get(&h.id).copied().unwrap_or(START);
-                let (n, first, newest): (i64, Option<i64>, Option<i64>) = self
-                    .conn
-                    .prepare_cached(
-                        "SELECT COUNT(*), MIN(ts),
-                            (SELECT ts FROM raw WHERE host = ?1 ORDER BY rowid DESC LIMIT 1)
-                         FROM raw WHERE rowid >= ?4 AND host = ?1 AND ts >= ?2 AND (ts > ?2 OR seq > ?3)",
-                    )?
-                    .query_row(params![h.id, from.0, from.1, first_key(from.0)], |r| {
-                        Ok((r.get(0)?, r.get(1)?, r.get(2)?))
-                    })?;
-                samples += n.max(0) as u64;
-                if let (Some(first), Some(newest)) = (first, newest) {
-                    // The oldest unsent sample is this far behind what the host has now.
-                    let last_sent = if from.0 == START.0 { first } else { from.0 };
-                    behind_ms = behind_ms.max(newest.saturating_sub(last_sent));
-                }
-            }
-            Ok((samples, behind_ms as f64 / 1000.0))
-        };
-        run().map_err(|e| self.err(e))
     }
 }

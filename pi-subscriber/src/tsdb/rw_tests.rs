@@ -4,6 +4,7 @@ use broker::{Cpu, Snapshot};
 
 use super::rollup::{DAY_MS, HOUR_MS};
 use super::*;
+use crate::registry::Value;
 
 const T0: i64 = 1_700_006_400_000;
 
@@ -159,6 +160,107 @@ fn a_rollback_puts_the_cursor_back_where_the_database_has_it() {
     db.rw_ack("r", mark.unwrap()).unwrap();
     db.roll_back();
     // The acknowledgement was rolled back: the sample is sent again (at least once).
+    assert_eq!(
+        next(&mut db, 100, 0, at(1)).0,
+        vec![("tower".into(), at(1))]
+    );
+}
+
+/// The CPU use each sent sample carries (the tests' samples carry their seq there).
+fn seqs(db: &mut Tsdb, max: usize) -> Vec<Vec<(String, i64, f64)>> {
+    let mut batches = Vec::new();
+    while let Some((samples, mark)) = db.rw_next("r", |_| true, max, 0, at(9)).unwrap() {
+        batches.push(
+            samples
+                .into_iter()
+                .map(|s| {
+                    let cpu = s.values.iter().find_map(|(_, _, v)| match v {
+                        Value::Gauge(g) => Some(*g),
+                        _ => None,
+                    });
+                    (s.host, s.ts_ms, cpu.unwrap())
+                })
+                .collect(),
+        );
+        db.rw_ack("r", mark).unwrap();
+        assert!(batches.len() < 10, "{batches:?}");
+    }
+    batches
+}
+
+#[test]
+fn samples_of_one_millisecond_stored_out_of_seq_order_are_all_sent_in_seq_order() {
+    let mut db = Tsdb::open_in_memory(retention(), 500, T0).unwrap();
+    db.rw_register("r").unwrap();
+    // seq 3 comes before seq 2, both dated at(2) (a clock that stood still), then seq 4; a
+    // second host between them.
+    for (host, seq, ts) in [("tower", 3, at(2)), ("nas", 1, at(2)), ("tower", 2, at(2))] {
+        let s = Snapshot {
+            ts_ms: ts,
+            ..snap(host, seq)
+        };
+        db.ingest(&s, false, at(4)).unwrap();
+    }
+    db.ingest(&snap("tower", 4), false, at(4)).unwrap();
+    db.commit().unwrap();
+    // One sample a batch asked for: a millisecond's rows of a host go together, in seq order,
+    // so the cursor passes none of them.
+    let sent: Vec<(String, i64, f64)> = seqs(&mut db, 1).into_iter().flatten().collect();
+    let tower: Vec<f64> = sent
+        .iter()
+        .filter(|(h, _, _)| h == "tower")
+        .map(|s| s.2)
+        .collect();
+    assert_eq!(tower, [2.0, 3.0, 4.0], "{sent:?}");
+    assert_eq!(sent.len(), 4, "{sent:?}");
+}
+
+#[test]
+fn a_host_silent_beside_others_is_found_again_and_a_backfill_below_the_walks_is_sent() {
+    let mut db = Tsdb::open_in_memory(retention(), 500, T0).unwrap();
+    db.rw_register("r").unwrap();
+    for seq in 1..=3 {
+        for host in ["tower", "nas"] {
+            db.ingest(&snap(host, seq), true, at(seq as i64)).unwrap();
+        }
+    }
+    db.commit().unwrap();
+    assert_eq!(seqs(&mut db, 100).concat().len(), 6);
+    // tower is silent while nas goes on: the walks for tower find nothing up to nas's rows.
+    for seq in 4..=6 {
+        db.ingest(&snap("nas", seq), true, at(seq as i64)).unwrap();
+    }
+    db.commit().unwrap();
+    assert_eq!(db.rw_backlog("r", |_| true).unwrap().0, 3);
+    let sent = seqs(&mut db, 100).concat();
+    assert_eq!(sent.len(), 3, "{sent:?}");
+    assert!(sent.iter().all(|(h, _, _)| h == "nas"), "{sent:?}");
+    assert_eq!(db.rw_backlog("r", |_| true).unwrap(), (0, 0.0));
+    // tower's seq 4 is backfilled below where the walks went (after its cursor: not late),
+    // then tower is back live at seq 7: both are counted and sent.
+    db.ingest(&snap("tower", 4), false, at(7)).unwrap();
+    db.ingest(&snap("tower", 7), true, at(7)).unwrap();
+    db.commit().unwrap();
+    assert_eq!(db.rw_backlog("r", |_| true).unwrap().0, 2);
+    let sent = seqs(&mut db, 100).concat();
+    assert_eq!(
+        sent,
+        [("tower".into(), at(4), 4.0), ("tower".into(), at(7), 7.0)]
+    );
+    assert_eq!(db.rw_backlog("r", |_| true).unwrap(), (0, 0.0));
+}
+
+#[test]
+fn a_rollback_takes_back_what_the_walks_learnt_with_the_cursors() {
+    let mut db = Tsdb::open_in_memory(retention(), 500, T0).unwrap();
+    db.rw_register("r").unwrap();
+    db.ingest(&snap("tower", 1), true, at(1)).unwrap();
+    db.commit().unwrap();
+    let (_, mark) = next(&mut db, 100, 0, at(1));
+    db.rw_ack("r", mark.unwrap()).unwrap();
+    // Nothing more: the walk learns tower has nothing up to its row.
+    assert_eq!(next(&mut db, 100, 0, at(1)).0, vec![]);
+    db.roll_back();
     assert_eq!(
         next(&mut db, 100, 0, at(1)).0,
         vec![("tower".into(), at(1))]
