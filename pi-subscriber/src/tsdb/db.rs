@@ -338,6 +338,9 @@ impl Tsdb {
         for cursors in self.rw.values_mut() {
             cursors.remove(&cache.id);
         }
+        for marks in self.rw_walked.values_mut() {
+            marks.remove(&cache.id);
+        }
         self.open.retain(|(_, id, _), _| !ids.contains(id));
         for id in &ids {
             self.series.remove(id);
