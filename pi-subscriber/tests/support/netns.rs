@@ -203,6 +203,19 @@ impl Netns {
         args: &[&str],
         env: &[(&str, &str)],
     ) -> (Guard, Client) {
+        let mut all = vec!["--metrics-endpoint", endpoint];
+        all.extend_from_slice(args);
+        self.pi_there_polling(data, &all, env)
+    }
+
+    /// [`Netns::pi_there_with_env`] without an endpoint of its own: `args` name them
+    /// (`--metrics-endpoint`, or a `--config` with `[poll] endpoints`).
+    pub fn pi_there_polling(
+        &self,
+        data: &Path,
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> (Guard, Client) {
         let mut cmd = Command::new("ip");
         cmd.args(["netns", "exec", &self.name])
             .arg(env!("CARGO_BIN_EXE_pi-subscriber"))
@@ -214,7 +227,6 @@ impl Netns {
             .envs(env.iter().copied())
             .args(["--bind", &format!("{}:0", self.there)])
             .args(["--mqtt-host", "127.0.0.1", "--mqtt-port", "1883"])
-            .args(["--metrics-endpoint", endpoint])
             .args(args)
             .arg("--data-dir")
             .arg(data)
