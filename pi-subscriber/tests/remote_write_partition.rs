@@ -9,13 +9,11 @@
 mod common;
 mod support;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::mosquitto::Mosquitto;
-use support::netns::seqs;
+use support::netns::prometheus_holds_the_pis_cpu;
 use support::receivers::{Kind, Receiver};
-
-const CPU: &str = r#"server_analytics_cpu_usage_ratio{host="testhost",job="server-analytics"}"#;
 
 #[test]
 fn a_partitioned_publisher_is_sent_in_order_once_its_hole_fills() {
@@ -82,38 +80,9 @@ fn a_partitioned_publisher_is_sent_in_order_once_its_hole_fills() {
     });
 
     // Every sample the Pi holds is in Prometheus, once, and none was refused.
-    let rows = s.json("/history?host=testhost");
-    let times: Vec<i64> = rows
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|r| r["cpu_usage_percent"].is_number())
-        .map(|r| r["time"].as_i64().unwrap())
-        .collect();
-    let newest = *times.last().unwrap();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let got: Vec<i64> = prom
-            .raw(CPU)
-            .into_iter()
-            .map(|p| p.0)
-            .filter(|t| *t <= newest)
-            .collect();
-        if got == times {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "Prometheus has {} samples, the Pi {} ({} seqs)",
-            got.len(),
-            times.len(),
-            seqs(&rows).len()
-        );
-        std::thread::sleep(Duration::from_millis(300));
-    }
+    prometheus_holds_the_pis_cpu(&prom, &s, "testhost", 20);
     let h = s.json("/health");
     assert_eq!(h["remote_write"][0]["samples_dropped_total"], 0, "{h}");
     assert_eq!(h["history"]["samples_lost_total"], 0, "{h}");
-    assert!(times.len() >= 20, "{} samples", times.len());
     drop(pi);
 }

@@ -15,12 +15,8 @@ use std::time::{Duration, Instant};
 
 use common::mosquitto::Mosquitto;
 use common::Publisher;
-use support::netns::seqs;
+use support::netns::{prometheus_holds_the_pis_cpu, seqs};
 use support::receivers::{Kind, Receiver};
-
-fn cpu(host: &str) -> String {
-    format!(r#"server_analytics_cpu_usage_ratio{{host="{host}",job="server-analytics"}}"#)
-}
 
 /// `/health`, whatever its status (503 while a host is down).
 fn health(s: &common::Client) -> serde_json::Value {
@@ -117,36 +113,7 @@ fn a_server_cut_off_beside_another_is_sent_whole_once_its_backfill_comes() {
 
     // Every sample the Pi holds of each host is in Prometheus, once, and none was refused.
     for (host, least) in [("testhost", 20), ("nas", 5)] {
-        let rows = s.json(&format!("/history?host={host}"));
-        let times: Vec<i64> = rows
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter(|r| r["cpu_usage_percent"].is_number())
-            .map(|r| r["time"].as_i64().unwrap())
-            .collect();
-        assert!(times.len() >= least, "{host}: {} samples", times.len());
-        let newest = *times.last().unwrap();
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            let got: Vec<i64> = prom
-                .raw(&cpu(host))
-                .into_iter()
-                .map(|p| p.0)
-                .filter(|t| *t <= newest)
-                .collect();
-            if got == times {
-                break;
-            }
-            let missing = times.iter().filter(|t| !got.contains(t)).count();
-            assert!(
-                Instant::now() < deadline,
-                "{host}: Prometheus has {} samples, the Pi {} ({missing} missing)",
-                got.len(),
-                times.len(),
-            );
-            std::thread::sleep(Duration::from_millis(300));
-        }
+        prometheus_holds_the_pis_cpu(&prom, &s, host, least);
     }
     let h = health(&s);
     assert_eq!(h["remote_write"][0]["samples_dropped_total"], 0, "{h}");

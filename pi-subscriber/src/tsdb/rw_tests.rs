@@ -150,14 +150,21 @@ fn a_remote_registered_before_any_host_keeps_every_sample_across_a_restart() {
     assert_eq!(next(&mut db, 100, 0, at(3)).0.len(), 3);
 }
 
-#[test]
-fn a_rollback_puts_the_cursor_back_where_the_database_has_it() {
+/// tower's sample 1 stored, committed, sent and acknowledged (the acknowledgement not
+/// committed).
+fn tower_1_sent() -> Tsdb {
     let mut db = Tsdb::open_in_memory(retention(), 500, T0).unwrap();
     db.rw_register("r").unwrap();
     db.ingest(&snap("tower", 1), true, at(1)).unwrap();
     db.commit().unwrap();
     let (_, mark) = next(&mut db, 100, 0, at(1));
     db.rw_ack("r", mark.unwrap()).unwrap();
+    db
+}
+
+#[test]
+fn a_rollback_puts_the_cursor_back_where_the_database_has_it() {
+    let mut db = tower_1_sent();
     db.roll_back();
     // The acknowledgement was rolled back: the sample is sent again (at least once).
     assert_eq!(
@@ -252,12 +259,7 @@ fn a_host_silent_beside_others_is_found_again_and_a_backfill_below_the_walks_is_
 
 #[test]
 fn a_rollback_takes_back_what_the_walks_learnt_with_the_cursors() {
-    let mut db = Tsdb::open_in_memory(retention(), 500, T0).unwrap();
-    db.rw_register("r").unwrap();
-    db.ingest(&snap("tower", 1), true, at(1)).unwrap();
-    db.commit().unwrap();
-    let (_, mark) = next(&mut db, 100, 0, at(1));
-    db.rw_ack("r", mark.unwrap()).unwrap();
+    let mut db = tower_1_sent();
     // Nothing more: the walk learns tower has nothing up to its row.
     assert_eq!(next(&mut db, 100, 0, at(1)).0, vec![]);
     db.roll_back();

@@ -3,6 +3,7 @@
 
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
+use std::time::Duration;
 
 use crate::common::{Client, Publisher};
 
@@ -306,4 +307,47 @@ pub fn publisher_range(
         .collect();
     let missing = want.difference(have).copied().collect();
     (want, missing)
+}
+
+/// Waits (30 s at most) until Prometheus `prom` holds exactly the CPU samples the Pi `s`
+/// holds of `host` (up to the Pi's newest), at least `least` of them, each once.
+pub fn prometheus_holds_the_pis_cpu(
+    prom: &crate::support::receivers::Receiver,
+    s: &Client,
+    host: &str,
+    least: usize,
+) {
+    let selector =
+        format!(r#"server_analytics_cpu_usage_ratio{{host="{host}",job="server-analytics"}}"#);
+    let rows = s.json(&format!("/history?host={host}"));
+    let times: Vec<i64> = rows
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["cpu_usage_percent"].is_number())
+        .map(|r| r["time"].as_i64().unwrap())
+        .collect();
+    assert!(times.len() >= least, "{host}: {} samples", times.len());
+    let newest = *times.last().unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let got: Vec<i64> = prom
+            .raw(&selector)
+            .into_iter()
+            .map(|p| p.0)
+            .filter(|t| *t <= newest)
+            .collect();
+        if got == times {
+            return;
+        }
+        let missing = times.iter().filter(|t| !got.contains(t)).count();
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{host}: Prometheus has {} samples, the Pi {} ({missing} missing, {} seqs)",
+            got.len(),
+            times.len(),
+            seqs(&rows).len()
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    }
 }
