@@ -225,10 +225,11 @@ fn full_retention() -> tempfile::TempDir {
         conn.query_row(&format!("SELECT count(*) FROM {t}"), [], |r| r.get(0))
             .unwrap()
     };
+    let minute: i64 = minute_tables(&conn).iter().map(|t| table(t)).sum();
     println!(
         "rows: raw {}, minute {}, hour {}, series {}",
         table("raw"),
-        table("minute"),
+        minute,
         table("hour"),
         table("series")
     );
@@ -276,6 +277,18 @@ fn full_retention() -> tempfile::TempDir {
     dir
 }
 
+/// The minute tier's tables: the table of before and one a day (`tsdb/parts.rs`).
+fn minute_tables(conn: &rusqlite::Connection) -> Vec<String> {
+    let mut stmt = conn
+        .prepare(
+            "SELECT '\"' || name || '\"' FROM sqlite_schema WHERE type = 'table'
+             AND (name = 'minute' OR name GLOB 'minute_d*')",
+        )
+        .unwrap();
+    let names = stmt.query_map([], |r| r.get(0)).unwrap();
+    names.map(Result::unwrap).collect()
+}
+
 /// Adds `hosts - 1` hosts like host0: its hour and minute rows older than the raw tier are
 /// copied under new ids in SQL; the last 48 h are ingested (raw rows pack series ids).
 fn clone_hosts(path: &Path, hosts: usize, end_ms: i64) {
@@ -284,16 +297,28 @@ fn clone_hosts(path: &Path, hosts: usize, end_ms: i64) {
         .query_row("SELECT max(id) FROM series", [], |r| r.get(0))
         .unwrap();
     let cut = end_ms - 2 * DAY_MS;
+    let minute: String = minute_tables(&conn)
+        .iter()
+        .map(|t| {
+            format!(
+                "INSERT INTO {t} (id, series, start, data)
+                   SELECT (id >> 32 << 32) | (series + {{off}}), series + {{off}}, start, data FROM {t}
+                   WHERE series <= {{max_series}} AND start < {{cut}};"
+            )
+        })
+        .collect();
     for h in 1..hosts as i64 {
         let off = h * (max_series + 1);
+        let minute = minute
+            .replace("{off}", &off.to_string())
+            .replace("{max_series}", &max_series.to_string())
+            .replace("{cut}", &cut.to_string());
         conn.execute_batch(&format!(
             "BEGIN;
              INSERT INTO hosts (id, name) VALUES ({h} + 1000, 'host{h}');
              INSERT INTO series (id, host, metric, label)
                SELECT id + {off}, {h} + 1000, metric, label FROM series WHERE id <= {max_series};
-             INSERT INTO minute (id, series, start, data)
-               SELECT (id >> 32 << 32) | (series + {off}), series + {off}, start, data FROM minute
-               WHERE series <= {max_series} AND start < {cut};
+             {minute}
              INSERT INTO hour (series, start, data)
                SELECT series + {off}, start, data FROM hour WHERE series <= {max_series} AND start < {cut};
              COMMIT;"

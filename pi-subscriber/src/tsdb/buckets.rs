@@ -9,6 +9,7 @@ use super::chain::Chain;
 use super::db::{Sample, Tsdb, FUTURE_MS, GRACE_MS, NEIGHBOUR_WINDOW_MS};
 use super::open_row::OpenRow;
 use super::pack;
+use super::parts::Kind;
 use super::raw_key::{first_key, last_key};
 use super::rollup::{floor, Bucket, Tier, HOUR_MS};
 use super::TsdbError;
@@ -145,14 +146,18 @@ impl Tsdb {
             "DELETE FROM raw WHERE rowid > ?1",
             [last_key(now_ms.saturating_add(FUTURE_MS))],
         )?;
-        // The minute tier and its peaks go an hour at a time too, in the same commit as the
-        // raw tier's hour: WAL mode writes every page a `DELETE` touches, freed ones included,
-        // so a prune at every commit rewrote the first pages of each table 288 times a day.
+        // The minute tier and its peaks go a day at a time, each day's table dropped whole
+        // (`parts.rs`): WAL mode writes every page a `DELETE` touches, freed ones included. The
+        // rows of a database from before go an hour at a time, in the same commit as the raw
+        // tier's hour, as they did.
         let minute = floor(self.retention.horizon(Tier::Minute, now_ms), HOUR_MS);
         self.conn.execute(
             "DELETE FROM minute WHERE id < ?1",
             [super::minute::key(0, minute - HOUR_MS)],
         )?;
+        self.parts
+            .borrow_mut()
+            .drop_before(&self.conn, Kind::Minute, minute - HOUR_MS)?;
         let keep = self.retention.horizon(Tier::Hour, now_ms) - Tier::Hour.row_ms();
         self.conn.execute(
             "DELETE FROM hour WHERE series IN (SELECT id FROM series) AND start < ?1",

@@ -8,6 +8,7 @@ use broker::Snapshot;
 use rusqlite::{params, Connection};
 use serde::Serialize;
 
+use super::parts::Kind;
 use super::raw_key::Stored;
 
 use super::derive::partial_key;
@@ -122,6 +123,8 @@ pub struct Tsdb {
     pub(super) rw: super::rw::Cursors,
     /// How far remote write's walks found nothing of a host (`rw_walk.rs`).
     pub(super) rw_walked: super::rw_walk::Walked,
+    /// The minute tier's and its peaks' tables of each day (`parts.rs`).
+    pub(super) parts: std::cell::RefCell<super::parts::Parts>,
 }
 
 impl Tsdb {
@@ -348,13 +351,18 @@ impl Tsdb {
         self.stats.series_total = self.series.len() as u64;
         let run = |db: &mut Tsdb| -> rusqlite::Result<()> {
             db.begin()?;
-            for table in ["minute", "hour"] {
+            let (minute, top) = {
+                let parts = db.parts.borrow();
+                (parts.tables(Kind::Minute), parts.tables(Kind::Top))
+            };
+            for table in minute.iter().map(String::as_str).chain(["hour"]) {
                 db.conn.execute(
                     &format!("DELETE FROM {table} WHERE series IN (SELECT id FROM series WHERE host = ?1)"),
                     [cache.id],
                 )?;
             }
-            for table in ["raw", "holes", "lost", "top_minute", "rw_cursor", "rw_late"] {
+            let others = ["raw", "holes", "lost", "rw_cursor", "rw_late"];
+            for table in top.iter().map(String::as_str).chain(others) {
                 db.conn
                     .execute(&format!("DELETE FROM {table} WHERE host = ?1"), [cache.id])?;
             }

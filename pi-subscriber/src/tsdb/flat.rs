@@ -152,11 +152,14 @@ impl Tsdb {
                 let newest: Option<i64> = self.conn.query_row(
                     "SELECT MAX(t) FROM (
                         SELECT * FROM (SELECT ts AS t FROM raw WHERE host = ?1 ORDER BY rowid DESC LIMIT 1)
-                        UNION ALL SELECT * FROM (SELECT start + ?2 FROM minute WHERE series IN (SELECT id FROM series WHERE host = ?1) ORDER BY id DESC LIMIT 1)
-                        UNION ALL SELECT MAX(start) + ?3 FROM hour WHERE series IN (SELECT id FROM series WHERE host = ?1))",
-                    params![h.id, Tier::Minute.row_ms(), Tier::Hour.row_ms()],
+                        UNION ALL SELECT MAX(start) + ?2 FROM hour WHERE series IN (SELECT id FROM series WHERE host = ?1))",
+                    params![h.id, Tier::Hour.row_ms()],
                     |r| r.get(0),
                 )?;
+                let minute = self
+                    .newest_minute_of(h.id)?
+                    .map(|s| s.saturating_add(Tier::Minute.row_ms()));
+                let newest = newest.max(minute);
                 if newest.is_none_or(|t| t < before_ms) {
                     out.push(name.clone());
                 }

@@ -13,6 +13,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 
 use super::db::Tsdb;
 use super::pack;
+use super::parts::Kind;
 use super::rollup::{Bucket, Tier, HOUR_MS};
 
 const HALF_MS: i64 = HOUR_MS / 2;
@@ -52,7 +53,7 @@ pub(super) fn upgrade(conn: &Connection) -> rusqlite::Result<()> {
         };
         for (series, start, data) in rows {
             let row = pack::unpack_buckets(&data, Tier::Minute, start);
-            write(conn, series as u32, start, &row)?;
+            write(conn, "minute", series as u32, start, &row)?;
         }
         conn.execute_batch("DROP TABLE minute_by_series; COMMIT;")
     })();
@@ -62,9 +63,10 @@ pub(super) fn upgrade(conn: &Connection) -> rusqlite::Result<()> {
     moved
 }
 
-/// Writes the two halves of an hour row (a half with no bucket is not written).
+/// Writes the two halves of an hour row into `table` (a half with no bucket is not written).
 fn write(
     conn: &Connection,
+    table: &str,
     series: u32,
     start: i64,
     row: &[Option<Bucket>],
@@ -74,9 +76,9 @@ fn write(
             continue;
         }
         let half_start = start.saturating_add(half as i64 * HALF_MS);
-        conn.prepare_cached(
-            "INSERT OR REPLACE INTO minute (id, series, start, data) VALUES (?1, ?2, ?3, ?4)",
-        )?
+        conn.prepare_cached(&format!(
+            "INSERT OR REPLACE INTO {table} (id, series, start, data) VALUES (?1, ?2, ?3, ?4)"
+        ))?
         .execute(params![
             key(series, half_start),
             series,
@@ -98,11 +100,19 @@ impl Tsdb {
         let mut row: Option<Vec<Option<Bucket>>> = None;
         for half in 0..2 {
             let half_start = start_ms.saturating_add(half * HALF_MS);
-            let data: Option<Vec<u8>> = self
-                .conn
-                .prepare_cached("SELECT data FROM minute WHERE id = ?1")?
-                .query_row([key(series, half_start)], |r| r.get(0))
-                .optional()?;
+            // The day's table, else the table of before (`parts.rs`).
+            let mut data: Option<Vec<u8>> = None;
+            let day = self.parts.borrow().existing(Kind::Minute, half_start);
+            for table in day.as_deref().into_iter().chain(["minute"]) {
+                data = self
+                    .conn
+                    .prepare_cached(&format!("SELECT data FROM {table} WHERE id = ?1"))?
+                    .query_row([key(series, half_start)], |r| r.get(0))
+                    .optional()?;
+                if data.is_some() {
+                    break;
+                }
+            }
             if let Some(data) = data {
                 let buckets =
                     pack::decode_buckets(&data, HALF_SLOTS, half_start, Tier::Minute.bucket_ms())
@@ -115,21 +125,59 @@ impl Tsdb {
         Ok(row)
     }
 
+    /// Writes the hour row into the table of its day (`parts.rs`): both halves start that day.
     pub(super) fn write_minute_row(
         &self,
         series: u32,
         start_ms: i64,
         row: &[Option<Bucket>],
     ) -> rusqlite::Result<()> {
-        write(&self.conn, series, start_ms, row)
+        let table = self
+            .parts
+            .borrow_mut()
+            .table_for(&self.conn, Kind::Minute, start_ms)?;
+        write(&self.conn, &table, series, start_ms, row)
     }
 
     /// The start of the hour of the newest minute row over all series (`None`: none).
     pub(super) fn newest_minute_row(&self) -> rusqlite::Result<Option<i64>> {
-        let id: Option<i64> = self
-            .conn
-            .prepare_cached("SELECT MAX(id) FROM minute")?
-            .query_row([], |r| r.get(0))?;
+        // The table of before, and the newest day's table that holds a row.
+        let max = |table: &str| -> rusqlite::Result<Option<i64>> {
+            self.conn
+                .prepare_cached(&format!("SELECT MAX(id) FROM {table}"))?
+                .query_row([], |r| r.get(0))
+        };
+        let mut id = max("minute")?;
+        let days = self.parts.borrow().tables(Kind::Minute);
+        for table in days.iter().skip(1).rev() {
+            if let Some(newest) = max(table)? {
+                id = id.max(Some(newest));
+                break;
+            }
+        }
         Ok(id.map(|id| (id >> 32).saturating_mul(HALF_MS).div_euclid(HOUR_MS) * HOUR_MS))
+    }
+
+    /// The start of `host`'s newest minute row (`None`: it has none): the newest day's table
+    /// that holds one, and the table of before.
+    pub(super) fn newest_minute_of(&self, host: i64) -> rusqlite::Result<Option<i64>> {
+        let newest = |table: &str| -> rusqlite::Result<Option<i64>> {
+            self.conn
+                .prepare_cached(&format!(
+                    "SELECT start FROM {table} WHERE series IN (SELECT id FROM series WHERE host = ?1)
+                     ORDER BY id DESC LIMIT 1"
+                ))?
+                .query_row([host], |r| r.get(0))
+                .optional()
+        };
+        let mut start = newest("minute")?;
+        let days = self.parts.borrow().tables(Kind::Minute);
+        for table in days.iter().skip(1).rev() {
+            if let Some(s) = newest(table)? {
+                start = start.max(Some(s));
+                break;
+            }
+        }
+        Ok(start)
     }
 }

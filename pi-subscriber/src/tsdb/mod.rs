@@ -31,6 +31,7 @@ mod minute;
 mod open;
 mod open_row;
 pub mod pack;
+mod parts;
 mod query;
 mod raw;
 mod raw_key;

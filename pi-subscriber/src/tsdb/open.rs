@@ -61,6 +61,7 @@ impl Tsdb {
         conn.execute_batch(super::top::SCHEMA).map_err(err)?;
         super::top::upgrade(&conn).map_err(err)?;
         conn.execute_batch(super::rw::SCHEMA).map_err(err)?;
+        let parts = super::parts::Parts::load(&conn).map_err(err)?;
         let mut db = Tsdb {
             conn,
             path: path.to_owned(),
@@ -76,6 +77,7 @@ impl Tsdb {
             max_series_total: usize::MAX,
             rw: Default::default(),
             rw_walked: Default::default(),
+            parts: std::cell::RefCell::new(parts),
         };
         db.load().map_err(err)?;
         db.load_holes().map_err(err)?;

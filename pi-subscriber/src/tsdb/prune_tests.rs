@@ -1,11 +1,13 @@
-//! Pruning goes an hour at a time in every tier, so the commits between two hours delete
-//! nothing. In WAL mode SQLite writes every page a `DELETE` touches (the pages it frees too),
-//! so a prune at every commit rewrote the first leaf and interior pages of the tables it cut
-//! 288 times a day (`bench tsdb`, docs/benchmarks.md).
+//! Pruning goes an hour at a time in the raw tier and a day at a time in the minute tier and
+//! its peaks, so the commits between two hours delete nothing. In WAL mode SQLite writes every
+//! page a `DELETE` touches (the pages it frees too): a prune at every commit rewrote the first
+//! leaf and interior pages of the tables it cut 288 times a day, and a day's minute rows
+//! deleted cost as many page writes as they held (`bench tsdb`, docs/benchmarks.md).
 
 use broker::{Cpu, ProcessTop, Processes, Snapshot};
 
-use super::rollup::{DAY_MS, HOUR_MS, MINUTE_MS};
+use super::parts::Kind;
+use super::rollup::{Bucket, DAY_MS, HOUR_MS, MINUTE_MS};
 use super::tests::retention;
 use super::*;
 
@@ -42,48 +44,122 @@ fn two_hours(db: &mut Tsdb) {
     db.commit().unwrap();
 }
 
-fn count(db: &Tsdb, sql: &str) -> i64 {
-    db.conn.query_row(sql, [], |r| r.get(0)).unwrap()
-}
-
 /// The minute peaks and the minute rows of the hour at T0, after `maintain(now)`.
 fn first_hour(db: &mut Tsdb, now: i64) -> (i64, i64) {
     db.maintain(now).unwrap();
     let end = T0 + HOUR_MS;
     (
-        count(
-            db,
-            &format!("SELECT COUNT(*) FROM top_minute WHERE start < {end}"),
-        ),
-        count(
-            db,
-            &format!("SELECT COUNT(*) FROM minute WHERE start < {end}"),
-        ),
+        db.rows_of(Kind::Top, &format!("WHERE start < {end}")),
+        db.rows_of(Kind::Minute, &format!("WHERE start < {end}")),
     )
 }
 
 #[test]
-fn the_minute_tier_and_its_peaks_go_an_hour_at_a_time() {
+fn the_minute_tier_and_its_peaks_go_a_day_at_a_time() {
     let mut db = Tsdb::open_in_memory(retention(), 500, T0).unwrap();
     two_hours(&mut db);
     // Past the raw tier: the first hour's peaks are kept, 60 minutes, and its minute rows
-    // (two half-hour rows a series).
+    // (two half-hour rows a series), in the tables of T0's day.
     let (peaks, rows) = first_hour(&mut db, T0 + 50 * HOUR_MS);
     assert_eq!(peaks, 60);
     assert!(rows >= 2, "{rows}");
-    // 14 days and 10, then 50 minutes after T0: the minute tier's horizon is inside the first
-    // hour, whose rows all stay until the hour after it is past the horizon too.
-    for past in [10, 50] {
-        let now = T0 + 14 * DAY_MS + past * MINUTE_MS;
-        assert_eq!(first_hour(&mut db, now), (peaks, rows), "{past} min");
+    let day = T0 / DAY_MS;
+    assert_eq!(db.days_of(Kind::Top), [day]);
+    assert_eq!(db.days_of(Kind::Minute), [day]);
+    // The minute tier's horizon inside T0's day, or past its first hours: the day's rows all
+    // stay until the whole day is past the horizon.
+    for past in [10 * MINUTE_MS, 2 * HOUR_MS + MINUTE_MS, 23 * HOUR_MS] {
+        let now = T0 + 14 * DAY_MS + past;
+        assert_eq!(first_hour(&mut db, now), (peaks, rows), "{past} ms");
     }
-    // An hour past the horizon: the peaks go whole; the rows (which hold buckets up to an
+    // The day past the horizon: its peaks go whole; its rows (which hold buckets up to an
     // hour after their start) whole too, an hour later.
-    assert_eq!(first_hour(&mut db, T0 + 14 * DAY_MS + HOUR_MS), (0, rows));
-    let now = T0 + 14 * DAY_MS + HOUR_MS + 40 * MINUTE_MS;
-    assert_eq!(first_hour(&mut db, now), (0, rows));
-    assert_eq!(
-        first_hour(&mut db, T0 + 14 * DAY_MS + 2 * HOUR_MS + MINUTE_MS),
-        (0, 0)
-    );
+    assert_eq!(first_hour(&mut db, T0 + 15 * DAY_MS), (0, rows));
+    assert_eq!(db.days_of(Kind::Top), Vec::<i64>::new());
+    assert_eq!(first_hour(&mut db, T0 + 15 * DAY_MS + HOUR_MS), (0, 0));
+    assert_eq!(db.days_of(Kind::Minute), Vec::<i64>::new());
+}
+
+/// WAL frames in `path`'s WAL (2 KiB pages).
+fn wal_frames(path: &std::path::Path) -> u64 {
+    let len = std::fs::metadata(path.with_extension("sqlite-wal")).map_or(0, |m| m.len());
+    len.saturating_sub(32) / (2048 + 24)
+}
+
+/// A day's table is dropped, not its rows deleted: a `DELETE` in WAL mode writes every page
+/// it empties, so pruning a day of minute rows cost as many page writes as the day held.
+#[test]
+fn a_day_of_the_minute_tier_goes_without_writing_its_pages() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("h.sqlite");
+    let mut db = Tsdb::open(&path, retention(), 500, T0).unwrap();
+    two_hours(&mut db);
+    db.maintain(T0 + 50 * HOUR_MS).unwrap();
+    // A day's worth of minute rows: 400 series × 24 hours, each ~150 bytes a half.
+    let row: Vec<Option<Bucket>> = (0..60)
+        .map(|i| {
+            Some(Bucket {
+                min: i as f64,
+                max: i as f64 * 2.5,
+                sum: i as f64 * 7.25,
+                count: 4,
+                last: i as f64 / 3.0,
+                last_ms: T0 + i * MINUTE_MS,
+            })
+        })
+        .collect();
+    db.begin().unwrap();
+    for series in 1000..1400u32 {
+        for h in 0..24 {
+            db.write_minute_row(series, T0 + h * HOUR_MS, &row).unwrap();
+        }
+    }
+    db.commit().unwrap();
+    let pages: i64 = db
+        .conn
+        .query_row(
+            &format!(
+                "SELECT COUNT(*) FROM dbstat WHERE name = 'minute_d{}'",
+                T0 / DAY_MS
+            ),
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert!(pages > 1000, "{pages} pages");
+    db.conn
+        .execute_batch("PRAGMA wal_checkpoint(TRUNCATE)")
+        .unwrap();
+    assert_eq!(wal_frames(&path), 0);
+    db.maintain(T0 + 15 * DAY_MS + HOUR_MS).unwrap();
+    assert_eq!(db.days_of(Kind::Minute), Vec::<i64>::new());
+    let written = wal_frames(&path);
+    assert!(written < 20, "{written} pages written to prune {pages}");
+}
+
+/// A day's table made in a transaction that is rolled back is gone with it, and made again by
+/// the next write of that day (the days are read again from the schema).
+#[test]
+fn a_days_table_made_in_a_rolled_back_transaction_is_made_again() {
+    let mut db = Tsdb::open_in_memory(retention(), 500, T0).unwrap();
+    let row = vec![
+        Some(Bucket {
+            min: 1.0,
+            max: 2.0,
+            sum: 3.0,
+            count: 2,
+            last: 2.0,
+            last_ms: T0,
+        });
+        60
+    ];
+    db.begin().unwrap();
+    db.write_minute_row(7, T0, &row).unwrap();
+    assert_eq!(db.days_of(Kind::Minute), [T0 / DAY_MS]);
+    db.roll_back();
+    assert_eq!(db.days_of(Kind::Minute), Vec::<i64>::new());
+    db.begin().unwrap();
+    db.write_minute_row(7, T0, &row).unwrap();
+    db.commit().unwrap();
+    assert_eq!(db.minute_row(7, T0).unwrap().unwrap()[0], row[0]);
 }

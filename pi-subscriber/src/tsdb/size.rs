@@ -7,6 +7,7 @@
 use serde::Serialize;
 
 use super::db::Tsdb;
+use super::parts::Kind;
 use super::raw_key::last_key;
 use super::TsdbError;
 
@@ -87,6 +88,14 @@ impl Tsdb {
         if t.name == RAW.name {
             return self.prune_oldest_raw(excess);
         }
+        // Of a tier cut by day (`parts.rs`), its oldest table that holds a row.
+        let name = match t.kind {
+            None => t.name.to_owned(),
+            Some(kind) => match self.oldest_held(kind)? {
+                Some(name) => name,
+                None => return Ok(0),
+            },
+        };
         let groups: Vec<i64> = {
             let mut stmt = self.conn.prepare(t.groups)?;
             let rows = stmt.query_map([], |r| r.get(0))?;
@@ -105,7 +114,7 @@ impl Tsdb {
             "SELECT {key}, {bytes} FROM {table} WHERE {group} = ?1 ORDER BY {key} LIMIT ?2",
             key = t.key,
             bytes = t.bytes,
-            table = t.name,
+            table = name,
             group = t.group
         ))?;
         for g in &groups {
@@ -132,7 +141,7 @@ impl Tsdb {
         let mut delete = self.conn.prepare(&format!(
             "DELETE FROM {table} WHERE {group} = ?1 AND {key} <= ?2",
             key = t.key,
-            table = t.name,
+            table = name,
             group = t.group
         ))?;
         for g in &groups {
@@ -143,6 +152,26 @@ impl Tsdb {
 }
 
 impl Tsdb {
+    /// The oldest table of `kind` that holds a row (the table of before first, then the days'),
+    /// dropping each empty day's table on the way; `None`: every one is empty.
+    fn oldest_held(&self, kind: Kind) -> rusqlite::Result<Option<String>> {
+        let tables = self.parts.borrow().tables(kind);
+        for (i, table) in tables.into_iter().enumerate() {
+            let held = self
+                .conn
+                .prepare(&format!("SELECT 1 FROM {table} LIMIT 1"))?
+                .exists([])?;
+            if held {
+                return Ok(Some(table));
+            }
+            if i > 0 {
+                // The oldest day's table, empty.
+                self.parts.borrow_mut().drop_oldest(&self.conn, kind)?;
+            }
+        }
+        Ok(None)
+    }
+
     /// The raw tier's share of [`Tsdb::prune_oldest`]: its oldest rows over all hosts are its
     /// first row ids, whole milliseconds at a time.
     fn prune_oldest_raw(&self, excess: u64) -> rusqlite::Result<u64> {
@@ -196,6 +225,8 @@ fn cut_at(oldest: &[(i64, u64)], limit: i64, excess: u64) -> Option<i64> {
 /// A table pruned for size: its rows by group (host or series) and time.
 struct Table {
     name: &'static str,
+    /// A tier cut into a table a day (`parts.rs`): `name` is its table of before.
+    kind: Option<Kind>,
     group: &'static str,
     key: &'static str,
     /// The groups to look at.
@@ -207,6 +238,7 @@ struct Table {
 // The minute peaks are keyed by time first (`top.rs`): oldest first over all hosts, one group.
 const TOP_MINUTE: Table = Table {
     name: "top_minute",
+    kind: Some(Kind::Top),
     group: "0",
     key: "start",
     groups: "SELECT 0",
@@ -216,6 +248,7 @@ const TOP_MINUTE: Table = Table {
 // The raw tier goes by its row ids ([`Tsdb::prune_oldest_raw`]); `group` and `key` describe it.
 const RAW: Table = Table {
     name: "raw",
+    kind: None,
     group: "host",
     key: "ts",
     groups: "SELECT id FROM hosts",
@@ -225,6 +258,7 @@ const RAW: Table = Table {
 // key's order, one group.
 const MINUTE: Table = Table {
     name: "minute",
+    kind: Some(Kind::Minute),
     group: "0",
     key: "id",
     groups: "SELECT 0",
@@ -232,6 +266,7 @@ const MINUTE: Table = Table {
 };
 const HOUR: Table = Table {
     name: "hour",
+    kind: None,
     group: "series",
     key: "start",
     groups: "SELECT id FROM series",
@@ -307,7 +342,11 @@ mod tests {
         (db, now)
     }
 
+    /// Rows of `table` (of the minute tier: over its days' tables, `parts.rs`).
     fn count(db: &Tsdb, table: &str) -> u64 {
+        if table == "minute" {
+            return db.rows_of(Kind::Minute, "") as u64;
+        }
         db.conn
             .query_row(&format!("SELECT COUNT(*) FROM {table}"), [], |r| {
                 r.get::<_, i64>(0)

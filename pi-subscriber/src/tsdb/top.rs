@@ -17,6 +17,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 use serde::Serialize;
 
 use super::db::Tsdb;
+use super::parts::Kind;
 use super::raw_key::{first_key, last_key};
 use super::rollup::{Tier, MINUTE_MS};
 use super::top_chain::{Lists, TopChain};
@@ -165,9 +166,13 @@ impl Tsdb {
             let (Some((cpu_peak, cpu_ts, cpu)), Some((mem_peak, mem_ts, mem))) = (cpu, mem) else {
                 continue;
             };
+            let table = self
+                .parts
+                .borrow_mut()
+                .table_for(&self.conn, Kind::Top, start)?;
             self.conn
-                .prepare_cached(
-                    "INSERT INTO top_minute (host, start, cpu_peak, cpu_ts, cpu, mem_peak, mem_ts, mem)
+                .prepare_cached(&format!(
+                    "INSERT INTO {table} (host, start, cpu_peak, cpu_ts, cpu, mem_peak, mem_ts, mem)
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
                      ON CONFLICT (host, start) DO UPDATE SET
                        cpu = CASE WHEN excluded.cpu_peak > cpu_peak THEN excluded.cpu ELSE cpu END,
@@ -175,18 +180,22 @@ impl Tsdb {
                        cpu_peak = MAX(cpu_peak, excluded.cpu_peak),
                        mem = CASE WHEN excluded.mem_peak > mem_peak THEN excluded.mem ELSE mem END,
                        mem_ts = CASE WHEN excluded.mem_peak > mem_peak THEN excluded.mem_ts ELSE mem_ts END,
-                       mem_peak = MAX(mem_peak, excluded.mem_peak)",
-                )?
+                       mem_peak = MAX(mem_peak, excluded.mem_peak)"
+                ))?
                 .execute(params![host, start, cpu_peak, cpu_ts, cpu, mem_peak, mem_ts, mem])?;
         }
         Ok(())
     }
 
     /// Deletes the minute peaks the minute tier let go (in `maintain`'s transaction).
+    /// Each day's table goes whole once the day is past (`parts.rs`); the peaks of a database
+    /// from before, in `top_minute`, an hour at a time.
     pub(super) fn prune_top(&self, minute_horizon: i64) -> rusqlite::Result<()> {
         self.conn
             .execute("DELETE FROM top_minute WHERE start < ?1", [minute_horizon])?;
-        Ok(())
+        self.parts
+            .borrow_mut()
+            .drop_before(&self.conn, Kind::Top, minute_horizon)
     }
 
     /// The lists of `host` at `at_ms`: the stored sample nearest to it within `within_ms`,
@@ -275,12 +284,13 @@ impl Tsdb {
 
     fn top_peaks(&self, id: i64, from_ms: i64, to_ms: i64) -> rusqlite::Result<Option<TopAnswer>> {
         let (mut cpu, mut mem): (Peak, Peak) = (None, None);
-        // Minutes the raw tier let go…
-        {
-            let mut stmt = self.conn.prepare_cached(
-                "SELECT cpu_peak, cpu_ts, cpu, mem_peak, mem_ts, mem FROM top_minute
-                 WHERE host = ?1 AND start >= ?2 AND start < ?3 ORDER BY start",
-            )?;
+        // Minutes the raw tier let go (the table of before, then each day's, oldest first)…
+        let tables = self.parts.borrow().tables_in(Kind::Top, from_ms, to_ms);
+        for table in tables {
+            let mut stmt = self.conn.prepare_cached(&format!(
+                "SELECT cpu_peak, cpu_ts, cpu, mem_peak, mem_ts, mem FROM {table}
+                 WHERE host = ?1 AND start >= ?2 AND start < ?3 ORDER BY start"
+            ))?;
             let mut rows = stmt.query(params![id, from_ms, to_ms])?;
             while let Some(r) = rows.next()? {
                 let (c, m): (Vec<u8>, Vec<u8>) = (r.get(2)?, r.get(5)?);

@@ -3,6 +3,7 @@
 
 use broker::{Cpu, Memory, ProcessTop, Processes, Snapshot};
 
+use super::parts::Kind;
 use super::rollup::{DAY_MS, HOUR_MS, MINUTE_MS};
 use super::*;
 
@@ -77,10 +78,12 @@ fn names(list: &Option<TopList>) -> (i64, String) {
     (l.ts_ms, l.processes[0].name.clone())
 }
 
-/// Rows of `table`; `"top"`: the raw rows carrying lists.
+/// Rows of `table`; `"top"`: the raw rows carrying lists; `"top_minute"`: the minute peaks
+/// over their days' tables (`parts.rs`).
 fn count(db: &Tsdb, table: &str) -> i64 {
     let sql = match table {
         "top" => "SELECT COUNT(*) FROM raw WHERE top IS NOT NULL".to_owned(),
+        "top_minute" => return db.rows_of(Kind::Top, ""),
         t => format!("SELECT COUNT(*) FROM {t}"),
     };
     db.conn.query_row(&sql, [], |r| r.get(0)).unwrap()
@@ -261,34 +264,45 @@ fn minute_peaks_keyed_by_host_first_move_under_the_time_at_open_and_answer_the_s
     filled(&mut db);
     db.maintain(later).unwrap();
     assert_eq!(peaks_key(&db), "PRIMARY KEY (start, host)) WITHOUT ROWID");
+    // Every peak, over the table of before and the days' tables (`parts.rs`).
     let rows = |db: &Tsdb| -> Vec<(i64, i64, f64, Vec<u8>)> {
-        let mut stmt = db
-            .conn
-            .prepare("SELECT host, start, cpu_peak, CAST(cpu || mem AS BLOB) FROM top_minute ORDER BY host, start")
-            .unwrap();
+        let mut sql = String::new();
+        for table in db.parts.borrow().tables(Kind::Top) {
+            if !sql.is_empty() {
+                sql.push_str(" UNION ALL ");
+            }
+            sql.push_str(&format!(
+                "SELECT host, start, cpu_peak, CAST(cpu || mem AS BLOB) FROM {table}"
+            ));
+        }
+        let mut stmt = db.conn.prepare(&format!("{sql} ORDER BY 1, 2")).unwrap();
         let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)));
         rows.unwrap().collect::<rusqlite::Result<_>>().unwrap()
     };
     let today = rows(&db);
     assert_eq!(today.len(), 2);
+    let days = db.days_of(Kind::Top);
+    assert_eq!(days.len(), 1);
     let answer = db.top_in("tower", T0, T0 + 120_000).unwrap();
-    // The layout before: keyed by host first.
+    // The layout before: every peak in `top_minute`, keyed by host first.
     db.conn
-        .execute_batch(
-            "BEGIN; ALTER TABLE top_minute RENAME TO t;
+        .execute_batch(&format!(
+            "BEGIN; DROP TABLE top_minute;
              CREATE TABLE top_minute (
                 host INTEGER NOT NULL, start INTEGER NOT NULL,
                 cpu_peak REAL NOT NULL, cpu_ts INTEGER NOT NULL, cpu BLOB NOT NULL,
                 mem_peak REAL NOT NULL, mem_ts INTEGER NOT NULL, mem BLOB NOT NULL,
                 PRIMARY KEY (host, start)) WITHOUT ROWID;
-             INSERT INTO top_minute SELECT host, start, cpu_peak, cpu_ts, cpu, mem_peak, mem_ts, mem FROM t;
-             DROP TABLE t; COMMIT;",
-        )
+             INSERT INTO top_minute SELECT host, start, cpu_peak, cpu_ts, cpu, mem_peak, mem_ts, mem FROM {t};
+             DROP TABLE {t}; COMMIT;",
+            t = super::parts::Parts::name(Kind::Top, days[0])
+        ))
         .unwrap();
     assert_eq!(peaks_key(&db), "PRIMARY KEY (host, start)) WITHOUT ROWID");
     drop(db);
     let db = Tsdb::open(&path, retention(), 500, later).unwrap();
     assert_eq!(peaks_key(&db), "PRIMARY KEY (start, host)) WITHOUT ROWID");
+    assert_eq!(db.days_of(Kind::Top), Vec::<i64>::new());
     assert_eq!(rows(&db), today);
     assert_eq!(db.top_in("tower", T0, T0 + 120_000).unwrap(), answer);
     assert!(answer.is_some());

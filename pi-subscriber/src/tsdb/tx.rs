@@ -165,6 +165,12 @@ impl Tsdb {
         self.series.clear();
         self.open.clear();
         let now = self.tx.now_ms;
+        // A day's table made in the transaction is gone with it.
+        if let Err(error) =
+            super::parts::Parts::load(&self.conn).map(|p| *self.parts.borrow_mut() = p)
+        {
+            tracing::warn!(%error, db = %self.path.display(), "cannot list the history's day tables after a rollback");
+        }
         if let Err(error) = self
             .load()
             .and_then(|()| self.rebuild(now))
