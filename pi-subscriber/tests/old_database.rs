@@ -178,16 +178,6 @@ fn the_built_pi_moves_an_older_raw_layout_at_start_and_serves_the_same_samples()
     }
 }
 
-/// Copies every file of `from` into `to`.
-fn copy_dir(from: &Path, to: &Path) {
-    for e in std::fs::read_dir(from).unwrap() {
-        let p = e.unwrap().path();
-        if p.is_file() {
-            std::fs::copy(&p, to.join(p.file_name().unwrap())).unwrap();
-        }
-    }
-}
-
 /// The Pi with MQTT off and no endpoint: it stores nothing new.
 fn start_quiet(data: &Path) -> Subscriber {
     Subscriber::start(data, None, "", &[], &[])
@@ -226,40 +216,8 @@ fn a_pi_cut_while_it_moves_an_older_layout_moves_it_whole_at_its_next_start() {
     let older = layout(sdir.path());
     assert_eq!(older.1, ["raw_at (ts, host, seq)"]);
 
-    // Cut a copy of it at a moment found by halving: too late, the move is committed (the
-    // new layout); too soon, nothing was written yet (no WAL frame); inside the move, the older
-    // layout is still there and the WAL holds the move's uncommitted pages.
-    let (mut soon, mut late) = (std::time::Duration::ZERO, std::time::Duration::from_secs(4));
-    let mut cut = None;
-    for _ in 0..12 {
-        let at = (soon + late) / 2;
-        let dir = tempfile::tempdir().unwrap();
-        copy_dir(sdir.path(), dir.path());
-        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_pi-subscriber"))
-            .args(["--no-mqtt", "--bind", "127.0.0.1:0", "--data-dir"])
-            .arg(dir.path())
-            .env("PI_SUBSCRIBER_SELF__ENABLED", "false")
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap();
-        std::thread::sleep(at);
-        let _ = child.kill();
-        let _ = child.wait();
-        let wal = std::fs::metadata(history_db(dir.path()).with_extension("sqlite-wal"))
-            .map(|m| m.len())
-            .unwrap_or(0);
-        // 32 bytes are the WAL's header alone, written before any frame.
-        match (layout(dir.path()) == older, wal > 32) {
-            (true, true) => {
-                cut = Some(dir);
-                break;
-            }
-            (true, false) => soon = at,
-            (false, _) => late = at,
-        }
-    }
-    let cut = cut.expect("no cut landed inside the move");
+    // Cut a copy of it inside the move (`support/cut.rs`).
+    let cut = support::cut::cut_inside_the_move(sdir.path(), |d| layout(d) == older);
 
     let s = start_quiet(cut.path());
     let after = served(&s);

@@ -10,7 +10,6 @@ mod support;
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::time::Duration;
 
 use common::Publisher;
 use rusqlite::{params, Connection};
@@ -156,15 +155,6 @@ fn start_quiet(data: &Path) -> Subscriber {
     Subscriber::start(data, None, "", &[], &[])
 }
 
-fn copy_dir(from: &Path, to: &Path) {
-    for e in std::fs::read_dir(from).unwrap() {
-        let p = e.unwrap().path();
-        if p.is_file() {
-            std::fs::copy(&p, to.join(p.file_name().unwrap())).unwrap();
-        }
-    }
-}
-
 #[test]
 fn a_pi_cut_while_it_moves_older_minute_peaks_moves_them_whole_at_its_next_start() {
     let (pdir, sdir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
@@ -221,40 +211,8 @@ fn a_pi_cut_while_it_moves_older_minute_peaks_moves_them_whole_at_its_next_start
     assert!(host_first, "the rewrite did nothing");
     assert_eq!(differ(&older, &rows), None);
 
-    // Cut a copy at a moment found by halving: too late, the move is committed (keyed by time);
-    // too soon, nothing was written yet (no WAL frame); inside it, the older table is still there and
-    // the WAL holds the move's uncommitted pages.
-    let (mut soon, mut late) = (Duration::ZERO, Duration::from_secs(4));
-    let mut cut = None;
-    for _ in 0..12 {
-        let at = (soon + late) / 2;
-        let dir = tempfile::tempdir().unwrap();
-        copy_dir(sdir.path(), dir.path());
-        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_pi-subscriber"))
-            .args(["--no-mqtt", "--bind", "127.0.0.1:0", "--data-dir"])
-            .arg(dir.path())
-            .env("PI_SUBSCRIBER_SELF__ENABLED", "false")
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap();
-        std::thread::sleep(at);
-        let _ = child.kill();
-        let _ = child.wait();
-        let wal = std::fs::metadata(history_db(dir.path()).with_extension("sqlite-wal"))
-            .map(|m| m.len())
-            .unwrap_or(0);
-        // 32 bytes are the WAL's header alone, written before any frame.
-        match (peaks(dir.path()).0, wal > 32) {
-            (true, true) => {
-                cut = Some(dir);
-                break;
-            }
-            (true, false) => soon = at,
-            (false, _) => late = at,
-        }
-    }
-    let cut = cut.expect("no cut landed inside the move");
+    // Cut a copy of it inside the move (`support/cut.rs`).
+    let cut = support::cut::cut_inside_the_move(sdir.path(), |d| peaks(d).0);
     let (host_first, at_cut) = peaks(cut.path());
     assert!(host_first);
     assert_eq!(differ(&at_cut, &rows), None, "the cut lost rows");

@@ -13,6 +13,7 @@ use crate::common::Client;
 
 pub mod cdp;
 pub mod chromium;
+pub mod cut;
 pub mod ha_state;
 pub mod homeassistant;
 pub mod mqtt_tools;
