@@ -141,27 +141,17 @@ impl Tsdb {
 
     /// The start of the hour of the newest minute row over all series (`None`: none).
     pub(super) fn newest_minute_row(&self) -> rusqlite::Result<Option<i64>> {
-        // The table of before, and the newest day's table that holds a row.
-        let max = |table: &str| -> rusqlite::Result<Option<i64>> {
+        let id = self.newest_of_tier(|table| {
             self.conn
                 .prepare_cached(&format!("SELECT MAX(id) FROM {table}"))?
                 .query_row([], |r| r.get(0))
-        };
-        let mut id = max("minute")?;
-        let days = self.parts.borrow().tables(Kind::Minute);
-        for table in days.iter().skip(1).rev() {
-            if let Some(newest) = max(table)? {
-                id = id.max(Some(newest));
-                break;
-            }
-        }
+        })?;
         Ok(id.map(|id| (id >> 32).saturating_mul(HALF_MS).div_euclid(HOUR_MS) * HOUR_MS))
     }
 
-    /// The start of `host`'s newest minute row (`None`: it has none): the newest day's table
-    /// that holds one, and the table of before.
+    /// The start of `host`'s newest minute row (`None`: it has none).
     pub(super) fn newest_minute_of(&self, host: i64) -> rusqlite::Result<Option<i64>> {
-        let newest = |table: &str| -> rusqlite::Result<Option<i64>> {
+        self.newest_of_tier(|table| {
             self.conn
                 .prepare_cached(&format!(
                     "SELECT start FROM {table} WHERE series IN (SELECT id FROM series WHERE host = ?1)
@@ -169,15 +159,22 @@ impl Tsdb {
                 ))?
                 .query_row([host], |r| r.get(0))
                 .optional()
-        };
-        let mut start = newest("minute")?;
+        })
+    }
+
+    /// The highest of `newest` over the tier's tables: the table of before, and the newest
+    /// day's table where it finds something (`parts.rs`).
+    fn newest_of_tier(
+        &self,
+        newest: impl Fn(&str) -> rusqlite::Result<Option<i64>>,
+    ) -> rusqlite::Result<Option<i64>> {
+        let old = newest("minute")?;
         let days = self.parts.borrow().tables(Kind::Minute);
         for table in days.iter().skip(1).rev() {
-            if let Some(s) = newest(table)? {
-                start = start.max(Some(s));
-                break;
+            if let Some(found) = newest(table)? {
+                return Ok(old.max(Some(found)));
             }
         }
-        Ok(start)
+        Ok(old)
     }
 }

@@ -163,3 +163,23 @@ fn a_days_table_made_in_a_rolled_back_transaction_is_made_again() {
     db.commit().unwrap();
     assert_eq!(db.minute_row(7, T0).unwrap().unwrap()[0], row[0]);
 }
+
+/// The days' tables are found again when the database is opened again, and read.
+#[test]
+fn the_days_tables_are_found_again_at_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("h.sqlite");
+    let mut db = Tsdb::open(&path, retention(), 500, T0).unwrap();
+    two_hours(&mut db);
+    db.maintain(T0 + 50 * HOUR_MS).unwrap();
+    let (peaks, rows) = first_hour(&mut db, T0 + 50 * HOUR_MS);
+    let answer = db.top_in("tower", T0, T0 + HOUR_MS).unwrap();
+    drop(db);
+    let mut db = Tsdb::open(&path, retention(), 500, T0 + 50 * HOUR_MS).unwrap();
+    assert_eq!(db.days_of(Kind::Minute), [T0 / DAY_MS]);
+    assert_eq!(db.days_of(Kind::Top), [T0 / DAY_MS]);
+    assert_eq!(first_hour(&mut db, T0 + 50 * HOUR_MS), (peaks, rows));
+    assert_eq!(db.top_in("tower", T0, T0 + HOUR_MS).unwrap(), answer);
+    assert!(answer.is_some());
+    assert_eq!(db.newest_minute_row().unwrap(), Some(T0 + HOUR_MS));
+}
