@@ -228,7 +228,7 @@ fn full_retention() -> tempfile::TempDir {
     let minute: i64 = minute_tables(&conn).iter().map(|t| table(t)).sum();
     println!(
         "rows: raw {}, minute {}, hour {}, series {}",
-        table("raw"),
+        table("raw_rows"),
         minute,
         table("hour"),
         table("series")

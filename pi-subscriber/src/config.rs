@@ -404,6 +404,11 @@ impl Settings {
         if self.history.raw < Duration::from_secs(26 * 3600) {
             return Err(invalid("history.raw", "must be at least 26h"));
         }
+        // The raw tier is a table a day, read through one `UNION ALL` view: SQLite allows 500
+        // terms in one (`SQLITE_MAX_COMPOUND_SELECT`).
+        if self.history.raw > Duration::from_secs(366 * 86_400) {
+            return Err(invalid("history.raw", "must be at most 366d"));
+        }
         if self.history.minute < self.history.raw {
             return Err(invalid("history.minute", "must be at least history.raw"));
         }

@@ -92,8 +92,26 @@ fn layout(data: &Path) -> (String, Vec<String>, i64) {
     (table, indexes, off_key)
 }
 
+/// Runs `sql` on the history in `data`, its raw rows first put back where a database from
+/// before the raw tier's day tables held them: all in `raw`, with no view over it.
 fn rewrite(data: &Path, sql: &str) {
     let conn = rusqlite::Connection::open(history_db(data)).unwrap();
+    let days: Vec<String> = conn
+        .prepare("SELECT name FROM sqlite_schema WHERE type = 'table' AND name GLOB 'raw_d*'")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .map(|r| r.unwrap())
+        .collect();
+    let mut back = String::from("BEGIN; DROP VIEW IF EXISTS raw_rows;");
+    for day in &days {
+        back += &format!(
+            "INSERT INTO raw (key, host, ts, seq, boot, data, top)
+                SELECT key, host, ts, seq, boot, data, top FROM \"{day}\";
+             DROP TABLE \"{day}\";"
+        );
+    }
+    conn.execute_batch(&(back + "COMMIT;")).unwrap();
     conn.execute_batch(sql).unwrap();
 }
 

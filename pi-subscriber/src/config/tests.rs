@@ -61,6 +61,7 @@ fn bad_keys_and_values_are_named() {
     assert!(e("[mqtt]\nport = 99999\n").contains("port"));
     assert!(e("[history]\nforget_after = \"0s\"\n").contains("history.forget_after"));
     assert!(e("[history]\nraw = \"1h\"\n").contains("history.raw"));
+    assert!(e("[history]\nraw = \"367d\"\nminute = \"400d\"\n").contains("at most 366d"));
     assert!(e("[history]\nhour = \"1d\"\n").contains("history.hour"));
     assert!(e("[http]\nadmin_token = \"short\"\n").contains("http.admin_token"));
     assert!(e("[history]\nmax_disk = \"1MiB\"\n").contains("history.max_disk"));

@@ -132,20 +132,34 @@ impl Tsdb {
                 )?;
             }
         }
-        // Raw rows go an hour at a time (the tier keeps 48 to 49 h): each hour's minute peaks
-        // of the process lists are written once, together, not a row every few seconds.
+        // The raw tier's horizon moves an hour at a time: each hour's minute peaks of the
+        // process lists are written once, together, not a row every few seconds.
         let raw = floor(self.retention.horizon(Tier::Raw, now_ms), HOUR_MS);
-        // The minute peaks of the lists about to go with their raw rows are kept first.
+        // The minute peaks of the lists past the horizon are kept first.
         self.keep_top_peaks(raw)?;
-        // Every prune goes through a key (raw's index is led by time; the hour tier and the
-        // lists' peaks host by host or series by series, `IN`): it reads the rows that go, not
-        // the whole table at every commit (the hour tier of ten hosts at two years is ~200 MB).
+        // Raw rows go a day at a time, each day's table dropped whole once all of it is past
+        // the horizon (the tier keeps 48 to 72 h; `parts.rs`). The rows of a database from
+        // before go an hour at a time, through their key (led by time).
         self.conn
             .execute("DELETE FROM raw WHERE rowid < ?1", [first_key(raw)])?;
-        self.conn.execute(
-            "DELETE FROM raw WHERE rowid > ?1",
-            [last_key(now_ms.saturating_add(FUTURE_MS))],
-        )?;
+        self.parts
+            .borrow_mut()
+            .drop_before(&self.conn, Kind::Raw, raw)?;
+        // Rows dated past what the Pi accepts (its clock was ahead, then stepped back).
+        let future = now_ms.saturating_add(FUTURE_MS);
+        self.parts
+            .borrow_mut()
+            .drop_after(&self.conn, Kind::Raw, future)?;
+        for table in self
+            .parts
+            .borrow()
+            .tables_in(Kind::Raw, future, future.saturating_add(1))
+        {
+            self.conn.execute(
+                &format!("DELETE FROM {table} WHERE key > ?1"),
+                [last_key(future)],
+            )?;
+        }
         // The minute tier and its peaks go a day at a time, each day's table dropped whole
         // (`parts.rs`): WAL mode writes every page a `DELETE` touches, freed ones included. The
         // rows of a database from before go an hour at a time, in the same commit as the raw
@@ -179,7 +193,7 @@ impl Tsdb {
         // One walk in time (the raw tier's index is led by time), every host's rows
         // interleaved: each host keeps its own window of recent samples.
         let mut stmt = self.conn.prepare(
-            "SELECT host, ts, seq, boot, data FROM raw WHERE rowid BETWEEN ?1 AND ?2 ORDER BY rowid",
+            "SELECT host, ts, seq, boot, data, key FROM raw_rows WHERE key BETWEEN ?1 AND ?2 ORDER BY key",
         )?;
         let mut rows = stmt.query([
             first_key(from.saturating_sub(NEIGHBOUR_WINDOW_MS)),

@@ -15,6 +15,7 @@ use rusqlite::{params, OptionalExtension};
 use super::codec;
 use super::db::{Sample, Tsdb};
 use super::pack::{self, Packed};
+use super::parts::Kind;
 use super::raw_key::{first_key, last_key};
 use super::rollup::{floor, HOUR_MS};
 use crate::registry::Value;
@@ -166,7 +167,7 @@ impl Tsdb {
     ) -> rusqlite::Result<Option<Vec<u8>>> {
         self.conn
             .prepare_cached(
-                "SELECT data FROM raw WHERE rowid BETWEEN ?4 AND ?5 AND host = ?1 AND ts = ?2 AND seq = ?3",
+                "SELECT data FROM raw_rows WHERE key BETWEEN ?4 AND ?5 AND host = ?1 AND ts = ?2 AND seq = ?3",
             )?
             .query_row(
                 params![host, ts_ms, seq as i64, first_key(ts_ms), last_key(ts_ms)],
@@ -182,8 +183,8 @@ impl Tsdb {
         type Row = (i64, i64, Vec<u8>, Option<Vec<u8>>);
         let rows: Vec<Row> = {
             let mut stmt = self.conn.prepare_cached(
-                "SELECT ts, seq, data, top FROM raw WHERE rowid BETWEEN ?4 AND ?5 AND host = ?1
-                 AND ts > ?2 AND ts < ?3 ORDER BY rowid",
+                "SELECT ts, seq, data, top, key FROM raw_rows WHERE key BETWEEN ?4 AND ?5 AND host = ?1
+                 AND ts > ?2 AND ts < ?3 ORDER BY key",
             )?;
             let range = (first_key(ts_ms), last_key(end));
             let rows = stmt.query_map(params![host, ts_ms, end, range.0, range.1], |r| {
@@ -207,20 +208,28 @@ impl Tsdb {
                     .map(|l| l.encode()),
                 None => None,
             };
-            self.conn
-                .prepare_cached(
-                    "UPDATE raw SET data = ?4, top = ?5
-                     WHERE rowid BETWEEN ?6 AND ?7 AND host = ?1 AND ts = ?2 AND seq = ?3",
-                )?
-                .execute(params![
-                    host,
-                    ts,
-                    seq,
-                    codec::encode_sample(&values),
-                    top,
-                    first_key(ts),
-                    last_key(ts)
-                ])?;
+            // In the table that holds it: its day's, or the table of before (`parts.rs`).
+            let data = codec::encode_sample(&values);
+            for table in self
+                .parts
+                .borrow()
+                .tables_in(Kind::Raw, ts, ts.saturating_add(1))
+            {
+                self.conn
+                    .prepare_cached(&format!(
+                        "UPDATE {table} SET data = ?4, top = ?5
+                         WHERE key BETWEEN ?6 AND ?7 AND host = ?1 AND ts = ?2 AND seq = ?3"
+                    ))?
+                    .execute(params![
+                        host,
+                        ts,
+                        seq,
+                        data,
+                        top,
+                        first_key(ts),
+                        last_key(ts)
+                    ])?;
+            }
         }
         Ok(())
     }

@@ -56,7 +56,7 @@ fn window(db: &Tsdb, host: i64, from: i64, to: i64) -> Vec<Sample> {
 }
 
 fn kinds(db: &Tsdb) -> (usize, usize) {
-    let mut stmt = db.conn.prepare("SELECT data FROM raw").unwrap();
+    let mut stmt = db.conn.prepare("SELECT data FROM raw_rows").unwrap();
     let rows = stmt.query_map([], |r| r.get::<_, Vec<u8>>(0)).unwrap();
     let (mut full, mut delta) = (0, 0);
     for data in rows {
@@ -178,10 +178,14 @@ fn an_older_minute_table_moves_to_half_hour_rows_keyed_by_time() {
 
 /// Puts the raw rows of `db` back in an older layout: the table made by `create` (with its
 /// index, if any), filled in `order`.
+/// A database from before has no day tables (`parts.rs`) nor the view over them.
 fn to_older_layout(db: &Tsdb, create: &str, order: &str) {
+    let days: Vec<String> = db.parts.borrow().tables(super::parts::Kind::Raw)[1..].to_vec();
+    let drop_days: String = days.iter().map(|t| format!("DROP TABLE {t};")).collect();
     db.conn
         .execute_batch(&format!(
-            "ALTER TABLE raw RENAME TO raw_new; {create}
+            "CREATE TABLE raw_new AS SELECT host, ts, seq, boot, data, top FROM raw_rows;
+             DROP VIEW raw_rows; {drop_days} DROP TABLE raw; {create}
              INSERT INTO raw (host, ts, seq, boot, data, top)
                 SELECT host, ts, seq, boot, data, top FROM raw_new ORDER BY {order};
              DROP TABLE raw_new;"

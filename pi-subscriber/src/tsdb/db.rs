@@ -351,9 +351,13 @@ impl Tsdb {
         self.stats.series_total = self.series.len() as u64;
         let run = |db: &mut Tsdb| -> rusqlite::Result<()> {
             db.begin()?;
-            let (minute, top) = {
+            let (minute, top, raw) = {
                 let parts = db.parts.borrow();
-                (parts.tables(Kind::Minute), parts.tables(Kind::Top))
+                (
+                    parts.tables(Kind::Minute),
+                    parts.tables(Kind::Top),
+                    parts.tables(Kind::Raw),
+                )
             };
             for table in minute.iter().map(String::as_str).chain(["hour"]) {
                 db.conn.execute(
@@ -361,8 +365,8 @@ impl Tsdb {
                     [cache.id],
                 )?;
             }
-            let others = ["raw", "holes", "lost", "rw_cursor", "rw_late"];
-            for table in top.iter().map(String::as_str).chain(others) {
+            let others = ["holes", "lost", "rw_cursor", "rw_late"];
+            for table in top.iter().chain(&raw).map(String::as_str).chain(others) {
                 db.conn
                     .execute(&format!("DELETE FROM {table} WHERE host = ?1"), [cache.id])?;
             }

@@ -93,7 +93,9 @@ impl Tsdb {
             }
             let mut seen: HashMap<i64, Seen> = HashMap::new();
             {
-                let mut stmt = self.conn.prepare("SELECT host, ts, seq, rowid FROM raw")?;
+                let mut stmt = self
+                    .conn
+                    .prepare("SELECT host, ts, seq, key FROM raw_rows")?;
                 let mut rows = stmt.query([])?;
                 while let Some(r) = rows.next()? {
                     let (host, ts, seq, rowid): (i64, i64, i64, i64) =
@@ -117,7 +119,7 @@ impl Tsdb {
                 let reference = match s.reference {
                     Some((seq, ts, rowid)) => self
                         .conn
-                        .query_row("SELECT boot FROM raw WHERE rowid = ?1", [rowid], |r| {
+                        .query_row("SELECT boot FROM raw_rows WHERE key = ?1", [rowid], |r| {
                             Ok((seq as u64, ts, r.get::<_, i64>(0)? as u64))
                         })
                         .optional()?,
@@ -151,7 +153,7 @@ impl Tsdb {
                 }
                 let newest: Option<i64> = self.conn.query_row(
                     "SELECT MAX(t) FROM (
-                        SELECT * FROM (SELECT ts AS t FROM raw WHERE host = ?1 ORDER BY rowid DESC LIMIT 1)
+                        SELECT t FROM (SELECT ts AS t, key FROM raw_rows WHERE host = ?1 ORDER BY key DESC LIMIT 1)
                         UNION ALL SELECT MAX(start) + ?2 FROM hour WHERE series IN (SELECT id FROM series WHERE host = ?1))",
                     params![h.id, Tier::Hour.row_ms()],
                     |r| r.get(0),

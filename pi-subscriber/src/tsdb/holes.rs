@@ -197,7 +197,7 @@ impl Tsdb {
     /// The seqs of `hole` the raw tier holds.
     fn present(&self, host: i64, hole: &Hole) -> rusqlite::Result<Vec<u64>> {
         let mut stmt = self.conn.prepare_cached(
-            "SELECT DISTINCT seq FROM raw WHERE rowid BETWEEN ?6 AND ?7 AND host = ?1
+            "SELECT DISTINCT seq FROM raw_rows WHERE key BETWEEN ?6 AND ?7 AND host = ?1
              AND ts BETWEEN ?2 AND ?3 AND seq > ?4 AND seq < ?5 ORDER BY seq",
         )?;
         let rows = stmt.query_map(
@@ -297,7 +297,7 @@ impl Tsdb {
                     .collect();
                 if let Some(last) = run.last() {
                     let ts: i64 = self.conn.query_row(
-                        "SELECT MIN(ts) FROM raw WHERE rowid BETWEEN ?5 AND ?6 AND host = ?1
+                        "SELECT MIN(ts) FROM raw_rows WHERE key BETWEEN ?5 AND ?6 AND host = ?1
                          AND seq = ?2 AND ts BETWEEN ?3 AND ?4",
                         params![
                             id,

@@ -89,7 +89,7 @@ impl Tsdb {
         let count = || -> rusqlite::Result<i64> {
             self.conn
                 .prepare_cached(
-                    "SELECT COUNT(*) FROM (SELECT 1 FROM raw WHERE rowid BETWEEN ?5 AND ?6 AND host = ?1
+                    "SELECT COUNT(*) FROM (SELECT 1 FROM raw_rows WHERE key BETWEEN ?5 AND ?6 AND host = ?1
                      AND ts BETWEEN ?2 AND ?3 LIMIT ?4)",
                 )?
                 .query_row(

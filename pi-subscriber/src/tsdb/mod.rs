@@ -72,6 +72,8 @@ mod full_tests;
 #[cfg(test)]
 mod prune_tests;
 #[cfg(test)]
+mod raw_parts_tests;
+#[cfg(test)]
 mod restart_tests;
 #[cfg(test)]
 mod rw_tests;

@@ -62,6 +62,7 @@ impl Tsdb {
         super::top::upgrade(&conn).map_err(err)?;
         conn.execute_batch(super::rw::SCHEMA).map_err(err)?;
         let parts = super::parts::Parts::load(&conn).map_err(err)?;
+        parts.check_view(&conn).map_err(err)?;
         let mut db = Tsdb {
             conn,
             path: path.to_owned(),

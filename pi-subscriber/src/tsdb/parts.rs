@@ -1,5 +1,6 @@
-//! The minute tier and its process peaks cut into one table a day (issue 22): `minute_d<day>`
-//! and `top_minute_d<day>`, `<day>` the UTC day of the rows' start since 1970.
+//! The raw tier, the minute tier and its process peaks cut into one table a day (issue 22):
+//! `raw_d<day>`, `minute_d<day>` and `top_minute_d<day>`, `<day>` the UTC day of the rows'
+//! time (or start) since 1970.
 //!
 //! A day that leaves the tier's retention goes with `DROP TABLE`, which frees its pages
 //! without writing them. A `DELETE` of the same rows in WAL mode writes every page it empties
@@ -8,26 +9,39 @@
 //! docs/benchmarks.md). The price: a day's rows stay until the whole day is past the horizon
 //! (the tier keeps 14 to 15 days where it kept 14 days and 1 to 2 hours).
 //!
-//! The tables `minute` and `top_minute` stay: a database from before holds its rows there,
-//! read beside the days' tables and pruned by `DELETE` as before until they are gone (an empty
-//! table's prune writes nothing). New rows never go there.
+//! The tables `raw`, `minute` and `top_minute` stay: a database from before holds its rows
+//! there, read beside the days' tables and pruned by `DELETE` as before until they are gone
+//! (an empty table's prune writes nothing). New rows never go there.
+//!
+//! The raw tier is read through the view `raw_rows` (`raw` and every day's table, `UNION
+//! ALL`), made again in the transaction that makes or drops a day's table. A read of it that
+//! is ordered selects `key` (SQLite then merges the tables' rows in key order rather than
+//! sorting them); every read names a key range, which each table answers from its B-tree.
 
 use std::collections::BTreeSet;
 
-use rusqlite::Connection;
+use rusqlite::{Connection, OptionalExtension};
 
 use super::rollup::DAY_MS;
 
 /// One tier's days.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Kind {
+    Raw,
     Minute,
     Top,
 }
 
+/// The raw tier's view over its tables.
+pub(super) const RAW_VIEW: &str = "raw_rows";
+
+/// The raw tier's columns, in the view's order.
+const RAW_COLUMNS: &str = "key, host, ts, seq, boot, data, top";
+
 impl Kind {
     fn base(self) -> &'static str {
         match self {
+            Kind::Raw => "raw",
             Kind::Minute => "minute",
             Kind::Top => "top_minute",
         }
@@ -35,6 +49,12 @@ impl Kind {
 
     fn create(self, name: &str) -> String {
         match self {
+            // The raw table's layout (`raw_key.rs`): its row id is the sample's key.
+            Kind::Raw => format!(
+                "CREATE TABLE IF NOT EXISTS {name} (
+                    key INTEGER PRIMARY KEY, host INTEGER NOT NULL, ts INTEGER NOT NULL,
+                    seq INTEGER NOT NULL, boot INTEGER NOT NULL, data BLOB NOT NULL, top BLOB)"
+            ),
             Kind::Minute => format!(
                 "CREATE TABLE IF NOT EXISTS {name} (
                     id INTEGER PRIMARY KEY, series INTEGER NOT NULL, start INTEGER NOT NULL,
@@ -59,6 +79,7 @@ pub(super) fn day_of(ms: i64) -> i64 {
 /// The days that have a table, per kind (what `sqlite_schema` says, kept in memory).
 #[derive(Debug, Default)]
 pub(super) struct Parts {
+    raw: BTreeSet<i64>,
     minute: BTreeSet<i64>,
     top: BTreeSet<i64>,
 }
@@ -70,12 +91,12 @@ impl Parts {
         let mut parts = Parts::default();
         let mut stmt = conn.prepare(
             "SELECT name FROM sqlite_schema WHERE type = 'table'
-             AND (name GLOB 'minute_d*' OR name GLOB 'top_minute_d*')",
+             AND (name GLOB 'raw_d*' OR name GLOB 'minute_d*' OR name GLOB 'top_minute_d*')",
         )?;
         let names = stmt.query_map([], |r| r.get::<_, String>(0))?;
         for name in names {
             let name = name?;
-            for kind in [Kind::Top, Kind::Minute] {
+            for kind in [Kind::Top, Kind::Minute, Kind::Raw] {
                 let day = name
                     .strip_prefix(kind.base())
                     .and_then(|s| s.strip_prefix("_d"))
@@ -91,6 +112,7 @@ impl Parts {
 
     fn days(&self, kind: Kind) -> &BTreeSet<i64> {
         match kind {
+            Kind::Raw => &self.raw,
             Kind::Minute => &self.minute,
             Kind::Top => &self.top,
         }
@@ -98,6 +120,7 @@ impl Parts {
 
     fn days_mut(&mut self, kind: Kind) -> &mut BTreeSet<i64> {
         match kind {
+            Kind::Raw => &mut self.raw,
             Kind::Minute => &mut self.minute,
             Kind::Top => &mut self.top,
         }
@@ -120,6 +143,9 @@ impl Parts {
         if !self.days(kind).contains(&day) {
             conn.execute_batch(&kind.create(&name))?;
             self.days_mut(kind).insert(day);
+            if kind == Kind::Raw {
+                self.make_view(conn)?;
+            }
         }
         Ok(name)
     }
@@ -165,9 +191,85 @@ impl Parts {
             .copied()
             .take_while(|d| d.saturating_add(1).saturating_mul(DAY_MS) <= horizon_ms)
             .collect();
+        if gone.is_empty() {
+            return Ok(());
+        }
         for day in gone {
-            conn.execute_batch(&format!("DROP TABLE IF EXISTS {}", Parts::name(kind, day)))?;
-            self.days_mut(kind).remove(&day);
+            self.drop_day(conn, kind, day)?;
+        }
+        if kind == Kind::Raw {
+            self.make_view(conn)?;
+        }
+        Ok(())
+    }
+
+    /// Drops every day of `kind` that starts after `last_ms` (a clock that was ahead).
+    pub(super) fn drop_after(
+        &mut self,
+        conn: &Connection,
+        kind: Kind,
+        last_ms: i64,
+    ) -> rusqlite::Result<()> {
+        let gone: Vec<i64> = self
+            .days(kind)
+            .range(day_of(last_ms).saturating_add(1)..)
+            .copied()
+            .collect();
+        if gone.is_empty() {
+            return Ok(());
+        }
+        for day in gone {
+            self.drop_day(conn, kind, day)?;
+        }
+        if kind == Kind::Raw {
+            self.make_view(conn)?;
+        }
+        Ok(())
+    }
+
+    /// Drops one day's table of `kind` (the view over the raw tier is made again by the
+    /// caller).
+    fn drop_day(&mut self, conn: &Connection, kind: Kind, day: i64) -> rusqlite::Result<()> {
+        if kind == Kind::Raw {
+            // The view names the table: it goes first.
+            conn.execute_batch(&format!("DROP VIEW IF EXISTS {RAW_VIEW}"))?;
+        }
+        conn.execute_batch(&format!("DROP TABLE IF EXISTS {}", Parts::name(kind, day)))?;
+        self.days_mut(kind).remove(&day);
+        Ok(())
+    }
+
+    /// The view over the raw tier's tables, as it should be.
+    fn view_sql(&self) -> String {
+        let arms: Vec<String> = self
+            .tables(Kind::Raw)
+            .iter()
+            .map(|t| format!("SELECT {RAW_COLUMNS} FROM {t}"))
+            .collect();
+        format!("CREATE VIEW {RAW_VIEW} AS {}", arms.join(" UNION ALL "))
+    }
+
+    /// Makes the view over the raw tier's tables again.
+    fn make_view(&self, conn: &Connection) -> rusqlite::Result<()> {
+        conn.execute_batch(&format!(
+            "DROP VIEW IF EXISTS {RAW_VIEW}; {};",
+            self.view_sql()
+        ))
+    }
+
+    /// At open: the view over the raw tier, made if it is missing or not the one its tables
+    /// call for (a database from before, or a crash between the two cannot leave that, but
+    /// a hand-edited one can).
+    pub(super) fn check_view(&self, conn: &Connection) -> rusqlite::Result<()> {
+        let sql: Option<String> = conn
+            .query_row(
+                "SELECT sql FROM sqlite_schema WHERE type = 'view' AND name = ?1",
+                [RAW_VIEW],
+                |r| r.get(0),
+            )
+            .optional()?;
+        if sql.as_deref() != Some(self.view_sql().as_str()) {
+            self.make_view(conn)?;
         }
         Ok(())
     }
@@ -177,8 +279,10 @@ impl Parts {
         let Some(&day) = self.days(kind).first() else {
             return Ok(false);
         };
-        conn.execute_batch(&format!("DROP TABLE IF EXISTS {}", Parts::name(kind, day)))?;
-        self.days_mut(kind).remove(&day);
+        self.drop_day(conn, kind, day)?;
+        if kind == Kind::Raw {
+            self.make_view(conn)?;
+        }
         Ok(true)
     }
 }

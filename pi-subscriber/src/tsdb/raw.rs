@@ -76,8 +76,8 @@ impl Tsdb {
         keep: impl Fn(u32) -> bool,
     ) -> rusqlite::Result<RawWindow> {
         let mut stmt = self.conn.prepare_cached(
-            "SELECT ts, seq, boot, data FROM raw WHERE rowid BETWEEN ?4 AND ?5 AND host = ?1
-             AND ts BETWEEN ?2 AND ?3 ORDER BY rowid",
+            "SELECT ts, seq, boot, data, key FROM raw_rows WHERE key BETWEEN ?4 AND ?5 AND host = ?1
+             AND ts BETWEEN ?2 AND ?3 ORDER BY key",
         )?;
         let from = from_ms.saturating_sub(margin_ms);
         let mut rows = stmt.query(params![host, from, to_ms, first_key(from), last_key(to_ms)])?;
@@ -135,11 +135,11 @@ impl Tsdb {
         // the window holds every host's rows (an hour of ten hosts at 1 s is 36 000), which an
         // unordered walk read whole at every backfilled sample.
         let mut stmt = self.conn.prepare_cached(if dir < 0 {
-            "SELECT ts, boot, data FROM raw WHERE rowid BETWEEN ?5 AND ?6 AND host = ?1
-             AND ts BETWEEN ?2 AND ?3 AND seq = ?4 ORDER BY rowid DESC"
+            "SELECT ts, boot, data, key FROM raw_rows WHERE key BETWEEN ?5 AND ?6 AND host = ?1
+             AND ts BETWEEN ?2 AND ?3 AND seq = ?4 ORDER BY key DESC"
         } else {
-            "SELECT ts, boot, data FROM raw WHERE rowid BETWEEN ?5 AND ?6 AND host = ?1
-             AND ts BETWEEN ?2 AND ?3 AND seq = ?4 ORDER BY rowid"
+            "SELECT ts, boot, data, key FROM raw_rows WHERE key BETWEEN ?5 AND ?6 AND host = ?1
+             AND ts BETWEEN ?2 AND ?3 AND seq = ?4 ORDER BY key"
         })?;
         let mut rows = stmt.query(params![
             host,

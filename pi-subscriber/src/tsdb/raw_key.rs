@@ -17,6 +17,7 @@
 use rusqlite::{params, Connection, OptionalExtension};
 
 use super::db::Tsdb;
+use super::parts::Kind;
 
 /// Rows one millisecond can hold.
 pub(super) const SLOTS: i64 = 256;
@@ -67,9 +68,9 @@ impl Tsdb {
         let mut next = first;
         let mut this_host = 0;
         {
-            let mut stmt = self
-                .conn
-                .prepare_cached("SELECT rowid, host, seq FROM raw WHERE rowid BETWEEN ?1 AND ?2")?;
+            let mut stmt = self.conn.prepare_cached(
+                "SELECT key, host, seq FROM raw_rows WHERE key BETWEEN ?1 AND ?2",
+            )?;
             let mut rows = stmt.query([first, first + SLOTS - 1])?;
             while let Some(r) = rows.next()? {
                 let (id, h, s): (i64, i64, i64) = (r.get(0)?, r.get(1)?, r.get(2)?);
@@ -83,10 +84,15 @@ impl Tsdb {
         if next >= first + SLOTS || this_host >= HOST_SLOTS {
             return Ok(Stored::NoSlot);
         }
+        // Into its day's table (`parts.rs`), made with the view over the tier if it is new.
+        let table = self
+            .parts
+            .borrow_mut()
+            .table_for(&self.conn, Kind::Raw, ts_ms)?;
         self.conn
-            .prepare_cached(
-                "INSERT INTO raw (rowid, host, ts, seq, boot, data, top) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-            )?
+            .prepare_cached(&format!(
+                "INSERT INTO {table} (key, host, ts, seq, boot, data, top) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"
+            ))?
             .execute(params![next, host, ts_ms, seq as i64, boot as i64, data, top])?;
         Ok(Stored::Yes)
     }
@@ -95,7 +101,9 @@ impl Tsdb {
     pub(super) fn newest_raw(&self, host: i64) -> rusqlite::Result<Option<(i64, i64)>> {
         let ts: Option<i64> = self
             .conn
-            .prepare_cached("SELECT ts FROM raw WHERE host = ?1 ORDER BY rowid DESC LIMIT 1")?
+            .prepare_cached(
+                "SELECT ts, key FROM raw_rows WHERE host = ?1 ORDER BY key DESC LIMIT 1",
+            )?
             .query_row([host], |r| r.get(0))
             .optional()?;
         let Some(ts) = ts else {
@@ -103,7 +111,7 @@ impl Tsdb {
         };
         self.conn
             .prepare_cached(
-                "SELECT ts, seq FROM raw WHERE rowid BETWEEN ?2 AND ?3 AND host = ?1
+                "SELECT ts, seq FROM raw_rows WHERE key BETWEEN ?2 AND ?3 AND host = ?1
                  ORDER BY seq DESC LIMIT 1",
             )?
             .query_row(params![host, first_key(ts), last_key(ts)], |r| {
@@ -170,7 +178,7 @@ mod tests {
     fn keys(db: &Tsdb) -> Vec<(i64, i64, i64)> {
         let mut stmt = db
             .conn
-            .prepare("SELECT rowid, host, seq FROM raw ORDER BY rowid")
+            .prepare("SELECT key, host, seq FROM raw_rows ORDER BY key")
             .unwrap();
         let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)));
         rows.unwrap().map(|r| r.unwrap()).collect()
@@ -271,11 +279,17 @@ mod vacuum_tests {
             );
         }
         db.conn
-            .execute_batch("DELETE FROM raw WHERE host = 2; VACUUM;")
+            .execute_batch(&format!(
+                "DELETE FROM raw_d{} WHERE host = 2; VACUUM;",
+                T0.div_euclid(crate::tsdb::rollup::DAY_MS)
+            ))
             .unwrap();
         let keys: Vec<(i64, i64)> = db
             .conn
-            .prepare("SELECT rowid, ts FROM raw ORDER BY rowid")
+            .prepare(&format!(
+                "SELECT rowid, ts FROM raw_d{} ORDER BY rowid",
+                T0.div_euclid(crate::tsdb::rollup::DAY_MS)
+            ))
             .unwrap()
             .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
             .unwrap()

@@ -58,8 +58,8 @@ impl Tsdb {
         let mut walked = None;
         {
             let mut stmt = self.conn.prepare_cached(
-                "SELECT rowid, host, ts, seq, data FROM raw WHERE rowid BETWEEN ?1 AND ?2
-                 ORDER BY rowid",
+                "SELECT key, host, ts, seq, data FROM raw_rows WHERE key BETWEEN ?1 AND ?2
+                 ORDER BY key",
             )?;
             let start = self.rw_start(remote, host, from);
             let mut rows = stmt.query(params![start, last_key(until)])?;
@@ -129,7 +129,7 @@ impl Tsdb {
         let mut last = None;
         {
             let mut stmt = self.conn.prepare_cached(
-                "SELECT rowid, host, ts, seq FROM raw WHERE rowid >= ?1 ORDER BY rowid",
+                "SELECT key, host, ts, seq FROM raw_rows WHERE key >= ?1 ORDER BY key",
             )?;
             let mut rows = stmt.query([oldest])?;
             while let Some(r) = rows.next()? {

@@ -177,7 +177,7 @@ impl Tsdb {
     fn prune_oldest_raw(&self, excess: u64) -> rusqlite::Result<u64> {
         let oldest: Vec<(i64, u64)> = {
             let mut stmt = self.conn.prepare_cached(&format!(
-                "SELECT ts, {bytes} FROM raw ORDER BY rowid LIMIT ?1",
+                "SELECT ts, {bytes}, key FROM raw_rows ORDER BY key LIMIT ?1",
                 bytes = RAW.bytes
             ))?;
             let rows = stmt.query_map([PER_PASS as i64], |r| {
@@ -200,9 +200,21 @@ impl Tsdb {
             // Rows kept as a change from a row about to go are stored whole first.
             self.rekey_after(host, cut)?;
         }
-        let gone = self
-            .conn
-            .execute("DELETE FROM raw WHERE rowid <= ?1", [last_key(cut)])?;
+        // The days' tables wholly at or before the cut go whole (`parts.rs`), the rest by key.
+        let mut gone = 0;
+        let tables = self
+            .parts
+            .borrow()
+            .tables_in(Kind::Raw, i64::MIN, cut.saturating_add(1));
+        for table in tables {
+            gone += self.conn.execute(
+                &format!("DELETE FROM {table} WHERE key <= ?1"),
+                [last_key(cut)],
+            )?;
+        }
+        self.parts
+            .borrow_mut()
+            .drop_before(&self.conn, Kind::Raw, cut.saturating_add(1))?;
         Ok(gone as u64)
     }
 }
@@ -347,6 +359,7 @@ mod tests {
         if table == "minute" {
             return db.rows_of(Kind::Minute, "") as u64;
         }
+        let table = if table == "raw" { "raw_rows" } else { table };
         db.conn
             .query_row(&format!("SELECT COUNT(*) FROM {table}"), [], |r| {
                 r.get::<_, i64>(0)
@@ -355,7 +368,10 @@ mod tests {
     }
 
     fn raw_times(db: &Tsdb) -> Vec<i64> {
-        let mut stmt = db.conn.prepare("SELECT ts FROM raw ORDER BY ts").unwrap();
+        let mut stmt = db
+            .conn
+            .prepare("SELECT ts FROM raw_rows ORDER BY ts")
+            .unwrap();
         let rows = stmt.query_map([], |r| r.get::<_, i64>(0)).unwrap();
         rows.map(Result::unwrap).collect()
     }

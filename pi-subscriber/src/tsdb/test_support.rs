@@ -28,11 +28,17 @@ impl Tsdb {
     /// whose base goes are stored whole, then they are deleted; how many went.
     pub(super) fn cut_raw_for_test(&self, host: i64, cut: i64) -> usize {
         self.rekey_after(host, cut).unwrap();
-        self.conn
-            .execute(
-                "DELETE FROM raw WHERE rowid <= ?3 AND host = ?1 AND ts <= ?2",
-                params![host, cut, super::raw_key::last_key(cut)],
-            )
-            .unwrap()
+        let tables = self.parts.borrow().tables(super::parts::Kind::Raw);
+        tables
+            .iter()
+            .map(|t| {
+                self.conn
+                    .execute(
+                        &format!("DELETE FROM {t} WHERE key <= ?3 AND host = ?1 AND ts <= ?2"),
+                        params![host, cut, super::raw_key::last_key(cut)],
+                    )
+                    .unwrap()
+            })
+            .sum()
     }
 }

@@ -29,6 +29,9 @@ use crate::validate::names::MAX_TOP_PROCESSES;
 /// the table, and an hour pruned is cut from its start. Keyed by host first (before issue 22's
 /// fourth pass), they went to, and were cut from, as many places in the B-tree as there are
 /// hosts, each rewriting a page and its neighbours (ten hosts: 9.1 → 8.3 MB written a host-day).
+/// The `meta` key of how far the raw rows' minute peaks were kept (`keep_top_peaks`).
+const TOP_KEPT: &str = "top_kept";
+
 pub(super) const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS top_minute (
     host INTEGER NOT NULL, start INTEGER NOT NULL,
@@ -136,20 +139,32 @@ fn minute_of(t: i64) -> i64 {
 }
 
 impl Tsdb {
-    /// Before the raw rows older than `horizon` are pruned: their minutes' peaks go to
-    /// `top_minute` (merged with what a minute already holds: a peak only rises).
+    /// As the raw tier's horizon passes them, the raw rows' minutes' peaks go to the minute
+    /// peaks' tables (merged with what a minute already holds: a peak only rises). The rows
+    /// stay until their day's table goes (`parts.rs`): how far the peaks were kept is in
+    /// `meta`, so no row is read (nor its minute written) twice.
     pub(super) fn keep_top_peaks(&self, horizon: i64) -> rusqlite::Result<()> {
+        let kept: i64 = self
+            .conn
+            .query_row("SELECT value FROM meta WHERE key = ?1", [TOP_KEPT], |r| {
+                r.get(0)
+            })
+            .optional()?
+            .unwrap_or(i64::MIN);
+        if kept >= horizon {
+            return Ok(());
+        }
         let mut minutes: std::collections::BTreeMap<(i64, i64), (Peak, Peak)> = Default::default();
-        // Host by host, each a walk of the raw tier's oldest hour (its row ids are led by
-        // time; the rows before `horizon` are the hour about to go): a host's chain stays in
-        // the cache.
+        // Host by host, each a walk of the raw tier's hour (or hours) just past the horizon
+        // (its row ids are led by time): a host's chain stays in the cache.
         let hosts: Vec<i64> = self.hosts.values().map(|h| h.id).collect();
         for host in hosts {
             let mut stmt = self.conn.prepare_cached(
-                "SELECT ts, seq, top FROM raw WHERE rowid < ?3 AND host = ?1 AND ts < ?2
-                 AND top IS NOT NULL ORDER BY rowid",
+                "SELECT ts, seq, top, key FROM raw_rows WHERE key >= ?4 AND key < ?3 AND host = ?1
+                 AND ts < ?2 AND top IS NOT NULL ORDER BY key",
             )?;
-            let mut rows = stmt.query(params![host, horizon, first_key(horizon)])?;
+            let mut rows =
+                stmt.query(params![host, horizon, first_key(horizon), first_key(kept)])?;
             let mut chain = TopChain::default();
             while let Some(r) = rows.next()? {
                 let (ts, seq): (i64, i64) = (r.get(0)?, r.get(1)?);
@@ -184,6 +199,10 @@ impl Tsdb {
                 ))?
                 .execute(params![host, start, cpu_peak, cpu_ts, cpu, mem_peak, mem_ts, mem])?;
         }
+        self.conn.execute(
+            "INSERT OR REPLACE INTO meta (key, value) VALUES (?1, ?2)",
+            params![TOP_KEPT, horizon],
+        )?;
         Ok(())
     }
 
@@ -228,7 +247,7 @@ impl Tsdb {
             let row = self
                 .conn
                 .prepare_cached(
-                    "SELECT ts, seq, top FROM raw WHERE rowid BETWEEN ?5 AND ?6 AND host = ?1
+                    "SELECT ts, seq, top FROM raw_rows WHERE key BETWEEN ?5 AND ?6 AND host = ?1
                      AND ts BETWEEN ?2 AND ?3 AND top IS NOT NULL ORDER BY ABS(ts - ?4), ts LIMIT 1",
                 )?
                 .query_row(
@@ -301,8 +320,8 @@ impl Tsdb {
         // …and the samples it still holds, read in time order (ties keep the first).
         {
             let mut stmt = self.conn.prepare_cached(
-                "SELECT ts, seq, top FROM raw WHERE rowid BETWEEN ?4 AND ?5 AND host = ?1
-                 AND ts >= ?2 AND ts < ?3 AND top IS NOT NULL ORDER BY rowid",
+                "SELECT ts, seq, top, key FROM raw_rows WHERE key BETWEEN ?4 AND ?5 AND host = ?1
+                 AND ts >= ?2 AND ts < ?3 AND top IS NOT NULL ORDER BY key",
             )?;
             let mut rows = stmt.query(params![
                 id,

@@ -178,7 +178,7 @@ impl Tsdb {
                     let row: Option<Option<Vec<u8>>> = self
                         .conn
                         .prepare_cached(
-                            "SELECT top FROM raw WHERE rowid BETWEEN ?4 AND ?5
+                            "SELECT top FROM raw_rows WHERE key BETWEEN ?4 AND ?5
                              AND host = ?1 AND ts = ?2 AND seq = ?3",
                         )?
                         .query_row(

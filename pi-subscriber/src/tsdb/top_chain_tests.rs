@@ -120,7 +120,10 @@ fn assert_exact(db: &Tsdb, seqs: impl Iterator<Item = u64>) {
 }
 
 fn tops(db: &Tsdb) -> Vec<Vec<u8>> {
-    let mut stmt = db.conn.prepare("SELECT top FROM raw ORDER BY ts").unwrap();
+    let mut stmt = db
+        .conn
+        .prepare("SELECT top FROM raw_rows ORDER BY ts")
+        .unwrap();
     let rows = stmt.query_map([], |r| r.get(0)).unwrap();
     rows.map(|r| r.unwrap()).collect()
 }
@@ -161,8 +164,9 @@ fn a_broken_chain_reads_as_no_lists_never_as_wrong_ones() {
     let dir = tempfile::tempdir().unwrap();
     let db = two_hours(dir.path());
     // A damaged database: a row in the middle of a chain is gone without a rekey.
+    let day = T0.div_euclid(super::rollup::DAY_MS);
     db.conn
-        .execute("DELETE FROM raw WHERE seq = 10", [])
+        .execute(&format!("DELETE FROM raw_d{day} WHERE seq = 10"), [])
         .unwrap();
     let now = T0 + 2 * HOUR_MS;
     let at = |seq: u64| {

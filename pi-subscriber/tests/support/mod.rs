@@ -114,7 +114,9 @@ pub fn history_db(data: &Path) -> std::path::PathBuf {
 /// starting on it would find them.
 pub fn seqs_on_disk(data: &Path) -> std::collections::BTreeSet<u64> {
     let conn = rusqlite::Connection::open(history_db(data)).unwrap();
-    let mut stmt = conn.prepare("SELECT seq FROM raw ORDER BY seq").unwrap();
+    let mut stmt = conn
+        .prepare("SELECT seq FROM raw_rows ORDER BY seq")
+        .unwrap();
     let rows = stmt.query_map([], |r| r.get::<_, i64>(0)).unwrap();
     rows.map(|r| r.unwrap() as u64).collect()
 }

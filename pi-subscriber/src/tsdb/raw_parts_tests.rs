@@ -1,0 +1,239 @@
+//! The raw tier in a table a day (`parts.rs`): a day goes with `DROP TABLE` once all of it is
+//! past the tier's 48 h, where an hour's `DELETE` in WAL mode wrote every page it emptied
+//! (`bench tsdb`, docs/benchmarks.md).
+
+use broker::{Cpu, ProcessTop, Processes, Snapshot};
+
+use super::parts::Kind;
+use super::rollup::{DAY_MS, HOUR_MS, MINUTE_MS};
+use super::tests::retention;
+use super::*;
+
+const T0: i64 = 1_700_006_400_000; // a day's start (2023-11-15 00:00 UTC)
+
+fn snap(seq: u64, ts_ms: i64) -> Snapshot {
+    Snapshot {
+        host: "tower".into(),
+        seq,
+        ts_ms,
+        boot_id: Some("b".into()),
+        cpu: Some(Cpu {
+            usage_percent: Some(seq as f64 % 97.0),
+            ..Cpu::default()
+        }),
+        processes: Some(Processes {
+            count: 100,
+            top_cpu: (0..5)
+                .map(|i| ProcessTop {
+                    pid: 100 + i + (seq as u32 % 50),
+                    name: format!("worker-{i}-{}", seq % 50),
+                    user: None,
+                    cpu_percent: Some(seq as f64 % 13.0),
+                    rss_bytes: 4096 * (seq + u64::from(i)),
+                })
+                .collect(),
+            top_rss: vec![],
+        }),
+        ..Snapshot::default()
+    }
+}
+
+/// A sample a minute over T0's day, committed every 20 minutes.
+fn a_day(db: &mut Tsdb) {
+    for seq in 0..1440u64 {
+        let ts_ms = T0 + seq as i64 * MINUTE_MS;
+        db.ingest(&snap(seq, ts_ms), true, ts_ms).unwrap();
+        if seq % 20 == 19 {
+            db.commit().unwrap();
+        }
+    }
+    db.commit().unwrap();
+}
+
+fn raw_rows(db: &Tsdb) -> i64 {
+    db.conn
+        .query_row("SELECT COUNT(*) FROM raw_rows", [], |r| r.get(0))
+        .unwrap()
+}
+
+/// The pages of the raw tier's tables (what `dbstat` says).
+fn raw_pages(db: &Tsdb) -> std::collections::HashSet<u32> {
+    let mut stmt = db
+        .conn
+        .prepare("SELECT pageno FROM dbstat WHERE name GLOB 'raw*'")
+        .unwrap();
+    let rows = stmt.query_map([], |r| r.get::<_, u32>(0)).unwrap();
+    rows.map(|r| r.unwrap()).collect()
+}
+
+/// The page numbers of the frames in the WAL at `path`, then the WAL emptied.
+fn frames(db: &Tsdb, path: &std::path::Path) -> Vec<u32> {
+    let wal = std::fs::read(path.with_extension("sqlite-wal")).unwrap_or_default();
+    let out = wal
+        .get(32..)
+        .unwrap_or_default()
+        .chunks_exact(24 + 2048)
+        .map(|f| u32::from_be_bytes([f[0], f[1], f[2], f[3]]))
+        .collect();
+    db.conn
+        .execute_batch("PRAGMA wal_checkpoint(TRUNCATE)")
+        .unwrap();
+    out
+}
+
+#[test]
+fn the_raw_tier_goes_a_day_at_a_time_and_its_pages_are_not_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("h.sqlite");
+    let mut db = Tsdb::open(&path, retention(), 500, T0).unwrap();
+    a_day(&mut db);
+    assert_eq!(db.days_of(Kind::Raw), [T0 / DAY_MS]);
+    let pages = raw_pages(&db);
+    assert!(pages.len() > 100, "{} pages", pages.len());
+    frames(&db, &path);
+    // Every hour from the first past the raw tier's 48 h to the day's last: the rows stay
+    // (their minutes' peaks kept as the horizon passes them), and not one of their pages is
+    // written.
+    let mut written = 0;
+    for h in 49..=71 {
+        db.maintain(T0 + h * HOUR_MS).unwrap();
+        assert_eq!(raw_rows(&db), 1440, "{h} h");
+        written += frames(&db, &path)
+            .iter()
+            .filter(|p| pages.contains(p))
+            .count();
+    }
+    assert_eq!(written, 0, "raw pages written before the day goes");
+    // The whole day past it: gone, its pages freed (a freed page is written only when it
+    // becomes a trunk of the free list: one for ~500).
+    db.maintain(T0 + 72 * HOUR_MS).unwrap();
+    assert_eq!(raw_rows(&db), 0);
+    assert_eq!(db.days_of(Kind::Raw), Vec::<i64>::new());
+    let written = frames(&db, &path)
+        .iter()
+        .filter(|p| pages.contains(p))
+        .count();
+    assert!(
+        written <= 2,
+        "{written} of {} raw pages written",
+        pages.len()
+    );
+    // Every minute's peaks were kept, each once.
+    assert_eq!(db.rows_of(Kind::Top, ""), 1440);
+}
+
+/// A raw day's table made in a transaction that is rolled back is gone with it (and the view
+/// over the tier with it); the next sample of that day makes both again.
+#[test]
+fn a_raw_days_table_made_in_a_rolled_back_transaction_is_made_again() {
+    let mut db = Tsdb::open_in_memory(retention(), 500, T0).unwrap();
+    db.ingest(&snap(1, T0 - MINUTE_MS), true, T0).unwrap();
+    db.commit().unwrap();
+    assert_eq!(db.days_of(Kind::Raw), [T0 / DAY_MS - 1]);
+    db.ingest(&snap(2, T0), true, T0).unwrap();
+    assert_eq!(db.days_of(Kind::Raw), [T0 / DAY_MS - 1, T0 / DAY_MS]);
+    db.roll_back();
+    assert_eq!(db.days_of(Kind::Raw), [T0 / DAY_MS - 1]);
+    assert_eq!(raw_rows(&db), 1);
+    db.ingest(&snap(2, T0), false, T0).unwrap();
+    db.commit().unwrap();
+    assert_eq!(db.days_of(Kind::Raw), [T0 / DAY_MS - 1, T0 / DAY_MS]);
+    assert_eq!(raw_rows(&db), 2);
+    assert_eq!(db.newest_raw(db.hosts["tower"].id).unwrap(), Some((T0, 2)));
+}
+
+/// The days' tables are found again at open, and the view over them read.
+#[test]
+fn the_raw_days_tables_are_found_again_at_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("h.sqlite");
+    let mut db = Tsdb::open(&path, retention(), 500, T0).unwrap();
+    for (seq, ts) in [(1, T0 - MINUTE_MS), (2, T0), (3, T0 + DAY_MS)] {
+        db.ingest(&snap(seq, ts), true, ts).unwrap();
+    }
+    db.commit().unwrap();
+    drop(db);
+    let db = Tsdb::open(&path, retention(), 500, T0 + DAY_MS).unwrap();
+    let day = T0 / DAY_MS;
+    assert_eq!(db.days_of(Kind::Raw), [day - 1, day, day + 1]);
+    assert_eq!(raw_rows(&db), 3);
+    assert_eq!(
+        db.newest_raw(db.hosts["tower"].id).unwrap(),
+        Some((T0 + DAY_MS, 3))
+    );
+}
+
+/// Rows dated ahead of what the Pi accepts once its clock stepped back go: whole days'
+/// tables dropped, the day at the edge cut by key.
+#[test]
+fn raw_rows_ahead_of_a_clock_stepped_back_go() {
+    let mut db = Tsdb::open_in_memory(retention(), 500, T0).unwrap();
+    let now = T0 + 30 * HOUR_MS;
+    for (seq, ts) in [(1, T0 + 29 * HOUR_MS), (2, now + 20 * HOUR_MS)] {
+        db.ingest(&snap(seq, ts), true, now).unwrap();
+    }
+    // A row the Pi took with its clock ahead, in the day after.
+    db.ingest(&snap(3, T0 + 47 * HOUR_MS), false, T0 + 40 * HOUR_MS)
+        .unwrap();
+    db.commit().unwrap();
+    let day = T0 / DAY_MS;
+    assert_eq!(db.days_of(Kind::Raw), [day + 1, day + 2]);
+    // The clock back at T0 + 20 h: it accepts up to T0 + 44 h.
+    db.maintain(T0 + 20 * HOUR_MS).unwrap();
+    assert_eq!(db.days_of(Kind::Raw), [day + 1]);
+    assert_eq!(raw_rows(&db), 1);
+}
+
+/// Every read of the raw tier ordered by key merges its tables' rows, each read in key order
+/// from its B-tree, and none is sorted whole (SQLite merges a `UNION ALL` only when the key
+/// is among the columns read: a read without it sorted a day of every host's rows in memory).
+/// The statements are taken from the sources, so a new one is checked too.
+#[test]
+fn ordered_reads_of_the_raw_tier_merge_its_tables_and_sort_nothing() {
+    let mut db = Tsdb::open_in_memory(retention(), 500, T0).unwrap();
+    for (seq, ts) in [(1, T0 - MINUTE_MS), (2, T0), (3, T0 + DAY_MS)] {
+        db.ingest(&snap(seq, ts), true, T0).unwrap();
+    }
+    db.commit().unwrap();
+    assert_eq!(db.days_of(Kind::Raw).len(), 3);
+    let sources = [
+        include_str!("buckets.rs"),
+        include_str!("chain.rs"),
+        include_str!("flat.rs"),
+        include_str!("holes.rs"),
+        include_str!("limits.rs"),
+        include_str!("raw.rs"),
+        include_str!("raw_key.rs"),
+        include_str!("rw_walk.rs"),
+        include_str!("size.rs"),
+        include_str!("top.rs"),
+        include_str!("top_chain.rs"),
+    ];
+    let mut checked = 0;
+    for source in sources {
+        // String literals: every other piece between quotes.
+        for sql in source.split('"').skip(1).step_by(2) {
+            if !(sql.contains("FROM raw_rows") && sql.contains("ORDER BY key")) {
+                continue;
+            }
+            let sql = sql.replace("{bytes}", "length(data)");
+            let mut stmt = db
+                .conn
+                .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
+                .unwrap();
+            let nulls = vec![rusqlite::types::Null; stmt.parameter_count()];
+            let plan: Vec<String> = stmt
+                .query_map(rusqlite::params_from_iter(nulls), |r| r.get::<_, String>(3))
+                .unwrap()
+                .map(|r| r.unwrap())
+                .collect();
+            assert!(plan.iter().any(|p| p.contains("MERGE")), "{sql}: {plan:?}");
+            assert!(
+                !plan.iter().any(|p| p.contains("TEMP B-TREE")),
+                "{sql}: {plan:?}"
+            );
+            checked += 1;
+        }
+    }
+    assert!(checked >= 12, "{checked} statements");
+}
