@@ -191,16 +191,7 @@ impl Parts {
             .copied()
             .take_while(|d| d.saturating_add(1).saturating_mul(DAY_MS) <= horizon_ms)
             .collect();
-        if gone.is_empty() {
-            return Ok(());
-        }
-        for day in gone {
-            self.drop_day(conn, kind, day)?;
-        }
-        if kind == Kind::Raw {
-            self.make_view(conn)?;
-        }
-        Ok(())
+        self.drop_days(conn, kind, &gone)
     }
 
     /// Drops every day of `kind` that starts after `last_ms` (a clock that was ahead).
@@ -215,27 +206,25 @@ impl Parts {
             .range(day_of(last_ms).saturating_add(1)..)
             .copied()
             .collect();
-        if gone.is_empty() {
+        self.drop_days(conn, kind, &gone)
+    }
+
+    /// Drops the tables of `days` of `kind`, and makes the view over the raw tier again.
+    fn drop_days(&mut self, conn: &Connection, kind: Kind, days: &[i64]) -> rusqlite::Result<()> {
+        if days.is_empty() {
             return Ok(());
         }
-        for day in gone {
-            self.drop_day(conn, kind, day)?;
+        if kind == Kind::Raw {
+            // The view names the tables: it goes first.
+            conn.execute_batch(&format!("DROP VIEW IF EXISTS {RAW_VIEW}"))?;
+        }
+        for day in days {
+            conn.execute_batch(&format!("DROP TABLE IF EXISTS {}", Parts::name(kind, *day)))?;
+            self.days_mut(kind).remove(day);
         }
         if kind == Kind::Raw {
             self.make_view(conn)?;
         }
-        Ok(())
-    }
-
-    /// Drops one day's table of `kind` (the view over the raw tier is made again by the
-    /// caller).
-    fn drop_day(&mut self, conn: &Connection, kind: Kind, day: i64) -> rusqlite::Result<()> {
-        if kind == Kind::Raw {
-            // The view names the table: it goes first.
-            conn.execute_batch(&format!("DROP VIEW IF EXISTS {RAW_VIEW}"))?;
-        }
-        conn.execute_batch(&format!("DROP TABLE IF EXISTS {}", Parts::name(kind, day)))?;
-        self.days_mut(kind).remove(&day);
         Ok(())
     }
 
@@ -279,10 +268,7 @@ impl Parts {
         let Some(&day) = self.days(kind).first() else {
             return Ok(false);
         };
-        self.drop_day(conn, kind, day)?;
-        if kind == Kind::Raw {
-            self.make_view(conn)?;
-        }
+        self.drop_days(conn, kind, &[day])?;
         Ok(true)
     }
 }
