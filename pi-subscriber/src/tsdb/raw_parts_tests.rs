@@ -237,3 +237,63 @@ fn ordered_reads_of_the_raw_tier_merge_its_tables_and_sort_nothing() {
     }
     assert!(checked >= 12, "{checked} statements");
 }
+
+/// A database from before the day tables: its raw rows stay in `raw`, read through the view
+/// beside the days' tables, and go an hour at a time as they did; new rows go to their day.
+#[test]
+fn raw_rows_of_before_are_read_beside_the_days_and_go_an_hour_at_a_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("h.sqlite");
+    let mut db = Tsdb::open(&path, retention(), 500, T0).unwrap();
+    for seq in 0..120u64 {
+        let ts = T0 + seq as i64 * MINUTE_MS;
+        db.ingest(&snap(seq, ts), true, ts).unwrap();
+    }
+    db.commit().unwrap();
+    let day = T0 / DAY_MS;
+    db.conn
+        .execute_batch(&format!(
+            "BEGIN; DROP VIEW raw_rows;
+             INSERT INTO raw SELECT * FROM raw_d{day}; DROP TABLE raw_d{day}; COMMIT;"
+        ))
+        .unwrap();
+    drop(db);
+    let later = T0 + 2 * HOUR_MS;
+    let mut db = Tsdb::open(&path, retention(), 500, later).unwrap();
+    assert_eq!(db.days_of(Kind::Raw), Vec::<i64>::new());
+    assert_eq!(raw_rows(&db), 120);
+    // The next samples go to their day's table; the view holds both.
+    for seq in 120..180u64 {
+        let ts = T0 + seq as i64 * MINUTE_MS;
+        db.ingest(&snap(seq, ts), true, ts).unwrap();
+    }
+    db.commit().unwrap();
+    assert_eq!(db.days_of(Kind::Raw), [day]);
+    assert_eq!(raw_rows(&db), 180);
+    let legacy = |db: &Tsdb| -> i64 {
+        db.conn
+            .query_row("SELECT COUNT(*) FROM raw", [], |r| r.get(0))
+            .unwrap()
+    };
+    assert_eq!(legacy(&db), 120);
+    // In key order across both, and the newest from the day's table.
+    let seqs: Vec<i64> = db
+        .conn
+        .prepare("SELECT seq, key FROM raw_rows WHERE key >= 0 ORDER BY key")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .map(|r| r.unwrap())
+        .collect();
+    assert_eq!(seqs, (0..180).collect::<Vec<i64>>());
+    assert_eq!(
+        db.newest_raw(db.hosts["tower"].id).unwrap(),
+        Some((T0 + 179 * MINUTE_MS, 179))
+    );
+    // The first hour past the horizon: its rows of before go, the day's table stays.
+    db.maintain(T0 + 49 * HOUR_MS).unwrap();
+    assert_eq!((legacy(&db), raw_rows(&db)), (60, 120));
+    db.maintain(T0 + 72 * HOUR_MS).unwrap();
+    assert_eq!((legacy(&db), raw_rows(&db)), (0, 0));
+    assert_eq!(db.days_of(Kind::Raw), Vec::<i64>::new());
+}
