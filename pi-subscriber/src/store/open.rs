@@ -43,6 +43,8 @@ impl SharedStore {
         let path = settings.data_dir.join("history.sqlite");
         let mut tsdb = Tsdb::open(&path, retention, max_series, now_ms)?;
         tsdb.set_series_budget(settings.history.max_series);
+        // A power cut costs at most what came since the last commit (README, "Power cuts").
+        tsdb.sync_every_commit()?;
         let store = SharedStore::new(state, tsdb);
         let imported = super::migrate::import(
             &super::migrate::history_dir(&settings.data_dir),
@@ -60,5 +62,32 @@ impl SharedStore {
         let hosts = store.restore_hosts(horizon)?;
         tracing::info!(hosts, db = %path.display(), "history opened");
         Ok(store)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The daemon's history on disk syncs every commit, so a power cut costs at most what
+    /// came since the last one (README, "Power cuts"); WAL mode's default syncs only at
+    /// checkpoints.
+    #[test]
+    fn the_history_on_disk_syncs_every_commit() {
+        let dir = tempfile::tempdir().unwrap();
+        let settings = Settings {
+            data_dir: dir.path().to_owned(),
+            ..Settings::default()
+        };
+        let store = SharedStore::open(&settings, 1_700_000_000_000).unwrap();
+        assert!(store.tsdb().unwrap().syncs_every_commit());
+        let db = Tsdb::open(
+            &dir.path().join("other.sqlite"),
+            settings.retention(),
+            500,
+            0,
+        )
+        .unwrap();
+        assert!(!db.syncs_every_commit(), "SQLite's WAL default");
     }
 }
