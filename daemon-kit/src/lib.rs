@@ -3,7 +3,8 @@
 //! ([`record`]), reconnect backoff ([`backoff`]), durations in config files ([`duration`]), the
 //! counters shared with `/health` ([`stats`]), the TLS client towards an external MQTT
 //! broker ([`tls`]), the one MQTT client link ([`mqtt`]), the wall clock ([`clock`]) and a ticker
-//! that wakes its thread once a tick ([`tick`]).
+//! that wakes its thread once a tick ([`tick`]), and the resident set trimmed after start-up
+//! ([`trim`]).
 //!
 //! None of it knows about snapshots, topics or the broker; that is the `broker` crate's wire
 //! contract. The publisher, the Pi subscriber and the standalone broker binary all use it.
@@ -19,3 +20,4 @@ pub mod settings;
 pub mod stats;
 pub mod tick;
 pub mod tls;
+pub mod trim;

@@ -40,6 +40,9 @@ use crate::config::Settings;
 use crate::ingest::Ingestor;
 use crate::store::SharedStore;
 
+/// How long after it serves HTTP the daemon gives back its start-up pages.
+const START_UP: Duration = Duration::from_secs(60);
+
 /// Runs until `shutdown` is cancelled; then stops the consumers, lets requests in flight
 /// finish, and flushes the history to disk.
 pub async fn run(
@@ -141,6 +144,12 @@ pub async fn run(
         remote_write: remotes,
     };
     tracing::info!(http = %listener.local_addr()?, mqtt = settings.mqtt.enabled, "pi-subscriber serving HTTP");
+    // A minute in, the store is open, the brokers and servers answered and the first samples
+    // are in: start-up is over and its pages can go (issue 22).
+    tokio::spawn(daemon_kit::trim::trim_when(
+        tokio::time::sleep(START_UP),
+        shutdown.clone(),
+    ));
     let server_shutdown = shutdown.clone();
     let server_failed = failed.clone();
     let app = http::router(state).into_make_service_with_connect_info::<std::net::SocketAddr>();

@@ -125,6 +125,10 @@ pub async fn run(
             .then(crate::units::UnitsReader::default),
     };
     let sampler = tokio::spawn(sampler.run(shutdown.clone()));
+    tokio::spawn(daemon_kit::trim::trim_when(
+        two_samples_out(latest_rx.clone()),
+        shutdown.clone(),
+    ));
     // Remote write: a shipper per receiver, the ring its queue (they stop when dropped).
     let remotes = remote_write::start(
         &settings.remote_write,
@@ -170,4 +174,14 @@ pub async fn run(
     }
     tracing::info!("publisher stopped cleanly");
     Ok(())
+}
+
+/// Completes once two samples are out (the first one discovers sensors and mounts): then
+/// start-up is over and its pages can go ([`daemon_kit::trim`]; issue 22).
+async fn two_samples_out(mut latest: crate::sampler::Latest) {
+    for _ in 0..2 {
+        if latest.changed().await.is_err() {
+            return std::future::pending().await;
+        }
+    }
 }

@@ -129,6 +129,38 @@ fn sigint_also_stops_cleanly() {
     assert!(stopped);
 }
 
+/// Issue 22: once two samples are out, the publisher gives back the pages start-up used
+/// (`daemon_kit::trim`), says how much, and samples and serves on as before.
+#[test]
+fn start_up_pages_are_given_back_and_sampling_goes_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = Publisher::start(dir.path(), &["--interval", "100ms"]);
+    let line = loop {
+        let line = p
+            .log
+            .recv_timeout(Duration::from_secs(20))
+            .expect("no 'start-up pages given back' line");
+        if line.contains("start-up pages given back") {
+            break line;
+        }
+    };
+    let field = |name: &str| -> u64 {
+        let (_, rest) = line.split_once(&format!("{name}=")).expect(name);
+        rest.split(|c: char| !c.is_ascii_digit())
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+    // At least the binary's code and read-only data (the C library's too unless static).
+    assert!(field("mappings") >= 2, "{line}");
+    assert!(field("resident_kb") >= 1024, "{line}");
+    let seq = p.json("/latest")["seq"].as_u64().unwrap();
+    p.wait_for("/latest", |v| v["seq"].as_u64().unwrap() >= seq + 5);
+    let (status, body) = p.get("/health");
+    assert_eq!(status, 200, "{body}");
+}
+
 #[test]
 fn bad_requests_get_400_with_a_message() {
     let dir = tempfile::tempdir().unwrap();
