@@ -6,6 +6,9 @@
 # Usage: bench/idle-vs-node-exporter.sh [SECONDS]   (default 300)
 #   WARMUP=60       seconds before measuring (first samples, connects, page faults)
 #   BROKER_OFF=0    leave out the publisher without a broker
+#   NO_TOP=0        leave out the publisher with its embedded broker and `processes.enabled =
+#                   false`: node_exporter's collectors here read no process, the top lists
+#                   read every `/proc/PID/stat` each sample (~40 % of an idle publisher's CPU)
 #   THREADS=1       also print each thread's context switches and CPU over the window
 #   PUBLISHER=path  run this publisher binary (no build); default: build target/release/publisher
 #   PERF=0          no perf stat (it adds a little to every context switch it counts)
@@ -47,6 +50,14 @@ if [ -n "${BASELINE:-}" ]; then
     base=$!
     pids="$pids $base"
 fi
+notop=""
+if [ "${NO_TOP:-1}" != 0 ]; then
+    mkdir "$d/notop"
+    PUBLISHER_PROCESSES__ENABLED=false "$bin" --data-dir "$d/notop" --bind 127.0.0.1:19203 \
+        --broker-listen 127.0.0.1:19285 2>"$d/notop.log" &
+    notop=$!
+    pids="$pids $notop"
+fi
 off=""
 if [ "${BROKER_OFF:-1}" != 0 ]; then
     "$bin" --data-dir "$d/off" --bind 127.0.0.1:19201 \
@@ -63,6 +74,10 @@ pids="$pids $nex"
 sleep 2
 mosquitto_sub -p 19283 -t 'server-analytics/#' >/dev/null &
 pids="$pids $!"
+if [ -n "$notop" ]; then
+    mosquitto_sub -p 19285 -t 'server-analytics/#' >/dev/null &
+    pids="$pids $!"
+fi
 if [ -n "$base" ]; then
     mosquitto_sub -p 19284 -t 'server-analytics/#' >/dev/null &
     pids="$pids $!"
@@ -92,6 +107,7 @@ echo "warm-up ${warmup}s, then measuring over ${secs}s ($(nproc) cores, load $(c
 sleep "$warmup"
 names="publisher:$pub node_exporter:$nex"
 [ -n "$base" ] && names="$names baseline:$base"
+[ -n "$notop" ] && names="$names publisher-no-top:$notop"
 [ -n "$off" ] && names="$names publisher-broker-off:$off"
 for np in $names; do
     p=${np#*:}
