@@ -178,6 +178,16 @@ impl Parts {
         self.tables_in(kind, i64::MIN, i64::MAX)
     }
 
+    /// The days of `kind` that end at or before `horizon_ms` (their rows all older), oldest
+    /// first: what [`Parts::drop_before`] drops.
+    pub(super) fn days_before(&self, kind: Kind, horizon_ms: i64) -> Vec<i64> {
+        self.days(kind)
+            .iter()
+            .copied()
+            .take_while(|d| d.saturating_add(1).saturating_mul(DAY_MS) <= horizon_ms)
+            .collect()
+    }
+
     /// Drops every day of `kind` that ends at or before `horizon_ms` (its rows all older).
     pub(super) fn drop_before(
         &mut self,
@@ -185,12 +195,7 @@ impl Parts {
         kind: Kind,
         horizon_ms: i64,
     ) -> rusqlite::Result<()> {
-        let gone: Vec<i64> = self
-            .days(kind)
-            .iter()
-            .copied()
-            .take_while(|d| d.saturating_add(1).saturating_mul(DAY_MS) <= horizon_ms)
-            .collect();
+        let gone = self.days_before(kind, horizon_ms);
         self.drop_days(conn, kind, &gone)
     }
 

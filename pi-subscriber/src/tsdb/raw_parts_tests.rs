@@ -122,6 +122,63 @@ fn the_raw_tier_goes_a_day_at_a_time_and_its_pages_are_not_written() {
     assert_eq!(db.rows_of(Kind::Top, ""), 1440);
 }
 
+/// Under `history.max_disk` the raw days the cut passes whole are dropped with their rows
+/// counted, not deleted row by row first (which wrote every page of the day, then freed it).
+#[test]
+fn the_disk_bound_drops_a_whole_raw_day_without_writing_its_pages() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("h.sqlite");
+    let mut db = Tsdb::open(&path, retention(), 500, T0).unwrap();
+    a_day(&mut db);
+    // The next day's first six hours.
+    for seq in 1440..1800u64 {
+        let ts_ms = T0 + seq as i64 * MINUTE_MS;
+        db.ingest(&snap(seq, ts_ms), true, ts_ms).unwrap();
+        if seq % 20 == 19 {
+            db.commit().unwrap();
+        }
+    }
+    db.commit().unwrap();
+    assert_eq!(db.days_of(Kind::Raw), [T0 / DAY_MS, T0 / DAY_MS + 1]);
+    let pages_of = |day: i64| -> std::collections::HashSet<u32> {
+        let mut stmt = db
+            .conn
+            .prepare("SELECT pageno FROM dbstat WHERE name = ?1")
+            .unwrap();
+        let rows = stmt
+            .query_map([format!("raw_d{day}")], |r| r.get::<_, u32>(0))
+            .unwrap();
+        rows.map(|r| r.unwrap()).collect()
+    };
+    let (first, next) = (
+        pages_of(T0 / DAY_MS),
+        pages_of(T0 / DAY_MS + 1).len() as u64,
+    );
+    assert!(first.len() > 100, "{} pages", first.len());
+    frames(&db, &path);
+    // A bound under what is in use without the first day: all of it goes, and some of the next.
+    let used = db.used_bytes().unwrap();
+    db.bound_disk(used - (first.len() as u64 + next / 2) * 2048)
+        .unwrap();
+    assert_eq!(db.days_of(Kind::Raw), [T0 / DAY_MS + 1]);
+    let left = raw_rows(&db);
+    assert!(left > 0 && left < 360, "{left} rows left");
+    assert_eq!(
+        db.stats.disk.pruned_raw_rows_total,
+        1800 - left as u64,
+        "every row that went is counted"
+    );
+    let written = frames(&db, &path)
+        .iter()
+        .filter(|p| first.contains(p))
+        .count();
+    assert!(
+        written <= 2,
+        "{written} of the first day's {} pages written",
+        first.len()
+    );
+}
+
 /// A raw day's table made in a transaction that is rolled back is gone with it (and the view
 /// over the tier with it); the next sample of that day makes both again.
 #[test]

@@ -7,7 +7,7 @@
 use serde::Serialize;
 
 use super::db::Tsdb;
-use super::parts::Kind;
+use super::parts::{Kind, Parts};
 use super::raw_key::last_key;
 use super::TsdbError;
 
@@ -200,17 +200,33 @@ impl Tsdb {
             // Rows kept as a change from a row about to go are stored whole first.
             self.rekey_after(host, cut)?;
         }
-        // The days' tables wholly at or before the cut go whole (`parts.rs`), the rest by key.
+        // The days' tables wholly at or before the cut go whole (`parts.rs`): their rows are
+        // counted, not deleted (a `DELETE` would write every page it empties, then the drop
+        // free them). The rest, the edge day and the table of before, by key.
         let mut gone = 0;
-        let tables = self
-            .parts
-            .borrow()
-            .tables_in(Kind::Raw, i64::MIN, cut.saturating_add(1));
+        let (tables, whole) = {
+            let parts = self.parts.borrow();
+            let horizon = cut.saturating_add(1);
+            let whole: Vec<String> = parts
+                .days_before(Kind::Raw, horizon)
+                .into_iter()
+                .map(|day| Parts::name(Kind::Raw, day))
+                .collect();
+            (parts.tables_in(Kind::Raw, i64::MIN, horizon), whole)
+        };
         for table in tables {
-            gone += self.conn.execute(
-                &format!("DELETE FROM {table} WHERE key <= ?1"),
-                [last_key(cut)],
-            )?;
+            gone += if whole.contains(&table) {
+                self.conn
+                    .query_row(&format!("SELECT COUNT(*) FROM {table}"), [], |r| {
+                        r.get::<_, i64>(0)
+                    })?
+                    .max(0) as usize
+            } else {
+                self.conn.execute(
+                    &format!("DELETE FROM {table} WHERE key <= ?1"),
+                    [last_key(cut)],
+                )?
+            };
         }
         self.parts
             .borrow_mut()
