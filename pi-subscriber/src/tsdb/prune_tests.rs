@@ -80,12 +80,6 @@ fn the_minute_tier_and_its_peaks_go_a_day_at_a_time() {
     assert_eq!(db.days_of(Kind::Minute), Vec::<i64>::new());
 }
 
-/// WAL frames in `path`'s WAL (2 KiB pages).
-fn wal_frames(path: &std::path::Path) -> u64 {
-    let len = std::fs::metadata(path.with_extension("sqlite-wal")).map_or(0, |m| m.len());
-    len.saturating_sub(32) / (2048 + 24)
-}
-
 /// A day's table is dropped, not its rows deleted: a `DELETE` in WAL mode writes every page
 /// it empties, so pruning a day of minute rows cost as many page writes as the day held.
 #[test]
@@ -127,13 +121,10 @@ fn a_day_of_the_minute_tier_goes_without_writing_its_pages() {
         )
         .unwrap();
     assert!(pages > 1000, "{pages} pages");
-    db.conn
-        .execute_batch("PRAGMA wal_checkpoint(TRUNCATE)")
-        .unwrap();
-    assert_eq!(wal_frames(&path), 0);
+    db.wal_pages_for_test(&path);
     db.maintain(T0 + 15 * DAY_MS + HOUR_MS).unwrap();
     assert_eq!(db.days_of(Kind::Minute), Vec::<i64>::new());
-    let written = wal_frames(&path);
+    let written = db.wal_pages_for_test(&path).len();
     assert!(written < 20, "{written} pages written to prune {pages}");
 }
 

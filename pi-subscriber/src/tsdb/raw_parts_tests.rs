@@ -66,21 +66,6 @@ fn raw_pages(db: &Tsdb) -> std::collections::HashSet<u32> {
     rows.map(|r| r.unwrap()).collect()
 }
 
-/// The page numbers of the frames in the WAL at `path`, then the WAL emptied.
-fn frames(db: &Tsdb, path: &std::path::Path) -> Vec<u32> {
-    let wal = std::fs::read(path.with_extension("sqlite-wal")).unwrap_or_default();
-    let out = wal
-        .get(32..)
-        .unwrap_or_default()
-        .chunks_exact(24 + 2048)
-        .map(|f| u32::from_be_bytes([f[0], f[1], f[2], f[3]]))
-        .collect();
-    db.conn
-        .execute_batch("PRAGMA wal_checkpoint(TRUNCATE)")
-        .unwrap();
-    out
-}
-
 #[test]
 fn the_raw_tier_goes_a_day_at_a_time_and_its_pages_are_not_written() {
     let dir = tempfile::tempdir().unwrap();
@@ -90,7 +75,7 @@ fn the_raw_tier_goes_a_day_at_a_time_and_its_pages_are_not_written() {
     assert_eq!(db.days_of(Kind::Raw), [T0 / DAY_MS]);
     let pages = raw_pages(&db);
     assert!(pages.len() > 100, "{} pages", pages.len());
-    frames(&db, &path);
+    db.wal_pages_for_test(&path);
     // Every hour from the first past the raw tier's 48 h to the day's last: the rows stay
     // (their minutes' peaks kept as the horizon passes them), and not one of their pages is
     // written.
@@ -98,7 +83,8 @@ fn the_raw_tier_goes_a_day_at_a_time_and_its_pages_are_not_written() {
     for h in 49..=71 {
         db.maintain(T0 + h * HOUR_MS).unwrap();
         assert_eq!(raw_rows(&db), 1440, "{h} h");
-        written += frames(&db, &path)
+        written += db
+            .wal_pages_for_test(&path)
             .iter()
             .filter(|p| pages.contains(p))
             .count();
@@ -109,7 +95,8 @@ fn the_raw_tier_goes_a_day_at_a_time_and_its_pages_are_not_written() {
     db.maintain(T0 + 72 * HOUR_MS).unwrap();
     assert_eq!(raw_rows(&db), 0);
     assert_eq!(db.days_of(Kind::Raw), Vec::<i64>::new());
-    let written = frames(&db, &path)
+    let written = db
+        .wal_pages_for_test(&path)
         .iter()
         .filter(|p| pages.contains(p))
         .count();
@@ -155,7 +142,7 @@ fn the_disk_bound_drops_a_whole_raw_day_without_writing_its_pages() {
         pages_of(T0 / DAY_MS + 1).len() as u64,
     );
     assert!(first.len() > 100, "{} pages", first.len());
-    frames(&db, &path);
+    db.wal_pages_for_test(&path);
     // A bound under what is in use without the first day: all of it goes, and some of the next.
     let used = db.used_bytes().unwrap();
     db.bound_disk(used - (first.len() as u64 + next / 2) * 2048)
@@ -168,7 +155,8 @@ fn the_disk_bound_drops_a_whole_raw_day_without_writing_its_pages() {
         1800 - left as u64,
         "every row that went is counted"
     );
-    let written = frames(&db, &path)
+    let written = db
+        .wal_pages_for_test(&path)
         .iter()
         .filter(|p| first.contains(p))
         .count();

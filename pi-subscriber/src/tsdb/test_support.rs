@@ -41,4 +41,20 @@ impl Tsdb {
             })
             .sum()
     }
+
+    /// The page numbers of the frames in the WAL of the database at `path` (2 KiB pages),
+    /// then the WAL emptied (checkpointed): what was written since the last call.
+    pub(super) fn wal_pages_for_test(&self, path: &std::path::Path) -> Vec<u32> {
+        let wal = std::fs::read(path.with_extension("sqlite-wal")).unwrap_or_default();
+        let out = wal
+            .get(32..)
+            .unwrap_or_default()
+            .chunks_exact(24 + 2048)
+            .map(|f| u32::from_be_bytes([f[0], f[1], f[2], f[3]]))
+            .collect();
+        self.conn
+            .execute_batch("PRAGMA wal_checkpoint(TRUNCATE)")
+            .unwrap();
+        out
+    }
 }
