@@ -41,10 +41,7 @@ pub struct BrokerSettings {
     pub max_payload_size: usize,
     /// Embedded: rumqttd keeps a replay log per subscription filter of at most
     /// `max_segment_size × max_segment_count` bytes. Its sample config allows 100 MB × 10
-    /// (1 GB per filter); 128 KiB × 2 holds ~30 min of snapshots at 15 s for a subscriber
-    /// that falls behind (the Pi fills a longer hole over HTTP). Each filter's log stays full
-    /// once filled: 256 KiB × 4 cost ~1.7 MB of RSS for the two filters a publisher has
-    /// (issue 22).
+    /// (1 GB per filter); snapshots need a few hundred KB.
     pub max_segment_size: usize,
     pub max_segment_count: usize,
     /// Embedded: a connection that takes no data for this long (a client that stopped
@@ -99,8 +96,8 @@ impl Default for BrokerSettings {
             allow_anonymous: false,
             max_connections: 64,
             max_payload_size: 256 * 1024,
-            max_segment_size: 128 * 1024,
-            max_segment_count: 2,
+            max_segment_size: 256 * 1024,
+            max_segment_count: 4,
             stall_timeout: Duration::from_secs(30),
             host: "127.0.0.1".to_owned(),
             port: 1883,
