@@ -41,7 +41,11 @@ pub struct BrokerSettings {
     pub max_payload_size: usize,
     /// Embedded: rumqttd keeps a replay log per subscription filter of at most
     /// `max_segment_size × max_segment_count` bytes. Its sample config allows 100 MB × 10
-    /// (1 GB per filter); snapshots need a few hundred KB.
+    /// (1 GB per filter). 256 KiB × 2 holds ~250 snapshots of 2 KB, an hour at 15 s: a
+    /// subscriber that stops reading is cut off after `stall_timeout` long before, and the
+    /// retained guard sweeps when a flood outruns its log. A log stays full once filled, so
+    /// each filter costs its size in RSS for good (256 KiB × 4 cost ~1.7 MB for the two a
+    /// publisher has; issue 22).
     pub max_segment_size: usize,
     pub max_segment_count: usize,
     /// Embedded: a connection that takes no data for this long (a client that stopped
@@ -97,7 +101,7 @@ impl Default for BrokerSettings {
             max_connections: 64,
             max_payload_size: 256 * 1024,
             max_segment_size: 256 * 1024,
-            max_segment_count: 4,
+            max_segment_count: 2,
             stall_timeout: Duration::from_secs(30),
             host: "127.0.0.1".to_owned(),
             port: 1883,
