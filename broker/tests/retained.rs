@@ -59,7 +59,17 @@ impl Broker {
             Some(f) => cmd.arg("-f").arg(f),
             None => cmd.args(["-m", msg]),
         };
-        cmd.stderr(Stdio::null()).status().unwrap().success()
+        // Its complaint goes to the test's output: a refused valid login was seen once in ~100
+        // runs under load, with nothing to say why.
+        let out = cmd.stderr(Stdio::piped()).output().unwrap();
+        if !out.status.success() {
+            eprintln!(
+                "mosquitto_pub {login:?} on {topic}: {} {}",
+                out.status,
+                String::from_utf8_lossy(&out.stderr).trim()
+            );
+        }
+        out.status.success()
     }
 
     /// What a fresh `mosquitto_sub -t '#' --retained-only` receives, sorted, payloads cut to
