@@ -40,7 +40,12 @@ fn snap(seq: u64, ts_ms: i64) -> Snapshot {
 
 /// A sample a minute over T0's day, committed every 20 minutes.
 fn a_day(db: &mut Tsdb) {
-    for seq in 0..1440u64 {
+    minutes(db, 0..1440);
+}
+
+/// Sample `seq` at minute `seq` from T0, committed every 20 minutes.
+fn minutes(db: &mut Tsdb, seqs: std::ops::Range<u64>) {
+    for seq in seqs {
         let ts_ms = T0 + seq as i64 * MINUTE_MS;
         db.ingest(&snap(seq, ts_ms), true, ts_ms).unwrap();
         if seq % 20 == 19 {
@@ -48,6 +53,14 @@ fn a_day(db: &mut Tsdb) {
         }
     }
     db.commit().unwrap();
+}
+
+/// How many of `pages` were written since the last look (the WAL then emptied).
+fn written_of(db: &Tsdb, path: &std::path::Path, pages: &std::collections::HashSet<u32>) -> usize {
+    db.wal_pages_for_test(path)
+        .iter()
+        .filter(|p| pages.contains(p))
+        .count()
 }
 
 fn raw_rows(db: &Tsdb) -> i64 {
@@ -83,11 +96,7 @@ fn the_raw_tier_goes_a_day_at_a_time_and_its_pages_are_not_written() {
     for h in 49..=71 {
         db.maintain(T0 + h * HOUR_MS).unwrap();
         assert_eq!(raw_rows(&db), 1440, "{h} h");
-        written += db
-            .wal_pages_for_test(&path)
-            .iter()
-            .filter(|p| pages.contains(p))
-            .count();
+        written += written_of(&db, &path, &pages);
     }
     assert_eq!(written, 0, "raw pages written before the day goes");
     // The whole day past it: gone, its pages freed (a freed page is written only when it
@@ -95,11 +104,7 @@ fn the_raw_tier_goes_a_day_at_a_time_and_its_pages_are_not_written() {
     db.maintain(T0 + 72 * HOUR_MS).unwrap();
     assert_eq!(raw_rows(&db), 0);
     assert_eq!(db.days_of(Kind::Raw), Vec::<i64>::new());
-    let written = db
-        .wal_pages_for_test(&path)
-        .iter()
-        .filter(|p| pages.contains(p))
-        .count();
+    let written = written_of(&db, &path, &pages);
     assert!(
         written <= 2,
         "{written} of {} raw pages written",
@@ -118,14 +123,7 @@ fn the_disk_bound_drops_a_whole_raw_day_without_writing_its_pages() {
     let mut db = Tsdb::open(&path, retention(), 500, T0).unwrap();
     a_day(&mut db);
     // The next day's first six hours.
-    for seq in 1440..1800u64 {
-        let ts_ms = T0 + seq as i64 * MINUTE_MS;
-        db.ingest(&snap(seq, ts_ms), true, ts_ms).unwrap();
-        if seq % 20 == 19 {
-            db.commit().unwrap();
-        }
-    }
-    db.commit().unwrap();
+    minutes(&mut db, 1440..1800);
     assert_eq!(db.days_of(Kind::Raw), [T0 / DAY_MS, T0 / DAY_MS + 1]);
     let pages_of = |day: i64| -> std::collections::HashSet<u32> {
         let mut stmt = db
@@ -155,11 +153,7 @@ fn the_disk_bound_drops_a_whole_raw_day_without_writing_its_pages() {
         1800 - left as u64,
         "every row that went is counted"
     );
-    let written = db
-        .wal_pages_for_test(&path)
-        .iter()
-        .filter(|p| first.contains(p))
-        .count();
+    let written = written_of(&db, &path, &first);
     assert!(
         written <= 2,
         "{written} of the first day's {} pages written",
