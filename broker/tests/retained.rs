@@ -10,13 +10,10 @@ use std::time::{Duration, Instant};
 
 const BIN: &str = env!("CARGO_BIN_EXE_broker");
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+#[path = "../../publisher/tests/common/ports.rs"]
+mod ports;
+
+use ports::free_port;
 
 struct Broker {
     child: Child,

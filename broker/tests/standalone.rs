@@ -6,13 +6,10 @@ use std::time::{Duration, Instant};
 
 const BIN: &str = env!("CARGO_BIN_EXE_broker");
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+#[path = "../../publisher/tests/common/ports.rs"]
+mod ports;
+
+use ports::free_port;
 
 fn wait_listening(port: u16) {
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -140,4 +137,23 @@ fn a_broker_whose_listener_stopped_exits_non_zero() {
         std::thread::sleep(Duration::from_millis(50));
     };
     assert_eq!(status.code(), Some(1));
+}
+
+/// Ports named in advance never come from the range outgoing connections and `bind(":0")`
+/// draw from, and one test process never hands out the same one twice.
+#[test]
+fn ports_named_in_advance_lie_outside_the_ephemeral_range_and_never_repeat() {
+    let low: u16 = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let mut seen = std::collections::HashSet::new();
+    for _ in 0..2000 {
+        let port = free_port();
+        assert!(port < low, "{port} lies in the ephemeral range from {low}");
+        assert!(seen.insert(port), "{port} handed out twice");
+    }
 }

@@ -10,6 +10,9 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+#[path = "../../publisher/tests/common/ports.rs"]
+mod ports;
+
 const BIN: &str = env!("CARGO_BIN_EXE_broker");
 
 /// Kills the broker however the test ends.
@@ -23,11 +26,7 @@ impl Drop for Broker {
 }
 
 fn start_broker(dir: &std::path::Path, table: &str) -> (Broker, u16) {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = ports::free_port();
     let cfg = dir.join("broker.toml");
     std::fs::write(
         &cfg,

@@ -5,6 +5,10 @@
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 pub mod mosquitto;
+mod ports;
+
+#[allow(unused_imports)] // not every test binary names both
+pub use ports::{free_port, free_ports};
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -284,24 +288,6 @@ pub async fn oneshot_post(
         status,
         serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null),
     )
-}
-
-/// A loopback port that was free a moment ago (for a server that cannot bind port 0 itself).
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// `N` distinct loopback ports that were free a moment ago: bound together, so that two
-/// calls of [`free_port`] in a row cannot hand out the same one.
-pub fn free_ports<const N: usize>() -> [u16; N] {
-    let listeners: Vec<std::net::TcpListener> = (0..N)
-        .map(|_| std::net::TcpListener::bind("127.0.0.1:0").unwrap())
-        .collect();
-    std::array::from_fn(|i| listeners[i].local_addr().unwrap().port())
 }
 
 /// A fixture machine's tree (found from either package that includes this file).
