@@ -196,10 +196,14 @@ impl Publisher {
 
     pub fn start_with_env(data_dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Publisher {
         let mut cmd = command(data_dir);
-        for flag in ["--bind", "--broker-listen"] {
-            if !args.contains(&flag) {
-                cmd.args([flag, "127.0.0.1:0"]);
-            }
+        // HTTP binds port 0 itself and says which port it got. The broker is given a port
+        // from below the ephemeral range: for port 0 the publisher would probe one and release
+        // it before rumqttd binds it, a moment in which another test's connection can take it.
+        if !args.contains(&"--bind") {
+            cmd.args(["--bind", "127.0.0.1:0"]);
+        }
+        if !args.contains(&"--broker-listen") {
+            cmd.args(["--broker-listen", &format!("127.0.0.1:{}", free_port())]);
         }
         let mut child = cmd
             .args(args)
