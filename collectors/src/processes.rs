@@ -11,7 +11,9 @@
 //! listing: [`ProcessCollector::read_counted`] is given the fork count of `<proc>/stat` read
 //! before it, and while that count stands still the pids listed last, less those whose `stat`
 //! is gone (`ENOENT`, `ESRCH`: exited), are exactly the processes there are. The owners of the
-//! chosen few are looked up relative to it, once per process when it is in both lists.
+//! chosen few are looked up relative to it, once per process when it is in both lists. A
+//! kernel thread's `stat` is not read again while its `schedstat` shows it has not run since
+//! ([`crate::kthreads`]).
 
 use std::collections::HashMap;
 use std::os::fd::OwnedFd;
@@ -23,7 +25,10 @@ use std::time::SystemTime;
 use broker::{ProcessTop, Processes};
 
 use super::{CollectError, Roots};
+use crate::kthreads::KernelThreads;
 use crate::proc_dir::{PidEntry, ProcDir};
+use crate::proc_stat::{number, parse_stat_bytes, StatRef};
+pub use crate::proc_stat::{parse_passwd, parse_stat, ProcStat};
 
 /// Processes looked at per sample at most (a fork bomb does not make a sample unbounded).
 pub const MAX_PROCESSES: usize = 65_536;
@@ -31,94 +36,6 @@ pub const MAX_PROCESSES: usize = 65_536;
 const STAT_BUF: usize = 1024;
 /// `top` at most.
 pub const MAX_TOP: usize = 32;
-
-/// One `/proc/<pid>/stat`, the fields used.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ProcStat {
-    pub pid: u32,
-    pub comm: String,
-    /// utime + stime, clock ticks.
-    pub ticks: u64,
-    pub starttime: u64,
-    /// Resident pages.
-    pub rss_pages: u64,
-}
-
-/// One `stat` line's fields, borrowed from the buffer it was read into.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct StatRef<'a> {
-    pid: u32,
-    comm: &'a [u8],
-    ticks: u64,
-    starttime: u64,
-    rss_pages: u64,
-}
-
-/// The `i`th space-separated field of `rest` as a number (no allocation).
-fn fields(rest: &[u8]) -> impl Iterator<Item = &[u8]> {
-    rest.split(|b| *b == b' ' || *b == b'\n')
-        .filter(|f| !f.is_empty())
-}
-
-fn number(f: &[u8]) -> Option<u64> {
-    if f.is_empty() || f.len() > 20 {
-        return None;
-    }
-    f.iter().try_fold(0u64, |n, b| {
-        b.is_ascii_digit()
-            .then(|| n.checked_mul(10)?.checked_add(u64::from(b - b'0')))
-            .flatten()
-    })
-}
-
-/// Parses one `stat` line without allocating. `comm` may hold spaces and parentheses: it
-/// runs from the first `(` to the last `)`.
-fn parse_stat_bytes(text: &[u8]) -> Option<StatRef<'_>> {
-    let open = text.iter().position(|b| *b == b'(')?;
-    let close = text.iter().rposition(|b| *b == b')')?;
-    let pid = u32::try_from(number(text[..open].trim_ascii())?).ok()?;
-    let comm = text.get(open + 1..close)?;
-    // After comm: state (0), ppid (1), … utime (11), stime (12), … starttime (19), vsize
-    // (20), rss (21).
-    let mut f = fields(text.get(close + 1..)?);
-    let mut nth = |skip: usize| f.nth(skip).and_then(number);
-    let utime = nth(11)?;
-    let stime = nth(0)?;
-    let starttime = nth(6)?;
-    let rss_pages = nth(1)?;
-    Some(StatRef {
-        pid,
-        comm,
-        ticks: utime.saturating_add(stime),
-        starttime,
-        rss_pages,
-    })
-}
-
-/// Parses one `stat` line. `comm` may hold spaces and parentheses: it runs from the first
-/// `(` to the last `)`.
-pub fn parse_stat(text: &str) -> Option<ProcStat> {
-    let s = parse_stat_bytes(text.as_bytes())?;
-    Some(ProcStat {
-        pid: s.pid,
-        comm: String::from_utf8_lossy(s.comm).into_owned(),
-        ticks: s.ticks,
-        starttime: s.starttime,
-        rss_pages: s.rss_pages,
-    })
-}
-
-/// The passwd file's uid → name.
-pub fn parse_passwd(text: &str) -> HashMap<u32, String> {
-    text.lines()
-        .filter_map(|l| {
-            let mut f = l.split(':');
-            let name = f.next()?;
-            let uid = f.nth(1)?.parse().ok()?;
-            Some((uid, name.to_owned()))
-        })
-        .collect()
-}
 
 /// `stat` files kept open between samples at most (each is one file descriptor).
 const MAX_HELD: usize = 4096;
@@ -159,6 +76,8 @@ pub struct ProcessCollector {
     listed_forks: Option<u64>,
     /// Pids whose `stat` was gone this sample.
     gone: Vec<u32>,
+    /// Kernel threads' `schedstat`s: a `stat` not read when its thread did not run.
+    kthreads: KernelThreads,
 }
 
 /// Why a `stat` gave no line.
@@ -221,6 +140,7 @@ impl ProcessCollector {
             dir: ProcDir::default(),
             listed_forks: None,
             gone: Vec::new(),
+            kthreads: KernelThreads::default(),
         }
     }
 
@@ -303,7 +223,7 @@ impl ProcessCollector {
             listed
         };
         let result = match (listed, dir.fd()) {
-            (Ok(()), Some(proc)) => Ok(self.read_listed(proc, &dir.pids, now)),
+            (Ok(()), Some(proc)) => Ok(self.read_listed(proc, &dir.pids, dir.procfs(), now)),
             (Err(e), _) => Err(err(e)),
             (Ok(()), None) => Err(err(rustix::io::Errno::BADF)),
         };
@@ -313,7 +233,13 @@ impl ProcessCollector {
     }
 
     /// [`ProcessCollector::read`] once `<proc>` is listed: each listed pid's `stat`, the lists.
-    fn read_listed(&mut self, proc: &OwnedFd, pids: &[PidEntry], now: SystemTime) -> Processes {
+    fn read_listed(
+        &mut self,
+        proc: &OwnedFd,
+        pids: &[PidEntry],
+        procfs: bool,
+        now: SystemTime,
+    ) -> Processes {
         let elapsed_s = self
             .previous_at
             .and_then(|t| now.duration_since(t).ok())
@@ -323,8 +249,27 @@ impl ProcessCollector {
         self.kept.clear();
         self.entries.clear();
         self.names.clear();
+        self.kthreads.begin();
         for listed in pids {
             let pid = listed.pid;
+            if let Some(still) = self.kthreads.unchanged(proc, listed.name(), pid, procfs) {
+                // Its `stat` stays open for the sample it runs again.
+                if let Some(fd) = self.held.remove(&pid) {
+                    self.kept.insert(pid, fd);
+                }
+                let stat = StatRef {
+                    pid,
+                    comm: still.comm,
+                    ticks: still.ticks,
+                    starttime: still.starttime,
+                    rss_pages: 0,
+                    kernel_thread: true,
+                };
+                let cpu = cpu_percent(self.previous.get(&pid), elapsed_s, self.ticks_per_s, &stat);
+                self.seen.insert(pid, (stat.starttime, stat.ticks));
+                push_entry(&mut self.entries, &mut self.names, &stat, cpu);
+                continue;
+            }
             let n = match self.stat(proc, pid, listed.name()) {
                 Ok(n) => n,
                 Err(Unread::Exited) => {
@@ -336,23 +281,12 @@ impl ProcessCollector {
             let Some(stat) = parse_stat_bytes(&self.buf[..n]).filter(|s| s.pid == pid) else {
                 continue;
             };
-            let cpu = match (self.previous.get(&pid), elapsed_s) {
-                (Some((start, ticks)), Some(dt)) if *start == stat.starttime => {
-                    Some(stat.ticks.saturating_sub(*ticks) as f64 / self.ticks_per_s / dt * 100.0)
-                }
-                _ => None,
-            };
+            self.kthreads.read(proc, listed.name(), &stat);
+            let cpu = cpu_percent(self.previous.get(&pid), elapsed_s, self.ticks_per_s, &stat);
             self.seen.insert(pid, (stat.starttime, stat.ticks));
-            let at = self.names.len();
-            let comm = &stat.comm[..stat.comm.len().min(64)];
-            self.names.extend_from_slice(comm);
-            self.entries.push(Entry {
-                pid,
-                name: at..at + comm.len(),
-                rss_pages: stat.rss_pages,
-                cpu,
-            });
+            push_entry(&mut self.entries, &mut self.names, &stat, cpu);
         }
+        self.kthreads.end();
         // What was not seen again has exited: its file closes with the old map.
         std::mem::swap(&mut self.held, &mut self.kept);
         self.kept.clear();
@@ -405,6 +339,11 @@ impl ProcessCollector {
         }
     }
 
+    /// `stat` reads saved since start: kernel threads that had not run since their last one.
+    pub fn stat_reads_saved(&self) -> u64 {
+        self.kthreads.skipped()
+    }
+
     fn top_entry(&mut self, i: usize, uid: Option<u32>) -> ProcessTop {
         let e = self.entries[i].clone();
         let users = self.users.get_or_insert_with(|| {
@@ -421,6 +360,35 @@ impl ProcessCollector {
             rss_bytes: e.rss_pages.saturating_mul(self.page_bytes),
         }
     }
+}
+
+/// A process's CPU % since the sample before (`previous`: its starttime and ticks then), per
+/// core; `None` for a process new since, or a pid reused (another starttime).
+fn cpu_percent(
+    previous: Option<&(u64, u64)>,
+    elapsed_s: Option<f64>,
+    ticks_per_s: f64,
+    stat: &StatRef<'_>,
+) -> Option<f64> {
+    match (previous, elapsed_s) {
+        (Some((start, ticks)), Some(dt)) if *start == stat.starttime => {
+            Some(stat.ticks.saturating_sub(*ticks) as f64 / ticks_per_s / dt * 100.0)
+        }
+        _ => None,
+    }
+}
+
+/// Adds a process to the sample: its `comm` (64 bytes at most) to `names`.
+fn push_entry(entries: &mut Vec<Entry>, names: &mut Vec<u8>, stat: &StatRef<'_>, cpu: Option<f64>) {
+    let at = names.len();
+    let comm = &stat.comm[..stat.comm.len().min(64)];
+    names.extend_from_slice(comm);
+    entries.push(Entry {
+        pid: stat.pid,
+        name: at..at + comm.len(),
+        rss_pages: stat.rss_pages,
+        cpu,
+    });
 }
 
 /// The first `k` of `items` in `order`, sorted (a partial selection, not a full sort).
