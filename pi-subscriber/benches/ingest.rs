@@ -46,6 +46,7 @@ fn throughput() {
         gaps,
         max_payload: 256 * 1024,
         alerts: None,
+        own_host: None,
     };
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()

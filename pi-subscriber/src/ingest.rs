@@ -1,6 +1,9 @@
 //! The one path every payload takes: validate, store (history and live state), and ask for a
 //! backfill when a gap shows. Shared by the MQTT consumer and the HTTP poller.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
 use broker::Snapshot;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
@@ -18,6 +21,25 @@ pub struct Ingestor {
     pub max_payload: usize,
     /// The alert engine's input (`None`: alerts off); never waited on.
     pub alerts: Option<crate::alerts::Feed>,
+    /// The host the Pi stores its own machine under (`[self]` on), which no other source may
+    /// write: a publisher naming it is refused ([`Rejection::OwnHost`]), said once at `warn`.
+    pub own_host: Option<OwnHost>,
+}
+
+/// The `[self]` host, and whether a publisher naming it was said already.
+#[derive(Debug, Clone)]
+pub struct OwnHost {
+    pub host: Arc<str>,
+    said: Arc<AtomicBool>,
+}
+
+impl OwnHost {
+    pub fn new(host: &str) -> Self {
+        Self {
+            host: host.into(),
+            said: Arc::default(),
+        }
+    }
 }
 
 pub use daemon_kit::clock::unix_ms_now;
@@ -31,6 +53,10 @@ impl Ingestor {
         source: Source,
     ) -> Result<Outcome, Rejection> {
         match validate::snapshot(payload, topic_host, self.max_payload) {
+            Ok(s) if source != Source::Local && self.names_own_host(&s.host) => {
+                self.store.reject(Rejection::OwnHost);
+                Err(Rejection::OwnHost)
+            }
             Ok(s) => Ok(self.snapshot(s, source)),
             Err(why) => {
                 self.store.reject(why);
@@ -38,6 +64,22 @@ impl Ingestor {
                 Err(why)
             }
         }
+    }
+
+    /// Whether `host` is the `[self]` host (said once: the fix is the user's).
+    fn names_own_host(&self, host: &str) -> bool {
+        let Some(own) = self.own_host.as_ref().filter(|o| *o.host == *host) else {
+            return false;
+        };
+        if !own.said.swap(true, Ordering::Relaxed) {
+            tracing::warn!(
+                %host,
+                "a publisher names itself as this Pi's own host ([self]): its snapshots are refused \
+                 (counted as rejected reason=own_host); give that publisher another `host`, or set \
+                 `self.host`, or turn `[self]` off"
+            );
+        }
+        true
     }
 
     /// Stores an already validated snapshot.
@@ -116,6 +158,7 @@ mod tests {
             gaps,
             max_payload: 4096,
             alerts: None,
+            own_host: None,
         };
         store.poison_for_test();
         let snapshot = Snapshot {
@@ -129,6 +172,51 @@ mod tests {
             store.failed().is_cancelled(),
             "run() is told to stop with an error"
         );
+    }
+
+    /// The `[self]` host is written by `[self]` alone: live, polled and backfilled snapshots
+    /// naming it are refused and counted; another host's pass.
+    #[tokio::test]
+    async fn only_the_pi_itself_writes_its_own_host() {
+        let store = crate::store::tests::handle(10);
+        let (gaps, _rx) = mpsc::channel(8);
+        let ingestor = Ingestor {
+            store: store.clone(),
+            gaps,
+            max_payload: 65536,
+            alerts: None,
+            own_host: Some(OwnHost::new("pi")),
+        };
+        let payload = |host: &str, seq: u64| {
+            serde_json::to_vec(&Snapshot {
+                host: host.into(),
+                seq,
+                ts_ms: unix_ms_now(),
+                ..Snapshot::default()
+            })
+            .unwrap()
+        };
+        let stored = |r: Result<Outcome, Rejection>| matches!(r, Ok(Outcome::Stored { .. }));
+        assert!(stored(ingestor.snapshot_payload(
+            &payload("pi", 1),
+            Some("pi"),
+            Source::Local
+        )));
+        for (seq, source) in [(7, Source::Mqtt), (8, Source::Http), (9, Source::Backfill)] {
+            assert_eq!(
+                ingestor.snapshot_payload(&payload("pi", seq), Some("pi"), source),
+                Err(Rejection::OwnHost)
+            );
+        }
+        assert!(stored(ingestor.snapshot_payload(
+            &payload("tower", 1),
+            Some("tower"),
+            Source::Mqtt
+        )));
+        let (stats, _) = store.counters().unwrap();
+        assert_eq!(stats.rejected[&Rejection::OwnHost], 3);
+        assert_eq!((stats.stored_local_total, stats.stored_mqtt_total), (1, 1));
+        assert_eq!(store.latest("pi").unwrap().unwrap().latest.seq, 1);
     }
 }
 
@@ -147,6 +235,7 @@ mod event_time_tests {
             gaps,
             max_payload: 65536,
             alerts: None,
+            own_host: None,
         };
         let now = unix_ms_now();
         let end = |run: &str, ts: i64| {

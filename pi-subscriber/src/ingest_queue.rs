@@ -138,6 +138,7 @@ mod tests {
             gaps,
             max_payload: 128 * 1024,
             alerts: None,
+            own_host: None,
         };
         let queue = IngestQueue::start(ingestor).unwrap();
         let query = store.hold_history_for_test();

@@ -87,11 +87,16 @@ pub async fn run(
         remotes.clone(),
         shutdown.clone(),
     );
+    let own_host = settings
+        .self_watch
+        .enabled
+        .then(|| self_watch::host_id(&settings.self_watch));
     let ingestor = Ingestor {
         store: store.clone(),
         gaps: gap_tx,
         max_payload: settings.mqtt.max_payload_size,
         alerts: feed,
+        own_host: own_host.as_deref().map(ingest::OwnHost::new),
     };
     let mqtt_state = mqtt::SharedMqtt::default();
 
@@ -104,8 +109,9 @@ pub async fn run(
     .context("cannot build the HTTP client")?;
     poller.max_backfill = settings.history.capacity as u64;
     let mut tasks = Vec::new();
-    if settings.self_watch.enabled {
+    if let Some(host) = own_host {
         tasks.push(tokio::spawn(self_watch::run(
+            host,
             settings.self_watch.clone(),
             ingestor.clone(),
             shutdown.clone(),

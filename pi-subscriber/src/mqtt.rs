@@ -206,6 +206,7 @@ mod tests {
             gaps,
             max_payload: 64 * 1024,
             alerts: None,
+            own_host: None,
         };
         let query = store.hold_history_for_test();
         let (done, handled) = std::sync::mpsc::channel();

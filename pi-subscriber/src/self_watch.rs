@@ -30,9 +30,13 @@ fn unix_ms(t: SystemTime) -> i64 {
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
-/// Samples until `shutdown`.
-pub async fn run(settings: SelfSettings, ingestor: Ingestor, shutdown: CancellationToken) {
-    let host = host_id(&settings);
+/// Samples until `shutdown`, stored under `host` ([`host_id`]).
+pub async fn run(
+    host: String,
+    settings: SelfSettings,
+    ingestor: Ingestor,
+    shutdown: CancellationToken,
+) {
     let mut seq = ingestor
         .store
         .host(&host)

@@ -38,6 +38,10 @@ pub enum Rejection {
     /// A job event dated more than a day ahead of the Pi's clock or over 400 days behind it.
     #[error("a time far from the Pi's clock")]
     BadTime,
+    /// A snapshot from a broker or a publisher naming the host the Pi stores its own machine
+    /// under (`[self]`): one host, one source.
+    #[error("the Pi's own host ([self]) named by a publisher")]
+    OwnHost,
 }
 
 /// How far ahead of the Pi's clock a job event may be dated (the history's bound too).

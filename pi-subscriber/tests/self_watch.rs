@@ -87,3 +87,51 @@ fn the_pi_is_one_more_host_with_its_own_values_and_alerts() {
     assert_eq!(health["history"]["holes_open"], 0, "{health}");
     assert_eq!(health["history"]["samples_lost_total"], 0, "{health}");
 }
+
+/// A publisher that names itself as the Pi's `[self]` host (both default to the machine's
+/// name, so a publisher installed on the Pi does) is refused and counted: one host, one
+/// source. Its seqs interleaved with the Pi's own would open holes that are not there, and
+/// backfill the Pi's host from another stream.
+#[test]
+fn a_publisher_naming_the_pis_own_host_is_refused_and_nothing_false_is_said() {
+    let (pdir, sdir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let publisher = common::Publisher::start_with_env(
+        pdir.path(),
+        &["--interval", "200ms"],
+        &[("PUBLISHER_HOST", "raspberrypi")],
+    );
+    let cfg = sdir.path().join("pi.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[self]\ninterval = \"300ms\"\nhost = \"raspberrypi\"\nunits = false\n\
+             proc_root = {:?}\nsys_root = {:?}\n",
+            common::fixture("rpi4").join("proc"),
+            common::fixture("rpi5").join("sys"),
+        ),
+    )
+    .unwrap();
+    let pi = Subscriber::start(
+        sdir.path(),
+        publisher.mqtt_port,
+        &publisher.url("/latest"),
+        &["--config", &cfg.to_string_lossy()],
+        &[("PI_SUBSCRIBER_SELF__ENABLED", "true")],
+    );
+    let health = pi.wait_for("/health", |h| {
+        h["ingest"]["rejected"]["own_host"].as_u64() >= Some(5)
+            && h["ingest"]["stored_local_total"].as_u64() >= Some(5)
+    });
+    assert_eq!(health["ingest"]["stored_mqtt_total"], 0, "{health}");
+    assert_eq!(health["ingest"]["stored_http_total"], 0, "{health}");
+    assert_eq!(health["history"]["holes_open"], 0, "{health}");
+    assert_eq!(health["history"]["samples_lost_total"], 0, "{health}");
+    // The Pi's own values, not the test machine's the publisher reads.
+    let m = pi.json("/metrics?host=raspberrypi");
+    assert_eq!(m["memory"]["total_mb"], 3791, "{m}");
+    let metrics = pi.get("/prometheus").1;
+    assert!(
+        metrics.contains("reason=\"own_host\""),
+        "the refusals counted by reason"
+    );
+}
