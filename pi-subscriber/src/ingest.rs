@@ -147,19 +147,29 @@ impl Ingestor {
 mod tests {
     use super::*;
 
+    /// An ingestor on `store` with alerts off, and its gap channel's receiver (keep it).
+    pub(super) fn ingestor(
+        store: &SharedStore,
+        max_payload: usize,
+        own_host: Option<OwnHost>,
+    ) -> (Ingestor, mpsc::Receiver<Gap>) {
+        let (gaps, rx) = mpsc::channel(8);
+        let ingestor = Ingestor {
+            store: store.clone(),
+            gaps,
+            max_payload,
+            alerts: None,
+            own_host,
+        };
+        (ingestor, rx)
+    }
+
     /// Issue 9 A6: a panic while the store was locked must not turn every later snapshot
     /// into a silent "duplicate" with the process still up.
     #[tokio::test]
     async fn a_poisoned_store_stops_the_daemon_instead_of_dropping_samples() {
         let store = crate::store::tests::handle(10);
-        let (gaps, _rx) = mpsc::channel(1);
-        let ingestor = Ingestor {
-            store: store.clone(),
-            gaps,
-            max_payload: 4096,
-            alerts: None,
-            own_host: None,
-        };
+        let (ingestor, _rx) = ingestor(&store, 4096, None);
         store.poison_for_test();
         let snapshot = Snapshot {
             host: "t".into(),
@@ -179,14 +189,7 @@ mod tests {
     #[tokio::test]
     async fn only_the_pi_itself_writes_its_own_host() {
         let store = crate::store::tests::handle(10);
-        let (gaps, _rx) = mpsc::channel(8);
-        let ingestor = Ingestor {
-            store: store.clone(),
-            gaps,
-            max_payload: 65536,
-            alerts: None,
-            own_host: Some(OwnHost::new("pi")),
-        };
+        let (ingestor, _rx) = ingestor(&store, 65536, Some(OwnHost::new("pi")));
         let payload = |host: &str, seq: u64| {
             serde_json::to_vec(&Snapshot {
                 host: host.into(),
@@ -229,14 +232,7 @@ mod event_time_tests {
     #[tokio::test]
     async fn job_events_outside_a_window_around_the_clock_are_rejected() {
         let store = crate::store::tests::handle(10);
-        let (gaps, _rx) = mpsc::channel(1);
-        let ingestor = Ingestor {
-            store: store.clone(),
-            gaps,
-            max_payload: 65536,
-            alerts: None,
-            own_host: None,
-        };
+        let (ingestor, _rx) = super::tests::ingestor(&store, 65536, None);
         let now = unix_ms_now();
         let end = |run: &str, ts: i64| {
             format!(
