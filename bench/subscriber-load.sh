@@ -11,7 +11,7 @@ tmp=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null; rm -rf "$tmp"' EXIT
 ./target/release/publisher --data-dir "$tmp/p" --bind 127.0.0.1:19600 --broker-listen 127.0.0.1:19601 --interval 200ms 2>/dev/null &
 sleep 1
-./target/release/pi-subscriber --data-dir "$tmp/s" --port 19602 --mqtt-port 19601 --metrics-endpoint http://127.0.0.1:19600/latest 2>/dev/null &
+PI_SUBSCRIBER_SELF__ENABLED=false ./target/release/pi-subscriber --data-dir "$tmp/s" --port 19602 --mqtt-port 19601 --metrics-endpoint http://127.0.0.1:19600/latest 2>/dev/null &
 sleep 5
 curl -sf http://127.0.0.1:19602/metrics > /dev/null
 echo "== hey: 1000 req/s for 20 s"

@@ -119,6 +119,10 @@ export PI_SUBSCRIBER_HTTP__BIND=127.0.0.1:$pi_port
 export PI_SUBSCRIBER_MQTT__HOST=127.0.0.1
 export PI_SUBSCRIBER_MQTT__PORT=$mqtt_port
 export PI_SUBSCRIBER_POLL__ENDPOINTS=http://127.0.0.1:$publisher_port/latest
+# Both run on this machine: the publisher is the machine's one source. The Pi's `[self]` would
+# store the same machine under the same name, and the Pi refuses a publisher naming its own
+# host (`rejected.own_host`).
+export PI_SUBSCRIBER_SELF__ENABLED=false
 
 data=${DEMO_DATA_DIR:-$(mktemp -d -t server-analytics-demo.XXXXXX)}
 daemons=()
