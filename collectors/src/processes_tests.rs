@@ -29,7 +29,23 @@ fn stat_files_stay_open_while_their_process_lives_and_close_when_it_exits() {
         ids.iter().all(|id| c.held.contains_key(id)),
         "held: {ids:?}"
     );
-    std::thread::sleep(std::time::Duration::from_millis(300));
+    // Until each child has run a few ticks since that read (a VM stalled for the 300 ms a
+    // fixed sleep allowed once left every process, the busy children too, at 0 ticks).
+    let ticks = |id: &u32| {
+        std::fs::read_to_string(format!("/proc/{id}/stat"))
+            .ok()
+            .and_then(|t| parse_stat(&t))
+            .map_or(0, |s| s.ticks)
+    };
+    let start: Vec<u64> = ids.iter().map(ticks).collect();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while ids.iter().zip(&start).any(|(id, t0)| ticks(id) < t0 + 3) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the children never ran"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
     let p = c
         .read(&roots, t1 + std::time::Duration::from_millis(300))
         .unwrap();
