@@ -16,8 +16,7 @@
 use std::collections::HashMap;
 use std::os::fd::OwnedFd;
 
-use rustix::fs::{Mode, OFlags};
-
+use crate::proc_dir::open_under;
 use crate::proc_stat::{number, StatRef};
 
 /// A `comm` is at most 64 bytes here (the kernel's is 16, a worker's name with its queue's
@@ -88,7 +87,7 @@ impl KernelThreads {
     ) -> Option<Unchanged<'_>> {
         let mut still = self.last.remove(&pid)?;
         if !procfs {
-            still.schedstat = open_schedstat(proc, name)?;
+            still.schedstat = open_under(proc, name, b"schedstat").ok()?;
         }
         let mut buf = [0u8; 128];
         let now = rustix::io::pread(&still.schedstat, &mut buf, 0)
@@ -126,7 +125,7 @@ impl KernelThreads {
             Some((_, still, Some(ns))) => (still.schedstat, Some(ns)),
             // New, or its file unreadable (a pid reused): opened again, and the time read now
             // comes after the `stat`, so it stands for nothing yet.
-            _ => match open_schedstat(proc, name) {
+            _ => match open_under(proc, name, b"schedstat").ok() {
                 Some(fd) => (fd, None),
                 None => return,
             },
@@ -146,16 +145,6 @@ impl KernelThreads {
             },
         );
     }
-}
-
-/// `<name>/schedstat` under `proc`, open for `pread`.
-fn open_schedstat(proc: &OwnedFd, name: &[u8]) -> Option<OwnedFd> {
-    let mut rel = [0u8; 32];
-    let end = name.len().checked_add(10).filter(|l| *l <= rel.len())?;
-    rel[..name.len()].copy_from_slice(name);
-    rel[name.len()..end].copy_from_slice(b"/schedstat");
-    let rel = std::str::from_utf8(&rel[..end]).ok()?;
-    rustix::fs::openat(proc, rel, OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty()).ok()
 }
 
 #[cfg(test)]

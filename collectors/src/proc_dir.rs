@@ -17,6 +17,23 @@ const DIRENT_BUF: usize = 16 * 1024;
 /// A listed name's bytes kept (a pid has at most 10 digits).
 pub(crate) const NAME_MAX: usize = 16;
 
+/// `<name>/<leaf>` under the directory `dir` (a process's file under `/proc`), opened
+/// read-only to be read again with `pread`. The path is built on the stack; `EINVAL` when
+/// `name` and `leaf` do not fit it (a listed pid's name always does).
+pub(crate) fn open_under(dir: &OwnedFd, name: &[u8], leaf: &[u8]) -> Result<OwnedFd, Errno> {
+    let mut rel = [0u8; 32];
+    let end = name
+        .len()
+        .checked_add(1 + leaf.len())
+        .filter(|l| *l <= rel.len())
+        .ok_or(Errno::INVAL)?;
+    rel[..name.len()].copy_from_slice(name);
+    rel[name.len()] = b'/';
+    rel[name.len() + 1..end].copy_from_slice(leaf);
+    let rel = std::str::from_utf8(&rel[..end]).map_err(|_| Errno::INVAL)?;
+    rustix::fs::openat(dir, rel, OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty())
+}
+
 /// One numeric entry: its pid and its name as listed.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct PidEntry {

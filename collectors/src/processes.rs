@@ -19,14 +19,14 @@ use std::collections::HashMap;
 use std::os::fd::OwnedFd;
 use std::path::PathBuf;
 
-use rustix::fs::{AtFlags, Mode, OFlags};
+use rustix::fs::AtFlags;
 use std::time::SystemTime;
 
 use broker::{ProcessTop, Processes};
 
 use super::{CollectError, Roots};
 use crate::kthreads::KernelThreads;
-use crate::proc_dir::{PidEntry, ProcDir};
+use crate::proc_dir::{open_under, PidEntry, ProcDir};
 use crate::proc_stat::{number, parse_stat_bytes, StatRef};
 pub use crate::proc_stat::{parse_passwd, parse_stat, ProcStat};
 
@@ -156,17 +156,7 @@ impl ProcessCollector {
                 }
             }
         }
-        let mut rel = [0u8; 32];
-        let path = name
-            .len()
-            .checked_add(5)
-            .filter(|l| *l < rel.len())
-            .ok_or(Unread::Failed)?;
-        rel[..name.len()].copy_from_slice(name);
-        rel[name.len()..path].copy_from_slice(b"/stat");
-        let rel = std::str::from_utf8(&rel[..path]).map_err(|_| Unread::Failed)?;
-        let fd = rustix::fs::openat(proc, rel, OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty())
-            .map_err(unread)?;
+        let fd = open_under(proc, name, b"stat").map_err(unread)?;
         // One read: a stat line is a few hundred bytes (procfs hands it over whole).
         let n = rustix::io::read(&fd, &mut self.buf[..]).map_err(unread)?;
         if n == 0 || n >= STAT_BUF {
