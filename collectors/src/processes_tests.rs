@@ -1,6 +1,31 @@
 //! The top-processes collector's parsing and its held files, against this machine's `/proc`.
 use super::*;
 
+/// A child killed and reaped when dropped, so a failed assertion does not leave it running
+/// (a busy loop left behind took both cores of a CI machine for 15 minutes).
+struct Kid(std::process::Child);
+
+impl Kid {
+    fn spawn(cmd: &str, args: &[&str]) -> Kid {
+        Kid(std::process::Command::new(cmd).args(args).spawn().unwrap())
+    }
+
+    fn id(&self) -> u32 {
+        self.0.id()
+    }
+
+    fn end(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl Drop for Kid {
+    fn drop(&mut self) {
+        self.end();
+    }
+}
+
 fn pids(p: &Processes) -> Vec<u32> {
     p.top_cpu.iter().chain(&p.top_rss).map(|t| t.pid).collect()
 }
@@ -14,13 +39,8 @@ fn stat_files_stay_open_while_their_process_lives_and_close_when_it_exits() {
     let before = c.held.len();
     assert!(before > 0, "this process's own stat at least");
     // Three busy children: held from their first sample, in the CPU list on the second.
-    let mut kids: Vec<std::process::Child> = (0..3)
-        .map(|_| {
-            std::process::Command::new("sh")
-                .args(["-c", "while :; do :; done"])
-                .spawn()
-                .unwrap()
-        })
+    let mut kids: Vec<Kid> = (0..3)
+        .map(|_| Kid::spawn("sh", &["-c", "while :; do :; done"]))
         .collect();
     let ids: Vec<u32> = kids.iter().map(|k| k.id()).collect();
     let t1 = t0 + std::time::Duration::from_millis(1);
@@ -51,8 +71,7 @@ fn stat_files_stay_open_while_their_process_lives_and_close_when_it_exits() {
         .unwrap();
     assert!(ids.iter().all(|id| pids(&p).contains(id)), "{p:?}");
     for k in &mut kids {
-        k.kill().unwrap();
-        k.wait().unwrap();
+        k.end();
     }
     // Gone from /proc: not listed, their files closed, no error.
     let p = c
@@ -327,10 +346,7 @@ fn without_a_fork_count_every_read_lists() {
 fn on_procfs_a_process_that_exits_while_the_fork_count_stands_still_is_dropped() {
     let roots = Roots::default();
     let mut c = ProcessCollector::new(MAX_TOP, "/etc/passwd");
-    let mut kid = std::process::Command::new("sleep")
-        .arg("60")
-        .spawn()
-        .unwrap();
+    let mut kid = Kid::spawn("sleep", &["60"]);
     let id = kid.id();
     let t0 = SystemTime::now();
     // Any count will do: the same one twice says "nothing created since" (true here for
@@ -338,8 +354,7 @@ fn on_procfs_a_process_that_exits_while_the_fork_count_stands_still_is_dropped()
     c.read_counted(&roots, t0, Some(7)).unwrap();
     assert!(c.held.contains_key(&id), "the child's stat is held");
     assert!(c.dir.pids.iter().any(|e| e.pid == id));
-    kid.kill().unwrap();
-    kid.wait().unwrap();
+    kid.end();
     let p = c
         .read_counted(&roots, t0 + std::time::Duration::from_secs(1), Some(7))
         .unwrap();
