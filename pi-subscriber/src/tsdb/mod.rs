@@ -35,6 +35,7 @@ mod parts;
 mod query;
 mod raw;
 mod raw_key;
+pub mod raw_log;
 pub mod rollup;
 mod rw;
 mod rw_walk;

@@ -1,0 +1,97 @@
+//! A day's records by key, in memory, and the scan that builds it from the day's file.
+
+use std::fs::File;
+use std::io;
+use std::os::unix::fs::FileExt;
+
+use super::record::{decode, frame, RawRecord, HEADER, MAX_BODY};
+
+/// Where a record lies: 24 bytes a record in memory (`bench raw_log` measures the index).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Entry {
+    pub(super) key: i64,
+    pub(super) seq: u64,
+    pub(super) offset: u32,
+    pub(super) host: u16,
+    pub(super) len: u16,
+}
+
+/// A day's records by key: a sorted `Vec` (live samples come in key order and are pushed; a
+/// backfill's are placed by a binary search).
+#[derive(Debug, Default)]
+pub(super) struct Index(pub(super) Vec<Entry>);
+
+impl Index {
+    fn find(&self, key: i64) -> Result<usize, usize> {
+        self.0.binary_search_by_key(&key, |e| e.key)
+    }
+
+    pub(super) fn contains(&self, key: i64) -> bool {
+        self.find(key).is_ok()
+    }
+
+    /// Adds `e` unless its key is held.
+    pub(super) fn insert(&mut self, e: Entry) -> bool {
+        if self.0.last().is_none_or(|l| l.key < e.key) {
+            self.0.push(e);
+            return true;
+        }
+        match self.find(e.key) {
+            Ok(_) => false,
+            Err(at) => {
+                self.0.insert(at, e);
+                true
+            }
+        }
+    }
+
+    pub(super) fn range(&self, from: i64, to: i64) -> &[Entry] {
+        let lo = self.0.partition_point(|e| e.key < from);
+        let hi = self.0.partition_point(|e| e.key <= to);
+        self.0.get(lo..hi.max(lo)).unwrap_or(&[])
+    }
+}
+
+/// The index entry of a record framed at `offset`, `len` bytes; `None` when the index's
+/// fields cannot hold it (a day over 4 GiB, a host id over 65 535).
+pub(super) fn entry(r: &RawRecord, offset: u64, len: usize) -> Option<Entry> {
+    Some(Entry {
+        key: r.key,
+        seq: r.seq,
+        offset: u32::try_from(offset).ok()?,
+        host: u16::try_from(r.host).ok()?,
+        len: u16::try_from(len).ok()?,
+    })
+}
+
+/// Indexes the records in the first `limit` bytes of `file`, read a chunk at a time: the
+/// index and the end of the last good record (0 without a header).
+pub(super) fn scan(file: &File, limit: u64) -> io::Result<(Index, u64)> {
+    let mut index = Index::default();
+    let mut head = [0u8; HEADER.len()];
+    if limit < HEADER.len() as u64 || file.read_exact_at(&mut head, 0).is_err() || &head != HEADER {
+        return Ok((index, 0));
+    }
+    let mut chunk = vec![0u8; 2 * MAX_BODY];
+    let mut base = HEADER.len() as u64;
+    loop {
+        let want = usize::try_from((limit - base).min(chunk.len() as u64)).unwrap_or(0);
+        let buf = &mut chunk[..want];
+        file.read_exact_at(buf, base)?;
+        let mut at = 0usize;
+        while let Some(body) = buf.get(at..).and_then(frame) {
+            let len = body.len() + 8;
+            let e = decode(body).and_then(|r| entry(&r, base + at as u64, len));
+            if !e.is_some_and(|e| index.insert(e)) {
+                return Ok((index, base + at as u64));
+            }
+            at += len;
+        }
+        // A record cut by the chunk's end is read again from its start; one cut by `limit`
+        // (or that fails) ends the scan.
+        if at == 0 || base + (want as u64) >= limit {
+            return Ok((index, base + at as u64));
+        }
+        base += at as u64;
+    }
+}

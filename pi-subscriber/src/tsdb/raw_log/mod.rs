@@ -1,0 +1,351 @@
+//! The raw tier's files (issue 22, target 3): one append-only file a UTC day, `<day>.raw`,
+//! every host's samples of that day as framed records, each byte written once.
+//!
+//! Not yet the tier's store: `raw_rows` still reads SQLite. This is its next home, measured
+//! apart (`cargo bench -p pi-subscriber --bench raw_log`, docs/benchmarks.md): one host's
+//! 1.2 MB of raw rows a day cost 1.4 MB to write here (`write_bytes` 2.6: a page partly
+//! written at one sync is written again at the next), against ~6.6 MB in SQLite, which writes
+//! every row twice (WAL, checkpoint) and at every 5-minute commit the B-tree's right edge,
+//! its parent and the freelist again. One file a day for every host, not one a host: ten
+//! hosts' syncs share their last page (`write_bytes` 1.5 MB a host).
+//!
+//! **Commit protocol.** The log is durable *before* the SQLite transaction that depends on
+//! it, and SQLite holds the commit record:
+//! 1. [`RawLog::append`] buffers records (a large buffer goes to the file early, still
+//!    uncommitted);
+//! 2. [`RawLog::sync`] writes what is buffered, `fdatasync`s each day written (and the
+//!    directory when a file is new), and returns every day's length;
+//! 3. the caller stores those lengths in its transaction and commits it, then calls
+//!    [`RawLog::committed`]; if the transaction failed, [`RawLog::rollback`] cuts the files
+//!    back.
+//!
+//! [`RawLog::open`] takes the lengths the last committed transaction stored. Bytes past them
+//! were written by a transaction that never committed: cut. A record inside them that fails
+//! its CRC (storage that lost a synced write) ends that day there: reported, never misread.
+//!
+//! A record is framed with its length and CRC (`record.rs`); the index in memory is a sorted
+//! `Vec` of 24-byte entries a record (`index.rs`).
+
+use std::collections::BTreeMap;
+use std::fs::{File, OpenOptions};
+use std::io;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+
+mod index;
+mod record;
+
+use index::{entry, scan, Entry, Index};
+use record::frame;
+pub use record::{decode, encode, RawRecord, HEADER, MAX_BODY};
+
+/// Buffered records beyond this go to the file before [`RawLog::sync`] (uncommitted still).
+const SPILL: usize = 1024 * 1024;
+
+/// A file of the log, named.
+#[derive(Debug, thiserror::Error)]
+#[error("raw log {path}: {source}")]
+pub struct RawLogError {
+    pub path: PathBuf,
+    #[source]
+    pub source: io::Error,
+}
+
+/// What [`RawLog::open`] cut or found missing.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Recovery {
+    /// Bytes past the committed lengths (a transaction that never committed), cut.
+    pub uncommitted_bytes: u64,
+    /// Committed bytes that were missing or failed their CRC, cut: samples lost.
+    pub lost_bytes: u64,
+    /// Days whose committed file was missing, or was cut short.
+    pub damaged_days: Vec<i64>,
+}
+
+#[derive(Debug)]
+struct Day {
+    file: File,
+    path: PathBuf,
+    /// Bytes in the file (written, maybe not yet committed).
+    written: u64,
+    /// Bytes the last committed transaction stored.
+    committed: u64,
+    /// Records appended and not yet written, from offset `written`.
+    pending: Vec<u8>,
+    /// Whether the file was made since the last sync (its directory entry needs one too).
+    new: bool,
+    /// Every record's place, by key.
+    index: Index,
+}
+
+/// The raw tier's day files under one directory, and their indexes in memory.
+#[derive(Debug)]
+pub struct RawLog {
+    dir: PathBuf,
+    days: BTreeMap<i64, Day>,
+    /// Bytes handed to `write` since open (each record's once).
+    pub bytes_written: u64,
+}
+
+fn err(path: &Path) -> impl FnOnce(io::Error) -> RawLogError + '_ {
+    move |source| RawLogError {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+fn day_path(dir: &Path, day: i64) -> PathBuf {
+    dir.join(format!("{day}.raw"))
+}
+
+impl Day {
+    /// Opens `<day>.raw` and indexes its first `committed` bytes; cuts what lies past them
+    /// and past the first record that fails.
+    fn open(path: PathBuf, committed: u64, rec: &mut Recovery, day: i64) -> io::Result<Day> {
+        let file = OpenOptions::new().read(true).write(true).open(&path)?;
+        let len = file.metadata()?.len();
+        let (index, good) = scan(&file, len.min(committed))?;
+        if good < committed {
+            rec.lost_bytes += committed - good;
+            rec.damaged_days.push(day);
+        }
+        rec.uncommitted_bytes += len.saturating_sub(committed);
+        if len != good {
+            file.set_len(good)?;
+            file.sync_data()?;
+        }
+        Ok(Day {
+            file,
+            path,
+            written: good,
+            committed: good,
+            // A file cut to nothing starts again with its header.
+            pending: if good == 0 {
+                HEADER.to_vec()
+            } else {
+                Vec::new()
+            },
+            new: false,
+            index,
+        })
+    }
+
+    fn spill(&mut self, bytes_written: &mut u64) -> io::Result<()> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        self.file.write_all_at(&self.pending, self.written)?;
+        self.written += self.pending.len() as u64;
+        *bytes_written += self.pending.len() as u64;
+        self.pending.clear();
+        Ok(())
+    }
+
+    fn read(&self, e: &Entry) -> Option<RawRecord> {
+        let mut buf = vec![0u8; usize::from(e.len)];
+        let offset = u64::from(e.offset);
+        if offset >= self.written {
+            let from = usize::try_from(offset - self.written).ok()?;
+            let len = buf.len();
+            buf.copy_from_slice(self.pending.get(from..from.checked_add(len)?)?);
+        } else {
+            self.file.read_exact_at(&mut buf, offset).ok()?;
+        }
+        frame(&buf).and_then(decode)
+    }
+}
+
+impl RawLog {
+    /// Opens the log under `dir` (made if missing) at the lengths the last committed
+    /// transaction stored, by day. A file of a day not named there is an uncommitted one: gone.
+    pub fn open(
+        dir: &Path,
+        committed: &BTreeMap<i64, u64>,
+    ) -> Result<(RawLog, Recovery), RawLogError> {
+        std::fs::create_dir_all(dir).map_err(err(dir))?;
+        let mut rec = Recovery::default();
+        let mut days = BTreeMap::new();
+        for entry in std::fs::read_dir(dir).map_err(err(dir))? {
+            let path = entry.map_err(err(dir))?.path();
+            let day = path
+                .file_name()
+                .and_then(|n| n.to_str())
+                .and_then(|n| n.strip_suffix(".raw"))
+                .and_then(|d| d.parse::<i64>().ok());
+            match day {
+                Some(day) if committed.contains_key(&day) => {
+                    let d = Day::open(path.clone(), committed[&day], &mut rec, day)
+                        .map_err(err(&path))?;
+                    days.insert(day, d);
+                }
+                Some(_) => {
+                    rec.uncommitted_bytes += path.metadata().map_or(0, |m| m.len());
+                    std::fs::remove_file(&path).map_err(err(&path))?;
+                }
+                None => {}
+            }
+        }
+        for (&day, &len) in committed {
+            if !days.contains_key(&day) && len > 0 {
+                rec.lost_bytes += len;
+                rec.damaged_days.push(day);
+            }
+        }
+        rec.damaged_days.sort_unstable();
+        let log = RawLog {
+            dir: dir.to_path_buf(),
+            days,
+            bytes_written: 0,
+        };
+        Ok((log, rec))
+    }
+
+    /// Adds `rec` to its day; `Ok(false)` if a record of that key is there already.
+    pub fn append(&mut self, day: i64, rec: &RawRecord) -> Result<bool, RawLogError> {
+        if self
+            .days
+            .get(&day)
+            .is_some_and(|d| d.index.contains(rec.key))
+        {
+            return Ok(false);
+        }
+        let d = match self.days.entry(day) {
+            std::collections::btree_map::Entry::Occupied(o) => o.into_mut(),
+            std::collections::btree_map::Entry::Vacant(v) => {
+                let path = day_path(&self.dir, day);
+                let file = OpenOptions::new()
+                    .read(true)
+                    .write(true)
+                    .create(true)
+                    .truncate(true)
+                    .open(&path)
+                    .map_err(err(&path))?;
+                v.insert(Day {
+                    file,
+                    path,
+                    written: 0,
+                    committed: 0,
+                    pending: HEADER.to_vec(),
+                    new: true,
+                    index: Index::default(),
+                })
+            }
+        };
+        let at = d.written + d.pending.len() as u64;
+        let mark = d.pending.len();
+        encode(rec, &mut d.pending);
+        let e =
+            entry(rec, at, d.pending.len() - mark).filter(|e| usize::from(e.len) <= MAX_BODY + 8);
+        let Some(e) = e else {
+            let what = format!(
+                "record of key {} (host id {}, {} bytes at {at}) beyond the format's bounds",
+                rec.key,
+                rec.host,
+                d.pending.len() - mark
+            );
+            d.pending.truncate(mark);
+            return Err(err(&d.path)(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                what,
+            )));
+        };
+        d.index.insert(e);
+        if d.pending.len() >= SPILL {
+            d.spill(&mut self.bytes_written).map_err(err(&d.path))?;
+        }
+        Ok(true)
+    }
+
+    /// Writes what is buffered and makes it durable; every day's length, for the caller's
+    /// transaction to store.
+    pub fn sync(&mut self) -> Result<BTreeMap<i64, u64>, RawLogError> {
+        let mut new = false;
+        for d in self.days.values_mut() {
+            if d.pending.is_empty() && d.written == d.committed {
+                continue;
+            }
+            d.spill(&mut self.bytes_written).map_err(err(&d.path))?;
+            d.file.sync_data().map_err(err(&d.path))?;
+            new |= std::mem::take(&mut d.new);
+        }
+        if new {
+            File::open(&self.dir)
+                .and_then(|f| f.sync_all())
+                .map_err(err(&self.dir))?;
+        }
+        Ok(self.days.iter().map(|(&k, d)| (k, d.written)).collect())
+    }
+
+    /// The caller's transaction holding the lengths [`RawLog::sync`] returned committed.
+    pub fn committed(&mut self) {
+        for d in self.days.values_mut() {
+            d.committed = d.written;
+        }
+    }
+
+    /// The caller's transaction failed: every record since the last commit is gone.
+    pub fn rollback(&mut self) -> Result<(), RawLogError> {
+        let mut gone = Vec::new();
+        for (&day, d) in self.days.iter_mut() {
+            d.pending.clear();
+            d.index.0.retain(|e| u64::from(e.offset) < d.committed);
+            if d.committed == 0 {
+                gone.push(day);
+            } else if d.written != d.committed {
+                d.file.set_len(d.committed).map_err(err(&d.path))?;
+                d.written = d.committed;
+            }
+        }
+        for day in gone {
+            self.drop_day(day)?;
+        }
+        Ok(())
+    }
+
+    /// Removes a day's file (once the transaction that forgets its length has committed).
+    pub fn drop_day(&mut self, day: i64) -> Result<(), RawLogError> {
+        if let Some(d) = self.days.remove(&day) {
+            match std::fs::remove_file(&d.path) {
+                Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(err(&d.path)(e)),
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// The days held.
+    pub fn days(&self) -> impl Iterator<Item = i64> + '_ {
+        self.days.keys().copied()
+    }
+
+    /// The records of `day` with keys in `from..=to`, in key order, of `host` alone if named.
+    /// A record that no longer reads back (the disk failed under it) is skipped.
+    pub fn range(
+        &self,
+        day: i64,
+        from: i64,
+        to: i64,
+        host: Option<i64>,
+    ) -> impl Iterator<Item = RawRecord> + '_ {
+        self.days.get(&day).into_iter().flat_map(move |d| {
+            d.index
+                .range(from, to)
+                .iter()
+                .filter(move |e| host.is_none_or(|h| h == i64::from(e.host)))
+                .filter_map(move |e| d.read(e))
+        })
+    }
+
+    /// The `(key, host, seq)` of `day`'s records in `from..=to`, without reading them.
+    pub fn keys(&self, day: i64, from: i64, to: i64) -> impl Iterator<Item = (i64, i64, u64)> + '_ {
+        self.days.get(&day).into_iter().flat_map(move |d| {
+            d.index
+                .range(from, to)
+                .iter()
+                .map(|e| (e.key, i64::from(e.host), e.seq))
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,76 @@
+//! A raw record on disk: `u32` body length, `u32` CRC-32 of the body (both little-endian),
+//! then the body: varints key, host, seq, boot and the data's length, the data, a byte saying
+//! whether top lists follow, and the top lists to the end. Decoding is total.
+
+use super::super::codec::{get_varint, put_varint};
+
+/// The first bytes of every day's file.
+pub const HEADER: &[u8; 8] = b"SARAWv1\n";
+/// The largest record body read or written (a raw row is a few hundred bytes), so a whole
+/// record's length fits the index's `u16`.
+pub const MAX_BODY: usize = u16::MAX as usize - 8;
+/// One raw row: the sample's key (`raw_key.rs`), host id, seq, boot, packed values and top
+/// lists, as the `raw` tables hold it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RawRecord {
+    pub key: i64,
+    pub host: i64,
+    pub seq: u64,
+    pub boot: u64,
+    pub data: Vec<u8>,
+    pub top: Option<Vec<u8>>,
+}
+
+/// Frames `rec` onto `out`.
+pub fn encode(rec: &RawRecord, out: &mut Vec<u8>) {
+    let mut body = Vec::with_capacity(rec.data.len() + rec.top.as_ref().map_or(0, Vec::len) + 24);
+    put_varint(&mut body, rec.key as u64);
+    put_varint(&mut body, rec.host as u64);
+    put_varint(&mut body, rec.seq);
+    put_varint(&mut body, rec.boot);
+    put_varint(&mut body, rec.data.len() as u64);
+    body.extend_from_slice(&rec.data);
+    match &rec.top {
+        Some(top) => {
+            body.push(1);
+            body.extend_from_slice(top);
+        }
+        None => body.push(0),
+    }
+    out.extend_from_slice(&(body.len() as u32).to_le_bytes());
+    out.extend_from_slice(&crc32fast::hash(&body).to_le_bytes());
+    out.extend_from_slice(&body);
+}
+
+/// The body of the record at the start of `bytes`, if whole and its CRC matches.
+pub(super) fn frame(bytes: &[u8]) -> Option<&[u8]> {
+    let len = u32::from_le_bytes(bytes.get(..4)?.try_into().ok()?) as usize;
+    let crc = u32::from_le_bytes(bytes.get(4..8)?.try_into().ok()?);
+    let body = bytes.get(8..8usize.checked_add(len).filter(|_| len <= MAX_BODY)?)?;
+    (crc32fast::hash(body) == crc).then_some(body)
+}
+
+/// A record's body; `None` for one that does not parse.
+pub fn decode(body: &[u8]) -> Option<RawRecord> {
+    let mut at = 0;
+    let key = i64::try_from(get_varint(body, &mut at)?).ok()?;
+    let host = i64::try_from(get_varint(body, &mut at)?).ok()?;
+    let seq = get_varint(body, &mut at)?;
+    let boot = get_varint(body, &mut at)?;
+    let len = usize::try_from(get_varint(body, &mut at)?).ok()?;
+    let data = body.get(at..at.checked_add(len)?)?.to_vec();
+    at += len;
+    let top = match body.get(at)? {
+        0 => None,
+        1 => Some(body.get(at + 1..)?.to_vec()),
+        _ => return None,
+    };
+    Some(RawRecord {
+        key,
+        host,
+        seq,
+        boot,
+        data,
+        top,
+    })
+}
