@@ -5,7 +5,8 @@
 //!    writer's commits every `history.commit_interval` (5 min; `BENCH_COMMIT_S` to change it)
 //!    and maintenance with each, counted by the kernel (`wchar` in /proc/self/io: every byte
 //!    SQLite hands to `write`; `BENCH_PROCESSES=1` with the top-process lists,
-//!    `TSDB_BENCH_ONLY=written` for this figure alone (`=ingest` for the first), `BENCH_HOSTS=1` or `10` for one of its
+//!    `TSDB_BENCH_ONLY=written` for this figure alone (`=ingest` for the first, `=query` for
+//!    the third), `BENCH_HOSTS=1` or `10` for one of its
 //!    two lines, `BENCH_KEEP_DIR` keeps the database);
 //! 3. a host at full default retention (2 years): bytes on disk, and query times: 24 h raw,
 //!    14 d at 1 min (< 50 ms), 1 y at 1 h (< 100 ms), 2 y at 1 d;
@@ -395,6 +396,10 @@ fn main() {
     match std::env::var("TSDB_BENCH_ONLY").as_deref() {
         Ok("written") => return written_per_day(),
         Ok("ingest") => return ingest_rate(),
+        Ok("query") => {
+            full_retention();
+            return;
+        }
         _ => {}
     }
     ingest_rate();

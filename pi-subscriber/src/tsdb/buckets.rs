@@ -11,6 +11,7 @@ use super::open_row::OpenRow;
 use super::pack;
 use super::parts::Kind;
 use super::raw_key::{first_key, last_key};
+use super::raw_scan::{RawRow, Walk};
 use super::rollup::{floor, Bucket, Tier, HOUR_MS};
 use super::TsdbError;
 use crate::registry::Value;
@@ -192,76 +193,97 @@ impl Tsdb {
         let from = self.flushed.values().copied().min().unwrap_or(i64::MIN);
         // One walk in time (the raw tier's index is led by time), every host's rows
         // interleaved: each host keeps its own window of recent samples.
-        let mut stmt = self.conn.prepare(
-            "SELECT host, ts, seq, boot, data, key FROM raw_rows WHERE key BETWEEN ?1 AND ?2 ORDER BY key",
-        )?;
-        let mut rows = stmt.query([
+        let mut walk = Walk::keys(
             first_key(from.saturating_sub(NEIGHBOUR_WINDOW_MS)),
             last_key(now_ms.saturating_add(FUTURE_MS)),
-        ])?;
+        )
+        .with_data();
         // The keys of the samples just before, per host: a seq neighbour is almost always the
         // host's previous row; a clock stepped back interleaves a few. Their values are in
         // `chain` (the rows just unpacked), read again only if it let them go.
         let mut windows: HashMap<i64, VecDeque<Sample>> = HashMap::new();
         let mut adds: Vec<(u32, i64, f64)> = Vec::new();
         let mut chain = Chain::default();
-        while let Some(r) = rows.next()? {
-            let h: i64 = r.get(0)?;
-            let (ts_ms, seq) = (r.get(1)?, r.get::<_, i64>(2)? as u64);
-            let data: Vec<u8> = r.get(4)?;
-            let s = Sample {
-                ts_ms,
-                seq,
-                boot: r.get::<_, i64>(3)? as u64,
-                values: self.unpack(h, ts_ms, seq, &data, &mut chain)?,
-            };
-            adds.clear();
-            let recent = windows.entry(h).or_default();
-            if s.ts_ms >= from {
-                for (id, v) in &s.values {
-                    if let Value::Gauge(g) = v {
-                        adds.push((*id, s.ts_ms, *g));
-                    }
-                }
-                if let Some(key) = recent.iter().rev().find(|p| s.follows(p)) {
-                    let prev = Sample {
-                        values: self.row_values(h, key.ts_ms, key.seq, &mut chain)?,
-                        ..*key
-                    };
-                    for (id, r) in self.rates(&prev, &s) {
-                        adds.push((id, s.ts_ms, r));
-                    }
-                }
+        loop {
+            // A batch at a time: the rows' walk borrows the store, which each row changes.
+            let batch = self.raw_rows_upto(walk, REBUILD_BATCH)?;
+            let Some(last) = batch.last() else { break };
+            walk.from = last.key.saturating_add(1);
+            for r in batch {
+                self.rebuild_row(r, from, now_ms, &mut windows, &mut adds, &mut chain)?;
             }
-            for &(id, ts, v) in &adds {
-                for tier in [Tier::Minute, Tier::Hour] {
-                    let start = floor(ts, tier.row_ms());
-                    let flushed = self.flushed.get(&tier).copied().unwrap_or(i64::MIN);
-                    if start.saturating_add(tier.row_ms()) > flushed
-                        && ts >= self.retention.horizon(tier, now_ms)
-                    {
-                        let slot = ((ts - start) / tier.bucket_ms()) as usize;
-                        self.open
-                            .entry((tier, id, start))
-                            .or_default()
-                            .add(tier, start, slot, v, ts);
-                    }
-                }
+            if walk.from == i64::MAX {
+                break;
             }
-            if recent.len() == REBUILD_WINDOW {
-                recent.pop_front();
-            }
-            recent.push_back(Sample {
-                values: Vec::new(),
-                ..s
-            });
         }
+        Ok(())
+    }
+
+    /// One row of [`Tsdb::rebuild`]'s walk.
+    fn rebuild_row(
+        &mut self,
+        r: RawRow,
+        from: i64,
+        now_ms: i64,
+        windows: &mut HashMap<i64, VecDeque<Sample>>,
+        adds: &mut Vec<(u32, i64, f64)>,
+        chain: &mut Chain,
+    ) -> rusqlite::Result<()> {
+        let h = r.host;
+        let s = Sample {
+            ts_ms: r.ts,
+            seq: r.seq,
+            boot: r.boot,
+            values: self.unpack(h, r.ts, r.seq, r.data(), chain)?,
+        };
+        adds.clear();
+        let recent = windows.entry(h).or_default();
+        if s.ts_ms >= from {
+            for (id, v) in &s.values {
+                if let Value::Gauge(g) = v {
+                    adds.push((*id, s.ts_ms, *g));
+                }
+            }
+            if let Some(key) = recent.iter().rev().find(|p| s.follows(p)) {
+                let prev = Sample {
+                    values: self.row_values(h, key.ts_ms, key.seq, chain)?,
+                    ..*key
+                };
+                for (id, r) in self.rates(&prev, &s) {
+                    adds.push((id, s.ts_ms, r));
+                }
+            }
+        }
+        for &(id, ts, v) in adds.iter() {
+            for tier in [Tier::Minute, Tier::Hour] {
+                let start = floor(ts, tier.row_ms());
+                let flushed = self.flushed.get(&tier).copied().unwrap_or(i64::MIN);
+                if start.saturating_add(tier.row_ms()) > flushed
+                    && ts >= self.retention.horizon(tier, now_ms)
+                {
+                    let slot = ((ts - start) / tier.bucket_ms()) as usize;
+                    self.open
+                        .entry((tier, id, start))
+                        .or_default()
+                        .add(tier, start, slot, v, ts);
+                }
+            }
+        }
+        if recent.len() == REBUILD_WINDOW {
+            recent.pop_front();
+        }
+        recent.push_back(Sample {
+            values: Vec::new(),
+            ..s
+        });
         Ok(())
     }
 }
 
 /// Recent samples kept while rebuilding, to find a seq neighbour among interleaved rows.
 const REBUILD_WINDOW: usize = 64;
+/// Raw rows read at a time while rebuilding.
+const REBUILD_BATCH: usize = 512;
 
 pub(super) fn merge_slot(row: &mut [Option<Bucket>], slot: usize, value: f64, ts_ms: i64) {
     if let Some(cell) = row.get_mut(slot) {

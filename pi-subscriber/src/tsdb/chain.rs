@@ -10,13 +10,14 @@
 
 use std::collections::{HashMap, VecDeque};
 
-use rusqlite::{params, OptionalExtension};
+use rusqlite::params;
 
 use super::codec;
 use super::db::{Sample, Tsdb};
 use super::pack::{self, Packed};
 use super::parts::Kind;
 use super::raw_key::{first_key, last_key};
+use super::raw_scan::Walk;
 use super::rollup::{floor, HOUR_MS};
 use crate::registry::Value;
 
@@ -165,46 +166,32 @@ impl Tsdb {
         ts_ms: i64,
         seq: u64,
     ) -> rusqlite::Result<Option<Vec<u8>>> {
-        self.conn
-            .prepare_cached(
-                "SELECT data FROM raw_rows WHERE key BETWEEN ?4 AND ?5 AND host = ?1 AND ts = ?2 AND seq = ?3",
-            )?
-            .query_row(
-                params![host, ts_ms, seq as i64, first_key(ts_ms), last_key(ts_ms)],
-                |r| r.get(0),
-            )
-            .optional()
+        let walk = Walk::host(host, ts_ms, ts_ms).with_data();
+        let row = self.first_raw(walk, |r| r.ts == ts_ms && r.seq == seq)?;
+        Ok(row.and_then(|r| r.data))
     }
 
     /// Before the raw rows of `host` at or before `ts_ms` are deleted: the rows after them,
     /// in the same hour, whose base is among them are stored whole (values and lists).
     pub(super) fn rekey_after(&self, host: i64, ts_ms: i64) -> rusqlite::Result<()> {
         let end = floor(ts_ms, HOUR_MS).saturating_add(HOUR_MS);
-        type Row = (i64, i64, Vec<u8>, Option<Vec<u8>>);
-        let rows: Vec<Row> = {
-            let mut stmt = self.conn.prepare_cached(
-                "SELECT ts, seq, data, top, key FROM raw_rows WHERE key BETWEEN ?4 AND ?5 AND host = ?1
-                 AND ts > ?2 AND ts < ?3 ORDER BY key",
-            )?;
-            let range = (first_key(ts_ms), last_key(end));
-            let rows = stmt.query_map(params![host, ts_ms, end, range.0, range.1], |r| {
-                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
-            })?;
-            rows.collect::<rusqlite::Result<_>>()?
-        };
+        let walk = Walk::host(host, ts_ms, end).with_data().with_top();
+        let mut rows = self.raw_rows(walk)?;
+        rows.retain(|r| r.ts > ts_ms && r.ts < end);
         let mut chain = Chain::default();
         let mut lists = super::top_chain::TopChain::default();
-        for (ts, seq, data, top) in rows {
-            let Packed::Delta { back_ms, .. } = pack::packed(&data) else {
+        for row in rows {
+            let (ts, seq, data, top) = (row.ts, row.seq, row.data(), row.top.as_deref());
+            let Packed::Delta { back_ms, .. } = pack::packed(data) else {
                 continue;
             };
             if ts.saturating_sub(back_ms) > ts_ms {
                 continue;
             }
-            let values = self.unpack(host, ts, seq as u64, &data, &mut chain)?;
+            let values = self.unpack(host, ts, seq, data, &mut chain)?;
             let top = match top {
                 Some(b) => self
-                    .unpack_top(host, ts, seq as u64, &b, &mut lists)?
+                    .unpack_top(host, ts, seq, b, &mut lists)?
                     .map(|l| l.encode()),
                 None => None,
             };
@@ -223,7 +210,7 @@ impl Tsdb {
                     .execute(params![
                         host,
                         ts,
-                        seq,
+                        seq as i64,
                         data,
                         top,
                         first_key(ts),

@@ -3,9 +3,10 @@
 
 use std::collections::HashMap;
 
-use rusqlite::{params, OptionalExtension};
+use rusqlite::params;
 
 use super::db::{Tsdb, NEIGHBOUR_WINDOW_MS};
+use super::raw_scan::Walk;
 use super::rollup::Tier;
 use super::TsdbError;
 use crate::registry::{Value, METRICS};
@@ -89,42 +90,28 @@ impl Tsdb {
             struct Seen {
                 samples: u64,
                 newest: Option<i64>,
-                reference: Option<(i64, i64, i64)>,
+                reference: Option<(i64, i64, u64)>,
             }
             let mut seen: HashMap<i64, Seen> = HashMap::new();
-            {
-                let mut stmt = self
-                    .conn
-                    .prepare("SELECT host, ts, seq, key FROM raw_rows")?;
-                let mut rows = stmt.query([])?;
-                while let Some(r) = rows.next()? {
-                    let (host, ts, seq, rowid): (i64, i64, i64, i64) =
-                        (r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?);
-                    let s = seen.entry(host).or_default();
-                    s.samples += 1;
-                    if ts <= horizon_ms {
-                        s.newest = s.newest.max(Some(ts));
-                        if s.reference.is_none_or(|(best, _, _)| seq > best) {
-                            s.reference = Some((seq, ts, rowid));
-                        }
+            self.walk_raw(Walk::keys(i64::MIN, i64::MAX), |r| {
+                let s = seen.entry(r.host).or_default();
+                s.samples += 1;
+                if r.ts <= horizon_ms {
+                    s.newest = s.newest.max(Some(r.ts));
+                    let seq = r.seq as i64;
+                    if s.reference.is_none_or(|(best, _, _)| seq > best) {
+                        s.reference = Some((seq, r.ts, r.boot));
                     }
                 }
-            }
+                Ok(true)
+            })?;
             let mut out = Vec::new();
             let mut names: Vec<(&String, i64)> =
                 self.hosts.iter().map(|(n, h)| (n, h.id)).collect();
             names.sort();
             for (name, id) in names {
                 let s = seen.remove(&id).unwrap_or_default();
-                let reference = match s.reference {
-                    Some((seq, ts, rowid)) => self
-                        .conn
-                        .query_row("SELECT boot FROM raw_rows WHERE key = ?1", [rowid], |r| {
-                            Ok((seq as u64, ts, r.get::<_, i64>(0)? as u64))
-                        })
-                        .optional()?,
-                    None => None,
-                };
+                let reference = s.reference.map(|(seq, ts, boot)| (seq as u64, ts, boot));
                 out.push(KnownHost {
                     name: name.clone(),
                     samples: s.samples,
@@ -151,13 +138,13 @@ impl Tsdb {
                 if live(name) {
                     continue;
                 }
-                let newest: Option<i64> = self.conn.query_row(
-                    "SELECT MAX(t) FROM (
-                        SELECT t FROM (SELECT ts AS t, key FROM raw_rows WHERE host = ?1 ORDER BY key DESC LIMIT 1)
-                        UNION ALL SELECT MAX(start) + ?2 FROM hour WHERE series IN (SELECT id FROM series WHERE host = ?1))",
+                let raw = self.first_raw(Walk::whole(h.id).newest_first(), |_| true)?;
+                let hour: Option<i64> = self.conn.query_row(
+                    "SELECT MAX(start) + ?2 FROM hour WHERE series IN (SELECT id FROM series WHERE host = ?1)",
                     params![h.id, Tier::Hour.row_ms()],
                     |r| r.get(0),
                 )?;
+                let newest = raw.map(|r| r.ts).max(hour);
                 let minute = self
                     .newest_minute_of(h.id)?
                     .map(|s| s.saturating_add(Tier::Minute.row_ms()));

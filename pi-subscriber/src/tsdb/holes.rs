@@ -7,7 +7,7 @@ use rusqlite::{params, OptionalExtension};
 use serde::Serialize;
 
 use super::db::Tsdb;
-use super::raw_key::{first_key, last_key};
+use super::raw_scan::Walk;
 use super::TsdbError;
 
 /// Holes kept per host; one more is merged into the newest (a wider hole re-fetches a few
@@ -196,23 +196,16 @@ impl Tsdb {
 
     /// The seqs of `hole` the raw tier holds.
     fn present(&self, host: i64, hole: &Hole) -> rusqlite::Result<Vec<u64>> {
-        let mut stmt = self.conn.prepare_cached(
-            "SELECT DISTINCT seq FROM raw_rows WHERE key BETWEEN ?6 AND ?7 AND host = ?1
-             AND ts BETWEEN ?2 AND ?3 AND seq > ?4 AND seq < ?5 ORDER BY seq",
-        )?;
-        let rows = stmt.query_map(
-            params![
-                host,
-                hole.after_ts_ms,
-                hole.before_ts_ms,
-                hole.after_seq as i64,
-                hole.before_seq as i64,
-                first_key(hole.after_ts_ms),
-                last_key(hole.before_ts_ms)
-            ],
-            |r| Ok(r.get::<_, i64>(0)? as u64),
-        )?;
-        rows.collect()
+        let (lo, hi) = (hole.after_seq, hole.before_seq);
+        let mut seqs = std::collections::BTreeSet::new();
+        let walk = Walk::host(host, hole.after_ts_ms, hole.before_ts_ms);
+        self.walk_raw(walk, |r| {
+            if r.seq > lo && r.seq < hi && (hole.after_ts_ms..=hole.before_ts_ms).contains(&r.ts) {
+                seqs.insert(r.seq);
+            }
+            Ok(true)
+        })?;
+        Ok(seqs.into_iter().collect())
     }
 
     /// Settles a hole after an attempt (commits with the samples it fetched): filled, retried
@@ -296,19 +289,10 @@ impl Tsdb {
                     })
                     .collect();
                 if let Some(last) = run.last() {
-                    let ts: i64 = self.conn.query_row(
-                        "SELECT MIN(ts) FROM raw_rows WHERE key BETWEEN ?5 AND ?6 AND host = ?1
-                         AND seq = ?2 AND ts BETWEEN ?3 AND ?4",
-                        params![
-                            id,
-                            *last as i64,
-                            hole.after_ts_ms,
-                            hole.before_ts_ms,
-                            first_key(hole.after_ts_ms),
-                            last_key(hole.before_ts_ms)
-                        ],
-                        |r| r.get(0),
-                    )?;
+                    let span = hole.after_ts_ms..=hole.before_ts_ms;
+                    let walk = Walk::host(id, hole.after_ts_ms, hole.before_ts_ms);
+                    let found = self.first_raw(walk, |r| r.seq == *last && span.contains(&r.ts))?;
+                    let ts = found.ok_or(rusqlite::Error::QueryReturnedNoRows)?.ts;
                     after = (*last, ts);
                 }
                 self.conn

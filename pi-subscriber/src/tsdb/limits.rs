@@ -3,11 +3,10 @@
 //! one is decoded. A query over a flood host's range costs a bounded index walk, not its
 //! every row in RAM while the history's lock is held.
 
-use rusqlite::params;
+use super::raw_scan::Walk;
 
 use super::db::{Tsdb, NEIGHBOUR_WINDOW_MS};
 use super::query::{QueryError, SeriesQuery};
-use super::raw_key::{first_key, last_key};
 use super::rollup::Tier;
 use crate::registry::Kind;
 
@@ -86,26 +85,13 @@ impl Tsdb {
         to_ms: i64,
         max: u64,
     ) -> Result<bool, QueryError> {
-        let count = || -> rusqlite::Result<i64> {
-            self.conn
-                .prepare_cached(
-                    "SELECT COUNT(*) FROM (SELECT 1 FROM raw_rows WHERE key BETWEEN ?5 AND ?6 AND host = ?1
-                     AND ts BETWEEN ?2 AND ?3 LIMIT ?4)",
-                )?
-                .query_row(
-                    params![
-                        host,
-                        from_ms,
-                        to_ms,
-                        i64::try_from(max).unwrap_or(i64::MAX).saturating_add(1),
-                        first_key(from_ms),
-                        last_key(to_ms)
-                    ],
-                    |r| r.get(0),
-                )
-        };
-        let n = count().map_err(|e| QueryError::Db(self.err(e)))?;
-        Ok(n as u64 > max)
+        let mut n: u64 = 0;
+        let count = self.walk_raw(Walk::host(host, from_ms, to_ms), |r| {
+            n += u64::from((from_ms..=to_ms).contains(&r.ts));
+            Ok(n <= max)
+        });
+        count.map_err(|e| QueryError::Db(self.err(e)))?;
+        Ok(n > max)
     }
 }
 

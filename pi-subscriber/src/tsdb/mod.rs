@@ -36,6 +36,7 @@ mod query;
 mod raw;
 mod raw_key;
 pub mod raw_log;
+mod raw_scan;
 pub mod rollup;
 mod rw;
 mod rw_walk;

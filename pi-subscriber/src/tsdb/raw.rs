@@ -4,11 +4,9 @@
 
 use std::collections::HashMap;
 
-use rusqlite::params;
-
 use super::chain::Chain;
 use super::db::{Sample, Tsdb, NEIGHBOUR_WINDOW_MS};
-use super::raw_key::{first_key, last_key};
+use super::raw_scan::Walk;
 
 /// Raw samples of one host, ascending by time, with an index by seq.
 pub(super) struct RawWindow {
@@ -75,28 +73,25 @@ impl Tsdb {
         margin_ms: i64,
         keep: impl Fn(u32) -> bool,
     ) -> rusqlite::Result<RawWindow> {
-        let mut stmt = self.conn.prepare_cached(
-            "SELECT ts, seq, boot, data, key FROM raw_rows WHERE key BETWEEN ?4 AND ?5 AND host = ?1
-             AND ts BETWEEN ?2 AND ?3 ORDER BY key",
-        )?;
         let from = from_ms.saturating_sub(margin_ms);
-        let mut rows = stmt.query(params![host, from, to_ms, first_key(from), last_key(to_ms)])?;
         let mut samples = Vec::new();
         let mut chain = Chain::default();
-        while let Some(r) = rows.next()? {
+        self.walk_raw(Walk::host(host, from, to_ms).with_data(), |r| {
+            if !(from..=to_ms).contains(&r.ts) {
+                return Ok(true);
+            }
             #[cfg(test)]
             super::limits::decoded::add(1);
-            let data: Vec<u8> = r.get(3)?;
-            let (ts_ms, seq) = (r.get(0)?, r.get::<_, i64>(1)? as u64);
-            let mut values = self.unpack(host, ts_ms, seq, &data, &mut chain)?;
+            let mut values = self.unpack(host, r.ts, r.seq, r.data(), &mut chain)?;
             values.retain(|(id, _)| keep(*id));
             samples.push(Sample {
-                ts_ms,
-                seq,
-                boot: r.get::<_, i64>(2)? as u64,
+                ts_ms: r.ts,
+                seq: r.seq,
+                boot: r.boot,
                 values,
             });
-        }
+            Ok(true)
+        })?;
         let mut by_seq: HashMap<u64, Vec<usize>> = HashMap::new();
         for (i, s) in samples.iter().enumerate() {
             by_seq.entry(s.seq).or_default().push(i);
@@ -134,30 +129,19 @@ impl Tsdb {
         // Walked from `sample` outwards, nearest first, so the walk stops at the neighbour:
         // the window holds every host's rows (an hour of ten hosts at 1 s is 36 000), which an
         // unordered walk read whole at every backfilled sample.
-        let mut stmt = self.conn.prepare_cached(if dir < 0 {
-            "SELECT ts, boot, data, key FROM raw_rows WHERE key BETWEEN ?5 AND ?6 AND host = ?1
-             AND ts BETWEEN ?2 AND ?3 AND seq = ?4 ORDER BY key DESC"
-        } else {
-            "SELECT ts, boot, data, key FROM raw_rows WHERE key BETWEEN ?5 AND ?6 AND host = ?1
-             AND ts BETWEEN ?2 AND ?3 AND seq = ?4 ORDER BY key"
-        })?;
-        let mut rows = stmt.query(params![
-            host,
-            lo,
-            hi,
-            want as i64,
-            first_key(lo),
-            last_key(hi)
-        ])?;
+        let walk = Walk::host(host, lo, hi).with_data();
+        let walk = if dir < 0 { walk.newest_first() } else { walk };
         let mut chain = Chain::default();
-        while let Some(row) = rows.next()? {
-            let ts_ms = row.get(0)?;
-            let data: Vec<u8> = row.get(2)?;
+        let mut found = None;
+        self.walk_raw(walk, |row| {
+            if row.seq != want || !(lo..=hi).contains(&row.ts) {
+                return Ok(true);
+            }
             let other = Sample {
-                ts_ms,
+                ts_ms: row.ts,
                 seq: want,
-                boot: row.get::<_, i64>(1)? as u64,
-                values: self.unpack(host, ts_ms, want, &data, &mut chain)?,
+                boot: row.boot,
+                values: self.unpack(host, row.ts, want, row.data(), &mut chain)?,
             };
             let ok = if dir < 0 {
                 sample.follows(&other)
@@ -165,10 +149,11 @@ impl Tsdb {
                 other.follows(sample)
             };
             if ok {
-                return Ok(Some(other));
+                found = Some(other);
             }
-        }
-        Ok(None)
+            Ok(!ok)
+        })?;
+        Ok(found)
     }
 }
 

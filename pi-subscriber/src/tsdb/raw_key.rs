@@ -18,6 +18,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 
 use super::db::Tsdb;
 use super::parts::Kind;
+use super::raw_scan::Walk;
 
 /// Rows one millisecond can hold.
 pub(super) const SLOTS: i64 = 256;
@@ -67,19 +68,18 @@ impl Tsdb {
         };
         let mut next = first;
         let mut this_host = 0;
-        {
-            let mut stmt = self.conn.prepare_cached(
-                "SELECT key, host, seq FROM raw_rows WHERE key BETWEEN ?1 AND ?2",
-            )?;
-            let mut rows = stmt.query([first, first + SLOTS - 1])?;
-            while let Some(r) = rows.next()? {
-                let (id, h, s): (i64, i64, i64) = (r.get(0)?, r.get(1)?, r.get(2)?);
-                if h == host && s == seq as i64 {
-                    return Ok(Stored::Duplicate);
-                }
-                this_host += usize::from(h == host);
-                next = next.max(id + 1);
+        let mut duplicate = false;
+        self.walk_raw(Walk::keys(first, first + SLOTS - 1), |r| {
+            if r.host == host && r.seq == seq {
+                duplicate = true;
+                return Ok(false);
             }
+            this_host += usize::from(r.host == host);
+            next = next.max(r.key + 1);
+            Ok(true)
+        })?;
+        if duplicate {
+            return Ok(Stored::Duplicate);
         }
         if next >= first + SLOTS || this_host >= HOST_SLOTS {
             return Ok(Stored::NoSlot);
@@ -99,25 +99,18 @@ impl Tsdb {
 
     /// The time and seq of `host`'s newest raw row (its highest seq of that millisecond).
     pub(super) fn newest_raw(&self, host: i64) -> rusqlite::Result<Option<(i64, i64)>> {
-        let ts: Option<i64> = self
-            .conn
-            .prepare_cached(
-                "SELECT ts, key FROM raw_rows WHERE host = ?1 ORDER BY key DESC LIMIT 1",
-            )?
-            .query_row([host], |r| r.get(0))
-            .optional()?;
-        let Some(ts) = ts else {
+        let Some(newest) = self.first_raw(Walk::whole(host).newest_first(), |_| true)? else {
             return Ok(None);
         };
-        self.conn
-            .prepare_cached(
-                "SELECT ts, seq FROM raw_rows WHERE key BETWEEN ?2 AND ?3 AND host = ?1
-                 ORDER BY seq DESC LIMIT 1",
-            )?
-            .query_row(params![host, first_key(ts), last_key(ts)], |r| {
-                Ok((r.get(0)?, r.get(1)?))
-            })
-            .optional()
+        let ts = newest.ts;
+        let mut top: Option<(i64, i64)> = None;
+        self.walk_raw(Walk::host(host, ts, ts), |r| {
+            if top.is_none_or(|(_, s)| r.seq as i64 > s) {
+                top = Some((r.ts, r.seq as i64));
+            }
+            Ok(true)
+        })?;
+        Ok(top)
     }
 }
 

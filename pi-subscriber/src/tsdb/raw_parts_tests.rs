@@ -226,7 +226,8 @@ fn raw_rows_ahead_of_a_clock_stepped_back_go() {
 /// Every read of the raw tier ordered by key merges its tables' rows, each read in key order
 /// from its B-tree, and none is sorted whole (SQLite merges a `UNION ALL` only when the key
 /// is among the columns read: a read without it sorted a day of every host's rows in memory).
-/// The statements are taken from the sources, so a new one is checked too.
+/// The statements are the walks' (`raw_scan.rs`) and any taken from the sources, so a new one
+/// is checked too.
 #[test]
 fn ordered_reads_of_the_raw_tier_merge_its_tables_and_sort_nothing() {
     let mut db = Tsdb::open_in_memory(retention(), 500, T0).unwrap();
@@ -249,12 +250,16 @@ fn ordered_reads_of_the_raw_tier_merge_its_tables_and_sort_nothing() {
         include_str!("top_chain.rs"),
     ];
     let mut checked = 0;
-    for source in sources {
-        // String literals: every other piece between quotes.
-        for sql in source.split('"').skip(1).step_by(2) {
-            if !(sql.contains("FROM raw_rows") && sql.contains("ORDER BY key")) {
-                continue;
-            }
+    // String literals: every other piece between quotes.
+    let literals = sources
+        .iter()
+        .flat_map(|s| s.split('"').skip(1).step_by(2))
+        .filter(|sql| sql.contains("FROM raw_rows") && sql.contains("ORDER BY key"));
+    let walks = super::raw_scan::Walk::statements()
+        .iter()
+        .map(String::as_str);
+    {
+        for sql in walks.chain(literals) {
             let sql = sql.replace("{bytes}", "length(data)");
             let mut stmt = db
                 .conn
@@ -274,7 +279,7 @@ fn ordered_reads_of_the_raw_tier_merge_its_tables_and_sort_nothing() {
             checked += 1;
         }
     }
-    assert!(checked >= 12, "{checked} statements");
+    assert!(checked >= 16, "{checked} statements");
 }
 
 /// A database from before the day tables: its raw rows stay in `raw`, read through the view

@@ -12,7 +12,7 @@
 
 use std::collections::HashMap;
 
-use rusqlite::params;
+use super::raw_scan::Walk;
 
 use super::db::Tsdb;
 use super::raw_key::{first_key, last_key};
@@ -56,26 +56,19 @@ impl Tsdb {
     ) -> rusqlite::Result<Vec<(i64, i64, Vec<u8>)>> {
         let mut out: Vec<(i64, i64, Vec<u8>)> = Vec::new();
         let mut walked = None;
-        {
-            let mut stmt = self.conn.prepare_cached(
-                "SELECT key, host, ts, seq, data FROM raw_rows WHERE key BETWEEN ?1 AND ?2
-                 ORDER BY key",
-            )?;
-            let start = self.rw_start(remote, host, from);
-            let mut rows = stmt.query(params![start, last_key(until)])?;
-            while let Some(r) = rows.next()? {
-                let key: i64 = r.get(0)?;
-                let at: (i64, i64) = (r.get(2)?, r.get(3)?);
-                if r.get::<_, i64>(1)? != host || at <= from {
-                    walked = Some(key);
-                    continue;
-                }
-                if out.len() >= room && out.last().is_some_and(|(t, _, _)| *t != at.0) {
-                    break;
-                }
-                out.push((at.0, at.1, r.get(4)?));
+        let start = self.rw_start(remote, host, from);
+        self.walk_raw(Walk::keys(start, last_key(until)).with_data(), |r| {
+            let at: (i64, i64) = (r.ts, r.seq as i64);
+            if r.host != host || at <= from {
+                walked = Some(r.key);
+                return Ok(true);
             }
-        }
+            if out.len() >= room && out.last().is_some_and(|(t, _, _)| *t != at.0) {
+                return Ok(false);
+            }
+            out.push((at.0, at.1, r.data.unwrap_or_default()));
+            Ok(true)
+        })?;
         if let (true, Some(key)) = (out.is_empty(), walked) {
             self.rw_walked
                 .entry(remote.to_owned())
@@ -127,26 +120,19 @@ impl Tsdb {
         // its cursor, the oldest of them and the newest.
         let mut unsent: HashMap<i64, (u64, i64, i64)> = HashMap::new();
         let mut last = None;
-        {
-            let mut stmt = self.conn.prepare_cached(
-                "SELECT key, host, ts, seq FROM raw_rows WHERE key >= ?1 ORDER BY key",
-            )?;
-            let mut rows = stmt.query([oldest])?;
-            while let Some(r) = rows.next()? {
-                let key: i64 = r.get(0)?;
-                last = Some(key);
-                let host: i64 = r.get(1)?;
-                let at: (i64, i64) = (r.get(2)?, r.get(3)?);
-                if from
-                    .get(&host)
-                    .is_none_or(|(cursor, start)| key < *start || at <= *cursor)
-                {
-                    continue;
-                }
-                let e = unsent.entry(host).or_insert((0, at.0, at.0));
-                *e = (e.0 + 1, e.1.min(at.0), e.2.max(at.0));
+        self.walk_raw(Walk::keys(oldest, i64::MAX), |r| {
+            last = Some(r.key);
+            let at: (i64, i64) = (r.ts, r.seq as i64);
+            if from
+                .get(&r.host)
+                .is_none_or(|(cursor, start)| r.key < *start || at <= *cursor)
+            {
+                return Ok(true);
             }
-        }
+            let e = unsent.entry(r.host).or_insert((0, at.0, at.0));
+            *e = (e.0 + 1, e.1.min(at.0), e.2.max(at.0));
+            Ok(true)
+        })?;
         let mut behind_ms = 0i64;
         for (&host, &(cursor, _)) in &from {
             let Some(&(n, first, newest)) = unsent.get(&host) else {

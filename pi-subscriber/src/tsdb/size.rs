@@ -9,6 +9,7 @@ use serde::Serialize;
 use super::db::Tsdb;
 use super::parts::{Kind, Parts};
 use super::raw_key::last_key;
+use super::raw_scan::Walk;
 use super::TsdbError;
 
 /// The size figures for `/health` (`history.disk`).
@@ -175,16 +176,17 @@ impl Tsdb {
     /// The raw tier's share of [`Tsdb::prune_oldest`]: its oldest rows over all hosts are its
     /// first row ids, whole milliseconds at a time.
     fn prune_oldest_raw(&self, excess: u64) -> rusqlite::Result<u64> {
-        let oldest: Vec<(i64, u64)> = {
-            let mut stmt = self.conn.prepare_cached(&format!(
-                "SELECT ts, {bytes}, key FROM raw_rows ORDER BY key LIMIT ?1",
-                bytes = RAW.bytes
-            ))?;
-            let rows = stmt.query_map([PER_PASS as i64], |r| {
-                Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?.max(0) as u64))
-            })?;
-            rows.collect::<rusqlite::Result<_>>()?
-        };
+        let walk = Walk::keys(i64::MIN, i64::MAX).with_data().with_top();
+        let oldest: Vec<(i64, u64)> = self
+            .raw_rows_upto(walk, PER_PASS)?
+            .iter()
+            .map(|r| {
+                (
+                    r.ts,
+                    (r.data().len() + r.top.as_ref().map_or(0, Vec::len)) as u64,
+                )
+            })
+            .collect();
         let Some(&(first, _)) = oldest.first() else {
             return Ok(0);
         };

@@ -18,7 +18,8 @@ use serde::Serialize;
 
 use super::db::Tsdb;
 use super::parts::Kind;
-use super::raw_key::{first_key, last_key};
+use super::raw_key::first_key;
+use super::raw_scan::Walk;
 use super::rollup::{Tier, MINUTE_MS};
 use super::top_chain::{Lists, TopChain};
 use super::top_codec::{decode_list, encode_list};
@@ -159,23 +160,24 @@ impl Tsdb {
         // (its row ids are led by time): a host's chain stays in the cache.
         let hosts: Vec<i64> = self.hosts.values().map(|h| h.id).collect();
         for host in hosts {
-            let mut stmt = self.conn.prepare_cached(
-                "SELECT ts, seq, top, key FROM raw_rows WHERE key >= ?4 AND key < ?3 AND host = ?1
-                 AND ts < ?2 AND top IS NOT NULL ORDER BY key",
-            )?;
-            let mut rows =
-                stmt.query(params![host, horizon, first_key(horizon), first_key(kept)])?;
+            // Keys from the first of `kept` up to the last before `horizon`.
+            let walk = Walk {
+                from: first_key(kept),
+                to: first_key(horizon).saturating_sub(1),
+                ..Walk::whole(host)
+            };
             let mut chain = TopChain::default();
-            while let Some(r) = rows.next()? {
-                let (ts, seq): (i64, i64) = (r.get(0)?, r.get(1)?);
-                let b: Vec<u8> = r.get(2)?;
-                let Some(l) = self.unpack_top(host, ts, seq as u64, &b, &mut chain)? else {
-                    continue;
+            self.walk_raw(walk.with_top(), |r| {
+                let Some(b) = r.top.as_deref().filter(|_| r.ts < horizon) else {
+                    return Ok(true);
                 };
-                let m = minutes.entry((host, minute_of(ts))).or_default();
-                higher(&mut m.0, l.cpu_peak, ts, || encode_list(&l.cpu));
-                higher(&mut m.1, l.mem_peak, ts, || encode_list(&l.mem));
-            }
+                if let Some(l) = self.unpack_top(host, r.ts, r.seq, b, &mut chain)? {
+                    let m = minutes.entry((host, minute_of(r.ts))).or_default();
+                    higher(&mut m.0, l.cpu_peak, r.ts, || encode_list(&l.cpu));
+                    higher(&mut m.1, l.mem_peak, r.ts, || encode_list(&l.mem));
+                }
+                Ok(true)
+            })?;
         }
         for ((host, start), (cpu, mem)) in minutes {
             let (Some((cpu_peak, cpu_ts, cpu)), Some((mem_peak, mem_ts, mem))) = (cpu, mem) else {
@@ -244,32 +246,23 @@ impl Tsdb {
             return Ok(None);
         };
         if step_ms < MINUTE_MS && at_ms >= self.retention.horizon(Tier::Raw, now_ms) {
-            let row = self
-                .conn
-                .prepare_cached(
-                    "SELECT ts, seq, top FROM raw_rows WHERE key BETWEEN ?5 AND ?6 AND host = ?1
-                     AND ts BETWEEN ?2 AND ?3 AND top IS NOT NULL ORDER BY ABS(ts - ?4), ts LIMIT 1",
-                )?
-                .query_row(
-                    params![
-                        id,
-                        at_ms.saturating_sub(within_ms),
-                        at_ms.saturating_add(within_ms),
-                        at_ms,
-                        first_key(at_ms.saturating_sub(within_ms)),
-                        last_key(at_ms.saturating_add(within_ms))
-                    ],
-                    |r| {
-                        Ok((
-                            r.get::<_, i64>(0)?,
-                            r.get::<_, i64>(1)?,
-                            r.get::<_, Vec<u8>>(2)?,
-                        ))
-                    },
-                )
-                .optional()?;
+            let (lo, hi) = (
+                at_ms.saturating_sub(within_ms),
+                at_ms.saturating_add(within_ms),
+            );
+            // The nearest in time, the earlier of two as near.
+            let mut row: Option<(i64, u64, Vec<u8>)> = None;
+            self.walk_raw(Walk::host(id, lo, hi).with_top(), |r| {
+                let near = |ts: i64| ts.abs_diff(at_ms);
+                if let Some(top) = r.top.filter(|_| (lo..=hi).contains(&r.ts)) {
+                    if row.as_ref().is_none_or(|(ts, _, _)| near(r.ts) < near(*ts)) {
+                        row = Some((r.ts, r.seq, top));
+                    }
+                }
+                Ok(true)
+            })?;
             if let Some((ts_ms, seq, b)) = row {
-                let lists = self.unpack_top(id, ts_ms, seq as u64, &b, &mut TopChain::default())?;
+                let lists = self.unpack_top(id, ts_ms, seq, &b, &mut TopChain::default())?;
                 let (cpu, mem) = lists.map_or((None, None), |l| (Some(l.cpu), Some(l.mem)));
                 let list =
                     |p: Option<Vec<ProcessTop>>| p.map(|processes| TopList { ts_ms, processes });
@@ -318,28 +311,18 @@ impl Tsdb {
             }
         }
         // …and the samples it still holds, read in time order (ties keep the first).
-        {
-            let mut stmt = self.conn.prepare_cached(
-                "SELECT ts, seq, top, key FROM raw_rows WHERE key BETWEEN ?4 AND ?5 AND host = ?1
-                 AND ts >= ?2 AND ts < ?3 AND top IS NOT NULL ORDER BY key",
-            )?;
-            let mut rows = stmt.query(params![
-                id,
-                from_ms,
-                to_ms,
-                first_key(from_ms),
-                last_key(to_ms)
-            ])?;
-            let mut chain = TopChain::default();
-            while let Some(r) = rows.next()? {
-                let (ts, seq): (i64, i64) = (r.get(0)?, r.get(1)?);
-                let b: Vec<u8> = r.get(2)?;
-                if let Some(l) = self.unpack_top(id, ts, seq as u64, &b, &mut chain)? {
-                    higher(&mut cpu, l.cpu_peak, ts, || encode_list(&l.cpu));
-                    higher(&mut mem, l.mem_peak, ts, || encode_list(&l.mem));
-                }
+        let mut chain = TopChain::default();
+        let walk = Walk::host(id, from_ms, to_ms).with_top();
+        self.walk_raw(walk, |r| {
+            let Some(b) = r.top.as_deref().filter(|_| r.ts >= from_ms && r.ts < to_ms) else {
+                return Ok(true);
+            };
+            if let Some(l) = self.unpack_top(id, r.ts, r.seq, b, &mut chain)? {
+                higher(&mut cpu, l.cpu_peak, r.ts, || encode_list(&l.cpu));
+                higher(&mut mem, l.mem_peak, r.ts, || encode_list(&l.mem));
             }
-        }
+            Ok(true)
+        })?;
         let list = |p: Peak| {
             p.and_then(|(_, ts_ms, b)| {
                 decode_list(&b).map(|processes| TopList { ts_ms, processes })

@@ -13,12 +13,11 @@
 //! whole. Decoding is total: a damaged row or a broken chain reads as no lists.
 
 use broker::ProcessTop;
-use rusqlite::{params, OptionalExtension};
 
 use super::chain::{Key, Recent};
 use super::codec::{get_varint, put_varint};
 use super::db::{Sample, Tsdb};
-use super::raw_key::{first_key, last_key};
+use super::raw_scan::Walk;
 use super::top_codec::{decode_list, decode_list_after, encode_list, encode_list_after};
 
 /// The first bytes of lists stored against the row before: as the whole encoding's first
@@ -175,23 +174,11 @@ impl Tsdb {
                     if pending.len() > 2 * super::chain::MAX_CHAIN as usize {
                         break None;
                     }
-                    let row: Option<Option<Vec<u8>>> = self
-                        .conn
-                        .prepare_cached(
-                            "SELECT top FROM raw_rows WHERE key BETWEEN ?4 AND ?5
-                             AND host = ?1 AND ts = ?2 AND seq = ?3",
-                        )?
-                        .query_row(
-                            params![
-                                host,
-                                below.1,
-                                below.2 as i64,
-                                first_key(below.1),
-                                last_key(below.1)
-                            ],
-                            |r| r.get(0),
-                        )
-                        .optional()?;
+                    let (ts, seq) = (below.1, below.2);
+                    let walk = Walk::host(host, ts, ts).with_top();
+                    let row = self
+                        .first_raw(walk, |r| r.ts == ts && r.seq == seq)?
+                        .map(|r| r.top);
                     match row.flatten() {
                         Some(b) => {
                             key = below;
