@@ -21,19 +21,6 @@ use pi_subscriber::tsdb::{Retention, Tsdb};
 
 const DAY_MS: i64 = 86_400_000;
 
-fn io() -> (u64, u64) {
-    let text = std::fs::read_to_string("/proc/self/io").unwrap();
-    let field = |name: &str| -> u64 {
-        text.lines()
-            .find_map(|l| l.strip_prefix(name))
-            .unwrap()
-            .trim()
-            .parse()
-            .unwrap()
-    };
-    (field("wchar: "), field("write_bytes: "))
-}
-
 fn env(name: &str, default: i64) -> i64 {
     std::env::var(name)
         .ok()
@@ -130,7 +117,7 @@ fn main() {
         .sum();
     let logdir = dir.path().join("raw");
     let (mut log, _) = RawLog::open(&logdir, &BTreeMap::new()).unwrap();
-    let before = io();
+    let before = common::io();
     let mut last = start;
     for (ts, r) in &rows {
         if ts - last >= every_ms {
@@ -142,7 +129,7 @@ fn main() {
     }
     log.sync().unwrap();
     log.committed();
-    let after = io();
+    let after = common::io();
     let lens = log.sync().unwrap();
     let per_host = |b: u64| b as f64 / n as f64 / 1e6;
     println!(

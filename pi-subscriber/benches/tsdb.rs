@@ -46,21 +46,6 @@ fn now_ms() -> i64 {
         .as_millis() as i64
 }
 
-/// `/proc/self/io`'s `wchar` (bytes handed to `write`) and `write_bytes` (bytes of page
-/// cache dirtied, which the kernel sends to the device; 0 on tmpfs).
-fn io() -> (u64, u64) {
-    let text = std::fs::read_to_string("/proc/self/io").unwrap();
-    let field = |name: &str| -> u64 {
-        text.lines()
-            .find_map(|l| l.strip_prefix(name))
-            .unwrap()
-            .trim()
-            .parse()
-            .unwrap()
-    };
-    (field("wchar: "), field("write_bytes: "))
-}
-
 /// The writer's cadence: `BENCH_COMMIT_S`, else `history.commit_interval`'s default.
 fn commit_every_ms() -> i64 {
     std::env::var("BENCH_COMMIT_S")
@@ -158,12 +143,12 @@ fn written_per_day_of(n: usize) {
     // day and one at its end, counted, so the day's figure holds its own checkpoints and not
     // the warm-up's, whatever the checkpoints' spacing.
     checkpoint(&path);
-    let before = io();
+    let before = common::io();
     let day = (warm..warm + 5760).map(|i| start_ms + i * 15_000);
     feed_hosts(&mut db, &hosts, day, &mut seq);
     db.commit().unwrap();
     checkpoint(&path);
-    let after = io();
+    let after = common::io();
     let per_host = |bytes: u64| bytes as f64 / n as f64 / 1e6;
     println!(
         "written, {n} host(s) in one database: {:.1} MB per host per day (wchar; write_bytes {:.1} MB; 5760 snapshots at 15 s, a commit every {} s)",

@@ -166,3 +166,18 @@ pub fn rss_of_subscriber_on(data_dir: &Path, settle: Duration) -> (String, Strin
     };
     (field("VmRSS"), field("VmHWM"))
 }
+
+/// `/proc/self/io`'s `wchar` (bytes handed to `write`) and `write_bytes` (bytes of page
+/// cache dirtied, which the kernel sends to the device; 0 on tmpfs).
+pub fn io() -> (u64, u64) {
+    let text = std::fs::read_to_string("/proc/self/io").unwrap();
+    let field = |name: &str| -> u64 {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name))
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap()
+    };
+    (field("wchar: "), field("write_bytes: "))
+}
