@@ -125,6 +125,10 @@ pub struct Tsdb {
     pub(super) rw_walked: super::rw_walk::Walked,
     /// The minute tier's and its peaks' tables of each day (`parts.rs`).
     pub(super) parts: std::cell::RefCell<super::parts::Parts>,
+    /// The raw tier's day files (`raw_log/`), read beside its tables by every walk
+    /// (`raw_scan.rs`). `None` until the tier's writes move there (issue 22): today only
+    /// tests attach one.
+    pub(super) raw_log: Option<super::raw_log::RawLog>,
 }
 
 impl Tsdb {

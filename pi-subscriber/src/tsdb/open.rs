@@ -79,6 +79,7 @@ impl Tsdb {
             rw: Default::default(),
             rw_walked: Default::default(),
             parts: std::cell::RefCell::new(parts),
+            raw_log: None,
         };
         db.load().map_err(err)?;
         db.load_holes().map_err(err)?;

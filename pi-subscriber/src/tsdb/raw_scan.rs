@@ -1,9 +1,10 @@
 //! The one read of the raw tier (issue 22): every reader walks a key range of it, of one host
 //! or all, in key order either way, and filters the rows in Rust.
 //!
-//! Today the rows come from the view `raw_rows` (`parts.rs`); the tier's next home, the day
-//! files of `raw_log/`, answers the same walk from its index, so swapping the store changes
-//! this file and not its readers. A key range is what both stores answer from their order
+//! The rows come from the view `raw_rows` (`parts.rs`), merged in key order with those of
+//! the tier's next home, the day files of `raw_log/`, when one is attached (today only in
+//! tests: the writes still go to the tables). Moving the writes changes this file and
+//! `raw_key.rs`, not the readers. A key range is what both stores answer from their order
 //! (a key is the sample's time × 256 plus a slot, `raw_key.rs`): a reader bounds its walk by
 //! keys and keeps its other conditions (time, seq, lists present) as filters.
 
@@ -12,7 +13,8 @@ use std::sync::OnceLock;
 use rusqlite::params;
 
 use super::db::Tsdb;
-use super::raw_key::{first_key, last_key};
+use super::raw_key::{first_key, last_key, SLOTS};
+use super::raw_log::RawRecord;
 
 /// One raw row: blobs only when the walk asked for them.
 #[derive(Debug, Clone, PartialEq)]
@@ -124,6 +126,19 @@ impl Walk {
     }
 }
 
+/// A day file's record as the walk hands it: its time from its key, blobs as asked.
+fn row_of(r: RawRecord, walk: &Walk) -> RawRow {
+    RawRow {
+        key: r.key,
+        host: r.host,
+        ts: r.key.div_euclid(SLOTS),
+        seq: r.seq,
+        boot: r.boot,
+        data: walk.data.then_some(r.data),
+        top: if walk.top { r.top } else { None },
+    }
+}
+
 impl Tsdb {
     /// Hands `each` the rows of `walk` in key order until it returns `false`.
     pub(super) fn walk_raw(
@@ -136,6 +151,21 @@ impl Tsdb {
             Some(h) => stmt.query(params![walk.from, walk.to, h])?,
             None => stmt.query(params![walk.from, walk.to])?,
         };
+        // The day files' rows, merged with the tables' in key order (a key is in one or the
+        // other: a new row's slot is chosen by a walk over both, `raw_key.rs`).
+        let mut files = self
+            .raw_log
+            .iter()
+            .flat_map(|log| log.walk(walk.from, walk.to, walk.host, walk.desc))
+            .map(|r| row_of(r, &walk))
+            .peekable();
+        let before = |a: &RawRow, b: &RawRow| {
+            if walk.desc {
+                a.key > b.key
+            } else {
+                a.key < b.key
+            }
+        };
         while let Some(r) = rows.next()? {
             let row = RawRow {
                 key: r.get(0)?,
@@ -146,7 +176,17 @@ impl Tsdb {
                 data: r.get(5)?,
                 top: r.get(6)?,
             };
+            while let Some(f) = files.next_if(|f| before(f, &row)) {
+                if !each(f)? {
+                    return Ok(());
+                }
+            }
             if !each(row)? {
+                return Ok(());
+            }
+        }
+        for f in files {
+            if !each(f)? {
                 break;
             }
         }
@@ -251,5 +291,63 @@ mod tests {
             batches.push(seqs(&batch));
         }
         assert_eq!(batches, vec![vec![1, 7], vec![2, 8], vec![3]]);
+    }
+
+    /// Rows in the day files are walked with the tables' in key order, either way, and a new
+    /// row's slot and duplicate check see them.
+    #[test]
+    fn the_day_files_rows_merge_with_the_tables_in_key_order() {
+        let mut db = db();
+        let dir = tempfile::tempdir().unwrap();
+        let (mut log, _) =
+            crate::tsdb::raw_log::RawLog::open(dir.path(), &Default::default()).unwrap();
+        let day = T0.div_euclid(crate::tsdb::rollup::DAY_MS);
+        // Host 1's seq 10 between its rows; host 2's seq 11 in T0's millisecond, after the
+        // tables' two; host 1's seq 12 after everything.
+        for (key, host, seq) in [
+            (first_key(T0 + 5_000), 1, 10),
+            (first_key(T0) + 2, 2, 11),
+            (first_key(T0 + 60_000), 1, 12),
+        ] {
+            let rec = RawRecord {
+                key,
+                host,
+                seq,
+                boot: 5,
+                data: vec![seq as u8; 2],
+                top: None,
+            };
+            assert!(log.append(day, &rec).unwrap());
+        }
+        db.raw_log = Some(log);
+        let all = db.raw_rows(Walk::keys(i64::MIN, i64::MAX)).unwrap();
+        assert_eq!(seqs(&all), vec![1, 7, 11, 10, 2, 8, 3, 12]);
+        assert_eq!((all[3].ts, all[3].boot), (T0 + 5_000, 5));
+        let back = db
+            .raw_rows(Walk::whole(1).with_data().newest_first())
+            .unwrap();
+        assert_eq!(seqs(&back), vec![12, 3, 2, 10, 1]);
+        assert_eq!(back[0].data(), &[12, 12]);
+        let upto = db.raw_rows_upto(Walk::keys(i64::MIN, i64::MAX), 3).unwrap();
+        assert_eq!(seqs(&upto), vec![1, 7, 11]);
+        let first = db.first_raw(Walk::whole(1), |r| r.seq >= 10).unwrap();
+        assert_eq!(first.map(|r| r.seq), Some(10));
+        // T0's millisecond holds three rows now (two in the tables, one in a file).
+        assert_eq!(
+            db.insert_raw(2, T0 + 5_000, 10, 5, b"x", None).unwrap(),
+            Stored::Yes
+        );
+        assert_eq!(
+            db.insert_raw(1, T0 + 5_000, 10, 5, b"x", None).unwrap(),
+            Stored::Duplicate
+        );
+        assert_eq!(db.insert_raw(3, T0, 1, 5, b"x", None).unwrap(), Stored::Yes);
+        let keys: Vec<i64> = db
+            .raw_rows(Walk::keys(first_key(T0), last_key(T0)))
+            .unwrap()
+            .iter()
+            .map(|r| r.key)
+            .collect();
+        assert_eq!(keys, (0..4).map(|i| first_key(T0) + i).collect::<Vec<_>>());
     }
 }

@@ -336,6 +336,34 @@ impl RawLog {
         })
     }
 
+    /// The records of every day with keys in `from..=to`, of `host` alone if named, in key
+    /// order (newest first if `desc`): a day's keys all lie within the day, so the days in
+    /// order are the keys in order.
+    pub fn walk(
+        &self,
+        from: i64,
+        to: i64,
+        host: Option<i64>,
+        desc: bool,
+    ) -> impl Iterator<Item = RawRecord> + '_ {
+        let days: Box<dyn Iterator<Item = &Day>> = if desc {
+            Box::new(self.days.values().rev())
+        } else {
+            Box::new(self.days.values())
+        };
+        days.flat_map(move |d| {
+            let slice = d.index.range(from, to);
+            let entries: Box<dyn Iterator<Item = &Entry>> = if desc {
+                Box::new(slice.iter().rev())
+            } else {
+                Box::new(slice.iter())
+            };
+            entries
+                .filter(move |e| host.is_none_or(|h| h == i64::from(e.host)))
+                .filter_map(move |e| d.read(e))
+        })
+    }
+
     /// The `(key, host, seq)` of `day`'s records in `from..=to`, without reading them.
     pub fn keys(&self, day: i64, from: i64, to: i64) -> impl Iterator<Item = (i64, i64, u64)> + '_ {
         self.days.get(&day).into_iter().flat_map(move |d| {
