@@ -4,7 +4,7 @@ use std::fs::File;
 use std::io;
 use std::os::unix::fs::FileExt;
 
-use super::record::{decode, frame, RawRecord, HEADER, MAX_BODY};
+use super::record::{decode, frame, Hide, RawRecord, Record, HEADER, MAX_BODY};
 
 /// Where a record lies: 24 bytes a record in memory (`bench raw_log` measures the index).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -30,19 +30,34 @@ impl Index {
         self.find(key).is_ok()
     }
 
-    /// Adds `e` unless its key is held.
-    pub(super) fn insert(&mut self, e: Entry) -> bool {
+    /// Adds `e`, or puts it in place of the entry of its key: whether the key is new.
+    pub(super) fn put(&mut self, e: Entry) -> bool {
         if self.0.last().is_none_or(|l| l.key < e.key) {
             self.0.push(e);
             return true;
         }
         match self.find(e.key) {
-            Ok(_) => false,
+            Ok(at) => {
+                self.0[at] = e;
+                false
+            }
             Err(at) => {
                 self.0.insert(at, e);
                 true
             }
         }
+    }
+
+    /// Drops the entries `h` covers.
+    pub(super) fn hide(&mut self, h: &Hide) {
+        let lo = self.0.partition_point(|e| e.key < h.from);
+        let hi = self.0.partition_point(|e| e.key <= h.to).max(lo);
+        let kept: Vec<Entry> = self
+            .0
+            .drain(lo..hi)
+            .filter(|e| !h.covers(e.key, i64::from(e.host)))
+            .collect();
+        self.0.splice(lo..lo, kept);
     }
 
     pub(super) fn range(&self, from: i64, to: i64) -> &[Entry] {
@@ -81,9 +96,15 @@ pub(super) fn scan(file: &File, limit: u64) -> io::Result<(Index, u64)> {
         let mut at = 0usize;
         while let Some(body) = buf.get(at..).and_then(frame) {
             let len = body.len() + 8;
-            let e = decode(body).and_then(|r| entry(&r, base + at as u64, len));
-            if !e.is_some_and(|e| index.insert(e)) {
-                return Ok((index, base + at as u64));
+            match decode(body) {
+                Some(Record::Sample(r)) => match entry(&r, base + at as u64, len) {
+                    Some(e) => {
+                        index.put(e);
+                    }
+                    None => return Ok((index, base + at as u64)),
+                },
+                Some(Record::Hide(h)) => index.hide(&h),
+                None => return Ok((index, base + at as u64)),
             }
             at += len;
         }

@@ -23,21 +23,26 @@
 //! were written by a transaction that never committed: cut. A record inside them that fails
 //! its CRC (storage that lost a synced write) ends that day there: reported, never misread.
 //!
-//! A record is framed with its length and CRC (`record.rs`); the index in memory is a sorted
-//! `Vec` of 24-byte entries a record (`index.rs`).
+//! Every change is an append: a row stored again whole is a later record of its key
+//! ([`RawLog::replace`]), deleted rows a hide record ([`RawLog::hide`]: a key range, of one
+//! host or all), so a day's file is only ever written at its end, and dropped whole
+//! ([`RawLog::drop_day`]). A record is framed with its length and CRC (`record.rs`); the
+//! index in memory is a sorted `Vec` of 24-byte entries a record (`index.rs`).
 
 use std::collections::BTreeMap;
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io;
-use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
+mod day;
 mod index;
 mod record;
 
-use index::{entry, scan, Entry, Index};
+use day::{day_mut, Day};
+use index::{entry, scan, Entry};
+#[cfg(test)]
 use record::frame;
-pub use record::{decode, encode, RawRecord, HEADER, MAX_BODY};
+pub use record::{decode, encode, encode_hide, Hide, RawRecord, Record, HEADER, MAX_BODY};
 
 /// Buffered records beyond this go to the file before [`RawLog::sync`] (uncommitted still).
 const SPILL: usize = 1024 * 1024;
@@ -62,22 +67,6 @@ pub struct Recovery {
     pub damaged_days: Vec<i64>,
 }
 
-#[derive(Debug)]
-struct Day {
-    file: File,
-    path: PathBuf,
-    /// Bytes in the file (written, maybe not yet committed).
-    written: u64,
-    /// Bytes the last committed transaction stored.
-    committed: u64,
-    /// Records appended and not yet written, from offset `written`.
-    pending: Vec<u8>,
-    /// Whether the file was made since the last sync (its directory entry needs one too).
-    new: bool,
-    /// Every record's place, by key.
-    index: Index,
-}
-
 /// The raw tier's day files under one directory, and their indexes in memory.
 #[derive(Debug)]
 pub struct RawLog {
@@ -87,71 +76,10 @@ pub struct RawLog {
     pub bytes_written: u64,
 }
 
-fn err(path: &Path) -> impl FnOnce(io::Error) -> RawLogError + '_ {
+pub(super) fn err(path: &Path) -> impl FnOnce(io::Error) -> RawLogError + '_ {
     move |source| RawLogError {
         path: path.to_path_buf(),
         source,
-    }
-}
-
-fn day_path(dir: &Path, day: i64) -> PathBuf {
-    dir.join(format!("{day}.raw"))
-}
-
-impl Day {
-    /// Opens `<day>.raw` and indexes its first `committed` bytes; cuts what lies past them
-    /// and past the first record that fails.
-    fn open(path: PathBuf, committed: u64, rec: &mut Recovery, day: i64) -> io::Result<Day> {
-        let file = OpenOptions::new().read(true).write(true).open(&path)?;
-        let len = file.metadata()?.len();
-        let (index, good) = scan(&file, len.min(committed))?;
-        if good < committed {
-            rec.lost_bytes += committed - good;
-            rec.damaged_days.push(day);
-        }
-        rec.uncommitted_bytes += len.saturating_sub(committed);
-        if len != good {
-            file.set_len(good)?;
-            file.sync_data()?;
-        }
-        Ok(Day {
-            file,
-            path,
-            written: good,
-            committed: good,
-            // A file cut to nothing starts again with its header.
-            pending: if good == 0 {
-                HEADER.to_vec()
-            } else {
-                Vec::new()
-            },
-            new: false,
-            index,
-        })
-    }
-
-    fn spill(&mut self, bytes_written: &mut u64) -> io::Result<()> {
-        if self.pending.is_empty() {
-            return Ok(());
-        }
-        self.file.write_all_at(&self.pending, self.written)?;
-        self.written += self.pending.len() as u64;
-        *bytes_written += self.pending.len() as u64;
-        self.pending.clear();
-        Ok(())
-    }
-
-    fn read(&self, e: &Entry) -> Option<RawRecord> {
-        let mut buf = vec![0u8; usize::from(e.len)];
-        let offset = u64::from(e.offset);
-        if offset >= self.written {
-            let from = usize::try_from(offset - self.written).ok()?;
-            let len = buf.len();
-            buf.copy_from_slice(self.pending.get(from..from.checked_add(len)?)?);
-        } else {
-            self.file.read_exact_at(&mut buf, offset).ok()?;
-        }
-        frame(&buf).and_then(decode)
     }
 }
 
@@ -209,28 +137,29 @@ impl RawLog {
         {
             return Ok(false);
         }
-        let d = match self.days.entry(day) {
-            std::collections::btree_map::Entry::Occupied(o) => o.into_mut(),
-            std::collections::btree_map::Entry::Vacant(v) => {
-                let path = day_path(&self.dir, day);
-                let file = OpenOptions::new()
-                    .read(true)
-                    .write(true)
-                    .create(true)
-                    .truncate(true)
-                    .open(&path)
-                    .map_err(err(&path))?;
-                v.insert(Day {
-                    file,
-                    path,
-                    written: 0,
-                    committed: 0,
-                    pending: HEADER.to_vec(),
-                    new: true,
-                    index: Index::default(),
-                })
-            }
+        self.push(day, rec).map(|_| true)
+    }
+
+    /// Adds `rec` to its day in place of any record of its key (a row stored again, whole).
+    pub fn replace(&mut self, day: i64, rec: &RawRecord) -> Result<(), RawLogError> {
+        self.push(day, rec)
+    }
+
+    /// Hides the samples of `day` that `h` covers (deleted rows). A day not held has none.
+    pub fn hide(&mut self, day: i64, h: &Hide) -> Result<(), RawLogError> {
+        let Some(d) = self.days.get_mut(&day) else {
+            return Ok(());
         };
+        encode_hide(h, &mut d.pending);
+        d.index.hide(h);
+        if d.pending.len() >= SPILL {
+            d.spill(&mut self.bytes_written).map_err(err(&d.path))?;
+        }
+        Ok(())
+    }
+
+    fn push(&mut self, day: i64, rec: &RawRecord) -> Result<(), RawLogError> {
+        let d = day_mut(&mut self.days, &self.dir, day)?;
         let at = d.written + d.pending.len() as u64;
         let mark = d.pending.len();
         encode(rec, &mut d.pending);
@@ -249,11 +178,11 @@ impl RawLog {
                 what,
             )));
         };
-        d.index.insert(e);
+        d.index.put(e);
         if d.pending.len() >= SPILL {
             d.spill(&mut self.bytes_written).map_err(err(&d.path))?;
         }
-        Ok(true)
+        Ok(())
     }
 
     /// Writes what is buffered and makes it durable; every day's length, for the caller's
@@ -283,18 +212,23 @@ impl RawLog {
         }
     }
 
-    /// The caller's transaction failed: every record since the last commit is gone.
+    /// The caller's transaction failed: every record since the last commit is gone (and
+    /// what its hides and replacements changed comes back: the day is indexed again from
+    /// its file).
     pub fn rollback(&mut self) -> Result<(), RawLogError> {
         let mut gone = Vec::new();
         for (&day, d) in self.days.iter_mut() {
+            if d.pending.is_empty() && d.written == d.committed {
+                continue;
+            }
             d.pending.clear();
-            d.index.0.retain(|e| u64::from(e.offset) < d.committed);
             if d.committed == 0 {
                 gone.push(day);
-            } else if d.written != d.committed {
-                d.file.set_len(d.committed).map_err(err(&d.path))?;
-                d.written = d.committed;
+                continue;
             }
+            d.file.set_len(d.committed).map_err(err(&d.path))?;
+            d.written = d.committed;
+            d.index = scan(&d.file, d.committed).map_err(err(&d.path))?.0;
         }
         for day in gone {
             self.drop_day(day)?;

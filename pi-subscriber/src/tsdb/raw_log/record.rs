@@ -1,8 +1,15 @@
-//! A raw record on disk: `u32` body length, `u32` CRC-32 of the body (both little-endian),
-//! then the body: varints key, host, seq, boot and the data's length, the data, a byte saying
-//! whether top lists follow, and the top lists to the end. Decoding is total.
+//! A record on disk: `u32` body length, `u32` CRC-32 of the body (both little-endian), then
+//! the body, whose first byte is its kind:
+//! - a sample (0): varints key (zigzag), host, seq, boot and the data's length, the data, a
+//!   byte saying whether top lists follow, and the top lists to the end;
+//! - a hide (1): varints from and to (zigzag) and host (0: every host, else its id + 1). It
+//!   hides the samples before it in the file with keys in `from..=to` (of that host): every
+//!   change to a day is an append (a later sample of the same key replaces the earlier one).
+//!
+//! Decoding is total.
 
 use super::super::codec::{get_varint, put_varint};
+use super::super::pack::{unzigzag, zigzag};
 
 /// The first bytes of every day's file.
 pub const HEADER: &[u8; 8] = b"SARAWv1\n";
@@ -21,10 +28,50 @@ pub struct RawRecord {
     pub top: Option<Vec<u8>>,
 }
 
+/// Samples of a day to hide (deleted rows): keys `from..=to`, of `host` or every host.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Hide {
+    pub from: i64,
+    pub to: i64,
+    pub host: Option<i64>,
+}
+
+impl Hide {
+    pub fn covers(&self, key: i64, host: i64) -> bool {
+        (self.from..=self.to).contains(&key) && self.host.is_none_or(|h| h == host)
+    }
+}
+
+/// A record as read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Record {
+    Sample(RawRecord),
+    Hide(Hide),
+}
+
+const SAMPLE: u8 = 0;
+const HIDE: u8 = 1;
+
+fn put_frame(body: &[u8], out: &mut Vec<u8>) {
+    out.extend_from_slice(&(body.len() as u32).to_le_bytes());
+    out.extend_from_slice(&crc32fast::hash(body).to_le_bytes());
+    out.extend_from_slice(body);
+}
+
+/// Frames a hide onto `out`.
+pub fn encode_hide(h: &Hide, out: &mut Vec<u8>) {
+    let mut body = vec![HIDE];
+    put_varint(&mut body, zigzag(h.from));
+    put_varint(&mut body, zigzag(h.to));
+    put_varint(&mut body, h.host.map_or(0, |h| (h as u64).wrapping_add(1)));
+    put_frame(&body, out);
+}
+
 /// Frames `rec` onto `out`.
 pub fn encode(rec: &RawRecord, out: &mut Vec<u8>) {
     let mut body = Vec::with_capacity(rec.data.len() + rec.top.as_ref().map_or(0, Vec::len) + 24);
-    put_varint(&mut body, rec.key as u64);
+    body.push(SAMPLE);
+    put_varint(&mut body, zigzag(rec.key));
     put_varint(&mut body, rec.host as u64);
     put_varint(&mut body, rec.seq);
     put_varint(&mut body, rec.boot);
@@ -37,9 +84,7 @@ pub fn encode(rec: &RawRecord, out: &mut Vec<u8>) {
         }
         None => body.push(0),
     }
-    out.extend_from_slice(&(body.len() as u32).to_le_bytes());
-    out.extend_from_slice(&crc32fast::hash(&body).to_le_bytes());
-    out.extend_from_slice(&body);
+    put_frame(&body, out);
 }
 
 /// The body of the record at the start of `bytes`, if whole and its CRC matches.
@@ -51,9 +96,27 @@ pub(super) fn frame(bytes: &[u8]) -> Option<&[u8]> {
 }
 
 /// A record's body; `None` for one that does not parse.
-pub fn decode(body: &[u8]) -> Option<RawRecord> {
+pub fn decode(body: &[u8]) -> Option<Record> {
+    match *body.first()? {
+        SAMPLE => decode_sample(&body[1..]).map(Record::Sample),
+        HIDE => {
+            let mut at = 1;
+            let from = unzigzag(get_varint(body, &mut at)?);
+            let to = unzigzag(get_varint(body, &mut at)?);
+            let host = match get_varint(body, &mut at)? {
+                0 => None,
+                h => Some(i64::try_from(h - 1).ok()?),
+            };
+            (at == body.len()).then_some(Record::Hide(Hide { from, to, host }))
+        }
+        _ => None,
+    }
+}
+
+/// A sample's body after its kind byte.
+fn decode_sample(body: &[u8]) -> Option<RawRecord> {
     let mut at = 0;
-    let key = i64::try_from(get_varint(body, &mut at)?).ok()?;
+    let key = unzigzag(get_varint(body, &mut at)?);
     let host = i64::try_from(get_varint(body, &mut at)?).ok()?;
     let seq = get_varint(body, &mut at)?;
     let boot = get_varint(body, &mut at)?;

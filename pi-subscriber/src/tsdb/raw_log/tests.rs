@@ -294,3 +294,94 @@ fn a_record_beyond_the_formats_bounds_is_refused_naming_the_file_and_nothing_is_
     assert_eq!(log.sync().unwrap(), lens, "nothing buffered");
     assert_eq!(all(&log, 5).len(), 2);
 }
+
+#[test]
+fn replacements_and_hides_are_appends_that_hold_after_a_reopen_and_undo_with_a_rollback() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut log, _) = RawLog::open(dir.path(), &BTreeMap::new()).unwrap();
+    // Host 1's seqs 1..=6 and host 2's 7 on day 5.
+    commit(&mut log, 1..7);
+    log.append(5, &rec(7 * 256 + 1, 2, 7)).unwrap();
+    // Seq 2 stored again whole (a chain's base went), seqs up to 3 of host 1 deleted (the
+    // disk bound), every row of host 2 forgotten.
+    let whole = RawRecord {
+        data: vec![0xee; 9],
+        ..rec(2 * 256, 1, 2)
+    };
+    log.replace(5, &whole).unwrap();
+    let first = Hide {
+        from: i64::MIN,
+        to: 256,
+        host: Some(1),
+    };
+    log.hide(5, &first).unwrap();
+    log.hide(
+        5,
+        &Hide {
+            from: i64::MIN,
+            to: i64::MAX,
+            host: Some(2),
+        },
+    )
+    .unwrap();
+    log.hide(9, &first).unwrap();
+    let seqs = |log: &RawLog| all(log, 5).iter().map(|r| r.seq).collect::<Vec<_>>();
+    assert_eq!(seqs(&log), vec![2, 3, 4, 5, 6]);
+    assert_eq!(all(&log, 5)[0], whole);
+    // Not committed: a rollback brings back what the transaction hid and replaced.
+    log.sync().unwrap();
+    log.rollback().unwrap();
+    assert_eq!(seqs(&log), vec![1, 2, 3, 4, 5, 6]);
+    assert_eq!(all(&log, 5)[1], rec(2 * 256, 1, 2));
+    // Again, committed this time: the same after a reopen, and a row of a hidden key can be
+    // stored again after the hide.
+    log.append(5, &rec(7 * 256 + 1, 2, 7)).unwrap();
+    log.replace(5, &whole).unwrap();
+    log.hide(5, &first).unwrap();
+    log.append(5, &rec(256, 1, 1)).unwrap();
+    log.hide(
+        5,
+        &Hide {
+            from: 7 * 256,
+            to: 7 * 256 + 1,
+            host: Some(2),
+        },
+    )
+    .unwrap();
+    let lens = log.sync().unwrap();
+    log.committed();
+    assert_eq!(
+        log.days().collect::<Vec<_>>(),
+        vec![5],
+        "a hide makes no day"
+    );
+    let before = all(&log, 5);
+    assert_eq!(
+        before.iter().map(|r| r.seq).collect::<Vec<_>>(),
+        vec![1, 2, 3, 4, 5, 6]
+    );
+    assert_eq!(before[1], whole);
+    drop(log);
+    let (log, found) = RawLog::open(dir.path(), &lens).unwrap();
+    assert_eq!(found, Recovery::default());
+    assert_eq!(all(&log, 5), before);
+}
+
+#[test]
+fn a_hide_decodes_exactly_and_a_damaged_one_not_at_all() {
+    let h = Hide {
+        from: -5,
+        to: i64::MAX,
+        host: Some(0),
+    };
+    let mut out = Vec::new();
+    encode_hide(&h, &mut out);
+    assert_eq!(decode(&out[8..]), Some(Record::Hide(h)));
+    for cut in 8..out.len() {
+        assert_eq!(decode(&out[8..cut]), None, "cut at {cut}");
+    }
+    let mut longer = out[8..].to_vec();
+    longer.push(0);
+    assert_eq!(decode(&longer), None, "trailing bytes");
+    assert_eq!(decode(&[7, 0, 0, 0]), None, "unknown kind");
+}

@@ -1,0 +1,126 @@
+//! One day's file: its lengths, what is buffered for it, and its index.
+
+use std::collections::BTreeMap;
+use std::fs::{File, OpenOptions};
+use std::io;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+
+use super::index::{scan, Entry, Index};
+use super::record::{decode, frame, RawRecord, Record, HEADER};
+use super::{err, RawLogError, Recovery};
+
+#[derive(Debug)]
+pub(super) struct Day {
+    pub(super) file: File,
+    pub(super) path: PathBuf,
+    /// Bytes in the file (written, maybe not yet committed).
+    pub(super) written: u64,
+    /// Bytes the last committed transaction stored.
+    pub(super) committed: u64,
+    /// Records appended and not yet written, from offset `written`.
+    pub(super) pending: Vec<u8>,
+    /// Whether the file was made since the last sync (its directory entry needs one too).
+    pub(super) new: bool,
+    /// Every record's place, by key.
+    pub(super) index: Index,
+}
+
+pub(super) fn day_path(dir: &Path, day: i64) -> PathBuf {
+    dir.join(format!("{day}.raw"))
+}
+
+/// `day` of `days`, its file made (empty but for its header, uncommitted) if new.
+pub(super) fn day_mut<'a>(
+    days: &'a mut BTreeMap<i64, Day>,
+    dir: &Path,
+    day: i64,
+) -> Result<&'a mut Day, RawLogError> {
+    Ok(match days.entry(day) {
+        std::collections::btree_map::Entry::Occupied(o) => o.into_mut(),
+        std::collections::btree_map::Entry::Vacant(v) => {
+            let path = day_path(dir, day);
+            let file = OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .open(&path)
+                .map_err(err(&path))?;
+            v.insert(Day {
+                file,
+                path,
+                written: 0,
+                committed: 0,
+                pending: HEADER.to_vec(),
+                new: true,
+                index: Index::default(),
+            })
+        }
+    })
+}
+
+impl Day {
+    /// Opens `<day>.raw` and indexes its first `committed` bytes; cuts what lies past them
+    /// and past the first record that fails.
+    pub(super) fn open(
+        path: PathBuf,
+        committed: u64,
+        rec: &mut Recovery,
+        day: i64,
+    ) -> io::Result<Day> {
+        let file = OpenOptions::new().read(true).write(true).open(&path)?;
+        let len = file.metadata()?.len();
+        let (index, good) = scan(&file, len.min(committed))?;
+        if good < committed {
+            rec.lost_bytes += committed - good;
+            rec.damaged_days.push(day);
+        }
+        rec.uncommitted_bytes += len.saturating_sub(committed);
+        if len != good {
+            file.set_len(good)?;
+            file.sync_data()?;
+        }
+        Ok(Day {
+            file,
+            path,
+            written: good,
+            committed: good,
+            // A file cut to nothing starts again with its header.
+            pending: if good == 0 {
+                HEADER.to_vec()
+            } else {
+                Vec::new()
+            },
+            new: false,
+            index,
+        })
+    }
+
+    pub(super) fn spill(&mut self, bytes_written: &mut u64) -> io::Result<()> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        self.file.write_all_at(&self.pending, self.written)?;
+        self.written += self.pending.len() as u64;
+        *bytes_written += self.pending.len() as u64;
+        self.pending.clear();
+        Ok(())
+    }
+
+    pub(super) fn read(&self, e: &Entry) -> Option<RawRecord> {
+        let mut buf = vec![0u8; usize::from(e.len)];
+        let offset = u64::from(e.offset);
+        if offset >= self.written {
+            let from = usize::try_from(offset - self.written).ok()?;
+            let len = buf.len();
+            buf.copy_from_slice(self.pending.get(from..from.checked_add(len)?)?);
+        } else {
+            self.file.read_exact_at(&mut buf, offset).ok()?;
+        }
+        match frame(&buf).and_then(decode)? {
+            Record::Sample(r) => Some(r),
+            Record::Hide(_) => None,
+        }
+    }
+}
