@@ -12,7 +12,9 @@ use super::{err, RawLogError, Recovery};
 
 #[derive(Debug)]
 pub(super) struct Day {
-    pub(super) file: File,
+    /// `None` in a log kept in memory ([`super::RawLog::in_memory`]): every record stays in
+    /// `pending`.
+    pub(super) file: Option<File>,
     pub(super) path: PathBuf,
     /// Bytes in the file (written, maybe not yet committed).
     pub(super) written: u64,
@@ -33,20 +35,26 @@ pub(super) fn day_path(dir: &Path, day: i64) -> PathBuf {
 /// `day` of `days`, its file made (empty but for its header, uncommitted) if new.
 pub(super) fn day_mut<'a>(
     days: &'a mut BTreeMap<i64, Day>,
-    dir: &Path,
+    dir: Option<&Path>,
     day: i64,
 ) -> Result<&'a mut Day, RawLogError> {
     Ok(match days.entry(day) {
         std::collections::btree_map::Entry::Occupied(o) => o.into_mut(),
         std::collections::btree_map::Entry::Vacant(v) => {
-            let path = day_path(dir, day);
-            let file = OpenOptions::new()
-                .read(true)
-                .write(true)
-                .create(true)
-                .truncate(true)
-                .open(&path)
-                .map_err(err(&path))?;
+            let (path, file) = match dir {
+                Some(dir) => {
+                    let path = day_path(dir, day);
+                    let file = OpenOptions::new()
+                        .read(true)
+                        .write(true)
+                        .create(true)
+                        .truncate(true)
+                        .open(&path)
+                        .map_err(err(&path))?;
+                    (path, Some(file))
+                }
+                None => (PathBuf::from(format!("(memory)/{day}.raw")), None),
+            };
             v.insert(Day {
                 file,
                 path,
@@ -82,7 +90,7 @@ impl Day {
             file.sync_data()?;
         }
         Ok(Day {
-            file,
+            file: Some(file),
             path,
             written: good,
             committed: good,
@@ -98,14 +106,19 @@ impl Day {
     }
 
     pub(super) fn spill(&mut self, bytes_written: &mut u64) -> io::Result<()> {
-        if self.pending.is_empty() {
+        let Some(file) = self.file.as_ref().filter(|_| !self.pending.is_empty()) else {
             return Ok(());
-        }
-        self.file.write_all_at(&self.pending, self.written)?;
+        };
+        file.write_all_at(&self.pending, self.written)?;
         self.written += self.pending.len() as u64;
         *bytes_written += self.pending.len() as u64;
         self.pending.clear();
         Ok(())
+    }
+
+    /// Bytes held: written to the file, and buffered.
+    pub(super) fn len(&self) -> u64 {
+        self.written + self.pending.len() as u64
     }
 
     pub(super) fn read(&self, e: &Entry) -> Option<RawRecord> {
@@ -116,7 +129,7 @@ impl Day {
             let len = buf.len();
             buf.copy_from_slice(self.pending.get(from..from.checked_add(len)?)?);
         } else {
-            self.file.read_exact_at(&mut buf, offset).ok()?;
+            self.file.as_ref()?.read_exact_at(&mut buf, offset).ok()?;
         }
         match frame(&buf).and_then(decode)? {
             Record::Sample(r) => Some(r),

@@ -82,9 +82,30 @@ pub(super) fn entry(r: &RawRecord, offset: u64, len: usize) -> Option<Entry> {
 /// Indexes the records in the first `limit` bytes of `file`, read a chunk at a time: the
 /// index and the end of the last good record (0 without a header).
 pub(super) fn scan(file: &File, limit: u64) -> io::Result<(Index, u64)> {
+    scan_with(|buf, at| file.read_exact_at(buf, at), limit)
+}
+
+/// [`scan`] over bytes held in memory.
+pub(super) fn scan_bytes(bytes: &[u8]) -> (Index, u64) {
+    let read = |buf: &mut [u8], at: u64| -> io::Result<()> {
+        let from = usize::try_from(at).map_err(io::Error::other)?;
+        let src = from
+            .checked_add(buf.len())
+            .and_then(|end| bytes.get(from..end))
+            .ok_or_else(|| io::Error::from(io::ErrorKind::UnexpectedEof))?;
+        buf.copy_from_slice(src);
+        Ok(())
+    };
+    scan_with(read, bytes.len() as u64).unwrap_or_default()
+}
+
+fn scan_with(
+    read_at: impl Fn(&mut [u8], u64) -> io::Result<()>,
+    limit: u64,
+) -> io::Result<(Index, u64)> {
     let mut index = Index::default();
     let mut head = [0u8; HEADER.len()];
-    if limit < HEADER.len() as u64 || file.read_exact_at(&mut head, 0).is_err() || &head != HEADER {
+    if limit < HEADER.len() as u64 || read_at(&mut head, 0).is_err() || &head != HEADER {
         return Ok((index, 0));
     }
     let mut chunk = vec![0u8; 2 * MAX_BODY];
@@ -92,7 +113,7 @@ pub(super) fn scan(file: &File, limit: u64) -> io::Result<(Index, u64)> {
     loop {
         let want = usize::try_from((limit - base).min(chunk.len() as u64)).unwrap_or(0);
         let buf = &mut chunk[..want];
-        file.read_exact_at(buf, base)?;
+        read_at(buf, base)?;
         let mut at = 0usize;
         while let Some(body) = buf.get(at..).and_then(frame) {
             let len = body.len() + 8;

@@ -39,7 +39,7 @@ mod index;
 mod record;
 
 use day::{day_mut, Day};
-use index::{entry, scan, Entry};
+use index::{entry, scan, scan_bytes, Entry};
 #[cfg(test)]
 use record::frame;
 pub use record::{decode, encode, encode_hide, Hide, RawRecord, Record, HEADER, MAX_BODY};
@@ -70,7 +70,8 @@ pub struct Recovery {
 /// The raw tier's day files under one directory, and their indexes in memory.
 #[derive(Debug)]
 pub struct RawLog {
-    dir: PathBuf,
+    /// `None`: a log kept in memory.
+    dir: Option<PathBuf>,
     days: BTreeMap<i64, Day>,
     /// Bytes handed to `write` since open (each record's once).
     pub bytes_written: u64,
@@ -121,11 +122,21 @@ impl RawLog {
         }
         rec.damaged_days.sort_unstable();
         let log = RawLog {
-            dir: dir.to_path_buf(),
+            dir: Some(dir.to_path_buf()),
             days,
             bytes_written: 0,
         };
         Ok((log, rec))
+    }
+
+    /// A log kept in memory only (a history that is not persisted, tests): the same records,
+    /// commits and rollbacks, no file.
+    pub fn in_memory() -> RawLog {
+        RawLog {
+            dir: None,
+            days: BTreeMap::new(),
+            bytes_written: 0,
+        }
     }
 
     /// Adds `rec` to its day; `Ok(false)` if a record of that key is there already.
@@ -159,7 +170,7 @@ impl RawLog {
     }
 
     fn push(&mut self, day: i64, rec: &RawRecord) -> Result<(), RawLogError> {
-        let d = day_mut(&mut self.days, &self.dir, day)?;
+        let d = day_mut(&mut self.days, self.dir.as_deref(), day)?;
         let at = d.written + d.pending.len() as u64;
         let mark = d.pending.len();
         encode(rec, &mut d.pending);
@@ -194,21 +205,23 @@ impl RawLog {
                 continue;
             }
             d.spill(&mut self.bytes_written).map_err(err(&d.path))?;
-            d.file.sync_data().map_err(err(&d.path))?;
+            if let Some(file) = &d.file {
+                file.sync_data().map_err(err(&d.path))?;
+            }
             new |= std::mem::take(&mut d.new);
         }
-        if new {
-            File::open(&self.dir)
+        if let Some(dir) = self.dir.as_ref().filter(|_| new) {
+            File::open(dir)
                 .and_then(|f| f.sync_all())
-                .map_err(err(&self.dir))?;
+                .map_err(err(dir))?;
         }
-        Ok(self.days.iter().map(|(&k, d)| (k, d.written)).collect())
+        Ok(self.days.iter().map(|(&k, d)| (k, d.len())).collect())
     }
 
     /// The caller's transaction holding the lengths [`RawLog::sync`] returned committed.
     pub fn committed(&mut self) {
         for d in self.days.values_mut() {
-            d.committed = d.written;
+            d.committed = d.len();
         }
     }
 
@@ -218,17 +231,26 @@ impl RawLog {
     pub fn rollback(&mut self) -> Result<(), RawLogError> {
         let mut gone = Vec::new();
         for (&day, d) in self.days.iter_mut() {
-            if d.pending.is_empty() && d.written == d.committed {
+            if d.len() == d.committed {
                 continue;
             }
-            d.pending.clear();
             if d.committed == 0 {
                 gone.push(day);
                 continue;
             }
-            d.file.set_len(d.committed).map_err(err(&d.path))?;
-            d.written = d.committed;
-            d.index = scan(&d.file, d.committed).map_err(err(&d.path))?.0;
+            match &d.file {
+                Some(file) => {
+                    d.pending.clear();
+                    file.set_len(d.committed).map_err(err(&d.path))?;
+                    d.written = d.committed;
+                    d.index = scan(file, d.committed).map_err(err(&d.path))?.0;
+                }
+                None => {
+                    let keep = usize::try_from(d.committed - d.written).unwrap_or(usize::MAX);
+                    d.pending.truncate(keep);
+                    d.index = scan_bytes(&d.pending).0;
+                }
+            }
         }
         for day in gone {
             self.drop_day(day)?;
@@ -238,7 +260,7 @@ impl RawLog {
 
     /// Removes a day's file (once the transaction that forgets its length has committed).
     pub fn drop_day(&mut self, day: i64) -> Result<(), RawLogError> {
-        if let Some(d) = self.days.remove(&day) {
+        if let Some(d) = self.days.remove(&day).filter(|d| d.file.is_some()) {
             match std::fs::remove_file(&d.path) {
                 Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(err(&d.path)(e)),
                 _ => {}

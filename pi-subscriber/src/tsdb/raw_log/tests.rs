@@ -385,3 +385,36 @@ fn a_hide_decodes_exactly_and_a_damaged_one_not_at_all() {
     assert_eq!(decode(&longer), None, "trailing bytes");
     assert_eq!(decode(&[7, 0, 0, 0]), None, "unknown kind");
 }
+
+#[test]
+fn a_log_in_memory_keeps_commits_and_rollbacks_without_a_file() {
+    let mut log = RawLog::in_memory();
+    let lens = commit(&mut log, 1..4);
+    assert_eq!(
+        lens[&5],
+        8 + (1..4)
+            .map(|s| frame_len(&rec(s * 256, 1, s as u64)))
+            .sum::<u64>()
+    );
+    log.append(5, &rec(4 * 256, 1, 4)).unwrap();
+    log.hide(
+        5,
+        &Hide {
+            from: 0,
+            to: 256,
+            host: None,
+        },
+    )
+    .unwrap();
+    log.append(6, &rec(1, 1, 9)).unwrap();
+    let seqs = |log: &RawLog| all(log, 5).iter().map(|r| r.seq).collect::<Vec<_>>();
+    assert_eq!(seqs(&log), vec![2, 3, 4]);
+    log.rollback().unwrap();
+    assert_eq!(seqs(&log), vec![1, 2, 3]);
+    assert_eq!(log.days().collect::<Vec<_>>(), vec![5]);
+    commit(&mut log, 4..6);
+    assert_eq!(seqs(&log), vec![1, 2, 3, 4, 5]);
+    assert_eq!(log.bytes_written, 0, "nothing written");
+    log.drop_day(5).unwrap();
+    assert_eq!(log.days().count(), 0);
+}
