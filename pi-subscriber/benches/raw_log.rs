@@ -88,27 +88,27 @@ fn main() {
     }
     db.commit().unwrap();
     drop(db);
+    // The store's own day files, at the lengths its last commit stored.
     let conn = rusqlite::Connection::open(&path).unwrap();
     let mut stmt = conn
-        .prepare("SELECT key, host, ts, seq, boot, data, top FROM raw_rows ORDER BY key")
+        .prepare("SELECT key, value FROM meta WHERE key GLOB 'raw_log:*'")
         .unwrap();
-    let rows: Vec<(i64, RawRecord)> = stmt
+    let lens: BTreeMap<i64, u64> = stmt
         .query_map([], |r| {
-            Ok((
-                r.get(2)?,
-                RawRecord {
-                    key: r.get(0)?,
-                    host: r.get(1)?,
-                    seq: r.get::<_, i64>(3)? as u64,
-                    boot: r.get::<_, i64>(4)? as u64,
-                    data: r.get(5)?,
-                    top: r.get(6)?,
-                },
-            ))
+            let key: String = r.get(0)?;
+            Ok((key[8..].parse().unwrap(), r.get::<_, i64>(1)? as u64))
         })
         .unwrap()
         .map(Result::unwrap)
         .collect();
+    let mut files = path.as_os_str().to_owned();
+    files.push(".raw");
+    let (stored_log, _) = RawLog::open(std::path::Path::new(&files), &lens).unwrap();
+    let rows: Vec<(i64, RawRecord)> = stored_log
+        .walk(i64::MIN, i64::MAX, None, false)
+        .map(|r| (r.key.div_euclid(256), r))
+        .collect();
+    drop(stored_log);
     assert_eq!(rows.len(), 5760 * n);
     let count = rows.len();
     let stored: usize = rows

@@ -103,6 +103,22 @@ fn rewrite(data: &Path, sql: &str) {
         .unwrap()
         .map(|r| r.unwrap())
         .collect();
+    // The day files' rows first into the table of their day, as before them.
+    let records = support::raw_records_on_disk(data);
+    conn.execute_batch("BEGIN; DROP VIEW IF EXISTS raw_rows;")
+        .unwrap();
+    for r in &records {
+        conn.execute(
+            "INSERT INTO raw (key, host, ts, seq, boot, data, top) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            rusqlite::params![r.key, r.host, r.key.div_euclid(256), r.seq as i64, r.boot as i64, r.data, r.top],
+        )
+        .unwrap();
+    }
+    conn.execute_batch("DELETE FROM meta WHERE key GLOB 'raw_log:*'; COMMIT;")
+        .unwrap();
+    let mut files = history_db(data).into_os_string();
+    files.push(".raw");
+    let _ = std::fs::remove_dir_all(&files);
     let mut back = String::from("BEGIN; DROP VIEW IF EXISTS raw_rows;");
     for day in &days {
         back += &format!(

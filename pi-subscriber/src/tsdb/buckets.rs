@@ -146,6 +146,7 @@ impl Tsdb {
         self.parts
             .borrow_mut()
             .drop_before(&self.conn, Kind::Raw, raw)?;
+        self.drop_raw_days_before(raw);
         // Rows dated past what the Pi accepts (its clock was ahead, then stepped back).
         let future = now_ms.saturating_add(FUTURE_MS);
         self.parts
@@ -161,6 +162,7 @@ impl Tsdb {
                 [last_key(future)],
             )?;
         }
+        self.drop_raw_after(future)?;
         // The minute tier and its peaks go a day at a time, each day's table dropped whole
         // (`parts.rs`): WAL mode writes every page a `DELETE` touches, freed ones included. The
         // rows of a database from before go an hour at a time, in the same commit as the raw

@@ -17,6 +17,7 @@ use super::db::{Sample, Tsdb};
 use super::pack::{self, Packed};
 use super::parts::Kind;
 use super::raw_key::{first_key, last_key};
+use super::raw_log::RawRecord;
 use super::raw_scan::Walk;
 use super::rollup::{floor, HOUR_MS};
 use crate::registry::Value;
@@ -195,8 +196,20 @@ impl Tsdb {
                     .map(|l| l.encode()),
                 None => None,
             };
-            // In the table that holds it: its day's, or the table of before (`parts.rs`).
+            // Where it is: the day files, or the tables of a database from before.
             let data = codec::encode_sample(&values);
+            let whole = RawRecord {
+                key: row.key,
+                host,
+                seq,
+                boot: row.boot,
+                data,
+                top,
+            };
+            if self.replace_raw(row.key, &whole)? {
+                continue;
+            }
+            let RawRecord { data, top, .. } = whole;
             for table in self
                 .parts
                 .borrow()

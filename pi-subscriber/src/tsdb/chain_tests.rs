@@ -56,11 +56,9 @@ fn window(db: &Tsdb, host: i64, from: i64, to: i64) -> Vec<Sample> {
 }
 
 fn kinds(db: &Tsdb) -> (usize, usize) {
-    let mut stmt = db.conn.prepare("SELECT data FROM raw_rows").unwrap();
-    let rows = stmt.query_map([], |r| r.get::<_, Vec<u8>>(0)).unwrap();
     let (mut full, mut delta) = (0, 0);
-    for data in rows {
-        match pack::packed(&data.unwrap()) {
+    for row in db.all_raw_for_test() {
+        match pack::packed(row.data()) {
             Packed::Full(_) => full += 1,
             Packed::Delta { .. } => delta += 1,
             Packed::Unknown => panic!("unknown row"),

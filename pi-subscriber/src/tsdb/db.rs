@@ -125,10 +125,10 @@ pub struct Tsdb {
     pub(super) rw_walked: super::rw_walk::Walked,
     /// The minute tier's and its peaks' tables of each day (`parts.rs`).
     pub(super) parts: std::cell::RefCell<super::parts::Parts>,
-    /// The raw tier's day files (`raw_log/`), read beside its tables by every walk
-    /// (`raw_scan.rs`). `None` until the tier's writes move there (issue 22): today only
-    /// tests attach one.
-    pub(super) raw_log: Option<super::raw_log::RawLog>,
+    /// The raw tier's day files (`raw_log/`): where new raw rows go, read beside the tables
+    /// of a database from before by every walk (`raw_scan.rs`). Made durable before each
+    /// commit, which stores their lengths in `meta` (`tx.rs`).
+    pub(super) raw_log: std::cell::RefCell<super::raw_log::RawLog>,
 }
 
 impl Tsdb {
@@ -374,6 +374,7 @@ impl Tsdb {
                 db.conn
                     .execute(&format!("DELETE FROM {table} WHERE host = ?1"), [cache.id])?;
             }
+            db.drop_raw_of(cache.id, None)?;
             db.conn
                 .execute("DELETE FROM series WHERE host = ?1", [cache.id])?;
             db.conn

@@ -1,9 +1,10 @@
 //! The tiered history store: every series of every host in one SQLite database (WAL, batched
-//! commits), in three tiers bounded by age (see "History and retention" in the spec):
+//! commits) and the raw tier's day files, in three tiers bounded by age (see "History and retention" in the spec):
 //!
-//! - `raw`: one row per host and sample, every series' value packed in a blob
-//!   ([`codec::encode_sample`]); counters are kept as counters, rates are derived between
-//!   seq-adjacent samples of one boot when read.
+//! - `raw`: one record per host and sample, every series' value packed in a blob
+//!   ([`codec::encode_sample`]), in append-only day files beside the database (`raw_log/`,
+//!   synced before each commit, which stores their lengths); counters are kept as counters,
+//!   rates are derived between seq-adjacent samples of one boot when read.
 //! - `minute` / `hour`: one row per series and hour (60 one-minute buckets) or day (24 one-hour
 //!   buckets) of min/max/sum/count/last of the gauge or of the counter's rate.
 //! - `top` / `top_minute`: the top-process lists, per sample and per minute's peak (`top.rs`).
@@ -34,6 +35,7 @@ pub mod pack;
 mod parts;
 mod query;
 mod raw;
+mod raw_drop;
 mod raw_key;
 pub mod raw_log;
 mod raw_scan;

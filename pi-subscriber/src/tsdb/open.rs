@@ -2,12 +2,13 @@
 //! loading the hosts and series it knows before the open bucket rows are rebuilt.
 
 use std::collections::{BTreeMap, HashMap};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use rusqlite::{Connection, OptionalExtension};
 
 use super::buckets::flushed_key;
 use super::db::{HostCache, Tsdb, TsdbStats};
+use super::raw_log::RawLog;
 use super::rollup::{Retention, Tier};
 use super::TsdbError;
 use crate::registry::METRICS;
@@ -27,6 +28,39 @@ CREATE TABLE IF NOT EXISTS hour (
     PRIMARY KEY (series, start)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
 ";
+
+/// The `meta` key of a raw day file's committed length.
+pub(super) fn raw_log_key(day: i64) -> String {
+    format!("raw_log:{day}")
+}
+
+/// The raw tier's day files beside the database at `path` (`<path>.raw/`; in memory for an
+/// in-memory database), at the lengths its last commit stored. What a crash cut is logged.
+fn open_raw_log(conn: &Connection, path: &Path) -> rusqlite::Result<RawLog> {
+    if path == Path::new(":memory:") {
+        return Ok(RawLog::in_memory());
+    }
+    let mut committed = BTreeMap::new();
+    let mut stmt = conn.prepare("SELECT key, value FROM meta WHERE key GLOB 'raw_log:*'")?;
+    let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?;
+    for row in rows {
+        let (key, len) = row?;
+        if let Some(day) = key.strip_prefix("raw_log:").and_then(|d| d.parse().ok()) {
+            committed.insert(day, len.max(0) as u64);
+        }
+    }
+    let mut dir = path.as_os_str().to_owned();
+    dir.push(".raw");
+    let dir = PathBuf::from(dir);
+    let (log, found) = RawLog::open(&dir, &committed)?;
+    if found.uncommitted_bytes > 0 {
+        tracing::info!(dir = %dir.display(), bytes = found.uncommitted_bytes, "raw log: cut what no commit stored");
+    }
+    if found.lost_bytes > 0 {
+        tracing::warn!(dir = %dir.display(), bytes = found.lost_bytes, days = ?found.damaged_days, "raw log: committed samples lost (damaged or missing file)");
+    }
+    Ok(log)
+}
 
 impl Tsdb {
     /// Opens (creating) the database at `path` and rebuilds the open bucket rows from the raw
@@ -61,6 +95,7 @@ impl Tsdb {
         conn.execute_batch(super::top::SCHEMA).map_err(err)?;
         super::top::upgrade(&conn).map_err(err)?;
         conn.execute_batch(super::rw::SCHEMA).map_err(err)?;
+        let raw_log = open_raw_log(&conn, path).map_err(err)?;
         let parts = super::parts::Parts::load(&conn).map_err(err)?;
         parts.check_view(&conn).map_err(err)?;
         let mut db = Tsdb {
@@ -79,7 +114,7 @@ impl Tsdb {
             rw: Default::default(),
             rw_walked: Default::default(),
             parts: std::cell::RefCell::new(parts),
-            raw_log: None,
+            raw_log: std::cell::RefCell::new(raw_log),
         };
         db.load().map_err(err)?;
         db.load_holes().map_err(err)?;

@@ -14,10 +14,11 @@
 //! Rows of one millisecond are read in the order they were stored (the index ordered them by
 //! host and seq); the remote-write batches, whose cursor is (time, seq), still sort them.
 
-use rusqlite::{params, Connection, OptionalExtension};
+use rusqlite::{Connection, OptionalExtension};
 
 use super::db::Tsdb;
-use super::parts::Kind;
+use super::parts::day_of;
+use super::raw_log::RawRecord;
 use super::raw_scan::Walk;
 
 /// Rows one millisecond can hold.
@@ -84,16 +85,17 @@ impl Tsdb {
         if next >= first + SLOTS || this_host >= HOST_SLOTS {
             return Ok(Stored::NoSlot);
         }
-        // Into its day's table (`parts.rs`), made with the view over the tier if it is new.
-        let table = self
-            .parts
-            .borrow_mut()
-            .table_for(&self.conn, Kind::Raw, ts_ms)?;
-        self.conn
-            .prepare_cached(&format!(
-                "INSERT INTO {table} (key, host, ts, seq, boot, data, top) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"
-            ))?
-            .execute(params![next, host, ts_ms, seq as i64, boot as i64, data, top])?;
+        // Into its day's file (`raw_log/`); the tables of a database from before take no
+        // more rows.
+        let rec = RawRecord {
+            key: next,
+            host,
+            seq,
+            boot,
+            data: data.to_vec(),
+            top: top.map(<[u8]>::to_vec),
+        };
+        self.raw_log.borrow_mut().append(day_of(ts_ms), &rec)?;
         Ok(Stored::Yes)
     }
 
@@ -169,12 +171,8 @@ mod tests {
     use crate::tsdb::tests::{retention, T0};
 
     fn keys(db: &Tsdb) -> Vec<(i64, i64, i64)> {
-        let mut stmt = db
-            .conn
-            .prepare("SELECT key, host, seq FROM raw_rows ORDER BY key")
-            .unwrap();
-        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)));
-        rows.unwrap().map(|r| r.unwrap()).collect()
+        let all = db.all_raw_for_test().into_iter();
+        all.map(|r| (r.key, r.host, r.seq as i64)).collect()
     }
 
     #[test]
@@ -259,30 +257,31 @@ mod vacuum_tests {
     use crate::tsdb::tests::{retention, T0};
 
     /// `VACUUM` (a user's `sqlite3 history.sqlite VACUUM`) renumbers the row ids of a table
-    /// without an `INTEGER PRIMARY KEY`: the keys must survive it.
+    /// without an `INTEGER PRIMARY KEY`: the keys of a database from before, whose raw rows
+    /// stay in its table, must survive it.
     #[test]
     fn a_vacuum_keeps_every_row_under_its_key() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("h.sqlite");
         let db = Tsdb::open(&path, retention(), 500, T0).unwrap();
-        for (host, ts, seq) in [(1, T0, 1), (2, T0, 1), (1, T0 + 15_000, 2)] {
-            assert_eq!(
-                db.insert_raw(host, ts, seq, 0, b"x", None).unwrap(),
-                Stored::Yes
-            );
+        for (key, host, ts, seq) in [
+            (T0 * SLOTS, 1, T0, 1),
+            (T0 * SLOTS + 1, 2, T0, 1),
+            ((T0 + 15_000) * SLOTS, 1, T0 + 15_000, 2),
+        ] {
+            db.conn
+                .execute(
+                    "INSERT INTO raw (key, host, ts, seq, boot, data) VALUES (?1, ?2, ?3, ?4, 0, x'00')",
+                    rusqlite::params![key, host, ts, seq],
+                )
+                .unwrap();
         }
         db.conn
-            .execute_batch(&format!(
-                "DELETE FROM raw_d{} WHERE host = 2; VACUUM;",
-                T0.div_euclid(crate::tsdb::rollup::DAY_MS)
-            ))
+            .execute_batch("DELETE FROM raw WHERE host = 2; VACUUM;")
             .unwrap();
         let keys: Vec<(i64, i64)> = db
             .conn
-            .prepare(&format!(
-                "SELECT rowid, ts FROM raw_d{} ORDER BY rowid",
-                T0.div_euclid(crate::tsdb::rollup::DAY_MS)
-            ))
+            .prepare("SELECT rowid, ts FROM raw ORDER BY rowid")
             .unwrap()
             .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
             .unwrap()

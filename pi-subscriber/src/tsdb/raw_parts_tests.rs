@@ -1,6 +1,6 @@
-//! The raw tier in a table a day (`parts.rs`): a day goes with `DROP TABLE` once all of it is
-//! past the tier's 48 h, where an hour's `DELETE` in WAL mode wrote every page it emptied
-//! (`bench tsdb`, docs/benchmarks.md).
+//! The raw tier a file a day (`raw_log/`): a day goes whole once all of it is past the tier's
+//! 48 h, its file unlinked, nothing written for it; the tables of a database from before are
+//! read beside the files and pruned as they were.
 
 use broker::{Cpu, ProcessTop, Processes, Snapshot};
 
@@ -55,28 +55,15 @@ fn minutes(db: &mut Tsdb, seqs: std::ops::Range<u64>) {
     db.commit().unwrap();
 }
 
-/// How many of `pages` were written since the last look (the WAL then emptied).
-fn written_of(db: &Tsdb, path: &std::path::Path, pages: &std::collections::HashSet<u32>) -> usize {
-    db.wal_pages_for_test(path)
-        .iter()
-        .filter(|p| pages.contains(p))
-        .count()
-}
-
 fn raw_rows(db: &Tsdb) -> i64 {
-    db.conn
-        .query_row("SELECT COUNT(*) FROM raw_rows", [], |r| r.get(0))
-        .unwrap()
+    db.all_raw_for_test().len() as i64
 }
 
-/// The pages of the raw tier's tables (what `dbstat` says).
-fn raw_pages(db: &Tsdb) -> std::collections::HashSet<u32> {
-    let mut stmt = db
-        .conn
-        .prepare("SELECT pageno FROM dbstat WHERE name GLOB 'raw*'")
-        .unwrap();
-    let rows = stmt.query_map([], |r| r.get::<_, u32>(0)).unwrap();
-    rows.map(|r| r.unwrap()).collect()
+/// The file of a raw day beside the database at `path`.
+fn day_file(path: &std::path::Path, day: i64) -> std::path::PathBuf {
+    let mut dir = path.as_os_str().to_owned();
+    dir.push(".raw");
+    std::path::PathBuf::from(dir).join(format!("{day}.raw"))
 }
 
 #[test]
@@ -85,31 +72,27 @@ fn the_raw_tier_goes_a_day_at_a_time_and_its_pages_are_not_written() {
     let path = dir.path().join("h.sqlite");
     let mut db = Tsdb::open(&path, retention(), 500, T0).unwrap();
     a_day(&mut db);
-    assert_eq!(db.days_of(Kind::Raw), [T0 / DAY_MS]);
-    let pages = raw_pages(&db);
-    assert!(pages.len() > 100, "{} pages", pages.len());
-    db.wal_pages_for_test(&path);
+    assert_eq!(db.raw_days_for_test(), [T0 / DAY_MS]);
+    let file = day_file(&path, T0 / DAY_MS);
+    let size = std::fs::metadata(&file).unwrap().len();
+    assert!(size > 100_000, "{size} bytes");
+    let before = db.raw_log.borrow().bytes_written;
     // Every hour from the first past the raw tier's 48 h to the day's last: the rows stay
-    // (their minutes' peaks kept as the horizon passes them), and not one of their pages is
+    // (their minutes' peaks kept as the horizon passes them), and not a byte of the file is
     // written.
-    let mut written = 0;
     for h in 49..=71 {
         db.maintain(T0 + h * HOUR_MS).unwrap();
         assert_eq!(raw_rows(&db), 1440, "{h} h");
-        written += written_of(&db, &path, &pages);
     }
-    assert_eq!(written, 0, "raw pages written before the day goes");
-    // The whole day past it: gone, its pages freed (a freed page is written only when it
-    // becomes a trunk of the free list: one for ~500).
+    assert_eq!(db.raw_log.borrow().bytes_written, before);
+    assert_eq!(std::fs::metadata(&file).unwrap().len(), size);
+    // The whole day past it: gone, its file unlinked once the transaction committed.
     db.maintain(T0 + 72 * HOUR_MS).unwrap();
     assert_eq!(raw_rows(&db), 0);
-    assert_eq!(db.days_of(Kind::Raw), Vec::<i64>::new());
-    let written = written_of(&db, &path, &pages);
-    assert!(
-        written <= 2,
-        "{written} of {} raw pages written",
-        pages.len()
-    );
+    assert_eq!(db.raw_days_for_test(), Vec::<i64>::new());
+    db.commit().unwrap();
+    assert!(!file.exists());
+    assert_eq!(db.raw_log.borrow().bytes_written, before);
     // Every minute's peaks were kept, each once.
     assert_eq!(db.rows_of(Kind::Top, ""), 1440);
 }
@@ -124,28 +107,15 @@ fn the_disk_bound_drops_a_whole_raw_day_without_writing_its_pages() {
     a_day(&mut db);
     // The next day's first six hours.
     minutes(&mut db, 1440..1800);
-    assert_eq!(db.days_of(Kind::Raw), [T0 / DAY_MS, T0 / DAY_MS + 1]);
-    let pages_of = |day: i64| -> std::collections::HashSet<u32> {
-        let mut stmt = db
-            .conn
-            .prepare("SELECT pageno FROM dbstat WHERE name = ?1")
-            .unwrap();
-        let rows = stmt
-            .query_map([format!("raw_d{day}")], |r| r.get::<_, u32>(0))
-            .unwrap();
-        rows.map(|r| r.unwrap()).collect()
-    };
-    let (first, next) = (
-        pages_of(T0 / DAY_MS),
-        pages_of(T0 / DAY_MS + 1).len() as u64,
-    );
-    assert!(first.len() > 100, "{} pages", first.len());
-    db.wal_pages_for_test(&path);
+    assert_eq!(db.raw_days_for_test(), [T0 / DAY_MS, T0 / DAY_MS + 1]);
+    let size = |day: i64| std::fs::metadata(day_file(&path, day)).unwrap().len();
+    let (first, next) = (size(T0 / DAY_MS), size(T0 / DAY_MS + 1));
+    let before = db.raw_log.borrow().bytes_written;
     // A bound under what is in use without the first day: all of it goes, and some of the next.
     let used = db.used_bytes().unwrap();
-    db.bound_disk(used - (first.len() as u64 + next / 2) * 2048)
-        .unwrap();
-    assert_eq!(db.days_of(Kind::Raw), [T0 / DAY_MS + 1]);
+    db.bound_disk(used - first - next / 2).unwrap();
+    assert_eq!(db.raw_days_for_test(), [T0 / DAY_MS + 1]);
+    assert!(!day_file(&path, T0 / DAY_MS).exists());
     let left = raw_rows(&db);
     assert!(left > 0 && left < 360, "{left} rows left");
     assert_eq!(
@@ -153,11 +123,12 @@ fn the_disk_bound_drops_a_whole_raw_day_without_writing_its_pages() {
         1800 - left as u64,
         "every row that went is counted"
     );
-    let written = written_of(&db, &path, &first);
+    // The first day's rows were not rewritten: what went to the next day's file is its hide
+    // records and the rows stored whole again (a chain's base went), a few hundred bytes.
+    let written = db.raw_log.borrow().bytes_written - before;
     assert!(
-        written <= 2,
-        "{written} of the first day's {} pages written",
-        first.len()
+        written < 4096 && written < first / 50,
+        "{written} bytes written"
     );
 }
 
@@ -168,15 +139,15 @@ fn a_raw_days_table_made_in_a_rolled_back_transaction_is_made_again() {
     let mut db = Tsdb::open_in_memory(retention(), 500, T0).unwrap();
     db.ingest(&snap(1, T0 - MINUTE_MS), true, T0).unwrap();
     db.commit().unwrap();
-    assert_eq!(db.days_of(Kind::Raw), [T0 / DAY_MS - 1]);
+    assert_eq!(db.raw_days_for_test(), [T0 / DAY_MS - 1]);
     db.ingest(&snap(2, T0), true, T0).unwrap();
-    assert_eq!(db.days_of(Kind::Raw), [T0 / DAY_MS - 1, T0 / DAY_MS]);
+    assert_eq!(db.raw_days_for_test(), [T0 / DAY_MS - 1, T0 / DAY_MS]);
     db.roll_back();
-    assert_eq!(db.days_of(Kind::Raw), [T0 / DAY_MS - 1]);
+    assert_eq!(db.raw_days_for_test(), [T0 / DAY_MS - 1]);
     assert_eq!(raw_rows(&db), 1);
     db.ingest(&snap(2, T0), false, T0).unwrap();
     db.commit().unwrap();
-    assert_eq!(db.days_of(Kind::Raw), [T0 / DAY_MS - 1, T0 / DAY_MS]);
+    assert_eq!(db.raw_days_for_test(), [T0 / DAY_MS - 1, T0 / DAY_MS]);
     assert_eq!(raw_rows(&db), 2);
     assert_eq!(db.newest_raw(db.hosts["tower"].id).unwrap(), Some((T0, 2)));
 }
@@ -194,7 +165,7 @@ fn the_raw_days_tables_are_found_again_at_open() {
     drop(db);
     let db = Tsdb::open(&path, retention(), 500, T0 + DAY_MS).unwrap();
     let day = T0 / DAY_MS;
-    assert_eq!(db.days_of(Kind::Raw), [day - 1, day, day + 1]);
+    assert_eq!(db.raw_days_for_test(), [day - 1, day, day + 1]);
     assert_eq!(raw_rows(&db), 3);
     assert_eq!(
         db.newest_raw(db.hosts["tower"].id).unwrap(),
@@ -216,10 +187,10 @@ fn raw_rows_ahead_of_a_clock_stepped_back_go() {
         .unwrap();
     db.commit().unwrap();
     let day = T0 / DAY_MS;
-    assert_eq!(db.days_of(Kind::Raw), [day + 1, day + 2]);
+    assert_eq!(db.raw_days_for_test(), [day + 1, day + 2]);
     // The clock back at T0 + 20 h: it accepts up to T0 + 44 h.
     db.maintain(T0 + 20 * HOUR_MS).unwrap();
-    assert_eq!(db.days_of(Kind::Raw), [day + 1]);
+    assert_eq!(db.raw_days_for_test(), [day + 1]);
     assert_eq!(raw_rows(&db), 1);
 }
 
@@ -235,6 +206,13 @@ fn ordered_reads_of_the_raw_tier_merge_its_tables_and_sort_nothing() {
         db.ingest(&snap(seq, ts), true, T0).unwrap();
     }
     db.commit().unwrap();
+    // The tables of a database from before, one a day (new rows go to the day files).
+    for ts in [T0 - MINUTE_MS, T0, T0 + DAY_MS] {
+        db.parts
+            .borrow_mut()
+            .table_for(&db.conn, Kind::Raw, ts)
+            .unwrap();
+    }
     assert_eq!(db.days_of(Kind::Raw).len(), 3);
     let sources = [
         include_str!("buckets.rs"),
@@ -295,24 +273,34 @@ fn raw_rows_of_before_are_read_beside_the_days_and_go_an_hour_at_a_time() {
     }
     db.commit().unwrap();
     let day = T0 / DAY_MS;
-    db.conn
-        .execute_batch(&format!(
-            "BEGIN; DROP VIEW raw_rows;
-             INSERT INTO raw SELECT * FROM raw_d{day}; DROP TABLE raw_d{day}; COMMIT;"
-        ))
-        .unwrap();
+    // Their rows in the table `raw`, as a database from before the day files holds them.
+    let rows = db.all_raw_for_test();
     drop(db);
+    let mut files = path.as_os_str().to_owned();
+    files.push(".raw");
+    std::fs::remove_dir_all(&files).unwrap();
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    conn.execute("DELETE FROM meta WHERE key GLOB 'raw_log:*'", [])
+        .unwrap();
+    for r in &rows {
+        conn.execute(
+            "INSERT INTO raw (key, host, ts, seq, boot, data, top) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            rusqlite::params![r.key, r.host, r.ts, r.seq as i64, r.boot as i64, r.data, r.top],
+        )
+        .unwrap();
+    }
+    drop(conn);
     let later = T0 + 2 * HOUR_MS;
     let mut db = Tsdb::open(&path, retention(), 500, later).unwrap();
-    assert_eq!(db.days_of(Kind::Raw), Vec::<i64>::new());
+    assert_eq!(db.raw_days_for_test(), Vec::<i64>::new());
     assert_eq!(raw_rows(&db), 120);
-    // The next samples go to their day's table; the view holds both.
+    // The next samples go to their day's file; the walk reads both.
     for seq in 120..180u64 {
         let ts = T0 + seq as i64 * MINUTE_MS;
         db.ingest(&snap(seq, ts), true, ts).unwrap();
     }
     db.commit().unwrap();
-    assert_eq!(db.days_of(Kind::Raw), [day]);
+    assert_eq!(db.raw_days_for_test(), [day]);
     assert_eq!(raw_rows(&db), 180);
     let legacy = |db: &Tsdb| -> i64 {
         db.conn
@@ -321,14 +309,7 @@ fn raw_rows_of_before_are_read_beside_the_days_and_go_an_hour_at_a_time() {
     };
     assert_eq!(legacy(&db), 120);
     // In key order across both, and the newest from the day's table.
-    let seqs: Vec<i64> = db
-        .conn
-        .prepare("SELECT seq, key FROM raw_rows WHERE key >= 0 ORDER BY key")
-        .unwrap()
-        .query_map([], |r| r.get(0))
-        .unwrap()
-        .map(|r| r.unwrap())
-        .collect();
+    let seqs: Vec<i64> = db.all_raw_for_test().iter().map(|r| r.seq as i64).collect();
     assert_eq!(seqs, (0..180).collect::<Vec<i64>>());
     assert_eq!(
         db.newest_raw(db.hosts["tower"].id).unwrap(),
@@ -339,5 +320,41 @@ fn raw_rows_of_before_are_read_beside_the_days_and_go_an_hour_at_a_time() {
     assert_eq!((legacy(&db), raw_rows(&db)), (60, 120));
     db.maintain(T0 + 72 * HOUR_MS).unwrap();
     assert_eq!((legacy(&db), raw_rows(&db)), (0, 0));
-    assert_eq!(db.days_of(Kind::Raw), Vec::<i64>::new());
+    assert_eq!(db.raw_days_for_test(), Vec::<i64>::new());
+}
+
+/// A Pi cut after the day files were synced and before SQLite committed: at the next start
+/// the files hold what the last commit stored and no more (the rows of the cut transaction
+/// are gone from both, so the host's newest sample is the committed one and the next live
+/// sample shows the gap), and the next transaction's rows follow on the same file.
+#[test]
+fn a_cut_between_the_files_sync_and_the_commit_leaves_what_the_commit_stored() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("h.sqlite");
+    let mut db = Tsdb::open(&path, retention(), 500, T0).unwrap();
+    minutes(&mut db, 0..10);
+    let file = day_file(&path, T0 / DAY_MS);
+    let committed = std::fs::metadata(&file).unwrap().len();
+    for seq in 10..15u64 {
+        let ts_ms = T0 + seq as i64 * MINUTE_MS;
+        db.ingest(&snap(seq, ts_ms), true, ts_ms).unwrap();
+    }
+    db.raw_log.borrow_mut().sync().unwrap();
+    assert!(std::fs::metadata(&file).unwrap().len() > committed);
+    // The cut: the open transaction is never committed (closing the connection rolls it
+    // back, as SQLite does at the next open after a power cut).
+    drop(db);
+    let now = T0 + 15 * MINUTE_MS;
+    let mut db = Tsdb::open(&path, retention(), 500, now).unwrap();
+    assert_eq!(std::fs::metadata(&file).unwrap().len(), committed);
+    assert_eq!(raw_rows(&db), 10);
+    let host = db.hosts["tower"].id;
+    assert_eq!(db.newest_raw(host).unwrap(), Some((T0 + 9 * MINUTE_MS, 9)));
+    // A backfill brings the lost samples back; they are stored once, after the file's end.
+    minutes(&mut db, 10..15);
+    assert_eq!(raw_rows(&db), 15);
+    drop(db);
+    let db = Tsdb::open(&path, retention(), 500, now).unwrap();
+    let seqs: Vec<u64> = db.all_raw_for_test().iter().map(|r| r.seq).collect();
+    assert_eq!(seqs, (0..15).collect::<Vec<u64>>());
 }

@@ -1,10 +1,8 @@
 //! The one read of the raw tier (issue 22): every reader walks a key range of it, of one host
 //! or all, in key order either way, and filters the rows in Rust.
 //!
-//! The rows come from the view `raw_rows` (`parts.rs`), merged in key order with those of
-//! the tier's next home, the day files of `raw_log/`, when one is attached (today only in
-//! tests: the writes still go to the tables). Moving the writes changes this file and
-//! `raw_key.rs`, not the readers. A key range is what both stores answer from their order
+//! The rows come from the tier's day files (`raw_log/`), merged in key order with those a
+//! database from before holds in its tables, read through the view `raw_rows` (`parts.rs`). A key range is what both stores answer from their order
 //! (a key is the sample's time × 256 plus a slot, `raw_key.rs`): a reader bounds its walk by
 //! keys and keeps its other conditions (time, seq, lists present) as filters.
 
@@ -153,10 +151,9 @@ impl Tsdb {
         };
         // The day files' rows, merged with the tables' in key order (a key is in one or the
         // other: a new row's slot is chosen by a walk over both, `raw_key.rs`).
-        let mut files = self
-            .raw_log
-            .iter()
-            .flat_map(|log| log.walk(walk.from, walk.to, walk.host, walk.desc))
+        let log = self.raw_log.borrow();
+        let mut files = log
+            .walk(walk.from, walk.to, walk.host, walk.desc)
             .map(|r| row_of(r, &walk))
             .peekable();
         let before = |a: &RawRow, b: &RawRow| {
@@ -293,33 +290,25 @@ mod tests {
         assert_eq!(batches, vec![vec![1, 7], vec![2, 8], vec![3]]);
     }
 
-    /// Rows in the day files are walked with the tables' in key order, either way, and a new
-    /// row's slot and duplicate check see them.
+    /// The rows of a database from before, in its tables, are walked with the day files' in
+    /// key order, either way, and a new row's slot and duplicate check see them.
     #[test]
-    fn the_day_files_rows_merge_with_the_tables_in_key_order() {
-        let mut db = db();
-        let dir = tempfile::tempdir().unwrap();
-        let (mut log, _) =
-            crate::tsdb::raw_log::RawLog::open(dir.path(), &Default::default()).unwrap();
-        let day = T0.div_euclid(crate::tsdb::rollup::DAY_MS);
+    fn the_tables_rows_of_before_merge_with_the_day_files_in_key_order() {
+        let db = db();
         // Host 1's seq 10 between its rows; host 2's seq 11 in T0's millisecond, after the
-        // tables' two; host 1's seq 12 after everything.
+        // files' two; host 1's seq 12 after everything.
         for (key, host, seq) in [
             (first_key(T0 + 5_000), 1, 10),
             (first_key(T0) + 2, 2, 11),
             (first_key(T0 + 60_000), 1, 12),
         ] {
-            let rec = RawRecord {
-                key,
-                host,
-                seq,
-                boot: 5,
-                data: vec![seq as u8; 2],
-                top: None,
-            };
-            assert!(log.append(day, &rec).unwrap());
+            db.conn
+                .execute(
+                    "INSERT INTO raw (key, host, ts, seq, boot, data, top) VALUES (?1, ?2, ?3, ?4, 5, ?5, NULL)",
+                    params![key, host, key.div_euclid(SLOTS), seq, vec![seq as u8; 2]],
+                )
+                .unwrap();
         }
-        db.raw_log = Some(log);
         let all = db.raw_rows(Walk::keys(i64::MIN, i64::MAX)).unwrap();
         assert_eq!(seqs(&all), vec![1, 7, 11, 10, 2, 8, 3, 12]);
         assert_eq!((all[3].ts, all[3].boot), (T0 + 5_000, 5));

@@ -38,7 +38,10 @@ impl Tsdb {
                 .map(|v| v.max(0) as u64)
         };
         let pages = pragma("page_count")?.saturating_sub(pragma("freelist_count")?);
-        Ok(pages.saturating_mul(pragma("page_size")?))
+        let files = self.raw_log.borrow().bytes();
+        Ok(pages
+            .saturating_mul(pragma("page_size")?)
+            .saturating_add(files))
     }
 
     /// Deletes the oldest rows until the pages in use fit in `max_bytes` (raw rows first),
@@ -233,6 +236,7 @@ impl Tsdb {
         self.parts
             .borrow_mut()
             .drop_before(&self.conn, Kind::Raw, cut.saturating_add(1))?;
+        gone += self.drop_raw_through(cut)?;
         Ok(gone as u64)
     }
 }
@@ -377,7 +381,9 @@ mod tests {
         if table == "minute" {
             return db.rows_of(Kind::Minute, "") as u64;
         }
-        let table = if table == "raw" { "raw_rows" } else { table };
+        if table == "raw" {
+            return db.all_raw_for_test().len() as u64;
+        }
         db.conn
             .query_row(&format!("SELECT COUNT(*) FROM {table}"), [], |r| {
                 r.get::<_, i64>(0)
@@ -386,12 +392,9 @@ mod tests {
     }
 
     fn raw_times(db: &Tsdb) -> Vec<i64> {
-        let mut stmt = db
-            .conn
-            .prepare("SELECT ts FROM raw_rows ORDER BY ts")
-            .unwrap();
-        let rows = stmt.query_map([], |r| r.get::<_, i64>(0)).unwrap();
-        rows.map(Result::unwrap).collect()
+        let mut times: Vec<i64> = db.all_raw_for_test().iter().map(|r| r.ts).collect();
+        times.sort_unstable();
+        times
     }
 
     #[test]

@@ -39,7 +39,8 @@ impl Tsdb {
                     )
                     .unwrap()
             })
-            .sum()
+            .sum::<usize>()
+            + self.drop_raw_of(host, Some(cut)).unwrap()
     }
 
     /// The page numbers of the frames in the WAL of the database at `path` (2 KiB pages),
@@ -56,5 +57,29 @@ impl Tsdb {
             .execute_batch("PRAGMA wal_checkpoint(TRUNCATE)")
             .unwrap();
         out
+    }
+
+    /// Every raw row, oldest first, with its blobs.
+    pub(super) fn all_raw_for_test(&self) -> Vec<super::raw_scan::RawRow> {
+        let all = super::raw_scan::Walk::keys(i64::MIN, i64::MAX);
+        self.raw_rows(all.with_data().with_top()).unwrap()
+    }
+
+    /// The days the raw tier's files hold.
+    pub(super) fn raw_days_for_test(&self) -> Vec<i64> {
+        self.raw_log.borrow().days().collect()
+    }
+
+    /// Deletes the raw rows `which` picks as it is, without a rekey (a damaged database).
+    pub(super) fn delete_raw_for_test(&self, which: impl Fn(&super::raw_scan::RawRow) -> bool) {
+        for r in self.all_raw_for_test().iter().filter(|r| which(r)) {
+            let h = super::raw_log::Hide {
+                from: r.key,
+                to: r.key,
+                host: Some(r.host),
+            };
+            let day = super::parts::day_of(r.ts);
+            self.raw_log.borrow_mut().hide(day, &h).unwrap();
+        }
     }
 }

@@ -120,12 +120,8 @@ fn assert_exact(db: &Tsdb, seqs: impl Iterator<Item = u64>) {
 }
 
 fn tops(db: &Tsdb) -> Vec<Vec<u8>> {
-    let mut stmt = db
-        .conn
-        .prepare("SELECT top FROM raw_rows ORDER BY ts")
-        .unwrap();
-    let rows = stmt.query_map([], |r| r.get(0)).unwrap();
-    rows.map(|r| r.unwrap()).collect()
+    let rows = db.all_raw_for_test().into_iter();
+    rows.map(|r| r.top.expect("lists")).collect()
 }
 
 #[test]
@@ -164,10 +160,7 @@ fn a_broken_chain_reads_as_no_lists_never_as_wrong_ones() {
     let dir = tempfile::tempdir().unwrap();
     let db = two_hours(dir.path());
     // A damaged database: a row in the middle of a chain is gone without a rekey.
-    let day = T0.div_euclid(super::rollup::DAY_MS);
-    db.conn
-        .execute(&format!("DELETE FROM raw_d{day} WHERE seq = 10"), [])
-        .unwrap();
+    db.delete_raw_for_test(|r| r.seq == 10);
     let now = T0 + 2 * HOUR_MS;
     let at = |seq: u64| {
         db.top_at("tower", snap(seq).ts_ms, 0, 0, now)

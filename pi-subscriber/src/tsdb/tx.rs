@@ -9,6 +9,7 @@ use std::collections::HashMap;
 
 use super::db::Tsdb;
 use super::holes::Hole;
+use super::open::raw_log_key;
 use super::rollup::Tier;
 use super::TsdbError;
 
@@ -128,8 +129,12 @@ impl Tsdb {
         if !self.in_tx {
             return Ok(());
         }
-        match self.conn.execute_batch("COMMIT") {
+        match self
+            .store_raw_lengths()
+            .and_then(|()| self.conn.execute_batch("COMMIT"))
+        {
             Ok(()) => {
+                self.raw_log.get_mut().committed();
                 self.in_tx = false;
                 self.tx.flushed_before = None;
                 self.tx.samples.clear();
@@ -149,6 +154,25 @@ impl Tsdb {
     /// Rolls the open transaction back (SQLite may have done it already) and undoes it in
     /// memory; its samples become holes, saved by the next transaction that commits.
     /// Whether the open transaction holds a host never committed before: commit it now.
+    /// The raw tier's day files made durable, and their lengths stored in the transaction
+    /// about to commit: what the files hold past them at the next open was never committed.
+    fn store_raw_lengths(&mut self) -> rusqlite::Result<()> {
+        let log = self.raw_log.get_mut();
+        log.sync()?;
+        let (changed, forgotten) = log.changes();
+        for day in forgotten {
+            self.conn
+                .execute("DELETE FROM meta WHERE key = ?1", [raw_log_key(day)])?;
+        }
+        for (day, len) in changed {
+            self.conn.execute(
+                "INSERT OR REPLACE INTO meta (key, value) VALUES (?1, ?2)",
+                rusqlite::params![raw_log_key(day), len as i64],
+            )?;
+        }
+        Ok(())
+    }
+
     pub fn holds_a_new_host(&self) -> bool {
         self.in_tx && self.tx.new_host
     }
@@ -158,6 +182,9 @@ impl Tsdb {
             if let Err(error) = self.conn.execute_batch("ROLLBACK") {
                 tracing::warn!(%error, db = %self.path.display(), "history rollback failed");
             }
+        }
+        if let Err(error) = self.raw_log.get_mut().rollback() {
+            tracing::warn!(%error, "raw log rollback failed");
         }
         self.in_tx = false;
         self.tx.new_host = false;

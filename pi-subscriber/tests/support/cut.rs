@@ -8,12 +8,16 @@ use std::time::Duration;
 
 use super::history_db;
 
-/// Copies every file of `from` into `to`.
+/// Copies every file of `from` into `to`, and its directories (the raw tier's day files).
 pub fn copy_dir(from: &Path, to: &Path) {
     for e in std::fs::read_dir(from).unwrap() {
         let p = e.unwrap().path();
+        let dest = to.join(p.file_name().unwrap());
         if p.is_file() {
-            std::fs::copy(&p, to.join(p.file_name().unwrap())).unwrap();
+            std::fs::copy(&p, dest).unwrap();
+        } else if p.is_dir() {
+            std::fs::create_dir_all(&dest).unwrap();
+            copy_dir(&p, &dest);
         }
     }
 }

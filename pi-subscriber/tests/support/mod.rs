@@ -118,7 +118,37 @@ pub fn seqs_on_disk(data: &Path) -> std::collections::BTreeSet<u64> {
         .prepare("SELECT seq FROM raw_rows ORDER BY seq")
         .unwrap();
     let rows = stmt.query_map([], |r| r.get::<_, i64>(0)).unwrap();
-    rows.map(|r| r.unwrap() as u64).collect()
+    let mut seqs: std::collections::BTreeSet<u64> = rows.map(|r| r.unwrap() as u64).collect();
+    seqs.extend(raw_records_on_disk(data).iter().map(|r| r.seq));
+    seqs
+}
+
+/// The raw rows the history's day files in `data` hold at the lengths its last commit stored,
+/// read from a copy (opening them cuts what no commit stored, which a running Pi's files may
+/// still hold).
+pub fn raw_records_on_disk(data: &Path) -> Vec<pi_subscriber::tsdb::raw_log::RawRecord> {
+    let db = history_db(data);
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    let mut stmt = conn
+        .prepare("SELECT key, value FROM meta WHERE key GLOB 'raw_log:*'")
+        .unwrap();
+    let lens: std::collections::BTreeMap<i64, u64> = stmt
+        .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))
+        .unwrap()
+        .map(|r| r.unwrap())
+        .map(|(k, v)| (k["raw_log:".len()..].parse().unwrap(), v as u64))
+        .collect();
+    let mut files = db.as_os_str().to_owned();
+    files.push(".raw");
+    let copy = tempfile::tempdir().unwrap();
+    if let Ok(entries) = std::fs::read_dir(&files) {
+        for e in entries {
+            let e = e.unwrap();
+            std::fs::copy(e.path(), copy.path().join(e.file_name())).unwrap();
+        }
+    }
+    let (log, _) = pi_subscriber::tsdb::raw_log::RawLog::open(copy.path(), &lens).unwrap();
+    log.walk(i64::MIN, i64::MAX, None, false).collect()
 }
 
 /// An `AppState` over an empty store, for oneshot tests.

@@ -26,6 +26,10 @@ impl Index {
         self.0.binary_search_by_key(&key, |e| e.key)
     }
 
+    pub(super) fn len(&self) -> usize {
+        self.0.len()
+    }
+
     pub(super) fn contains(&self, key: i64) -> bool {
         self.find(key).is_ok()
     }
@@ -48,8 +52,8 @@ impl Index {
         }
     }
 
-    /// Drops the entries `h` covers.
-    pub(super) fn hide(&mut self, h: &Hide) {
+    /// Drops the entries `h` covers: how many.
+    pub(super) fn hide(&mut self, h: &Hide) -> usize {
         let lo = self.0.partition_point(|e| e.key < h.from);
         let hi = self.0.partition_point(|e| e.key <= h.to).max(lo);
         let kept: Vec<Entry> = self
@@ -57,7 +61,9 @@ impl Index {
             .drain(lo..hi)
             .filter(|e| !h.covers(e.key, i64::from(e.host)))
             .collect();
+        let gone = hi - lo - kept.len();
         self.0.splice(lo..lo, kept);
+        gone
     }
 
     pub(super) fn range(&self, from: i64, to: i64) -> &[Entry] {
@@ -124,7 +130,9 @@ fn scan_with(
                     }
                     None => return Ok((index, base + at as u64)),
                 },
-                Some(Record::Hide(h)) => index.hide(&h),
+                Some(Record::Hide(h)) => {
+                    index.hide(&h);
+                }
                 None => return Ok((index, base + at as u64)),
             }
             at += len;

@@ -1,13 +1,12 @@
 //! The raw tier's files (issue 22, target 3): one append-only file a UTC day, `<day>.raw`,
 //! every host's samples of that day as framed records, each byte written once.
 //!
-//! Not yet the tier's store: `raw_rows` still reads SQLite. This is its next home, measured
-//! apart (`cargo bench -p pi-subscriber --bench raw_log`, docs/benchmarks.md): one host's
-//! 1.2 MB of raw rows a day cost 1.4 MB to write here (`write_bytes` 2.6: a page partly
-//! written at one sync is written again at the next), against ~6.6 MB in SQLite, which writes
-//! every row twice (WAL, checkpoint) and at every 5-minute commit the B-tree's right edge,
-//! its parent and the freelist again. One file a day for every host, not one a host: ten
-//! hosts' syncs share their last page (`write_bytes` 1.5 MB a host).
+//! In SQLite, one host's 1.2 MB of raw rows a day cost ~6.6 MB of writes: every row twice
+//! (WAL, checkpoint) and at every 5-minute commit the B-tree's right edge, its parent and the
+//! freelist again. Here they cost 1.4 MB (`write_bytes` 2.6: a page partly written at one sync
+//! is written again at the next; `cargo bench -p pi-subscriber --bench raw_log`). One file a
+//! day for every host, not one a host: ten hosts' syncs share their last page (`write_bytes`
+//! 1.5 MB a host).
 //!
 //! **Commit protocol.** The log is durable *before* the SQLite transaction that depends on
 //! it, and SQLite holds the commit record:
@@ -56,6 +55,13 @@ pub struct RawLogError {
     pub source: io::Error,
 }
 
+/// The store's functions answer `rusqlite::Result`: a day file's error travels in it, named.
+impl From<RawLogError> for rusqlite::Error {
+    fn from(e: RawLogError) -> rusqlite::Error {
+        rusqlite::Error::ToSqlConversionFailure(Box::new(e))
+    }
+}
+
 /// What [`RawLog::open`] cut or found missing.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Recovery {
@@ -73,6 +79,8 @@ pub struct RawLog {
     /// `None`: a log kept in memory.
     dir: Option<PathBuf>,
     days: BTreeMap<i64, Day>,
+    /// Days forgotten in the open transaction: unlinked once it commits, back if it fails.
+    doomed: Vec<(i64, Day)>,
     /// Bytes handed to `write` since open (each record's once).
     pub bytes_written: u64,
 }
@@ -124,6 +132,7 @@ impl RawLog {
         let log = RawLog {
             dir: Some(dir.to_path_buf()),
             days,
+            doomed: Vec::new(),
             bytes_written: 0,
         };
         Ok((log, rec))
@@ -135,6 +144,7 @@ impl RawLog {
         RawLog {
             dir: None,
             days: BTreeMap::new(),
+            doomed: Vec::new(),
             bytes_written: 0,
         }
     }
@@ -156,20 +166,82 @@ impl RawLog {
         self.push(day, rec)
     }
 
-    /// Hides the samples of `day` that `h` covers (deleted rows). A day not held has none.
-    pub fn hide(&mut self, day: i64, h: &Hide) -> Result<(), RawLogError> {
+    /// Hides the samples of `day` that `h` covers (deleted rows): how many. A day not held
+    /// has none; a hide that covers none is not written.
+    pub fn hide(&mut self, day: i64, h: &Hide) -> Result<usize, RawLogError> {
         let Some(d) = self.days.get_mut(&day) else {
-            return Ok(());
+            return Ok(0);
         };
+        let gone = d.index.hide(h);
+        if gone == 0 {
+            return Ok(0);
+        }
         encode_hide(h, &mut d.pending);
-        d.index.hide(h);
         if d.pending.len() >= SPILL {
             d.spill(&mut self.bytes_written).map_err(err(&d.path))?;
         }
-        Ok(())
+        Ok(gone)
+    }
+
+    /// Forgets `day` whole in the open transaction: its records, how many. Its file goes
+    /// once the transaction commits ([`RawLog::committed`]); a rollback brings it back.
+    pub fn forget_day(&mut self, day: i64) -> usize {
+        match self.days.remove(&day) {
+            Some(d) => {
+                let n = d.index.len();
+                self.doomed.push((day, d));
+                n
+            }
+            None => 0,
+        }
+    }
+
+    /// The days whose length the open transaction changed, with that length, and the days it
+    /// forgot: what the caller's transaction must store (after [`RawLog::sync`]).
+    pub fn changes(&self) -> (Vec<(i64, u64)>, Vec<i64>) {
+        let changed = self
+            .days
+            .iter()
+            .filter(|(_, d)| d.len() != d.committed)
+            .map(|(&day, d)| (day, d.len()))
+            .collect();
+        let forgotten = self.doomed.iter().map(|(day, _)| *day).collect();
+        (changed, forgotten)
+    }
+
+    /// Whether `day` holds a record of `key`.
+    pub fn holds(&self, day: i64, key: i64) -> bool {
+        self.days.get(&day).is_some_and(|d| d.index.contains(key))
+    }
+
+    /// The records `day` holds.
+    pub fn records(&self, day: i64) -> usize {
+        self.days.get(&day).map_or(0, |d| d.index.len())
+    }
+
+    /// The bytes of the records held, over every day: what the tier takes on disk but for
+    /// hidden records, whose bytes stay until their day goes (at most a day later).
+    pub fn bytes(&self) -> u64 {
+        let live = |d: &Day| d.index.0.iter().map(|e| u64::from(e.len)).sum::<u64>();
+        self.days
+            .values()
+            .map(|d| HEADER.len() as u64 + live(d))
+            .sum()
     }
 
     fn push(&mut self, day: i64, rec: &RawRecord) -> Result<(), RawLogError> {
+        // A day forgotten in this transaction takes records again: the same file, emptied by
+        // a hide (making it anew would empty the file a rollback must bring back).
+        if let Some(at) = self.doomed.iter().position(|(d, _)| *d == day) {
+            let (_, d) = self.doomed.swap_remove(at);
+            self.days.insert(day, d);
+            let all = Hide {
+                from: i64::MIN,
+                to: i64::MAX,
+                host: None,
+            };
+            self.hide(day, &all)?;
+        }
         let d = day_mut(&mut self.days, self.dir.as_deref(), day)?;
         let at = d.written + d.pending.len() as u64;
         let mark = d.pending.len();
@@ -223,12 +295,23 @@ impl RawLog {
         for d in self.days.values_mut() {
             d.committed = d.len();
         }
+        for (day, d) in self.doomed.drain(..) {
+            if d.file.is_some() {
+                if let Err(error) = std::fs::remove_file(&d.path) {
+                    // Not in the committed lengths any more: the next open removes it.
+                    tracing::warn!(%error, day, file = %d.path.display(), "raw log: a dropped day's file stays");
+                }
+            }
+        }
     }
 
     /// The caller's transaction failed: every record since the last commit is gone (and
     /// what its hides and replacements changed comes back: the day is indexed again from
     /// its file).
     pub fn rollback(&mut self) -> Result<(), RawLogError> {
+        for (day, d) in self.doomed.drain(..) {
+            self.days.insert(day, d);
+        }
         let mut gone = Vec::new();
         for (&day, d) in self.days.iter_mut() {
             if d.len() == d.committed {
