@@ -6,7 +6,7 @@
 //!    and maintenance with each, counted by the kernel (`wchar` in /proc/self/io: every byte
 //!    SQLite hands to `write`; `BENCH_PROCESSES=1` with the top-process lists,
 //!    `TSDB_BENCH_ONLY=written` for this figure alone (`=ingest` for the first, `=query` for
-//!    the third), `BENCH_HOSTS=1` or `10` for one of its
+//!    the third, `=rss` for the third and fourth), `BENCH_HOSTS=1` or `10` for one of its
 //!    two lines, `BENCH_KEEP_DIR` keeps the database);
 //! 3. a host at full default retention (2 years): bytes on disk, and query times: 24 h raw,
 //!    14 d at 1 min (< 50 ms), 1 y at 1 h (< 100 ms), 2 y at 1 d;
@@ -228,7 +228,7 @@ fn full_retention() -> tempfile::TempDir {
     };
     let minute: i64 = minute_tables(&conn).iter().map(|t| table(t)).sum();
     println!(
-        "rows: raw {}, minute {}, hour {}, series {}",
+        "rows: raw in the tables of before {}, minute {}, hour {}, series {}",
         table("raw_rows"),
         minute,
         table("hour"),
@@ -384,6 +384,10 @@ fn main() {
         Ok("query") => {
             full_retention();
             return;
+        }
+        Ok("rss") => {
+            let dir = full_retention();
+            return rss_of_ten_hosts(dir.path());
         }
         _ => {}
     }

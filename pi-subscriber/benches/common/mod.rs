@@ -131,7 +131,16 @@ fn top_lists(seq: u64) -> broker::Processes {
 pub fn dir_bytes(dir: &Path) -> u64 {
     std::fs::read_dir(dir)
         .unwrap()
-        .map(|e| e.unwrap().metadata().unwrap().len())
+        .map(|e| {
+            let e = e.unwrap();
+            let meta = e.metadata().unwrap();
+            // The raw tier's day files are in a directory beside the database.
+            if meta.is_dir() {
+                dir_bytes(&e.path())
+            } else {
+                meta.len()
+            }
+        })
         .sum()
 }
 

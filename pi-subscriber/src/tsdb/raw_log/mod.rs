@@ -26,7 +26,7 @@
 //! ([`RawLog::replace`]), deleted rows a hide record ([`RawLog::hide`]: a key range, of one
 //! host or all), so a day's file is only ever written at its end, and dropped whole
 //! ([`RawLog::drop_day`]). A record is framed with its length and CRC (`record.rs`); the
-//! index in memory is a sorted `Vec` of 24-byte entries a record (`index.rs`).
+//! index in memory is a sorted `Vec` of 16-byte entries a record (`index.rs`).
 
 use std::collections::BTreeMap;
 use std::fs::File;
@@ -403,13 +403,13 @@ impl RawLog {
         })
     }
 
-    /// The `(key, host, seq)` of `day`'s records in `from..=to`, without reading them.
-    pub fn keys(&self, day: i64, from: i64, to: i64) -> impl Iterator<Item = (i64, i64, u64)> + '_ {
+    /// The `(key, host)` of `day`'s records in `from..=to`, without reading them.
+    pub fn keys(&self, day: i64, from: i64, to: i64) -> impl Iterator<Item = (i64, i64)> + '_ {
         self.days.get(&day).into_iter().flat_map(move |d| {
             d.index
                 .range(from, to)
                 .iter()
-                .map(|e| (e.key, i64::from(e.host), e.seq))
+                .map(|e| (e.key, i64::from(e.host)))
         })
     }
 }
