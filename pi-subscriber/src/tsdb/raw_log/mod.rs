@@ -214,11 +214,6 @@ impl RawLog {
         self.days.get(&day).is_some_and(|d| d.index.contains(key))
     }
 
-    /// The records `day` holds.
-    pub fn records(&self, day: i64) -> usize {
-        self.days.get(&day).map_or(0, |d| d.index.len())
-    }
-
     /// The bytes of the records held, over every day: what the tier takes on disk but for
     /// hidden records, whose bytes stay until their day goes (at most a day later).
     pub fn bytes(&self) -> u64 {
