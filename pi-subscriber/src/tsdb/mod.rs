@@ -76,6 +76,8 @@ mod full_tests;
 #[cfg(test)]
 mod prune_tests;
 #[cfg(test)]
+mod raw_commit_tests;
+#[cfg(test)]
 mod raw_parts_tests;
 #[cfg(test)]
 mod restart_tests;

@@ -9,9 +9,9 @@ use super::rollup::{DAY_MS, HOUR_MS, MINUTE_MS};
 use super::tests::retention;
 use super::*;
 
-const T0: i64 = 1_700_006_400_000; // a day's start (2023-11-15 00:00 UTC)
+pub(super) const T0: i64 = 1_700_006_400_000; // a day's start (2023-11-15 00:00 UTC)
 
-fn snap(seq: u64, ts_ms: i64) -> Snapshot {
+pub(super) fn snap(seq: u64, ts_ms: i64) -> Snapshot {
     Snapshot {
         host: "tower".into(),
         seq,
@@ -44,7 +44,7 @@ fn a_day(db: &mut Tsdb) {
 }
 
 /// Sample `seq` at minute `seq` from T0, committed every 20 minutes.
-fn minutes(db: &mut Tsdb, seqs: std::ops::Range<u64>) {
+pub(super) fn minutes(db: &mut Tsdb, seqs: std::ops::Range<u64>) {
     for seq in seqs {
         let ts_ms = T0 + seq as i64 * MINUTE_MS;
         db.ingest(&snap(seq, ts_ms), true, ts_ms).unwrap();
@@ -55,12 +55,12 @@ fn minutes(db: &mut Tsdb, seqs: std::ops::Range<u64>) {
     db.commit().unwrap();
 }
 
-fn raw_rows(db: &Tsdb) -> i64 {
+pub(super) fn raw_rows(db: &Tsdb) -> i64 {
     db.all_raw_for_test().len() as i64
 }
 
 /// The file of a raw day beside the database at `path`.
-fn day_file(path: &std::path::Path, day: i64) -> std::path::PathBuf {
+pub(super) fn day_file(path: &std::path::Path, day: i64) -> std::path::PathBuf {
     let mut dir = path.as_os_str().to_owned();
     dir.push(".raw");
     std::path::PathBuf::from(dir).join(format!("{day}.raw"))

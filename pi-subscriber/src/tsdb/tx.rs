@@ -33,6 +33,9 @@ pub struct TxLog {
     /// A host was first stored in it: the writer commits at once, not at `commit_interval`
     /// (a Pi cut before would come back not knowing the host, and say nothing of it).
     new_host: bool,
+    /// SQLite's count of rows changed on the connection when the transaction began: the
+    /// same at the commit, the transaction changed nothing there but the raw tier's files.
+    changes_at_begin: u64,
 }
 
 impl TxLog {
@@ -92,6 +95,7 @@ impl Tsdb {
         if !self.in_tx {
             self.conn.execute_batch("BEGIN")?;
             self.in_tx = true;
+            self.tx.changes_at_begin = self.conn.total_changes();
             self.tx.flushed_before = Some(self.flushed.clone());
             let now = self.tx.now_ms;
             let unsaved = self.tx.unsaved.clone();
@@ -156,8 +160,18 @@ impl Tsdb {
     /// Whether the open transaction holds a host never committed before: commit it now.
     /// The raw tier's day files made durable, and their lengths stored in the transaction
     /// about to commit: what the files hold past them at the next open was never committed.
+    /// A transaction that changed no row in SQLite (samples alone, most commits) stores no
+    /// length: its days end with a seal instead, and SQLite writes nothing at all
+    /// (`raw_log/mod.rs`). Rows changed there (a host, a series, a hole, a bucket row) need
+    /// the lengths beside them: a cut before the commit must take the records with them.
     fn store_raw_lengths(&mut self) -> rusqlite::Result<()> {
+        let sql = self.conn.total_changes() != self.tx.changes_at_begin;
         let log = self.raw_log.get_mut();
+        if !sql && log.can_seal() {
+            log.seal();
+            log.sync()?;
+            return Ok(());
+        }
         log.sync()?;
         let (changed, forgotten) = log.changes();
         for day in forgotten {

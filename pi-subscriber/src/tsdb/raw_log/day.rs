@@ -69,8 +69,9 @@ pub(super) fn day_mut<'a>(
 }
 
 impl Day {
-    /// Opens `<day>.raw` and indexes its first `committed` bytes; cuts what lies past them
-    /// and past the first record that fails.
+    /// Opens `<day>.raw` and indexes what was committed: its first `committed` bytes (the
+    /// length SQLite stored) and on to the last seal past them (commits that stored nothing
+    /// in SQLite); cuts what lies past that and past the first record that fails.
     pub(super) fn open(
         path: PathBuf,
         committed: u64,
@@ -79,12 +80,19 @@ impl Day {
     ) -> io::Result<Day> {
         let file = OpenOptions::new().read(true).write(true).open(&path)?;
         let len = file.metadata()?.len();
-        let (index, good) = scan(&file, len.min(committed))?;
-        if good < committed {
-            rec.lost_bytes += committed - good;
+        let mut found = scan(&file, len)?;
+        let end = committed.max(found.sealed);
+        if found.good < committed {
+            rec.lost_bytes += committed - found.good;
             rec.damaged_days.push(day);
         }
-        rec.uncommitted_bytes += len.saturating_sub(committed);
+        rec.uncommitted_bytes += len.saturating_sub(end);
+        let good = found.good.min(end);
+        if good < found.good {
+            // Records past the last commit were indexed (and their hides applied): again,
+            // up to it alone.
+            found = scan(&file, good)?;
+        }
         if len != good {
             file.set_len(good)?;
             file.sync_data()?;
@@ -101,7 +109,7 @@ impl Day {
                 Vec::new()
             },
             new: false,
-            index,
+            index: found.index,
         })
     }
 
@@ -133,7 +141,7 @@ impl Day {
         }
         match frame(&buf).and_then(decode)? {
             Record::Sample(r) => Some(r),
-            Record::Hide(_) => None,
+            Record::Hide(_) | Record::Seal => None,
         }
     }
 }

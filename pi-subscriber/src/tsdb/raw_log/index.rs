@@ -84,17 +84,25 @@ pub(super) fn entry(r: &RawRecord, offset: u64, len: usize) -> Option<Entry> {
     })
 }
 
-/// Indexes the records in the first `limit` bytes of `file`, read a chunk at a time: the
-/// index and the end of the last good record (0 without a header).
-pub(super) fn scan(file: &File, limit: u64) -> io::Result<(Index, u64)> {
-    let (mut index, good) = scan_with(|buf, at| file.read_exact_at(buf, at), limit)?;
+/// What a scan found: the index, the end of the last good record (0 without a header), and
+/// the end of the last seal among them (0: none).
+#[derive(Debug, Default)]
+pub(super) struct Scanned {
+    pub(super) index: Index,
+    pub(super) good: u64,
+    pub(super) sealed: u64,
+}
+
+/// Indexes the records in the first `limit` bytes of `file`, read a chunk at a time.
+pub(super) fn scan(file: &File, limit: u64) -> io::Result<Scanned> {
+    let mut found = scan_with(|buf, at| file.read_exact_at(buf, at), limit)?;
     // A closed day's index grows no more: no doubling's slack held for it.
-    index.0.shrink_to_fit();
-    Ok((index, good))
+    found.index.0.shrink_to_fit();
+    Ok(found)
 }
 
 /// [`scan`] over bytes held in memory.
-pub(super) fn scan_bytes(bytes: &[u8]) -> (Index, u64) {
+pub(super) fn scan_bytes(bytes: &[u8]) -> Scanned {
     let read = |buf: &mut [u8], at: u64| -> io::Result<()> {
         let from = usize::try_from(at).map_err(io::Error::other)?;
         let src = from
@@ -110,12 +118,14 @@ pub(super) fn scan_bytes(bytes: &[u8]) -> (Index, u64) {
 fn scan_with(
     read_at: impl Fn(&mut [u8], u64) -> io::Result<()>,
     limit: u64,
-) -> io::Result<(Index, u64)> {
+) -> io::Result<Scanned> {
     let mut index = Index::default();
+    let mut sealed = 0;
     let mut head = [0u8; HEADER.len()];
     if limit < HEADER.len() as u64 || read_at(&mut head, 0).is_err() || &head != HEADER {
-        return Ok((index, 0));
+        return Ok(Scanned::default());
     }
+
     let mut chunk = vec![0u8; 2 * MAX_BODY];
     let mut base = HEADER.len() as u64;
     loop {
@@ -130,19 +140,36 @@ fn scan_with(
                     Some(e) => {
                         index.put(e);
                     }
-                    None => return Ok((index, base + at as u64)),
+                    None => {
+                        return Ok(Scanned {
+                            index,
+                            good: base + at as u64,
+                            sealed,
+                        })
+                    }
                 },
                 Some(Record::Hide(h)) => {
                     index.hide(&h);
                 }
-                None => return Ok((index, base + at as u64)),
+                Some(Record::Seal) => sealed = base + (at + len) as u64,
+                None => {
+                    return Ok(Scanned {
+                        index,
+                        good: base + at as u64,
+                        sealed,
+                    })
+                }
             }
             at += len;
         }
         // A record cut by the chunk's end is read again from its start; one cut by `limit`
         // (or that fails) ends the scan.
         if at == 0 || base + (want as u64) >= limit {
-            return Ok((index, base + at as u64));
+            return Ok(Scanned {
+                index,
+                good: base + at as u64,
+                sealed,
+            });
         }
         base += at as u64;
     }

@@ -4,7 +4,10 @@
 //!   byte saying whether top lists follow, and the top lists to the end;
 //! - a hide (1): varints from and to (zigzag) and host (0: every host, else its id + 1). It
 //!   hides the samples before it in the file with keys in `from..=to` (of that host): every
-//!   change to a day is an append (a later sample of the same key replaces the earlier one).
+//!   change to a day is an append (a later sample of the same key replaces the earlier one);
+//! - a seal (2), nothing more: the records before it were committed by a commit that stored
+//!   nothing in SQLite (`RawLog::seal`), so they count as committed past the length SQLite
+//!   holds for the day.
 //!
 //! Decoding is total.
 
@@ -47,10 +50,12 @@ impl Hide {
 pub enum Record {
     Sample(RawRecord),
     Hide(Hide),
+    Seal,
 }
 
 const SAMPLE: u8 = 0;
 const HIDE: u8 = 1;
+const SEAL: u8 = 2;
 
 fn put_frame(body: &[u8], out: &mut Vec<u8>) {
     out.extend_from_slice(&(body.len() as u32).to_le_bytes());
@@ -65,6 +70,11 @@ pub fn encode_hide(h: &Hide, out: &mut Vec<u8>) {
     put_varint(&mut body, zigzag(h.to));
     put_varint(&mut body, h.host.map_or(0, |h| (h as u64).wrapping_add(1)));
     put_frame(&body, out);
+}
+
+/// Frames a seal onto `out`.
+pub fn encode_seal(out: &mut Vec<u8>) {
+    put_frame(&[SEAL], out);
 }
 
 /// Frames `rec` onto `out`.
@@ -109,6 +119,7 @@ pub fn decode(body: &[u8]) -> Option<Record> {
             };
             (at == body.len()).then_some(Record::Hide(Hide { from, to, host }))
         }
+        SEAL => (body.len() == 1).then_some(Record::Seal),
         _ => None,
     }
 }
