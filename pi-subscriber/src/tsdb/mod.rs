@@ -46,6 +46,7 @@ mod size;
 mod top;
 mod top_chain;
 mod top_codec;
+mod top_hour;
 mod tx;
 
 pub use db::{IngestReport, Sample, Tsdb, TsdbStats};

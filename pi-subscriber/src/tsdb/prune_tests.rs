@@ -49,7 +49,7 @@ fn first_hour(db: &mut Tsdb, now: i64) -> (i64, i64) {
     db.maintain(now).unwrap();
     let end = T0 + HOUR_MS;
     (
-        db.rows_of(Kind::Top, &format!("WHERE start < {end}")),
+        db.peak_minutes_for_test(&format!("WHERE start < {end}")),
         db.rows_of(Kind::Minute, &format!("WHERE start < {end}")),
     )
 }

@@ -7,6 +7,27 @@ use super::db::{Sample, Tsdb};
 use crate::registry::Value;
 
 impl Tsdb {
+    /// The minutes the minute peaks' tables hold, of the rows `filter` selects (an hour's
+    /// row, `top_hour.rs`, counts its minutes; a minute's row of before, one).
+    pub(super) fn peak_minutes_for_test(&self, filter: &str) -> i64 {
+        let mut n = 0;
+        for table in self.parts.borrow().tables(super::parts::Kind::Top) {
+            let sql = format!("SELECT start, cpu FROM {table} {filter}");
+            let mut stmt = self.conn.prepare(&sql).unwrap();
+            let rows = stmt
+                .query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, Vec<u8>>(1)?)))
+                .unwrap();
+            for row in rows {
+                let (start, cpu) = row.unwrap();
+                n += match super::top_hour::is_hour_row(&cpu) {
+                    true => super::top_hour::decode(start, &cpu).unwrap().len() as i64,
+                    false => 1,
+                };
+            }
+        }
+        n
+    }
+
     /// The series values of a snapshot, creating its series (tests that write raw rows as an
     /// older version did).
     pub(super) fn ingest_values_for_test(&mut self, s: &Snapshot) -> Vec<(u32, Value)> {

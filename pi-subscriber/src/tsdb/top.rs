@@ -5,12 +5,15 @@
 //!   and memory used: no page of another table is written per sample, they go with the raw
 //!   tier (48 h), and a rollback or a backfill treats them as the sample.
 //! - `top_minute`: per host and minute, the CPU list of the sample with the highest CPU use
-//!   and the memory list of the one with the most memory used. Written only when their raw
+//!   and the memory list of the one with the most memory used, a row per host and hour
+//!   (`top_hour.rs`; rows of a minute from before still read). Written only when their raw
 //!   rows are about to be pruned (`keep_top_peaks`, about once a minute); inside the raw tier
 //!   the peaks are read from the raw rows. Kept as long as the minute tier.
 //!
 //! A row holds at most 2 × 32 processes (what validation lets in), ~20 bytes each whole and
 //! ~5 stored against the sample before (`top_chain.rs`).
+
+use std::collections::BTreeMap;
 
 use broker::{ProcessTop, Snapshot};
 use rusqlite::{params, Connection, OptionalExtension};
@@ -20,9 +23,10 @@ use super::db::Tsdb;
 use super::parts::Kind;
 use super::raw_key::first_key;
 use super::raw_scan::Walk;
-use super::rollup::{Tier, MINUTE_MS};
+use super::rollup::{floor, Tier, HOUR_MS, MINUTE_MS};
 use super::top_chain::{Lists, TopChain};
 use super::top_codec::{decode_list, encode_list};
+use super::top_hour;
 use super::TsdbError;
 use crate::validate::names::MAX_TOP_PROCESSES;
 
@@ -139,7 +143,43 @@ fn minute_of(t: i64) -> i64 {
     t.saturating_sub(t.rem_euclid(MINUTE_MS))
 }
 
+/// A minute's peak as gathered, decoded for an hour's row.
+fn as_peak(p: Peak) -> Option<top_hour::Peak> {
+    let (value, ts, bytes) = p?;
+    let list = decode_list(&bytes)?;
+    Some(top_hour::Peak { value, ts, list })
+}
+
 impl Tsdb {
+    /// What `table` holds of `host`'s hour starting at `start`: its hour's row, or the row of
+    /// before of the hour's first minute (a database from before), or nothing.
+    fn peaks_row(&self, table: &str, host: i64, start: i64) -> rusqlite::Result<top_hour::Hour> {
+        let row = self
+            .conn
+            .prepare_cached(&format!(
+                "SELECT cpu_peak, cpu_ts, cpu, mem_peak, mem_ts, mem FROM {table}
+                 WHERE host = ?1 AND start = ?2"
+            ))?
+            .query_row(params![host, start], |r| {
+                Ok((
+                    (r.get(0)?, r.get(1)?, r.get::<_, Vec<u8>>(2)?),
+                    (r.get(3)?, r.get(4)?, r.get::<_, Vec<u8>>(5)?),
+                ))
+            })
+            .optional()?;
+        let Some((cpu, mem)) = row else {
+            return Ok(top_hour::Hour::new());
+        };
+        if top_hour::is_hour_row(&cpu.2) {
+            return Ok(top_hour::decode(start, &cpu.2).unwrap_or_default());
+        }
+        let mut hour = top_hour::Hour::new();
+        if let (Some(c), Some(m)) = (as_peak(Some(cpu)), as_peak(Some(mem))) {
+            top_hour::merge(&mut hour, start, c, m);
+        }
+        Ok(hour)
+    }
+
     /// As the raw tier's horizon passes them, the raw rows' minutes' peaks go to the minute
     /// peaks' tables (merged with what a minute already holds: a peak only rises). The rows
     /// stay until their day's table goes (`parts.rs`): how far the peaks were kept is in
@@ -155,7 +195,7 @@ impl Tsdb {
         if kept >= horizon {
             return Ok(());
         }
-        let mut minutes: std::collections::BTreeMap<(i64, i64), (Peak, Peak)> = Default::default();
+        let mut minutes: BTreeMap<(i64, i64), (Peak, Peak)> = Default::default();
         // Host by host, each a walk of the raw tier's hour (or hours) just past the horizon
         // (its row ids are led by time): a host's chain stays in the cache.
         let hosts: Vec<i64> = self.hosts.values().map(|h| h.id).collect();
@@ -179,27 +219,41 @@ impl Tsdb {
                 Ok(true)
             })?;
         }
+        // One row per host and hour (`top_hour.rs`), merged with what it holds already.
+        let mut hours: BTreeMap<(i64, i64), top_hour::Hour> = BTreeMap::new();
         for ((host, start), (cpu, mem)) in minutes {
-            let (Some((cpu_peak, cpu_ts, cpu)), Some((mem_peak, mem_ts, mem))) = (cpu, mem) else {
+            let (Some(cpu), Some(mem)) = (as_peak(cpu), as_peak(mem)) else {
                 continue;
             };
+            let hour = hours.entry((host, floor(start, HOUR_MS))).or_default();
+            top_hour::merge(hour, start, cpu, mem);
+        }
+        for ((host, start), new) in hours {
             let table = self
                 .parts
                 .borrow_mut()
                 .table_for(&self.conn, Kind::Top, start)?;
+            let mut hour = self.peaks_row(&table, host, start)?;
+            for (minute, (cpu, mem)) in new {
+                top_hour::merge(&mut hour, minute, cpu, mem);
+            }
+            let high = |pick: fn(&(top_hour::Peak, top_hour::Peak)) -> f64| {
+                hour.values().map(pick).fold(-1.0, f64::max)
+            };
+            let (cpu_high, mem_high) = (high(|p| p.0.value), high(|p| p.1.value));
             self.conn
                 .prepare_cached(&format!(
-                    "INSERT INTO {table} (host, start, cpu_peak, cpu_ts, cpu, mem_peak, mem_ts, mem)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
-                     ON CONFLICT (host, start) DO UPDATE SET
-                       cpu = CASE WHEN excluded.cpu_peak > cpu_peak THEN excluded.cpu ELSE cpu END,
-                       cpu_ts = CASE WHEN excluded.cpu_peak > cpu_peak THEN excluded.cpu_ts ELSE cpu_ts END,
-                       cpu_peak = MAX(cpu_peak, excluded.cpu_peak),
-                       mem = CASE WHEN excluded.mem_peak > mem_peak THEN excluded.mem ELSE mem END,
-                       mem_ts = CASE WHEN excluded.mem_peak > mem_peak THEN excluded.mem_ts ELSE mem_ts END,
-                       mem_peak = MAX(mem_peak, excluded.mem_peak)"
+                    "INSERT OR REPLACE INTO {table}
+                       (host, start, cpu_peak, cpu_ts, cpu, mem_peak, mem_ts, mem)
+                     VALUES (?1, ?2, ?3, ?2, ?4, ?5, ?2, x'')"
                 ))?
-                .execute(params![host, start, cpu_peak, cpu_ts, cpu, mem_peak, mem_ts, mem])?;
+                .execute(params![
+                    host,
+                    start,
+                    cpu_high,
+                    top_hour::encode(start, &hour),
+                    mem_high
+                ])?;
         }
         self.conn.execute(
             "INSERT OR REPLACE INTO meta (key, value) VALUES (?1, ?2)",
@@ -296,18 +350,29 @@ impl Tsdb {
 
     fn top_peaks(&self, id: i64, from_ms: i64, to_ms: i64) -> rusqlite::Result<Option<TopAnswer>> {
         let (mut cpu, mut mem): (Peak, Peak) = (None, None);
-        // Minutes the raw tier let go (the table of before, then each day's, oldest first)…
-        let tables = self.parts.borrow().tables_in(Kind::Top, from_ms, to_ms);
+        // Minutes the raw tier let go (the table of before, then each day's, oldest first):
+        // an hour's row from its hour's start, a minute's row of before as it is…
+        let hour0 = floor(from_ms, HOUR_MS);
+        let tables = self.parts.borrow().tables_in(Kind::Top, hour0, to_ms);
+        let inside = |t: i64| t >= from_ms && t < to_ms;
         for table in tables {
             let mut stmt = self.conn.prepare_cached(&format!(
-                "SELECT cpu_peak, cpu_ts, cpu, mem_peak, mem_ts, mem FROM {table}
+                "SELECT cpu_peak, cpu_ts, cpu, mem_peak, mem_ts, mem, start FROM {table}
                  WHERE host = ?1 AND start >= ?2 AND start < ?3 ORDER BY start"
             ))?;
-            let mut rows = stmt.query(params![id, from_ms, to_ms])?;
+            let mut rows = stmt.query(params![id, hour0, to_ms])?;
             while let Some(r) = rows.next()? {
-                let (c, m): (Vec<u8>, Vec<u8>) = (r.get(2)?, r.get(5)?);
-                higher(&mut cpu, r.get(0)?, r.get(1)?, || c);
-                higher(&mut mem, r.get(3)?, r.get(4)?, || m);
+                let (c, m, start): (Vec<u8>, Vec<u8>, i64) = (r.get(2)?, r.get(5)?, r.get(6)?);
+                if top_hour::is_hour_row(&c) {
+                    let minutes = top_hour::decode(start, &c).unwrap_or_default();
+                    for (_, (pc, pm)) in minutes.into_iter().filter(|(t, _)| inside(*t)) {
+                        higher(&mut cpu, pc.value, pc.ts, || encode_list(&pc.list));
+                        higher(&mut mem, pm.value, pm.ts, || encode_list(&pm.list));
+                    }
+                } else if inside(start) {
+                    higher(&mut cpu, r.get(0)?, r.get(1)?, || c);
+                    higher(&mut mem, r.get(3)?, r.get(4)?, || m);
+                }
             }
         }
         // …and the samples it still holds, read in time order (ties keep the first).
