@@ -99,7 +99,7 @@ pub(super) fn lists_of(s: &Snapshot) -> Option<Lists> {
 }
 
 /// The peaks of one minute being gathered: (peak, time, list bytes) for CPU and memory.
-type Peak = Option<(f64, i64, Vec<u8>)>;
+pub(super) type Peak = Option<(f64, i64, Vec<u8>)>;
 
 /// Keeps `(value, ts, list())` when it is higher than what `slot` holds (ties keep the first).
 fn higher(slot: &mut Peak, value: f64, ts: i64, list: impl FnOnce() -> Vec<u8>) {
@@ -144,42 +144,13 @@ fn minute_of(t: i64) -> i64 {
 }
 
 /// A minute's peak as gathered, decoded for an hour's row.
-fn as_peak(p: Peak) -> Option<top_hour::Peak> {
+pub(super) fn as_peak(p: Peak) -> Option<top_hour::Peak> {
     let (value, ts, bytes) = p?;
     let list = decode_list(&bytes)?;
     Some(top_hour::Peak { value, ts, list })
 }
 
 impl Tsdb {
-    /// What `table` holds of `host`'s hour starting at `start`: its hour's row, or the row of
-    /// before of the hour's first minute (a database from before), or nothing.
-    fn peaks_row(&self, table: &str, host: i64, start: i64) -> rusqlite::Result<top_hour::Hour> {
-        let row = self
-            .conn
-            .prepare_cached(&format!(
-                "SELECT cpu_peak, cpu_ts, cpu, mem_peak, mem_ts, mem FROM {table}
-                 WHERE host = ?1 AND start = ?2"
-            ))?
-            .query_row(params![host, start], |r| {
-                Ok((
-                    (r.get(0)?, r.get(1)?, r.get::<_, Vec<u8>>(2)?),
-                    (r.get(3)?, r.get(4)?, r.get::<_, Vec<u8>>(5)?),
-                ))
-            })
-            .optional()?;
-        let Some((cpu, mem)) = row else {
-            return Ok(top_hour::Hour::new());
-        };
-        if top_hour::is_hour_row(&cpu.2) {
-            return Ok(top_hour::decode(start, &cpu.2).unwrap_or_default());
-        }
-        let mut hour = top_hour::Hour::new();
-        if let (Some(c), Some(m)) = (as_peak(Some(cpu)), as_peak(Some(mem))) {
-            top_hour::merge(&mut hour, start, c, m);
-        }
-        Ok(hour)
-    }
-
     /// As the raw tier's horizon passes them, the raw rows' minutes' peaks go to the minute
     /// peaks' tables (merged with what a minute already holds: a peak only rises). The rows
     /// stay until their day's table goes (`parts.rs`): how far the peaks were kept is in

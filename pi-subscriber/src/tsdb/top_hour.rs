@@ -17,7 +17,10 @@ use std::collections::BTreeMap;
 
 use broker::ProcessTop;
 
+use rusqlite::{params, OptionalExtension};
+
 use super::codec::{get_varint, put_varint};
+use super::db::Tsdb;
 use super::rollup::{HOUR_MS, MINUTE_MS};
 use super::top_codec::{decode_list_after, encode_list_after};
 
@@ -132,6 +135,40 @@ pub(super) fn decode(start: i64, bytes: &[u8]) -> Option<Hour> {
         );
     }
     (at == bytes.len()).then_some(hour)
+}
+
+impl Tsdb {
+    /// What `table` holds of `host`'s hour starting at `start`: its hour's row, or the row of
+    /// before of the hour's first minute (a database from before), or nothing.
+    pub(super) fn peaks_row(&self, table: &str, host: i64, start: i64) -> rusqlite::Result<Hour> {
+        let row = self
+            .conn
+            .prepare_cached(&format!(
+                "SELECT cpu_peak, cpu_ts, cpu, mem_peak, mem_ts, mem FROM {table}
+                 WHERE host = ?1 AND start = ?2"
+            ))?
+            .query_row(params![host, start], |r| {
+                Ok((
+                    (r.get(0)?, r.get(1)?, r.get::<_, Vec<u8>>(2)?),
+                    (r.get(3)?, r.get(4)?, r.get::<_, Vec<u8>>(5)?),
+                ))
+            })
+            .optional()?;
+        let Some((cpu, mem)) = row else {
+            return Ok(Hour::new());
+        };
+        if is_hour_row(&cpu.2) {
+            return Ok(decode(start, &cpu.2).unwrap_or_default());
+        }
+        let mut hour = Hour::new();
+        if let (Some(c), Some(m)) = (
+            super::top::as_peak(Some(cpu)),
+            super::top::as_peak(Some(mem)),
+        ) {
+            merge(&mut hour, start, c, m);
+        }
+        Ok(hour)
+    }
 }
 
 #[cfg(test)]
