@@ -392,6 +392,12 @@ impl SharedStore {
         Ok(done?)
     }
 
+    /// Writes what the last commits left buffered of the raw tier (a clean stop, after the
+    /// last commit; see `Tsdb::flush`).
+    pub fn flush_history(&self) -> Result<(), HistoryError> {
+        Ok(self.tsdb()?.flush()?)
+    }
+
     /// Whether the history holds a host it never committed (the writer then commits at once).
     pub fn history_holds_a_new_host(&self) -> Result<bool, HistoryError> {
         Ok(self.tsdb()?.holds_a_new_host())

@@ -171,7 +171,12 @@ fn history_writer(
                 };
                 let bounded = s.bound_disk(max_disk);
                 let committed = s.commit();
-                maintained.and(bounded).and(committed)
+                // A clean stop leaves nothing buffered: the next start finds every sample.
+                let flushed = match stop {
+                    true => s.flush_history(),
+                    false => Ok(()),
+                };
+                maintained.and(bounded).and(committed).and(flushed)
             })
             .await;
             match done {

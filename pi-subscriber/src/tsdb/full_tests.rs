@@ -94,11 +94,11 @@ fn a_failed_commit_blocks_nothing_and_loses_nothing_a_backfill_can_bring_back() 
         db.commit().unwrap();
     }
     fs.fill();
-    // Samples 11..=150 while the disk is full: whatever fails (an insert, the commit), the
-    // store must not wedge. (A commit of samples alone writes the day's file only, and the
-    // first few fit in its last page, already allocated: more than a page's worth must fail.)
+    // Samples 11..=400 while the disk is full: whatever fails (an insert, the commit), the
+    // store must not wedge. (A commit of samples alone writes the day's file only, in whole
+    // pages, the first into its last page, already allocated: a few pages' worth must fail.)
     let mut failures = 0;
-    for seq in 11..=150 {
+    for seq in 11..=400 {
         failures += usize::from(db.ingest(&snap(seq), true, now(seq)).is_err());
         failures += usize::from(db.commit().is_err());
     }
@@ -107,13 +107,13 @@ fn a_failed_commit_blocks_nothing_and_loses_nothing_a_backfill_can_bring_back() 
         "the disk was full: something must have failed"
     );
     fs.free();
-    for seq in 151..=160 {
+    for seq in 401..=410 {
         db.ingest(&snap(seq), true, now(seq)).unwrap();
         db.commit()
             .expect("the disk is free again: commits succeed");
     }
     // What was rolled back is a hole for the backfill (the publisher's ring still has it).
-    let holes = db.due_holes(now(160) + 60_000, 8).unwrap();
+    let holes = db.due_holes(now(410) + 60_000, 8).unwrap();
     assert!(!holes.is_empty(), "the lost samples are a hole");
     let covered = |seq: u64| {
         holes
@@ -122,21 +122,21 @@ fn a_failed_commit_blocks_nothing_and_loses_nothing_a_backfill_can_bring_back() 
     };
     let rows = db.flat_rows("tower", 0, i64::MAX).unwrap();
     let stored: Vec<u64> = rows.iter().map(|r| r.seq).collect();
-    for seq in 11..=150 {
+    for seq in 11..=400 {
         assert!(
             stored.contains(&seq) || covered(seq),
             "seq {seq} is neither stored nor in a hole: {stored:?} {holes:?}"
         );
     }
     // The backfill brings them back; the minute buckets then hold every sample once.
-    for seq in 11..=150 {
-        db.ingest(&snap(seq), false, now(160)).unwrap();
+    for seq in 11..=400 {
+        db.ingest(&snap(seq), false, now(410)).unwrap();
     }
     db.commit().unwrap();
     let rows = db.flat_rows("tower", 0, i64::MAX).unwrap();
     assert_eq!(
         rows.iter().map(|r| r.seq).collect::<Vec<_>>(),
-        (1..=160).collect::<Vec<_>>()
+        (1..=410).collect::<Vec<_>>()
     );
     db.maintain(T0 + 2 * HOUR_MS).unwrap();
     let q = SeriesQuery {
@@ -149,6 +149,7 @@ fn a_failed_commit_blocks_nothing_and_loses_nothing_a_backfill_can_bring_back() 
         agg: Agg::Avg,
     };
     let (_, s) = db.query(&q, T0 + 20 * DAY_MS).unwrap();
-    // cpu = seq for seq 1..=160 (40 minutes): the average is 80.5, each sample counted once.
-    assert_eq!(s[0].points, [(T0, Some(80.5))]);
+    // cpu = seq, and the hour from T0 holds seq 1..=239: the average is 120, each sample
+    // counted once.
+    assert_eq!(s[0].points, [(T0, Some(120.0))]);
 }

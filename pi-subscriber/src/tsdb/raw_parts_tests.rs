@@ -72,6 +72,8 @@ fn the_raw_tier_goes_a_day_at_a_time_and_its_pages_are_not_written() {
     let path = dir.path().join("h.sqlite");
     let mut db = Tsdb::open(&path, retention(), 500, T0).unwrap();
     a_day(&mut db);
+    // The tail the last sealed commits left buffered (`RawLog::write_whole_pages`), written.
+    db.flush().unwrap();
     assert_eq!(db.raw_days_for_test(), [T0 / DAY_MS]);
     let file = day_file(&path, T0 / DAY_MS);
     let size = std::fs::metadata(&file).unwrap().len();

@@ -169,7 +169,7 @@ impl Tsdb {
         let log = self.raw_log.get_mut();
         if !sql && log.can_seal() {
             log.seal();
-            log.sync()?;
+            log.write_whole_pages()?;
             return Ok(());
         }
         log.sync()?;
@@ -185,6 +185,13 @@ impl Tsdb {
             )?;
         }
         Ok(())
+    }
+
+    /// Writes the raw tier's committed tail that sealed commits left buffered (less than a
+    /// page a day) and makes it durable: at a clean stop, after the last commit.
+    pub fn flush(&mut self) -> Result<(), TsdbError> {
+        let flushed = self.raw_log.get_mut().flush_committed();
+        flushed.map_err(|e| self.err(e.into()))
     }
 
     pub fn holds_a_new_host(&self) -> bool {

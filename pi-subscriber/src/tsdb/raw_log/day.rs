@@ -114,14 +114,7 @@ impl Day {
     }
 
     pub(super) fn spill(&mut self, bytes_written: &mut u64) -> io::Result<()> {
-        let Some(file) = self.file.as_ref().filter(|_| !self.pending.is_empty()) else {
-            return Ok(());
-        };
-        file.write_all_at(&self.pending, self.written)?;
-        self.written += self.pending.len() as u64;
-        *bytes_written += self.pending.len() as u64;
-        self.pending.clear();
-        Ok(())
+        self.write_head(self.pending.len(), bytes_written)
     }
 
     /// Bytes held: written to the file, and buffered.
@@ -129,19 +122,47 @@ impl Day {
         self.written + self.pending.len() as u64
     }
 
+    /// Reads `buf.len()` bytes at `at`: from the file below `written`, from the buffer above
+    /// it (a record may lie across the two: a sealed commit writes whole pages only).
+    pub(super) fn read_at(&self, buf: &mut [u8], at: u64) -> io::Result<()> {
+        let eof = || io::Error::from(io::ErrorKind::UnexpectedEof);
+        let in_file = usize::try_from(self.written.saturating_sub(at))
+            .unwrap_or(usize::MAX)
+            .min(buf.len());
+        let (head, tail) = buf.split_at_mut(in_file);
+        if !head.is_empty() {
+            self.file
+                .as_ref()
+                .ok_or_else(eof)?
+                .read_exact_at(head, at)?;
+        }
+        if !tail.is_empty() {
+            let from = usize::try_from((at + in_file as u64) - self.written).map_err(|_| eof())?;
+            let end = from.checked_add(tail.len()).ok_or_else(eof)?;
+            tail.copy_from_slice(self.pending.get(from..end).ok_or_else(eof)?);
+        }
+        Ok(())
+    }
+
     pub(super) fn read(&self, e: &Entry) -> Option<RawRecord> {
         let mut buf = vec![0u8; usize::from(e.len)];
-        let offset = u64::from(e.offset);
-        if offset >= self.written {
-            let from = usize::try_from(offset - self.written).ok()?;
-            let len = buf.len();
-            buf.copy_from_slice(self.pending.get(from..from.checked_add(len)?)?);
-        } else {
-            self.file.as_ref()?.read_exact_at(&mut buf, offset).ok()?;
-        }
+        self.read_at(&mut buf, u64::from(e.offset)).ok()?;
         match frame(&buf).and_then(decode)? {
             Record::Sample(r) => Some(r),
             Record::Hide(_) | Record::Seal => None,
         }
+    }
+
+    /// Writes the buffer's first `n` bytes (at most all of it) to the file.
+    pub(super) fn write_head(&mut self, n: usize, bytes_written: &mut u64) -> io::Result<()> {
+        let n = n.min(self.pending.len());
+        let Some(file) = self.file.as_ref().filter(|_| n > 0) else {
+            return Ok(());
+        };
+        file.write_all_at(&self.pending[..n], self.written)?;
+        self.written += n as u64;
+        *bytes_written += n as u64;
+        self.pending.drain(..n);
+        Ok(())
     }
 }

@@ -101,21 +101,7 @@ pub(super) fn scan(file: &File, limit: u64) -> io::Result<Scanned> {
     Ok(found)
 }
 
-/// [`scan`] over bytes held in memory.
-pub(super) fn scan_bytes(bytes: &[u8]) -> Scanned {
-    let read = |buf: &mut [u8], at: u64| -> io::Result<()> {
-        let from = usize::try_from(at).map_err(io::Error::other)?;
-        let src = from
-            .checked_add(buf.len())
-            .and_then(|end| bytes.get(from..end))
-            .ok_or_else(|| io::Error::from(io::ErrorKind::UnexpectedEof))?;
-        buf.copy_from_slice(src);
-        Ok(())
-    };
-    scan_with(read, bytes.len() as u64).unwrap_or_default()
-}
-
-fn scan_with(
+pub(super) fn scan_with(
     read_at: impl Fn(&mut [u8], u64) -> io::Result<()>,
     limit: u64,
 ) -> io::Result<Scanned> {

@@ -47,7 +47,7 @@ mod index;
 mod record;
 
 use day::{day_mut, Day};
-use index::{entry, scan, scan_bytes, Entry};
+use index::{entry, scan_with, Entry};
 #[cfg(test)]
 use record::frame;
 pub use record::{
@@ -56,6 +56,8 @@ pub use record::{
 
 /// Buffered records beyond this go to the file before [`RawLog::sync`] (uncommitted still).
 const SPILL: usize = 1024 * 1024;
+/// What the kernel writes at a time: a sealed commit writes whole ones.
+const PAGE: u64 = 4096;
 
 /// A file of the log, named.
 #[derive(Debug, thiserror::Error)]
@@ -240,6 +242,51 @@ impl RawLog {
         }
     }
 
+    /// After [`RawLog::seal`], in place of [`RawLog::sync`]: writes each day's buffer up to
+    /// its last whole page and makes that durable; the rest (less than a page a day) stays
+    /// buffered, committed, until a later write takes it. A page written part-full is written
+    /// again by the next sync: for one host that doubled what its records cost the card. A
+    /// power cut loses that tail: samples the Pi's restart finds missing and backfills from
+    /// the publisher's ring (its own samples have none: they are lost).
+    pub fn write_whole_pages(&mut self) -> Result<(), RawLogError> {
+        for d in self.days.values_mut() {
+            let whole = d.len() / PAGE * PAGE;
+            if whole <= d.written {
+                continue;
+            }
+            let n = usize::try_from(whole - d.written).unwrap_or(usize::MAX);
+            d.write_head(n, &mut self.bytes_written)
+                .map_err(err(&d.path))?;
+            if let Some(file) = &d.file {
+                file.sync_data().map_err(err(&d.path))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes what is committed and still buffered (a sealed commit's tail), and makes it
+    /// durable: at a clean stop, so a restart finds every committed sample.
+    pub fn flush_committed(&mut self) -> Result<(), RawLogError> {
+        for d in self.days.values_mut() {
+            if d.committed <= d.written || d.file.is_none() {
+                continue;
+            }
+            let n = usize::try_from(d.committed - d.written).unwrap_or(usize::MAX);
+            d.write_head(n, &mut self.bytes_written)
+                .map_err(err(&d.path))?;
+            if let Some(file) = &d.file {
+                file.sync_data().map_err(err(&d.path))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The bytes of `day` the last commit holds (written, or still buffered after a sealed
+    /// commit).
+    pub fn committed_len(&self, day: i64) -> Option<u64> {
+        self.days.get(&day).map(|d| d.committed)
+    }
+
     /// Whether `day` holds a record of `key`.
     pub fn holds(&self, day: i64, key: i64) -> bool {
         self.days.get(&day).is_some_and(|d| d.index.contains(key))
@@ -347,19 +394,20 @@ impl RawLog {
                 gone.push(day);
                 continue;
             }
-            match &d.file {
-                Some(file) => {
-                    d.pending.clear();
-                    file.set_len(d.committed).map_err(err(&d.path))?;
-                    d.written = d.committed;
-                    d.index = scan(file, d.committed).map_err(err(&d.path))?.index;
-                }
-                None => {
-                    let keep = usize::try_from(d.committed - d.written).unwrap_or(usize::MAX);
-                    d.pending.truncate(keep);
-                    d.index = scan_bytes(&d.pending).index;
-                }
+            if d.committed >= d.written {
+                // The commit's tail is still buffered (a sealed commit writes whole pages):
+                // the buffer is cut back to it.
+                let keep = usize::try_from(d.committed - d.written).unwrap_or(usize::MAX);
+                d.pending.truncate(keep);
+            } else if let Some(file) = &d.file {
+                d.pending.clear();
+                file.set_len(d.committed).map_err(err(&d.path))?;
+                d.written = d.committed;
             }
+            let day: &Day = d;
+            d.index = scan_with(|buf, at| day.read_at(buf, at), day.committed)
+                .map_err(err(&d.path))?
+                .index;
         }
         for day in gone {
             self.drop_day(day)?;
@@ -442,5 +490,14 @@ impl RawLog {
 
 #[cfg(test)]
 mod seal_tests;
+/// A log dropped (the store closed) writes its committed tail first.
+impl Drop for RawLog {
+    fn drop(&mut self) {
+        if let Err(error) = self.flush_committed() {
+            tracing::warn!(%error, "raw log: the last committed samples could not be written");
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests;
