@@ -74,6 +74,10 @@ pub struct TsdbStats {
     pub raw_no_slot_total: u64,
     /// Transactions rolled back (a full disk, most likely); their samples became holes.
     pub rollbacks_total: u64,
+    /// Committed bytes of the raw tier's day files that were missing or failed their CRC at
+    /// start-up (a card that lost synced writes): their samples became holes
+    /// (`raw_damage.rs`).
+    pub raw_lost_bytes: u64,
     /// Holes and losses (`holes.rs`).
     #[serde(flatten)]
     pub holes: super::holes::HoleStats,

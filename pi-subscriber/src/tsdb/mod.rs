@@ -35,6 +35,7 @@ pub mod pack;
 mod parts;
 mod query;
 mod raw;
+mod raw_damage;
 mod raw_drop;
 mod raw_key;
 pub mod raw_log;

@@ -8,7 +8,7 @@ use rusqlite::{Connection, OptionalExtension};
 
 use super::buckets::flushed_key;
 use super::db::{HostCache, Tsdb, TsdbStats};
-use super::raw_log::RawLog;
+use super::raw_log::{RawLog, Recovery};
 use super::rollup::{Retention, Tier};
 use super::TsdbError;
 use crate::registry::METRICS;
@@ -35,10 +35,11 @@ pub(super) fn raw_log_key(day: i64) -> String {
 }
 
 /// The raw tier's day files beside the database at `path` (`<path>.raw/`; in memory for an
-/// in-memory database), at the lengths its last commit stored. What a crash cut is logged.
-fn open_raw_log(conn: &Connection, path: &Path) -> rusqlite::Result<RawLog> {
+/// in-memory database), at the lengths its last commit stored. What a crash cut is logged;
+/// what the card lost is returned (`raw_damage.rs`).
+fn open_raw_log(conn: &Connection, path: &Path) -> rusqlite::Result<(RawLog, Recovery)> {
     if path == Path::new(":memory:") {
-        return Ok(RawLog::in_memory());
+        return Ok((RawLog::in_memory(), Recovery::default()));
     }
     let mut committed = BTreeMap::new();
     let mut stmt = conn.prepare("SELECT key, value FROM meta WHERE key GLOB 'raw_log:*'")?;
@@ -57,9 +58,9 @@ fn open_raw_log(conn: &Connection, path: &Path) -> rusqlite::Result<RawLog> {
         tracing::info!(dir = %dir.display(), bytes = found.uncommitted_bytes, "raw log: cut what no commit stored");
     }
     if found.lost_bytes > 0 {
-        tracing::warn!(dir = %dir.display(), bytes = found.lost_bytes, days = ?found.damaged_days, "raw log: committed samples lost (damaged or missing file)");
+        tracing::warn!(dir = %dir.display(), bytes = found.lost_bytes, days = ?found.damaged_days, "raw log: committed samples lost (damaged or missing file): their gaps become holes");
     }
-    Ok(log)
+    Ok((log, found))
 }
 
 impl Tsdb {
@@ -95,7 +96,7 @@ impl Tsdb {
         conn.execute_batch(super::top::SCHEMA).map_err(err)?;
         super::top::upgrade(&conn).map_err(err)?;
         conn.execute_batch(super::rw::SCHEMA).map_err(err)?;
-        let raw_log = open_raw_log(&conn, path).map_err(err)?;
+        let (raw_log, damage) = open_raw_log(&conn, path).map_err(err)?;
         let parts = super::parts::Parts::load(&conn).map_err(err)?;
         parts.check_view(&conn).map_err(err)?;
         let mut db = Tsdb {
@@ -118,6 +119,7 @@ impl Tsdb {
         };
         db.load().map_err(err)?;
         db.load_holes().map_err(err)?;
+        db.holes_for_damage(&damage).map_err(err)?;
         db.rebuild(now_ms).map_err(err)?;
         Ok(db)
     }

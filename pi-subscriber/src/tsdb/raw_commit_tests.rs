@@ -115,3 +115,57 @@ fn a_cut_inside_a_transaction_that_changed_sqlite_keeps_the_sealed_commits_befor
     let seqs: Vec<u64> = db.all_raw_for_test().iter().map(|r| r.seq).collect();
     assert_eq!(seqs, (0..15).collect::<Vec<u64>>());
 }
+
+/// A card that lost committed bytes of a day's file (here: the file cut short): the day ends
+/// at its last readable record, `/health` counts the bytes, and each host's gap up to its
+/// next sample (a later day) becomes a hole, saved by the next commit, for the backfill.
+#[test]
+fn committed_samples_the_card_lost_become_a_hole_and_are_counted() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("h.sqlite");
+    // Samples a minute apart across midnight: seq 0..=19 on T0's day, 20..=29 the next.
+    let start = T0 + DAY_MS - 20 * MINUTE_MS;
+    let mut db = Tsdb::open(&path, retention(), 500, start).unwrap();
+    for seq in 0..30u64 {
+        let ts_ms = start + seq as i64 * MINUTE_MS;
+        db.ingest(&snap(seq, ts_ms), true, ts_ms).unwrap();
+    }
+    db.commit().unwrap();
+    drop(db);
+    let file = day_file(&path, T0 / DAY_MS);
+    let committed = std::fs::metadata(&file).unwrap().len();
+    // The card lost the file's last 300 bytes (the last samples of the day).
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&file)
+        .unwrap()
+        .set_len(committed - 300)
+        .unwrap();
+    let now = start + 31 * MINUTE_MS;
+    let mut db = Tsdb::open(&path, retention(), 500, now).unwrap();
+    let good = std::fs::metadata(&file).unwrap().len();
+    assert!(good <= committed - 300);
+    assert_eq!(db.stats.raw_lost_bytes, committed - good);
+    let seqs: Vec<u64> = db.all_raw_for_test().iter().map(|r| r.seq).collect();
+    let k = *seqs.iter().take_while(|s| **s < 20).last().unwrap();
+    assert!(k < 19, "{seqs:?}");
+    assert_eq!(seqs, (0..=k).chain(20..30).collect::<Vec<u64>>());
+    // The next commit saves the hole: from the last readable sample to the next day's first.
+    db.ingest(&snap(30, now), true, now).unwrap();
+    db.commit().unwrap();
+    let holes = db.due_holes(now + 60_000, 8).unwrap();
+    let got: Vec<_> = holes
+        .iter()
+        .map(|h| {
+            (
+                h.host.as_str(),
+                h.after_seq,
+                h.before_seq,
+                h.after_ts_ms,
+                h.before_ts_ms,
+            )
+        })
+        .collect();
+    let at = |seq: u64| start + seq as i64 * MINUTE_MS;
+    assert_eq!(got, [("tower", k, 20, at(k), at(20))]);
+}
