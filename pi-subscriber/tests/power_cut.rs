@@ -129,3 +129,81 @@ fn a_power_cut_after_commits_of_samples_alone_costs_their_tail_and_the_backfill_
         "a sample served before the cut is gone"
     );
 }
+
+/// A card that lost committed bytes of the raw tier's day file while the Pi was off (here:
+/// the file cut to half the length its last SQLite commit stored): the Pi starts, says how
+/// many bytes it lost (`/health`), and what they held comes back from the publisher's ring
+/// like any other gap: none missing. (Bytes lost past that length, which later commits
+/// sealed, look like a power cut's tail: not counted, refilled the same way.)
+#[test]
+fn committed_samples_the_card_lost_are_counted_and_backfilled() {
+    let (pdir, sdir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let p = Publisher::start(pdir.path(), &["--interval", "200ms"]);
+    let s = start(sdir.path(), &p, "1s");
+    s.wait_for("/health", |h| stored(h) >= 40);
+    s.stop();
+    let before = seqs_on_disk(sdir.path());
+    let raw_dir = support::history_db(sdir.path()).with_extension("sqlite.raw");
+    let files: Vec<_> = std::fs::read_dir(&raw_dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(files.len(), 1, "one day's file: {files:?}");
+    let stored_len: i64 = rusqlite::Connection::open(support::history_db(sdir.path()))
+        .unwrap()
+        .query_row(
+            "SELECT value FROM meta WHERE key GLOB 'raw_log:*'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    let half = stored_len as u64 / 2;
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&files[0])
+        .unwrap()
+        .set_len(half)
+        .unwrap();
+    let cut = seqs_on_disk(sdir.path());
+    assert!(
+        cut.len() < before.len(),
+        "{} of {}",
+        cut.len(),
+        before.len()
+    );
+    // What an open finds lost, on a copy: the cut, and the record it tore.
+    let copy = tempfile::tempdir().unwrap();
+    std::fs::copy(&files[0], copy.path().join(files[0].file_name().unwrap())).unwrap();
+    let day: i64 = files[0]
+        .file_stem()
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let lens = std::collections::BTreeMap::from([(day, stored_len as u64)]);
+    let (_, found) = pi_subscriber::tsdb::raw_log::RawLog::open(copy.path(), &lens).unwrap();
+    assert!(found.lost_bytes >= stored_len as u64 - half, "{found:?}");
+    assert_eq!(found.damaged_days, [day]);
+
+    let s = start(sdir.path(), &p, "1s");
+    let health = s.wait_for("/health", |h| {
+        h["history"]["holes_open"] == 0
+            && h["history"]["holes_filled_total"].as_u64() >= Some(1)
+            && h["ingest"]["stored_mqtt_total"].as_u64() >= Some(3)
+    });
+    assert_eq!(
+        health["history"]["raw_lost_bytes"].as_u64(),
+        Some(found.lost_bytes),
+        "{health}"
+    );
+    assert_eq!(health["history"]["samples_lost_total"], 0, "{health}");
+    let have = history(&s);
+    assert!(
+        before.is_subset(&have),
+        "a sample the card lost is still missing"
+    );
+    let (first, newest) = (*have.first().unwrap(), *have.last().unwrap());
+    let missing: Vec<_> = (first..=newest).filter(|q| !have.contains(q)).collect();
+    assert!(missing.is_empty(), "missing on the Pi: {missing:?}");
+}
