@@ -41,6 +41,25 @@ fn history(s: &Subscriber) -> BTreeSet<u64> {
     seqs(&serde_json::from_str(&body).unwrap())
 }
 
+/// After a restart: nothing said to be lost, no seq missing from `first` to the newest, and
+/// every sample `served` before the cut back.
+fn every_sample_back(
+    s: &Subscriber,
+    health: &serde_json::Value,
+    first: u64,
+    served: &BTreeSet<u64>,
+) {
+    assert_eq!(health["history"]["samples_lost_total"], 0, "{health}");
+    let have = history(s);
+    let newest = *have.last().unwrap();
+    let missing: Vec<_> = (first..=newest).filter(|q| !have.contains(q)).collect();
+    assert!(missing.is_empty(), "missing on the Pi: {missing:?}");
+    assert!(
+        served.iter().all(|s| have.contains(s)),
+        "a sample served before the cut is gone"
+    );
+}
+
 #[test]
 fn a_power_cut_between_commits_loses_nothing_the_ring_still_holds() {
     let (pdir, sdir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
@@ -71,16 +90,8 @@ fn a_power_cut_between_commits_loses_nothing_the_ring_still_holds() {
             && h["history"]["holes_filled_total"].as_u64() >= Some(1)
             && h["ingest"]["stored_backfill_total"].as_u64() >= Some(10)
     });
-    assert_eq!(health["history"]["samples_lost_total"], 0, "{health}");
-    let have = history(&s);
-    let (first, newest) = (*have.first().unwrap(), *have.last().unwrap());
-    let want: BTreeSet<u64> = (first..=newest).collect();
-    let missing: Vec<_> = want.difference(&have).collect();
-    assert!(missing.is_empty(), "missing on the Pi: {missing:?}");
-    assert!(
-        served.iter().all(|s| have.contains(s)),
-        "a sample served before the cut is gone"
-    );
+    let first = *history(&s).first().unwrap();
+    every_sample_back(&s, &health, first, &served);
 }
 
 /// Commits of samples alone write the day's file a whole page at a time and keep the rest in
@@ -118,16 +129,7 @@ fn a_power_cut_after_commits_of_samples_alone_costs_their_tail_and_the_backfill_
     let health = s.wait_for("/health", |h| {
         h["history"]["holes_open"] == 0 && h["ingest"]["stored_mqtt_total"].as_u64() >= Some(3)
     });
-    assert_eq!(health["history"]["samples_lost_total"], 0, "{health}");
-    let have = history(&s);
-    let newest = *have.last().unwrap();
-    let want: BTreeSet<u64> = (first..=newest).collect();
-    let missing: Vec<_> = want.difference(&have).collect();
-    assert!(missing.is_empty(), "missing on the Pi: {missing:?}");
-    assert!(
-        served.iter().all(|s| have.contains(s)),
-        "a sample served before the cut is gone"
-    );
+    every_sample_back(&s, &health, first, &served);
 }
 
 /// A card that lost committed bytes of the raw tier's day file while the Pi was off (here:
@@ -197,13 +199,5 @@ fn committed_samples_the_card_lost_are_counted_and_backfilled() {
         Some(found.lost_bytes),
         "{health}"
     );
-    assert_eq!(health["history"]["samples_lost_total"], 0, "{health}");
-    let have = history(&s);
-    assert!(
-        before.is_subset(&have),
-        "a sample the card lost is still missing"
-    );
-    let (first, newest) = (*have.first().unwrap(), *have.last().unwrap());
-    let missing: Vec<_> = (first..=newest).filter(|q| !have.contains(q)).collect();
-    assert!(missing.is_empty(), "missing on the Pi: {missing:?}");
+    every_sample_back(&s, &health, *before.first().unwrap(), &before);
 }

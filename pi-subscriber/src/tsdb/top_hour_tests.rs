@@ -1,18 +1,9 @@
 use broker::ProcessTop;
 
+use super::super::top_codec::tests::p;
 use super::*;
 
 const H: i64 = 1_700_006_400_000; // an hour's start
-
-fn p(pid: u32, name: &str, user: Option<&str>, cpu: Option<f64>, rss: u64) -> ProcessTop {
-    ProcessTop {
-        pid,
-        name: name.into(),
-        user: user.map(Into::into),
-        cpu_percent: cpu,
-        rss_bytes: rss,
-    }
-}
 
 /// A tower's lists at minute `m`: the same five processes by CPU and by memory, their CPU
 /// and RSS moving, one newcomer every ten minutes.
