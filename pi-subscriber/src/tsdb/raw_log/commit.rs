@@ -50,29 +50,23 @@ impl RawLog {
     /// power cut loses that tail: samples the Pi's restart finds missing and backfills from
     /// the publisher's ring (its own samples have none: they are lost).
     pub fn write_whole_pages(&mut self) -> Result<(), RawLogError> {
-        for d in self.days.values_mut() {
-            let whole = d.len() / PAGE * PAGE;
-            if whole <= d.written {
-                continue;
-            }
-            let n = usize::try_from(whole - d.written).unwrap_or(usize::MAX);
-            d.write_head(n, &mut self.bytes_written)
-                .map_err(err(&d.path))?;
-            if let Some(file) = &d.file {
-                file.sync_data().map_err(err(&d.path))?;
-            }
-        }
-        Ok(())
+        self.write_up_to(|d| d.len() / PAGE * PAGE)
     }
 
     /// Writes what is committed and still buffered (a sealed commit's tail), and makes it
     /// durable: at a clean stop, so a restart finds every committed sample.
     pub fn flush_committed(&mut self) -> Result<(), RawLogError> {
+        self.write_up_to(|d| d.committed)
+    }
+
+    /// Writes each day file's buffer up to the offset `end` gives it and syncs what it wrote.
+    fn write_up_to(&mut self, end: impl Fn(&Day) -> u64) -> Result<(), RawLogError> {
         for d in self.days.values_mut() {
-            if d.committed <= d.written || d.file.is_none() {
+            let end = end(d);
+            if end <= d.written || d.file.is_none() {
                 continue;
             }
-            let n = usize::try_from(d.committed - d.written).unwrap_or(usize::MAX);
+            let n = usize::try_from(end - d.written).unwrap_or(usize::MAX);
             d.write_head(n, &mut self.bytes_written)
                 .map_err(err(&d.path))?;
             if let Some(file) = &d.file {
